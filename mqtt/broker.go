@@ -1,0 +1,286 @@
+package mqtt
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"github.com/VictoriaMetrics/metrics"
+	mochi "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+)
+
+// sysTopicInterval is how often mochi refreshes its $SYS topics (each
+// refresh reads runtime.MemStats); mochi's default is every second.
+const sysTopicInterval = 10 // seconds
+
+// Broker is the embedded MQTT broker devices publish to. Create it with New
+// and start it with Run. Publish, Clients, Addr and Ready are safe for
+// concurrent use at any time.
+type Broker struct {
+	cfg       Config
+	h         Handler
+	log       *slog.Logger
+	m         brokerMetrics
+	srv       *mochi.Server
+	maxPacket uint32
+
+	running atomic.Bool
+	ready   chan struct{}
+	stop    chan struct{} // closed when shutdown begins
+	conns   connSet
+
+	// handlerCtx is passed to Handle; cancelled when shutdown begins. Set
+	// by Run before the first connection is accepted.
+	handlerCtx context.Context
+
+	mu    sync.Mutex
+	addrs map[string]net.Addr
+}
+
+type brokerMetrics struct {
+	received                                            [3]*metrics.Counter
+	errOverloaded, errRejected, errOther                *metrics.Counter
+	droppedOverloaded, droppedRejected, droppedReserved *metrics.Counter
+	tooLarge, overloadDisconnects                       *metrics.Counter
+}
+
+// New validates cfg and builds the broker. It starts no goroutine and binds
+// nothing; Run does. A nil log discards logs; a nil set keeps metrics
+// private. Metrics registered in set:
+//
+//	edgegate_mqtt_messages_received_total{qos="0|1|2"}  device publishes seen
+//	edgegate_mqtt_handler_errors_total{kind="overloaded|rejected|other"}
+//	edgegate_mqtt_messages_dropped_total{reason="overloaded|rejected|reserved_topic"}
+//	    messages neither stored nor to be resent (QoS 0 not stored, rejected,
+//	    device publish to a '$' topic)
+//	edgegate_mqtt_messages_too_large_total  packets/payloads over the limit
+//	edgegate_mqtt_overload_disconnects_total  MQTT 3.1.1 connections closed
+//	    because a QoS 1/2 message could not be stored
+//	edgegate_mqtt_clients_connected  gauge
+func New(cfg Config, h Handler, log *slog.Logger, set *metrics.Set) (*Broker, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if h == nil {
+		return nil, errors.New("mqtt: nil Handler")
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if set == nil {
+		set = metrics.NewSet()
+	}
+	b := &Broker{
+		cfg:        cfg,
+		h:          h,
+		log:        log,
+		maxPacket:  uint32(cfg.MaxPayloadBytes + packetSlack),
+		ready:      make(chan struct{}),
+		stop:       make(chan struct{}),
+		handlerCtx: context.Background(),
+		addrs:      make(map[string]net.Addr),
+	}
+	for q := range b.m.received {
+		b.m.received[q] = set.GetOrCreateCounter(fmt.Sprintf(`edgegate_mqtt_messages_received_total{qos="%d"}`, q))
+	}
+	b.m.errOverloaded = set.GetOrCreateCounter(`edgegate_mqtt_handler_errors_total{kind="overloaded"}`)
+	b.m.errRejected = set.GetOrCreateCounter(`edgegate_mqtt_handler_errors_total{kind="rejected"}`)
+	b.m.errOther = set.GetOrCreateCounter(`edgegate_mqtt_handler_errors_total{kind="other"}`)
+	b.m.droppedOverloaded = set.GetOrCreateCounter(`edgegate_mqtt_messages_dropped_total{reason="overloaded"}`)
+	b.m.droppedRejected = set.GetOrCreateCounter(`edgegate_mqtt_messages_dropped_total{reason="rejected"}`)
+	b.m.droppedReserved = set.GetOrCreateCounter(`edgegate_mqtt_messages_dropped_total{reason="reserved_topic"}`)
+	b.m.tooLarge = set.GetOrCreateCounter(`edgegate_mqtt_messages_too_large_total`)
+	b.m.overloadDisconnects = set.GetOrCreateCounter(`edgegate_mqtt_overload_disconnects_total`)
+	set.GetOrCreateGauge(`edgegate_mqtt_clients_connected`, func() float64 { return float64(b.Clients()) })
+
+	caps := mochi.NewDefaultServerCapabilities()
+	caps.MaximumPacketSize = b.maxPacket
+	caps.ReceiveMaximum = uint16(cfg.MaxInflight)
+	caps.MaximumInflight = uint16(cfg.MaxInflight)
+	caps.MaximumSessionExpiryInterval = uint32(cfg.SessionExpiry / time.Second)
+	caps.Compatibilities.NoInheritedPropertiesOnAck = true // Paho hangs on acks with properties
+	b.srv = mochi.New(&mochi.Options{
+		Capabilities:           caps,
+		InlineClient:           true,
+		Logger:                 slog.New(mochiLog{log.Handler()}).With("source", "mochi"),
+		SysTopicResendInterval: sysTopicInterval,
+	})
+	if err := b.srv.AddHook(&allowAllAuth{}, nil); err != nil {
+		return nil, fmt.Errorf("add auth hook: %w", err)
+	}
+	if err := b.srv.AddHook(&brokerHook{b: b}, nil); err != nil {
+		return nil, fmt.Errorf("add broker hook: %w", err)
+	}
+	return b, nil
+}
+
+// Run binds every listener, serves until ctx is done, then disconnects all
+// clients (MQTT 5 clients get DISCONNECT 0x8B server shutting down), closes
+// the listeners and returns once every goroutine it started has exited and
+// no Handle call is running. The ctx given to Handle is cancelled as soon as
+// ctx is done.
+//
+// If a listener cannot be bound, Run returns an error naming it and Ready
+// is never closed. Run may be called once.
+func (b *Broker) Run(ctx context.Context) error {
+	if !b.running.CompareAndSwap(false, true) {
+		return errors.New("mqtt: Run called twice")
+	}
+	lns, err := b.bind(ctx)
+	if err != nil {
+		return err
+	}
+	hctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	b.handlerCtx = hctx // before any connection is accepted
+
+	if err := b.srv.Serve(); err != nil { // no listeners of mochi's: starts its $SYS loop
+		for _, l := range lns {
+			_ = l.ln.Close()
+		}
+		return fmt.Errorf("start mqtt server: %w", err)
+	}
+	var loops sync.WaitGroup
+	for _, l := range lns {
+		if l.http != nil {
+			loops.Go(func() { b.serveWebsocket(l) })
+		} else {
+			loops.Go(func() { b.serveTCP(l) })
+		}
+		b.log.Info("mqtt listener started", "listener", l.cfg.ID, "type", l.cfg.Type, "address", l.ln.Addr().String())
+	}
+	close(b.ready)
+
+	<-ctx.Done()
+	b.log.Info("mqtt broker stopping", "clients", b.Clients())
+	cancel()
+	close(b.stop)
+	for _, l := range lns {
+		if l.http != nil {
+			_ = l.http.Close() // closes the listener and not-yet-upgraded connections
+		} else {
+			_ = l.ln.Close()
+		}
+	}
+	b.conns.shut()
+	b.disconnectAll()
+	b.conns.closeAll()
+	loops.Wait()
+	b.conns.wait()
+	_ = b.srv.Close() // stops mochi's $SYS loop; its client wait group is at zero by now
+	b.log.Info("mqtt broker stopped")
+	return nil
+}
+
+func (b *Broker) bind(ctx context.Context) ([]*boundListener, error) {
+	var lc net.ListenConfig
+	lns := make([]*boundListener, 0, len(b.cfg.Listeners))
+	for _, c := range b.cfg.Listeners {
+		ln, err := lc.Listen(ctx, "tcp", c.Address)
+		if err != nil {
+			for _, l := range lns {
+				_ = l.ln.Close()
+			}
+			return nil, fmt.Errorf("mqtt listener %s: %w", c.ID, err)
+		}
+		l := &boundListener{cfg: c, ln: ln}
+		if c.Type == TypeWebsocket {
+			l.http = b.websocketServer(c.ID)
+		}
+		lns = append(lns, l)
+		b.mu.Lock()
+		b.addrs[c.ID] = ln.Addr()
+		b.mu.Unlock()
+	}
+	return lns, nil
+}
+
+// disconnectAll tells every connected client the server is going away:
+// DISCONNECT 0x8B for MQTT 5, a closed connection for MQTT 3.1.1 (whose
+// servers must not send DISCONNECT). A client whose connection does not take
+// the write within shutdownGrace is closed by the caller's closeAll.
+func (b *Broker) disconnectAll() {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for _, cl := range b.srv.Clients.GetAll() {
+			if cl.Net.Inline || cl.Closed() {
+				continue
+			}
+			if cl.Properties.ProtocolVersion == 5 {
+				_ = b.srv.DisconnectClient(cl, packets.ErrServerShuttingDown)
+			} else {
+				cl.Stop(packets.ErrServerShuttingDown)
+			}
+		}
+	}()
+	t := time.NewTimer(shutdownGrace)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+		b.conns.closeAll() // unblocks writes stuck on slow clients
+		<-done
+	}
+}
+
+// Ready is closed once every listener is bound and accepting.
+func (b *Broker) Ready() <-chan struct{} { return b.ready }
+
+// Addr returns the bound address of listener id, or nil if id is unknown or
+// Run has not bound it yet. Useful with port 0.
+func (b *Broker) Addr(id string) net.Addr {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.addrs[id]
+}
+
+// Clients returns the number of connected clients.
+func (b *Broker) Clients() int {
+	return int(atomic.LoadInt64(&b.srv.Info.ClientsConnected))
+}
+
+// Publish sends a gateway-originated message to local MQTT subscribers (for
+// local actuation). It is never handed to the Handler. qos caps the QoS of
+// the delivery (subscribers receive min(qos, their subscription QoS));
+// retain keeps it as the topic's retained message. topic must be a valid
+// topic name: non-empty, UTF-8, without wildcards or NUL, not starting with
+// '$'. Publish works whether or not Run is active (with no subscribers the
+// message is only retained, if asked).
+func (b *Broker) Publish(topic string, payload []byte, retain bool, qos byte) error {
+	if err := checkTopic(topic); err != nil {
+		return fmt.Errorf("publish to %q: %w", topic, err)
+	}
+	if qos > 2 {
+		return fmt.Errorf("publish to %q: qos must be 0, 1 or 2, got %d", topic, qos)
+	}
+	if err := b.srv.Publish(topic, payload, retain, qos); err != nil {
+		return fmt.Errorf("publish to %q: %w", topic, err)
+	}
+	return nil
+}
+
+func checkTopic(topic string) error {
+	switch {
+	case topic == "":
+		return errors.New("empty topic")
+	case len(topic) > math.MaxUint16:
+		return errors.New("topic longer than 65535 bytes")
+	case !utf8.ValidString(topic):
+		return errors.New("topic is not valid UTF-8")
+	case strings.ContainsAny(topic, "+#\x00"):
+		return errors.New("topic contains a wildcard or NUL")
+	case strings.HasPrefix(topic, "$"):
+		return errors.New("topics starting with '$' are reserved")
+	}
+	return nil
+}

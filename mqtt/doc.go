@@ -1,0 +1,29 @@
+// Package mqtt embeds the mochi-mqtt broker that devices connect to. It is the
+// only package that imports mochi (and gorilla/websocket, for its websocket
+// listener).
+//
+// Every PUBLISH from a device is handed synchronously to a Handler on the
+// publishing client's goroutine, before the broker acknowledges it, so the
+// acknowledgement can mean "durably stored". The Handler's error decides what
+// the device sees (nil: ack; ErrOverloaded or any other error: MQTT 5 gets
+// reason 0x97, MQTT 3.1.1 gets no ack and is disconnected so it resends;
+// ErrRejected: MQTT 5 gets 0x99, MQTT 3.1.1 is acked and the message dropped);
+// see Handler. Messages are delivered to local MQTT subscribers only after the
+// Handler accepted them. Messages the gateway itself publishes with
+// Broker.Publish, broker $SYS topics and wills never reach the Handler;
+// device publishes to topics starting with '$' are refused (mochi itself
+// ignores, without an ack, device publishes to $SYS/...).
+//
+// Lifecycle: New validates and allocates (no goroutine, nothing bound); Run
+// binds every listener, serves until its context is done, and returns after
+// all connections are closed and no Handle call is running. The Handler's
+// context is cancelled when shutdown begins.
+//
+// Authentication is allow-all for now; it lives in one mochi hook (auth.go)
+// that per-device authentication replaces.
+//
+// Concurrency: Handle runs concurrently for different clients, serially for
+// one client. Broker methods are safe for concurrent use.
+//
+// mqtt must not import buffer, uplink, rules or gateway.
+package mqtt
