@@ -1,0 +1,137 @@
+package uplink
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// Error is the failure a Sender returns. Retryable tells the caller whether
+// sending the same records again may succeed (connection errors, timeouts,
+// 408, 429, 5xx) or not (other 4xx, malformed records). RetryAfter is the
+// server's Retry-After hint (429 and 503), 0 when absent. StatusCode is the
+// HTTP status of the failed response, 0 when there was none.
+type Error struct {
+	Err        error
+	Retryable  bool
+	RetryAfter time.Duration
+	StatusCode int
+}
+
+// Error returns the message of the wrapped error.
+func (e *Error) Error() string {
+	if e.Err == nil {
+		return "uplink error"
+	}
+	return e.Err.Error()
+}
+
+// Unwrap returns the wrapped error.
+func (e *Error) Unwrap() error { return e.Err }
+
+// RecordError names the record (by its index in the slice given to Send)
+// that caused a failure. Senders wrap it inside *Error: a caller that finds
+// one with errors.As and a non-retryable *Error can dead-letter that record
+// and send the others again.
+type RecordError struct {
+	Index int
+	Err   error
+}
+
+// Error returns "record <index>: <err>".
+func (e *RecordError) Error() string { return fmt.Sprintf("record %d: %v", e.Index, e.Err) }
+
+// Unwrap returns the wrapped error.
+func (e *RecordError) Unwrap() error { return e.Err }
+
+// Classify tells the forward loop what to do with an error from Send. nil
+// yields (false, 0). An *Error anywhere in the chain yields its Retryable and
+// RetryAfter. Everything else (context and network errors included) is
+// treated as retryable: only failures we know to be permanent are dropped.
+func Classify(err error) (retryable bool, retryAfter time.Duration) {
+	if err == nil {
+		return false, 0
+	}
+	var ue *Error
+	if errors.As(err, &ue) {
+		return ue.Retryable, ue.RetryAfter
+	}
+	return true, 0
+}
+
+// maxRetryAfter caps a server's Retry-After hint.
+const maxRetryAfter = time.Hour
+
+// retryableStatus reports whether a response status is worth retrying.
+func retryableStatus(code int) bool {
+	return code == http.StatusRequestTimeout || code == http.StatusTooManyRequests || code >= 500
+}
+
+// parseRetryAfter parses a Retry-After value (delay-seconds or HTTP-date)
+// relative to now. It returns 0 for an absent or malformed value.
+func parseRetryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if secs <= 0 {
+			return 0
+		}
+		if secs > int64(maxRetryAfter/time.Second) {
+			return maxRetryAfter
+		}
+		return time.Duration(secs) * time.Second
+	}
+	t, err := http.ParseTime(v)
+	if err != nil {
+		return 0
+	}
+	d := t.Sub(now)
+	if d <= 0 {
+		return 0
+	}
+	return min(d, maxRetryAfter)
+}
+
+// snippetLen is how much of a response body goes into an error message.
+const snippetLen = 200
+
+// snippet returns a single-line, printable, truncated form of b.
+func snippet(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	truncated := false
+	if len(b) > snippetLen {
+		b = b[:snippetLen]
+		truncated = true
+	}
+	var sb strings.Builder
+	for len(b) > 0 {
+		r, size := utf8.DecodeRune(b)
+		b = b[size:]
+		switch {
+		case r == utf8.RuneError && size <= 1:
+			if len(b) == 0 && truncated {
+				break // a rune cut by the truncation
+			}
+			sb.WriteRune('?')
+		case r == '\n' || r == '\r' || r == '\t':
+			sb.WriteByte(' ')
+		case r < 0x20 || r == 0x7f:
+			sb.WriteRune('?')
+		default:
+			sb.WriteRune(r)
+		}
+	}
+	s := strings.TrimSpace(sb.String())
+	if truncated {
+		s += "…"
+	}
+	return s
+}

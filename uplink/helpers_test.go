@@ -1,0 +1,186 @@
+package uplink
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+)
+
+// testRecords builds n records spread over the given number of sources. The
+// "seq" extension counts events per source from 0. Data cycles through JSON,
+// text and binary (data_base64).
+func testRecords(tb testing.TB, n, sources int) [][]byte {
+	tb.Helper()
+	seq := make([]int, sources)
+	out := make([][]byte, n)
+	base := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
+	for i := range n {
+		src := i % sources
+		e := event.New()
+		e.SetID(fmt.Sprintf("evt-%04d", i))
+		e.SetSource(fmt.Sprintf("edgegate/devices/dev%d", src))
+		e.SetType("com.example.telemetry")
+		e.SetSubject(fmt.Sprintf("sensors/dev%d/temp", src))
+		e.SetTime(base.Add(time.Duration(i) * time.Millisecond))
+		e.SetExtension("seq", seq[src])
+		e.SetExtension("mqtttopic", fmt.Sprintf("sensors/dev%d/temp", src))
+		seq[src]++
+		var err error
+		switch i % 3 {
+		case 0:
+			err = e.SetData(event.ApplicationJSON, map[string]any{"temp": 21.5, "n": i, "unit": "°C"})
+		case 1:
+			err = e.SetData("text/plain", fmt.Sprintf("reading %d \"quoted\"", i))
+		case 2:
+			err = e.SetData("application/octet-stream", []byte{0, 1, 2, 0xff, byte(i)})
+		}
+		if err != nil {
+			tb.Fatal(err)
+		}
+		b, err := json.Marshal(e)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		out[i] = b
+	}
+	return out
+}
+
+// receiver is an httptest server that validates every request with the
+// strict validator and records the events it accepted.
+type receiver struct {
+	tb  testing.TB
+	srv *httptest.Server
+
+	// respond, when set, decides the answer after validation; it returns the
+	// status code. It runs concurrently.
+	respond func(w http.ResponseWriter, r *http.Request, evs []ceView) int
+
+	mu          sync.Mutex
+	events      []ceView
+	requests    int
+	inflight    int
+	maxInflight int
+}
+
+func newReceiver(tb testing.TB, respond func(w http.ResponseWriter, r *http.Request, evs []ceView) int) *receiver {
+	tb.Helper()
+	rc := &receiver{tb: tb, respond: respond}
+	rc.srv = httptest.NewServer(http.HandlerFunc(rc.serve))
+	tb.Cleanup(rc.srv.Close)
+	return rc
+}
+
+func (rc *receiver) serve(w http.ResponseWriter, r *http.Request) {
+	rc.mu.Lock()
+	rc.requests++
+	rc.inflight++
+	rc.maxInflight = max(rc.maxInflight, rc.inflight)
+	rc.mu.Unlock()
+	defer func() {
+		rc.mu.Lock()
+		rc.inflight--
+		rc.mu.Unlock()
+	}()
+
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	evs, err := validateRequest(r, body)
+	if err != nil {
+		rc.tb.Errorf("invalid CloudEvents request: %v", err)
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	status := http.StatusOK
+	if rc.respond != nil {
+		status = rc.respond(w, r, evs)
+	}
+	if status >= 200 && status < 300 {
+		rc.mu.Lock()
+		rc.events = append(rc.events, evs...)
+		rc.mu.Unlock()
+	}
+	if status >= 200 && status < 300 {
+		w.WriteHeader(status)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain")
+	w.WriteHeader(status)
+	fmt.Fprintf(w, "rejected by test\nline two %s", strings.Repeat("z", 500))
+}
+
+// newReceiverHandler serves h on 127.0.0.1 and returns its URL.
+func newReceiverHandler(tb testing.TB, h http.Handler) string {
+	srv := httptest.NewServer(h)
+	tb.Cleanup(srv.Close)
+	return srv.URL
+}
+
+func (rc *receiver) received() []ceView {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return append([]ceView(nil), rc.events...)
+}
+
+func (rc *receiver) stats() (requests, maxInflight int) {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return rc.requests, rc.maxInflight
+}
+
+// newTestSender builds a sender for url with small, fast settings.
+func newTestSender(tb testing.TB, url, mode string, mod func(*Config)) Sender {
+	tb.Helper()
+	cfg := DefaultConfig()
+	cfg.Name = "test"
+	cfg.URL = url
+	cfg.Mode = mode
+	cfg.Timeout = 5 * time.Second
+	if mod != nil {
+		mod(&cfg)
+	}
+	s, err := New(cfg, nil, nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { s.(io.Closer).Close() })
+	return s
+}
+
+// checkSameSet checks that got holds exactly the records (in any order).
+func checkSameSet(t *testing.T, got []ceView, records [][]byte) {
+	t.Helper()
+	if len(got) != len(records) {
+		t.Fatalf("received %d events, want %d", len(got), len(records))
+	}
+	byID := map[string][]byte{}
+	for _, r := range records {
+		var m struct{ ID string }
+		if err := json.Unmarshal(r, &m); err != nil {
+			t.Fatal(err)
+		}
+		byID[m.ID] = r
+	}
+	for _, v := range got {
+		r, ok := byID[v.Attrs["id"]]
+		if !ok {
+			t.Errorf("unexpected or duplicate event id %q", v.Attrs["id"])
+			continue
+		}
+		delete(byID, v.Attrs["id"])
+		if err := sameEvent(v, r); err != nil {
+			t.Errorf("event %s: %v", v.Attrs["id"], err)
+		}
+	}
+}

@@ -1,0 +1,47 @@
+package uplink
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"github.com/VictoriaMetrics/metrics"
+)
+
+// Sender delivers records to one cloud endpoint.
+type Sender interface {
+	// Send delivers the records (each one CloudEvent in the CloudEvents JSON
+	// format) and returns nil only when the endpoint accepted all of them.
+	// On failure it returns an *Error (see Classify); some records may have
+	// been delivered already, so the caller sends the whole slice again
+	// (at-least-once; duplicates keep their id). Send is safe for concurrent
+	// use and blocks until done or ctx is done. It does not retain records
+	// after it returns.
+	Send(ctx context.Context, records [][]byte) error
+}
+
+// New builds the Sender for cfg.Type. It applies defaults to a copy of cfg,
+// validates it and starts no goroutines. log may be nil (discard); m may be
+// nil (metrics are then kept in a private set).
+//
+// The returned Sender also implements io.Closer; Close releases idle
+// connections and may be called when the uplink is removed.
+func New(cfg Config, log *slog.Logger, m *metrics.Set) (Sender, error) {
+	cfg.ApplyDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("uplink %q: %w", cfg.Name, err)
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if m == nil {
+		m = metrics.NewSet()
+	}
+	switch cfg.Type {
+	case TypeHTTP:
+		return newHTTPSender(cfg, log, m)
+	default:
+		// Unreachable after Validate; kept so a new type cannot slip through.
+		return nil, fmt.Errorf("uplink %q: unknown type %q", cfg.Name, cfg.Type)
+	}
+}
