@@ -1,0 +1,53 @@
+package buffer
+
+import (
+	"fmt"
+	"log/slog"
+	"strings"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// Badger tuning for a 1 GB Raspberry Pi (see shared DEPENDENCIES.md). These
+// also keep the mapped address space small on 32-bit ARM: Badger's defaults
+// map ~2.7 GiB (2 GiB value log + 128 MiB WAL) and cannot reopen there.
+const (
+	memTableSize     = 8 << 20
+	valueLogFileSize = 16 << 20
+	// valueThreshold keeps typical records (a few KiB) inside the LSM tree,
+	// where deletes are reclaimed by compaction; larger ones go to the value
+	// log. It must stay below 15% of memTableSize (Badger's max batch size).
+	valueThreshold = 64 << 10
+)
+
+func badgerOptions(dir string, log *slog.Logger) badger.Options {
+	return badger.DefaultOptions(dir).
+		WithSyncWrites(true). // a commit is an fsync: see doc.go
+		WithMemTableSize(memTableSize).
+		WithNumMemtables(2).
+		WithNumLevelZeroTables(2).
+		WithNumLevelZeroTablesStall(4).
+		WithValueLogFileSize(valueLogFileSize).
+		WithValueThreshold(valueThreshold).
+		WithBlockCacheSize(4 << 20).
+		WithIndexCacheSize(2 << 20).
+		WithNumCompactors(2).
+		WithNumGoroutines(2).
+		WithMetricsEnabled(false).
+		WithDetectConflicts(false). // one writer per key: the committer
+		WithLogger(badgerLogger{log})
+}
+
+// badgerLogger routes Badger's logger to slog, keeping warnings and errors.
+type badgerLogger struct{ log *slog.Logger }
+
+func (l badgerLogger) Errorf(f string, a ...any) {
+	l.log.Error("badger: " + strings.TrimSpace(fmt.Sprintf(f, a...)))
+}
+
+func (l badgerLogger) Warningf(f string, a ...any) {
+	l.log.Warn("badger: " + strings.TrimSpace(fmt.Sprintf(f, a...)))
+}
+
+func (badgerLogger) Infof(string, ...any)  {}
+func (badgerLogger) Debugf(string, ...any) {}

@@ -1,0 +1,51 @@
+// Package buffer is edgegate's durable event store: a Badger database of
+// opaque []byte records kept in one ordered queue per uplink. An event routed
+// to two uplinks is two records.
+//
+// # Durability
+//
+// Appends are group-committed: one committer goroutine (run by Run) gathers
+// every pending Append into one transaction and one fsync, then releases all
+// waiting callers, so a nil error from Append means the records survive
+// kill -9 and power loss. Badger runs with SyncWrites, so every commit is an
+// fsync. (SyncWrites off plus db.Sync after each round was rejected: Sync only
+// syncs the current memtable's WAL, and a concurrent write that rotates the
+// memtable between our commit and our Sync leaves our records in an unsynced
+// WAL.)
+//
+// # Bounds
+//
+// Stored records are bounded by max_bytes (logical bytes: the sum of record
+// data lengths), max_age, and free disk space (min_free_bytes, watched with
+// statfs because Badger dies with SIGBUS on a full disk). When max_bytes
+// would be exceeded, drop_oldest deletes the oldest records across all queues
+// and reject refuses the Append with ErrFull. Below min_free_bytes every
+// Append fails with ErrFull.
+//
+// # Queues and leases
+//
+// Queue.Next leases the oldest records not yet leased; Batch.Ack deletes
+// them and Batch.Nack hands them back, to be returned again before newer
+// ones. Delivery is at-least-once: a crash may redeliver acked records, and
+// leases do not survive a restart.
+//
+// # Lifecycle
+//
+// Open opens Badger and starts no goroutines. Run runs the committer, the
+// expiry sweeper, value-log GC and the disk guard until its context ends;
+// Append needs Run to be active and fails with ErrClosed once it has
+// returned. Next, Ack and Nack work from Open until Close. Close is called
+// after Run has returned.
+//
+// # Imports
+//
+// buffer knows nothing of CloudEvents, MQTT or HTTP and must not import other
+// edgegate packages. On 32-bit ARM it must be built against the patched
+// ristretto that scripts/patch-ristretto.sh prepares (GOWORK=build/go.work).
+//
+// # Concurrency
+//
+// Append, Queue, Next, Stats, Ack and Nack are safe for concurrent use. One
+// consumer per queue is expected, but it may hold several batches at once and
+// ack them in any order.
+package buffer

@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# patch-ristretto.sh: make Badger safe on 32-bit ARM.
+#
+# ristretto v2 (pulled by badger v4) has two bugs that lose data or crash on
+# 32-bit platforms (see shared DEPENDENCIES.md):
+#   1. z/allocator.go shifts an int by 32: `uint64((bufIdx+1)<<32)` is 0 on
+#      32-bit, so an allocator wraps onto its first buffer and SST blocks are
+#      overwritten.
+#   2. z/mmap_linux.go maps with unix.Mmap (which records the mapping inside
+#      x/sys) but unmaps/remaps with raw syscalls, so x/sys keeps stale slices
+#      into unmapped memory that the Go heap may later reuse.
+#
+# This script copies the ristretto version that go.mod selects from the module
+# cache into build/ristretto (git-ignored), applies both fixes, failing loudly
+# if the expected original code is not found, and writes build/go.work which
+# replaces ristretto with the patched copy. Every go command of the project runs
+# with GOWORK=<repo>/build/go.work. It is idempotent and returns quickly when
+# build/ is up to date.
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+build="$root/build"
+dst="$build/ristretto"
+mod=github.com/dgraph-io/ristretto/v2
+
+die() { echo "patch-ristretto: $*" >&2; exit 1; }
+
+cd "$root"
+read -r src ver < <(GOWORK=off go list -m -f '{{.Dir}} {{.Version}}' "$mod") || die "cannot resolve $mod from go.mod"
+[ -n "${ver:-}" ] || die "go.mod selects no version of $mod"
+if [ -z "${src:-}" ] || [ "$src" = "$ver" ] || [ ! -d "$src" ]; then
+	# Not in the module cache yet.
+	src=$(GOWORK=off go mod download -json "$mod@$ver" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",*$/\1/p')
+	[ -d "$src" ] || die "cannot download $mod@$ver"
+fi
+
+godirective=$(awk '$1 == "go" { print $2; exit }' go.mod)
+[ -n "$godirective" ] || die "no go directive in go.mod"
+
+script_sum=$(sha256sum "${BASH_SOURCE[0]}" | cut -d' ' -f1)
+stamp="$ver $script_sum"
+work="go $godirective
+
+use ..
+
+replace $mod => ./ristretto
+"
+
+if [ -f "$dst/.edgegate-patched" ] && [ "$(cat "$dst/.edgegate-patched")" = "$stamp" ] &&
+	[ -f "$build/go.work" ] && [ "$(cat "$build/go.work")" = "$(printf '%s' "$work")" ]; then
+	exit 0
+fi
+
+# Out of date: remove the old copy and go.work first, so a failure below
+# leaves no stale (or unpatched) replacement behind: builds then fail loudly.
+mkdir -p "$build"
+rm -f "$build/go.work"
+rm -rf "$dst" "$dst.tmp"
+trap 'rm -rf "$dst.tmp"' EXIT
+cp -R "$src" "$dst.tmp"
+chmod -R u+w "$dst.tmp"
+
+# replace FILE DESCRIPTION PERL-SUBSTITUTION: applies a substitution that must
+# match exactly once.
+replace() {
+	local file=$1 what=$2 expr=$3
+	[ -f "$file" ] || die "$what: $file not found in $mod@$ver"
+	N=0 perl -0777 -i -pe "\$n = ($expr); END { exit(\$n == 1 ? 0 : 3) }" "$file" ||
+		die "$what: expected original code not found exactly once in ${file#"$dst.tmp/"} ($mod@$ver); re-check the fix against this version"
+}
+
+# Fix 1: shift after widening to uint64.
+replace "$dst.tmp/z/allocator.go" "allocator shift" \
+	's/\Qatomic.StoreUint64(&a.compIdx, uint64((bufIdx+1)<<32))\E/atomic.StoreUint64(&a.compIdx, uint64(bufIdx+1)<<32)/g'
+
+# Fix 2a: map without registering the mapping inside x/sys.
+replace "$dst.tmp/z/mmap_linux.go" "mmap via MmapPtr" \
+	's/\Q	return unix.Mmap(int(fd.Fd()), 0, int(size), mtype, unix.MAP_SHARED)\E\n/	\/\/ edgegate: MmapPtr does not record the mapping in x\/sys, which would keep\n	\/\/ stale slices after mremap\/munmap (bad pointers in the Go heap on 32-bit).\n	p, err := unix.MmapPtr(int(fd.Fd()), 0, nil, uintptr(size), mtype, unix.MAP_SHARED)\n	if err != nil {\n		return nil, err\n	}\n	return unsafe.Slice((*byte)(p), int(size)), nil\n/g'
+
+# Fix 2b: unmap with the matching pointer API.
+replace "$dst.tmp/z/mmap_linux.go" "munmap via MunmapPtr" \
+	's/\Q	_, _, errno := unix.Syscall(\E\n\Q		unix.SYS_MUNMAP,\E\n\Q		uintptr(unsafe.Pointer(&data[0])),\E\n\Q		uintptr(len(data)),\E\n\Q		0,\E\n\Q	)\E\n\Q	if errno != 0 {\E\n\Q		return errno\E\n\Q	}\E\n\Q	return nil\E\n/	return unix.MunmapPtr(unsafe.Pointer(&data[0]), uintptr(len(data)))\n/g'
+
+# The remaining mmap users must not go through x/sys' tracked Mmap/Munmap
+# either: mremap uses a raw syscall (consistent with untracked mappings).
+if grep -n 'unix\.Mmap(\|unix\.Munmap(' "$dst.tmp/z/mmap_linux.go" "$dst.tmp"/z/mremap*.go "$dst.tmp"/z/file_linux.go "$dst.tmp"/z/calloc*.go; then
+	die "tracked unix.Mmap/unix.Munmap still used on linux in $mod@$ver"
+fi
+
+(cd "$dst.tmp" && gofmt -l z) | grep . && die "patched files are not gofmt-clean"
+
+printf '%s' "$stamp" >"$dst.tmp/.edgegate-patched"
+mv "$dst.tmp" "$dst"
+printf '%s' "$work" >"$build/go.work"
+echo "patch-ristretto: patched $mod@$ver into build/ristretto, wrote build/go.work"
