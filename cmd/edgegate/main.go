@@ -1,0 +1,180 @@
+// Command edgegate is the edge gateway: an MQTT broker for devices that turns
+// every message into a CloudEvent, keeps it in a durable disk buffer and
+// forwards it to cloud endpoints.
+//
+//	edgegate run --config FILE        run the gateway
+//	edgegate validate --config FILE   check a configuration file, report every error
+//	edgegate sink                     print the CloudEvents an uplink would deliver
+//	edgegate simulate                 simulated devices publishing telemetry
+//	edgegate version
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime"
+	"syscall"
+
+	"github.com/VictoriaMetrics/metrics"
+
+	"github.com/edgegate/edgegate/gateway"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+const usage = `edgegate — an edge gateway for IoT device events
+
+Usage:
+  edgegate run [--config FILE]        run the gateway (default config: configs/edgegate.yaml)
+  edgegate validate [--config FILE]   check a configuration file and report every error
+  edgegate sink [flags]               receive CloudEvents over HTTP and print them
+  edgegate simulate [flags]           simulated MQTT devices publishing JSON telemetry
+  edgegate version                    print the version
+
+Run "edgegate COMMAND -h" for the flags of a command.
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run executes one command and returns the process exit code.
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	cmd, rest := args[0], args[1:]
+	ctx, stop := signalContext()
+	defer stop()
+
+	var err error
+	switch cmd {
+	case "run":
+		err = cmdRun(ctx, rest, stderr)
+	case "validate":
+		err = cmdValidate(rest, stdout, stderr)
+	case "sink":
+		err = cmdSink(ctx, rest, stdout, stderr)
+	case "simulate":
+		err = cmdSimulate(ctx, rest, stdout, stderr)
+	case "version", "--version":
+		fmt.Fprintf(stdout, "edgegate %s %s %s/%s\n", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+	default:
+		fmt.Fprintf(stderr, "edgegate: unknown command %q\n\n%s", cmd, usage)
+		return 2
+	}
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.Is(err, errUsage):
+		return 2
+	default:
+		fmt.Fprintf(stderr, "edgegate %s: %v\n", cmd, err)
+		return 1
+	}
+}
+
+// errUsage marks errors whose message was already printed with the usage.
+var errUsage = errors.New("usage")
+
+// signalContext is cancelled by the first SIGINT or SIGTERM; a second one
+// exits the process at once.
+func signalContext() (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(context.Background())
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	go func() {
+		select {
+		case <-sigs:
+			cancel()
+		case <-ctx.Done():
+			signal.Stop(sigs)
+			return
+		}
+		select {
+		case s := <-sigs:
+			fmt.Fprintf(os.Stderr, "edgegate: second %v: exiting now\n", s)
+			os.Exit(130)
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, func() { cancel(); signal.Stop(sigs) }
+}
+
+func configFlag(fs *flag.FlagSet) *string {
+	return fs.String("config", "configs/edgegate.yaml", "configuration file")
+}
+
+func cmdValidate(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := configFlag(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if _, _, err := gateway.LoadFile(*path); err != nil {
+		printConfigErrors(stderr, err)
+		return errUsage
+	}
+	fmt.Fprintf(stdout, "%s: ok\n", *path)
+	return nil
+}
+
+// printConfigErrors prints each problem on its own line, as file:line:col:
+// field: problem.
+func printConfigErrors(w io.Writer, err error) {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		for _, e := range j.Unwrap() {
+			fmt.Fprintln(w, e)
+		}
+		return
+	}
+	fmt.Fprintln(w, err)
+}
+
+func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := configFlag(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, _, err := gateway.LoadFile(*path)
+	if err != nil {
+		printConfigErrors(stderr, err)
+		return errUsage
+	}
+	level := new(slog.LevelVar)
+	level.Set(cfg.LogLevel())
+	hopts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler = slog.NewTextHandler(stderr, hopts)
+	if cfg.Log.Format == "json" {
+		h = slog.NewJSONHandler(stderr, hopts)
+	}
+	log := slog.New(h)
+	log.Info("starting edgegate", "version", version, "config", *path)
+
+	set := metrics.NewSet()
+	set.NewGauge(`edgegate_build_info{version="`+version+`",goversion="`+runtime.Version()+`"}`, func() float64 { return 1 })
+	g, err := gateway.New(cfg, gateway.Options{Log: log, Metrics: set})
+	if err != nil {
+		return err
+	}
+	if err := g.Run(ctx); err != nil {
+		log.Error("edgegate stopped with an error", "err", err)
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,284 @@
+// Package gateway wires edgegate together: it owns the top-level Config and
+// LoadFile, the pipeline (MQTT message → CloudEvent → disk buffer), the
+// forward loops (buffer → uplink), the admin HTTP endpoint and the lifecycle
+// that starts and stops everything in order.
+//
+// gateway is the only package that imports the others. Logic that grows here
+// moves to a leaf package.
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/edgegate/edgegate/buffer"
+	"github.com/edgegate/edgegate/gateway/mapping"
+	"github.com/edgegate/edgegate/mqtt"
+	"github.com/edgegate/edgegate/uplink"
+)
+
+// Gateway is one running edgegate.
+type Gateway struct {
+	cfg     Config
+	log     *slog.Logger
+	metrics *metrics.Set
+
+	mapper     *mapping.Mapper
+	buf        *buffer.Buffer
+	broker     *mqtt.Broker
+	forwarders []*forwarder
+	queueNames []string // one buffer queue per uplink, in config order
+
+	ready    atomic.Bool
+	adminLn  net.Listener
+	adminSrv *http.Server
+
+	ingested  *metrics.Counter
+	unmatched *metrics.Counter
+	rejected  *metrics.Counter
+	overload  *metrics.Counter
+}
+
+// Options are the gateway's dependencies from main.
+type Options struct {
+	Log     *slog.Logger
+	Metrics *metrics.Set // nil: a private set
+	// NewSender builds an uplink's sender; nil means uplink.New. Tests use
+	// it to put a fake in front of the real forward loop.
+	NewSender func(uplink.Config, *slog.Logger, *metrics.Set) (uplink.Sender, error)
+}
+
+// New validates cfg, opens the buffer and builds every component. It starts
+// no goroutines; Run does.
+func New(cfg Config, opts Options) (*Gateway, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	log := opts.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	set := opts.Metrics
+	if set == nil {
+		set = metrics.NewSet()
+	}
+	newSender := opts.NewSender
+	if newSender == nil {
+		newSender = uplink.New
+	}
+	mapper, err := mapping.Compile(cfg.Events, cfg.GatewayID)
+	if err != nil {
+		return nil, fmt.Errorf("events: %w", err)
+	}
+	g := &Gateway{
+		cfg:       cfg,
+		log:       log,
+		metrics:   set,
+		mapper:    mapper,
+		ingested:  set.NewCounter(`edgegate_events_ingested_total`),
+		unmatched: set.NewCounter(`edgegate_events_dropped_total{reason="unmatched_topic"}`),
+		rejected:  set.NewCounter(`edgegate_events_dropped_total{reason="invalid"}`),
+		overload:  set.NewCounter(`edgegate_events_refused_total{reason="buffer_full"}`),
+	}
+	for _, u := range cfg.Uplinks {
+		sender, err := newSender(u, log.With("component", "uplink", "uplink", u.Name), set)
+		if err != nil {
+			return nil, fmt.Errorf("uplink %s: %w", u.Name, err)
+		}
+		g.forwarders = append(g.forwarders, newForwarder(u, sender, log, set))
+		g.queueNames = append(g.queueNames, queueName(u.Name))
+	}
+	g.buf, err = buffer.Open(cfg.Buffer, log.With("component", "buffer"), set)
+	if err != nil {
+		return nil, fmt.Errorf("open buffer %s: %w", cfg.Buffer.Dir, err)
+	}
+	for _, f := range g.forwarders {
+		if f.queue, err = g.buf.Queue(queueName(f.cfg.Name)); err != nil {
+			g.buf.Close()
+			return nil, fmt.Errorf("buffer queue for uplink %s: %w", f.cfg.Name, err)
+		}
+		if f.deadLetter, err = g.buf.Queue(deadLetterName(f.cfg.Name)); err != nil {
+			g.buf.Close()
+			return nil, fmt.Errorf("dead-letter queue for uplink %s: %w", f.cfg.Name, err)
+		}
+		f.buf = g.buf
+	}
+	g.broker, err = mqtt.New(cfg.MQTT, g, log.With("component", "mqtt"), set)
+	if err != nil {
+		g.buf.Close()
+		return nil, fmt.Errorf("mqtt: %w", err)
+	}
+	set.NewGauge(`edgegate_ready`, func() float64 {
+		if g.ready.Load() {
+			return 1
+		}
+		return 0
+	})
+	return g, nil
+}
+
+func queueName(uplinkName string) string      { return "uplink." + uplinkName }
+func deadLetterName(uplinkName string) string { return "deadletter." + uplinkName }
+
+// Broker returns the embedded MQTT broker (tests read its bound address).
+func (g *Gateway) Broker() *mqtt.Broker { return g.broker }
+
+// AdminAddr returns the bound admin address once Run has started it, or nil.
+func (g *Gateway) AdminAddr() net.Addr {
+	if g.adminLn == nil {
+		return nil
+	}
+	return g.adminLn.Addr()
+}
+
+// Handle is the pipeline for one device message. It runs on the publishing
+// client's goroutine before its acknowledgement: nil means the event is in
+// the buffer (fsync'd for QoS ≥ 1).
+func (g *Gateway) Handle(ctx context.Context, m mqtt.Message) error {
+	e, err := g.mapper.Map(mapping.Message{
+		Topic:          m.Topic,
+		Payload:        m.Payload,
+		QoS:            m.QoS,
+		ClientID:       m.ClientID,
+		ContentType:    m.ContentType,
+		UserProperties: convertProps(m.UserProperties),
+		Received:       time.Now(),
+	})
+	if errors.Is(err, mapping.ErrUnmatched) {
+		g.unmatched.Inc()
+		g.log.Debug("dropped message on unmatched topic", "topic", m.Topic, "client_id", m.ClientID)
+		return nil
+	}
+	if err != nil {
+		g.rejected.Inc()
+		return fmt.Errorf("%w: map topic %q: %v", mqtt.ErrRejected, m.Topic, err)
+	}
+	data, err := e.MarshalJSON()
+	if err != nil {
+		g.rejected.Inc()
+		return fmt.Errorf("%w: encode event for topic %q: %v", mqtt.ErrRejected, m.Topic, err)
+	}
+	recs := make([]buffer.Record, len(g.queueNames))
+	for i, q := range g.queueNames {
+		recs[i] = buffer.Record{Queue: q, Data: data}
+	}
+	if err := g.buf.Append(ctx, recs, m.QoS > 0); err != nil {
+		if errors.Is(err, buffer.ErrFull) || errors.Is(err, buffer.ErrClosed) {
+			g.overload.Inc()
+			return fmt.Errorf("%w: %v", mqtt.ErrOverloaded, err)
+		}
+		return fmt.Errorf("buffer event: %w", err)
+	}
+	g.ingested.Inc()
+	return nil
+}
+
+func convertProps(in []mqtt.Property) []mapping.Property {
+	if len(in) == 0 {
+		return nil
+	}
+	out := make([]mapping.Property, len(in))
+	for i, p := range in {
+		out[i] = mapping.Property{Key: p.Key, Value: p.Value}
+	}
+	return out
+}
+
+// Run starts every component and blocks until ctx is cancelled or one of
+// them fails. Shutdown order: stop MQTT intake, let the forwarders finish
+// their in-flight sends within ShutdownTimeout, then stop and close the
+// buffer. Every goroutine has exited when Run returns.
+func (g *Gateway) Run(ctx context.Context) (err error) {
+	if g.cfg.Admin.Listen != "" {
+		g.adminLn, err = net.Listen("tcp", g.cfg.Admin.Listen)
+		if err != nil {
+			g.buf.Close()
+			return fmt.Errorf("admin.listen %s: %w", g.cfg.Admin.Listen, err)
+		}
+	}
+
+	// The buffer outlives intake and forwarders: it has its own context.
+	bufCtx, stopBuf := context.WithCancel(context.WithoutCancel(ctx))
+	bufDone := make(chan error, 1)
+	go func() { bufDone <- g.buf.Run(bufCtx) }()
+	defer func() {
+		stopBuf()
+		if berr := <-bufDone; berr != nil && err == nil {
+			err = fmt.Errorf("buffer: %w", berr)
+		}
+		if cerr := g.buf.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("close buffer: %w", cerr)
+		}
+		g.log.Info("stopped")
+	}()
+
+	// Forwarders stop fetching when intake has stopped; their in-flight
+	// sends get ShutdownTimeout to finish.
+	fwdCtx, stopFwd := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopFwd()
+	fwdGroup, fwdGroupCtx := errgroup.WithContext(fwdCtx)
+	for _, f := range g.forwarders {
+		fwdGroup.Go(func() error { return f.run(fwdGroupCtx) })
+	}
+
+	// Intake (MQTT and admin) runs until ctx is done or a component fails.
+	runCtx, cancelRun := context.WithCancel(ctx)
+	defer cancelRun()
+	intake, intakeCtx := errgroup.WithContext(runCtx)
+	intake.Go(func() error { return g.broker.Run(intakeCtx) })
+	if g.adminLn != nil {
+		intake.Go(func() error { return g.serveAdmin(intakeCtx) })
+	}
+	intake.Go(func() error {
+		select {
+		case <-g.broker.Ready():
+			g.ready.Store(true)
+			g.log.Info("edgegate ready", "gateway_id", g.cfg.GatewayID, "admin", g.cfg.Admin.Listen,
+				"buffer", g.cfg.Buffer.Dir, "uplinks", len(g.forwarders))
+		case <-intakeCtx.Done():
+		}
+		return nil
+	})
+	intakeDone := make(chan error, 1)
+	go func() { intakeDone <- intake.Wait() }()
+	fwdDone := make(chan error, 1)
+	go func() { fwdDone <- fwdGroup.Wait() }()
+
+	var runErr error
+	select {
+	case runErr = <-intakeDone:
+		g.ready.Store(false)
+		g.log.Info("shutting down: intake stopped, finishing in-flight sends", "timeout", g.cfg.ShutdownTimeout)
+		for _, f := range g.forwarders {
+			f.stopFetching()
+		}
+		timer := time.NewTimer(g.cfg.ShutdownTimeout)
+		defer timer.Stop()
+		select {
+		case ferr := <-fwdDone:
+			runErr = errors.Join(runErr, ferr)
+		case <-timer.C:
+			g.log.Warn("shutdown timeout: abandoning in-flight sends; they are delivered again after restart")
+			stopFwd()
+			runErr = errors.Join(runErr, <-fwdDone)
+		}
+	case runErr = <-fwdDone:
+		// A forwarder only returns early on a fatal buffer error.
+		g.ready.Store(false)
+		cancelRun()
+		runErr = errors.Join(runErr, <-intakeDone)
+	}
+	if runErr != nil && !errors.Is(runErr, context.Canceled) {
+		return runErr
+	}
+	return nil
+}

@@ -1,0 +1,259 @@
+package mapping
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+)
+
+// maxVars bounds the named variables of one match pattern, so matching needs
+// no allocation.
+const maxVars = 8
+
+type segKind uint8
+
+const (
+	segLiteral segKind = iota
+	segVar             // {name} or +: exactly one level
+	segRest            // #: the remaining levels (possibly none)
+)
+
+type segment struct {
+	kind  segKind
+	text  string // literal text
+	index int    // variable slot for a named {name}; -1 for + and #
+}
+
+// Template parts refer to a match variable, a built-in or literal text.
+const (
+	partLiteral = iota
+	partVar
+	partGateway
+	partTopic
+	partClient
+)
+
+type part struct {
+	kind  int
+	text  string
+	index int
+}
+
+type compiledTopic struct {
+	segments []segment
+	source   []part
+	typ      []part
+	subject  []part
+}
+
+func compileTopic(t Topic) (compiledTopic, error) {
+	var errs []error
+	var ct compiledTopic
+	names := map[string]int{}
+	if t.Match == "" {
+		errs = append(errs, errors.New("match: must not be empty"))
+	}
+	levels := strings.Split(t.Match, "/")
+	for i, lv := range levels {
+		switch {
+		case t.Match == "":
+		case lv == "#":
+			if i != len(levels)-1 {
+				errs = append(errs, fmt.Errorf("match: %q: # must be the last level", t.Match))
+			}
+			ct.segments = append(ct.segments, segment{kind: segRest, index: -1})
+		case lv == "+":
+			ct.segments = append(ct.segments, segment{kind: segVar, index: -1})
+		case strings.HasPrefix(lv, "{") && strings.HasSuffix(lv, "}"):
+			name := lv[1 : len(lv)-1]
+			if !validName(name) {
+				errs = append(errs, fmt.Errorf("match: %q: variable %q must be letters, digits or _", t.Match, name))
+				continue
+			}
+			if _, dup := names[name]; dup {
+				errs = append(errs, fmt.Errorf("match: %q: variable {%s} appears twice", t.Match, name))
+				continue
+			}
+			if builtin(name) >= 0 {
+				errs = append(errs, fmt.Errorf("match: %q: {%s} is a built-in variable and cannot be matched", t.Match, name))
+				continue
+			}
+			if len(names) == maxVars {
+				errs = append(errs, fmt.Errorf("match: %q: more than %d variables", t.Match, maxVars))
+				continue
+			}
+			names[name] = len(names)
+			ct.segments = append(ct.segments, segment{kind: segVar, index: names[name]})
+		case strings.ContainsAny(lv, "{}+#"):
+			errs = append(errs, fmt.Errorf("match: %q: level %q mixes a wildcard or variable with text", t.Match, lv))
+		default:
+			ct.segments = append(ct.segments, segment{kind: segLiteral, text: lv})
+		}
+	}
+	var err error
+	if ct.source, err = parseTemplate(t.Source, names); err != nil {
+		errs = append(errs, fmt.Errorf("source: %w", err))
+	} else if t.Source == "" {
+		errs = append(errs, errors.New("source: must not be empty"))
+	} else if _, err := url.Parse(renderForCheck(ct.source)); err != nil {
+		errs = append(errs, fmt.Errorf("source: %q is not a URI reference: %w", t.Source, err))
+	}
+	if ct.typ, err = parseTemplate(t.Type, names); err != nil {
+		errs = append(errs, fmt.Errorf("type: %w", err))
+	} else if t.Type == "" {
+		errs = append(errs, errors.New("type: must not be empty"))
+	}
+	if ct.subject, err = parseTemplate(t.Subject, names); err != nil {
+		errs = append(errs, fmt.Errorf("subject: %w", err))
+	}
+	return ct, errors.Join(errs...)
+}
+
+func validName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, c := range s {
+		if !(c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
+			return false
+		}
+	}
+	return true
+}
+
+func builtin(name string) int {
+	switch name {
+	case "gateway_id":
+		return partGateway
+	case "topic":
+		return partTopic
+	case "client_id":
+		return partClient
+	}
+	return -1
+}
+
+func parseTemplate(s string, names map[string]int) ([]part, error) {
+	var parts []part
+	for s != "" {
+		open := strings.IndexByte(s, '{')
+		if open < 0 {
+			if strings.IndexByte(s, '}') >= 0 {
+				return nil, fmt.Errorf("unmatched } in template")
+			}
+			parts = append(parts, part{kind: partLiteral, text: s})
+			break
+		}
+		if open > 0 {
+			if strings.IndexByte(s[:open], '}') >= 0 {
+				return nil, fmt.Errorf("unmatched } in template")
+			}
+			parts = append(parts, part{kind: partLiteral, text: s[:open]})
+		}
+		end := strings.IndexByte(s[open:], '}')
+		if end < 0 {
+			return nil, fmt.Errorf("unclosed { in template")
+		}
+		name := s[open+1 : open+end]
+		if k := builtin(name); k >= 0 {
+			parts = append(parts, part{kind: k})
+		} else if i, ok := names[name]; ok {
+			parts = append(parts, part{kind: partVar, index: i})
+		} else {
+			return nil, fmt.Errorf("unknown variable {%s}: use a variable of match, {gateway_id}, {topic} or {client_id}", name)
+		}
+		s = s[open+end+1:]
+	}
+	return parts, nil
+}
+
+// renderForCheck expands a template with harmless values to check its
+// literal text is a URI reference.
+func renderForCheck(parts []part) string {
+	var b strings.Builder
+	for _, p := range parts {
+		if p.kind == partLiteral {
+			b.WriteString(p.text)
+		} else {
+			b.WriteString("x")
+		}
+	}
+	return b.String()
+}
+
+// match returns the first template whose pattern matches topic, filling
+// vars, or the generic template, or nil.
+func (mp *Mapper) match(topic string, vars *[maxVars]string) *compiledTopic {
+	for i := range mp.topics {
+		if matchTopic(mp.topics[i].segments, topic, vars) {
+			return &mp.topics[i]
+		}
+	}
+	return mp.generic
+}
+
+func matchTopic(segs []segment, topic string, vars *[maxVars]string) bool {
+	rest := topic
+	for i, s := range segs {
+		if s.kind == segRest {
+			return true
+		}
+		level, tail, more := strings.Cut(rest, "/")
+		switch s.kind {
+		case segLiteral:
+			if level != s.text {
+				return false
+			}
+		case segVar:
+			if s.index >= 0 {
+				vars[s.index] = level
+			}
+		}
+		if !more {
+			return i == len(segs)-1 || (i == len(segs)-2 && segs[i+1].kind == segRest)
+		}
+		rest = tail
+		if i == len(segs)-1 {
+			return false // topic has more levels than the pattern
+		}
+	}
+	return false
+}
+
+type expander struct {
+	vars      *[maxVars]string
+	gatewayID string
+	msg       *Message
+}
+
+// expand renders a template. In URI templates every value is path-escaped
+// so that any topic level gives a valid URI reference.
+func (x expander) expand(parts []part, uri bool) string {
+	if len(parts) == 1 && parts[0].kind == partLiteral {
+		return parts[0].text
+	}
+	var b strings.Builder
+	for _, p := range parts {
+		var v string
+		switch p.kind {
+		case partLiteral:
+			b.WriteString(p.text)
+			continue
+		case partVar:
+			v = x.vars[p.index]
+		case partGateway:
+			v = x.gatewayID
+		case partTopic:
+			v = x.msg.Topic
+		case partClient:
+			v = x.msg.ClientID
+		}
+		v = validUTF8(v)
+		if uri {
+			v = url.PathEscape(v)
+		}
+		b.WriteString(v)
+	}
+	return b.String()
+}
