@@ -1,0 +1,303 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/listeners"
+	"github.com/mochi-mqtt/server/v2/packets"
+	"go.yaml.in/yaml/v3"
+)
+
+// The test binary doubles as a stand-in edgegate: with EDGEBENCH_FAKE_EDGEGATE=1 it runs
+// fakeEdgegate instead of the tests, so runOnce can be tested before bin/edgegate exists.
+func TestMain(m *testing.M) {
+	if os.Getenv("EDGEBENCH_FAKE_EDGEGATE") == "1" {
+		if err := fakeEdgegate(os.Args[1:]); err != nil {
+			fmt.Fprintln(os.Stderr, "fake edgegate:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// fakeConfig is the part of the edgegate config the fake reads; it also pins the keys
+// edgebench writes (TestGatewayConfig decodes with KnownFields).
+type fakeConfig struct {
+	GatewayID string `yaml:"gateway_id"`
+	Log       struct {
+		Level string `yaml:"level"`
+	} `yaml:"log"`
+	Admin struct {
+		Listen string `yaml:"listen"`
+	} `yaml:"admin"`
+	MQTT struct {
+		Listeners []struct {
+			ID      string `yaml:"id"`
+			Type    string `yaml:"type"`
+			Address string `yaml:"address"`
+		} `yaml:"listeners"`
+	} `yaml:"mqtt"`
+	Buffer struct {
+		Dir      string `yaml:"dir"`
+		MaxBytes string `yaml:"max_bytes"`
+	} `yaml:"buffer"`
+	Events struct {
+		Topics []struct {
+			Match   string `yaml:"match"`
+			Source  string `yaml:"source"`
+			Type    string `yaml:"type"`
+			Subject string `yaml:"subject"`
+		} `yaml:"topics"`
+	} `yaml:"events"`
+	Uplinks []struct {
+		Name string `yaml:"name"`
+		Type string `yaml:"type"`
+		URL  string `yaml:"url"`
+		Mode string `yaml:"mode"`
+	} `yaml:"uplinks"`
+}
+
+type allowAllHook struct{ mqtt.HookBase }
+
+func (h *allowAllHook) ID() string { return "allow-all" }
+func (h *allowAllHook) Provides(b byte) bool {
+	return b == mqtt.OnConnectAuthenticate || b == mqtt.OnACLCheck
+}
+func (h *allowAllHook) OnConnectAuthenticate(*mqtt.Client, packets.Packet) bool { return true }
+func (h *allowAllHook) OnACLCheck(*mqtt.Client, string, bool) bool              { return true }
+
+// fakeEdgegate implements `edgegate run --config FILE` just well enough for the bench:
+// mochi on the MQTT address, /readyz on the admin address, and a forwarder that posts
+// every device message as a CloudEvent (batches of up to 100, or binary) until SIGTERM.
+// It is not durable: messages are forwarded after the PUBACK.
+func fakeEdgegate(args []string) error {
+	if len(args) != 3 || args[0] != "run" || args[1] != "--config" {
+		return fmt.Errorf("usage: run --config FILE, got %q", args)
+	}
+	b, err := os.ReadFile(args[2])
+	if err != nil {
+		return err
+	}
+	var cfg fakeConfig
+	if err := yaml.Unmarshal(b, &cfg); err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
+	defer stop()
+
+	events := make(chan []byte, 1<<16)
+	s := mqtt.New(&mqtt.Options{InlineClient: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err := s.AddHook(new(allowAllHook), nil); err != nil {
+		return err
+	}
+	if err := s.AddListener(listeners.NewTCP(listeners.Config{ID: "tcp", Address: cfg.MQTT.Listeners[0].Address})); err != nil {
+		return err
+	}
+	var seq atomic.Int64
+	err = s.Subscribe("devices/+/+", 1, func(_ *mqtt.Client, _ packets.Subscription, pk packets.Packet) {
+		parts := strings.Split(pk.TopicName, "/")
+		ev, _ := json.Marshal(map[string]any{
+			"specversion": "1.0", "id": strconv.FormatInt(seq.Add(1), 10) + "-" + pk.TopicName,
+			"source": "/edgegate/" + cfg.GatewayID + "/devices/" + parts[1], "type": "io.edgegate.device." + parts[2],
+			"subject": parts[1], "datacontenttype": "application/json", "data": json.RawMessage(pk.Payload),
+		})
+		events <- ev
+	})
+	if err != nil {
+		return err
+	}
+	if err := s.Serve(); err != nil {
+		return err
+	}
+
+	adminLn, err := net.Listen("tcp", cfg.Admin.Listen)
+	if err != nil {
+		return err
+	}
+	admin := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/readyz" {
+			w.WriteHeader(http.StatusOK)
+			return
+		}
+		http.NotFound(w, r)
+	})}
+	go func() { _ = admin.Serve(adminLn) }()
+
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		forward(cfg.Uplinks[0].URL, cfg.Uplinks[0].Mode, events)
+	}()
+
+	<-ctx.Done()
+	_ = admin.Close()
+	_ = s.Close()
+	close(events)
+	wg.Wait()
+	return nil
+}
+
+func forward(url, mode string, events <-chan []byte) {
+	client := &http.Client{Timeout: 10 * time.Second}
+	send := func(req *http.Request) {
+		resp, err := client.Do(req)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "forward:", err)
+			return
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	for ev := range events {
+		if mode == "binary" {
+			var e struct {
+				ID, Source, Type string
+				Data             json.RawMessage
+			}
+			_ = json.Unmarshal(ev, &e)
+			req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(e.Data))
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("ce-specversion", "1.0")
+			req.Header.Set("ce-id", e.ID)
+			req.Header.Set("ce-source", e.Source)
+			req.Header.Set("ce-type", e.Type)
+			send(req)
+			continue
+		}
+		batch := [][]byte{ev}
+	more:
+		for len(batch) < 100 {
+			select {
+			case e, ok := <-events:
+				if !ok {
+					break more
+				}
+				batch = append(batch, e)
+			default:
+				break more
+			}
+		}
+		body := append([]byte("["), bytes.Join(batch, []byte(","))...)
+		body = append(body, ']')
+		req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/cloudevents-batch+json")
+		send(req)
+	}
+}
+
+func fakeOptions(t *testing.T, mode string) benchOptions {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return benchOptions{
+		Edgegate: exe,
+		Devices:  5,
+		Mode:     mode,
+		Inflight: 16,
+		Timeout:  20 * time.Second,
+		Drain:    3 * time.Second,
+		Env:      []string{"EDGEBENCH_FAKE_EDGEGATE=1"},
+		Log:      &testLog{t: t},
+	}
+}
+
+type testLog struct{ t *testing.T }
+
+func (l *testLog) Write(p []byte) (int, error) {
+	l.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+func TestRunOnceFakeGateway(t *testing.T) {
+	tests := []struct {
+		mode string
+		spec runSpec
+	}{
+		{"batch", runSpec{Name: "throughput-qos1", QoS: 1, Messages: 200}},
+		{"binary", runSpec{Name: "throughput-qos0", QoS: 0, Messages: 50}},
+		{"batch", runSpec{Name: "latency-qos1", QoS: 1, Rate: 500, Duration: 500 * time.Millisecond}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.mode+"/"+tt.spec.Name, func(t *testing.T) {
+			if testing.Short() && tt.spec.Messages > 100 {
+				t.Skip("short")
+			}
+			r := runOnce(context.Background(), fakeOptions(t, tt.mode), tt.spec)
+			t.Logf("%+v", r)
+			if r.Error != "" {
+				t.Fatalf("run failed: %s", r.Error)
+			}
+			if r.Published == 0 || r.Received != r.Published || r.Lost != 0 || r.Duplicated != 0 || r.BadRequests != 0 {
+				t.Errorf("published %d received %d lost %d dup %d bad %d", r.Published, r.Received, r.Lost, r.Duplicated, r.BadRequests)
+			}
+			if tt.spec.Messages > 0 && r.Published != tt.spec.Messages*5 {
+				t.Errorf("published %d, want %d", r.Published, tt.spec.Messages*5)
+			}
+			if r.PeakRSSMB <= 0 || r.EventsPerSec <= 0 || r.P99ms < r.P50ms || r.Requests == 0 {
+				t.Errorf("implausible measurements: %+v", r)
+			}
+			if tt.spec.Rate > 0 && (r.Published < 100 || r.Published > 300) {
+				t.Errorf("published %d at 500 msg/s for 0.5 s", r.Published)
+			}
+		})
+	}
+}
+
+func TestRunOnceGatewayFails(t *testing.T) {
+	o := fakeOptions(t, "batch")
+	o.Env = []string{"EDGEBENCH_FAKE_EDGEGATE=1"}
+	o.Edgegate = "/nonexistent/edgegate"
+	r := runOnce(context.Background(), o, runSpec{Name: "x", QoS: 1, Messages: 1})
+	if !strings.Contains(r.Error, "start /nonexistent/edgegate") {
+		t.Errorf("error = %q", r.Error)
+	}
+
+	// A binary that exits at once: the readiness wait must notice and not wait 30 s.
+	o = fakeOptions(t, "batch")
+	o.Edgegate = "/bin/false"
+	start := time.Now()
+	r = runOnce(context.Background(), o, runSpec{Name: "x", QoS: 1, Messages: 1})
+	if !strings.Contains(r.Error, "exited before ready") {
+		t.Errorf("error = %q", r.Error)
+	}
+	if time.Since(start) > 10*time.Second {
+		t.Errorf("took %s to notice the exit", time.Since(start))
+	}
+}
+
+func TestVerdict(t *testing.T) {
+	if err := verdict([]result{{Name: "a", QoS: 0, LostAcked: 3}, {Name: "b", QoS: 1}}, nil); err != nil {
+		t.Errorf("QoS 0 loss must not fail the bench: %v", err)
+	}
+	err := verdict([]result{{Name: "b", QoS: 1, LostAcked: 2}, {Name: "c", Error: "boom"}}, context.Canceled)
+	for _, want := range []string{"b: 2 acknowledged", "c: boom", "interrupted"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("verdict = %v, want %q", err, want)
+		}
+	}
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("verdict does not wrap ctx error")
+	}
+}

@@ -1,0 +1,213 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// clockTicks is USER_HZ, the unit of utime and stime in /proc/PID/stat; it is 100 on
+// every Linux architecture we run on.
+const clockTicks = 100
+
+// gatewayProc is a running edgegate subprocess.
+type gatewayProc struct {
+	cmd     *exec.Cmd
+	logPath string
+	exited  chan struct{} // closed when the process has exited
+	waitErr error         // valid after exited is closed
+}
+
+// startGateway starts `BIN run --config CONFIG` with its output in logPath.
+func startGateway(bin, config, logPath string, env []string) (*gatewayProc, error) {
+	logf, err := os.Create(logPath)
+	if err != nil {
+		return nil, fmt.Errorf("create gateway log: %w", err)
+	}
+	cmd := exec.Command(bin, "run", "--config", config)
+	cmd.Stdout = logf
+	cmd.Stderr = logf
+	cmd.Env = append(os.Environ(), env...)
+	cmd.SysProcAttr = childProcAttr()
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return nil, fmt.Errorf("start %s: %w", bin, err)
+	}
+	p := &gatewayProc{cmd: cmd, logPath: logPath, exited: make(chan struct{})}
+	go func() {
+		p.waitErr = cmd.Wait()
+		logf.Close()
+		close(p.exited)
+	}()
+	return p, nil
+}
+
+// pid returns the process id.
+func (p *gatewayProc) pid() int { return p.cmd.Process.Pid }
+
+// waitReady polls GET http://admin/readyz until it answers 200, the process exits or
+// ctx is done.
+func (p *gatewayProc) waitReady(ctx context.Context, admin string) error {
+	client := &http.Client{Timeout: time.Second}
+	url := "http://" + admin + "/readyz"
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	last := "no answer"
+	for {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return fmt.Errorf("readyz request: %w", err)
+		}
+		resp, err := client.Do(req)
+		if err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+			last = resp.Status
+		} else {
+			last = err.Error()
+		}
+		select {
+		case <-p.exited:
+			return fmt.Errorf("edgegate exited before ready: %v", p.waitErr)
+		case <-ctx.Done():
+			return fmt.Errorf("edgegate not ready at %s (%s): %w", url, last, ctx.Err())
+		case <-tick.C:
+		}
+	}
+}
+
+// stop sends SIGTERM and waits up to grace for the process to exit, then kills it. It
+// returns how long the shutdown took and the exit error, if any.
+func (p *gatewayProc) stop(grace time.Duration) (time.Duration, error) {
+	start := time.Now()
+	select {
+	case <-p.exited:
+		return 0, fmt.Errorf("edgegate had already exited: %v", p.waitErr)
+	default:
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		return 0, fmt.Errorf("signal edgegate: %w", err)
+	}
+	t := time.NewTimer(grace)
+	defer t.Stop()
+	select {
+	case <-p.exited:
+		if p.waitErr != nil {
+			return time.Since(start), fmt.Errorf("edgegate exit: %w", p.waitErr)
+		}
+		return time.Since(start), nil
+	case <-t.C:
+		_ = p.cmd.Process.Kill()
+		<-p.exited
+		return time.Since(start), fmt.Errorf("edgegate did not exit within %s of SIGTERM; killed", grace)
+	}
+}
+
+// logTail returns the last n lines of the gateway's log.
+func (p *gatewayProc) logTail(n int) string {
+	return tailFile(p.logPath, n)
+}
+
+func tailFile(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Sprintf("(read %s: %v)", path, err)
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// procStats is what /proc says about a process.
+type procStats struct {
+	PeakRSS int64         // VmHWM, bytes
+	CPU     time.Duration // utime + stime
+}
+
+// readProcStats reads /proc/PID/status and /proc/PID/stat.
+func readProcStats(pid int) (procStats, error) {
+	var ps procStats
+	dir := filepath.Join("/proc", strconv.Itoa(pid))
+	status, err := os.ReadFile(filepath.Join(dir, "status"))
+	if err != nil {
+		return ps, fmt.Errorf("read process status: %w", err)
+	}
+	if ps.PeakRSS, err = parseVmHWM(string(status)); err != nil {
+		return ps, err
+	}
+	stat, err := os.ReadFile(filepath.Join(dir, "stat"))
+	if err != nil {
+		return ps, fmt.Errorf("read process stat: %w", err)
+	}
+	ps.CPU, err = parseCPUTime(string(stat))
+	return ps, err
+}
+
+// parseVmHWM returns the VmHWM line of /proc/PID/status in bytes.
+func parseVmHWM(status string) (int64, error) {
+	for line := range strings.Lines(status) {
+		rest, ok := strings.CutPrefix(line, "VmHWM:")
+		if !ok {
+			continue
+		}
+		f := strings.Fields(rest)
+		if len(f) != 2 || f[1] != "kB" {
+			return 0, fmt.Errorf("parse VmHWM %q: want \"N kB\"", strings.TrimSpace(rest))
+		}
+		kb, err := strconv.ParseInt(f[0], 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("parse VmHWM: %w", err)
+		}
+		return kb * 1024, nil
+	}
+	return 0, errors.New("no VmHWM in process status")
+}
+
+// parseCPUTime returns utime+stime from /proc/PID/stat. The command name (field 2) is in
+// parentheses and may hold spaces and parentheses, so fields are counted from the last ')'.
+func parseCPUTime(stat string) (time.Duration, error) {
+	i := strings.LastIndexByte(stat, ')')
+	if i < 0 {
+		return 0, errors.New("parse process stat: no ')'")
+	}
+	f := strings.Fields(stat[i+1:])
+	// f[0] is field 3 (state); utime is field 14, stime field 15.
+	if len(f) < 13 {
+		return 0, fmt.Errorf("parse process stat: %d fields after the command name", len(f))
+	}
+	var ticks int64
+	for _, s := range f[11:13] {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("parse process stat: %w", err)
+		}
+		ticks += n
+	}
+	return time.Duration(ticks) * time.Second / clockTicks, nil
+}
+
+// freePort returns a 127.0.0.1 address whose port was free a moment ago.
+func freePort() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", fmt.Errorf("find a free port: %w", err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return addr, nil
+}

@@ -1,0 +1,8 @@
+//go:build !linux
+
+package main
+
+import "syscall"
+
+// childProcAttr has nothing to add outside Linux (where /proc stats are missing too).
+func childProcAttr() *syscall.SysProcAttr { return nil }

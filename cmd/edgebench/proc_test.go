@@ -1,0 +1,80 @@
+package main
+
+import (
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+func TestParseVmHWM(t *testing.T) {
+	status := "Name:\tedgegate\nVmPeak:\t  812344 kB\nVmHWM:\t   45120 kB\nVmRSS:\t   40000 kB\n"
+	got, err := parseVmHWM(status)
+	if err != nil || got != 45120*1024 {
+		t.Errorf("parseVmHWM = %d, %v", got, err)
+	}
+	for _, bad := range []string{"Name:\tx\n", "VmHWM:\t12 MB\n", "VmHWM:\tx kB\n"} {
+		if _, err := parseVmHWM(bad); err == nil {
+			t.Errorf("parseVmHWM(%q): no error", bad)
+		}
+	}
+}
+
+func TestParseCPUTime(t *testing.T) {
+	// A command name with spaces and parentheses must not shift the fields.
+	stat := "4242 (edge gate) (x)) S 1 4242 4242 0 -1 4194560 1000 0 0 0 250 130 0 0 20 0 12 0 500 1000000 2000 18446744073709551615"
+	got, err := parseCPUTime(stat)
+	if err != nil || got != 3800*time.Millisecond {
+		t.Errorf("parseCPUTime = %s, %v; want 3.8s", got, err)
+	}
+	for _, bad := range []string{"4242 edgegate S 1", "1 (x) S 1 2 3", "1 (x) S 1 2 3 4 5 6 7 8 9 10 a 1 1"} {
+		if _, err := parseCPUTime(bad); err == nil {
+			t.Errorf("parseCPUTime(%q): no error", bad)
+		}
+	}
+}
+
+func TestReadProcStatsSelf(t *testing.T) {
+	ps, err := readProcStats(os.Getpid())
+	if err != nil {
+		t.Skipf("no /proc here: %v", err)
+	}
+	if ps.PeakRSS < 1<<20 {
+		t.Errorf("peak RSS of the test process = %d bytes", ps.PeakRSS)
+	}
+	if ps.CPU < 0 {
+		t.Errorf("CPU = %s", ps.CPU)
+	}
+}
+
+func TestTailFile(t *testing.T) {
+	p := t.TempDir() + "/log"
+	if err := os.WriteFile(p, []byte("a\nb\nc\nd\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got := tailFile(p, 2); got != "c\nd" {
+		t.Errorf("tail = %q", got)
+	}
+	if got := tailFile(p+"x", 2); !strings.Contains(got, "read") {
+		t.Errorf("tail of missing file = %q", got)
+	}
+}
+
+// The config edgebench writes must be the YAML the lead's loader reads, keys included.
+func TestGatewayConfig(t *testing.T) {
+	s := gatewayConfig("127.0.0.1:1", "127.0.0.1:2", "/tmp/x y/data", "http://127.0.0.1:3/", "binary")
+	var c fakeConfig
+	dec := yaml.NewDecoder(strings.NewReader(s))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil {
+		t.Fatalf("config does not parse: %v\n%s", err, s)
+	}
+	if c.GatewayID != "bench" || c.Admin.Listen != "127.0.0.1:1" || len(c.MQTT.Listeners) != 1 ||
+		c.MQTT.Listeners[0].Address != "127.0.0.1:2" || c.Buffer.Dir != "/tmp/x y/data" || c.Buffer.MaxBytes != "1GiB" ||
+		len(c.Uplinks) != 1 || c.Uplinks[0].URL != "http://127.0.0.1:3/" || c.Uplinks[0].Mode != "binary" ||
+		len(c.Events.Topics) != 1 || c.Events.Topics[0].Match != "devices/{device}/{kind}" {
+		t.Errorf("config = %+v", c)
+	}
+}

@@ -1,0 +1,112 @@
+package main
+
+import (
+	"encoding/base64"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+)
+
+func post(t *testing.T, h http.Handler, header map[string]string, body string) int {
+	t.Helper()
+	req := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(body))
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	return rec.Code
+}
+
+func TestReceiverRequests(t *testing.T) {
+	base := time.Unix(1000, 0)
+	sent := base.Add(-7 * time.Millisecond).UnixNano() // every payload was sent 7 ms before receipt
+	payload := func(dev string, seq int) string {
+		return string(devicePayload(dev, int64(seq), sent))
+	}
+	batch := "[" +
+		`{"specversion":"1.0","id":"1","source":"/s","type":"t","datacontenttype":"application/json","data":` + payload("d-001", 1) + `},` +
+		`{"specversion":"1.0","id":"2","source":"/s","type":"t","data":` + quoteJSON(payload("d-001", 2)) + `},` +
+		`{"specversion":"1.0","id":"3","source":"/s","type":"t","data_base64":"` + base64.StdEncoding.EncodeToString([]byte(payload("d-002", 1))) + `"},` +
+		`{"specversion":"1.0","id":"4","source":"/s","type":"t","data":{"other":"thing"}},` +
+		`{"specversion":"1.0","id":"5","source":"/s","type":"t"}` +
+		"]"
+	binaryHeaders := map[string]string{
+		"Content-Type": "application/json", "ce-specversion": "1.0", "ce-id": "9", "ce-source": "/s", "ce-type": "t",
+	}
+
+	tests := []struct {
+		name   string
+		header map[string]string
+		body   string
+		code   int
+	}{
+		{"batch", map[string]string{"Content-Type": "application/cloudevents-batch+json; charset=utf-8"}, batch, 200},
+		{"structured", map[string]string{"Content-Type": "application/cloudevents+json"},
+			`{"specversion":"1.0","id":"6","source":"/s","type":"t","data":` + payload("d-003", 1) + `}`, 200},
+		{"binary", binaryHeaders, payload("d-001", 3), 200},
+		{"binary duplicate", binaryHeaders, payload("d-001", 3), 200},
+		{"binary without id", map[string]string{"ce-specversion": "1.0", "ce-source": "/s", "ce-type": "t"}, payload("d-001", 4), 400},
+		{"plain json", map[string]string{"Content-Type": "application/json"}, payload("d-001", 5), 400},
+		{"broken batch", map[string]string{"Content-Type": "application/cloudevents-batch+json"}, `[{"specversion":`, 400},
+		{"batch event without specversion", map[string]string{"Content-Type": "application/cloudevents-batch+json"}, `[{"data":{}}]`, 400},
+		{"bad base64", map[string]string{"Content-Type": "application/cloudevents+json"}, `{"specversion":"1.0","data_base64":"!!"}`, 400},
+	}
+	r := newReceiver()
+	r.now = func() time.Time { return base }
+	for _, tt := range tests {
+		if got := post(t, r, tt.header, tt.body); got != tt.code {
+			t.Errorf("%s: status %d, want %d", tt.name, got, tt.code)
+		}
+	}
+	req := httptest.NewRequest(http.MethodGet, "/", nil)
+	rec := httptest.NewRecorder()
+	r.ServeHTTP(rec, req)
+	if rec.Code != http.StatusMethodNotAllowed {
+		t.Errorf("GET: status %d", rec.Code)
+	}
+
+	s := r.snapshot()
+	want := map[eventKey]uint32{{"d-001", 1}: 1, {"d-001", 2}: 1, {"d-002", 1}: 1, {"d-003", 1}: 1, {"d-001", 3}: 2}
+	if len(s.Counts) != len(want) {
+		t.Errorf("counts = %v, want %v", s.Counts, want)
+	}
+	for k, v := range want {
+		if s.Counts[k] != v {
+			t.Errorf("count %v = %d, want %d", k, s.Counts[k], v)
+		}
+	}
+	if s.Events != 8 || s.Foreign != 2 || s.Bad != 6 || s.Requests != 10 {
+		t.Errorf("events=%d foreign=%d bad=%d requests=%d, want 8 2 6 10", s.Events, s.Foreign, s.Bad, s.Requests)
+	}
+	if len(s.Latencies) != 5 {
+		t.Fatalf("%d latencies, want 5 (first receipts only)", len(s.Latencies))
+	}
+	for _, l := range s.Latencies {
+		if l != 7*time.Millisecond {
+			t.Errorf("latency %s, want 7ms", l)
+		}
+	}
+	if !s.First.Equal(base) || !s.Last.Equal(base) || r.unique() != 5 {
+		t.Errorf("first=%v last=%v unique=%d", s.First, s.Last, r.unique())
+	}
+}
+
+func quoteJSON(s string) string {
+	return `"` + strings.ReplaceAll(s, `"`, `\"`) + `"`
+}
+
+// The receiver must survive whatever a broken uplink sends.
+func FuzzEventPayloads(f *testing.F) {
+	f.Add("application/cloudevents-batch+json", `[{"specversion":"1.0","data":{"dev":"d","seq":1}}]`)
+	f.Add("application/cloudevents+json", `{"specversion":"1.0","data_base64":"e30="}`)
+	f.Add("", `{}`)
+	f.Fuzz(func(t *testing.T, ct, body string) {
+		r := newReceiver()
+		post(t, r, map[string]string{"Content-Type": ct, "ce-specversion": "1.0", "ce-id": "1", "ce-source": "s", "ce-type": "t"}, body)
+		post(t, r, map[string]string{"Content-Type": ct}, body)
+		_ = r.snapshot()
+	})
+}
