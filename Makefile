@@ -15,7 +15,7 @@ CONFIG  ?= configs/edgegate.yaml
 export GOWORK := $(CURDIR)/$(WORK)
 export GOFLAGS := -buildvcs=false
 
-.PHONY: all build run test test-short test-arm bench cross lint fmt clean
+.PHONY: all build run test test-short test-arm test-arm-unpatched bench cross lint fmt clean
 
 all: build
 
@@ -40,6 +40,10 @@ test-short: $(WORK)
 
 test-arm: $(WORK)
 	./scripts/test-arm.sh
+
+# Shows the same ARM tests failing without the ristretto patch (expected to fail).
+test-arm-unpatched: $(WORK)
+	-./scripts/test-arm.sh --unpatched
 
 bench: build
 	$(GO) run ./cmd/edgebench --edgegate $(BIN)
