@@ -6,13 +6,14 @@ import (
 	"strings"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
 )
 
 // Badger tuning for a 1 GB Raspberry Pi (see shared DEPENDENCIES.md). These
 // also keep the mapped address space small on 32-bit ARM: Badger's defaults
 // map ~2.7 GiB (2 GiB value log + 128 MiB WAL) and cannot reopen there.
 const (
-	memTableSize     = 8 << 20
+	memTableSize     = 4 << 20
 	valueLogFileSize = 16 << 20
 	// valueThreshold keeps typical records (a few KiB) inside the LSM tree,
 	// where deletes are reclaimed by compaction; larger ones go to the value
@@ -24,7 +25,9 @@ func badgerOptions(dir string, log *slog.Logger) badger.Options {
 	return badger.DefaultOptions(dir).
 		WithSyncWrites(true). // a commit is an fsync: see doc.go
 		WithMemTableSize(memTableSize).
+		WithBaseTableSize(memTableSize / 4). // table builders start at 2x this
 		WithNumMemtables(2).
+		WithCompression(options.None).
 		WithNumLevelZeroTables(2).
 		WithNumLevelZeroTablesStall(4).
 		WithValueLogFileSize(valueLogFileSize).

