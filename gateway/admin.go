@@ -14,6 +14,7 @@ import (
 //	/readyz   200 once MQTT listeners are bound and the buffer is open, 503 otherwise
 //	/metrics  Prometheus text format
 //	/status   JSON: buffer, uplinks, clients (never secrets)
+//	POST /-/reload  reload the configuration file (as SIGHUP does)
 func (g *Gateway) serveAdmin(ctx context.Context) error {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -35,6 +36,17 @@ func (g *Gateway) serveAdmin(ctx context.Context) error {
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
 		enc.Encode(g.status())
+	})
+	mux.HandleFunc("POST /-/reload", func(w http.ResponseWriter, _ *http.Request) {
+		if g.configPath == "" {
+			http.Error(w, "reload is not available: the gateway was not started from a file", http.StatusNotFound)
+			return
+		}
+		if err := g.ReloadFile(g.configPath); err != nil {
+			http.Error(w, err.Error(), http.StatusUnprocessableEntity)
+			return
+		}
+		w.Write([]byte("reloaded\n"))
 	})
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	errc := make(chan error, 1)

@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -28,11 +29,22 @@ import (
 
 // Gateway is one running edgegate.
 type Gateway struct {
-	cfg     Config
-	log     *slog.Logger
-	metrics *metrics.Set
+	cfg        Config // as started; parts that cannot change live
+	configPath string
+	log        *slog.Logger
+	level      *slog.LevelVar
+	metrics    *metrics.Set
 
-	mapper     *mapping.Mapper
+	// What a reload may change, swapped atomically: each message uses one
+	// snapshot from start to end.
+	live   atomic.Pointer[live]
+	cfgPtr atomic.Pointer[Config] // the configuration in effect
+
+	reloadMu       sync.Mutex
+	lastReloadOK   atomic.Bool
+	lastReloadTime atomic.Int64
+	reloadFailures *metrics.Counter
+
 	buf        *buffer.Buffer
 	broker     *mqtt.Broker
 	forwarders []*forwarder
@@ -52,10 +64,37 @@ type Gateway struct {
 type Options struct {
 	Log     *slog.Logger
 	Metrics *metrics.Set // nil: a private set
+	// ConfigPath is the file the admin endpoint's POST /-/reload reads;
+	// "" disables that endpoint.
+	ConfigPath string
+	// LogLevel, when set, is adjusted by reloads of log.level.
+	LogLevel *slog.LevelVar
 	// NewSender builds an uplink's sender; nil means uplink.New. Tests use
 	// it to put a fake in front of the real forward loop.
 	NewSender func(uplink.Config, *slog.Logger, *metrics.Set) (uplink.Sender, error)
 }
+
+// live holds the parts of the configuration a reload replaces.
+type live struct {
+	mapper *mapping.Mapper
+}
+
+// prepare builds the reloadable parts of cfg without touching the running
+// gateway.
+func (g *Gateway) prepare(cfg Config) (*live, error) {
+	mapper, err := mapping.Compile(cfg.Events, cfg.GatewayID)
+	if err != nil {
+		return nil, fmt.Errorf("events: %w", err)
+	}
+	return &live{mapper: mapper}, nil
+}
+
+// apply makes prepared parts current.
+func (g *Gateway) apply(l *live) {
+	g.live.Store(l)
+}
+
+func (g *Gateway) current() Config { return *g.cfgPtr.Load() }
 
 // New validates cfg, opens the buffer and builds every component. It starts
 // no goroutines; Run does.
@@ -75,20 +114,35 @@ func New(cfg Config, opts Options) (*Gateway, error) {
 	if newSender == nil {
 		newSender = uplink.New
 	}
-	mapper, err := mapping.Compile(cfg.Events, cfg.GatewayID)
-	if err != nil {
-		return nil, fmt.Errorf("events: %w", err)
+	level := opts.LogLevel
+	if level == nil {
+		level = new(slog.LevelVar)
 	}
 	g := &Gateway{
-		cfg:       cfg,
-		log:       log,
-		metrics:   set,
-		mapper:    mapper,
-		ingested:  set.NewCounter(`edgegate_events_ingested_total`),
-		unmatched: set.NewCounter(`edgegate_events_dropped_total{reason="unmatched_topic"}`),
-		rejected:  set.NewCounter(`edgegate_events_dropped_total{reason="invalid"}`),
-		overload:  set.NewCounter(`edgegate_events_refused_total{reason="buffer_full"}`),
+		cfg:            cfg,
+		configPath:     opts.ConfigPath,
+		log:            log,
+		level:          level,
+		metrics:        set,
+		reloadFailures: set.NewCounter(`edgegate_config_reload_failures_total`),
+		ingested:       set.NewCounter(`edgegate_events_ingested_total`),
+		unmatched:      set.NewCounter(`edgegate_events_dropped_total{reason="unmatched_topic"}`),
+		rejected:       set.NewCounter(`edgegate_events_dropped_total{reason="invalid"}`),
+		overload:       set.NewCounter(`edgegate_events_refused_total{reason="buffer_full"}`),
 	}
+	l, err := g.prepare(cfg)
+	if err != nil {
+		return nil, err
+	}
+	g.apply(l)
+	g.cfgPtr.Store(&cfg)
+	g.lastReloadOK.Store(true)
+	set.NewGauge(`edgegate_config_last_reload_successful`, func() float64 {
+		if g.lastReloadOK.Load() {
+			return 1
+		}
+		return 0
+	})
 	for _, u := range cfg.Uplinks {
 		sender, err := newSender(u, log.With("component", "uplink", "uplink", u.Name), set)
 		if err != nil {
@@ -144,7 +198,8 @@ func (g *Gateway) AdminAddr() net.Addr {
 // client's goroutine before its acknowledgement: nil means the event is in
 // the buffer (fsync'd for QoS ≥ 1).
 func (g *Gateway) Handle(ctx context.Context, m mqtt.Message) error {
-	e, err := g.mapper.Map(mapping.Message{
+	l := g.live.Load()
+	e, err := l.mapper.Map(mapping.Message{
 		Topic:          m.Topic,
 		Payload:        m.Payload,
 		QoS:            m.QoS,
@@ -257,11 +312,12 @@ func (g *Gateway) Run(ctx context.Context) (err error) {
 	select {
 	case runErr = <-intakeDone:
 		g.ready.Store(false)
-		g.log.Info("shutting down: intake stopped, finishing in-flight sends", "timeout", g.cfg.ShutdownTimeout)
+		shutdownTimeout := g.current().ShutdownTimeout
+		g.log.Info("shutting down: intake stopped, finishing in-flight sends", "timeout", shutdownTimeout)
 		for _, f := range g.forwarders {
 			f.stopFetching()
 		}
-		timer := time.NewTimer(g.cfg.ShutdownTimeout)
+		timer := time.NewTimer(shutdownTimeout)
 		defer timer.Stop()
 		select {
 		case ferr := <-fwdDone:

@@ -174,10 +174,24 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 
 	set := metrics.NewSet()
 	set.NewGauge(`edgegate_build_info{version="`+version+`",goversion="`+runtime.Version()+`"}`, func() float64 { return 1 })
-	g, err := gateway.New(cfg, gateway.Options{Log: log, Metrics: set})
+	g, err := gateway.New(cfg, gateway.Options{Log: log, Metrics: set, LogLevel: level, ConfigPath: *path})
 	if err != nil {
 		return err
 	}
+	// SIGHUP reloads the configuration file; a bad file keeps the running one.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for {
+			select {
+			case <-hup:
+				g.ReloadFile(*path) // logs success or every error
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
 	if err := g.Run(ctx); err != nil {
 		log.Error("edgegate stopped with an error", "err", err)
 		return err

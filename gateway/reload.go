@@ -1,0 +1,64 @@
+package gateway
+
+import (
+	"errors"
+	"fmt"
+	"reflect"
+	"time"
+)
+
+// ReloadFile reads path, validates it and applies what can change while
+// running. Nothing changes unless everything is valid; a field that needs a
+// restart is an error naming it, and the running configuration stays. SIGHUP
+// and the admin endpoint both come here.
+func (g *Gateway) ReloadFile(path string) error {
+	g.reloadMu.Lock()
+	defer g.reloadMu.Unlock()
+	err := g.reloadFile(path)
+	g.lastReloadOK.Store(err == nil)
+	if err != nil {
+		g.reloadFailures.Inc()
+		g.log.Error("config reload failed: keeping the running configuration", "config", path, "err", err)
+		return err
+	}
+	g.lastReloadTime.Store(time.Now().Unix())
+	return nil
+}
+
+func (g *Gateway) reloadFile(path string) error {
+	cfg, _, err := LoadFile(path)
+	if err != nil {
+		return err
+	}
+	old := g.current()
+	if err := restartOnly(old, cfg); err != nil {
+		return err
+	}
+	next, err := g.prepare(cfg)
+	if err != nil {
+		return err
+	}
+	g.apply(next)
+	g.level.Set(cfg.LogLevel())
+	g.cfgPtr.Store(&cfg)
+	g.log.Info("config reloaded", "config", path)
+	return nil
+}
+
+// restartOnly names every changed field that cannot be applied live.
+func restartOnly(old, cfg Config) error {
+	var errs []error
+	check := func(name string, a, b any) {
+		if !reflect.DeepEqual(a, b) {
+			errs = append(errs, fmt.Errorf("%s: change requires restart", name))
+		}
+	}
+	check("gateway_id", old.GatewayID, cfg.GatewayID)
+	check("log.format", old.Log.Format, cfg.Log.Format)
+	check("admin", old.Admin, cfg.Admin)
+	check("mqtt", old.MQTT, cfg.MQTT)
+	check("buffer", old.Buffer, cfg.Buffer)
+	check("uplinks", old.Uplinks, cfg.Uplinks)
+	check("memory_limit", old.MemoryLimit, cfg.MemoryLimit)
+	return errors.Join(errs...)
+}
