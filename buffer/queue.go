@@ -2,9 +2,11 @@ package buffer
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/dgraph-io/badger/v4"
@@ -145,6 +147,7 @@ func (q *Queue) collectLocked(maxRecords, maxBytes int) (*Batch, error) {
 	}
 	take := func(seq uint64, v []byte) {
 		bt.seqs = append(bt.seqs, seq)
+		bt.times = append(bt.times, int64(binary.BigEndian.Uint64(v)))
 		bt.data = append(bt.data, v[valHeadSize:])
 		size += len(v) - valHeadSize
 	}
@@ -214,15 +217,19 @@ func (q *Queue) collectLocked(maxRecords, maxBytes int) (*Batch, error) {
 // Batch is a set of records leased by Next. Exactly one of Ack or Nack should
 // be called; later calls do nothing.
 type Batch struct {
-	q    *Queue
-	seqs []uint64
-	data [][]byte
-	done bool // guarded by q.b.mu
+	q     *Queue
+	seqs  []uint64
+	times []int64 // append time, Unix nanoseconds
+	data  [][]byte
+	done  bool // guarded by q.b.mu
 }
 
 // Records returns the records' data, oldest first. The slices belong to the
 // caller.
 func (bt *Batch) Records() [][]byte { return bt.data }
+
+// AppendedAt returns when record i was appended to the buffer.
+func (bt *Batch) AppendedAt(i int) time.Time { return time.Unix(0, bt.times[i]) }
 
 // Ack deletes the records. The delete is committed to disk but a crash may
 // still redeliver acked records (at-least-once). Records dropped or expired
