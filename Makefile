@@ -29,11 +29,13 @@ run: build
 	./$(BIN) run --config $(CONFIG)
 
 # The full suite: vet, unit + integration tests under the race detector,
-# and the 32-bit ARM buffer round trip under qemu.
+# the 32-bit ARM buffer round trip under qemu, and the real armv7 binary
+# end to end (kill -9 included) under qemu.
 test: $(WORK)
 	$(GO) vet ./...
 	$(GO) test -race -timeout 9m ./...
 	./scripts/test-arm.sh
+	./scripts/smoke-arm.sh
 
 test-short: $(WORK)
 	$(GO) test -short ./...
