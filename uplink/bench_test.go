@@ -1,6 +1,7 @@
 package uplink
 
 import (
+	"compress/gzip"
 	"context"
 	"io"
 	"net/http"
@@ -36,3 +37,70 @@ func BenchmarkSendBinary(b *testing.B) { benchSend(b, ModeBinary) }
 
 // BenchmarkSendStructured: 100 requests, 8 in flight, per-source order.
 func BenchmarkSendStructured(b *testing.B) { benchSend(b, ModeStructured) }
+
+// BenchmarkSendBatchGzip: BenchmarkSendBatch with gzip request bodies.
+func BenchmarkSendBatchGzip(b *testing.B) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		zr, err := gzip.NewReader(r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), 400)
+			return
+		}
+		_, _ = io.Copy(io.Discard, zr)
+	}))
+	defer srv.Close()
+	s := newTestSender(b, srv.URL, ModeBatch, func(c *Config) { c.Compression = CompressionGzip })
+	records := testRecords(b, 100, 10)
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		if err := s.Send(ctx, records); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N*len(records))/b.Elapsed().Seconds(), "events/s")
+}
+
+// BenchmarkSendMQTT: 100 QoS 1 publishes per op to an embedded mochi broker
+// on loopback, 100 unacknowledged at most, each stored in paho's FileStore
+// until its PUBACK.
+func BenchmarkSendMQTT(b *testing.B) {
+	br := startBroker(b, "127.0.0.1:0", nil, nil)
+	br.noRecord = true
+	s := newMQTTTestSender(b, "tcp://"+br.addr, nil)
+	records := testRecords(b, 100, 10)
+	ctx := context.Background()
+	if err := s.Send(ctx, records); err != nil { // connect
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		if err := s.Send(ctx, records); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N*len(records))/b.Elapsed().Seconds(), "events/s")
+}
+
+// BenchmarkSendMQTTMemoryStore: BenchmarkSendMQTT with session_store
+// memory, to show what the FileStore costs.
+func BenchmarkSendMQTTMemoryStore(b *testing.B) {
+	br := startBroker(b, "127.0.0.1:0", nil, nil)
+	br.noRecord = true
+	s := newMQTTTestSender(b, "tcp://"+br.addr, func(c *Config) { c.SessionStore = SessionStoreMemory })
+	records := testRecords(b, 100, 10)
+	ctx := context.Background()
+	if err := s.Send(ctx, records); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		if err := s.Send(ctx, records); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N*len(records))/b.Elapsed().Seconds(), "events/s")
+}

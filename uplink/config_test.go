@@ -68,7 +68,7 @@ func TestConfigValidate(t *testing.T) {
 	err := c.Validate()
 	want := []string{
 		`name: must match [a-z0-9_-]+, got "Bad Name"`,
-		`type: unknown uplink type "carrier-pigeon" (known: http)`,
+		`type: unknown uplink type "carrier-pigeon" (known: http, mqtt)`,
 		`url: must be an http:// or https:// URL`,
 		`mode: must be one of batch, binary, structured, got "smoke"`,
 		`timeout: must be positive`,

@@ -2,8 +2,11 @@
 // kind of endpoint, built by New from a Config (a switch on Config.Type).
 //
 // A record is one CloudEvent in the CloudEvents JSON format, as
-// json.Marshal(event.Event) produces it. The "http" sender POSTs records in
-// one of three modes:
+// json.Marshal(event.Event) produces it.
+//
+// # HTTP (type http)
+//
+// The http sender POSTs records in one of three modes:
 //
 //   - batch (default): one request per slice, body the JSON array of the
 //     records (application/cloudevents-batch+json), split by
@@ -18,19 +21,61 @@
 // after another in slice order, and after a failure no new request starts:
 // a later event of a source is never delivered after an earlier one failed.
 //
+// Auth and transport: custom headers, a bearer token (inline or from a file),
+// HTTP basic (password inline or from a file), TLS with a custom CA bundle,
+// client certificates (mTLS), server name override, and the proxy from the
+// environment (HTTPS_PROXY, NO_PROXY). Secret files and client certificates
+// are re-read when their mtime changes, checked lazily at most every 5 s
+// (token files at once after a 401). compression: gzip compresses request
+// bodies (Content-Encoding: gzip).
+//
+// # Partial batches
+//
+// There is no standard way for a receiver to say which events of a batch it
+// refused, so a batch request is all-or-nothing: a 2xx other than 207 means
+// every event was accepted; any other status applies to the whole request. A
+// 207 Multi-Status is a partial acceptance and fails permanently. Binary and
+// structured mode know which event failed: the error carries a *RecordError.
+// Bisect turns this into per-event outcomes for the forward loop: it splits
+// a batch that failed permanently until the poison events are isolated, so
+// one bad event never dead-letters the good ones sent with it.
+//
+// # MQTT (type mqtt)
+//
+// The mqtt sender publishes each record with QoS 1 to a cloud broker (MQTT
+// 3.1.1 via paho: tcp://, tls://, ws://, wss://) in the CloudEvents MQTT
+// binding's structured mode: the payload is the JSON event. MQTT 3.1.1
+// cannot carry a content type, so structured JSON is the only mode. The topic
+// comes from a template ({gateway_id}, {type}, {source}, {subject}, {id});
+// '+', '#' and NUL in values become '_', '/' is kept. CleanSession is false
+// with a session store (paho FileStore under StateDir, or memory), and paho
+// reconnects on its own. Send returns nil only when every record got its
+// PUBACK on one unbroken connection; a connection loss during Send makes it
+// fail (retryable), because paho completes the tokens of resent messages
+// without a PUBACK. The client connects on the first Send and runs paho's
+// goroutines until Close: the owner must Close the Sender.
+//
+// # Errors
+//
 // Failures are *Error values: Retryable (connection errors, timeouts, 408,
-// 429, 5xx) or permanent (other 4xx, malformed records, which also carry a
-// *RecordError naming the record). Classify reads them; Backoff spaces the
-// retries. A failed Send may have delivered some records: the caller sends
-// the whole slice again (at-least-once, duplicates keep their id).
+// 429, 5xx, and 401, 403, 404, 405, 407, which speak of credentials or the
+// endpoint rather than the events) or permanent (other 4xx, 207, malformed
+// records, which also carry a *RecordError naming the record). Classify reads
+// them; Backoff spaces the retries. A failed Send may have delivered some
+// records: the caller sends them again (at-least-once, duplicates keep their
+// id).
 //
 // Metrics (on the *metrics.Set passed to New):
-// edgegate_uplink_requests_total{uplink,code} (code "error" when no
+// edgegate_uplink_requests_total{uplink,code} (http; code "error" when no
 // response arrived), edgegate_uplink_events_sent_total{uplink},
-// edgegate_uplink_request_duration_seconds{uplink}.
+// edgegate_uplink_request_duration_seconds{uplink};
+// mqtt: edgegate_uplink_mqtt_publishes_total, _send_failures_total,
+// _connection_lost_total, _store_errors_total {uplink}.
 //
 // uplink must not import buffer, mqtt, rules or gateway: it never touches the
-// disk buffer. Senders are safe for concurrent use and start no goroutines
-// outside Send. Header values (tokens) and URL credentials are never logged
-// or put into errors.
+// disk buffer. Senders are safe for concurrent use. The http sender starts no
+// goroutines outside Send; the mqtt sender's paho client runs from the first
+// Send until Close. Header values, tokens, passwords and URL credentials are
+// never logged or put into errors; Config.Redacted, String and LogValue give
+// views without them.
 package uplink

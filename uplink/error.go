@@ -66,9 +66,20 @@ func Classify(err error) (retryable bool, retryAfter time.Duration) {
 // maxRetryAfter caps a server's Retry-After hint.
 const maxRetryAfter = time.Hour
 
-// retryableStatus reports whether a response status is worth retrying.
+// retryableStatus reports whether a response status is worth retrying:
+// 408, 429 and 5xx, and the 4xx that speak of the endpoint or the
+// gateway's credentials rather than of the events (401, 403, 404, 405, 407):
+// a token being rotated or a receiver not deployed yet must not dead-letter
+// every buffered event. Other 4xx (and 207, a partial acceptance) are
+// permanent: the forward loop bisects the batch (see Bisect).
 func retryableStatus(code int) bool {
-	return code == http.StatusRequestTimeout || code == http.StatusTooManyRequests || code >= 500
+	switch code {
+	case http.StatusRequestTimeout, http.StatusTooManyRequests,
+		http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound,
+		http.StatusMethodNotAllowed, http.StatusProxyAuthRequired:
+		return true
+	}
+	return code >= 500
 }
 
 // parseRetryAfter parses a Retry-After value (delay-seconds or HTTP-date)

@@ -1,9 +1,13 @@
 package uplink
 
 import (
+	"bytes"
+	"compress/gzip"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -67,6 +71,7 @@ type receiver struct {
 	mu          sync.Mutex
 	events      []ceView
 	requests    int
+	gzipped     int
 	inflight    int
 	maxInflight int
 }
@@ -75,6 +80,18 @@ func newReceiver(tb testing.TB, respond func(w http.ResponseWriter, r *http.Requ
 	tb.Helper()
 	rc := &receiver{tb: tb, respond: respond}
 	rc.srv = httptest.NewServer(http.HandlerFunc(rc.serve))
+	tb.Cleanup(rc.srv.Close)
+	return rc
+}
+
+// newTLSReceiver is newReceiver over HTTPS with the given server config.
+func newTLSReceiver(tb testing.TB, cfg *tls.Config, respond func(w http.ResponseWriter, r *http.Request, evs []ceView) int) *receiver {
+	tb.Helper()
+	rc := &receiver{tb: tb, respond: respond}
+	rc.srv = httptest.NewUnstartedServer(http.HandlerFunc(rc.serve))
+	rc.srv.TLS = cfg
+	rc.srv.Config.ErrorLog = log.New(io.Discard, "", 0) // failed handshakes are expected in some tests
+	rc.srv.StartTLS()
 	tb.Cleanup(rc.srv.Close)
 	return rc
 }
@@ -94,6 +111,26 @@ func (rc *receiver) serve(w http.ResponseWriter, r *http.Request) {
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	switch enc := r.Header.Get("Content-Encoding"); enc {
+	case "":
+	case "gzip":
+		zr, err := gzip.NewReader(bytes.NewReader(body))
+		if err == nil {
+			body, err = io.ReadAll(zr)
+		}
+		if err != nil {
+			rc.tb.Errorf("bad gzip body: %v", err)
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		rc.mu.Lock()
+		rc.gzipped++
+		rc.mu.Unlock()
+	default:
+		rc.tb.Errorf("unexpected Content-Encoding %q", enc)
+		http.Error(w, "bad encoding", http.StatusUnsupportedMediaType)
 		return
 	}
 	evs, err := validateRequest(r, body)

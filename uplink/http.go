@@ -2,6 +2,7 @@ package uplink
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
@@ -42,6 +43,8 @@ type httpSender struct {
 	url     string // full URL, used for requests only
 	safeURL string // scheme://host/path: no credentials, no query; for errors and logs
 	headers http.Header
+	auth    *authenticator // nil: no auth section
+	gzip    bool
 	client  *http.Client
 	sem     chan struct{} // bounds concurrent requests across Send calls
 	workers int
@@ -84,6 +87,14 @@ func newHTTPSender(cfg Config, log *slog.Logger, m *metrics.Set) (*httpSender, e
 		ExpectContinueTimeout: time.Second,
 	}
 
+	if tr.TLSClientConfig, err = buildTLSConfig(cfg.TLS, log); err != nil {
+		return nil, fmt.Errorf("uplink %q: %w", cfg.Name, err)
+	}
+	auth, err := newAuthenticator(cfg.Auth, log)
+	if err != nil {
+		return nil, fmt.Errorf("uplink %q: %w", cfg.Name, err)
+	}
+
 	h := make(http.Header, len(cfg.Headers))
 	for k, v := range cfg.Headers {
 		h.Set(k, v)
@@ -100,6 +111,8 @@ func newHTTPSender(cfg Config, log *slog.Logger, m *metrics.Set) (*httpSender, e
 		url:     cfg.URL,
 		safeURL: safe,
 		headers: h,
+		auth:    auth,
+		gzip:    cfg.Compression == CompressionGzip,
 		client: &http.Client{
 			Transport:     tr,
 			Timeout:       cfg.Timeout,
@@ -317,6 +330,14 @@ func (s *httpSender) do(req *http.Request, n int) *Error {
 	for k, v := range s.headers {
 		req.Header[k] = v
 	}
+	if s.auth != nil {
+		req.Header.Set("Authorization", s.auth.authHeader())
+	}
+	if s.gzip {
+		if err := compressRequest(req); err != nil {
+			return &Error{Err: fmt.Errorf("compress request: %w", err)}
+		}
+	}
 	select {
 	case s.sem <- struct{}{}:
 	case <-req.Context().Done():
@@ -344,16 +365,22 @@ func (s *httpSender) do(req *http.Request, n int) *Error {
 		return &Error{Err: fmt.Errorf("post %s: %w", s.safeURL, err), Retryable: true}
 	}
 	s.set.GetOrCreateCounter(`edgegate_uplink_requests_total{uplink="` + s.name + `",code="` + strconv.Itoa(resp.StatusCode) + `"}`).Inc()
-	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+	if resp.StatusCode >= 200 && resp.StatusCode < 300 && resp.StatusCode != http.StatusMultiStatus {
 		s.events.Add(n)
 		s.log.Debug("uplink request", "events", n, "status", resp.StatusCode, "duration", elapsed)
 		return nil
+	}
+	if resp.StatusCode == http.StatusUnauthorized && s.auth != nil {
+		s.auth.rejected() // a rotated token file is read again at once
 	}
 	e := &Error{StatusCode: resp.StatusCode, Retryable: retryableStatus(resp.StatusCode)}
 	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
 		e.RetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
 	}
 	msg := fmt.Sprintf("post %s: %s", s.safeURL, resp.Status)
+	if resp.StatusCode == http.StatusMultiStatus {
+		msg += " (partial acceptance: the receiver did not take every event)"
+	}
 	if sn := snippet(body); sn != "" {
 		msg += ": " + sn
 	}
@@ -375,5 +402,41 @@ func checkHeaderValues(h http.Header) error {
 			}
 		}
 	}
+	return nil
+}
+
+// gzipWriters recycles gzip writers (each holds ~800 KB of state).
+var gzipWriters = sync.Pool{New: func() any {
+	w, _ := gzip.NewWriterLevel(nil, gzip.BestSpeed)
+	return w
+}}
+
+// compressRequest replaces req's body with its gzip encoding.
+func compressRequest(req *http.Request) error {
+	if req.Body == nil || req.Body == http.NoBody {
+		return nil
+	}
+	raw, err := io.ReadAll(req.Body)
+	req.Body.Close()
+	if err != nil {
+		return err
+	}
+	var buf bytes.Buffer
+	buf.Grow(len(raw)/4 + 64)
+	zw := gzipWriters.Get().(*gzip.Writer)
+	zw.Reset(&buf)
+	_, err = zw.Write(raw)
+	if cerr := zw.Close(); err == nil {
+		err = cerr
+	}
+	gzipWriters.Put(zw)
+	if err != nil {
+		return err
+	}
+	body := buf.Bytes()
+	req.Body = io.NopCloser(bytes.NewReader(body))
+	req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+	req.ContentLength = int64(len(body))
+	req.Header.Set("Content-Encoding", "gzip")
 	return nil
 }

@@ -40,6 +40,8 @@ func New(cfg Config, log *slog.Logger, m *metrics.Set) (Sender, error) {
 	switch cfg.Type {
 	case TypeHTTP:
 		return newHTTPSender(cfg, log, m)
+	case TypeMQTT:
+		return newMQTTSender(cfg, log, m)
 	default:
 		// Unreachable after Validate; kept so a new type cannot slip through.
 		return nil, fmt.Errorf("uplink %q: unknown type %q", cfg.Name, cfg.Type)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -124,6 +125,23 @@ func (h *sinkHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	h.requests.Add(1)
 	r.Body = http.MaxBytesReader(w, r.Body, sinkMaxBody)
+	switch enc := strings.ToLower(strings.TrimSpace(r.Header.Get("Content-Encoding"))); enc {
+	case "", "identity":
+	case "gzip": // uplink compression: gzip
+		zr, err := gzip.NewReader(r.Body)
+		if err != nil {
+			http.Error(w, fmt.Sprintf("invalid gzip body: %v", err), http.StatusBadRequest)
+			return
+		}
+		defer zr.Close()
+		// Bound the decompressed size too.
+		r.Body = http.MaxBytesReader(w, io.NopCloser(zr), sinkMaxBody)
+		r.Header.Del("Content-Encoding")
+		r.ContentLength = -1
+	default:
+		http.Error(w, fmt.Sprintf("unsupported Content-Encoding %q (want gzip or none)", enc), http.StatusUnsupportedMediaType)
+		return
+	}
 
 	var (
 		mode   string

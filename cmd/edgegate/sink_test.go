@@ -313,3 +313,45 @@ func TestCmdSinkFlags(t *testing.T) {
 		t.Errorf("-h: %v %q", err, stderr.String())
 	}
 }
+
+// TestSinkHandlerGzip: the sink reads what an uplink with compression: gzip
+// sends, in every mode, and refuses unknown encodings.
+func TestSinkHandlerGzip(t *testing.T) {
+	var out syncBuffer
+	srv := httptest.NewServer(newSinkHandler(sinkOptions{format: "json"}, &out))
+	defer srv.Close()
+	var records [][]byte
+	for i := range 3 {
+		b, err := json.Marshal(sinkTestEvent(t, i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		records = append(records, b)
+	}
+	for _, mode := range []string{uplink.ModeBatch, uplink.ModeBinary, uplink.ModeStructured} {
+		cfg := uplink.DefaultConfig()
+		cfg.Name, cfg.URL, cfg.Mode, cfg.Compression = "gz", srv.URL, mode, uplink.CompressionGzip
+		s, err := uplink.New(cfg, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Send(context.Background(), records); err != nil {
+			t.Fatalf("%s: %v", mode, err)
+		}
+	}
+	if n := strings.Count(out.String(), "\n"); n != 9 {
+		t.Fatalf("%d events printed, want 9:\n%s", n, out.String())
+	}
+	req, _ := http.NewRequest(http.MethodPost, srv.URL, strings.NewReader("x"))
+	req.Header.Set("Content-Type", event.ApplicationCloudEventsJSON)
+	req.Header.Set("Content-Encoding", "br")
+	if code, _ := postSink(t, req); code != http.StatusUnsupportedMediaType {
+		t.Errorf("br: %d", code)
+	}
+	req, _ = http.NewRequest(http.MethodPost, srv.URL, strings.NewReader("not gzip"))
+	req.Header.Set("Content-Type", event.ApplicationCloudEventsJSON)
+	req.Header.Set("Content-Encoding", "gzip")
+	if code, _ := postSink(t, req); code != http.StatusBadRequest {
+		t.Errorf("bad gzip: %d", code)
+	}
+}
