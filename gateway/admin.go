@@ -69,6 +69,7 @@ type uplinkStatus struct {
 	Name string `json:"name"`
 	Type string `json:"type"`
 	Mode string `json:"mode"`
+	URL  string `json:"url"` // redacted: no credentials or query values
 	Up   bool   `json:"up"`
 }
 
@@ -88,8 +89,8 @@ func (g *Gateway) status() status {
 		Buffer:    g.buf.Stats(),
 	}
 	for _, f := range g.forwarders {
-		// URLs may carry credentials: report names and kinds only.
-		st.Uplinks = append(st.Uplinks, uplinkStatus{Name: f.cfg.Name, Type: f.cfg.Type, Mode: f.cfg.Mode, Up: f.up.Load()})
+		r := f.cfg.Redacted()
+		st.Uplinks = append(st.Uplinks, uplinkStatus{Name: r.Name, Type: r.Type, Mode: r.Mode, URL: r.URL, Up: f.up.Load()})
 	}
 	return st
 }

@@ -113,6 +113,11 @@ func (c Config) Validate() error {
 		}
 		errs = appendSection(errs, prefix, u.Validate())
 	}
+	for i, u := range c.Uplinks {
+		if _, ok := seen[u.DeadLetter]; u.DeadLetter != "" && u.DeadLetter != u.Name && !ok {
+			errs = append(errs, fmt.Errorf("uplinks[%d].dead_letter: no uplink is named %q", i, u.DeadLetter))
+		}
+	}
 	return errors.Join(errs...)
 }
 

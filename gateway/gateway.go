@@ -11,9 +11,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -144,32 +146,46 @@ func New(cfg Config, opts Options) (*Gateway, error) {
 		return 0
 	})
 	for _, u := range cfg.Uplinks {
+		u.GatewayID = cfg.GatewayID
+		if u.Type == uplink.TypeMQTT && u.StateDir == "" {
+			u.StateDir = filepath.Join(filepath.Dir(cfg.Buffer.Dir), "uplinks", u.Name)
+		}
 		sender, err := newSender(u, log.With("component", "uplink", "uplink", u.Name), set)
 		if err != nil {
+			g.closeSenders()
 			return nil, fmt.Errorf("uplink %s: %w", u.Name, err)
 		}
-		g.forwarders = append(g.forwarders, newForwarder(u, sender, log, set))
+		f := newForwarder(u, sender, log, set)
+		f.deadLetter = deadLetterName(u.Name)
+		if u.DeadLetter != "" {
+			f.deadLetter = queueName(u.DeadLetter)
+		}
+		g.forwarders = append(g.forwarders, f)
 		g.queueNames = append(g.queueNames, queueName(u.Name))
 	}
 	g.buf, err = buffer.Open(cfg.Buffer, log.With("component", "buffer"), set)
 	if err != nil {
+		g.closeSenders()
 		return nil, fmt.Errorf("open buffer %s: %w", cfg.Buffer.Dir, err)
+	}
+	fail := func(err error) (*Gateway, error) {
+		g.closeSenders()
+		g.buf.Close()
+		return nil, err
 	}
 	for _, f := range g.forwarders {
 		if f.queue, err = g.buf.Queue(queueName(f.cfg.Name)); err != nil {
-			g.buf.Close()
-			return nil, fmt.Errorf("buffer queue for uplink %s: %w", f.cfg.Name, err)
+			return fail(fmt.Errorf("buffer queue for uplink %s: %w", f.cfg.Name, err))
 		}
-		if f.deadLetter, err = g.buf.Queue(deadLetterName(f.cfg.Name)); err != nil {
-			g.buf.Close()
-			return nil, fmt.Errorf("dead-letter queue for uplink %s: %w", f.cfg.Name, err)
+		// Create the local dead-letter queue now so /status lists it.
+		if _, err = g.buf.Queue(deadLetterName(f.cfg.Name)); err != nil {
+			return fail(fmt.Errorf("dead-letter queue for uplink %s: %w", f.cfg.Name, err))
 		}
 		f.buf = g.buf
 	}
 	g.broker, err = mqtt.New(cfg.MQTT, g, log.With("component", "mqtt"), set)
 	if err != nil {
-		g.buf.Close()
-		return nil, fmt.Errorf("mqtt: %w", err)
+		return fail(fmt.Errorf("mqtt: %w", err))
 	}
 	set.NewGauge(`edgegate_ready`, func() float64 {
 		if g.ready.Load() {
@@ -178,6 +194,18 @@ func New(cfg Config, opts Options) (*Gateway, error) {
 		return 0
 	})
 	return g, nil
+}
+
+// closeSenders releases the senders' connections (paho goroutines, idle
+// HTTP connections).
+func (g *Gateway) closeSenders() {
+	for _, f := range g.forwarders {
+		if c, ok := f.sender.(io.Closer); ok {
+			if err := c.Close(); err != nil {
+				g.log.Warn("close uplink", "uplink", f.cfg.Name, "err", err)
+			}
+		}
+	}
 }
 
 func queueName(uplinkName string) string      { return "uplink." + uplinkName }
@@ -266,6 +294,7 @@ func (g *Gateway) Run(ctx context.Context) (err error) {
 	bufDone := make(chan error, 1)
 	go func() { bufDone <- g.buf.Run(bufCtx) }()
 	defer func() {
+		g.closeSenders()
 		stopBuf()
 		if berr := <-bufDone; berr != nil && err == nil {
 			err = fmt.Errorf("buffer: %w", berr)

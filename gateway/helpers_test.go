@@ -28,9 +28,14 @@ type receiver struct {
 	t      testing.TB
 	srv    *httptest.Server
 	status atomic.Int32
+	// reject, when set, makes the receiver answer 400 to a request that
+	// holds an event it returns true for (the whole request fails, as a
+	// real batch endpoint would).
+	reject func(event.Event) bool
 
 	mu     sync.Mutex
-	events []event.Event
+	events []event.Event // first arrival of each id
+	all    []event.Event // every arrival
 	ids    map[string]int
 	dups   int
 	bad    []string
@@ -60,11 +65,20 @@ func (r *receiver) serve(w http.ResponseWriter, req *http.Request) {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
+	if r.reject != nil {
+		for _, e := range events {
+			if r.reject(e) {
+				http.Error(w, "event "+e.ID()+" refused", http.StatusBadRequest)
+				return
+			}
+		}
+	}
 	r.mu.Lock()
 	for _, e := range events {
 		if err := e.Validate(); err != nil {
 			r.bad = append(r.bad, err.Error())
 		}
+		r.all = append(r.all, e)
 		if _, seen := r.ids[e.ID()]; seen {
 			r.dups++
 		} else {
@@ -104,6 +118,13 @@ func (r *receiver) waitFor(n int, within time.Duration) []event.Event {
 		r.t.Fatalf("receiver saw invalid requests/events: %v", r.bad[:min(5, len(r.bad))])
 	}
 	return append([]event.Event(nil), r.events...)
+}
+
+// arrivals returns every event received, duplicates included.
+func (r *receiver) arrivals() []event.Event {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]event.Event(nil), r.all...)
 }
 
 func (r *receiver) duplicates() int {

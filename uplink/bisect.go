@@ -107,6 +107,19 @@ func (b *Bisect) Result(err error) (retry bool, retryAfter time.Duration) {
 	return false, 0
 }
 
+// GiveUp ends the range Next returned without delivering it: each of its
+// records becomes poison with err (the forward loop's retry limit).
+func (b *Bisect) GiveUp(err error) {
+	if !b.active {
+		return
+	}
+	s := b.sent
+	b.pop()
+	for i := s.lo; i < s.hi; i++ {
+		b.poison = append(b.poison, Poison{Index: i, Err: err})
+	}
+}
+
 // Poisoned returns the poison records found so far, in the order found.
 func (b *Bisect) Poisoned() []Poison { return b.poison }
 

@@ -184,3 +184,19 @@ func ExampleBisect() {
 	// delivered [d e]
 	// dead-letter POISON 400 Bad Request
 }
+
+func TestBisectGiveUp(t *testing.T) {
+	b := NewBisect(4)
+	lo, hi, ok := b.Next()
+	if !ok || lo != 0 || hi != 4 {
+		t.Fatalf("Next = %d, %d, %v", lo, hi, ok)
+	}
+	cause := errors.New("still down")
+	b.GiveUp(cause)
+	if _, _, ok := b.Next(); ok {
+		t.Fatal("range still pending after GiveUp")
+	}
+	if p := b.Poisoned(); len(p) != 4 || p[3].Index != 3 || p[0].Err != cause {
+		t.Fatalf("Poisoned = %+v", p)
+	}
+}

@@ -384,7 +384,7 @@ func TestMQTTConfig(t *testing.T) {
 		return c
 	}
 	c := base()
-	if c.Mode != ModeStructured || c.Topic != DefaultMQTTTopic || c.SessionStore != SessionStoreFile || c.MaxInFlight != DefaultMQTTMaxInFlight || c.KeepAlive != DefaultMQTTKeepAlive {
+	if c.Mode != ModeStructured || c.Topic != DefaultMQTTTopic || c.SessionStore != SessionStoreMemory || c.MaxInFlight != DefaultMQTTMaxInFlight || c.KeepAlive != DefaultMQTTKeepAlive {
 		t.Fatalf("mqtt defaults: %+v", c)
 	}
 	if err := c.Validate(); err != nil {
@@ -417,6 +417,7 @@ func TestMQTTConfig(t *testing.T) {
 	}
 	// What only New can check: the gateway fills these in.
 	c = base()
+	c.SessionStore = SessionStoreFile
 	_, err := New(c, nil, nil)
 	if err == nil || !strings.Contains(err.Error(), "topic: uses {gateway_id} but the gateway id is not set") ||
 		!strings.Contains(err.Error(), "state_dir: is required for type mqtt with session_store file") {
