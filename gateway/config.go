@@ -18,6 +18,7 @@ import (
 	"github.com/edgegate/edgegate/buffer"
 	"github.com/edgegate/edgegate/gateway/mapping"
 	"github.com/edgegate/edgegate/mqtt"
+	"github.com/edgegate/edgegate/rules"
 	"github.com/edgegate/edgegate/uplink"
 )
 
@@ -31,6 +32,7 @@ type Config struct {
 	Buffer          buffer.Config   `yaml:"buffer"`
 	Events          mapping.Config  `yaml:"events"`
 	Uplinks         []uplink.Config `yaml:"uplinks"`
+	Rules           rules.Config    `yaml:"rules"`
 	ShutdownTimeout time.Duration   `yaml:"shutdown_timeout"`
 	// MemoryLimit is the Go runtime's soft memory limit (GOMEMLIMIT); the
 	// GOMEMLIMIT environment variable wins. 0 disables it.
@@ -113,12 +115,23 @@ func (c Config) Validate() error {
 		}
 		errs = appendSection(errs, prefix, u.Validate())
 	}
+	if _, err := rules.Compile(c.Rules, c.uplinkNames(), rules.WithGatewayID(c.GatewayID)); err != nil {
+		errs = appendSection(errs, "rules.", err)
+	}
 	for i, u := range c.Uplinks {
 		if _, ok := seen[u.DeadLetter]; u.DeadLetter != "" && u.DeadLetter != u.Name && !ok {
 			errs = append(errs, fmt.Errorf("uplinks[%d].dead_letter: no uplink is named %q", i, u.DeadLetter))
 		}
 	}
 	return errors.Join(errs...)
+}
+
+func (c Config) uplinkNames() []string {
+	names := make([]string, len(c.Uplinks))
+	for i, u := range c.Uplinks {
+		names[i] = u.Name
+	}
+	return names
 }
 
 // appendSection adds a section's errors with the section's path in front.

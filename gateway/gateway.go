@@ -26,6 +26,7 @@ import (
 	"github.com/edgegate/edgegate/buffer"
 	"github.com/edgegate/edgegate/gateway/mapping"
 	"github.com/edgegate/edgegate/mqtt"
+	"github.com/edgegate/edgegate/rules"
 	"github.com/edgegate/edgegate/uplink"
 )
 
@@ -50,7 +51,6 @@ type Gateway struct {
 	buf        *buffer.Buffer
 	broker     *mqtt.Broker
 	forwarders []*forwarder
-	queueNames []string // one buffer queue per uplink, in config order
 
 	ready    atomic.Bool
 	adminLn  net.Listener
@@ -60,6 +60,13 @@ type Gateway struct {
 	unmatched *metrics.Counter
 	rejected  *metrics.Counter
 	overload  *metrics.Counter
+
+	ruleDropped       *metrics.Counter
+	ruleDeadLettered  *metrics.Counter
+	ruleEmitted       *metrics.Counter
+	rulePublished     *metrics.Counter
+	rulePublishFailed *metrics.Counter
+	tickLost          *metrics.Counter
 }
 
 // Options are the gateway's dependencies from main.
@@ -79,6 +86,8 @@ type Options struct {
 // live holds the parts of the configuration a reload replaces.
 type live struct {
 	mapper *mapping.Mapper
+	rules  *rules.Set
+	routes []string // queue names of the default route: every uplink
 }
 
 // prepare builds the reloadable parts of cfg without touching the running
@@ -88,11 +97,23 @@ func (g *Gateway) prepare(cfg Config) (*live, error) {
 	if err != nil {
 		return nil, fmt.Errorf("events: %w", err)
 	}
-	return &live{mapper: mapper}, nil
+	set, err := rules.Compile(cfg.Rules, cfg.uplinkNames(), rules.WithGatewayID(cfg.GatewayID))
+	if err != nil {
+		return nil, fmt.Errorf("rules: %w", err)
+	}
+	l := &live{mapper: mapper, rules: set}
+	for _, u := range cfg.Uplinks {
+		l.routes = append(l.routes, queueName(u.Name))
+	}
+	return l, nil
 }
 
-// apply makes prepared parts current.
+// apply makes prepared parts current. Rule state (windows, deadbands,
+// stale timers) of rules with the same name carries over.
 func (g *Gateway) apply(l *live) {
+	if old := g.live.Load(); old != nil {
+		l.rules.CarryStateFrom(old.rules)
+	}
 	g.live.Store(l)
 }
 
@@ -131,6 +152,13 @@ func New(cfg Config, opts Options) (*Gateway, error) {
 		unmatched:      set.NewCounter(`edgegate_events_dropped_total{reason="unmatched_topic"}`),
 		rejected:       set.NewCounter(`edgegate_events_dropped_total{reason="invalid"}`),
 		overload:       set.NewCounter(`edgegate_events_refused_total{reason="buffer_full"}`),
+
+		ruleDropped:       set.NewCounter(`edgegate_events_dropped_total{reason="rule"}`),
+		ruleDeadLettered:  set.NewCounter(`edgegate_events_dead_lettered_total{reason="rule"}`),
+		ruleEmitted:       set.NewCounter(`edgegate_rules_events_emitted_total`),
+		rulePublished:     set.NewCounter(`edgegate_rules_publishes_total{result="ok"}`),
+		rulePublishFailed: set.NewCounter(`edgegate_rules_publishes_total{result="error"}`),
+		tickLost:          set.NewCounter(`edgegate_rules_emitted_lost_total`),
 	}
 	l, err := g.prepare(cfg)
 	if err != nil {
@@ -161,7 +189,6 @@ func New(cfg Config, opts Options) (*Gateway, error) {
 			f.deadLetter = queueName(u.DeadLetter)
 		}
 		g.forwarders = append(g.forwarders, f)
-		g.queueNames = append(g.queueNames, queueName(u.Name))
 	}
 	g.buf, err = buffer.Open(cfg.Buffer, log.With("component", "buffer"), set)
 	if err != nil {
@@ -187,6 +214,7 @@ func New(cfg Config, opts Options) (*Gateway, error) {
 	if err != nil {
 		return fail(fmt.Errorf("mqtt: %w", err))
 	}
+	set.RegisterMetricsWriter(func(w io.Writer) { g.live.Load().rules.WritePrometheus(w) })
 	set.NewGauge(`edgegate_ready`, func() float64 {
 		if g.ready.Load() {
 			return 1
@@ -245,23 +273,41 @@ func (g *Gateway) Handle(ctx context.Context, m mqtt.Message) error {
 		g.rejected.Inc()
 		return fmt.Errorf("%w: map topic %q: %v", mqtt.ErrRejected, m.Topic, err)
 	}
-	data, err := e.MarshalJSON()
-	if err != nil {
-		g.rejected.Inc()
-		return fmt.Errorf("%w: encode event for topic %q: %v", mqtt.ErrRejected, m.Topic, err)
-	}
-	recs := make([]buffer.Record, len(g.queueNames))
-	for i, q := range g.queueNames {
-		recs[i] = buffer.Record{Queue: q, Data: data}
-	}
-	if err := g.buf.Append(ctx, recs, m.QoS > 0); err != nil {
-		if errors.Is(err, buffer.ErrFull) || errors.Is(err, buffer.ErrClosed) {
-			g.overload.Inc()
-			return fmt.Errorf("%w: %v", mqtt.ErrOverloaded, err)
+	var recs []buffer.Record
+	var publishes []rules.Publish
+	if l.rules.Empty() {
+		data, err := e.MarshalJSON()
+		if err != nil {
+			g.rejected.Inc()
+			return fmt.Errorf("%w: encode event for topic %q: %v", mqtt.ErrRejected, m.Topic, err)
 		}
-		return fmt.Errorf("buffer event: %w", err)
+		recs = routeRecords(recs, data, nil, l.routes)
+	} else {
+		d := l.rules.Evaluate(rules.Input{Event: rules.FromCloudEvent(e), Topic: m.Topic, ClientID: m.ClientID}, time.Now())
+		for _, re := range d.Errors {
+			g.log.Debug("rule failed", "rule", re.Rule, "topic", m.Topic, "err", re.Err)
+		}
+		if recs, err = g.decisionRecords(e, d, l.routes); err != nil {
+			g.rejected.Inc()
+			return fmt.Errorf("%w: topic %q: %v", mqtt.ErrRejected, m.Topic, err)
+		}
+		publishes = d.Publishes
 	}
-	g.ingested.Inc()
+	if len(recs) > 0 {
+		if err := g.buf.Append(ctx, recs, m.QoS > 0); err != nil {
+			if errors.Is(err, buffer.ErrFull) || errors.Is(err, buffer.ErrClosed) {
+				g.overload.Inc()
+				return fmt.Errorf("%w: %v", mqtt.ErrOverloaded, err)
+			}
+			return fmt.Errorf("buffer event: %w", err)
+		}
+		g.ingested.Inc()
+	}
+	// Local actuation happens once the device's event is safe, with or
+	// without a cloud link.
+	for _, p := range publishes {
+		g.publishLocal(p)
+	}
 	return nil
 }
 
@@ -332,6 +378,7 @@ func (g *Gateway) Run(ctx context.Context) (err error) {
 		}
 		return nil
 	})
+	intake.Go(func() error { return g.tickRules(intakeCtx) })
 	intakeDone := make(chan error, 1)
 	go func() { intakeDone <- intake.Wait() }()
 	fwdDone := make(chan error, 1)

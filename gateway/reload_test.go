@@ -31,6 +31,10 @@ events:
     - {match: "devices/{device}/{kind}", source: "/gw/{device}", type: %q, subject: "{device}"}
 uplinks:
   - {name: cloud, type: http, url: %q, retry: {initial: 20ms, max: 200ms}}
+rules:
+  rules:
+    - name: tag
+      actions: [{set: {data.config: "'%s'"}}]
 `
 
 // A reload under steady publishing changes the mapping for later events,
@@ -41,7 +45,7 @@ func TestReloadUnderLoad(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "edgegate.yaml")
 	write := func(mqttAddr, typ string) {
-		data := fmt.Sprintf(reloadConfig, mqttAddr, filepath.Join(dir, "buf"), typ, rcv.URL())
+		data := fmt.Sprintf(reloadConfig, mqttAddr, filepath.Join(dir, "buf"), typ, rcv.URL(), typ)
 		if err := os.WriteFile(path, []byte(data), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -126,6 +130,10 @@ func TestReloadUnderLoad(t *testing.T) {
 	types := map[string]int{}
 	for _, e := range events {
 		types[e.Type()]++
+		// The mapping and the rules of one configuration, never a mix.
+		if !strings.Contains(string(e.Data()), `"config":"`+e.Type()+`"`) {
+			t.Errorf("event of type %s has data %s", e.Type(), e.Data())
+		}
 	}
 	if types["io.before"] == 0 || types["io.after"] == 0 || types["io.third"] != 0 {
 		t.Errorf("types across reloads: %v", types)

@@ -6,6 +6,7 @@
 //	edgegate validate --config FILE   check a configuration file, report every error
 //	edgegate sink                     print the CloudEvents an uplink would deliver
 //	edgegate simulate                 simulated devices publishing telemetry
+//	edgegate rules test --config FILE run the rules' own test cases
 //	edgegate version
 package main
 
@@ -37,6 +38,8 @@ Usage:
   edgegate validate [--config FILE]   check a configuration file and report every error
   edgegate sink [flags]               receive CloudEvents over HTTP and print them
   edgegate simulate [flags]           simulated MQTT devices publishing JSON telemetry
+  edgegate rules test [--config FILE] [--events FILE.jsonl]
+                                      run the rules' test cases / show their decisions
   edgegate version                    print the version
 
 Run "edgegate COMMAND -h" for the flags of a command.
@@ -66,6 +69,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdSink(ctx, rest, stdout, stderr)
 	case "simulate":
 		err = cmdSimulate(ctx, rest, stdout, stderr)
+	case "rules":
+		err = cmdRules(ctx, rest, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintf(stdout, "edgegate %s %s %s/%s\n", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 	case "help", "-h", "--help":

@@ -1,0 +1,78 @@
+package rules
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+)
+
+// typicalRules returns n rules of the usual shapes (type test, threshold,
+// subject/topic test) that do not match the benchmark's event.
+func typicalRules(n int) string {
+	var b strings.Builder
+	b.WriteString("rules:\n")
+	for i := range n {
+		switch i % 4 {
+		case 0:
+			fmt.Fprintf(&b, "  - name: r%d\n    when: type == 'io.acme.kind%d' && data.temperature > 30\n    actions: [{route: [cloud]}]\n", i, i)
+		case 1:
+			fmt.Fprintf(&b, "  - name: r%d\n    when: data.temperature > %d\n    actions: [{drop: true}]\n", i, 100+i)
+		case 2:
+			fmt.Fprintf(&b, "  - name: r%d\n    when: subject == 'dev-%d' || topic startsWith 'alarms/'\n    actions: [{set: {data.x: '1'}}]\n", i, i)
+		case 3:
+			fmt.Fprintf(&b, "  - name: r%d\n    when: ext.mqttqos == 2 && data.humidity < %d\n    actions: [{dead_letter: \"'x'\"}]\n", i, i)
+		}
+	}
+	return b.String()
+}
+
+func BenchmarkEvaluate(b *testing.B) {
+	for _, n := range []int{1, 10, 100} {
+		b.Run(fmt.Sprintf("rules=%d", n), func(b *testing.B) {
+			s := mustCompile(b, typicalRules(n))
+			in := reading("t1", map[string]any{"temperature": 21.5, "humidity": 40.0})
+			in.Event.Extensions = map[string]any{"mqttqos": int32(1)}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				d := s.Evaluate(in, t0)
+				if d.Drop || d.Routes != nil || len(d.Errors) > 0 {
+					b.Fatalf("unexpected match: %+v", d)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkEvaluateParallel runs 10 rules from concurrent publishers.
+func BenchmarkEvaluateParallel(b *testing.B) {
+	s := mustCompile(b, typicalRules(10))
+	in := reading("t1", map[string]any{"temperature": 21.5, "humidity": 40.0})
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			s.Evaluate(in, t0)
+		}
+	})
+}
+
+// BenchmarkEvaluateStateful: a deadband rule and a 1-minute average.
+func BenchmarkEvaluateStateful(b *testing.B) {
+	s := mustCompile(b, `
+rules:
+  - name: deadband
+    when: "!changed(data.temperature, 0.5)"
+    actions: [{drop: true}]
+  - name: avg
+    actions:
+      - aggregate: { value: data.temperature, every: 1m, emit: { type: io.acme.avg } }
+`)
+	in := reading("t1", map[string]any{"temperature": 21.5})
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		i++
+		in.Event.Data = map[string]any{"temperature": float64(i % 7)}
+		s.Evaluate(in, t0)
+	}
+}

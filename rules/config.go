@@ -1,0 +1,204 @@
+package rules
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Config is the `rules:` section of the configuration.
+//
+//	rules:
+//	  max_keys: 10000          # per rule: devices/keys with state (LRU beyond)
+//	  schemas: [...]           # optional JSON Schema of data per event type
+//	  rules: [...]             # evaluated in order for every event
+//	  tests: [...]             # run by `edgegate rules test`, ignored by the gateway
+type Config struct {
+	// MaxKeys caps the keys each stateful rule remembers (deadband, dedupe,
+	// sample, windows, stale); the least recently used key is forgotten
+	// beyond it. 0 means DefaultMaxKeys.
+	MaxKeys int      `yaml:"max_keys"`
+	Schemas []Schema `yaml:"schemas"`
+	Rules   []Rule   `yaml:"rules"`
+	Tests   []Test   `yaml:"tests"`
+}
+
+// DefaultMaxKeys is the per-rule key cap when max_keys is not set.
+const DefaultMaxKeys = 10000
+
+// Hard limits on what a configuration may ask for.
+const (
+	maxMaxKeys     = 1_000_000
+	maxSlideBucket = 60 // size / every of a sliding window
+)
+
+// On-error and on-invalid behaviours.
+const (
+	OnErrorSkip       = "skip"        // the rule counts as not matching (default)
+	OnErrorDrop       = "drop"        // the event is dropped
+	OnErrorDeadLetter = "dead_letter" // the event goes to the dead-letter queue
+	OnInvalidTag      = "tag"         // schemas only: set ext.schemaerror and continue
+)
+
+// Rule is one rule: when its condition holds, its actions run in order.
+type Rule struct {
+	Name string `yaml:"name"`
+	// When is an expr boolean; empty means always.
+	When string `yaml:"when"`
+	// Key is an expr string naming the state key of the stateful functions
+	// and the aggregate and stale actions; empty means subject.
+	Key string `yaml:"key"`
+	// OnError is what a runtime error in the rule does: skip (default),
+	// drop or dead_letter.
+	OnError string   `yaml:"on_error"`
+	Actions []Action `yaml:"actions"`
+}
+
+// Action is one step of a rule. Exactly one field is set.
+type Action struct {
+	// Set assigns expr values to targets, in order: data, data.a.b, type,
+	// source, subject, datacontenttype, ext.name.
+	Set Assignments `yaml:"set"`
+	// Remove deletes targets (data.a.b, subject, ext.name).
+	Remove []string `yaml:"remove"`
+	// Emit derives a new event (never evaluated by the rules).
+	Emit *EmitSpec `yaml:"emit"`
+	// Publish sends a message to a local MQTT topic.
+	Publish *PublishSpec `yaml:"publish"`
+	// Route sends the event to these uplinks (added to earlier routes).
+	Route []string `yaml:"route"`
+	// DeadLetter is an expr string: the reason. It ends the evaluation.
+	DeadLetter string `yaml:"dead_letter"`
+	// Drop drops the event. It ends the evaluation.
+	Drop *bool `yaml:"drop"`
+	// Aggregate adds a value to per-key windows that emit when they close.
+	Aggregate *AggregateSpec `yaml:"aggregate"`
+	// Stale emits an event when a key has been silent for a while.
+	Stale *StaleSpec `yaml:"stale"`
+}
+
+// Assignment is one `target: expression` of a set action.
+type Assignment struct {
+	Target string
+	Expr   string
+}
+
+// Assignments keep the order in which the YAML mapping lists them.
+type Assignments []Assignment
+
+// UnmarshalYAML decodes a mapping of target: expression in order.
+func (a *Assignments) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.MappingNode {
+		return fmt.Errorf("line %d: set must be a mapping of target: expression", n.Line)
+	}
+	out := make(Assignments, 0, len(n.Content)/2)
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if v.Kind != yaml.ScalarNode {
+			return fmt.Errorf("line %d: set %s: the value must be an expression string", v.Line, k.Value)
+		}
+		out = append(out, Assignment{Target: k.Value, Expr: v.Value})
+	}
+	*a = out
+	return nil
+}
+
+// MarshalYAML writes the assignments as a mapping.
+func (a Assignments) MarshalYAML() (any, error) {
+	n := &yaml.Node{Kind: yaml.MappingNode}
+	for _, x := range a {
+		n.Content = append(n.Content,
+			&yaml.Node{Kind: yaml.ScalarNode, Value: x.Target},
+			&yaml.Node{Kind: yaml.ScalarNode, Value: x.Expr})
+	}
+	return n, nil
+}
+
+// EmitSpec describes a derived event. Type is a plain name; Source, Subject and
+// Data are expressions (Source defaults to /edgegate/{gateway_id}/rules/{rule},
+// Subject to the triggering event's subject or the window/stale key, Data to
+// null for emit and to the aggregate/stale summary for those actions).
+type EmitSpec struct {
+	Type    string   `yaml:"type"`
+	Source  string   `yaml:"source"`
+	Subject string   `yaml:"subject"`
+	Data    string   `yaml:"data"`
+	Route   []string `yaml:"route"` // uplinks; empty: default route (all)
+}
+
+// PublishSpec describes a local MQTT message. Topic and Payload are
+// expressions; a string or bytes payload is sent as is, anything else as JSON.
+type PublishSpec struct {
+	Topic   string `yaml:"topic"`
+	Payload string `yaml:"payload"`
+	QoS     int    `yaml:"qos"`
+	Retain  bool   `yaml:"retain"`
+}
+
+// AggregateSpec keeps count, sum, min, max and avg of Value per key in windows
+// aligned on multiples of Every (processing time). With Size = Every (or
+// unset) windows tumble; with Size a multiple of Every they slide, one
+// window of length Size closing every Every. When a window that saw data
+// closes, Emit is emitted; its Data expression sees key, count, sum, min,
+// max, avg, start, end, rule, gateway_id.
+type AggregateSpec struct {
+	Value string        `yaml:"value"`
+	Every time.Duration `yaml:"every"`
+	Size  time.Duration `yaml:"size"`
+	Emit  EmitSpec      `yaml:"emit"`
+}
+
+// StaleSpec watches keys: when a key that matched the rule has been silent for
+// After, Emit is emitted once (again only after the key reports anew). Its
+// Data expression sees key, last_seen, silent_for (seconds), data (the last
+// event's data), rule, gateway_id.
+type StaleSpec struct {
+	After time.Duration `yaml:"after"`
+	Emit  EmitSpec      `yaml:"emit"`
+}
+
+// Schema validates data of events of one type with a JSON Schema given
+// inline (as YAML or JSON).
+type Schema struct {
+	Type   string `yaml:"type"`
+	Schema any    `yaml:"schema"`
+	// OnInvalid: drop, dead_letter (default) or tag (set ext.schemaerror
+	// to the validation error and continue).
+	OnInvalid string `yaml:"on_invalid"`
+}
+
+var namePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
+
+// Validate compiles every expression and checks every field, without
+// checking route names against uplinks (Compile does). Each error reads
+// "rules[2].when: problem", relative to the section.
+func (c Config) Validate() error {
+	_, err := Compile(c, nil)
+	return err
+}
+
+func (c Config) maxKeys() int {
+	if c.MaxKeys == 0 {
+		return DefaultMaxKeys
+	}
+	return c.MaxKeys
+}
+
+// pathErr builds a "path: problem" error.
+func pathErr(path, format string, args ...any) error {
+	return fmt.Errorf("%s: %s", path, fmt.Sprintf(format, args...))
+}
+
+// errList collects errors.
+type errList []error
+
+func (l *errList) add(err error) {
+	if err != nil {
+		*l = append(*l, err)
+	}
+}
+
+func (l errList) join() error { return errors.Join(l...) }
