@@ -1,0 +1,90 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/edgegate/edgegate/mqtt"
+	"github.com/edgegate/edgegate/uplink"
+)
+
+// One uplink's outage never slows another: with "slow" down, "fast" gets
+// every event promptly, while "slow"'s queue holds them until it recovers.
+func TestUplinkOutageIsIsolated(t *testing.T) {
+	fast, slow := newReceiver(t), newReceiver(t)
+	slow.status.Store(http.StatusServiceUnavailable)
+	cfg := testConfig(t, fast.URL())
+	s := uplink.DefaultConfig()
+	s.Name, s.Type, s.URL = "slow", "http", slow.URL()
+	s.Retry.Initial, s.Retry.Max = 20*time.Millisecond, 100*time.Millisecond
+	cfg.Uplinks = append(cfg.Uplinks, s)
+	gw := start(t, cfg)
+	publishSeq(t, connect(t, gw.mqtt, "iso"), "iso", 0, 300)
+	checkOrder(t, fast.waitFor(300, 10*time.Second))
+	if q := gw.g.buf.Stats().Queues[queueName("slow")]; q.Records != 300 {
+		t.Fatalf("slow uplink's queue holds %d, want 300", q.Records)
+	}
+	slow.status.Store(0)
+	checkOrder(t, slow.waitFor(300, 10*time.Second))
+}
+
+// The MQTT uplink through the gateway: events reach a second (cloud) MQTT
+// broker as structured CloudEvents on the templated topic.
+func TestMQTTUplink(t *testing.T) {
+	var mu sync.Mutex
+	got := map[string]int{} // topic → count
+	var ids []string
+	cloud, err := mqtt.New(mqtt.Config{
+		Listeners:       []mqtt.ListenerConfig{{ID: "cloud", Type: mqtt.TypeTCP, Address: "127.0.0.1:0"}},
+		MaxPayloadBytes: 1 << 20, MaxInflight: 100, SessionExpiry: time.Hour,
+	}, mqtt.HandlerFunc(func(_ context.Context, m mqtt.Message) error {
+		var ev struct {
+			SpecVersion string `json:"specversion"`
+			ID          string `json:"id"`
+			Type        string `json:"type"`
+		}
+		if err := json.Unmarshal(m.Payload, &ev); err != nil || ev.SpecVersion != "1.0" || ev.ID == "" {
+			t.Errorf("cloud broker got a non-CloudEvent on %s: %s", m.Topic, m.Payload)
+		}
+		mu.Lock()
+		got[m.Topic]++
+		ids = append(ids, ev.ID)
+		mu.Unlock()
+		return nil
+	}), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- cloud.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	<-cloud.Ready()
+
+	cfg := testConfig(t, "http://unused")
+	u := uplink.Config{Name: "iot", Type: uplink.TypeMQTT, URL: "tcp://" + cloud.Addr("cloud").String()}
+	u.ApplyDefaults()
+	cfg.Uplinks = []uplink.Config{u}
+	gw := start(t, cfg)
+	publishSeq(t, connect(t, gw.mqtt, "m1"), "m1", 0, 50)
+
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		mu.Lock()
+		n := len(ids)
+		mu.Unlock()
+		if n >= 50 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if n := got["gateways/gw-test/events/io.edgegate.device.telemetry"]; n < 50 {
+		t.Fatalf("cloud broker topics: %v", got)
+	}
+}
