@@ -30,8 +30,7 @@ func FromCloudEvent(e event.Event) Event {
 	}
 	if !e.DataBase64 && isJSON(out.DataContentType) {
 		var v any
-		d := json.NewDecoder(bytes.NewReader(e.DataEncoded))
-		if err := d.Decode(&v); err == nil && !d.More() {
+		if err := json.Unmarshal(e.DataEncoded, &v); err == nil {
 			out.Data = v
 			return out
 		}
