@@ -8,7 +8,9 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -196,7 +198,10 @@ func (e *ConfigError) Error() string {
 
 // LoadFile reads, decodes and validates a configuration file. The error
 // lists every problem found, each a *ConfigError naming file:line:col and
-// the field.
+// the field. The returned bytes are the main file's.
+//
+// The rules section may live in its own file: `rules: {file: rules.yaml}`,
+// the path relative to the directory of path (see Parse).
 func LoadFile(path string) (Config, []byte, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -207,6 +212,17 @@ func LoadFile(path string) (Config, []byte, error) {
 }
 
 // Parse decodes and validates configuration bytes; name is used in errors.
+//
+// When the rules section is `rules: {file: F}`, Parse reads F (relative to
+// the directory of name) and decodes it, with unknown keys refused, as the
+// section: max_keys, schemas, rules, tests. `file` cannot be combined with
+// inline rules keys, and an included file cannot name another. A problem in
+// the included file is reported with that file's name, line and column and
+// a path from its root, as its reader sees it:
+// `rules.yaml:12:11: rules[2].when: …` (inline, the same problem reads
+// `edgegate.yaml:40:15: rules.rules[2].when: …`). A file that cannot be read
+// is a problem of rules.file in the main file. Every problem of both files
+// is reported at once.
 func Parse(name string, data []byte) (Config, error) {
 	cfg := DefaultConfig()
 	var root yaml.Node
@@ -231,15 +247,137 @@ func Parse(name string, data []byte) (Config, error) {
 	for i := range cfg.Uplinks {
 		cfg.Uplinks[i].ApplyDefaults()
 	}
+	inc, errs := includeRules(name, &root, &cfg)
+	out = append(out, errs...)
 	if err := cfg.Validate(); err != nil {
 		for _, e := range unjoin(err) {
-			out = append(out, positioned(name, &root, e.Error()))
+			msg := e.Error()
+			if rest, ok := inc.owns(msg); ok {
+				out = append(out, positioned(inc.file, inc.root, rest))
+				continue
+			}
+			out = append(out, positioned(name, &root, msg))
 		}
 	}
 	if len(out) > 0 {
+		// The main file's problems first, then the included file's.
+		sort.SliceStable(out, func(i, j int) bool { return fileOf(out[i]) == name && fileOf(out[j]) != name })
 		return Config{}, errors.Join(out...)
 	}
 	return cfg, nil
+}
+
+func fileOf(err error) string {
+	if ce, ok := err.(*ConfigError); ok {
+		return ce.File
+	}
+	return ""
+}
+
+// maxRulesFileBytes bounds an included rules file.
+const maxRulesFileBytes = 16 << 20
+
+// rulesInclude is a rules section read from its own file.
+type rulesInclude struct {
+	file string     // as opened: joined to the main file's directory
+	root *yaml.Node // its document
+}
+
+// owns reports whether a Validate error ("rules.rules[2].when: …") belongs
+// to the included file, and returns it with the path relative to that
+// file's root ("rules[2].when: …").
+func (inc *rulesInclude) owns(msg string) (string, bool) {
+	if inc == nil || !strings.HasPrefix(msg, "rules.") || strings.HasPrefix(msg, "rules.file:") {
+		return "", false
+	}
+	return strings.TrimPrefix(msg, "rules."), true
+}
+
+// includeRules reads the file named by rules.file, if any, into cfg.Rules
+// (keeping File). It returns the file's document for positioning Validate's
+// errors (nil when there is none) and the problems found so far.
+func includeRules(name string, root *yaml.Node, cfg *Config) (*rulesInclude, []error) {
+	sec := child(docNode(root), "rules")
+	if sec == nil {
+		return nil, nil
+	}
+	fileNode := child(sec, "file")
+	if fileNode == nil || fileNode.Kind != yaml.ScalarNode {
+		return nil, nil // absent, or a type error already reported
+	}
+	at := func(msg string) error {
+		return &ConfigError{File: name, Line: fileNode.Line, Column: fileNode.Column, Path: "rules.file", Msg: msg}
+	}
+	var errs []error
+	if len(sec.Content) > 2 {
+		errs = append(errs, at("cannot be combined with inline rules"))
+	}
+	ref := cfg.Rules.File
+	cfg.Rules = rules.Config{File: ref} // inline keys, if any, are not used
+	if strings.TrimSpace(ref) == "" {
+		return nil, append(errs, at("must be the path of a rules file"))
+	}
+	path := ref
+	if !filepath.IsAbs(path) {
+		path = filepath.Join(filepath.Dir(name), path)
+	}
+	data, err := readRulesFile(path)
+	if err != nil {
+		return nil, append(errs, at(err.Error()))
+	}
+	inc := &rulesInclude{file: path, root: &yaml.Node{}}
+	if err := yaml.Unmarshal(data, inc.root); err != nil {
+		return nil, append(errs, yamlErrors(path, inc.root, err)...)
+	}
+	if len(inc.root.Content) == 0 {
+		return inc, errs // an empty file: no rules
+	}
+	var rc rules.Config
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&rc); err != nil && !errors.Is(err, io.EOF) {
+		errs = append(errs, yamlErrors(path, inc.root, err)...)
+		var te *yaml.TypeError
+		if !errors.As(err, &te) {
+			return nil, errs
+		}
+	}
+	if n := child(docNode(inc.root), "file"); n != nil {
+		errs = append(errs, &ConfigError{File: path, Line: n.Line, Column: n.Column, Path: "file",
+			Msg: "an included rules file cannot name another"})
+	}
+	rc.File = ref
+	cfg.Rules = rc
+	return inc, errs
+}
+
+// readRulesFile reads an included file: a regular file of bounded size (a
+// FIFO or device would block or never end).
+func readRulesFile(path string) ([]byte, error) {
+	if fi, err := os.Stat(path); err == nil && !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file", path)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxRulesFileBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	if len(data) > maxRulesFileBytes {
+		return nil, fmt.Errorf("%s is larger than %d MiB", path, maxRulesFileBytes>>20)
+	}
+	return data, nil
+}
+
+// docNode is the top node of a document.
+func docNode(root *yaml.Node) *yaml.Node {
+	if root.Kind == yaml.DocumentNode && len(root.Content) > 0 {
+		return root.Content[0]
+	}
+	return root
 }
 
 // positioned turns "field.path: problem" into a ConfigError located at the
@@ -258,21 +396,36 @@ func positioned(file string, root *yaml.Node, msg string) *ConfigError {
 
 // lookup follows a field path (a.b[2].c) from the document root and returns
 // the deepest node found: the value node when the whole path exists, else
-// the last parent that does.
+// the last parent that does. A mapping key may itself contain dots (a set
+// target such as data.version): the longest run of steps naming a key wins.
 func lookup(root *yaml.Node, path string) *yaml.Node {
-	n := root
-	if n.Kind == yaml.DocumentNode && len(n.Content) > 0 {
-		n = n.Content[0]
-	}
-	found := n
-	for _, step := range splitPath(path) {
-		next := child(n, step)
+	n := docNode(root)
+	steps := splitPath(path)
+	for i := 0; i < len(steps); {
+		next, used := childSteps(n, steps[i:])
 		if next == nil {
-			return found
+			return n
 		}
-		n, found = next, next
+		n = next
+		i += used
 	}
-	return found
+	return n
+}
+
+// childSteps finds the child named by the first step, or by several steps
+// joined with dots when a key holds dots; it returns how many it used.
+func childSteps(n *yaml.Node, steps []string) (*yaml.Node, int) {
+	if n.Kind == yaml.MappingNode {
+		for k := len(steps); k > 1; k-- {
+			if strings.HasPrefix(steps[k-1], "[") {
+				continue
+			}
+			if c := child(n, strings.Join(steps[:k], ".")); c != nil {
+				return c, k
+			}
+		}
+	}
+	return child(n, steps[0]), 1
 }
 
 func splitPath(path string) []string {

@@ -1,10 +1,13 @@
 package gateway
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/edgegate/edgegate/rules"
 )
 
 // Every file in configs/ must load as shipped.
@@ -21,23 +24,22 @@ func TestShippedConfigsLoad(t *testing.T) {
 }
 
 // Each testdata/*.bad.yaml fails with the lines of its .err file: each
-// expected line must prefix one reported error.
+// expected line must prefix one reported error. The files are loaded from
+// inside testdata, so errors name them (and the rules files they include)
+// without a directory.
 func TestBadConfigs(t *testing.T) {
-	files, _ := filepath.Glob("testdata/*.bad.yaml")
+	t.Chdir("testdata")
+	files, _ := filepath.Glob("*.bad.yaml")
 	if len(files) == 0 {
 		t.Fatal("no bad configs")
 	}
 	for _, f := range files {
-		t.Run(filepath.Base(f), func(t *testing.T) {
-			data, err := os.ReadFile(f)
-			if err != nil {
-				t.Fatal(err)
-			}
+		t.Run(f, func(t *testing.T) {
 			want, err := os.ReadFile(f + ".err")
 			if err != nil {
 				t.Fatal(err)
 			}
-			_, err = Parse(filepath.Base(f), data)
+			_, _, err = LoadFile(f)
 			if err == nil {
 				t.Fatal("no error")
 			}
@@ -54,6 +56,50 @@ func TestBadConfigs(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A rules section in its own file loads as if it were inline: the path is
+// relative to the main file's directory and File keeps what was written.
+func TestRulesFileInclude(t *testing.T) {
+	cfg, _, err := LoadFile(filepath.Join("testdata", "include-ok.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := cfg.Rules
+	if r.File != "include-ok.rules.yaml" || r.MaxKeys != 100 || len(r.Rules) != 1 || r.Rules[0].Name != "version" || len(r.Tests) != 1 {
+		t.Fatalf("rules section not read from its file: %+v", r)
+	}
+	res, err := rules.RunTests(r, cfg.uplinkNames(), rules.WithGatewayID(cfg.GatewayID))
+	if err != nil || len(res) != 1 || res[0].Failed() {
+		t.Fatalf("the included tests: %+v, %v", res, err)
+	}
+
+	// Errors in an included file name it with its directory, as opened.
+	dir := t.TempDir()
+	main := filepath.Join(dir, "edgegate.yaml")
+	os.WriteFile(main, []byte("gateway_id: gw\nuplinks: [{name: cloud, type: http, url: 'http://127.0.0.1:1/'}]\nrules: {file: r/rules.yaml}\n"), 0o644)
+	os.Mkdir(filepath.Join(dir, "r"), 0o755)
+	os.WriteFile(filepath.Join(dir, "r", "rules.yaml"), []byte("rules:\n  - name: a\n    when: 1 +\n    actions: [{drop: true}]\n"), 0o644)
+	_, _, err = LoadFile(main)
+	want := filepath.Join(dir, "r", "rules.yaml") + ":3:11: rules[0].when: "
+	if err == nil || !strings.HasPrefix(err.Error(), want) {
+		t.Fatalf("got %v, want an error starting %q", err, want)
+	}
+	var ce *ConfigError
+	if !errors.As(err, &ce) || ce.Path != "rules[0].when" || ce.Line != 3 {
+		t.Fatalf("not a positioned ConfigError: %#v", ce)
+	}
+
+	// A directory, or an empty file (no rules).
+	os.WriteFile(main, []byte("gateway_id: gw\nuplinks: [{name: cloud, type: http, url: 'http://127.0.0.1:1/'}]\nrules: {file: r}\n"), 0o644)
+	if _, _, err := LoadFile(main); err == nil || !strings.Contains(err.Error(), ":3:15: rules.file: ") || !strings.Contains(err.Error(), "is not a regular file") {
+		t.Fatalf("directory as rules file: %v", err)
+	}
+	os.WriteFile(filepath.Join(dir, "r", "rules.yaml"), []byte("# no rules yet\n"), 0o644)
+	os.WriteFile(main, []byte("gateway_id: gw\nuplinks: [{name: cloud, type: http, url: 'http://127.0.0.1:1/'}]\nrules: {file: r/rules.yaml}\n"), 0o644)
+	if cfg, _, err := LoadFile(main); err != nil || len(cfg.Rules.Rules) != 0 {
+		t.Fatalf("empty rules file: %v", err)
 	}
 }
 

@@ -16,7 +16,15 @@ import (
 //	  schemas: [...]           # optional JSON Schema of data per event type
 //	  rules: [...]             # evaluated in order for every event
 //	  tests: [...]             # run by `edgegate rules test`, ignored by the gateway
+//
+// In the gateway's configuration file the section may instead name a file
+// of the same shape: `rules: {file: rules.yaml}`.
 type Config struct {
+	// File is the path of a file holding this section (max_keys, schemas,
+	// rules, tests), relative to the configuration file's directory. The
+	// gateway's config loader reads it; package rules ignores the field.
+	File string `yaml:"file,omitempty"`
+
 	// MaxKeys caps the keys each stateful rule remembers (deadband, dedupe,
 	// sample, windows, stale); the least recently used key is forgotten
 	// beyond it. 0 means DefaultMaxKeys.

@@ -1,0 +1,296 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+)
+
+// versionRules is a rules file (included by the main config) whose rule
+// stamps every event with data.version.
+const versionRules = `rules:
+  - name: version
+    actions:
+      - set: { data.version: %q }
+`
+
+// Reloading the rules of the real binary with SIGHUP while a device
+// publishes at QoS 1: the rules switch between two consecutive events, no
+// device is disconnected, no acknowledged event is lost; an invalid rules
+// file is refused with its file:line:col and the running rules stay.
+func TestReloadRulesUnderLoad(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the real binary")
+	}
+	bin := edgegateBinary(t)
+	dir := t.TempDir()
+	mqttAddr, admin, uplinkAddr := freeAddr(t), freeAddr(t), freeAddr(t)
+	config := writeConfig(t, dir, mqttAddr, admin, uplinkAddr)
+	f, err := os.OpenFile(config, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintln(f, "rules: {file: rules.yaml}")
+	f.Close()
+	rulesPath := filepath.Join(dir, "rules.yaml")
+	writeRules := func(expr string) {
+		t.Helper()
+		if err := os.WriteFile(rulesPath, []byte(fmt.Sprintf(versionRules, expr)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeRules("1")
+	rec := startVersionSink(t, uplinkAddr)
+	p := startProc(t, bin, config, admin)
+	stopped := false
+	defer func() {
+		if !stopped {
+			p.kill()
+		}
+	}()
+
+	var lost atomic.Int32
+	opts := paho.NewClientOptions().AddBroker("tcp://" + mqttAddr).SetClientID("steady").
+		SetAutoReconnect(false).SetConnectTimeout(5 * time.Second).
+		SetConnectionLostHandler(func(paho.Client, error) { lost.Add(1) })
+	c := paho.NewClient(opts)
+	if tok := c.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatalf("connect: %v", tok.Error())
+	}
+	defer c.Disconnect(50)
+
+	var (
+		mu    sync.Mutex
+		acked []int
+		stop  = make(chan struct{})
+		wg    sync.WaitGroup
+	)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for seq := 0; ; seq++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			tok := c.Publish("devices/d1/telemetry", 1, false, fmt.Sprintf(`{"seq":%d}`, seq))
+			if tok.WaitTimeout(5*time.Second) && tok.Error() == nil {
+				mu.Lock()
+				acked = append(acked, seq)
+				mu.Unlock()
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+	}()
+	stopPublishing := sync.OnceFunc(func() {
+		close(stop)
+		wg.Wait()
+	})
+	defer stopPublishing()
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for !cond() {
+			if time.Now().After(deadline) {
+				stopPublishing()
+				t.Fatalf("timed out waiting for %s", what)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+
+	waitFor("version 1 events", func() bool { return rec.count(1) >= 50 })
+	writeRules("2")
+	p.cmd.Process.Signal(syscall.SIGHUP)
+	waitFor("a version 2 event", func() bool { return rec.count(2) > 0 })
+	waitFor("more version 2 events", func() bool { return rec.count(2) >= 50 })
+
+	// An expr type error: refused, version 2 stays.
+	writeRules("'two' * 2")
+	p.cmd.Process.Signal(syscall.SIGHUP)
+	waitFor("the failed reload", func() bool {
+		return strings.Contains(adminMetrics(t, admin), "\nedgegate_config_last_reload_successful 0\n")
+	})
+	after := rec.count(2)
+	waitFor("events after the failed reload", func() bool { return rec.count(2) >= after+50 })
+	stopPublishing()
+
+	mu.Lock()
+	sent := append([]int(nil), acked...)
+	mu.Unlock()
+	waitFor("every acked event at the sink", func() bool { return rec.has(sent) })
+
+	m := adminMetrics(t, admin)
+	for _, want := range []string{"\nedgegate_config_last_reload_successful 0\n", "\nedgegate_config_reload_failures_total 1\n"} {
+		if !strings.Contains(m, want) {
+			t.Errorf("/metrics lacks %q", strings.TrimSpace(want))
+		}
+	}
+	lostConns := lost.Load() // before the gateway stops
+	c.Disconnect(50)
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	if err := p.cmd.Wait(); err != nil {
+		t.Errorf("exit after SIGTERM: %v", err)
+	}
+	stopped = true
+	log := p.log.String()
+	if !strings.Contains(log, "config reloaded") {
+		t.Errorf("no successful reload in the log:\n%s", log)
+	}
+	if want := rulesPath + ":4:30: rules[0].actions[0].set.data.version: invalid operation"; !strings.Contains(log, want) {
+		t.Errorf("the failed reload is not logged with file:line:col (%s):\n%s", want, log)
+	}
+
+	if n := lostConns; n != 0 {
+		t.Errorf("the device lost its connection %d times", n)
+	}
+	seqs, versions, bad := rec.snapshot()
+	for _, b := range bad {
+		t.Error(b)
+	}
+	missing := 0
+	for _, s := range sent {
+		if _, ok := versions[s]; !ok {
+			missing++
+		}
+	}
+	if missing > 0 {
+		t.Errorf("%d of %d acked events never arrived", missing, len(sent))
+	}
+	switches, prev := 0, 1
+	for _, s := range seqs {
+		v := versions[s]
+		if v != 1 && v != 2 {
+			t.Fatalf("event seq %d has version %d", s, v)
+		}
+		if v != prev {
+			switches++
+			if v < prev {
+				t.Errorf("event seq %d carries version %d after a version %d event", s, v, prev)
+			}
+			prev = v
+		}
+	}
+	if switches != 1 || prev != 2 {
+		t.Errorf("versions switched %d times (last %d), want once from 1 to 2", switches, prev)
+	}
+	t.Logf("%d events acked, %d received; %d with version 1, %d with version 2",
+		len(sent), len(seqs), rec.count(1), rec.count(2))
+}
+
+// versionSink records the data.seq and data.version of every CloudEvent an
+// uplink delivers.
+type versionSink struct {
+	mu       sync.Mutex
+	versions map[int]int // seq → version
+	byVer    map[int]int // version → events
+	bad      []string
+}
+
+func startVersionSink(t *testing.T, addr string) *versionSink {
+	t.Helper()
+	s := &versionSink{versions: map[int]int{}, byVer: map[int]int{}}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		events, err := readEvents(r)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		for _, e := range events {
+			var d struct {
+				Seq     *int `json:"seq"`
+				Version int  `json:"version"`
+			}
+			if err := e.DataAs(&d); err != nil || d.Seq == nil {
+				s.bad = append(s.bad, fmt.Sprintf("event %s: data %s: %v", e.ID(), e.Data(), err))
+				continue
+			}
+			if v, dup := s.versions[*d.Seq]; dup {
+				if v != d.Version {
+					s.bad = append(s.bad, fmt.Sprintf("seq %d arrived with versions %d and %d", *d.Seq, v, d.Version))
+				}
+				continue
+			}
+			s.versions[*d.Seq] = d.Version
+			s.byVer[d.Version]++
+		}
+		w.WriteHeader(http.StatusOK)
+	})}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+	return s
+}
+
+// count is the number of distinct events received with version v.
+func (s *versionSink) count(v int) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.byVer[v]
+}
+
+// has reports whether every seq has arrived.
+func (s *versionSink) has(seqs []int) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, q := range seqs {
+		if _, ok := s.versions[q]; !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// snapshot returns the received seqs in publish order, their versions and
+// the problems seen.
+func (s *versionSink) snapshot() ([]int, map[int]int, []string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	versions := make(map[int]int, len(s.versions))
+	seqs := make([]int, 0, len(s.versions))
+	for q, v := range s.versions {
+		versions[q] = v
+		seqs = append(seqs, q)
+	}
+	sort.Ints(seqs)
+	return seqs, versions, append([]string(nil), s.bad...)
+}
+
+// adminMetrics returns the gateway's /metrics text, starting with a newline
+// so every metric line can be matched as "\nname value\n".
+func adminMetrics(t *testing.T, admin string) string {
+	t.Helper()
+	resp, err := http.Get("http://" + admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var b strings.Builder
+	b.WriteByte('\n')
+	sc := bufio.NewScanner(io.LimitReader(resp.Body, 8<<20))
+	sc.Buffer(make([]byte, 64*1024), 1<<20)
+	for sc.Scan() {
+		b.WriteString(sc.Text())
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
