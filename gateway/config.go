@@ -390,8 +390,34 @@ func positioned(file string, root *yaml.Node, msg string) *ConfigError {
 	ce := &ConfigError{File: file, Path: path, Msg: problem}
 	if n := lookup(root, path); n != nil {
 		ce.Line, ce.Column = n.Line, n.Column
+		exprColumn(ce, n)
 	}
 	return ce
+}
+
+var exprColumnRE = regexp.MustCompile(` \(column (\d+)\)$`)
+
+// exprColumn points an expression error ("… (column 29)", from expr) at the
+// exact column in the file when the expression is a one-line plain or
+// quoted scalar, and drops the now redundant suffix.
+func exprColumn(ce *ConfigError, n *yaml.Node) {
+	m := exprColumnRE.FindStringSubmatch(ce.Msg)
+	if m == nil || n.Kind != yaml.ScalarNode || strings.Contains(n.Value, "\n") {
+		return
+	}
+	col, _ := strconv.Atoi(m[1])
+	switch n.Style {
+	case 0:
+	case yaml.SingleQuotedStyle, yaml.DoubleQuotedStyle:
+		if strings.ContainsAny(n.Value, "'\"\\") {
+			return // escapes shift columns
+		}
+		col++
+	default:
+		return
+	}
+	ce.Column = n.Column + col - 1
+	ce.Msg = strings.TrimSuffix(ce.Msg, m[0])
 }
 
 // lookup follows a field path (a.b[2].c) from the document root and returns

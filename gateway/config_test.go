@@ -82,7 +82,7 @@ func TestRulesFileInclude(t *testing.T) {
 	os.Mkdir(filepath.Join(dir, "r"), 0o755)
 	os.WriteFile(filepath.Join(dir, "r", "rules.yaml"), []byte("rules:\n  - name: a\n    when: 1 +\n    actions: [{drop: true}]\n"), 0o644)
 	_, _, err = LoadFile(main)
-	want := filepath.Join(dir, "r", "rules.yaml") + ":3:11: rules[0].when: "
+	want := filepath.Join(dir, "r", "rules.yaml") + ":3:13: rules[0].when: " // col 11 + expr column 3 - 1
 	if err == nil || !strings.HasPrefix(err.Error(), want) {
 		t.Fatalf("got %v, want an error starting %q", err, want)
 	}
