@@ -180,6 +180,12 @@ func (mp *Mapper) Map(m Message) (event.Event, error) {
 	e.SetID(id.String())
 
 	source := x.expand(ct.source, true)
+	if _, err := url.Parse(source); err != nil {
+		// A variable put a ':' into the first segment ("{device}" = "a:b"),
+		// which reads as a bad scheme; sdk-go would silently leave the
+		// required source empty. Escape it.
+		source = strings.ReplaceAll(source, ":", "%3A")
+	}
 	if source == "" {
 		source = "/edgegate/" + url.PathEscape(mp.gatewayID)
 	}
@@ -220,7 +226,8 @@ func (mp *Mapper) Map(m Message) (event.Event, error) {
 // data_base64 otherwise. An empty payload gives an event without data.
 func setData(e *event.Event, payload []byte, contentType string) {
 	if contentType != "" {
-		if _, _, err := mime.ParseMediaType(contentType); err != nil {
+		// mime accepts a bare token ("bogus"); RFC 2046 wants type/subtype.
+		if mt, _, err := mime.ParseMediaType(contentType); err != nil || !strings.Contains(mt, "/") || validUTF8(contentType) != contentType {
 			contentType = "" // not a media type: do not repeat it as datacontenttype
 		}
 	}
@@ -231,7 +238,8 @@ func setData(e *event.Event, payload []byte, contentType string) {
 		return
 	}
 	data := bytes.Clone(payload)
-	if (contentType == "" || plainJSON(contentType)) && json.Valid(data) {
+	// json.Valid accepts invalid UTF-8 inside strings; JSON must be UTF-8.
+	if (contentType == "" || plainJSON(contentType)) && json.Valid(data) && utf8.Valid(data) {
 		if contentType == "" {
 			contentType = event.ApplicationJSON
 		}
@@ -281,9 +289,23 @@ func extensionName(key string) string {
 	return b.String()
 }
 
+// validUTF8 makes s a valid CloudEvents String: invalid UTF-8, control
+// characters (U+0000-U+001F, U+007F-U+009F) and noncharacters, which the
+// spec forbids in String attributes (spec.md "Type System") but MQTT topics
+// and properties can carry, become U+FFFD.
 func validUTF8(s string) string {
-	if utf8.ValidString(s) {
+	if utf8.ValidString(s) && strings.IndexFunc(s, notCEString) < 0 {
 		return s
 	}
-	return strings.ToValidUTF8(s, "\uFFFD")
+	return strings.Map(func(r rune) rune {
+		if notCEString(r) {
+			return utf8.RuneError
+		}
+		return r
+	}, strings.ToValidUTF8(s, "\uFFFD"))
+}
+
+// notCEString reports whether a CloudEvents String may not contain r.
+func notCEString(r rune) bool {
+	return r <= 0x1f || r >= 0x7f && r <= 0x9f || r >= 0xfdd0 && r <= 0xfdef || r&0xfffe == 0xfffe
 }
