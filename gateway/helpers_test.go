@@ -20,6 +20,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/edgegate/edgegate/uplink"
+	"github.com/edgegate/edgegate/uplink/cetest"
 )
 
 // receiver is a CloudEvents HTTP endpoint that records every event it
@@ -57,7 +58,7 @@ func (r *receiver) serve(w http.ResponseWriter, req *http.Request) {
 		http.Error(w, "unavailable", int(code))
 		return
 	}
-	events, err := readEvents(req)
+	events, err := r.decode(req)
 	if err != nil {
 		r.mu.Lock()
 		r.bad = append(r.bad, err.Error())
@@ -92,6 +93,28 @@ func (r *receiver) serve(w http.ResponseWriter, req *http.Request) {
 	default:
 	}
 	w.WriteHeader(http.StatusAccepted)
+}
+
+// decode validates req strictly against CloudEvents 1.0 (cetest: MUST and
+// SHOULD violations both fail) and then decodes it with sdk-go, after
+// percent-decoding the binary-mode headers, which sdk-go does not do.
+func (r *receiver) decode(req *http.Request) ([]event.Event, error) {
+	views, warns, err := cetest.ValidateRequest(req)
+	if err == nil && len(warns) > 0 {
+		err = fmt.Errorf("SHOULD violations: %s", strings.Join(warns, "; "))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("invalid CloudEvents request: %w", err)
+	}
+	cetest.DecodeHeaders(req.Header)
+	events, err := readEvents(req)
+	if err != nil {
+		return nil, fmt.Errorf("sdk-go cannot decode a valid request: %w", err)
+	}
+	if len(events) != len(views) {
+		return nil, fmt.Errorf("sdk-go decoded %d events, the validator %d", len(events), len(views))
+	}
+	return events, nil
 }
 
 // waitFor waits until n distinct events arrived or the deadline passes.

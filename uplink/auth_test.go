@@ -13,12 +13,14 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/edgegate/edgegate/uplink/cetest"
 )
 
 // authReceiver accepts requests whose Authorization header passes ok and
 // answers 401 otherwise.
 func authReceiver(t *testing.T, ok func(r *http.Request) bool) *receiver {
-	return newReceiver(t, func(w http.ResponseWriter, r *http.Request, evs []ceView) int {
+	return newReceiver(t, func(w http.ResponseWriter, r *http.Request, evs []cetest.Event) int {
 		if !ok(r) {
 			return http.StatusUnauthorized
 		}

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"sync"
 	"testing"
+
+	"github.com/edgegate/edgegate/uplink/cetest"
 )
 
 // fakeEndpoint fails permanently for any range holding a poison index and
@@ -111,7 +113,7 @@ func TestPartialBatch(t *testing.T) {
 		t.Run(fmt.Sprintf("%s/%d", tc.mode, tc.status), func(t *testing.T) {
 			var mu sync.Mutex
 			got := map[string]int{}
-			rc := newReceiver(t, func(w http.ResponseWriter, r *http.Request, evs []ceView) int {
+			rc := newReceiver(t, func(w http.ResponseWriter, r *http.Request, evs []cetest.Event) int {
 				bad := false
 				for _, v := range evs {
 					bad = bad || poison[v.Attrs["id"]]

@@ -15,11 +15,8 @@ func TestSetExtensions(t *testing.T) {
 	if e != nil {
 		t.Fatal(e)
 	}
-	v, e := validateStructuredJSON(out)
-	if e != nil {
-		t.Fatalf("result invalid: %v\n%s", e, out)
-	}
-	orig, _ := validateStructuredJSON(rec)
+	v := validStructured(t, out)
+	orig := validStructured(t, rec)
 	for k, want := range orig.Attrs {
 		if v.Attrs[k] != want {
 			t.Errorf("%s changed: %q → %q", k, want, v.Attrs[k])

@@ -1,8 +1,6 @@
 package uplink
 
 import (
-	"bytes"
-	"compress/gzip"
 	"crypto/tls"
 	"encoding/json"
 	"fmt"
@@ -16,6 +14,8 @@ import (
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
+
+	"github.com/edgegate/edgegate/uplink/cetest"
 )
 
 // testRecords builds n records spread over the given number of sources. The
@@ -66,17 +66,17 @@ type receiver struct {
 
 	// respond, when set, decides the answer after validation; it returns the
 	// status code. It runs concurrently.
-	respond func(w http.ResponseWriter, r *http.Request, evs []ceView) int
+	respond func(w http.ResponseWriter, r *http.Request, evs []cetest.Event) int
 
 	mu          sync.Mutex
-	events      []ceView
+	events      []cetest.Event
 	requests    int
 	gzipped     int
 	inflight    int
 	maxInflight int
 }
 
-func newReceiver(tb testing.TB, respond func(w http.ResponseWriter, r *http.Request, evs []ceView) int) *receiver {
+func newReceiver(tb testing.TB, respond func(w http.ResponseWriter, r *http.Request, evs []cetest.Event) int) *receiver {
 	tb.Helper()
 	rc := &receiver{tb: tb, respond: respond}
 	rc.srv = httptest.NewServer(http.HandlerFunc(rc.serve))
@@ -85,7 +85,7 @@ func newReceiver(tb testing.TB, respond func(w http.ResponseWriter, r *http.Requ
 }
 
 // newTLSReceiver is newReceiver over HTTPS with the given server config.
-func newTLSReceiver(tb testing.TB, cfg *tls.Config, respond func(w http.ResponseWriter, r *http.Request, evs []ceView) int) *receiver {
+func newTLSReceiver(tb testing.TB, cfg *tls.Config, respond func(w http.ResponseWriter, r *http.Request, evs []cetest.Event) int) *receiver {
 	tb.Helper()
 	rc := &receiver{tb: tb, respond: respond}
 	rc.srv = httptest.NewUnstartedServer(http.HandlerFunc(rc.serve))
@@ -108,23 +108,14 @@ func (rc *receiver) serve(w http.ResponseWriter, r *http.Request) {
 		rc.mu.Unlock()
 	}()
 
-	body, err := io.ReadAll(r.Body)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
+	if r.Method != http.MethodPost {
+		rc.tb.Errorf("method %s, want POST", r.Method)
+		http.Error(w, "want POST", http.StatusMethodNotAllowed)
 		return
 	}
 	switch enc := r.Header.Get("Content-Encoding"); enc {
 	case "":
 	case "gzip":
-		zr, err := gzip.NewReader(bytes.NewReader(body))
-		if err == nil {
-			body, err = io.ReadAll(zr)
-		}
-		if err != nil {
-			rc.tb.Errorf("bad gzip body: %v", err)
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
 		rc.mu.Lock()
 		rc.gzipped++
 		rc.mu.Unlock()
@@ -133,7 +124,11 @@ func (rc *receiver) serve(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "bad encoding", http.StatusUnsupportedMediaType)
 		return
 	}
-	evs, err := validateRequest(r, body)
+	// Strict CloudEvents 1.0: our sender must not break a SHOULD either.
+	evs, warns, err := cetest.ValidateRequest(r)
+	if err == nil && len(warns) > 0 {
+		err = fmt.Errorf("SHOULD violations: %s", strings.Join(warns, "; "))
+	}
 	if err != nil {
 		rc.tb.Errorf("invalid CloudEvents request: %v", err)
 		http.Error(w, err.Error(), http.StatusBadRequest)
@@ -164,10 +159,10 @@ func newReceiverHandler(tb testing.TB, h http.Handler) string {
 	return srv.URL
 }
 
-func (rc *receiver) received() []ceView {
+func (rc *receiver) received() []cetest.Event {
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
-	return append([]ceView(nil), rc.events...)
+	return append([]cetest.Event(nil), rc.events...)
 }
 
 func (rc *receiver) stats() (requests, maxInflight int) {
@@ -195,8 +190,19 @@ func newTestSender(tb testing.TB, url, mode string, mod func(*Config)) Sender {
 	return s
 }
 
+// validStructured checks one event in the JSON format strictly (SHOULD
+// violations included) and returns it.
+func validStructured(tb testing.TB, b []byte) cetest.Event {
+	tb.Helper()
+	v, warns, err := cetest.ValidateStructured(b)
+	if err != nil || len(warns) > 0 {
+		tb.Fatalf("invalid CloudEvent: %v %v\n%s", err, warns, b)
+	}
+	return v
+}
+
 // checkSameSet checks that got holds exactly the records (in any order).
-func checkSameSet(t *testing.T, got []ceView, records [][]byte) {
+func checkSameSet(t *testing.T, got []cetest.Event, records [][]byte) {
 	t.Helper()
 	if len(got) != len(records) {
 		t.Fatalf("received %d events, want %d", len(got), len(records))
@@ -216,7 +222,7 @@ func checkSameSet(t *testing.T, got []ceView, records [][]byte) {
 			continue
 		}
 		delete(byID, v.Attrs["id"])
-		if err := sameEvent(v, r); err != nil {
+		if err := cetest.SameEvent(v, r); err != nil {
 			t.Errorf("event %s: %v", v.Attrs["id"], err)
 		}
 	}

@@ -317,6 +317,9 @@ func (s *httpSender) sendOne(ctx context.Context, ev *event.Event, record []byte
 		if err == nil {
 			err = checkHeaderValues(req.Header)
 		}
+		if err == nil {
+			percentEncodeCEHeaders(req.Header)
+		}
 	}
 	if err != nil {
 		return &Error{Err: fmt.Errorf("build request: %w", err)}
@@ -391,7 +394,7 @@ func (s *httpSender) do(req *http.Request, n int) *Error {
 
 // checkHeaderValues rejects values net/http would refuse to send (control
 // characters); sending would fail every time, so the record is malformed.
-// sdk-go writes attribute values unencoded, so UTF-8 passes through as is.
+// (Attribute Strings may not hold them either.)
 func checkHeaderValues(h http.Header) error {
 	for k, vals := range h {
 		for _, v := range vals {
@@ -403,6 +406,43 @@ func checkHeaderValues(h http.Header) error {
 		}
 	}
 	return nil
+}
+
+// percentEncodeCEHeaders percent-encodes every ce- header value as the
+// HTTP binding requires (3.1.3.2): space, '"', '%' and every byte outside
+// printable ASCII become %XX (UTF-8 bytes, upper-case hex). sdk-go v2.16.2
+// sends values raw.
+func percentEncodeCEHeaders(h http.Header) {
+	for k, vals := range h {
+		if len(k) < 3 || !strings.EqualFold(k[:3], "ce-") {
+			continue
+		}
+		for i, v := range vals {
+			vals[i] = percentEncodeHeader(v)
+		}
+	}
+}
+
+func percentEncodeHeader(v string) string {
+	n := 0
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c <= ' ' || c >= 0x7f || c == '"' || c == '%' {
+			n++
+		}
+	}
+	if n == 0 {
+		return v
+	}
+	const hex = "0123456789ABCDEF"
+	b := make([]byte, 0, len(v)+2*n)
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c <= ' ' || c >= 0x7f || c == '"' || c == '%' {
+			b = append(b, '%', hex[c>>4], hex[c&15])
+		} else {
+			b = append(b, c)
+		}
+	}
+	return string(b)
 }
 
 // gzipWriters recycles gzip writers (each holds ~800 KB of state).

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
+
+	"github.com/edgegate/edgegate/uplink/cetest"
 )
 
 func TestSendModes(t *testing.T) {
@@ -38,7 +40,7 @@ func TestSendModes(t *testing.T) {
 			if mode == ModeBatch {
 				want = 1
 				for i, v := range got { // one request: order kept
-					if err := sameEvent(v, records[i]); err != nil {
+					if err := cetest.SameEvent(v, records[i]); err != nil {
 						t.Fatalf("batch order: event %d: %v", i, err)
 					}
 				}
@@ -71,7 +73,7 @@ func TestBatchSplitByMaxBytes(t *testing.T) {
 	got := rc.received()
 	checkSameSet(t, got, records)
 	for i, v := range got {
-		if err := sameEvent(v, records[i]); err != nil {
+		if err := cetest.SameEvent(v, records[i]); err != nil {
 			t.Fatalf("order across chunks: event %d: %v", i, err)
 		}
 	}
@@ -117,7 +119,7 @@ func TestMalformedRecordIsPermanent(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var mu sync.Mutex
 			reqs := 0
-			srv := newReceiver(t, func(w http.ResponseWriter, r *http.Request, evs []ceView) int {
+			srv := newReceiver(t, func(w http.ResponseWriter, r *http.Request, evs []cetest.Event) int {
 				mu.Lock()
 				reqs++
 				mu.Unlock()
@@ -181,7 +183,7 @@ func TestStatusClassification(t *testing.T) {
 	for _, mode := range []string{ModeBatch, ModeBinary, ModeStructured} {
 		for _, tc := range cases {
 			t.Run(fmt.Sprintf("%s/%d/%s", mode, tc.status, tc.retryAfter), func(t *testing.T) {
-				rc := newReceiver(t, func(w http.ResponseWriter, r *http.Request, evs []ceView) int {
+				rc := newReceiver(t, func(w http.ResponseWriter, r *http.Request, evs []cetest.Event) int {
 					if tc.retryAfter != "" {
 						w.Header().Set("Retry-After", tc.retryAfter)
 					}
@@ -226,7 +228,7 @@ func TestStatusClassification(t *testing.T) {
 
 func TestTimeout(t *testing.T) {
 	release := make(chan struct{})
-	rc := newReceiver(t, func(w http.ResponseWriter, r *http.Request, evs []ceView) int {
+	rc := newReceiver(t, func(w http.ResponseWriter, r *http.Request, evs []cetest.Event) int {
 		select {
 		case <-r.Context().Done():
 		case <-release:
@@ -299,7 +301,7 @@ func TestBinaryPerSourceOrder(t *testing.T) {
 	const sources, perSource = 6, 20
 	var mu sync.Mutex
 	last := map[string]int{}
-	rc := newReceiver(t, func(w http.ResponseWriter, r *http.Request, evs []ceView) int {
+	rc := newReceiver(t, func(w http.ResponseWriter, r *http.Request, evs []cetest.Event) int {
 		for _, v := range evs {
 			seq, _ := strconv.Atoi(v.Attrs["seq"])
 			mu.Lock()
@@ -342,7 +344,7 @@ func TestBinaryPerSourceOrder(t *testing.T) {
 func TestBinaryStopsSourceAfterFailure(t *testing.T) {
 	records := testRecords(t, 40, 4)
 	const failID = "evt-0009" // source dev1, seq 2
-	rc := newReceiver(t, func(w http.ResponseWriter, r *http.Request, evs []ceView) int {
+	rc := newReceiver(t, func(w http.ResponseWriter, r *http.Request, evs []cetest.Event) int {
 		if evs[0].Attrs["id"] == failID {
 			w.Header().Set("Retry-After", "2")
 			return http.StatusServiceUnavailable
@@ -371,7 +373,7 @@ func TestBinaryStopsSourceAfterFailure(t *testing.T) {
 func TestHeadersSentAndNeverLogged(t *testing.T) {
 	var mu sync.Mutex
 	var auth []string
-	rc := newReceiver(t, func(w http.ResponseWriter, r *http.Request, evs []ceView) int {
+	rc := newReceiver(t, func(w http.ResponseWriter, r *http.Request, evs []cetest.Event) int {
 		mu.Lock()
 		auth = append(auth, r.Header.Get("Authorization"))
 		mu.Unlock()
@@ -432,7 +434,7 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 func TestMetrics(t *testing.T) {
 	fail := true
 	var mu sync.Mutex
-	rc := newReceiver(t, func(w http.ResponseWriter, r *http.Request, evs []ceView) int {
+	rc := newReceiver(t, func(w http.ResponseWriter, r *http.Request, evs []cetest.Event) int {
 		mu.Lock()
 		defer mu.Unlock()
 		if fail {
@@ -501,5 +503,28 @@ func TestNewRejectsBadConfig(t *testing.T) {
 	}
 	if _, err := New(Config{Name: "x", URL: "ftp://h"}, nil, nil); err == nil {
 		t.Error("ftp url accepted")
+	}
+}
+
+// TestBinaryHeadersPercentEncoded: in binary mode, attribute values with a
+// space, '"', '%' or non-ASCII characters travel percent-encoded (HTTP
+// binding 3.1.3.2) and arrive unchanged after decoding. sdk-go alone sends
+// them raw.
+func TestBinaryHeadersPercentEncoded(t *testing.T) {
+	rc := newReceiver(t, nil)
+	s := newTestSender(t, rc.srv.URL, ModeBinary, nil)
+	rec := testRecords(t, 1, 1)[0]
+	rec, err := SetExtensions(rec, FailureExtensions(&Error{Err: errors.New(`post x: 400 "Bad" 100% café 😀`), StatusCode: 400}, 2, "cloud"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec = bytes.Replace(rec, []byte(`"subject":"sensors/dev0/temp"`), []byte(`"subject":"salle à manger/temp 100%"`), 1)
+	if err := s.Send(context.Background(), [][]byte{rec}); err != nil {
+		t.Fatal(err)
+	}
+	got := rc.received()
+	checkSameSet(t, got, [][]byte{rec})
+	if len(got) == 1 && (got[0].Attrs["subject"] != "salle à manger/temp 100%" || got[0].Attrs[ExtError] != `post x: 400 "Bad" 100% café 😀`) {
+		t.Errorf("attributes %v", got[0].Attrs)
 	}
 }

@@ -54,6 +54,8 @@ type result struct {
 	Unexpected   int64   `json:"unexpected"`
 	Foreign      int64   `json:"foreign"`
 	BadRequests  int64   `json:"bad_requests"`
+	Invalid      int64   `json:"invalid_events"`           // events that violate CloudEvents 1.0
+	InvalidFirst string  `json:"invalid_sample,omitempty"` // the first violation seen
 	Requests     int64   `json:"requests"`
 	PeakRSSMB    float64 `json:"peak_rss_mb"`
 	CPUSeconds   float64 `json:"cpu_s"`
@@ -220,6 +222,8 @@ func runOnce(ctx context.Context, o benchOptions, spec runSpec) (res result) {
 	res.Unexpected = acc.Unexpected
 	res.Foreign = snap.Foreign
 	res.BadRequests = snap.Bad
+	res.Invalid = snap.Invalid
+	res.InvalidFirst = snap.Sample
 	res.Requests = snap.Requests
 	res.PeakRSSMB = float64(after.PeakRSS) / (1 << 20)
 	res.CPUSeconds = (after.CPU - before.CPU).Seconds()

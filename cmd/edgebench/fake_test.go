@@ -249,8 +249,8 @@ func TestRunOnceFakeGateway(t *testing.T) {
 			if r.Error != "" {
 				t.Fatalf("run failed: %s", r.Error)
 			}
-			if r.Published == 0 || r.Received != r.Published || r.Lost != 0 || r.Duplicated != 0 || r.BadRequests != 0 {
-				t.Errorf("published %d received %d lost %d dup %d bad %d", r.Published, r.Received, r.Lost, r.Duplicated, r.BadRequests)
+			if r.Published == 0 || r.Received != r.Published || r.Lost != 0 || r.Duplicated != 0 || r.BadRequests != 0 || r.Invalid != 0 {
+				t.Errorf("published %d received %d lost %d dup %d bad %d invalid %d (%s)", r.Published, r.Received, r.Lost, r.Duplicated, r.BadRequests, r.Invalid, r.InvalidFirst)
 			}
 			if tt.spec.Messages > 0 && r.Published != tt.spec.Messages*5 {
 				t.Errorf("published %d, want %d", r.Published, tt.spec.Messages*5)

@@ -184,17 +184,20 @@ func verdict(results []result, ctxErr error) error {
 
 func printTable(w io.Writer, results []result) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "run\tqos\tmode\tdevices\tpublished\treceived\tevents/s\tp50 ms\tp99 ms\tmax ms\tlost\tdup\tpub err\tpeak RSS MB\tCPU s\tCPU %\trequests\t")
+	fmt.Fprintln(tw, "run\tqos\tmode\tdevices\tpublished\treceived\tevents/s\tp50 ms\tp99 ms\tmax ms\tlost\tdup\tinvalid\tpub err\tpeak RSS MB\tCPU s\tCPU %\trequests\t")
 	for _, r := range results {
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%d\t%d\t%.0f\t%.1f\t%.1f\t%.1f\t%d\t%d\t%d\t%.1f\t%.2f\t%.0f\t%d\t\n",
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%d\t%d\t%.0f\t%.1f\t%.1f\t%.1f\t%d\t%d\t%d\t%d\t%.1f\t%.2f\t%.0f\t%d\t\n",
 			r.Name, r.QoS, r.Mode, r.Devices, r.Published, r.Received, r.EventsPerSec,
-			r.P50ms, r.P99ms, r.Maxms, r.Lost, r.Duplicated, r.PubErrors,
+			r.P50ms, r.P99ms, r.Maxms, r.Lost, r.Duplicated, r.Invalid, r.PubErrors,
 			r.PeakRSSMB, r.CPUSeconds, r.CPUPercent, r.Requests)
 	}
 	tw.Flush()
 	for _, r := range results {
 		if r.Error != "" {
 			fmt.Fprintf(w, "%s: ERROR: %s\n", r.Name, r.Error)
+		}
+		if r.Invalid > 0 {
+			fmt.Fprintf(w, "%s: INVALID: %d events violate CloudEvents 1.0, first: %s\n", r.Name, r.Invalid, r.InvalidFirst)
 		}
 		if r.Dir != "" {
 			fmt.Fprintf(w, "%s: kept %s\n", r.Name, r.Dir)

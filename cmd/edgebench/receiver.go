@@ -2,15 +2,15 @@ package main
 
 import (
 	"bytes"
-	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"mime"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
+
+	"github.com/edgegate/edgegate/uplink/cetest"
 )
 
 // maxBody bounds one request body read by the receiver.
@@ -25,7 +25,10 @@ type eventKey struct {
 // receiver is the CloudEvents HTTP endpoint the gateway's uplink sends to. It accepts
 // batch (application/cloudevents-batch+json), structured (application/cloudevents+json)
 // and binary (ce-* headers) requests, and records for each event whose data is a device
-// payload when it arrived and how often.
+// payload when it arrived and how often. Every request is checked strictly against
+// CloudEvents 1.0 (uplink/cetest): events that violate it are still recorded, so the
+// measurements stay meaningful, but counted as invalid. Requests that hold no event it
+// can read are rejected.
 type receiver struct {
 	now func() time.Time
 
@@ -35,20 +38,15 @@ type receiver struct {
 	first     time.Time
 	last      time.Time
 	requests  int64
-	events    int64 // every event, duplicates included
-	foreign   int64 // events whose data is not a device payload
-	bad       int64 // requests rejected
+	events    int64  // every event, duplicates included
+	foreign   int64  // events whose data is not a device payload
+	bad       int64  // requests rejected
+	invalid   int64  // events that violate CloudEvents 1.0
+	sample    string // the first violation seen
 }
 
 func newReceiver() *receiver {
 	return &receiver{now: time.Now, counts: make(map[eventKey]uint32, 1<<16)}
-}
-
-// structuredEvent is the part of a JSON-format CloudEvent the receiver reads.
-type structuredEvent struct {
-	SpecVersion string          `json:"specversion"`
-	Data        json.RawMessage `json:"data"`
-	DataBase64  string          `json:"data_base64"`
 }
 
 // devicePayloadJSON is what the bench devices publish.
@@ -69,12 +67,23 @@ func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	now := r.now()
-	payloads, err := eventPayloads(req.Header, body)
-	if err != nil {
+	events, _, err := cetest.Validate(req.Header, body)
+	if len(events) == 0 && err != nil {
 		r.reject(w, http.StatusBadRequest, "%v", err)
 		return
 	}
-	r.record(now, payloads)
+	payloads := make([][]byte, len(events))
+	invalid := 0
+	for i, e := range events {
+		payloads[i] = e.Data
+		if e.Err != nil {
+			invalid++
+		}
+	}
+	if err != nil && invalid == 0 {
+		invalid = len(events) // the message as a whole is invalid
+	}
+	r.record(now, payloads, invalid, err)
 	w.WriteHeader(http.StatusOK)
 }
 
@@ -86,76 +95,9 @@ func (r *receiver) reject(w http.ResponseWriter, code int, format string, args .
 	http.Error(w, fmt.Sprintf(format, args...), code)
 }
 
-// eventPayloads returns the data of every CloudEvent in one HTTP request.
-func eventPayloads(h http.Header, body []byte) ([][]byte, error) {
-	ct := h.Get("Content-Type")
-	mt := ""
-	if ct != "" {
-		var err error
-		if mt, _, err = mime.ParseMediaType(ct); err != nil {
-			return nil, fmt.Errorf("content type %q: %w", ct, err)
-		}
-	}
-	switch {
-	case mt == "application/cloudevents-batch+json":
-		var raw []json.RawMessage
-		if err := json.Unmarshal(body, &raw); err != nil {
-			return nil, fmt.Errorf("batch: %w", err)
-		}
-		out := make([][]byte, 0, len(raw))
-		for i, r := range raw {
-			d, err := structuredData(r)
-			if err != nil {
-				return nil, fmt.Errorf("batch event %d: %w", i, err)
-			}
-			out = append(out, d)
-		}
-		return out, nil
-	case mt == "application/cloudevents+json":
-		d, err := structuredData(body)
-		if err != nil {
-			return nil, err
-		}
-		return [][]byte{d}, nil
-	case h.Get("Ce-Specversion") != "":
-		if h.Get("Ce-Id") == "" || h.Get("Ce-Source") == "" || h.Get("Ce-Type") == "" {
-			return nil, errors.New("binary event: ce-id, ce-source and ce-type are required")
-		}
-		return [][]byte{body}, nil
-	default:
-		return nil, fmt.Errorf("not a CloudEvents request (content type %q, no ce-specversion)", ct)
-	}
-}
-
-// structuredData returns the data of a JSON-format event: the JSON value itself, the
-// contents of a JSON string, or the decoded data_base64.
-func structuredData(raw []byte) ([]byte, error) {
-	var ev structuredEvent
-	if err := json.Unmarshal(raw, &ev); err != nil {
-		return nil, fmt.Errorf("event: %w", err)
-	}
-	if ev.SpecVersion == "" {
-		return nil, errors.New("event: no specversion")
-	}
-	switch {
-	case ev.DataBase64 != "":
-		d, err := base64.StdEncoding.DecodeString(ev.DataBase64)
-		if err != nil {
-			return nil, fmt.Errorf("event data_base64: %w", err)
-		}
-		return d, nil
-	case len(ev.Data) > 0 && ev.Data[0] == '"':
-		var s string
-		if err := json.Unmarshal(ev.Data, &s); err != nil {
-			return nil, fmt.Errorf("event data: %w", err)
-		}
-		return []byte(s), nil
-	default:
-		return ev.Data, nil
-	}
-}
-
-func (r *receiver) record(now time.Time, payloads [][]byte) {
+// record counts one accepted request: its events' data, how many of them are
+// invalid, and the violations (verr).
+func (r *receiver) record(now time.Time, payloads [][]byte, invalid int, verr error) {
 	type parsed struct {
 		key eventKey
 		lat time.Duration
@@ -163,6 +105,12 @@ func (r *receiver) record(now time.Time, payloads [][]byte) {
 	}
 	ps := make([]parsed, len(payloads))
 	for i, p := range payloads {
+		if len(p) > 0 && p[0] == '"' { // a JSON string holding the payload
+			var s string
+			if json.Unmarshal(p, &s) == nil {
+				p = []byte(s)
+			}
+		}
 		var d devicePayloadJSON
 		if len(bytes.TrimSpace(p)) == 0 || json.Unmarshal(p, &d) != nil || d.Dev == "" || d.Seq <= 0 {
 			continue
@@ -173,6 +121,10 @@ func (r *receiver) record(now time.Time, payloads [][]byte) {
 	defer r.mu.Unlock()
 	r.requests++
 	r.events += int64(len(payloads))
+	r.invalid += int64(invalid)
+	if verr != nil && r.sample == "" {
+		r.sample, _, _ = strings.Cut(verr.Error(), "\n")
+	}
 	if len(payloads) > 0 {
 		if r.first.IsZero() {
 			r.first = now
@@ -211,6 +163,8 @@ type receiverStats struct {
 	Events    int64
 	Foreign   int64
 	Bad       int64
+	Invalid   int64  // events that violate CloudEvents 1.0
+	Sample    string // the first violation seen
 }
 
 // snapshot copies the receiver's state; call it once the load is over.
@@ -230,5 +184,7 @@ func (r *receiver) snapshot() receiverStats {
 		Events:    r.events,
 		Foreign:   r.foreign,
 		Bad:       r.bad,
+		Invalid:   r.invalid,
+		Sample:    r.sample,
 	}
 }

@@ -48,11 +48,15 @@ func TestReceiverRequests(t *testing.T) {
 			`{"specversion":"1.0","id":"6","source":"/s","type":"t","data":` + payload("d-003", 1) + `}`, 200},
 		{"binary", binaryHeaders, payload("d-001", 3), 200},
 		{"binary duplicate", binaryHeaders, payload("d-001", 3), 200},
-		{"binary without id", map[string]string{"ce-specversion": "1.0", "ce-source": "/s", "ce-type": "t"}, payload("d-001", 4), 400},
+		// Invalid events are recorded, and counted as invalid.
+		{"binary without id", map[string]string{"ce-specversion": "1.0", "ce-source": "/s", "ce-type": "t"}, payload("d-001", 4), 200},
 		{"plain json", map[string]string{"Content-Type": "application/json"}, payload("d-001", 5), 400},
 		{"broken batch", map[string]string{"Content-Type": "application/cloudevents-batch+json"}, `[{"specversion":`, 400},
-		{"batch event without specversion", map[string]string{"Content-Type": "application/cloudevents-batch+json"}, `[{"data":{}}]`, 400},
-		{"bad base64", map[string]string{"Content-Type": "application/cloudevents+json"}, `{"specversion":"1.0","data_base64":"!!"}`, 400},
+		{"batch event without specversion", map[string]string{"Content-Type": "application/cloudevents-batch+json"}, `[{"data":{}}]`, 200},
+		{"bad base64", map[string]string{"Content-Type": "application/cloudevents+json"}, `{"specversion":"1.0","data_base64":"!!"}`, 200},
+		{"binary not percent-encoded", map[string]string{
+			"Content-Type": "application/json", "ce-specversion": "1.0", "ce-id": "10", "ce-source": "/s", "ce-type": "t", "ce-subject": "a b",
+		}, payload("d-004", 1), 200},
 	}
 	r := newReceiver()
 	r.now = func() time.Time { return base }
@@ -69,7 +73,7 @@ func TestReceiverRequests(t *testing.T) {
 	}
 
 	s := r.snapshot()
-	want := map[eventKey]uint32{{"d-001", 1}: 1, {"d-001", 2}: 1, {"d-002", 1}: 1, {"d-003", 1}: 1, {"d-001", 3}: 2}
+	want := map[eventKey]uint32{{"d-001", 1}: 1, {"d-001", 2}: 1, {"d-002", 1}: 1, {"d-003", 1}: 1, {"d-001", 3}: 2, {"d-001", 4}: 1, {"d-004", 1}: 1}
 	if len(s.Counts) != len(want) {
 		t.Errorf("counts = %v, want %v", s.Counts, want)
 	}
@@ -78,18 +82,21 @@ func TestReceiverRequests(t *testing.T) {
 			t.Errorf("count %v = %d, want %d", k, s.Counts[k], v)
 		}
 	}
-	if s.Events != 8 || s.Foreign != 2 || s.Bad != 6 || s.Requests != 10 {
-		t.Errorf("events=%d foreign=%d bad=%d requests=%d, want 8 2 6 10", s.Events, s.Foreign, s.Bad, s.Requests)
+	if s.Events != 12 || s.Foreign != 4 || s.Bad != 3 || s.Requests != 11 || s.Invalid != 4 {
+		t.Errorf("events=%d foreign=%d bad=%d requests=%d invalid=%d, want 12 4 3 11 4", s.Events, s.Foreign, s.Bad, s.Requests, s.Invalid)
 	}
-	if len(s.Latencies) != 5 {
-		t.Fatalf("%d latencies, want 5 (first receipts only)", len(s.Latencies))
+	if s.Sample != "header ce-id: required" {
+		t.Errorf("first violation %q", s.Sample)
+	}
+	if len(s.Latencies) != 7 {
+		t.Fatalf("%d latencies, want 7 (first receipts only)", len(s.Latencies))
 	}
 	for _, l := range s.Latencies {
 		if l != 7*time.Millisecond {
 			t.Errorf("latency %s, want 7ms", l)
 		}
 	}
-	if !s.First.Equal(base) || !s.Last.Equal(base) || r.unique() != 5 {
+	if !s.First.Equal(base) || !s.Last.Equal(base) || r.unique() != 7 {
 		t.Errorf("first=%v last=%v unique=%d", s.First, s.Last, r.unique())
 	}
 }

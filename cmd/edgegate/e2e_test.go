@@ -17,6 +17,8 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/edgegate/edgegate/uplink/cetest"
 )
 
 // buildBinary builds the edgegate binary once per test run.
@@ -95,11 +97,13 @@ func (p *gatewayProc) kill() {
 	p.cmd.Wait()
 }
 
-// sink records CloudEvents by id.
+// sink records CloudEvents by id. It refuses (400) and records requests
+// that are not strictly valid CloudEvents 1.0.
 type sink struct {
 	mu    sync.Mutex
 	ids   map[string]int
 	total int
+	bad   []string
 	srv   *http.Server
 }
 
@@ -112,6 +116,9 @@ func startSink(t *testing.T, addr string) *sink {
 	s.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		events, err := readEvents(r)
 		if err != nil {
+			s.mu.Lock()
+			s.bad = append(s.bad, err.Error())
+			s.mu.Unlock()
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
@@ -126,6 +133,13 @@ func startSink(t *testing.T, addr string) *sink {
 	go s.srv.Serve(l)
 	t.Cleanup(func() { s.srv.Close() })
 	return s
+}
+
+// violations returns the invalid requests seen.
+func (s *sink) violations() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.bad...)
 }
 
 func (s *sink) counts() (distinct, total int) {
@@ -230,6 +244,9 @@ func TestKill9LosesNoAcknowledgedEvent(t *testing.T) {
 	distinct, total := s.counts()
 	t.Logf("acked %d, received %d distinct events (%d after the mid-drain kill), %d duplicates (same id)",
 		n, distinct, partial, total-distinct)
+	if bad := s.violations(); len(bad) > 0 {
+		t.Errorf("%d requests were not valid CloudEvents 1.0, first: %s", len(bad), bad[0])
+	}
 	if distinct != n {
 		t.Fatalf("received %d distinct events, want %d acked; log:\n%s", distinct, n, p.log)
 	}
@@ -274,8 +291,27 @@ func TestGracefulShutdownAndValidate(t *testing.T) {
 	}
 }
 
-// readEvents decodes a CloudEvents HTTP request in any mode.
+// readEvents validates a CloudEvents HTTP request in any mode strictly
+// (cetest; SHOULD violations fail too), then decodes it with sdk-go after
+// percent-decoding the binary-mode headers, which sdk-go does not do.
 func readEvents(r *http.Request) ([]event.Event, error) {
+	views, warns, err := cetest.ValidateRequest(r)
+	if err == nil && len(warns) > 0 {
+		err = fmt.Errorf("SHOULD violations: %s", strings.Join(warns, "; "))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("invalid CloudEvents request: %w", err)
+	}
+	cetest.DecodeHeaders(r.Header)
+	events, err := decodeEvents(r)
+	if err == nil && len(events) != len(views) {
+		err = fmt.Errorf("sdk-go decoded %d events, the validator %d", len(events), len(views))
+	}
+	return events, err
+}
+
+// decodeEvents decodes a CloudEvents HTTP request with sdk-go.
+func decodeEvents(r *http.Request) ([]event.Event, error) {
 	if strings.HasPrefix(r.Header.Get("Content-Type"), "application/cloudevents-batch+json") {
 		return cehttp.NewEventsFromHTTPRequest(r)
 	}

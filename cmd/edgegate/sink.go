@@ -22,17 +22,21 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/cloudevents/sdk-go/v2/binding"
 	"github.com/cloudevents/sdk-go/v2/event"
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
+
+	"github.com/edgegate/edgegate/uplink/cetest"
 )
 
 // sinkMaxBody bounds one request body.
 const sinkMaxBody = 32 << 20
 
 // cmdSink runs `edgegate sink`: a CloudEvents HTTP receiver for testing
-// uplinks. It accepts binary, structured and batch requests, prints every
-// event to stdout and answers --status. It returns when ctx is cancelled.
+// uplinks. It accepts binary, structured and batch requests, validates each
+// strictly against CloudEvents 1.0 (uplink/cetest), prints every event to
+// stdout and answers --status. A request that violates the spec gets one
+// "sink: INVALID …" line per violation on stderr and a 400 with the reasons,
+// unless --lenient. It returns when ctx is cancelled.
 func cmdSink(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("sink", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -40,9 +44,12 @@ func cmdSink(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	status := fs.Int("status", http.StatusOK, "HTTP status to answer with, e.g. 503 to simulate failures")
 	quiet := fs.Bool("quiet", false, "do not print events (only a count at exit)")
 	format := fs.String("format", "pretty", "output: pretty (one line per event) or json (one CloudEvent JSON per line)")
+	lenient := fs.Bool("lenient", false, "accept requests that violate CloudEvents 1.0 (still reported on stderr) instead of answering 400")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: edgegate sink [flags]\n\n"+
-			"Receive CloudEvents over HTTP (binary, structured or batch mode) and print them.\n\nflags:\n")
+			"Receive CloudEvents over HTTP (binary, structured or batch mode), check them\n"+
+			"strictly against CloudEvents 1.0 and print them. Violations are printed to\n"+
+			"stderr as \"sink: INVALID …\" and answered 400, unless --lenient.\n\nflags:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -61,7 +68,7 @@ func cmdSink(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return fmt.Errorf("sink: --format %q: must be pretty or json", *format)
 	}
 
-	h := newSinkHandler(sinkOptions{status: *status, quiet: *quiet, format: *format}, stdout)
+	h := newSinkHandler(sinkOptions{status: *status, quiet: *quiet, format: *format, lenient: *lenient}, stdout, stderr)
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
 		return fmt.Errorf("sink: listen %s: %w", *listen, err)
@@ -88,7 +95,11 @@ func cmdSink(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		srv.Close()
 	}
 	<-errc // http.ErrServerClosed
-	fmt.Fprintf(stderr, "edgegate sink: received %d events in %d requests\n", h.events.Load(), h.requests.Load())
+	fmt.Fprintf(stderr, "edgegate sink: received %d events in %d requests", h.events.Load(), h.requests.Load())
+	if n := h.invalid.Load(); n > 0 {
+		fmt.Fprintf(stderr, ", %d of them not valid CloudEvents 1.0", n)
+	}
+	fmt.Fprintln(stderr)
 	if err != nil {
 		return fmt.Errorf("sink: shutdown: %w", err)
 	}
@@ -96,25 +107,31 @@ func cmdSink(ctx context.Context, args []string, stdout, stderr io.Writer) error
 }
 
 type sinkOptions struct {
-	status int    // answer for valid requests
-	quiet  bool   // print nothing per event
-	format string // "pretty" or "json"
+	status  int    // answer for valid requests
+	quiet   bool   // print nothing per event
+	format  string // "pretty" or "json"
+	lenient bool   // accept requests that violate the spec
 }
+
+// sinkMaxReport bounds the violations reported per request.
+const sinkMaxReport = 20
 
 // sinkHandler receives CloudEvents and prints them. Safe for concurrent use.
 type sinkHandler struct {
 	opts     sinkOptions
-	mu       sync.Mutex // serialises writes to out
-	out      io.Writer
+	mu       sync.Mutex // serialises writes to out and errOut
+	out      io.Writer  // events
+	errOut   io.Writer  // violations
 	events   atomic.Int64
 	requests atomic.Int64
+	invalid  atomic.Int64 // requests with MUST violations
 }
 
-func newSinkHandler(opts sinkOptions, out io.Writer) *sinkHandler {
+func newSinkHandler(opts sinkOptions, out, errOut io.Writer) *sinkHandler {
 	if opts.status == 0 {
 		opts.status = http.StatusOK
 	}
-	return &sinkHandler{opts: opts, out: out}
+	return &sinkHandler{opts: opts, out: out, errOut: errOut}
 }
 
 func (h *sinkHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -137,60 +154,59 @@ func (h *sinkHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// Bound the decompressed size too.
 		r.Body = http.MaxBytesReader(w, io.NopCloser(zr), sinkMaxBody)
 		r.Header.Del("Content-Encoding")
-		r.ContentLength = -1
 	default:
 		http.Error(w, fmt.Sprintf("unsupported Content-Encoding %q (want gzip or none)", enc), http.StatusUnsupportedMediaType)
 		return
 	}
-
-	var (
-		mode   string
-		events []event.Event
-		err    error
-	)
-	switch cehttp.NewMessage(r.Header, nil).ReadEncoding() {
-	case binding.EncodingBatch:
-		mode = "batch"
-		events, err = cehttp.NewEventsFromHTTPRequest(r)
-	case binding.EncodingStructured:
-		mode = "structured"
-		var e *event.Event
-		if e, err = cehttp.NewEventFromHTTPRequest(r); err == nil {
-			events = []event.Event{*e}
-		}
-	case binding.EncodingBinary:
-		mode = "binary"
-		var e *event.Event
-		if e, err = cehttp.NewEventFromHTTPRequest(r); err == nil {
-			events = []event.Event{*e}
-		}
-	default:
-		if sv := r.Header.Get("Ce-Specversion"); sv != "" {
-			http.Error(w, fmt.Sprintf("not a CloudEvent: unsupported ce-specversion %q (want 1.0)", sv), http.StatusBadRequest)
-			return
-		}
-		http.Error(w, "not a CloudEvent: want a ce-specversion header (binary mode) or Content-Type "+
-			event.ApplicationCloudEventsJSON+" or "+event.ApplicationCloudEventsBatchJSON, http.StatusBadRequest)
-		return
-	}
+	body, err := io.ReadAll(r.Body)
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			http.Error(w, fmt.Sprintf("request body larger than %d bytes", mbe.Limit), http.StatusRequestEntityTooLarge)
 			return
 		}
-		http.Error(w, fmt.Sprintf("invalid CloudEvent (%s mode): %v", mode, err), http.StatusBadRequest)
+		http.Error(w, fmt.Sprintf("read body: %v", err), http.StatusBadRequest)
 		return
 	}
-	for i := range events {
-		if err := events[i].Validate(); err != nil {
-			msg := fmt.Sprintf("invalid CloudEvent (%s mode): %v", mode, err)
-			if mode == "batch" {
-				msg = fmt.Sprintf("invalid CloudEvent at batch index %d: %v", i, err)
-			}
-			http.Error(w, strings.TrimSpace(msg), http.StatusBadRequest)
+
+	// Strict validation first: sdk-go's decoding is lenient.
+	mode := cetest.ModeOf(r.Header)
+	_, warnings, verr := cetest.Validate(r.Header, body)
+	var problems []string
+	if v := (*cetest.Violations)(nil); errors.As(verr, &v) {
+		problems = v.Problems
+	} else if verr != nil {
+		problems = []string{verr.Error()}
+	}
+	h.report(r, mode, problems, warnings)
+	if len(problems) > 0 {
+		h.invalid.Add(1)
+		if !h.opts.lenient {
+			http.Error(w, sinkReasons(mode, problems), http.StatusBadRequest)
 			return
 		}
+	}
+
+	// Decode with sdk-go for printing; it does not percent-decode headers.
+	cetest.DecodeHeaders(r.Header)
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	r.ContentLength = int64(len(body))
+	var events []event.Event
+	if mode == cetest.ModeBatch {
+		events, err = cehttp.NewEventsFromHTTPRequest(r)
+	} else {
+		var e *event.Event
+		if e, err = cehttp.NewEventFromHTTPRequest(r); err == nil {
+			events = []event.Event{*e}
+		}
+	}
+	if err != nil {
+		msg := fmt.Sprintf("cannot decode the CloudEvents request (%s mode): %v", mode, err)
+		if len(problems) > 0 {
+			msg = sinkReasons(mode, problems) + "\n" + msg
+		}
+		http.Error(w, msg, http.StatusBadRequest)
+		return
 	}
 
 	h.events.Add(int64(len(events)))
@@ -202,6 +218,50 @@ func (h *sinkHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	http.Error(w, fmt.Sprintf("edgegate sink: answering %d as configured (--status)", h.opts.status), h.opts.status)
+}
+
+// report prints one line per violation (and per warning) to errOut.
+func (h *sinkHandler) report(r *http.Request, mode string, problems, warnings []string) {
+	if len(problems) == 0 && len(warnings) == 0 {
+		return
+	}
+	var buf bytes.Buffer
+	kind := "INVALID"
+	if h.opts.lenient {
+		kind = "INVALID (accepted, --lenient)"
+	}
+	for i, p := range problems {
+		if i == sinkMaxReport {
+			fmt.Fprintf(&buf, "sink: %s %s request from %s: … and %d more\n", kind, mode, r.RemoteAddr, len(problems)-i)
+			break
+		}
+		fmt.Fprintf(&buf, "sink: %s %s request from %s: %s\n", kind, mode, r.RemoteAddr, sinkPrintable(p))
+	}
+	for i, w := range warnings {
+		if i == sinkMaxReport {
+			fmt.Fprintf(&buf, "sink: WARNING %s request from %s: … and %d more\n", mode, r.RemoteAddr, len(warnings)-i)
+			break
+		}
+		fmt.Fprintf(&buf, "sink: WARNING %s request from %s: %s (SHOULD)\n", mode, r.RemoteAddr, sinkPrintable(w))
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	_, _ = h.errOut.Write(buf.Bytes())
+}
+
+// sinkReasons is the body of a 400 answer: the violations, one per line.
+func sinkReasons(mode string, problems []string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "edgegate sink: not a valid CloudEvents 1.0 request (%s mode):", mode)
+	for i, p := range problems {
+		if i == sinkMaxReport {
+			fmt.Fprintf(&b, "\n… and %d more", len(problems)-i)
+			break
+		}
+		b.WriteString("\n")
+		b.WriteString(p)
+	}
+	return b.String()
 }
 
 // print writes the events, one line each, in one write.
@@ -250,6 +310,24 @@ func sinkClean(s string) string {
 		}
 	}
 	return s
+}
+
+// sinkPrintable escapes the non-printable runes of s (Go syntax), so a
+// report line stays one line and cannot drive the terminal.
+func sinkPrintable(s string) string {
+	if strings.IndexFunc(s, func(r rune) bool { return !unicode.IsPrint(r) }) < 0 {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		if unicode.IsPrint(r) {
+			b.WriteRune(r)
+		} else {
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+		}
+	}
+	return b.String()
 }
 
 // sinkMaxData bounds how much of an event's data is printed.

@@ -67,8 +67,8 @@ func postSink(t *testing.T, req *http.Request) (int, string) {
 func TestSinkHandlerModes(t *testing.T) {
 	for _, format := range []string{"pretty", "json"} {
 		t.Run(format, func(t *testing.T) {
-			var out syncBuffer
-			h := newSinkHandler(sinkOptions{status: 202, format: format}, &out)
+			var out, errOut syncBuffer
+			h := newSinkHandler(sinkOptions{status: 202, format: format}, &out, &errOut)
 			srv := httptest.NewServer(h)
 			defer srv.Close()
 			ctx := context.Background()
@@ -107,6 +107,9 @@ func TestSinkHandlerModes(t *testing.T) {
 				t.Fatalf("batch: %d %s", code, body)
 			}
 
+			if errOut.String() != "" {
+				t.Errorf("sdk-go's requests reported: %s", errOut.String())
+			}
 			lines := strings.Split(strings.TrimSpace(out.String()), "\n")
 			if len(lines) != 4 {
 				t.Fatalf("%d lines:\n%s", len(lines), out.String())
@@ -139,8 +142,8 @@ func TestSinkHandlerModes(t *testing.T) {
 }
 
 func TestSinkHandlerRejects(t *testing.T) {
-	var out syncBuffer
-	h := newSinkHandler(sinkOptions{format: "pretty"}, &out)
+	var out, errOut syncBuffer
+	h := newSinkHandler(sinkOptions{format: "pretty"}, &out, &errOut)
 	srv := httptest.NewServer(h)
 	defer srv.Close()
 
@@ -164,12 +167,16 @@ func TestSinkHandlerRejects(t *testing.T) {
 	}{
 		{"plain json", "application/json", nil, `{"a":1}`, 400, "not a CloudEvent"},
 		{"binary without id", "application/json", map[string]string{"ce-specversion": "1.0", "ce-source": "s", "ce-type": "t"}, `{}`, 400, "id"},
-		{"binary bad specversion", "application/json", map[string]string{"ce-specversion": "0.1", "ce-id": "1", "ce-source": "s", "ce-type": "t"}, `{}`, 400, "unsupported ce-specversion"},
-		{"structured not json", event.ApplicationCloudEventsJSON, nil, `nope`, 400, "invalid CloudEvent (structured mode)"},
-		{"structured missing type", event.ApplicationCloudEventsJSON, nil, `{"specversion":"1.0","id":"1","source":"s"}`, 400, "type"},
-		{"batch not array", event.ApplicationCloudEventsBatchJSON, nil, `{"specversion":"1.0"}`, 400, "invalid CloudEvent (batch mode)"},
+		{"binary bad specversion", "application/json", map[string]string{"ce-specversion": "0.1", "ce-id": "1", "ce-source": "s", "ce-type": "t"}, `{}`, 400, `header ce-specversion: "0.1", want "1.0"`},
+		{"binary not percent-encoded", "application/json", map[string]string{"ce-specversion": "1.0", "ce-id": "1", "ce-source": "s", "ce-type": "t", "ce-subject": "salle à manger"}, `{}`, 400,
+			"header ce-subject: not percent-encoded: space at byte 5, 8; not percent-encoded: non-ASCII 'à' at byte 6"},
+		{"binary body not json", "application/json", map[string]string{"ce-specversion": "1.0", "ce-id": "1", "ce-source": "s", "ce-type": "t"}, `{`, 400, "body: not JSON"},
+		{"structured not json", event.ApplicationCloudEventsJSON, nil, `nope`, 400, "(structured mode):\nevent: not JSON"},
+		{"structured missing type", event.ApplicationCloudEventsJSON, nil, `{"specversion":"1.0","id":"1","source":"s"}`, 400, "type: required"},
+		{"structured bad time", event.ApplicationCloudEventsJSON, nil, `{"specversion":"1.0","id":"1","source":"s","type":"t","time":"2026-13-01"}`, 400, `time: "2026-13-01" is not RFC 3339`},
+		{"batch not array", event.ApplicationCloudEventsBatchJSON, nil, `{"specversion":"1.0"}`, 400, "(batch mode):\nbody: a batch must be a JSON array"},
 		{"batch bad member", event.ApplicationCloudEventsBatchJSON, nil,
-			`[{"specversion":"1.0","id":"1","source":"s","type":"t"},{"specversion":"1.0","id":"","source":"s","type":"t"}]`, 400, "batch index 1"},
+			`[{"specversion":"1.0","id":"1","source":"s","type":"t"},{"specversion":"1.0","id":"","source":"s","type":"t"}]`, 400, "batch[1]: id: must be a non-empty string"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -190,11 +197,70 @@ func TestSinkHandlerRejects(t *testing.T) {
 	if out.String() != "" {
 		t.Errorf("rejected requests printed events: %s", out.String())
 	}
+	for _, want := range []string{
+		`sink: INVALID batch request from 127.0.0.1:`,
+		`: batch[1]: id: must be a non-empty string`,
+		`sink: INVALID binary request from 127.0.0.1:`,
+		`: header ce-subject: not percent-encoded: space at byte 5, 8`,
+	} {
+		if !strings.Contains(errOut.String(), want) {
+			t.Errorf("stderr lacks %q:\n%s", want, errOut.String())
+		}
+	}
+	if n := strings.Count(errOut.String(), "sink: INVALID"); n != len(cases) {
+		t.Errorf("%d INVALID lines for %d bad requests:\n%s", n, len(cases), errOut.String())
+	}
+	if h.invalid.Load() != int64(len(cases)) {
+		t.Errorf("counted %d invalid requests", h.invalid.Load())
+	}
+}
+
+// TestSinkHandlerLenient: --lenient reports violations but accepts and
+// prints what it can decode; percent-encoded values print decoded.
+func TestSinkHandlerLenient(t *testing.T) {
+	var out, errOut syncBuffer
+	srv := httptest.NewServer(newSinkHandler(sinkOptions{format: "pretty", lenient: true}, &out, &errOut))
+	defer srv.Close()
+	send := func(subject string) (int, string) {
+		req, _ := http.NewRequest(http.MethodPost, srv.URL, strings.NewReader(`{"a":1}`))
+		req.Header.Set("Content-Type", "application/json")
+		for k, v := range map[string]string{"ce-specversion": "1.0", "ce-id": "1", "ce-source": "s", "ce-type": "t", "ce-subject": subject} {
+			req.Header.Set(k, v)
+		}
+		return postSink(t, req)
+	}
+	if code, body := send("salle à manger"); code != 200 {
+		t.Fatalf("lenient: %d %s", code, body)
+	}
+	if code, body := send("salle%20%C3%A0%20manger"); code != 200 {
+		t.Fatalf("encoded: %d %s", code, body)
+	}
+	if !strings.Contains(errOut.String(), "sink: INVALID (accepted, --lenient) binary request from") ||
+		strings.Count(errOut.String(), "\n") != 1 {
+		t.Errorf("stderr:\n%s", errOut.String())
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 2 || !strings.Contains(lines[0], `subject="salle à manger"`) || !strings.Contains(lines[1], `subject="salle à manger"`) {
+		t.Errorf("printed:\n%s", out.String())
+	}
+
+	// A SHOULD violation is a warning, accepted even when strict.
+	var out2, errOut2 syncBuffer
+	srv2 := httptest.NewServer(newSinkHandler(sinkOptions{format: "pretty"}, &out2, &errOut2))
+	defer srv2.Close()
+	req, _ := http.NewRequest(http.MethodPost, srv2.URL, strings.NewReader(`{"specversion":"1.0","id":"1","source":"s","type":"t","abcdefghijklmnopqrstuvwxyz":"x"}`))
+	req.Header.Set("Content-Type", event.ApplicationCloudEventsJSON)
+	if code, body := postSink(t, req); code != 200 {
+		t.Errorf("warning only: %d %s", code, body)
+	}
+	if !strings.Contains(errOut2.String(), "sink: WARNING structured request from") || !strings.Contains(errOut2.String(), "longer than 20 characters") {
+		t.Errorf("stderr:\n%s", errOut2.String())
+	}
 }
 
 func TestSinkHandlerStatusAndQuiet(t *testing.T) {
 	var out syncBuffer
-	h := newSinkHandler(sinkOptions{status: 503, format: "pretty"}, &out)
+	h := newSinkHandler(sinkOptions{status: 503, format: "pretty"}, &out, io.Discard)
 	srv := httptest.NewServer(h)
 	defer srv.Close()
 	req, _ := cehttp.NewHTTPRequestFromEvent(context.Background(), srv.URL, sinkTestEvent(t, 1))
@@ -206,7 +272,7 @@ func TestSinkHandlerStatusAndQuiet(t *testing.T) {
 	}
 
 	var quiet syncBuffer
-	hq := newSinkHandler(sinkOptions{quiet: true, format: "pretty"}, &quiet)
+	hq := newSinkHandler(sinkOptions{quiet: true, format: "pretty"}, &quiet, io.Discard)
 	srvq := httptest.NewServer(hq)
 	defer srvq.Close()
 	req, _ = cehttp.NewHTTPRequestFromEvent(context.Background(), srvq.URL, sinkTestEvent(t, 1))
@@ -259,7 +325,9 @@ func TestCmdSink(t *testing.T) {
 		t.Fatalf("startup line %q", line)
 	}
 	url := strings.Fields(line[i:])[0]
-	go func() { _, _ = io.Copy(io.Discard, pr) }()
+	var stderr syncBuffer
+	copied := make(chan struct{})
+	go func() { _, _ = io.Copy(&stderr, pr); close(copied) }()
 
 	var records [][]byte
 	for i := range 3 {
@@ -293,6 +361,11 @@ func TestCmdSink(t *testing.T) {
 			t.Errorf("%d %s events printed:\n%s", n, mode, out)
 		}
 	}
+	<-copied
+	if strings.Contains(stderr.String(), "sink: INVALID") || strings.Contains(stderr.String(), "sink: WARNING") ||
+		!strings.Contains(stderr.String(), "received 9 events in 7 requests\n") {
+		t.Errorf("stderr:\n%s", stderr.String())
+	}
 }
 
 func TestCmdSinkFlags(t *testing.T) {
@@ -318,7 +391,7 @@ func TestCmdSinkFlags(t *testing.T) {
 // sends, in every mode, and refuses unknown encodings.
 func TestSinkHandlerGzip(t *testing.T) {
 	var out syncBuffer
-	srv := httptest.NewServer(newSinkHandler(sinkOptions{format: "json"}, &out))
+	srv := httptest.NewServer(newSinkHandler(sinkOptions{format: "json"}, &out, io.Discard))
 	defer srv.Close()
 	var records [][]byte
 	for i := range 3 {
