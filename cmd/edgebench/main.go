@@ -10,7 +10,8 @@
 //
 // By default it runs a QoS 0 and a QoS 1 throughput run (--messages per device, as fast
 // as the gateway acks) and a QoS 1 latency run at a fixed --rate for --duration. It exits
-// 1 if a run failed or a QoS 1 run lost an acknowledged message.
+// 1 if a run failed, a QoS 1 run lost an acknowledged message, or an event
+// violated CloudEvents 1.0.
 package main
 
 import (
@@ -177,6 +178,9 @@ func verdict(results []result, ctxErr error) error {
 		}
 		if r.QoS > 0 && r.LostAcked > 0 {
 			errs = append(errs, fmt.Errorf("%s: %d acknowledged messages never reached the receiver", r.Name, r.LostAcked))
+		}
+		if r.Invalid > 0 {
+			errs = append(errs, fmt.Errorf("%s: %d events violate CloudEvents 1.0", r.Name, r.Invalid))
 		}
 	}
 	return errors.Join(errs...)
