@@ -2,7 +2,9 @@ package buffer
 
 import (
 	"context"
+	"fmt"
 	"runtime"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -10,6 +12,14 @@ import (
 // BenchmarkAppend: 100 concurrent appenders of one durable 200 B record each
 // (MQTT clients), group-committed.
 func BenchmarkAppend(b *testing.B) {
+	for _, marked := range []bool{false, true} {
+		b.Run(fmt.Sprintf("marked=%v", marked), func(b *testing.B) { benchAppend(b, marked) })
+	}
+}
+
+// benchAppend: 100 concurrent durable appenders of one 200 B record, each
+// with a resend mark as the gateway writes for QoS 1 messages when marked.
+func benchAppend(b *testing.B, marked bool) {
 	cfg := testConfig(b)
 	cfg.MaxBytes = 1 << 40
 	buf := open(b, cfg, nil)
@@ -17,12 +27,19 @@ func BenchmarkAppend(b *testing.B) {
 	data := make([]byte, 200)
 	procs := max(1, 100/testingGOMAXPROCS())
 	b.SetParallelism(procs)
+	var ids atomic.Int64
 	b.ResetTimer()
 	start := time.Now()
 	b.RunParallel(func(pb *testing.PB) {
 		recs := []Record{{Queue: "bench", Data: data}}
-		for pb.Next() {
-			if err := buf.Append(context.Background(), recs, true); err != nil {
+		key := fmt.Appendf(nil, "client-%03d\x00\x00\x00", ids.Add(1))
+		var marks []Mark
+		for i := 0; pb.Next(); i++ {
+			if marked {
+				key[len(key)-2], key[len(key)-1] = byte(i>>8), byte(i)
+				marks = []Mark{{Key: key, Value: uint64(i)}}
+			}
+			if err := buf.Append(context.Background(), recs, true, marks...); err != nil {
 				b.Error(err)
 				return
 			}

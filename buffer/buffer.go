@@ -55,6 +55,7 @@ const (
 	prefixMeta   byte = 0x00
 	prefixRecord byte = 0x01
 	metaQueue    byte = 'q'
+	metaMarks    byte = 'm'
 
 	recKeyLen   = 1 + 2 + 8
 	valHeadSize = 8
@@ -80,6 +81,40 @@ func parseRecKey(k []byte) (id uint16, seq uint64, ok bool) {
 		return 0, 0, false
 	}
 	return binary.BigEndian.Uint16(k[1:3]), binary.BigEndian.Uint64(k[3:]), true
+}
+
+// markFlag in a record's time field says a mark follows the time.
+const markFlag = uint64(1) << 63
+
+// appendVal appends a record value: the append time, the record's mark if
+// any (hash of its key, value: 16 bytes) and the data.
+func appendVal(dst []byte, now int64, mark *Mark, data []byte) []byte {
+	if mark == nil {
+		dst = binary.BigEndian.AppendUint64(dst, uint64(now))
+		return append(dst, data...)
+	}
+	dst = binary.BigEndian.AppendUint64(dst, uint64(now)|markFlag)
+	dst = binary.BigEndian.AppendUint64(dst, markHash(mark.Key))
+	dst = binary.BigEndian.AppendUint64(dst, mark.Value)
+	return append(dst, data...)
+}
+
+// splitVal returns the parts of a record value; ok is false for a value too
+// short to hold them.
+func splitVal(v []byte) (t int64, mark *storedMark, data []byte, ok bool) {
+	if len(v) < valHeadSize {
+		return 0, nil, nil, false
+	}
+	h := binary.BigEndian.Uint64(v)
+	t, data = int64(h&^markFlag), v[valHeadSize:]
+	if h&markFlag == 0 {
+		return t, nil, data, true
+	}
+	if len(data) < markSize {
+		return 0, nil, nil, false
+	}
+	m := &storedMark{key: binary.BigEndian.Uint64(data), val: binary.BigEndian.Uint64(data[8:])}
+	return t, m, data[markSize:], true
 }
 
 func metaQueueKey(name string) []byte {
@@ -129,10 +164,13 @@ type Buffer struct {
 	diskLow  atomic.Bool
 	freeSeen atomic.Int64
 	diskErr  atomic.Bool // a statfs error was logged
+
+	marks *markIndex
 }
 
 type appendReq struct {
 	recs  []Record
+	marks []Mark
 	qs    []*Queue
 	seqs  []uint64
 	bytes int64
@@ -175,6 +213,11 @@ func Open(cfg Config, log *slog.Logger, m *metrics.Set, opts ...Option) (*Buffer
 		return nil, fmt.Errorf("open buffer %s: %w", cfg.Dir, err)
 	}
 	b.db = db
+	b.marks = newMarkIndex(maxMarks)
+	if err := b.loadMarks(); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("load buffer %s: %w", cfg.Dir, err)
+	}
 	if err := b.load(); err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("load buffer %s: %w", cfg.Dir, err)
@@ -185,6 +228,7 @@ func Open(cfg Config, log *slog.Logger, m *metrics.Set, opts ...Option) (*Buffer
 
 // load reads the queue names and accounts for the stored records.
 func (b *Buffer) load() error {
+	var marks []loadedMark
 	return b.db.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixMeta, metaQueue}})
 		for it.Rewind(); it.Valid(); it.Next() {
@@ -227,6 +271,9 @@ func (b *Buffer) load() error {
 			var n int64
 			if err := item.Value(func(v []byte) error {
 				n = int64(len(v)) - valHeadSize
+				if t, mark, _, ok := splitVal(v); ok && mark != nil {
+					marks = append(marks, loadedMark{t: t, storedMark: *mark})
+				}
 				return nil
 			}); err != nil {
 				return fmt.Errorf("read record %d of queue %q: %w", seq, q.name, err)
@@ -247,6 +294,7 @@ func (b *Buffer) load() error {
 			q.updateGauges()
 		}
 		b.updateGaugesLocked()
+		b.marks.load(marks)
 		return nil
 	})
 }
@@ -274,7 +322,9 @@ func (b *Buffer) Run(ctx context.Context) error {
 	wg.Go(func() { b.sweepLoop(ctx) })
 	wg.Go(func() { b.gcLoop(ctx) })
 	wg.Go(func() { b.diskLoop(ctx) })
+	wg.Go(func() { b.markLoop(ctx) })
 	wg.Wait()
+	b.saveMarks()
 
 	b.pmu.Lock()
 	b.runState = 2
@@ -327,7 +377,10 @@ func (r *appendReq) finish(err error) {
 // ErrClosed after Run has returned, or ctx's error if ctx ends first; in that
 // last case the records may still be committed. Append blocks until Run is
 // started.
-func (b *Buffer) Append(ctx context.Context, recs []Record, durable bool) error {
+//
+// marks[i], if given, is stored with recs[i] (see Mark); extra marks are
+// ignored.
+func (b *Buffer) Append(ctx context.Context, recs []Record, durable bool, marks ...Mark) error {
 	_ = durable
 	if len(recs) == 0 {
 		return nil
@@ -339,7 +392,7 @@ func (b *Buffer) Append(ctx context.Context, recs []Record, durable bool) error 
 		b.m.rejectedDisk.Add(len(recs))
 		return ErrFull
 	}
-	req := &appendReq{recs: recs, qs: make([]*Queue, len(recs)), done: make(chan struct{})}
+	req := &appendReq{recs: recs, marks: marks, qs: make([]*Queue, len(recs)), done: make(chan struct{})}
 	for i, r := range recs {
 		q, err := b.Queue(r.Queue)
 		if err != nil {
@@ -347,6 +400,9 @@ func (b *Buffer) Append(ctx context.Context, recs []Record, durable bool) error 
 		}
 		req.qs[i] = q
 		req.bytes += int64(len(r.Data))
+		if i < len(marks) {
+			req.bytes += markSize
+		}
 	}
 	if req.bytes > int64(b.cfg.MaxBytes) {
 		b.m.rejectedFull.Add(len(recs))
@@ -615,8 +671,11 @@ func (b *Buffer) commitRound(reqs []*appendReq, count int64) {
 			slab = recKey(slab, q.id, r.seqs[i])
 			key := slab[off:len(slab):len(slab)]
 			off = len(slab)
-			slab = binary.BigEndian.AppendUint64(slab, uint64(now))
-			slab = append(slab, rec.Data...)
+			var mark *Mark
+			if i < len(r.marks) {
+				mark = &r.marks[i]
+			}
+			slab = appendVal(slab, now, mark, rec.Data)
 			val := slab[off:len(slab):len(slab)]
 			if err := w.set(q, r.seqs[i], key, val); err != nil {
 				break
@@ -736,6 +795,7 @@ func (w *txnWriter) commit() {
 		clear(w.deltas)
 	}
 	for _, r := range w.done {
+		b.marks.remember(r.marks)
 		r.finish(nil)
 	}
 	w.done = w.done[:0]

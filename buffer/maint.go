@@ -2,7 +2,6 @@ package buffer
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"time"
@@ -66,8 +65,8 @@ func (h *headCursor) load() (bool, error) {
 		}
 		if err := item.Value(func(v []byte) error {
 			h.t, h.size = 0, 0
-			if len(v) >= valHeadSize {
-				h.t = int64(binary.BigEndian.Uint64(v))
+			if t, _, _, ok := splitVal(v); ok {
+				h.t = t
 				h.size = int64(len(v) - valHeadSize)
 			}
 			return nil

@@ -2,7 +2,6 @@ package buffer
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
@@ -146,9 +145,14 @@ func (q *Queue) collectLocked(maxRecords, maxBytes int) (*Batch, error) {
 		return len(bt.seqs) >= maxRecords || (maxBytes > 0 && len(bt.seqs) > 0 && size+n > maxBytes)
 	}
 	take := func(seq uint64, v []byte) {
+		t, _, data, ok := splitVal(v)
+		if !ok {
+			return
+		}
 		bt.seqs = append(bt.seqs, seq)
-		bt.times = append(bt.times, int64(binary.BigEndian.Uint64(v)))
-		bt.data = append(bt.data, v[valHeadSize:])
+		bt.times = append(bt.times, t)
+		bt.data = append(bt.data, data)
+		bt.sizes = append(bt.sizes, int64(len(v)-valHeadSize))
 		size += len(v) - valHeadSize
 	}
 
@@ -209,7 +213,7 @@ func (q *Queue) collectLocked(maxRecords, maxBytes int) (*Batch, error) {
 		return nil, nil
 	}
 	for k, seq := range bt.seqs {
-		q.leased[seq] = int64(len(bt.data[k]))
+		q.leased[seq] = bt.sizes[k]
 	}
 	return bt, nil
 }
@@ -220,6 +224,7 @@ type Batch struct {
 	q     *Queue
 	seqs  []uint64
 	times []int64 // append time, Unix nanoseconds
+	sizes []int64 // accounted size of each record
 	data  [][]byte
 	done  bool // guarded by q.b.mu
 }

@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"log/slog"
 	"net"
@@ -60,6 +61,7 @@ type Gateway struct {
 	unmatched *metrics.Counter
 	rejected  *metrics.Counter
 	overload  *metrics.Counter
+	resends   *metrics.Counter
 
 	ruleDropped       *metrics.Counter
 	ruleDeadLettered  *metrics.Counter
@@ -149,6 +151,7 @@ func New(cfg Config, opts Options) (*Gateway, error) {
 		metrics:        set,
 		reloadFailures: set.NewCounter(`edgegate_config_reload_failures_total`),
 		ingested:       set.NewCounter(`edgegate_events_ingested_total`),
+		resends:        set.NewCounter(`edgegate_mqtt_resends_recognised_total`),
 		unmatched:      set.NewCounter(`edgegate_events_dropped_total{reason="unmatched_topic"}`),
 		rejected:       set.NewCounter(`edgegate_events_dropped_total{reason="invalid"}`),
 		overload:       set.NewCounter(`edgegate_events_refused_total{reason="buffer_full"}`),
@@ -254,6 +257,20 @@ func (g *Gateway) AdminAddr() net.Addr {
 // client's goroutine before its acknowledgement: nil means the event is in
 // the buffer (fsync'd for QoS ≥ 1).
 func (g *Gateway) Handle(ctx context.Context, m mqtt.Message) error {
+	var marks []buffer.Mark
+	if m.QoS > 0 && len(m.ClientID) <= maxMarkedClientID {
+		mark := resendMark(m)
+		if m.Dup {
+			// A resend: if we stored this very message (same client, packet
+			// id, topic and payload) and only its ack was lost, ack it
+			// again without storing a second event with a new id.
+			if v, ok := g.buf.Mark(mark.Key); ok && v == mark.Value {
+				g.resends.Inc()
+				return nil
+			}
+		}
+		marks = []buffer.Mark{mark}
+	}
 	l := g.live.Load()
 	e, err := l.mapper.Map(mapping.Message{
 		Topic:          m.Topic,
@@ -294,7 +311,7 @@ func (g *Gateway) Handle(ctx context.Context, m mqtt.Message) error {
 		publishes = d.Publishes
 	}
 	if len(recs) > 0 {
-		if err := g.buf.Append(ctx, recs, m.QoS > 0); err != nil {
+		if err := g.buf.Append(ctx, recs, m.QoS > 0, marks...); err != nil {
 			if errors.Is(err, buffer.ErrFull) || errors.Is(err, buffer.ErrClosed) {
 				g.overload.Inc()
 				return fmt.Errorf("%w: %v", mqtt.ErrOverloaded, err)
@@ -309,6 +326,23 @@ func (g *Gateway) Handle(ctx context.Context, m mqtt.Message) error {
 		g.publishLocal(p)
 	}
 	return nil
+}
+
+// maxMarkedClientID bounds the client ids whose messages get a resend
+// mark (MQTT allows 64 KiB ids; real ones are short).
+const maxMarkedClientID = 1024
+
+// resendMark identifies a stored QoS 1/2 message by client and packet id,
+// with a hash of topic and payload as its value.
+func resendMark(m mqtt.Message) buffer.Mark {
+	key := make([]byte, 0, len(m.ClientID)+3)
+	key = append(key, m.ClientID...)
+	key = append(key, 0, byte(m.PacketID>>8), byte(m.PacketID))
+	h := fnv.New64a()
+	h.Write([]byte(m.Topic))
+	h.Write([]byte{0})
+	h.Write(m.Payload)
+	return buffer.Mark{Key: key, Value: h.Sum64()}
 }
 
 func convertProps(in []mqtt.Property) []mapping.Property {

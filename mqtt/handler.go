@@ -22,6 +22,12 @@ type Message struct {
 	QoS byte
 	// Retain is the PUBLISH retain flag.
 	Retain bool
+	// Dup is the PUBLISH DUP flag: the device says this is a resend of a
+	// message it sent before (same PacketID) without getting its ack.
+	Dup bool
+	// PacketID identifies a QoS 1/2 message within the client's session
+	// (0 for QoS 0).
+	PacketID uint16
 	// ClientID is the MQTT client identifier (assigned by the broker if the
 	// device sent an empty one).
 	ClientID string

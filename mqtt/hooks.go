@@ -177,6 +177,8 @@ func (b *Broker) message(cl *mochi.Client, pk packets.Packet) Message {
 		Payload:         pk.Payload,
 		QoS:             pk.FixedHeader.Qos,
 		Retain:          pk.FixedHeader.Retain,
+		Dup:             pk.FixedHeader.Dup,
+		PacketID:        pk.PacketID,
 		ClientID:        cl.ID,
 		Username:        string(cl.Properties.Username),
 		ProtocolVersion: cl.Properties.ProtocolVersion,

@@ -1,0 +1,125 @@
+package buffer
+
+import (
+	"context"
+	"testing"
+)
+
+// A mark is committed with its records and survives a reopen.
+func TestMarkSurvivesReopen(t *testing.T) {
+	dir := t.TempDir()
+	cfg := DefaultConfig()
+	cfg.Dir = dir
+	b, err := Open(cfg, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- b.Run(ctx) }()
+	if err := b.Append(ctx, []Record{{Queue: "q", Data: []byte("r")}}, true, Mark{Key: []byte("client\x00\x01"), Value: 42}); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := b.Mark([]byte("client\x00\x02")); ok {
+		t.Fatal("absent mark found")
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b, err = Open(cfg, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if v, ok := b.Mark([]byte("client\x00\x01")); !ok || v != 42 {
+		t.Fatalf("mark after reopen: %v %v", v, ok)
+	}
+	if st := b.Stats(); st.Records != 1 {
+		t.Fatalf("marks must not count as records: %+v", st)
+	}
+}
+
+// Only the most recent max marks are kept; a newer mark with the same key
+// wins, and eviction of its older slot does not remove it.
+func TestMarkWindow(t *testing.T) {
+	x := newMarkIndex(4)
+	add := func(key string, val uint64) { x.remember([]Mark{{Key: []byte(key), Value: val}}) }
+	get := func(key string) uint64 { v, _ := x.get(markHash([]byte(key))); return v }
+	add("a", 1)
+	add("b", 1)
+	add("a", 2) // replaces a
+	add("c", 1)
+	add("d", 1) // evicts slot 0 (old a, superseded): a stays
+	if v := get("a"); v != 2 {
+		t.Fatalf("a = %d", v)
+	}
+	add("e", 1) // evicts b
+	if _, ok := x.get(markHash([]byte("b"))); ok {
+		t.Fatal("b survived eviction")
+	}
+	add("f", 1) // evicts a (inserted third)
+	if _, ok := x.get(markHash([]byte("a"))); ok {
+		t.Fatal("a survived eviction")
+	}
+	if len(x.index) != 4 {
+		t.Fatalf("index holds %d marks, want 4", len(x.index))
+	}
+}
+
+// A mark outlives its record's ack, also across a restart (the index is
+// saved when Run returns); the data is returned without it.
+func TestMarkOutlivesAckAndSurvivesReopen(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Dir = t.TempDir()
+	b, err := Open(cfg, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- b.Run(ctx) }()
+	recs := []Record{{Queue: "q", Data: []byte("one")}, {Queue: "q", Data: []byte("two")}}
+	if err := b.Append(ctx, recs[:1], true, Mark{Key: []byte("k1"), Value: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Append(ctx, recs[1:], true, Mark{Key: []byte("k2"), Value: 2}); err != nil {
+		t.Fatal(err)
+	}
+	q, _ := b.Queue("q")
+	batch, err := q.Next(ctx, 1, 0)
+	if err != nil || string(batch.Records()[0]) != "one" {
+		t.Fatalf("Next: %v %q", err, batch.Records())
+	}
+	if err := batch.Ack(); err != nil {
+		t.Fatal(err)
+	}
+	if v, ok := b.Mark([]byte("k1")); !ok || v != 1 {
+		t.Fatalf("mark of an acked record: %v %v", v, ok)
+	}
+	if st := b.Stats(); st.Records != 1 || st.Bytes != int64(len("two"))+markSize {
+		t.Fatalf("stats: %+v", st)
+	}
+	cancel()
+	<-done
+	b.Close()
+	b, err = Open(cfg, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if v, ok := b.Mark([]byte("k2")); !ok || v != 2 {
+		t.Fatalf("mark after reopen: %v %v", v, ok)
+	}
+	if v, ok := b.Mark([]byte("k1")); !ok || v != 1 {
+		t.Fatalf("mark of a record acked before the restart: %v %v", v, ok)
+	}
+	q, _ = b.Queue("q")
+	batch, err = q.Next(context.Background(), 10, 0)
+	if err != nil || len(batch.Records()) != 1 || string(batch.Records()[0]) != "two" {
+		t.Fatalf("after reopen: %v %q", err, batch.Records())
+	}
+}
