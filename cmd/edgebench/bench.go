@@ -30,8 +30,11 @@ type benchOptions struct {
 	Timeout  time.Duration // bound on the load phase of a run
 	Drain    time.Duration // how long to wait for events after the load, with no progress
 	Keep     bool          // keep the temp dirs
-	Env      []string      // extra environment for edgegate
-	Log      io.Writer     // progress lines
+	// ValidateEvery checks one request in this many strictly against
+	// CloudEvents 1.0 (1: all of them).
+	ValidateEvery int64
+	Env           []string  // extra environment for edgegate
+	Log           io.Writer // progress lines
 }
 
 // result is the outcome of one run; times are in milliseconds or seconds as named.
@@ -114,6 +117,7 @@ func runOnce(ctx context.Context, o benchOptions, spec runSpec) (res result) {
 
 	// The receiver listens first, so its port is ours for certain.
 	recv := newReceiver()
+	recv.validateEvery = max(o.ValidateEvery, 1)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return fail(fmt.Errorf("receiver listen: %w", err))

@@ -68,6 +68,7 @@ func parseFlags(args []string, stderr io.Writer) (cliConfig, error) {
 	fs.DurationVar(&c.duration, "duration", 10*time.Second, "length of the fixed-rate run")
 	fs.StringVar(&c.opts.Mode, "mode", "batch", "uplink mode: batch, binary or structured")
 	fs.IntVar(&c.opts.Inflight, "inflight", 64, "QoS 1 publishes outstanding per device")
+	fs.Int64Var(&c.opts.ValidateEvery, "validate-every", 10, "check one request in N strictly against CloudEvents 1.0 (1 = all; strict checks cost the receiver CPU it shares with the gateway)")
 	fs.DurationVar(&c.opts.Timeout, "timeout", 30*time.Second, "longest load phase of a throughput run")
 	fs.DurationVar(&c.opts.Drain, "drain", 10*time.Second, "after the load, stop waiting for events once none arrived for this long")
 	fs.BoolVar(&c.opts.Keep, "keep", false, "keep each run's temp dir (config, data, edgegate.log)")

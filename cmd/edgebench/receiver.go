@@ -25,12 +25,14 @@ type eventKey struct {
 // receiver is the CloudEvents HTTP endpoint the gateway's uplink sends to. It accepts
 // batch (application/cloudevents-batch+json), structured (application/cloudevents+json)
 // and binary (ce-* headers) requests, and records for each event whose data is a device
-// payload when it arrived and how often. Every request is checked strictly against
-// CloudEvents 1.0 (uplink/cetest): events that violate it are still recorded, so the
-// measurements stay meaningful, but counted as invalid. Requests that hold no event it
-// can read are rejected.
+// payload when it arrived and how often. One request in validateEvery is checked strictly
+// against CloudEvents 1.0 (uplink/cetest; the others are only decoded, so the receiver
+// does not become the bottleneck on the shared machine): events that violate it are
+// still recorded, so the measurements stay meaningful, but counted as invalid. Requests
+// that hold no event it can read are rejected.
 type receiver struct {
-	now func() time.Time
+	now           func() time.Time
+	validateEvery int64 // 1: every request
 
 	mu        sync.Mutex
 	counts    map[eventKey]uint32
@@ -46,7 +48,7 @@ type receiver struct {
 }
 
 func newReceiver() *receiver {
-	return &receiver{now: time.Now, counts: make(map[eventKey]uint32, 1<<16)}
+	return &receiver{now: time.Now, validateEvery: 1, counts: make(map[eventKey]uint32, 1<<16)}
 }
 
 // devicePayloadJSON is what the bench devices publish.
@@ -67,6 +69,19 @@ func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	now := r.now()
+	r.mu.Lock()
+	n := r.requests + r.bad
+	r.mu.Unlock()
+	if r.validateEvery > 1 && n%r.validateEvery != 0 {
+		payloads, err := decodePayloads(req.Header, body)
+		if err != nil {
+			r.reject(w, http.StatusBadRequest, "%v", err)
+			return
+		}
+		r.record(now, payloads, 0, nil)
+		w.WriteHeader(http.StatusOK)
+		return
+	}
 	events, _, err := cetest.Validate(req.Header, body)
 	if len(events) == 0 && err != nil {
 		r.reject(w, http.StatusBadRequest, "%v", err)
@@ -186,5 +201,44 @@ func (r *receiver) snapshot() receiverStats {
 		Bad:       r.bad,
 		Invalid:   r.invalid,
 		Sample:    r.sample,
+	}
+}
+
+// decodePayloads returns the data of each event of a request without
+// checking it against the spec (the fast path between validated requests).
+func decodePayloads(h http.Header, body []byte) ([][]byte, error) {
+	type structured struct {
+		Data       json.RawMessage `json:"data"`
+		DataBase64 []byte          `json:"data_base64"`
+	}
+	pick := func(e structured) []byte {
+		if e.DataBase64 != nil {
+			return e.DataBase64
+		}
+		return e.Data
+	}
+	ct := h.Get("Content-Type")
+	switch {
+	case strings.HasPrefix(ct, "application/cloudevents-batch+json"):
+		var evs []structured
+		if err := json.Unmarshal(body, &evs); err != nil {
+			return nil, fmt.Errorf("batch: %w", err)
+		}
+		out := make([][]byte, len(evs))
+		for i, e := range evs {
+			out[i] = pick(e)
+		}
+		return out, nil
+	case strings.HasPrefix(ct, "application/cloudevents+json"):
+		var e structured
+		if err := json.Unmarshal(body, &e); err != nil {
+			return nil, fmt.Errorf("structured: %w", err)
+		}
+		return [][]byte{pick(e)}, nil
+	default:
+		if h.Get("Ce-Id") == "" {
+			return nil, fmt.Errorf("not a CloudEvents request (content type %q, no ce-id)", ct)
+		}
+		return [][]byte{body}, nil
 	}
 }
