@@ -100,15 +100,16 @@ func (p *gatewayProc) kill() {
 // sink records CloudEvents by id. It refuses (400) and records requests
 // that are not strictly valid CloudEvents 1.0.
 type sink struct {
-	mu    sync.Mutex
-	ids   map[string]int
-	total int
+	mu     sync.Mutex
+	ids    map[string]int
+	byData map[string]map[string]bool // event data -> ids it arrived with
+	total  int
 	bad   []string
 	srv   *http.Server
 }
 
 func startSink(t *testing.T, addr string) *sink {
-	s := &sink{ids: map[string]int{}}
+	s := &sink{ids: map[string]int{}, byData: map[string]map[string]bool{}}
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
@@ -126,6 +127,11 @@ func startSink(t *testing.T, addr string) *sink {
 		for _, e := range events {
 			s.ids[e.ID()]++
 			s.total++
+			d := string(e.Data())
+			if s.byData[d] == nil {
+				s.byData[d] = map[string]bool{}
+			}
+			s.byData[d][e.ID()] = true
 		}
 		s.mu.Unlock()
 		w.WriteHeader(http.StatusOK)
