@@ -104,8 +104,8 @@ type sink struct {
 	ids    map[string]int
 	byData map[string]map[string]bool // event data -> ids it arrived with
 	total  int
-	bad   []string
-	srv   *http.Server
+	bad    []string
+	srv    *http.Server
 }
 
 func startSink(t *testing.T, addr string) *sink {
