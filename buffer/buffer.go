@@ -54,6 +54,7 @@ func WithDiskFree(free func(dir string) (int64, error)) Option {
 const (
 	prefixMeta   byte = 0x00
 	prefixRecord byte = 0x01
+	prefixUnused byte = 0x7f // never used: see reclaim
 	metaQueue    byte = 'q'
 	metaMarks    byte = 'm'
 
@@ -81,6 +82,15 @@ func parseRecKey(k []byte) (id uint16, seq uint64, ok bool) {
 		return 0, 0, false
 	}
 	return binary.BigEndian.Uint16(k[1:3]), binary.BigEndian.Uint64(k[3:]), true
+}
+
+// capacity is max_bytes, or less when the disk guard found the disk too
+// small for it.
+func (b *Buffer) capacity() int64 {
+	if c := b.shrunk.Load(); c > 0 {
+		return c
+	}
+	return int64(b.cfg.MaxBytes)
 }
 
 // markFlag in a record's time field says a mark follows the time.
@@ -161,9 +171,15 @@ type Buffer struct {
 	rejecting bool // overflow episode under reject
 	episode   int64
 
-	diskLow  atomic.Bool
-	freeSeen atomic.Int64
-	diskErr  atomic.Bool // a statfs error was logged
+	diskLow atomic.Bool
+	// shrunk is the capacity the disk guard lowered max_bytes to under
+	// drop_oldest (0: max_bytes).
+	shrunk      atomic.Int64
+	shrinkDue   atomic.Bool // the guard tripped: diskLoop lowers the capacity
+	lastReclaim time.Time   // diskLoop only
+	freeSeen    atomic.Int64
+	sinceCheck  atomic.Int64 // bytes committed since freeSeen was read
+	diskErr     atomic.Bool  // a statfs error was logged
 
 	marks *markIndex
 }
@@ -605,7 +621,11 @@ func (b *Buffer) commitPending() bool {
 
 func (b *Buffer) commitRound(reqs []*appendReq, count int64) {
 	start := time.Now()
-	if b.diskLow.Load() {
+	var adding int64
+	for _, r := range reqs {
+		adding += r.bytes
+	}
+	if b.diskLowSoon(adding) {
 		for _, r := range reqs {
 			b.m.rejectedDisk.Add(len(r.recs))
 			r.finish(ErrFull)
@@ -613,7 +633,7 @@ func (b *Buffer) commitRound(reqs []*appendReq, count int64) {
 		return
 	}
 	now := b.now().UnixNano()
-	max := int64(b.cfg.MaxBytes)
+	max := b.capacity()
 
 	b.mu.Lock()
 	accepted := make([]*appendReq, 0, len(reqs))
@@ -695,6 +715,7 @@ func (b *Buffer) commitRound(reqs []*appendReq, count int64) {
 		}
 		b.log.Error("commit to buffer", "err", w.err)
 	}
+	b.sinceCheck.Add(adding)
 	b.m.commitRecords.Update(float64(count))
 	b.m.commitSeconds.UpdateDuration(start)
 }

@@ -29,7 +29,7 @@ func (c *fakeClock) advance(d time.Duration) { c.ns.Add(int64(d)) }
 func testConfig(t testing.TB) Config {
 	cfg := DefaultConfig()
 	cfg.Dir = t.TempDir()
-	cfg.MinFreeBytes = 0
+	cfg.MinFreeBytes = MinFreeFloor
 	return cfg
 }
 
@@ -386,7 +386,7 @@ func TestDiskGuard(t *testing.T) {
 			free.Store(1 << 30)
 			m := metrics.NewSet()
 			cfg := testConfig(t)
-			cfg.MinFreeBytes = 1 << 20
+			cfg.MinFreeBytes = MinFreeFloor
 			cfg.Overflow = policy
 			b := open(t, cfg, m, WithDiskFree(func(string) (int64, error) { return free.Load(), nil }))
 			stop := run(t, b)
@@ -403,11 +403,11 @@ func TestDiskGuard(t *testing.T) {
 			}
 			wantRecords := int64(2)
 			if policy == DropOldest {
-				wantRecords = 0 // dropped to give the disk room
+				wantRecords = 1 // capacity lowered to 90% of what it held
 			}
 			wantStats(t, b, wantRecords, wantRecords)
 
-			free.Store(1<<20 + 1) // above the threshold, but within the hysteresis
+			free.Store(int64(MinFreeFloor) + 1) // above the threshold, but within the hysteresis
 			b.checkDisk(context.Background())
 			if !b.Stats().Full {
 				t.Fatal("disk guard reset without hysteresis")

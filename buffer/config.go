@@ -127,6 +127,11 @@ type Config struct {
 	MinFreeBytes ByteSize `yaml:"min_free_bytes"`
 }
 
+// MinFreeFloor is the smallest min_free_bytes accepted. Measured on a
+// 64 MiB file system filled at 18k events/s: 8 MiB crashed Badger, 16 MiB
+// and more held.
+const MinFreeFloor ByteSize = 16 << 20
+
 // DefaultConfig returns the defaults, with Dir unset.
 func DefaultConfig() Config {
 	return Config{
@@ -154,8 +159,8 @@ func (c Config) Validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("overflow: must be %q or %q, not %q", DropOldest, Reject, c.Overflow))
 	}
-	if c.MinFreeBytes < 0 {
-		errs = append(errs, errors.New("min_free_bytes: must be >= 0"))
+	if c.MinFreeBytes < MinFreeFloor {
+		errs = append(errs, fmt.Errorf("min_free_bytes: must be at least %s: Badger needs room to flush and compact after appends stop (a full disk kills it with SIGBUS)", MinFreeFloor))
 	}
 	return errors.Join(errs...)
 }

@@ -73,7 +73,7 @@ func TestConfigYAMLAndValidate(t *testing.T) {
 		"max_bytes: must be > 0",
 		"max_age: must be > 0",
 		`overflow: must be "drop_oldest" or "reject", not "keep"`,
-		"min_free_bytes: must be >= 0",
+		"min_free_bytes: must be at least 16MiB",
 	} {
 		if err == nil || !strings.Contains(err.Error(), w) {
 			t.Errorf("Validate() = %v, want it to contain %q", err, w)

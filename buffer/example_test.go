@@ -13,7 +13,7 @@ func Example() {
 	defer os.RemoveAll(dir)
 	cfg := buffer.DefaultConfig()
 	cfg.Dir = dir
-	cfg.MinFreeBytes = 0
+	cfg.MinFreeBytes = buffer.MinFreeFloor
 	b, err := buffer.Open(cfg, nil, nil)
 	if err != nil {
 		fmt.Println(err)

@@ -19,6 +19,7 @@ import (
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 	paho "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/edgegate/edgegate/buffer"
 	"github.com/edgegate/edgegate/uplink"
 	"github.com/edgegate/edgegate/uplink/cetest"
 )
@@ -163,7 +164,7 @@ func testConfig(t testing.TB, uplinkURL string) Config {
 	cfg.Admin.Listen = "127.0.0.1:0"
 	cfg.MQTT.Listeners[0].Address = "127.0.0.1:0"
 	cfg.Buffer.Dir = t.TempDir()
-	cfg.Buffer.MinFreeBytes = 1 << 20
+	cfg.Buffer.MinFreeBytes = buffer.MinFreeFloor
 	u := uplink.DefaultConfig()
 	u.Name = "cloud"
 	u.Type = "http"

@@ -25,7 +25,7 @@ mqtt:
     - {id: tcp, type: tcp, address: %q}
 buffer:
   dir: %q
-  min_free_bytes: 1MiB
+  min_free_bytes: 16MiB
 events:
   topics:
     - {match: "devices/{device}/{kind}", source: "/gw/{device}", type: %q, subject: "{device}"}

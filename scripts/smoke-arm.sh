@@ -39,7 +39,7 @@ log: {level: warn}
 admin: {listen: "127.0.0.1:$admin"}
 mqtt:
   listeners: [{id: tcp, type: tcp, address: "127.0.0.1:$mqtt"}]
-buffer: {dir: "$tmp/buffer", min_free_bytes: 1MiB}
+buffer: {dir: "$tmp/buffer", min_free_bytes: 16MiB}
 uplinks:
   - {name: cloud, type: http, url: "http://127.0.0.1:$up/", retry: {initial: 50ms, max: 500ms}}
 YAML

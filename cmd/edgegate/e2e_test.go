@@ -164,7 +164,7 @@ mqtt:
     - {id: tcp, type: tcp, address: %q}
 buffer:
   dir: %q
-  min_free_bytes: 1MiB
+  min_free_bytes: 16MiB
 uplinks:
   - name: cloud
     type: http
