@@ -827,14 +827,21 @@ func (b *Buffer) deleteKeys(keys [][]byte) error {
 	if len(keys) == 0 {
 		return nil
 	}
-	w := b.newTxnWriter()
-	for _, k := range keys {
-		if w.delete(k) != nil {
-			break
+	var err error
+	// Writes are blocked for a moment while reclaim forces a compaction.
+	for wait := 5 * time.Millisecond; ; wait *= 2 {
+		w := b.newTxnWriter()
+		for _, k := range keys {
+			if w.delete(k) != nil {
+				break
+			}
 		}
+		w.commit()
+		if err = w.err; !errors.Is(err, badger.ErrBlockedWrites) || wait > 2*time.Second {
+			return err
+		}
+		time.Sleep(wait)
 	}
-	w.commit()
-	return w.err
 }
 
 // overflowEpisodeLocked logs once when appends start being dropped or

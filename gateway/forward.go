@@ -46,6 +46,7 @@ type forwarder struct {
 	replayed    *metrics.Counter
 	failures    *metrics.Counter
 	deadLetters *metrics.Counter
+	ackFailures *metrics.Counter
 }
 
 func newForwarder(cfg uplink.Config, sender uplink.Sender, log *slog.Logger, set *metrics.Set) *forwarder {
@@ -58,6 +59,7 @@ func newForwarder(cfg uplink.Config, sender uplink.Sender, log *slog.Logger, set
 		replayed:    set.NewCounter(fmt.Sprintf(`edgegate_forward_events_replayed_total{uplink=%q}`, cfg.Name)),
 		failures:    set.NewCounter(fmt.Sprintf(`edgegate_forward_send_failures_total{uplink=%q}`, cfg.Name)),
 		deadLetters: set.NewCounter(fmt.Sprintf(`edgegate_forward_events_dead_lettered_total{uplink=%q}`, cfg.Name)),
+		ackFailures: set.NewCounter(fmt.Sprintf(`edgegate_forward_ack_failures_total{uplink=%q}`, cfg.Name)),
 	}
 	if cfg.Replay.MaxRate > 0 {
 		f.limiter = rate.NewLimiter(rate.Limit(cfg.Replay.MaxRate), max(cfg.Batch.MaxEvents, int(cfg.Replay.MaxRate), 1))
@@ -101,6 +103,14 @@ func (f *forwarder) run(ctx context.Context) error {
 		}
 		n := len(batch.Records())
 		if err := f.deliver(ctx, fetchCtx, batch, backoff); err != nil {
+			var ackErr *ackError
+			if errors.As(err, &ackErr) {
+				// Delivered, but the buffer could not delete the batch: it
+				// is sent again after a restart (same ids). Not fatal.
+				f.ackFailures.Inc()
+				f.log.Error("delivered events not removed from the buffer: they will be sent again after a restart", "err", err)
+				continue
+			}
 			batch.Nack()
 			if fetchCtx.Err() != nil {
 				return nil
@@ -194,8 +204,17 @@ func (f *forwarder) deliver(ctx, fetchCtx context.Context, batch *buffer.Batch, 
 			}
 		}
 	}
-	return batch.Ack()
+	if err := batch.Ack(); err != nil {
+		return &ackError{err}
+	}
+	return nil
 }
+
+// ackError is a failure to remove delivered events from the buffer.
+type ackError struct{ err error }
+
+func (e *ackError) Error() string { return "ack: " + e.err.Error() }
+func (e *ackError) Unwrap() error { return e.err }
 
 // exhaustedError is the failure of a range that used up retry.max_attempts.
 type exhaustedError struct {

@@ -26,7 +26,7 @@ func TestKill9MidStreamWithResends(t *testing.T) {
 	p := startProc(t, bin, config, admin)
 
 	const devices, perDevice = 10, 600
-	var acked sync.Map // "dev/seq" -> true
+	var acked sync.Map // payload -> true
 	var nAcked atomic.Int32
 	var wg sync.WaitGroup
 	for d := range devices {
@@ -37,41 +37,10 @@ func TestKill9MidStreamWithResends(t *testing.T) {
 				SetCleanSession(false).SetAutoReconnect(true).SetConnectRetry(true).
 				SetConnectRetryInterval(50 * time.Millisecond).SetMaxReconnectInterval(200 * time.Millisecond).
 				SetConnectTimeout(2 * time.Second)
-			c := paho.NewClient(opts)
-			if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-				t.Errorf("connect: %v", tok.Error())
-				return
-			}
-			defer c.Disconnect(100)
-			// Up to 32 messages in flight per device, as real devices
-			// pipeline: many are stored but not yet acked at a crash.
-			type pending struct {
-				tok paho.Token
-				msg string
-			}
-			window := make(chan pending, 32)
-			done := make(chan struct{})
-			go func() {
-				defer close(done)
-				for p := range window {
-					if p.tok.WaitTimeout(15*time.Second) && p.tok.Error() == nil {
-						acked.Store(p.msg, true)
-						nAcked.Add(1)
-					}
-				}
-			}()
-			for i := range perDevice {
-				msg := fmt.Sprintf(`{"dev":%d,"seq":%d}`, d, i)
-				window <- pending{c.Publish(fmt.Sprintf("devices/mid-%d/telemetry", d), 1, false, msg), msg}
-				if i%10 == 0 {
-					time.Sleep(time.Millisecond)
-				}
-			}
-			close(window)
-			<-done
+			publishPipelined(t, opts, d, perDevice, "", &acked, &nAcked)
 		}()
 	}
-	// Two crashes while the devices publish.
+	// Three crashes while the devices publish.
 	for range 3 {
 		time.Sleep(150 * time.Millisecond)
 		p.kill()
@@ -82,21 +51,10 @@ func TestKill9MidStreamWithResends(t *testing.T) {
 	defer p.kill()
 
 	deadline := time.Now().Add(30 * time.Second)
-	var missing []string
-	for {
-		missing = missing[:0]
-		s.mu.Lock()
-		acked.Range(func(k, _ any) bool {
-			if len(s.byData[k.(string)]) == 0 {
-				missing = append(missing, k.(string))
-			}
-			return true
-		})
-		s.mu.Unlock()
-		if len(missing) == 0 || time.Now().After(deadline) {
-			break
-		}
+	missing := s.missing(&acked)
+	for len(missing) > 0 && time.Now().Before(deadline) {
 		time.Sleep(50 * time.Millisecond)
+		missing = s.missing(&acked)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -112,4 +70,55 @@ func TestKill9MidStreamWithResends(t *testing.T) {
 	if len(missing) > 0 {
 		t.Fatalf("%d acknowledged messages never arrived, e.g. %v", len(missing), missing[:min(5, len(missing))])
 	}
+}
+
+// publishPipelined connects a paho client and publishes perDevice QoS 1
+// messages {"dev":d,"seq":i} to devices/mid-d/telemetry with up to 32 in
+// flight, as real devices pipeline, recording each acknowledged payload.
+// pad is added inside the JSON object (e.g. `,"pad":"xxx"`).
+func publishPipelined(t *testing.T, opts *paho.ClientOptions, d, perDevice int, pad string, acked *sync.Map, nAcked *atomic.Int32) {
+	c := paho.NewClient(opts)
+	if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Errorf("connect: %v", tok.Error())
+		return
+	}
+	defer c.Disconnect(100)
+	type pending struct {
+		tok paho.Token
+		msg string
+	}
+	window := make(chan pending, 32)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for p := range window {
+			if p.tok.WaitTimeout(15*time.Second) && p.tok.Error() == nil {
+				acked.Store(p.msg, true)
+				nAcked.Add(1)
+			}
+		}
+	}()
+	for i := range perDevice {
+		msg := fmt.Sprintf(`{"dev":%d,"seq":%d%s}`, d, i, pad)
+		window <- pending{c.Publish(fmt.Sprintf("devices/mid-%d/telemetry", d), 1, false, msg), msg}
+		if i%10 == 0 {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	close(window)
+	<-done
+}
+
+// missing returns the acknowledged payloads the sink has not received.
+func (s *sink) missing(acked *sync.Map) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	acked.Range(func(k, _ any) bool {
+		if len(s.byData[k.(string)]) == 0 {
+			out = append(out, k.(string))
+		}
+		return true
+	})
+	return out
 }

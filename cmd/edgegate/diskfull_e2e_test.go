@@ -1,0 +1,123 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+)
+
+// mountSmallDisk mounts a 64 MiB tmpfs for the test, or skips it where
+// mounting is not allowed (not root, no privileges).
+func mountSmallDisk(t *testing.T) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "disk")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a small file system here (%v: %s)", err, strings.TrimSpace(string(out)))
+	}
+	t.Cleanup(func() { exec.Command("umount", "-l", dir).Run() })
+	return dir
+}
+
+// A real full disk through the real binary: devices publish into a 64 MiB
+// file system while the uplink is down. The gateway must not crash (Badger
+// SIGBUSes on a full disk), must refuse (not ack) what it cannot store, must
+// deliver every acknowledged event once the uplink is back, and must accept
+// events again afterwards.
+func TestDiskFullOnARealFilesystem(t *testing.T) {
+	if testing.Short() {
+		t.Skip("fills a file system through the real binary")
+	}
+	disk := mountSmallDisk(t)
+	bin := edgegateBinary(t)
+	dir := t.TempDir()
+	mqttAddr, admin, uplinkAddr := freeAddr(t), freeAddr(t), freeAddr(t)
+	config := filepath.Join(dir, "edgegate.yaml")
+	os.WriteFile(config, []byte(fmt.Sprintf(`gateway_id: diskfull
+log: {level: info}
+admin: {listen: %q}
+mqtt:
+  listeners: [{id: tcp, type: tcp, address: %q}]
+buffer: {dir: %q, max_bytes: 1GiB, min_free_bytes: 16MiB, overflow: reject}
+uplinks:
+  - {name: cloud, type: http, url: "http://%s/", retry: {initial: 50ms, max: 500ms}}
+`, admin, mqttAddr, filepath.Join(disk, "buffer"), uplinkAddr)), 0o644)
+	p := startProc(t, bin, config, admin)
+	defer p.kill()
+
+	const devices, perDevice = 20, 3000 // 60k events of ~1 KB: more than fits
+	pad := `,"pad":"` + strings.Repeat("x", 600) + `"`
+	var acked sync.Map
+	var nAcked atomic.Int32
+	var wg sync.WaitGroup
+	for d := range devices {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			opts := paho.NewClientOptions().AddBroker("tcp://" + mqttAddr).SetClientID(fmt.Sprintf("full-%d", d)).
+				SetAutoReconnect(false).SetConnectTimeout(5 * time.Second)
+			publishPipelined(t, opts, d, perDevice, pad, &acked, &nAcked)
+		}()
+	}
+	wg.Wait()
+	if p.cmd.ProcessState != nil {
+		t.Fatalf("gateway exited while the disk filled:\n%s", tail(p.log.String(), 30))
+	}
+	status := func() (full bool) {
+		resp, err := http.Get("http://" + admin + "/status")
+		if err != nil {
+			t.Fatalf("gateway not answering after the disk filled: %v\n%s", err, tail(p.log.String(), 30))
+		}
+		defer resp.Body.Close()
+		var st struct {
+			Buffer struct{ Full bool } `json:"buffer"`
+		}
+		body, _ := io.ReadAll(resp.Body)
+		json.Unmarshal(body, &st)
+		return st.Buffer.Full
+	}
+	if !status() {
+		t.Fatalf("disk guard not tripped after publishing ~60 MB into 64 MiB (acked %d)", nAcked.Load())
+	}
+	if n := nAcked.Load(); n >= devices*perDevice {
+		t.Fatalf("all %d publishes acked: nothing was refused", n)
+	}
+
+	s := startSink(t, uplinkAddr)
+	deadline := time.Now().Add(60 * time.Second)
+	missing := s.missing(&acked)
+	for len(missing) > 0 && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+		missing = s.missing(&acked)
+	}
+	if len(missing) > 0 {
+		d, total := s.counts()
+		t.Fatalf("%d of %d acknowledged events never arrived (sink: %d distinct, %d total, violations %v); log:\n%s",
+			len(missing), nAcked.Load(), d, total, s.violations(), tail(p.log.String(), 15))
+	}
+	for status() && time.Now().Before(deadline) {
+		time.Sleep(200 * time.Millisecond)
+	}
+	if status() {
+		t.Fatalf("still refusing after the backlog drained:\n%s", tail(p.log.String(), 20))
+	}
+	t.Logf("acked %d of %d publishes while filling the disk; all delivered; accepting again", nAcked.Load(), devices*perDevice)
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+}
