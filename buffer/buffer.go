@@ -175,8 +175,8 @@ type Buffer struct {
 	// shrunk is the capacity the disk guard lowered max_bytes to under
 	// drop_oldest (0: max_bytes).
 	shrunk      atomic.Int64
-	shrinkDue   atomic.Bool // the guard tripped: diskLoop lowers the capacity
-	lastReclaim time.Time   // diskLoop only
+	shrinkDue   atomic.Bool // the guard tripped: the disk check in Run lowers the capacity
+	lastReclaim time.Time   // the disk check in Run only
 	freeSeen    atomic.Int64
 	sinceCheck  atomic.Int64 // bytes committed since freeSeen was read
 	diskErr     atomic.Bool  // a statfs error was logged
@@ -335,10 +335,10 @@ func (b *Buffer) Run(ctx context.Context) error {
 
 	var wg sync.WaitGroup
 	wg.Go(func() { b.commitLoop(ctx) })
-	wg.Go(func() { b.sweepLoop(ctx) })
-	wg.Go(func() { b.gcLoop(ctx) })
-	wg.Go(func() { b.diskLoop(ctx) })
-	wg.Go(func() { b.markLoop(ctx) })
+	wg.Go(func() { every(ctx, b.sweepEvery(), func() { b.sweep(ctx) }) })
+	wg.Go(func() { every(ctx, gcEvery, func() { b.runGC(ctx) }) })
+	wg.Go(func() { every(ctx, diskEvery, func() { b.checkDisk(ctx) }) })
+	wg.Go(func() { every(ctx, markSaveEvery, b.saveMarks) })
 	wg.Wait()
 	b.saveMarks()
 

@@ -189,18 +189,25 @@ func (b *Buffer) sweepEvery() time.Duration {
 	return min(max(b.cfg.MaxAge/10, time.Second), time.Minute)
 }
 
-func (b *Buffer) sweepLoop(ctx context.Context) {
-	t := time.NewTicker(b.sweepEvery())
+// every calls fn every d until ctx is done: the shape of the buffer's
+// background loops, all started and awaited by Run.
+func every(ctx context.Context, d time.Duration, fn func()) {
+	t := time.NewTicker(d)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if _, err := b.sweepExpired(ctx); err != nil {
-				b.log.Error("remove expired records", "err", err)
-			}
+			fn()
 		}
+	}
+}
+
+// sweep removes expired records, logging a failure.
+func (b *Buffer) sweep(ctx context.Context) {
+	if _, err := b.sweepExpired(ctx); err != nil {
+		b.log.Error("remove expired records", "err", err)
 	}
 }
 
@@ -231,19 +238,6 @@ func (b *Buffer) sweepExpired(ctx context.Context) (int, error) {
 	return total, nil
 }
 
-func (b *Buffer) gcLoop(ctx context.Context) {
-	t := time.NewTicker(gcEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			b.runGC(ctx)
-		}
-	}
-}
-
 // runGC rewrites value-log files until Badger finds nothing worth it.
 func (b *Buffer) runGC(ctx context.Context) {
 	for range 100 {
@@ -261,19 +255,6 @@ func (b *Buffer) runGC(ctx context.Context) {
 	}
 }
 
-func (b *Buffer) diskLoop(ctx context.Context) {
-	t := time.NewTicker(diskEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			b.checkDisk(ctx)
-		}
-	}
-}
-
 // checkDisk reads the free space of Dir and trips or resets the disk guard,
 // logging once on entering and once on leaving the low state. Under
 // drop_oldest, entering the low state also lowers the buffer's capacity to
@@ -282,7 +263,7 @@ func (b *Buffer) diskLoop(ctx context.Context) {
 // (deleted records free their space when compaction runs; dropping more
 // would not free it sooner). The capacity returns to max_bytes once free
 // space is back above four times min_free_bytes. ctx is nil when called
-// from Open or the committer: the drop is then left to diskLoop.
+// from Open or the committer: the drop is then left to the periodic check.
 func (b *Buffer) checkDisk(ctx context.Context) {
 	free, err := b.diskFree(b.cfg.Dir)
 	if err != nil {
@@ -377,7 +358,7 @@ const writeAmplification = 3
 
 // diskLowSoon reports whether the appends since the last statfs may have
 // brought free space under the margin; if so it reads statfs again, so that
-// a fast writer cannot fill the disk between two checks of diskLoop.
+// a fast writer cannot fill the disk between two periodic checks.
 func (b *Buffer) diskLowSoon(adding int64) bool {
 	est := b.freeSeen.Load() - writeAmplification*(b.sinceCheck.Load()+adding)
 	if est < int64(b.cfg.MinFreeBytes) {

@@ -1,7 +1,6 @@
 package buffer
 
 import (
-	"context"
 	"encoding/binary"
 	"errors"
 	"hash/fnv"
@@ -134,19 +133,6 @@ func (x *markIndex) load(marks []loadedMark) {
 
 // markSaveEvery is how often the mark index is saved while running.
 const markSaveEvery = 30 * time.Second
-
-func (b *Buffer) markLoop(ctx context.Context) {
-	t := time.NewTicker(markSaveEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			b.saveMarks()
-		}
-	}
-}
 
 // saveMarks writes the index as one value, if it changed since the last save.
 func (b *Buffer) saveMarks() {
