@@ -66,7 +66,7 @@ pids+=("$!")
 start_gateway
 got=0
 for _ in $(seq 1 300); do
-	got=$(grep -o '"id":"[^"]*"' "$tmp/sink.jsonl" | sort -u | wc -l)
+	got=$({ grep -o '"id":"[^"]*"' "$tmp/sink.jsonl" || true; } | sort -u | wc -l)
 	[ "$got" -ge "$want" ] && break
 	sleep 0.1
 done
