@@ -92,6 +92,22 @@ func (f *forwarder) run(ctx context.Context) error {
 		}
 	}()
 
+	// Acks (deletes, fsync'd by Badger) run beside the loop, so the next
+	// batch goes out without waiting for the disk; a lost ack only means a
+	// redelivery with the same ids.
+	acks := make(chan *buffer.Batch, 16)
+	acked := make(chan struct{})
+	go func() {
+		defer close(acked)
+		for b := range acks {
+			if err := b.Ack(); err != nil {
+				f.ackFailures.Inc()
+				f.log.Error("delivered events not removed from the buffer: they will be sent again after a restart", "err", err)
+			}
+		}
+	}()
+	defer func() { close(acks); <-acked }()
+
 	backoff := uplink.NewBackoff(f.cfg.Retry, nil)
 	for {
 		batch, err := f.queue.Next(fetchCtx, f.cfg.Batch.MaxEvents, f.cfg.Batch.MaxBytes)
@@ -103,20 +119,13 @@ func (f *forwarder) run(ctx context.Context) error {
 		}
 		n := len(batch.Records())
 		if err := f.deliver(ctx, fetchCtx, batch, backoff); err != nil {
-			var ackErr *ackError
-			if errors.As(err, &ackErr) {
-				// Delivered, but the buffer could not delete the batch: it
-				// is sent again after a restart (same ids). Not fatal.
-				f.ackFailures.Inc()
-				f.log.Error("delivered events not removed from the buffer: they will be sent again after a restart", "err", err)
-				continue
-			}
 			batch.Nack()
 			if fetchCtx.Err() != nil {
 				return nil
 			}
 			return err
 		}
+		acks <- batch
 		// batch.linger: after a batch that was not full, let the next one
 		// fill for a while instead of sending many small requests.
 		if linger := f.cfg.Batch.Linger; linger > 0 && n < f.cfg.Batch.MaxEvents {
@@ -130,7 +139,7 @@ func (f *forwarder) run(ctx context.Context) error {
 }
 
 // deliver sends one batch until every record is delivered or
-// dead-lettered, then acks it. A failed range is retried whole, so a
+// dead-lettered; the caller acks it. A failed range is retried whole, so a
 // receiver may see an event twice, always with the same id.
 func (f *forwarder) deliver(ctx, fetchCtx context.Context, batch *buffer.Batch, backoff *uplink.Backoff) error {
 	records, err := f.markReplayed(fetchCtx, batch)
@@ -204,17 +213,8 @@ func (f *forwarder) deliver(ctx, fetchCtx context.Context, batch *buffer.Batch, 
 			}
 		}
 	}
-	if err := batch.Ack(); err != nil {
-		return &ackError{err}
-	}
 	return nil
 }
-
-// ackError is a failure to remove delivered events from the buffer.
-type ackError struct{ err error }
-
-func (e *ackError) Error() string { return "ack: " + e.err.Error() }
-func (e *ackError) Unwrap() error { return e.err }
 
 // exhaustedError is the failure of a range that used up retry.max_attempts.
 type exhaustedError struct {
