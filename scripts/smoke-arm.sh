@@ -15,10 +15,7 @@ n_devices=${SMOKE_DEVICES:-5}
 n_each=${SMOKE_COUNT:-200}
 want=$((n_devices * n_each))
 
-command -v qemu-arm-static >/dev/null || {
-	export DEBIAN_FRONTEND=noninteractive
-	apt-get update -qq >/dev/null && apt-get install -y -qq qemu-user-static >/dev/null
-}
+bash scripts/ensure-qemu.sh
 mkdir -p build
 CGO_ENABLED=0 GOOS=linux GOARCH=arm GOARM=7 go build -trimpath -o build/edgegate.armv7 ./cmd/edgegate
 CGO_ENABLED=0 go build -trimpath -o build/edgegate.native ./cmd/edgegate

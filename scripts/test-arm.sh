@@ -20,12 +20,7 @@ fi
 variants=${ARM_VARIANTS:-"7 6"}
 tests='^(TestAllocatorPastFirstBuffer|TestRoundTrip100k)$'
 
-if ! command -v qemu-arm-static >/dev/null 2>&1; then
-	echo "test-arm: installing qemu-user-static" >&2
-	export DEBIAN_FRONTEND=noninteractive
-	apt-get update -qq >/dev/null
-	apt-get install -y -qq qemu-user-static >/dev/null
-fi
+bash scripts/ensure-qemu.sh
 
 if [ "$mode" = patched ]; then
 	bash scripts/patch-ristretto.sh
