@@ -3,6 +3,7 @@ package uplink
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -47,3 +48,11 @@ func New(cfg Config, log *slog.Logger, m *metrics.Set) (Sender, error) {
 		return nil, fmt.Errorf("uplink %q: unknown type %q", cfg.Name, cfg.Type)
 	}
 }
+
+// The senders New builds; both also release their connections on Close.
+var (
+	_ Sender    = (*httpSender)(nil)
+	_ Sender    = (*mqttSender)(nil)
+	_ io.Closer = (*httpSender)(nil)
+	_ io.Closer = (*mqttSender)(nil)
+)

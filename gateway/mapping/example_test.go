@@ -1,0 +1,36 @@
+package mapping_test
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/edgegate/edgegate/gateway/mapping"
+)
+
+// A device's telemetry becomes a CloudEvent with the default templates.
+func ExampleMapper_Map() {
+	m, err := mapping.Compile(mapping.DefaultConfig(), "edge-01")
+	if err != nil {
+		panic(err)
+	}
+	e, err := m.Map(mapping.Message{
+		Topic:    "devices/th-01/telemetry",
+		Payload:  []byte(`{"temperature":21.5}`),
+		QoS:      1,
+		Received: time.Date(2026, 11, 23, 3, 0, 0, 0, time.UTC),
+	})
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(e.Source())
+	fmt.Println(e.Type())
+	fmt.Println(e.Subject())
+	fmt.Println(e.DataContentType(), string(e.Data()))
+	fmt.Println(e.Extensions()["mqtttopic"], e.Extensions()["mqttqos"])
+	// Output:
+	// /edgegate/edge-01/devices/th-01
+	// io.edgegate.device.telemetry
+	// th-01
+	// application/json {"temperature":21.5}
+	// devices/th-01/telemetry 1
+}
