@@ -500,23 +500,23 @@ func validQueueName(name string) error {
 
 // QueueStats counts the records stored in one queue, leased ones included.
 type QueueStats struct {
-	Records int64
-	Bytes   int64
+	Records int64 `json:"records"`
+	Bytes   int64 `json:"bytes"`
 }
 
 // Stats is a snapshot of the buffer's accounting.
 type Stats struct {
 	// Bytes and Records count stored records (leased ones included); Bytes
 	// is the sum of their data lengths.
-	Bytes   int64
-	Records int64
-	Queues  map[string]QueueStats
+	Bytes   int64                 `json:"bytes"`
+	Records int64                 `json:"records"`
+	Queues  map[string]QueueStats `json:"queues"`
 	// DiskFree is the last free-space reading of the disk guard.
-	DiskFree int64
+	DiskFree int64 `json:"disk_free_bytes"`
 	// Full is true while the disk guard is tripped or while appends are
 	// being dropped or rejected for lack of room (until usage falls back
 	// under 90% of max_bytes).
-	Full bool
+	Full bool `json:"full"`
 }
 
 // Stats returns the current accounting.

@@ -80,9 +80,6 @@ type Options struct {
 	ConfigPath string
 	// LogLevel, when set, is adjusted by reloads of log.level.
 	LogLevel *slog.LevelVar
-	// NewSender builds an uplink's sender; nil means uplink.New. Tests use
-	// it to put a fake in front of the real forward loop.
-	NewSender func(uplink.Config, *slog.Logger, *metrics.Set) (uplink.Sender, error)
 }
 
 // live holds the parts of the configuration a reload replaces.
@@ -135,10 +132,6 @@ func New(cfg Config, opts Options) (*Gateway, error) {
 	if set == nil {
 		set = metrics.NewSet()
 	}
-	newSender := opts.NewSender
-	if newSender == nil {
-		newSender = uplink.New
-	}
 	level := opts.LogLevel
 	if level == nil {
 		level = new(slog.LevelVar)
@@ -181,7 +174,7 @@ func New(cfg Config, opts Options) (*Gateway, error) {
 		if u.Type == uplink.TypeMQTT && u.StateDir == "" {
 			u.StateDir = filepath.Join(filepath.Dir(cfg.Buffer.Dir), "uplinks", u.Name)
 		}
-		sender, err := newSender(u, log.With("component", "uplink", "uplink", u.Name), set)
+		sender, err := uplink.New(u, log.With("component", "uplink", "uplink", u.Name), set)
 		if err != nil {
 			g.closeSenders()
 			return nil, fmt.Errorf("uplink %s: %w", u.Name, err)
