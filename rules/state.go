@@ -316,20 +316,27 @@ func fnDuplicate(params ...any) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	window := time.Duration(params[3].(int))
-	s := st.rule.state
 	k := stateKey{site: site, key: st.key, val: valueKey(params[2])}
+	return st.windowed(k, time.Duration(params[3].(int)), true)
+}
+
+// windowed is the shape of duplicate and sample: a key's entry lives for
+// window from its first sighting; while it lives the result is seen, when
+// it is (re)created the result is !seen. A second call in the same
+// evaluation returns the first one's result.
+func (st *evalState) windowed(k stateKey, window time.Duration, seen bool) (any, error) {
+	s := st.rule.state
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if e := s.get(k, st.now); e != nil {
 		if res, ok := st.again(e); ok {
 			return res, nil
 		}
-		return st.remember(e, true)
+		return st.remember(e, seen)
 	}
 	e := s.put(k)
 	e.exp = st.now.Add(window)
-	return st.remember(e, false)
+	return st.remember(e, !seen)
 }
 
 func valueKey(v any) string {
@@ -351,20 +358,7 @@ func fnSample(params ...any) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	period := time.Duration(params[2].(int))
-	s := st.rule.state
-	k := stateKey{site: site, key: st.key}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if e := s.get(k, st.now); e != nil {
-		if res, ok := st.again(e); ok {
-			return res, nil
-		}
-		return st.remember(e, false)
-	}
-	e := s.put(k)
-	e.exp = st.now.Add(period)
-	return st.remember(e, true)
+	return st.windowed(stateKey{site: site, key: st.key}, time.Duration(params[2].(int)), false)
 }
 
 // limit(n, window): true for at most n events of a key per fixed window
