@@ -38,15 +38,9 @@ func mountSmallDisk(t *testing.T) string {
 // deliver every acknowledged event once the uplink is back, and must accept
 // events again afterwards.
 func TestDiskFullOnARealFilesystem(t *testing.T) {
-	if testing.Short() {
-		t.Skip("fills a file system through the real binary")
-	}
+	e := newE2E(t, "fills a file system through the real binary")
 	disk := mountSmallDisk(t)
-	bin := edgegateBinary(t)
-	dir := t.TempDir()
-	mqttAddr, admin, uplinkAddr := freeAddr(t), freeAddr(t), freeAddr(t)
-	config := filepath.Join(dir, "edgegate.yaml")
-	os.WriteFile(config, []byte(fmt.Sprintf(`gateway_id: diskfull
+	os.WriteFile(e.config, []byte(fmt.Sprintf(`gateway_id: diskfull
 log: {level: info}
 admin: {listen: %q}
 mqtt:
@@ -54,8 +48,8 @@ mqtt:
 buffer: {dir: %q, max_bytes: 1GiB, min_free_bytes: 16MiB, overflow: reject}
 uplinks:
   - {name: cloud, type: http, url: "http://%s/", retry: {initial: 50ms, max: 500ms}}
-`, admin, mqttAddr, filepath.Join(disk, "buffer"), uplinkAddr)), 0o644)
-	p := startProc(t, bin, config, admin)
+`, e.admin, e.mqtt, filepath.Join(disk, "buffer"), e.uplink)), 0o644)
+	p := startProc(t, e.bin, e.config, e.admin)
 	defer p.kill()
 
 	const devices, perDevice = 20, 3000 // 60k events of ~1 KB: more than fits
@@ -67,7 +61,7 @@ uplinks:
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			opts := paho.NewClientOptions().AddBroker("tcp://" + mqttAddr).SetClientID(fmt.Sprintf("full-%d", d)).
+			opts := paho.NewClientOptions().AddBroker("tcp://" + e.mqtt).SetClientID(fmt.Sprintf("full-%d", d)).
 				SetAutoReconnect(false).SetConnectTimeout(5 * time.Second)
 			publishPipelined(t, opts, d, perDevice, pad, &acked, &nAcked)
 		}()
@@ -77,7 +71,7 @@ uplinks:
 		t.Fatalf("gateway exited while the disk filled:\n%s", tail(p.log.String(), 30))
 	}
 	status := func() (full bool) {
-		resp, err := http.Get("http://" + admin + "/status")
+		resp, err := http.Get("http://" + e.admin + "/status")
 		if err != nil {
 			t.Fatalf("gateway not answering after the disk filled: %v\n%s", err, tail(p.log.String(), 30))
 		}
@@ -96,7 +90,7 @@ uplinks:
 		t.Fatalf("all %d publishes acked: nothing was refused", n)
 	}
 
-	s := startSink(t, uplinkAddr)
+	s := startSink(t, e.uplink)
 	deadline := time.Now().Add(60 * time.Second)
 	missing := s.missing(&acked)
 	for len(missing) > 0 && time.Now().Before(deadline) {

@@ -184,15 +184,9 @@ uplinks:
 // arrives. A second kill in the middle of the drain loses nothing either.
 // Duplicates are allowed only as repeats of the same event id.
 func TestKill9LosesNoAcknowledgedEvent(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and kills the real binary")
-	}
-	bin := edgegateBinary(t)
-	dir := t.TempDir()
-	mqttAddr, admin, uplinkAddr := freeAddr(t), freeAddr(t), freeAddr(t)
-	config := writeConfig(t, dir, mqttAddr, admin, uplinkAddr)
+	e := newE2E(t, "builds and kills the real binary")
 
-	p := startProc(t, bin, config, admin)
+	p := startProc(t, e.bin, e.config, e.admin)
 	const devices, perDevice = 5, 400
 	var wg sync.WaitGroup
 	var acked sync.Map
@@ -200,7 +194,7 @@ func TestKill9LosesNoAcknowledgedEvent(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			opts := paho.NewClientOptions().AddBroker("tcp://" + mqttAddr).SetClientID(fmt.Sprintf("dev-%d", d)).
+			opts := paho.NewClientOptions().AddBroker("tcp://" + e.mqtt).SetClientID(fmt.Sprintf("dev-%d", d)).
 				SetAutoReconnect(false).SetConnectTimeout(5 * time.Second)
 			c := paho.NewClient(opts)
 			if tok := c.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
@@ -225,8 +219,8 @@ func TestKill9LosesNoAcknowledgedEvent(t *testing.T) {
 	p.kill()
 
 	// Restart with the receiver up; kill again once part has arrived.
-	s := startSink(t, uplinkAddr)
-	p = startProc(t, bin, config, admin)
+	s := startSink(t, e.uplink)
+	p = startProc(t, e.bin, e.config, e.admin)
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		if d, _ := s.counts(); d > 0 || time.Now().After(deadline) {
@@ -237,7 +231,7 @@ func TestKill9LosesNoAcknowledgedEvent(t *testing.T) {
 	p.kill()
 	partial, _ := s.counts()
 
-	p = startProc(t, bin, config, admin)
+	p = startProc(t, e.bin, e.config, e.admin)
 	defer p.kill()
 	deadline = time.Now().Add(60 * time.Second)
 	for {
@@ -261,14 +255,8 @@ func TestKill9LosesNoAcknowledgedEvent(t *testing.T) {
 // SIGTERM stops the gateway cleanly and quickly; validate reports errors
 // with file:line:col.
 func TestGracefulShutdownAndValidate(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the real binary")
-	}
-	bin := edgegateBinary(t)
-	dir := t.TempDir()
-	mqttAddr, admin, uplinkAddr := freeAddr(t), freeAddr(t), freeAddr(t)
-	config := writeConfig(t, dir, mqttAddr, admin, uplinkAddr)
-	p := startProc(t, bin, config, admin)
+	e := newE2E(t, "builds the real binary")
+	p := startProc(t, e.bin, e.config, e.admin)
 	start := time.Now()
 	p.cmd.Process.Signal(syscall.SIGTERM)
 	if err := p.cmd.Wait(); err != nil {
@@ -279,13 +267,13 @@ func TestGracefulShutdownAndValidate(t *testing.T) {
 	}
 	t.Logf("stopped %v after SIGTERM", time.Since(start).Round(time.Millisecond))
 
-	out, err := exec.Command(bin, "validate", "--config", config).CombinedOutput()
+	out, err := exec.Command(e.bin, "validate", "--config", e.config).CombinedOutput()
 	if err != nil {
 		t.Fatalf("validate good config: %v\n%s", err, out)
 	}
-	bad := filepath.Join(dir, "bad.yaml")
+	bad := filepath.Join(e.dir, "bad.yaml")
 	os.WriteFile(bad, []byte("gateway_id: gw\nuplinks:\n  - name: x\n    type: http\n    url: nope\n    colour: red\n"), 0o644)
-	out, err = exec.Command(bin, "validate", "--config", bad).CombinedOutput()
+	out, err = exec.Command(e.bin, "validate", "--config", bad).CombinedOutput()
 	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 {
 		t.Fatalf("validate bad config: err %v, want exit 2\n%s", err, out)
 	}
@@ -326,4 +314,21 @@ func decodeEvents(r *http.Request) ([]event.Event, error) {
 		return nil, err
 	}
 	return []event.Event{*e}, nil
+}
+
+// e2e is one real-binary test setup: the binary, free loopback addresses
+// (MQTT, admin, uplink) and the config file writeConfig wrote for them in
+// dir.
+type e2e struct{ bin, dir, mqtt, admin, uplink, config string }
+
+// newE2E skips the test under -short (why says what it does) and prepares
+// an e2e setup.
+func newE2E(t *testing.T, why string) e2e {
+	t.Helper()
+	if testing.Short() {
+		t.Skip(why)
+	}
+	e := e2e{bin: edgegateBinary(t), dir: t.TempDir(), mqtt: freeAddr(t), admin: freeAddr(t), uplink: freeAddr(t)}
+	e.config = writeConfig(t, e.dir, e.mqtt, e.admin, e.uplink)
+	return e
 }

@@ -15,15 +15,9 @@ import (
 // arrive, and a message that arrives more than once must always carry the
 // same CloudEvent id (the gateway recognises resends of stored messages).
 func TestKill9MidStreamWithResends(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and kills the real binary")
-	}
-	bin := edgegateBinary(t)
-	dir := t.TempDir()
-	mqttAddr, admin, uplinkAddr := freeAddr(t), freeAddr(t), freeAddr(t)
-	config := writeConfig(t, dir, mqttAddr, admin, uplinkAddr)
-	s := startSink(t, uplinkAddr)
-	p := startProc(t, bin, config, admin)
+	e := newE2E(t, "builds and kills the real binary")
+	s := startSink(t, e.uplink)
+	p := startProc(t, e.bin, e.config, e.admin)
 
 	const devices, perDevice = 10, 600
 	var acked sync.Map // payload -> true
@@ -33,7 +27,7 @@ func TestKill9MidStreamWithResends(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			opts := paho.NewClientOptions().AddBroker("tcp://" + mqttAddr).SetClientID(fmt.Sprintf("mid-%d", d)).
+			opts := paho.NewClientOptions().AddBroker("tcp://" + e.mqtt).SetClientID(fmt.Sprintf("mid-%d", d)).
 				SetCleanSession(false).SetAutoReconnect(true).SetConnectRetry(true).
 				SetConnectRetryInterval(50 * time.Millisecond).SetMaxReconnectInterval(200 * time.Millisecond).
 				SetConnectTimeout(2 * time.Second)
@@ -45,7 +39,7 @@ func TestKill9MidStreamWithResends(t *testing.T) {
 		time.Sleep(150 * time.Millisecond)
 		p.kill()
 		time.Sleep(100 * time.Millisecond)
-		p = startProc(t, bin, config, admin)
+		p = startProc(t, e.bin, e.config, e.admin)
 	}
 	wg.Wait()
 	defer p.kill()

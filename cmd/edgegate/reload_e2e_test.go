@@ -32,20 +32,14 @@ const versionRules = `rules:
 // device is disconnected, no acknowledged event is lost; an invalid rules
 // file is refused with its file:line:col and the running rules stay.
 func TestReloadRulesUnderLoad(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the real binary")
-	}
-	bin := edgegateBinary(t)
-	dir := t.TempDir()
-	mqttAddr, admin, uplinkAddr := freeAddr(t), freeAddr(t), freeAddr(t)
-	config := writeConfig(t, dir, mqttAddr, admin, uplinkAddr)
-	f, err := os.OpenFile(config, os.O_APPEND|os.O_WRONLY, 0)
+	e := newE2E(t, "builds and runs the real binary")
+	f, err := os.OpenFile(e.config, os.O_APPEND|os.O_WRONLY, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	fmt.Fprintln(f, "rules: {file: rules.yaml}")
 	f.Close()
-	rulesPath := filepath.Join(dir, "rules.yaml")
+	rulesPath := filepath.Join(e.dir, "rules.yaml")
 	writeRules := func(expr string) {
 		t.Helper()
 		if err := os.WriteFile(rulesPath, []byte(fmt.Sprintf(versionRules, expr)), 0o644); err != nil {
@@ -53,8 +47,8 @@ func TestReloadRulesUnderLoad(t *testing.T) {
 		}
 	}
 	writeRules("1")
-	rec := startVersionSink(t, uplinkAddr)
-	p := startProc(t, bin, config, admin)
+	rec := startVersionSink(t, e.uplink)
+	p := startProc(t, e.bin, e.config, e.admin)
 	stopped := false
 	defer func() {
 		if !stopped {
@@ -63,7 +57,7 @@ func TestReloadRulesUnderLoad(t *testing.T) {
 	}()
 
 	var lost atomic.Int32
-	opts := paho.NewClientOptions().AddBroker("tcp://" + mqttAddr).SetClientID("steady").
+	opts := paho.NewClientOptions().AddBroker("tcp://" + e.mqtt).SetClientID("steady").
 		SetAutoReconnect(false).SetConnectTimeout(5 * time.Second).
 		SetConnectionLostHandler(func(paho.Client, error) { lost.Add(1) })
 	c := paho.NewClient(opts)
@@ -123,7 +117,7 @@ func TestReloadRulesUnderLoad(t *testing.T) {
 	writeRules("'two' * 2")
 	p.cmd.Process.Signal(syscall.SIGHUP)
 	waitFor("the failed reload", func() bool {
-		return strings.Contains(adminMetrics(t, admin), "\nedgegate_config_last_reload_successful 0\n")
+		return strings.Contains(adminMetrics(t, e.admin), "\nedgegate_config_last_reload_successful 0\n")
 	})
 	after := rec.count(2)
 	waitFor("events after the failed reload", func() bool { return rec.count(2) >= after+50 })
@@ -134,7 +128,7 @@ func TestReloadRulesUnderLoad(t *testing.T) {
 	mu.Unlock()
 	waitFor("every acked event at the sink", func() bool { return rec.has(sent) })
 
-	m := adminMetrics(t, admin)
+	m := adminMetrics(t, e.admin)
 	for _, want := range []string{"\nedgegate_config_last_reload_successful 0\n", "\nedgegate_config_reload_failures_total 1\n"} {
 		if !strings.Contains(m, want) {
 			t.Errorf("/metrics lacks %q", strings.TrimSpace(want))
