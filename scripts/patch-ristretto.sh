@@ -26,7 +26,9 @@ mod=github.com/dgraph-io/ristretto/v2
 die() { echo "patch-ristretto: $*" >&2; exit 1; }
 
 cd "$root"
-read -r src ver < <(GOWORK=off go list -m -f '{{.Dir}} {{.Version}}' "$mod") || die "cannot resolve $mod from go.mod"
+# Version first: Dir is empty while the module is not in the cache yet (a
+# fresh machine), and read would then shift the version into src.
+IFS='|' read -r ver src < <(GOWORK=off go list -m -f '{{.Version}}|{{.Dir}}' "$mod") || die "cannot resolve $mod from go.mod"
 [ -n "${ver:-}" ] || die "go.mod selects no version of $mod"
 if [ -z "${src:-}" ] || [ "$src" = "$ver" ] || [ ! -d "$src" ]; then
 	# Not in the module cache yet.
