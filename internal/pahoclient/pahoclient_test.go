@@ -1,0 +1,250 @@
+package pahoclient
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"slices"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/eclipse/paho.mqtt.golang/packets"
+)
+
+const waitLong = 10 * time.Second
+
+func publish(id uint16, payload string) *packets.PublishPacket {
+	p := packets.NewControlPacket(packets.Publish).(*packets.PublishPacket)
+	p.Qos, p.MessageID, p.TopicName, p.Payload = 1, id, "t", []byte(payload)
+	return p
+}
+
+func TestStoreCopiesAndOrders(t *testing.T) {
+	for name, inner := range map[string]func(t *testing.T) paho.Store{
+		"memory": func(*testing.T) paho.Store { return paho.NewMemoryStore() },
+		"file":   func(t *testing.T) paho.Store { return paho.NewFileStore(t.TempDir()) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			s := newStore(inner(t))
+			s.Open()
+			defer s.Close()
+			put := map[string]*packets.PublishPacket{}
+			for _, k := range []string{"o.9", "o.10", "o.3"} {
+				put[k] = publish(0, k)
+				s.Put(k, put[k])
+			}
+			a, b := s.Get("o.10").(*packets.PublishPacket), s.Get("o.10").(*packets.PublishPacket)
+			if a == b || a == put["o.10"] || b == put["o.10"] {
+				t.Fatal("Get returned a packet it returned before or the one that was put")
+			}
+			if string(a.Payload) != "o.10" || a.Qos != 1 || a.TopicName != "t" {
+				t.Fatalf("Get: %v", a)
+			}
+			a.Dup = true // what paho's resume does
+			if b.Dup || put["o.10"].Dup || s.Get("o.10").(*packets.PublishPacket).Dup {
+				t.Error("setting DUP on one copy changed another packet")
+			}
+			if got, want := s.All(), []string{"o.9", "o.10", "o.3"}; !slices.Equal(got, want) {
+				t.Errorf("All = %v, want put order %v", got, want)
+			}
+			s.Del("o.10")
+			s.Put("o.10", publish(0, "again"))
+			if got, want := s.All(), []string{"o.9", "o.3", "o.10"}; !slices.Equal(got, want) {
+				t.Errorf("All after Del and Put = %v, want %v", got, want)
+			}
+			if s.Get("o.1") != nil {
+				t.Error("Get of a missing key returned a packet")
+			}
+			s.Reset()
+			if keys := s.All(); len(keys) != 0 {
+				t.Errorf("All after Reset = %v", keys)
+			}
+		})
+	}
+}
+
+// Keys a FileStore kept from an earlier process come before the ones put
+// since (they are older).
+func TestStoreReopenedFileStore(t *testing.T) {
+	dir := t.TempDir()
+	old := paho.NewFileStore(dir)
+	old.Open()
+	old.Put("o.7", publish(7, "old"))
+	old.Close()
+
+	s := newStore(paho.NewFileStore(dir))
+	s.Open()
+	defer s.Close()
+	s.Put("o.1", publish(1, "new"))
+	if got, want := s.All(), []string{"o.7", "o.1"}; !slices.Equal(got, want) {
+		t.Errorf("All = %v, want %v", got, want)
+	}
+	if p := s.Get("o.7").(*packets.PublishPacket); string(p.Payload) != "old" {
+		t.Errorf("old packet: %v", p)
+	}
+}
+
+// pipeBroker is the broker end of the client's connections: each dial
+// makes a net.Pipe, so the test decides when paho's writer blocks.
+type pipeBroker struct{ conns chan net.Conn }
+
+func (b *pipeBroker) open(*url.URL, paho.ClientOptions) (net.Conn, error) {
+	c, s := net.Pipe()
+	b.conns <- s
+	return c, nil
+}
+
+// accept answers the next CONNECT with a CONNACK (session present).
+func (b *pipeBroker) accept(t *testing.T) net.Conn {
+	t.Helper()
+	var conn net.Conn
+	select {
+	case conn = <-b.conns:
+	case <-time.After(waitLong):
+		t.Fatal("client did not connect")
+	}
+	t.Cleanup(func() { conn.Close() })
+	conn.SetDeadline(time.Now().Add(waitLong))
+	if p, err := packets.ReadPacket(conn); err != nil {
+		t.Fatalf("read CONNECT: %v", err)
+	} else if _, ok := p.(*packets.ConnectPacket); !ok {
+		t.Fatalf("got %v, want CONNECT", p)
+	}
+	ack := packets.NewControlPacket(packets.Connack).(*packets.ConnackPacket)
+	ack.SessionPresent, ack.ReturnCode = true, packets.Accepted
+	if err := ack.Write(conn); err != nil {
+		t.Fatalf("write CONNACK: %v", err)
+	}
+	conn.SetDeadline(time.Time{})
+	return conn
+}
+
+// pausedAll holds paho's resume in Store.All, once armed, until released:
+// the window between the reconnect (the client is connected, Publish sends
+// at once) and resume listing the store.
+type pausedAll struct {
+	paho.Store
+	armed    atomic.Bool
+	resuming chan struct{}
+	release  chan struct{}
+}
+
+func (p *pausedAll) All() []string {
+	if p.armed.CompareAndSwap(true, false) {
+		close(p.resuming)
+		<-p.release
+	}
+	return p.Store.All()
+}
+
+// After a reconnect, a Publish made before paho's resume lists the store is
+// sent by Publish and again by resume: the case where resume used to set
+// DUP on the packet the writer was encoding (the race detector checks that
+// no packet is shared now). Every packet is intact, and resume resends the
+// stored messages in publish order with DUP set.
+func TestResumeAfterReconnect(t *testing.T) {
+	const stored = 6 // 0..4 unacknowledged before the drop, 5 published during resume
+	b := &pipeBroker{conns: make(chan net.Conn, 4)}
+	store := &pausedAll{Store: paho.NewMemoryStore(), resuming: make(chan struct{}), release: make(chan struct{})}
+	opts := paho.NewClientOptions().AddBroker("tcp://pipe:1883").SetClientID("resume").
+		SetCleanSession(false).SetAutoReconnect(true).SetMaxReconnectInterval(100 * time.Millisecond).
+		SetKeepAlive(0).SetWriteTimeout(waitLong).SetConnectTimeout(waitLong).
+		SetCustomOpenConnectionFn(b.open).SetStore(store)
+	c := New(opts)
+	connected := make(chan paho.Token, 1)
+	go func() { connected <- c.Connect() }()
+	conn1 := b.accept(t)
+	if tok := <-connected; !tok.WaitTimeout(waitLong) || tok.Error() != nil {
+		t.Fatalf("connect: %v", tok.Error())
+	}
+	defer c.Disconnect(100)
+
+	payload := func(i int) string { return fmt.Sprintf(`{"seq":%d}`, i) }
+	// 0..4 reach the broker, which never acknowledges them, then the
+	// connection drops.
+	for i := range 5 {
+		c.Publish("t", 1, false, payload(i))
+		if _, err := packets.ReadPacket(conn1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	store.armed.Store(true)
+	conn1.Close()
+
+	conn2 := b.accept(t)
+	type got struct {
+		p   *packets.PublishPacket
+		err error
+	}
+	arrived := make(chan got, 4*stored)
+	go func() {
+		for {
+			p, err := packets.ReadPacket(conn2)
+			if err != nil {
+				arrived <- got{err: err}
+				return
+			}
+			pub, ok := p.(*packets.PublishPacket)
+			if !ok {
+				continue // DISCONNECT at the end
+			}
+			if pub.Dup { // the first copy of 5 stays unacknowledged, so resume lists it
+				ack := packets.NewControlPacket(packets.Puback).(*packets.PubackPacket)
+				ack.MessageID = pub.MessageID
+				if err := ack.Write(conn2); err != nil {
+					arrived <- got{err: err}
+					return
+				}
+			}
+			arrived <- got{p: pub}
+		}
+	}()
+	select {
+	case <-store.resuming:
+	case <-time.After(waitLong):
+		t.Fatal("paho did not resume the session")
+	}
+	c.Publish("t", 1, false, payload(5)) // returns once paho's writer has it
+	close(store.release)
+
+	var resent []int // seq of each DUP copy, in arrival order
+	fresh := 0       // copies without DUP: Publish(5)
+	byID := map[uint16]string{}
+	for len(resent) < stored || fresh == 0 {
+		var g got
+		select {
+		case g = <-arrived:
+		case <-time.After(waitLong):
+			t.Fatalf("after the reconnect: %d resent messages (want %d), %d sent by Publish (want 1)", len(resent), stored, fresh)
+		}
+		if g.err != nil {
+			t.Fatalf("broker read: %v", g.err)
+		}
+		p := g.p
+		var seq int
+		if _, err := fmt.Sscanf(string(p.Payload), `{"seq":%d}`, &seq); err != nil || p.TopicName != "t" || p.Qos != 1 || string(p.Payload) != payload(seq) {
+			t.Fatalf("mangled PUBLISH: %v", p)
+		}
+		if prev, ok := byID[p.MessageID]; ok && prev != string(p.Payload) {
+			t.Fatalf("packet id %d carried %s and %s", p.MessageID, prev, p.Payload)
+		}
+		byID[p.MessageID] = string(p.Payload)
+		switch {
+		case p.Dup:
+			resent = append(resent, seq)
+		case seq == stored-1:
+			fresh++
+		default:
+			t.Fatalf("message %d sent again without DUP", seq)
+		}
+	}
+	want := make([]int, stored)
+	for i := range want {
+		want[i] = i
+	}
+	if !slices.Equal(resent, want) {
+		t.Errorf("resume resent %v, want publish order %v", resent, want)
+	}
+}
