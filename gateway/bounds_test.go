@@ -13,6 +13,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/edgegate/edgegate/buffer"
+	"github.com/edgegate/edgegate/internal/pahoclient"
 )
 
 // metricValue reads one sample from the gateway's /metrics.
@@ -91,7 +92,7 @@ func TestBoundsRejectLosesNothing(t *testing.T) {
 		SetCleanSession(false).SetAutoReconnect(true).SetConnectRetry(true).
 		SetConnectRetryInterval(50 * time.Millisecond).SetMaxReconnectInterval(200 * time.Millisecond).
 		SetConnectionLostHandler(func(paho.Client, error) { lost.Add(1) })
-	c := paho.NewClient(opts)
+	c := pahoclient.New(opts)
 	if tok := c.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
 		t.Fatal(tok.Error())
 	}

@@ -20,6 +20,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/edgegate/edgegate/buffer"
+	"github.com/edgegate/edgegate/internal/pahoclient"
 	"github.com/edgegate/edgegate/uplink"
 	"github.com/edgegate/edgegate/uplink/cetest"
 )
@@ -228,7 +229,7 @@ func connect(t testing.TB, broker, id string) paho.Client {
 	opts := paho.NewClientOptions().AddBroker(broker).SetClientID(id).
 		SetCleanSession(true).SetAutoReconnect(false).SetConnectTimeout(5 * time.Second).
 		SetWriteTimeout(10 * time.Second).SetMaxResumePubInFlight(100)
-	c := paho.NewClient(opts)
+	c := pahoclient.New(opts)
 	tok := c.Connect()
 	if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 		t.Fatalf("connect %s: %v", id, tok.Error())

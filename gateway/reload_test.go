@@ -15,6 +15,8 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/edgegate/edgegate/internal/pahoclient"
 )
 
 const reloadConfig = `gateway_id: gw-reload
@@ -75,7 +77,7 @@ func TestReloadUnderLoad(t *testing.T) {
 	var lost atomic.Int32
 	opts := paho.NewClientOptions().AddBroker(broker).SetClientID("steady").SetAutoReconnect(false).
 		SetConnectionLostHandler(func(paho.Client, error) { lost.Add(1) })
-	c := paho.NewClient(opts)
+	c := pahoclient.New(opts)
 	if tok := c.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
 		t.Fatal(tok.Error())
 	}

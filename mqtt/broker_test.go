@@ -15,6 +15,8 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/edgegate/edgegate/internal/pahoclient"
 )
 
 func TestV3HandlerSeesEachMessageOnce(t *testing.T) {
@@ -370,7 +372,7 @@ func TestNewRejectsBadInput(t *testing.T) {
 
 func TestInlineClientIDRefused(t *testing.T) {
 	tb := startBroker(t, testConfig(), &recorder{})
-	c := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + tb.addr("tcp")).SetClientID("inline"))
+	c := pahoclient.New(paho.NewClientOptions().AddBroker("tcp://" + tb.addr("tcp")).SetClientID("inline"))
 	tok := c.Connect()
 	if tok.WaitTimeout(waitLong) && tok.Error() == nil {
 		c.Disconnect(0)

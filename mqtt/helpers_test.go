@@ -15,6 +15,8 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/edgegate/edgegate/internal/pahoclient"
 )
 
 const waitLong = 10 * time.Second // upper bound for things that should happen at once
@@ -133,7 +135,7 @@ func pahoClient(t testing.TB, url, id string, adjust func(*paho.ClientOptions)) 
 	if adjust != nil {
 		adjust(o)
 	}
-	c := paho.NewClient(o)
+	c := pahoclient.New(o)
 	tok := c.Connect()
 	if !tok.WaitTimeout(waitLong) || tok.Error() != nil {
 		t.Fatalf("paho connect %s: %v", id, tok.Error())

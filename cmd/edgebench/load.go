@@ -10,6 +10,8 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/edgegate/edgegate/internal/pahoclient"
 )
 
 // loadConfig describes the device load of one run.
@@ -104,7 +106,7 @@ func connectLoad(ctx context.Context, cfg loadConfig) (*loadGen, error) {
 				SetWriteTimeout(cfg.AckTimeout).
 				SetKeepAlive(60 * time.Second).
 				SetAutoReconnect(false)
-			cl := paho.NewClient(opts)
+			cl := pahoclient.New(opts)
 			tok := cl.Connect()
 			if !tok.WaitTimeout(15 * time.Second) {
 				cl.Disconnect(0)

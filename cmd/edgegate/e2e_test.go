@@ -18,6 +18,7 @@ import (
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 	paho "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/edgegate/edgegate/internal/pahoclient"
 	"github.com/edgegate/edgegate/uplink/cetest"
 )
 
@@ -196,7 +197,7 @@ func TestKill9LosesNoAcknowledgedEvent(t *testing.T) {
 			defer wg.Done()
 			opts := paho.NewClientOptions().AddBroker("tcp://" + e.mqtt).SetClientID(fmt.Sprintf("dev-%d", d)).
 				SetAutoReconnect(false).SetConnectTimeout(5 * time.Second)
-			c := paho.NewClient(opts)
+			c := pahoclient.New(opts)
 			if tok := c.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
 				t.Errorf("connect: %v", tok.Error())
 				return

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/edgegate/edgegate/internal/pahoclient"
 )
 
 // kill -9 while devices publish with persistent sessions: they reconnect
@@ -71,7 +73,7 @@ func TestKill9MidStreamWithResends(t *testing.T) {
 // flight, as real devices pipeline, recording each acknowledged payload.
 // pad is added inside the JSON object (e.g. `,"pad":"xxx"`).
 func publishPipelined(t *testing.T, opts *paho.ClientOptions, d, perDevice int, pad string, acked *sync.Map, nAcked *atomic.Int32) {
-	c := paho.NewClient(opts)
+	c := pahoclient.New(opts)
 	if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 		t.Errorf("connect: %v", tok.Error())
 		return

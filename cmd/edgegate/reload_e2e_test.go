@@ -17,6 +17,8 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/edgegate/edgegate/internal/pahoclient"
 )
 
 // versionRules is a rules file (included by the main config) whose rule
@@ -60,7 +62,7 @@ func TestReloadRulesUnderLoad(t *testing.T) {
 	opts := paho.NewClientOptions().AddBroker("tcp://" + e.mqtt).SetClientID("steady").
 		SetAutoReconnect(false).SetConnectTimeout(5 * time.Second).
 		SetConnectionLostHandler(func(paho.Client, error) { lost.Add(1) })
-	c := paho.NewClient(opts)
+	c := pahoclient.New(opts)
 	if tok := c.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
 		t.Fatalf("connect: %v", tok.Error())
 	}

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/edgegate/edgegate/internal/pahoclient"
 )
 
 // simConfig holds the flags of `edgegate simulate`.
@@ -276,7 +278,7 @@ func connectDevices(ctx context.Context, cfg simConfig) ([]paho.Client, error) {
 				SetKeepAlive(30 * time.Second).
 				SetAutoReconnect(true).
 				SetMaxReconnectInterval(5 * time.Second)
-			cl := paho.NewClient(opts)
+			cl := pahoclient.New(opts)
 			tok := cl.Connect()
 			if !tok.WaitTimeout(cfg.timeout + time.Second) {
 				cl.Disconnect(0)
