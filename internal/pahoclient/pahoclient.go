@@ -11,17 +11,37 @@ import (
 
 // New returns paho.NewClient(o) with o.Store (a MemoryStore when nil)
 // wrapped so that paho's resume never touches a packet that is being sent
-// (see the package doc). o is not modified.
+// and never resends one before Publish has queued it (see the package
+// doc). o is not modified.
 func New(o *paho.ClientOptions) paho.Client {
 	opts := *o
-	opts.Store = newStore(opts.Store)
-	return paho.NewClient(&opts)
+	s := newStore(opts.Store)
+	opts.Store = s
+	return &client{Client: paho.NewClient(&opts), store: s}
+}
+
+// client is a paho client whose Publish calls the store's All waits for.
+type client struct {
+	paho.Client
+	store *store
+}
+
+// Publish implements paho.Client. paho stores the packet (Put) and then
+// hands it to its writer; resume does not list the store in between.
+func (c *client) Publish(topic string, qos byte, retained bool, payload any) paho.Token {
+	c.store.publishing.RLock()
+	defer c.store.publishing.RUnlock()
+	return c.Client.Publish(topic, qos, retained, payload)
 }
 
 // store is a paho.Store that hands out private copies of PUBLISH packets
-// and lists its keys in the order they were put.
+// and lists its keys in the order they were put, once no Publish is under
+// way.
 type store struct {
 	inner paho.Store
+
+	// publishing is read-locked by every Publish and locked by All.
+	publishing sync.RWMutex
 
 	mu   sync.Mutex
 	last uint64            // sequence of the latest Put
@@ -62,13 +82,15 @@ func (s *store) Put(key string, m packets.ControlPacket) {
 }
 
 // Get implements paho.Store: every call returns a packet of its own.
-func (s *store) Get(key string) packets.ControlPacket {
-	return private(s.inner.Get(key))
-}
+func (s *store) Get(key string) packets.ControlPacket { return private(s.inner.Get(key)) }
 
-// All implements paho.Store: keys in Put order, unknown keys first.
+// All implements paho.Store: keys in Put order, unknown keys first. paho's
+// resume calls it first; it waits until no Publish is under way, so every
+// packet a Publish sends is queued before resume's copy of it.
 func (s *store) All() []string {
+	s.publishing.Lock()
 	keys := s.inner.All()
+	s.publishing.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	slices.SortStableFunc(keys, func(a, b string) int { return cmp.Compare(s.seq[a], s.seq[b]) })

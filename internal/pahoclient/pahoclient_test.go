@@ -121,33 +121,48 @@ func (b *pipeBroker) accept(t *testing.T) net.Conn {
 	return conn
 }
 
-// pausedAll holds paho's resume in Store.All, once armed, until released:
-// the window between the reconnect (the client is connected, Publish sends
-// at once) and resume listing the store.
-type pausedAll struct {
+// heldPut holds one Publish inside Store.Put, once armed, until released,
+// and notes whether paho listed the store while that Publish was under way.
+type heldPut struct {
 	paho.Store
-	armed    atomic.Bool
-	resuming chan struct{}
-	release  chan struct{}
+	armed       atomic.Bool
+	holding     chan struct{}
+	release     chan struct{}
+	publishing  atomic.Bool // set by the test around the held Publish
+	listedEarly atomic.Bool
+	watchAll    atomic.Bool
+	listed      chan struct{} // closed by the first All once watchAll is set
 }
 
-func (p *pausedAll) All() []string {
-	if p.armed.CompareAndSwap(true, false) {
-		close(p.resuming)
-		<-p.release
+func (h *heldPut) Put(key string, m packets.ControlPacket) {
+	if h.armed.CompareAndSwap(true, false) {
+		close(h.holding)
+		<-h.release
 	}
-	return p.Store.All()
+	h.Store.Put(key, m)
 }
 
-// After a reconnect, a Publish made before paho's resume lists the store is
-// sent by Publish and again by resume: the case where resume used to set
-// DUP on the packet the writer was encoding (the race detector checks that
-// no packet is shared now). Every packet is intact, and resume resends the
-// stored messages in publish order with DUP set.
+func (h *heldPut) All() []string {
+	if h.publishing.Load() {
+		h.listedEarly.Store(true)
+	}
+	if h.watchAll.CompareAndSwap(true, false) {
+		defer close(h.listed)
+	}
+	return h.Store.All()
+}
+
+// A Publish under way while paho reconnects and resumes the session: its
+// packet is sent by Publish and again by resume, the case where resume
+// used to set DUP on the packet the writer was encoding (the race detector
+// checks that no packet is shared now: the held packet is the first resume
+// marks). Resume must not list the store before Publish has queued its
+// packet, so the copy without DUP goes out first; every packet is intact,
+// and resume resends in publish order.
 func TestResumeAfterReconnect(t *testing.T) {
-	const stored = 6 // 0..4 unacknowledged before the drop, 5 published during resume
+	const stored = 5 // 0 held across the drop, 1..4 unacknowledged before it
 	b := &pipeBroker{conns: make(chan net.Conn, 4)}
-	store := &pausedAll{Store: paho.NewMemoryStore(), resuming: make(chan struct{}), release: make(chan struct{})}
+	store := &heldPut{Store: paho.NewMemoryStore(), holding: make(chan struct{}), release: make(chan struct{}), listed: make(chan struct{})}
 	opts := paho.NewClientOptions().AddBroker("tcp://pipe:1883").SetClientID("resume").
 		SetCleanSession(false).SetAutoReconnect(true).SetMaxReconnectInterval(100 * time.Millisecond).
 		SetKeepAlive(0).SetWriteTimeout(waitLong).SetConnectTimeout(waitLong).
@@ -162,24 +177,39 @@ func TestResumeAfterReconnect(t *testing.T) {
 	defer c.Disconnect(100)
 
 	payload := func(i int) string { return fmt.Sprintf(`{"seq":%d}`, i) }
-	// 0..4 reach the broker, which never acknowledges them, then the
-	// connection drops.
-	for i := range 5 {
+	// Publish(0) starts and is held in Put; 1..4 reach the broker, which
+	// never acknowledges them; the connection drops and paho reconnects;
+	// Publish(0) goes on once the new connection is up.
+	store.armed.Store(true)
+	store.publishing.Store(true)
+	published := make(chan struct{})
+	go func() {
+		c.Publish("t", 1, false, payload(0))
+		store.publishing.Store(false)
+		close(published)
+	}()
+	<-store.holding
+	for i := 1; i < stored; i++ {
 		c.Publish("t", 1, false, payload(i))
 		if _, err := packets.ReadPacket(conn1); err != nil {
 			t.Fatal(err)
 		}
 	}
-	store.armed.Store(true)
+	store.watchAll.Store(true)
 	conn1.Close()
-
 	conn2 := b.accept(t)
+	for deadline := time.Now().Add(waitLong); !c.IsConnectionOpen(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("not connected again")
+		}
+	}
+
 	type got struct {
 		p   *packets.PublishPacket
 		err error
 	}
 	arrived := make(chan got, 4*stored)
-	go func() {
+	read := func() {
 		for {
 			p, err := packets.ReadPacket(conn2)
 			if err != nil {
@@ -190,7 +220,7 @@ func TestResumeAfterReconnect(t *testing.T) {
 			if !ok {
 				continue // DISCONNECT at the end
 			}
-			if pub.Dup { // the first copy of 5 stays unacknowledged, so resume lists it
+			if pub.Dup { // Publish(0)'s copy stays unacknowledged, so resume lists it
 				ack := packets.NewControlPacket(packets.Puback).(*packets.PubackPacket)
 				ack.MessageID = pub.MessageID
 				if err := ack.Write(conn2); err != nil {
@@ -200,24 +230,27 @@ func TestResumeAfterReconnect(t *testing.T) {
 			}
 			arrived <- got{p: pub}
 		}
-	}()
+	}
+	// Publish(0) hands its packet to paho's writer, which blocks on the
+	// pipe; resume lists the store and marks its copy of 0 meanwhile.
+	close(store.release)
+	<-published
 	select {
-	case <-store.resuming:
+	case <-store.listed:
 	case <-time.After(waitLong):
 		t.Fatal("paho did not resume the session")
 	}
-	c.Publish("t", 1, false, payload(5)) // returns once paho's writer has it
-	close(store.release)
+	go read()
 
 	var resent []int // seq of each DUP copy, in arrival order
-	fresh := 0       // copies without DUP: Publish(5)
+	fresh := -1      // index in resent when the copy without DUP (Publish(0)) came
 	byID := map[uint16]string{}
-	for len(resent) < stored || fresh == 0 {
+	for len(resent) < stored || fresh < 0 {
 		var g got
 		select {
 		case g = <-arrived:
 		case <-time.After(waitLong):
-			t.Fatalf("after the reconnect: %d resent messages (want %d), %d sent by Publish (want 1)", len(resent), stored, fresh)
+			t.Fatalf("after the reconnect: resent %v (want %d), Publish(0) sent: %v", resent, stored, fresh >= 0)
 		}
 		if g.err != nil {
 			t.Fatalf("broker read: %v", g.err)
@@ -234,11 +267,17 @@ func TestResumeAfterReconnect(t *testing.T) {
 		switch {
 		case p.Dup:
 			resent = append(resent, seq)
-		case seq == stored-1:
-			fresh++
+		case seq == 0 && fresh < 0:
+			fresh = len(resent)
 		default:
 			t.Fatalf("message %d sent again without DUP", seq)
 		}
+	}
+	if store.listedEarly.Load() {
+		t.Error("resume listed the store while a Publish was under way")
+	}
+	if fresh > 0 {
+		t.Errorf("Publish(0) went out after resume's copy of it (resent before it: %v)", resent[:fresh])
 	}
 	want := make([]int, stored)
 	for i := range want {
