@@ -21,7 +21,7 @@ type Backoff struct {
 // nil uses the runtime generator. Pass a seeded source (rand.NewPCG) for
 // deterministic delays in tests. Zero fields of cfg take their defaults.
 func NewBackoff(cfg RetryConfig, src rand.Source) *Backoff {
-	c := Config{Retry: cfg}
+	c := Config{DeliveryConfig: DeliveryConfig{Retry: cfg}}
 	c.ApplyDefaults()
 	b := &Backoff{cfg: c.Retry}
 	if b.cfg.Max < b.cfg.Initial {

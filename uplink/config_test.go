@@ -15,8 +15,10 @@ func TestDefaultConfig(t *testing.T) {
 	c := DefaultConfig()
 	want := Config{
 		Type: "http", Mode: "batch", Timeout: 10 * time.Second, MaxInFlight: 8,
-		Batch: BatchConfig{MaxEvents: 500, MaxBytes: 1 << 20},
-		Retry: RetryConfig{Initial: 200 * time.Millisecond, Max: 30 * time.Second, Multiplier: 2, Jitter: 0.2},
+		DeliveryConfig: DeliveryConfig{
+			Batch: BatchConfig{MaxEvents: 500, MaxBytes: 1 << 20},
+			Retry: RetryConfig{Initial: 200 * time.Millisecond, Max: 30 * time.Second, Multiplier: 2, Jitter: 0.2},
+		},
 	}
 	if c.Type != want.Type || c.Mode != want.Mode || c.Timeout != want.Timeout || c.MaxInFlight != want.MaxInFlight ||
 		c.Batch != want.Batch || c.Retry != want.Retry {
@@ -59,8 +61,10 @@ func TestConfigValidate(t *testing.T) {
 	c := Config{
 		Name: "Bad Name", Type: "carrier-pigeon", URL: "ftp://x", Mode: "smoke",
 		Timeout: -1, MaxInFlight: 0,
-		Batch: BatchConfig{MaxEvents: 0, MaxBytes: 10, Linger: -time.Second},
-		Retry: RetryConfig{Initial: time.Second, Max: time.Millisecond, Multiplier: 0.5, Jitter: 2},
+		DeliveryConfig: DeliveryConfig{
+			Batch: BatchConfig{MaxEvents: 0, MaxBytes: 10, Linger: -time.Second},
+			Retry: RetryConfig{Initial: time.Second, Max: time.Millisecond, Multiplier: 0.5, Jitter: 2},
+		},
 		Headers: map[string]string{
 			"Content-Type": "x", "Ce-Id": "x", "Bad Header": "x", "X-Token": "abc\r\nInjected: yes",
 		},
@@ -187,5 +191,21 @@ func TestSnippet(t *testing.T) {
 	long := strings.Repeat("é", 300)
 	if got := snippet([]byte(long)); !strings.HasSuffix(got, "…") || len(got) > snippetLen+len("…") {
 		t.Errorf("long snippet %d bytes: %q", len(got), got)
+	}
+}
+
+// The delivery settings validate on their own, with the same field paths
+// as inside an uplink (the section is inline).
+func TestDeliveryConfigValidate(t *testing.T) {
+	d := DefaultConfig().DeliveryConfig
+	if err := d.Validate(); err != nil {
+		t.Fatalf("defaults: %v", err)
+	}
+	d.Retry.MaxAttempts, d.Replay.MaxRate, d.Batch.Linger = -1, -2, -time.Second
+	want := "batch.linger: must not be negative\n" +
+		"retry.max_attempts: must be ≥ 0 (0 retries forever)\n" +
+		"replay.max_rate: must be ≥ 0 (0 drains at full speed)"
+	if err := d.Validate(); err == nil || err.Error() != want {
+		t.Fatalf("Validate = %v, want %q", err, want)
 	}
 }
