@@ -65,21 +65,21 @@ func TestBisect(t *testing.T) {
 			for _, p := range tc.poison {
 				f.poison[p] = true
 			}
-			b := NewBisect(tc.n)
+			b := newBisect(tc.n)
 			retries := 0
-			for lo, hi, ok := b.Next(); ok; lo, hi, ok = b.Next() {
+			for lo, hi, ok := b.next(); ok; lo, hi, ok = b.next() {
 				if f.calls > 10*tc.n+10 {
 					t.Fatal("no progress")
 				}
-				if retry, _ := b.Result(f.send(lo, hi)); retry {
+				if retry, _ := b.result(f.send(lo, hi)); retry {
 					retries++
 				}
 			}
 			var got []int
-			for _, p := range b.Poisoned() {
-				got = append(got, p.Index)
-				if p.Err == nil {
-					t.Errorf("poison %d without error", p.Index)
+			for _, p := range b.poisoned() {
+				got = append(got, p.index)
+				if p.err == nil {
+					t.Errorf("poison %d without error", p.index)
 				}
 			}
 			slices.Sort(got)
@@ -134,20 +134,20 @@ func TestPartialBatch(t *testing.T) {
 				return http.StatusOK
 			})
 			s := newTestSender(t, rc.srv.URL, tc.mode, nil)
-			b := NewBisect(len(records))
+			b := newBisect(len(records))
 			requests := 0
-			for lo, hi, ok := b.Next(); ok; lo, hi, ok = b.Next() {
+			for lo, hi, ok := b.next(); ok; lo, hi, ok = b.next() {
 				requests++
-				if retry, _ := b.Result(s.Send(context.Background(), records[lo:hi])); retry {
+				if retry, _ := b.result(s.Send(context.Background(), records[lo:hi])); retry {
 					t.Fatal("unexpected retryable error")
 				}
 			}
 			var ids []string
-			for _, p := range b.Poisoned() {
-				ids = append(ids, fmt.Sprintf("evt-%04d", p.Index))
+			for _, p := range b.poisoned() {
+				ids = append(ids, fmt.Sprintf("evt-%04d", p.index))
 				var ue *Error
-				if !errors.As(p.Err, &ue) || ue.StatusCode != tc.status {
-					t.Errorf("poison %d: error %v", p.Index, p.Err)
+				if !errors.As(p.err, &ue) || ue.StatusCode != tc.status {
+					t.Errorf("poison %d: error %v", p.index, p.err)
 				}
 			}
 			slices.Sort(ids)
@@ -164,41 +164,18 @@ func TestPartialBatch(t *testing.T) {
 	}
 }
 
-// ExampleBisect isolates the one record an endpoint refuses.
-func ExampleBisect() {
-	records := []string{"a", "b", "POISON", "d", "e"}
-	send := func(rs []string) error {
-		if slices.Contains(rs, "POISON") {
-			return &Error{Err: errors.New("400 Bad Request"), StatusCode: 400}
-		}
-		fmt.Println("delivered", rs)
-		return nil
-	}
-	b := NewBisect(len(records))
-	for lo, hi, ok := b.Next(); ok; lo, hi, ok = b.Next() {
-		b.Result(send(records[lo:hi]))
-	}
-	for _, p := range b.Poisoned() {
-		fmt.Println("dead-letter", records[p.Index], p.Err)
-	}
-	// Output:
-	// delivered [a b]
-	// delivered [d e]
-	// dead-letter POISON 400 Bad Request
-}
-
 func TestBisectGiveUp(t *testing.T) {
-	b := NewBisect(4)
-	lo, hi, ok := b.Next()
+	b := newBisect(4)
+	lo, hi, ok := b.next()
 	if !ok || lo != 0 || hi != 4 {
-		t.Fatalf("Next = %d, %d, %v", lo, hi, ok)
+		t.Fatalf("next = %d, %d, %v", lo, hi, ok)
 	}
 	cause := errors.New("still down")
-	b.GiveUp(cause)
-	if _, _, ok := b.Next(); ok {
+	b.giveUp(cause)
+	if _, _, ok := b.next(); ok {
 		t.Fatal("range still pending after GiveUp")
 	}
-	if p := b.Poisoned(); len(p) != 4 || p[3].Index != 3 || p[0].Err != cause {
+	if p := b.poisoned(); len(p) != 4 || p[3].index != 3 || p[0].err != cause {
 		t.Fatalf("Poisoned = %+v", p)
 	}
 }

@@ -219,7 +219,7 @@ type ReplayConfig struct {
 	MaxRate float64 `yaml:"max_rate"`
 }
 
-// RetryConfig configures exponential backoff with jitter (see Backoff).
+// RetryConfig configures exponential backoff with jitter (Delivery's backoff).
 type RetryConfig struct {
 	// MaxAttempts bounds the attempts for one event before it is
 	// dead-lettered; 0 (default) retries forever, so an outage never turns

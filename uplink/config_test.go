@@ -114,12 +114,12 @@ func TestConfigValidate(t *testing.T) {
 
 func TestBackoff(t *testing.T) {
 	cfg := RetryConfig{Initial: 100 * time.Millisecond, Max: time.Second, Multiplier: 2, Jitter: 0.2}
-	b := NewBackoff(cfg, rand.NewPCG(1, 2))
+	b := newBackoff(cfg, rand.NewPCG(1, 2))
 	bases := []time.Duration{100, 200, 400, 800, 1000, 1000, 1000}
 	var first []time.Duration
 	for i, base := range bases {
 		base *= time.Millisecond
-		d := b.Next()
+		d := b.next()
 		first = append(first, d)
 		lo := time.Duration(float64(base) * 0.8)
 		hi := min(time.Duration(float64(base)*1.2), time.Second)
@@ -127,39 +127,39 @@ func TestBackoff(t *testing.T) {
 			t.Errorf("attempt %d: %v not in [%v, %v]", i, d, lo, hi)
 		}
 	}
-	b.Reset()
-	if d := b.Next(); d < 80*time.Millisecond || d > 120*time.Millisecond {
+	b.reset()
+	if d := b.next(); d < 80*time.Millisecond || d > 120*time.Millisecond {
 		t.Errorf("after Reset: %v", d)
 	}
 	// Same seed, same sequence.
-	b2 := NewBackoff(cfg, rand.NewPCG(1, 2))
+	b2 := newBackoff(cfg, rand.NewPCG(1, 2))
 	for i, want := range first {
-		if d := b2.Next(); d != want {
+		if d := b2.next(); d != want {
 			t.Fatalf("attempt %d: %v, want %v (not deterministic)", i, d, want)
 		}
 	}
 	// No jitter: exact values; many attempts never overflow.
-	b3 := NewBackoff(RetryConfig{Initial: time.Second, Max: time.Hour, Multiplier: 10, Jitter: 1e-12}, nil)
+	b3 := newBackoff(RetryConfig{Initial: time.Second, Max: time.Hour, Multiplier: 10, Jitter: 1e-12}, nil)
 	for range 100 {
-		if d := b3.Next(); d <= 0 || d > time.Hour {
+		if d := b3.next(); d <= 0 || d > time.Hour {
 			t.Fatalf("delay %v out of range", d)
 		}
 	}
 }
 
 func TestClassify(t *testing.T) {
-	if r, a := Classify(nil); r || a != 0 {
+	if r, a := classify(nil); r || a != 0 {
 		t.Errorf("nil: %v %v", r, a)
 	}
 	perm := &Error{Err: errors.New("bad request"), StatusCode: 400}
-	if r, _ := Classify(perm); r {
+	if r, _ := classify(perm); r {
 		t.Error("400 retryable")
 	}
 	wrapped := errors.Join(errors.New("ctx"), &Error{Retryable: true, RetryAfter: time.Second})
-	if r, a := Classify(wrapped); !r || a != time.Second {
+	if r, a := classify(wrapped); !r || a != time.Second {
 		t.Errorf("wrapped: %v %v", r, a)
 	}
-	if r, _ := Classify(errors.New("something")); !r {
+	if r, _ := classify(errors.New("something")); !r {
 		t.Error("unknown error not retryable")
 	}
 	if (&Error{}).Error() == "" || errors.Unwrap(perm) == nil {

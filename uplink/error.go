@@ -48,11 +48,11 @@ func (e *RecordError) Error() string { return fmt.Sprintf("record %d: %v", e.Ind
 // Unwrap returns the wrapped error.
 func (e *RecordError) Unwrap() error { return e.Err }
 
-// Classify tells the forward loop what to do with an error from Send. nil
+// classify tells Delivery what to do with an error from Send. nil
 // yields (false, 0). An *Error anywhere in the chain yields its Retryable and
 // RetryAfter. Everything else (context and network errors included) is
 // treated as retryable: only failures we know to be permanent are dropped.
-func Classify(err error) (retryable bool, retryAfter time.Duration) {
+func classify(err error) (retryable bool, retryAfter time.Duration) {
 	if err == nil {
 		return false, 0
 	}
@@ -71,7 +71,7 @@ const maxRetryAfter = time.Hour
 // gateway's credentials rather than of the events (401, 403, 404, 405, 407):
 // a token being rotated or a receiver not deployed yet must not dead-letter
 // every buffered event. Other 4xx (and 207, a partial acceptance) are
-// permanent: the forward loop bisects the batch (see Bisect).
+// permanent: Delivery bisects the batch (see bisect).
 func retryableStatus(code int) bool {
 	switch code {
 	case http.StatusRequestTimeout, http.StatusTooManyRequests,
