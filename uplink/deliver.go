@@ -104,15 +104,15 @@ func (d *Delivery) Up() bool { return d.up.Load() }
 // batch at once while a send in progress completes. err is non-nil only
 // when one of them ended Deliver: the batch is then not delivered (nack it).
 func (d *Delivery) Deliver(ctx, waitCtx context.Context, batch Batch) (dead [][]byte, err error) {
-	records, err := d.markReplayed(waitCtx, batch)
-	if err != nil {
-		return nil, err
-	}
-	b := newBisect(len(records))
+	out := &outgoing{batch: batch, records: batch.Records()}
+	b := newBisect(len(out.records))
 	attempts := 0 // for the current range
 	for lo, hi, ok := b.next(); ok; lo, hi, ok = b.next() {
+		if err := d.markReplayed(waitCtx, out, lo, hi); err != nil {
+			return nil, err
+		}
 		attempts++
-		err := d.sender.Send(ctx, records[lo:hi])
+		err := d.sender.Send(ctx, out.records[lo:hi])
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
@@ -140,12 +140,8 @@ func (d *Delivery) Deliver(ctx, waitCtx context.Context, batch Batch) (dead [][]
 		if err := d.waitRetry(waitCtx, err, attempts, retryAfter); err != nil {
 			return nil, err
 		}
-		// The batch has now waited out a failure: send it as replayed.
-		if records, err = d.markReplayed(waitCtx, batch); err != nil {
-			return nil, err
-		}
 	}
-	return d.poisoned(records, b.poisoned()), nil
+	return d.poisoned(out.records, b.poisoned()), nil
 }
 
 // waitRetry waits before sending a range again after err, the attempts-th
@@ -178,37 +174,43 @@ func sleep(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// markReplayed returns the batch's records, with replayed=true set on
-// those that waited out a failure or a restart, and paces them when
-// replay.max_rate is set.
-func (d *Delivery) markReplayed(ctx context.Context, batch Batch) ([][]byte, error) {
-	records := batch.Records()
-	var out [][]byte
+// outgoing is the batch in hand: its records as sent, each marked
+// replayed at most once.
+type outgoing struct {
+	batch   Batch
+	records [][]byte // batch.Records(), copied before the first change
+	marked  []bool   // records already looked at for replay; nil: none
+}
+
+// markReplayed sets replayed=true on the records of out.records[lo:hi]
+// that waited out a failure or a restart and were not marked before, and
+// paces them when replay.max_rate is set. Each replayed event counts once
+// in edgegate_forward_events_replayed_total and in the limiter, however
+// often its range is sent again.
+func (d *Delivery) markReplayed(ctx context.Context, out *outgoing, lo, hi int) error {
 	n := 0
-	for i, r := range records {
-		if !batch.AppendedAt(i).Before(d.replayBefore) {
+	for i := lo; i < hi; i++ {
+		if out.marked != nil && out.marked[i] || !out.batch.AppendedAt(i).Before(d.replayBefore) {
 			continue
 		}
-		if out == nil {
-			out = append([][]byte(nil), records...)
+		if out.marked == nil {
+			out.marked = make([]bool, len(out.records))
+			out.records = append([][]byte(nil), out.records...)
 		}
-		marked, ok := markReplayed(r)
-		if !ok {
-			continue // not a JSON object: the sender reports it as poison
-		}
-		out[i] = marked
-		n++
+		out.marked[i] = true
+		if marked, ok := markReplayed(out.records[i]); ok {
+			out.records[i] = marked
+			n++
+		} // else not a JSON object: the sender reports it as poison
 	}
 	if n == 0 {
-		return records, nil
+		return nil
 	}
 	d.replayed.Add(n)
 	if d.limiter != nil {
-		if err := d.limiter.WaitN(ctx, min(n, d.limiter.Burst())); err != nil {
-			return nil, err
-		}
+		return d.limiter.WaitN(ctx, min(n, d.limiter.Burst()))
 	}
-	return out, nil
+	return nil
 }
 
 // poisoned returns the refused records with their failure attached.
