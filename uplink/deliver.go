@@ -106,19 +106,19 @@ func (d *Delivery) Up() bool { return d.up.Load() }
 func (d *Delivery) Deliver(ctx, waitCtx context.Context, batch Batch) (dead [][]byte, err error) {
 	out := &outgoing{batch: batch, records: batch.Records()}
 	b := newBisect(len(out.records))
-	attempts := 0 // for the current range
-	for lo, hi, ok := b.next(); ok; lo, hi, ok = b.next() {
-		if err := d.markReplayed(waitCtx, out, lo, hi); err != nil {
+	attempts := 0 // for the records pending
+	for idx, ok := b.next(); ok; idx, ok = b.next() {
+		if err := d.markReplayed(waitCtx, out, idx); err != nil {
 			return nil, err
 		}
 		attempts++
-		err := d.sender.Send(ctx, out.records[lo:hi])
+		err := d.sender.Send(ctx, out.pick(idx))
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		retry, retryAfter := b.result(err)
+		accepted, retry, retryAfter := b.result(err)
+		d.delivered.Add(accepted)
 		if err == nil {
-			d.delivered.Add(hi - lo)
 			if !d.up.Swap(true) {
 				d.log.Info("uplink recovered: delivering buffered events", "attempts", attempts)
 			}
@@ -180,16 +180,30 @@ type outgoing struct {
 	batch   Batch
 	records [][]byte // batch.Records(), copied before the first change
 	marked  []bool   // records already looked at for replay; nil: none
+	picked  [][]byte // reused by pick
 }
 
-// markReplayed sets replayed=true on the records of out.records[lo:hi]
-// that waited out a failure or a restart and were not marked before, and
-// paces them when replay.max_rate is set. Each replayed event counts once
-// in edgegate_forward_events_replayed_total and in the limiter, however
-// often its range is sent again.
-func (d *Delivery) markReplayed(ctx context.Context, out *outgoing, lo, hi int) error {
+// pick returns the records at the batch indices idx (ascending): a
+// subslice of records when they are consecutive, else a gathered copy.
+func (o *outgoing) pick(idx []int) [][]byte {
+	if lo := idx[0]; idx[len(idx)-1]-lo == len(idx)-1 {
+		return o.records[lo : lo+len(idx)]
+	}
+	o.picked = o.picked[:0]
+	for _, i := range idx {
+		o.picked = append(o.picked, o.records[i])
+	}
+	return o.picked
+}
+
+// markReplayed sets replayed=true on the records at idx that waited out a
+// failure or a restart and were not marked before, and paces them when
+// replay.max_rate is set. Each replayed event counts once in
+// edgegate_forward_events_replayed_total and in the limiter, however often
+// it is sent again.
+func (d *Delivery) markReplayed(ctx context.Context, out *outgoing, idx []int) error {
 	n := 0
-	for i := lo; i < hi; i++ {
+	for _, i := range idx {
 		if out.marked != nil && out.marked[i] || !out.batch.AppendedAt(i).Before(d.replayBefore) {
 			continue
 		}

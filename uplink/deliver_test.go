@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -132,5 +133,67 @@ func checkIDs(t *testing.T, got []cetest.Event, records [][]byte, skip map[strin
 	}
 	for id, c := range count {
 		t.Errorf("unexpected event %s arrived %d times", id, c)
+	}
+}
+
+// A batch with a poison event in the middle and a retryable failure further
+// on: every good event arrives exactly once in binary and structured mode,
+// where each event has its own response (an event that got its 2xx is never
+// sent again when a neighbour is refused), and at least once in batch
+// mode, which is all-or-nothing per request and bisects. The poison event
+// comes back with its failure attached, and only it.
+func TestDeliverPoisonAndRetryMidBatch(t *testing.T) {
+	const poisonID, flakyID = "evt-0017", "evt-0025"
+	for _, mode := range []string{ModeBinary, ModeStructured, ModeBatch} {
+		t.Run(mode, func(t *testing.T) {
+			var flaked atomic.Bool
+			rc := newReceiver(t, func(w http.ResponseWriter, r *http.Request, evs []cetest.Event) int {
+				for _, e := range evs {
+					switch {
+					case e.Attrs["id"] == poisonID:
+						return http.StatusBadRequest
+					case e.Attrs["id"] == flakyID && !flaked.Swap(true):
+						return http.StatusServiceUnavailable
+					}
+				}
+				return http.StatusOK
+			})
+			s := newTestSender(t, rc.srv.URL, mode, nil)
+			d, set := newTestDelivery(t, s, nil)
+			records := testRecords(t, 40, 4)
+			dead, err := d.Deliver(context.Background(), context.Background(), testBatch{records, time.Now()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !flaked.Load() {
+				t.Fatal("the retryable failure was not exercised")
+			}
+			got := rc.received()
+			if mode == ModeBatch {
+				count := map[string]int{}
+				for _, e := range got {
+					count[e.Attrs["id"]]++
+				}
+				for _, r := range records {
+					if id := validStructured(t, r).Attrs["id"]; id != poisonID && count[id] == 0 {
+						t.Errorf("event %s not delivered", id)
+					}
+				}
+			} else {
+				checkIDs(t, got, records, map[string]bool{poisonID: true})
+			}
+			if c := counter(set, "edgegate_forward_events_delivered_total"); c < uint64(len(records)-1) {
+				t.Errorf("delivered_total = %d, want ≥ %d", c, len(records)-1)
+			}
+			if len(dead) != 1 {
+				t.Fatalf("%d dead letters, want 1", len(dead))
+			}
+			v := validStructured(t, dead[0])
+			if v.Attrs["id"] != poisonID || v.Attrs[ExtErrorCode] != "400" || v.Attrs[ExtErrorDest] != "test" ||
+				v.Attrs[ExtAttempts] != "1" || !strings.Contains(v.Attrs[ExtError], "400 Bad Request") {
+				t.Errorf("dead letter attributes: %v", v.Attrs)
+			}
+			t.Logf("%s: %d events received", mode, len(got))
+		})
 	}
 }

@@ -47,10 +47,11 @@
 // refused, so a batch request is all-or-nothing: a 2xx other than 207 means
 // every event was accepted; any other status applies to the whole request. A
 // 207 Multi-Status is a partial acceptance and fails permanently. Binary and
-// structured mode know which event failed: the error carries a *RecordError.
-// Delivery bisects a batch that failed permanently until the poison events
-// are isolated, so one bad event never dead-letters the good ones sent with
-// it.
+// structured mode know which event failed: the error carries a *RecordError,
+// and Error.Accepted names the events that got their own 2xx, which are
+// never sent again. Delivery bisects a batch that failed permanently until
+// the poison events are isolated, so one bad event never dead-letters the
+// good ones sent with it.
 //
 // # MQTT (type mqtt)
 //

@@ -15,11 +15,18 @@ import (
 // 408, 429, 5xx) or not (other 4xx, malformed records). RetryAfter is the
 // server's Retry-After hint (429 and 503), 0 when absent. StatusCode is the
 // HTTP status of the failed response, 0 when there was none.
+//
+// Accepted lists the records (by index in the slice given to Send) that the
+// endpoint accepted although the call failed: in binary and structured
+// mode every event gets its own response, and one that got a 2xx must not
+// be sent again. It is empty when no record is known to be accepted (a
+// batch request is all-or-nothing).
 type Error struct {
 	Err        error
 	Retryable  bool
 	RetryAfter time.Duration
 	StatusCode int
+	Accepted   []int
 }
 
 // Error returns the message of the wrapped error.
