@@ -121,8 +121,9 @@ func (b *pipeBroker) accept(t *testing.T) net.Conn {
 	return conn
 }
 
-// heldPut holds one Publish inside Store.Put, once armed, until released,
-// and notes whether paho listed the store while that Publish was under way.
+// heldPut holds one Publish inside Store.Put, once armed, after storing
+// its packet and before paho sends it, until released; and it notes
+// whether paho listed the store while that Publish was under way.
 type heldPut struct {
 	paho.Store
 	armed       atomic.Bool
@@ -135,11 +136,11 @@ type heldPut struct {
 }
 
 func (h *heldPut) Put(key string, m packets.ControlPacket) {
+	h.Store.Put(key, m)
 	if h.armed.CompareAndSwap(true, false) {
 		close(h.holding)
 		<-h.release
 	}
-	h.Store.Put(key, m)
 }
 
 func (h *heldPut) All() []string {
@@ -177,9 +178,9 @@ func TestResumeAfterReconnect(t *testing.T) {
 	defer c.Disconnect(100)
 
 	payload := func(i int) string { return fmt.Sprintf(`{"seq":%d}`, i) }
-	// Publish(0) starts and is held in Put; 1..4 reach the broker, which
-	// never acknowledges them; the connection drops and paho reconnects;
-	// Publish(0) goes on once the new connection is up.
+	// Publish(0) stores its packet and is held; 1..4 reach the broker,
+	// which never acknowledges them; the connection drops and paho
+	// reconnects; Publish(0) goes on once the new connection is up.
 	store.armed.Store(true)
 	store.publishing.Store(true)
 	published := make(chan struct{})
@@ -234,13 +235,13 @@ func TestResumeAfterReconnect(t *testing.T) {
 	// Publish(0) hands its packet to paho's writer, which blocks on the
 	// pipe; resume lists the store and marks its copy of 0 meanwhile.
 	close(store.release)
-	<-published
 	select {
 	case <-store.listed:
 	case <-time.After(waitLong):
 		t.Fatal("paho did not resume the session")
 	}
 	go read()
+	<-published
 
 	var resent []int // seq of each DUP copy, in arrival order
 	fresh := -1      // index in resent when the copy without DUP (Publish(0)) came
