@@ -123,13 +123,13 @@ func (b *pipeBroker) accept(t *testing.T) net.Conn {
 
 // heldPut holds one Publish inside Store.Put, once armed, after storing
 // its packet and before paho sends it, until released; and it notes
-// whether paho listed the store while that Publish was under way.
+// whether paho listed the store while that Publish was held.
 type heldPut struct {
 	paho.Store
 	armed       atomic.Bool
 	holding     chan struct{}
 	release     chan struct{}
-	publishing  atomic.Bool // set by the test around the held Publish
+	held        atomic.Bool
 	listedEarly atomic.Bool
 	watchAll    atomic.Bool
 	listed      chan struct{} // closed by the first All once watchAll is set
@@ -138,13 +138,15 @@ type heldPut struct {
 func (h *heldPut) Put(key string, m packets.ControlPacket) {
 	h.Store.Put(key, m)
 	if h.armed.CompareAndSwap(true, false) {
+		h.held.Store(true)
 		close(h.holding)
 		<-h.release
+		h.held.Store(false)
 	}
 }
 
 func (h *heldPut) All() []string {
-	if h.publishing.Load() {
+	if h.held.Load() {
 		h.listedEarly.Store(true)
 	}
 	if h.watchAll.CompareAndSwap(true, false) {
@@ -182,11 +184,9 @@ func TestResumeAfterReconnect(t *testing.T) {
 	// which never acknowledges them; the connection drops and paho
 	// reconnects; Publish(0) goes on once the new connection is up.
 	store.armed.Store(true)
-	store.publishing.Store(true)
 	published := make(chan struct{})
 	go func() {
 		c.Publish("t", 1, false, payload(0))
-		store.publishing.Store(false)
 		close(published)
 	}()
 	<-store.holding
@@ -275,7 +275,7 @@ func TestResumeAfterReconnect(t *testing.T) {
 		}
 	}
 	if store.listedEarly.Load() {
-		t.Error("resume listed the store while a Publish was under way")
+		t.Error("resume listed the store while a Publish was between storing and sending its packet")
 	}
 	if fresh > 0 {
 		t.Errorf("Publish(0) went out after resume's copy of it (resent before it: %v)", resent[:fresh])
