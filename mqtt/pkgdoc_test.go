@@ -10,7 +10,9 @@ import (
 	"testing"
 )
 
-// doc.go says mqtt must not import the gateway's other packages.
+// doc.go says mqtt must not import the gateway's other packages. Its tests
+// may build paho clients with internal/pahoclient, which every package may
+// import.
 func TestImportsStayLeaf(t *testing.T) {
 	files, err := filepath.Glob("*.go")
 	if err != nil {
@@ -28,7 +30,8 @@ func TestImportsStayLeaf(t *testing.T) {
 		}
 		for _, imp := range f.Imports {
 			path, _ := strconv.Unquote(imp.Path.Value)
-			if strings.HasPrefix(path, "github.com/edgegate/edgegate/") && path != "github.com/edgegate/edgegate/mqtt" {
+			testClient := strings.HasSuffix(name, "_test.go") && path == "github.com/edgegate/edgegate/internal/pahoclient"
+			if strings.HasPrefix(path, "github.com/edgegate/edgegate/") && path != "github.com/edgegate/edgegate/mqtt" && !testClient {
 				t.Errorf("%s imports %s", name, path)
 			}
 		}
