@@ -20,8 +20,8 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/edgegate/edgegate/buffer"
+	"github.com/edgegate/edgegate/internal/ceconform"
 	"github.com/edgegate/edgegate/uplink"
-	"github.com/edgegate/edgegate/uplink/cetest"
 )
 
 // receiver is a CloudEvents HTTP endpoint that records every event it
@@ -96,18 +96,18 @@ func (r *receiver) serve(w http.ResponseWriter, req *http.Request) {
 	w.WriteHeader(http.StatusAccepted)
 }
 
-// decode validates req strictly against CloudEvents 1.0 (cetest: MUST and
+// decode validates req strictly against CloudEvents 1.0 (ceconform: MUST and
 // SHOULD violations both fail) and then decodes it with sdk-go, after
 // percent-decoding the binary-mode headers, which sdk-go does not do.
 func (r *receiver) decode(req *http.Request) ([]event.Event, error) {
-	views, warns, err := cetest.ValidateRequest(req)
+	views, warns, err := ceconform.ValidateRequest(req)
 	if err == nil && len(warns) > 0 {
 		err = fmt.Errorf("SHOULD violations: %s", strings.Join(warns, "; "))
 	}
 	if err != nil {
 		return nil, fmt.Errorf("invalid CloudEvents request: %w", err)
 	}
-	cetest.DecodeHeaders(req.Header)
+	ceconform.DecodeHeaders(req.Header)
 	events, err := readEvents(req)
 	if err != nil {
 		return nil, fmt.Errorf("sdk-go cannot decode a valid request: %w", err)

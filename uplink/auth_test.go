@@ -14,13 +14,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/edgegate/edgegate/uplink/cetest"
+	"github.com/edgegate/edgegate/internal/ceconform"
 )
 
 // authReceiver accepts requests whose Authorization header passes ok and
 // answers 401 otherwise.
 func authReceiver(t *testing.T, ok func(r *http.Request) bool) *receiver {
-	return newReceiver(t, func(w http.ResponseWriter, r *http.Request, evs []cetest.Event) int {
+	return newReceiver(t, func(w http.ResponseWriter, r *http.Request, evs []ceconform.Event) int {
 		if !ok(r) {
 			return http.StatusUnauthorized
 		}

@@ -15,7 +15,7 @@ import (
 
 	"github.com/cloudevents/sdk-go/v2/event"
 
-	"github.com/edgegate/edgegate/uplink/cetest"
+	"github.com/edgegate/edgegate/internal/ceconform"
 )
 
 // testRecords builds n records spread over the given number of sources. The
@@ -66,17 +66,17 @@ type receiver struct {
 
 	// respond, when set, decides the answer after validation; it returns the
 	// status code. It runs concurrently.
-	respond func(w http.ResponseWriter, r *http.Request, evs []cetest.Event) int
+	respond func(w http.ResponseWriter, r *http.Request, evs []ceconform.Event) int
 
 	mu          sync.Mutex
-	events      []cetest.Event
+	events      []ceconform.Event
 	requests    int
 	gzipped     int
 	inflight    int
 	maxInflight int
 }
 
-func newReceiver(tb testing.TB, respond func(w http.ResponseWriter, r *http.Request, evs []cetest.Event) int) *receiver {
+func newReceiver(tb testing.TB, respond func(w http.ResponseWriter, r *http.Request, evs []ceconform.Event) int) *receiver {
 	tb.Helper()
 	rc := &receiver{tb: tb, respond: respond}
 	rc.srv = httptest.NewServer(http.HandlerFunc(rc.serve))
@@ -85,7 +85,7 @@ func newReceiver(tb testing.TB, respond func(w http.ResponseWriter, r *http.Requ
 }
 
 // newTLSReceiver is newReceiver over HTTPS with the given server config.
-func newTLSReceiver(tb testing.TB, cfg *tls.Config, respond func(w http.ResponseWriter, r *http.Request, evs []cetest.Event) int) *receiver {
+func newTLSReceiver(tb testing.TB, cfg *tls.Config, respond func(w http.ResponseWriter, r *http.Request, evs []ceconform.Event) int) *receiver {
 	tb.Helper()
 	rc := &receiver{tb: tb, respond: respond}
 	rc.srv = httptest.NewUnstartedServer(http.HandlerFunc(rc.serve))
@@ -125,7 +125,7 @@ func (rc *receiver) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// Strict CloudEvents 1.0: our sender must not break a SHOULD either.
-	evs, warns, err := cetest.ValidateRequest(r)
+	evs, warns, err := ceconform.ValidateRequest(r)
 	if err == nil && len(warns) > 0 {
 		err = fmt.Errorf("SHOULD violations: %s", strings.Join(warns, "; "))
 	}
@@ -159,10 +159,10 @@ func newReceiverHandler(tb testing.TB, h http.Handler) string {
 	return srv.URL
 }
 
-func (rc *receiver) received() []cetest.Event {
+func (rc *receiver) received() []ceconform.Event {
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
-	return append([]cetest.Event(nil), rc.events...)
+	return append([]ceconform.Event(nil), rc.events...)
 }
 
 func (rc *receiver) stats() (requests, maxInflight int) {
@@ -192,9 +192,9 @@ func newTestSender(tb testing.TB, url, mode string, mod func(*Config)) Sender {
 
 // validStructured checks one event in the JSON format strictly (SHOULD
 // violations included) and returns it.
-func validStructured(tb testing.TB, b []byte) cetest.Event {
+func validStructured(tb testing.TB, b []byte) ceconform.Event {
 	tb.Helper()
-	v, warns, err := cetest.ValidateStructured(b)
+	v, warns, err := ceconform.ValidateStructured(b)
 	if err != nil || len(warns) > 0 {
 		tb.Fatalf("invalid CloudEvent: %v %v\n%s", err, warns, b)
 	}
@@ -202,7 +202,7 @@ func validStructured(tb testing.TB, b []byte) cetest.Event {
 }
 
 // checkSameSet checks that got holds exactly the records (in any order).
-func checkSameSet(t *testing.T, got []cetest.Event, records [][]byte) {
+func checkSameSet(t *testing.T, got []ceconform.Event, records [][]byte) {
 	t.Helper()
 	if len(got) != len(records) {
 		t.Fatalf("received %d events, want %d", len(got), len(records))
@@ -222,7 +222,7 @@ func checkSameSet(t *testing.T, got []cetest.Event, records [][]byte) {
 			continue
 		}
 		delete(byID, v.Attrs["id"])
-		if err := cetest.SameEvent(v, r); err != nil {
+		if err := ceconform.SameEvent(v, r); err != nil {
 			t.Errorf("event %s: %v", v.Attrs["id"], err)
 		}
 	}

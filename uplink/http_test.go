@@ -16,7 +16,7 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 
-	"github.com/edgegate/edgegate/uplink/cetest"
+	"github.com/edgegate/edgegate/internal/ceconform"
 )
 
 func TestSendModes(t *testing.T) {
@@ -40,7 +40,7 @@ func TestSendModes(t *testing.T) {
 			if mode == ModeBatch {
 				want = 1
 				for i, v := range got { // one request: order kept
-					if err := cetest.SameEvent(v, records[i]); err != nil {
+					if err := ceconform.SameEvent(v, records[i]); err != nil {
 						t.Fatalf("batch order: event %d: %v", i, err)
 					}
 				}
@@ -73,7 +73,7 @@ func TestBatchSplitByMaxBytes(t *testing.T) {
 	got := rc.received()
 	checkSameSet(t, got, records)
 	for i, v := range got {
-		if err := cetest.SameEvent(v, records[i]); err != nil {
+		if err := ceconform.SameEvent(v, records[i]); err != nil {
 			t.Fatalf("order across chunks: event %d: %v", i, err)
 		}
 	}
@@ -119,7 +119,7 @@ func TestMalformedRecordIsPermanent(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var mu sync.Mutex
 			reqs := 0
-			srv := newReceiver(t, func(w http.ResponseWriter, r *http.Request, evs []cetest.Event) int {
+			srv := newReceiver(t, func(w http.ResponseWriter, r *http.Request, evs []ceconform.Event) int {
 				mu.Lock()
 				reqs++
 				mu.Unlock()
@@ -183,7 +183,7 @@ func TestStatusClassification(t *testing.T) {
 	for _, mode := range []string{ModeBatch, ModeBinary, ModeStructured} {
 		for _, tc := range cases {
 			t.Run(fmt.Sprintf("%s/%d/%s", mode, tc.status, tc.retryAfter), func(t *testing.T) {
-				rc := newReceiver(t, func(w http.ResponseWriter, r *http.Request, evs []cetest.Event) int {
+				rc := newReceiver(t, func(w http.ResponseWriter, r *http.Request, evs []ceconform.Event) int {
 					if tc.retryAfter != "" {
 						w.Header().Set("Retry-After", tc.retryAfter)
 					}
@@ -228,7 +228,7 @@ func TestStatusClassification(t *testing.T) {
 
 func TestTimeout(t *testing.T) {
 	release := make(chan struct{})
-	rc := newReceiver(t, func(w http.ResponseWriter, r *http.Request, evs []cetest.Event) int {
+	rc := newReceiver(t, func(w http.ResponseWriter, r *http.Request, evs []ceconform.Event) int {
 		select {
 		case <-r.Context().Done():
 		case <-release:
@@ -301,7 +301,7 @@ func TestBinaryPerSourceOrder(t *testing.T) {
 	const sources, perSource = 6, 20
 	var mu sync.Mutex
 	last := map[string]int{}
-	rc := newReceiver(t, func(w http.ResponseWriter, r *http.Request, evs []cetest.Event) int {
+	rc := newReceiver(t, func(w http.ResponseWriter, r *http.Request, evs []ceconform.Event) int {
 		for _, v := range evs {
 			seq, _ := strconv.Atoi(v.Attrs["seq"])
 			mu.Lock()
@@ -344,7 +344,7 @@ func TestBinaryPerSourceOrder(t *testing.T) {
 func TestBinaryStopsSourceAfterFailure(t *testing.T) {
 	records := testRecords(t, 40, 4)
 	const failID = "evt-0009" // source dev1, seq 2
-	rc := newReceiver(t, func(w http.ResponseWriter, r *http.Request, evs []cetest.Event) int {
+	rc := newReceiver(t, func(w http.ResponseWriter, r *http.Request, evs []ceconform.Event) int {
 		if evs[0].Attrs["id"] == failID {
 			w.Header().Set("Retry-After", "2")
 			return http.StatusServiceUnavailable
@@ -373,7 +373,7 @@ func TestBinaryStopsSourceAfterFailure(t *testing.T) {
 func TestHeadersSentAndNeverLogged(t *testing.T) {
 	var mu sync.Mutex
 	var auth []string
-	rc := newReceiver(t, func(w http.ResponseWriter, r *http.Request, evs []cetest.Event) int {
+	rc := newReceiver(t, func(w http.ResponseWriter, r *http.Request, evs []ceconform.Event) int {
 		mu.Lock()
 		auth = append(auth, r.Header.Get("Authorization"))
 		mu.Unlock()
@@ -434,7 +434,7 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 func TestMetrics(t *testing.T) {
 	fail := true
 	var mu sync.Mutex
-	rc := newReceiver(t, func(w http.ResponseWriter, r *http.Request, evs []cetest.Event) int {
+	rc := newReceiver(t, func(w http.ResponseWriter, r *http.Request, evs []ceconform.Event) int {
 		mu.Lock()
 		defer mu.Unlock()
 		if fail {

@@ -10,7 +10,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/edgegate/edgegate/uplink/cetest"
+	"github.com/edgegate/edgegate/internal/ceconform"
 )
 
 // maxBody bounds one request body read by the receiver.
@@ -26,7 +26,7 @@ type eventKey struct {
 // batch (application/cloudevents-batch+json), structured (application/cloudevents+json)
 // and binary (ce-* headers) requests, and records for each event whose data is a device
 // payload when it arrived and how often. One request in validateEvery is checked strictly
-// against CloudEvents 1.0 (uplink/cetest; the others are only decoded, so the receiver
+// against CloudEvents 1.0 (internal/ceconform; the others are only decoded, so the receiver
 // does not become the bottleneck on the shared machine): events that violate it are
 // still recorded, so the measurements stay meaningful, but counted as invalid. Requests
 // that hold no event it can read are rejected.
@@ -82,7 +82,7 @@ func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		w.WriteHeader(http.StatusOK)
 		return
 	}
-	events, _, err := cetest.Validate(req.Header, body)
+	events, _, err := ceconform.Validate(req.Header, body)
 	if len(events) == 0 && err != nil {
 		r.reject(w, http.StatusBadRequest, "%v", err)
 		return

@@ -18,7 +18,7 @@ import (
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 	paho "github.com/eclipse/paho.mqtt.golang"
 
-	"github.com/edgegate/edgegate/uplink/cetest"
+	"github.com/edgegate/edgegate/internal/ceconform"
 )
 
 // buildBinary builds the edgegate binary once per test run.
@@ -286,17 +286,17 @@ func TestGracefulShutdownAndValidate(t *testing.T) {
 }
 
 // readEvents validates a CloudEvents HTTP request in any mode strictly
-// (cetest; SHOULD violations fail too), then decodes it with sdk-go after
+// (ceconform; SHOULD violations fail too), then decodes it with sdk-go after
 // percent-decoding the binary-mode headers, which sdk-go does not do.
 func readEvents(r *http.Request) ([]event.Event, error) {
-	views, warns, err := cetest.ValidateRequest(r)
+	views, warns, err := ceconform.ValidateRequest(r)
 	if err == nil && len(warns) > 0 {
 		err = fmt.Errorf("SHOULD violations: %s", strings.Join(warns, "; "))
 	}
 	if err != nil {
 		return nil, fmt.Errorf("invalid CloudEvents request: %w", err)
 	}
-	cetest.DecodeHeaders(r.Header)
+	ceconform.DecodeHeaders(r.Header)
 	events, err := decodeEvents(r)
 	if err == nil && len(events) != len(views) {
 		err = fmt.Errorf("sdk-go decoded %d events, the validator %d", len(events), len(views))

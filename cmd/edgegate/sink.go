@@ -25,7 +25,7 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 
-	"github.com/edgegate/edgegate/uplink/cetest"
+	"github.com/edgegate/edgegate/internal/ceconform"
 )
 
 // sinkMaxBody bounds one request body.
@@ -33,7 +33,7 @@ const sinkMaxBody = 32 << 20
 
 // cmdSink runs `edgegate sink`: a CloudEvents HTTP receiver for testing
 // uplinks. It accepts binary, structured and batch requests, validates each
-// strictly against CloudEvents 1.0 (uplink/cetest), prints every event to
+// strictly against CloudEvents 1.0 (internal/ceconform), prints every event to
 // stdout and answers --status. A request that violates the spec gets one
 // "sink: INVALID …" line per violation on stderr and a 400 with the reasons,
 // unless --lenient. It returns when ctx is cancelled.
@@ -170,10 +170,10 @@ func (h *sinkHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	// Strict validation first: sdk-go's decoding is lenient.
-	mode := cetest.ModeOf(r.Header)
-	_, warnings, verr := cetest.Validate(r.Header, body)
+	mode := ceconform.ModeOf(r.Header)
+	_, warnings, verr := ceconform.Validate(r.Header, body)
 	var problems []string
-	if v := (*cetest.Violations)(nil); errors.As(verr, &v) {
+	if v := (*ceconform.Violations)(nil); errors.As(verr, &v) {
 		problems = v.Problems
 	} else if verr != nil {
 		problems = []string{verr.Error()}
@@ -188,11 +188,11 @@ func (h *sinkHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	// Decode with sdk-go for printing; it does not percent-decode headers.
-	cetest.DecodeHeaders(r.Header)
+	ceconform.DecodeHeaders(r.Header)
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	r.ContentLength = int64(len(body))
 	var events []event.Event
-	if mode == cetest.ModeBatch {
+	if mode == ceconform.ModeBatch {
 		events, err = cehttp.NewEventsFromHTTPRequest(r)
 	} else {
 		var e *event.Event
