@@ -24,6 +24,7 @@ func TestPackageLayering(t *testing.T) {
 		"rules":              nil,
 		"uplink":             nil,
 		"internal/ceconform": nil,
+		"internal/receiver":  {"internal/ceconform"},
 		"gateway/mapping":    nil,
 	}
 	seen := map[string]bool{}

@@ -116,7 +116,7 @@ func runOnce(ctx context.Context, o benchOptions, spec runSpec) (res result) {
 	}
 
 	// The receiver listens first, so its port is ours for certain.
-	recv := newReceiver()
+	recv := newRecorder()
 	recv.validateEvery = max(o.ValidateEvery, 1)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -243,7 +243,7 @@ func runOnce(ctx context.Context, o benchOptions, spec runSpec) (res result) {
 
 // waitDrain waits until the receiver has want distinct events, or no new event has
 // arrived for idle, or ctx is done.
-func waitDrain(ctx context.Context, recv *receiver, want int64, idle time.Duration) {
+func waitDrain(ctx context.Context, recv *recorder, want int64, idle time.Duration) {
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	last, lastChange := recv.unique(), time.Now()
