@@ -36,7 +36,7 @@ func metricValue(t *testing.T, gw *running, name string) float64 {
 // drops the oldest events and counts every drop; the newest survive.
 func TestBoundsDropOldest(t *testing.T) {
 	rcv := newReceiver(t)
-	rcv.status.Store(http.StatusServiceUnavailable)
+	rcv.Refuse(http.StatusServiceUnavailable)
 	cfg := testConfig(t, rcv.URL())
 	cfg.Buffer.MaxBytes = 16 << 10
 	cfg.Buffer.Overflow = buffer.DropOldest
@@ -50,10 +50,10 @@ func TestBoundsDropOldest(t *testing.T) {
 		t.Fatal("no drops counted")
 	}
 	kept := gw.g.buf.Stats().Queues[queueName("cloud")].Records
-	rcv.status.Store(0)
-	events := rcv.waitFor(int(kept), 20*time.Second)
+	rcv.Refuse(0)
+	events := rcv.WaitFor(int(kept), 20*time.Second)
 	time.Sleep(200 * time.Millisecond)
-	if got := len(rcv.waitFor(0, time.Second)); int64(got)+int64(dropped) < n {
+	if got := len(rcv.WaitFor(0, time.Second)); int64(got)+int64(dropped) < n {
 		t.Errorf("delivered %d + dropped %v < published %d: events vanished uncounted", got, dropped, n)
 	}
 	// The survivors are the newest events, in order.
@@ -80,7 +80,7 @@ func TestBoundsRejectLosesNothing(t *testing.T) {
 		t.Skip("waits for reconnect cycles")
 	}
 	rcv := newReceiver(t)
-	rcv.status.Store(http.StatusServiceUnavailable)
+	rcv.Refuse(http.StatusServiceUnavailable)
 	cfg := testConfig(t, rcv.URL())
 	cfg.Buffer.MaxBytes = 16 << 10
 	cfg.Buffer.Overflow = buffer.Reject
@@ -112,8 +112,8 @@ func TestBoundsRejectLosesNothing(t *testing.T) {
 	if refused := metricValue(t, gw, `edgegate_events_refused_total{reason="buffer_full"}`); refused == 0 {
 		t.Error("refusals not counted")
 	}
-	rcv.status.Store(0) // space returns as the uplink drains
-	events := rcv.waitFor(n, 60*time.Second)
+	rcv.Refuse(0) // space returns as the uplink drains
+	events := rcv.WaitFor(n, 60*time.Second)
 	// Every seq must arrive. Order is not checked: the device decides the
 	// order of its resends, and paho.mqtt.golang resends its in-flight
 	// messages in map order after a reconnect.
@@ -126,5 +126,5 @@ func TestBoundsRejectLosesNothing(t *testing.T) {
 			t.Errorf("seq %d lost", i)
 		}
 	}
-	t.Logf("disconnects while full: %d; delivered %d of %d; duplicates %d", lost.Load(), len(events), n, rcv.duplicates())
+	t.Logf("disconnects while full: %d; delivered %d of %d; duplicates %d", lost.Load(), len(events), n, rcv.Duplicates())
 }

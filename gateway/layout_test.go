@@ -25,8 +25,11 @@ func TestPackageLayering(t *testing.T) {
 		"uplink":             nil,
 		"internal/ceconform": nil,
 		"internal/receiver":  {"internal/ceconform"},
+		"internal/cetest":    {"internal/ceconform", "internal/receiver"},
 		"gateway/mapping":    nil,
 	}
+	// testOnly packages are test support: only _test.go files import them.
+	testOnly := map[string]bool{"internal/cetest": true}
 	seen := map[string]bool{}
 	root := ".."
 	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
@@ -56,6 +59,9 @@ func TestPackageLayering(t *testing.T) {
 					ip, _ := strconv.Unquote(imp.Path.Value)
 					if !strings.HasPrefix(ip, module) {
 						continue
+					}
+					if testOnly[strings.TrimPrefix(ip, module)] {
+						t.Errorf("%s imports %s: test support is for _test.go files only", name, ip)
 					}
 					allow, leaf := allowed[rel]
 					if !leaf {

@@ -125,7 +125,7 @@ func TestReloadUnderLoad(t *testing.T) {
 	close(stop)
 	wg.Wait()
 
-	events := rcv.waitFor(int(sent.Load()), 20*time.Second)
+	events := rcv.WaitFor(int(sent.Load()), 20*time.Second)
 	checkOrder(t, events)
 	types := map[string]int{}
 	for _, e := range events {

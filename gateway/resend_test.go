@@ -110,7 +110,7 @@ func TestResendIsRecognised(t *testing.T) {
 	c := rawConnect(t, addr, "dev-dup")
 	c.publish("devices/dup/telemetry", 7, false, `{"seq":0}`)
 	c.publish("devices/dup/telemetry", 7, true, `{"seq":0}`) // lost ack: resend
-	rcv.waitFor(1, 10*time.Second)
+	rcv.WaitFor(1, 10*time.Second)
 
 	gw.stop(t)
 	gw = start(t, cfg)
@@ -119,9 +119,9 @@ func TestResendIsRecognised(t *testing.T) {
 	c.publish("devices/dup/telemetry", 7, true, `{"seq":0}`)  // resend after a restart
 	c.publish("devices/dup/telemetry", 7, true, `{"seq":1}`)  // same id, other payload
 	c.publish("devices/dup/telemetry", 7, false, `{"seq":2}`) // packet id reused
-	events := rcv.waitFor(3, 10*time.Second)
+	events := rcv.WaitFor(3, 10*time.Second)
 	time.Sleep(200 * time.Millisecond)
-	if got := len(rcv.arrivals()); got != 3 {
+	if got := len(rcv.Events()); got != 3 {
 		t.Fatalf("receiver got %d events, want 3 (seq 0, 1, 2)", got)
 	}
 	checkOrder(t, events)

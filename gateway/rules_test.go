@@ -28,7 +28,7 @@ func rulesConfig(t *testing.T, src string) rules.Config {
 // runtime (division by zero) affects neither the other rules nor the event.
 func TestRulesActLocallyAndIsolateErrors(t *testing.T) {
 	rcv := newReceiver(t)
-	rcv.status.Store(http.StatusServiceUnavailable)
+	rcv.Refuse(http.StatusServiceUnavailable)
 	cfg := testConfig(t, rcv.URL())
 	cfg.Rules = rulesConfig(t, `
 rules:
@@ -82,10 +82,10 @@ rules:
 	}
 	mu.Unlock()
 
-	rcv.status.Store(0)
-	events := rcv.waitFor(3, 10*time.Second) // two readings + one alert; the noise was dropped
+	rcv.Refuse(0)
+	events := rcv.WaitFor(3, 10*time.Second) // two readings + one alert; the noise was dropped
 	time.Sleep(100 * time.Millisecond)
-	if got := len(rcv.waitFor(0, time.Second)); got != 3 {
+	if got := len(rcv.WaitFor(0, time.Second)); got != 3 {
 		t.Fatalf("cloud got %d events, want 3", got)
 	}
 	var alerts, readings int

@@ -133,7 +133,7 @@ func TestPartialBatch(t *testing.T) {
 				}
 				return http.StatusOK
 			})
-			s := newTestSender(t, rc.srv.URL, tc.mode, nil)
+			s := newTestSender(t, rc.URL(), tc.mode, nil)
 			b := NewBisect(len(records))
 			requests := 0
 			for lo, hi, ok := b.Next(); ok; lo, hi, ok = b.Next() {

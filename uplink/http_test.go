@@ -23,19 +23,19 @@ func TestSendModes(t *testing.T) {
 	for _, mode := range []string{ModeBatch, ModeBinary, ModeStructured} {
 		t.Run(mode, func(t *testing.T) {
 			rc := newReceiver(t, nil)
-			s := newTestSender(t, rc.srv.URL, mode, nil)
+			s := newTestSender(t, rc.URL(), mode, nil)
 			records := testRecords(t, 30, 4)
 			if err := s.Send(context.Background(), records); err != nil {
 				t.Fatalf("Send: %v", err)
 			}
-			got := rc.received()
+			got := rc.Views()
 			checkSameSet(t, got, records)
 			for _, v := range got {
 				if v.Mode != mode {
 					t.Fatalf("arrived as %s, want %s", v.Mode, mode)
 				}
 			}
-			reqs, _ := rc.stats()
+			reqs := rc.Stats().Requests
 			want := 30
 			if mode == ModeBatch {
 				want = 1
@@ -54,11 +54,11 @@ func TestSendModes(t *testing.T) {
 
 func TestSendEmpty(t *testing.T) {
 	rc := newReceiver(t, nil)
-	s := newTestSender(t, rc.srv.URL, ModeBatch, nil)
+	s := newTestSender(t, rc.URL(), ModeBatch, nil)
 	if err := s.Send(context.Background(), nil); err != nil {
 		t.Fatal(err)
 	}
-	if reqs, _ := rc.stats(); reqs != 0 {
+	if reqs := rc.Stats().Requests; reqs != 0 {
 		t.Fatalf("%d requests for an empty slice", reqs)
 	}
 }
@@ -66,18 +66,18 @@ func TestSendEmpty(t *testing.T) {
 func TestBatchSplitByMaxBytes(t *testing.T) {
 	rc := newReceiver(t, nil)
 	records := testRecords(t, 40, 3)
-	s := newTestSender(t, rc.srv.URL, ModeBatch, func(c *Config) { c.Batch.MaxBytes = 2048 })
+	s := newTestSender(t, rc.URL(), ModeBatch, func(c *Config) { c.Batch.MaxBytes = 2048 })
 	if err := s.Send(context.Background(), records); err != nil {
 		t.Fatal(err)
 	}
-	got := rc.received()
+	got := rc.Views()
 	checkSameSet(t, got, records)
 	for i, v := range got {
 		if err := ceconform.SameEvent(v, records[i]); err != nil {
 			t.Fatalf("order across chunks: event %d: %v", i, err)
 		}
 	}
-	reqs, _ := rc.stats()
+	reqs := rc.Stats().Requests
 	total := 0
 	for _, r := range records {
 		total += len(r) + 1
@@ -89,14 +89,14 @@ func TestBatchSplitByMaxBytes(t *testing.T) {
 	// A record larger than max_bytes goes alone.
 	big := bytes.Replace(records[0], []byte(`"temp"`), []byte(`"pad":"`+strings.Repeat("x", 3000)+`","temp"`), 1)
 	rc2 := newReceiver(t, nil)
-	s2 := newTestSender(t, rc2.srv.URL, ModeBatch, func(c *Config) { c.Batch.MaxBytes = 2048 })
+	s2 := newTestSender(t, rc2.URL(), ModeBatch, func(c *Config) { c.Batch.MaxBytes = 2048 })
 	if err := s2.Send(context.Background(), [][]byte{records[1], big, records[2]}); err != nil {
 		t.Fatal(err)
 	}
-	if reqs, _ := rc2.stats(); reqs != 3 {
+	if reqs := rc2.Stats().Requests; reqs != 3 {
 		t.Errorf("%d requests, want 3", reqs)
 	}
-	checkSameSet(t, rc2.received(), [][]byte{records[1], big, records[2]})
+	checkSameSet(t, rc2.Views(), [][]byte{records[1], big, records[2]})
 }
 
 func TestMalformedRecordIsPermanent(t *testing.T) {
@@ -125,7 +125,7 @@ func TestMalformedRecordIsPermanent(t *testing.T) {
 				mu.Unlock()
 				return 200
 			})
-			s := newTestSender(t, srv.srv.URL, tc.mode, nil)
+			s := newTestSender(t, srv.URL(), tc.mode, nil)
 			err := s.Send(context.Background(), [][]byte{good[0], good[1], tc.bad, good[2]})
 			if err == nil {
 				t.Fatal("Send accepted a malformed record")
@@ -189,7 +189,7 @@ func TestStatusClassification(t *testing.T) {
 					}
 					return tc.status
 				})
-				s := newTestSender(t, rc.srv.URL, mode, nil)
+				s := newTestSender(t, rc.URL(), mode, nil)
 				err := s.Send(context.Background(), records)
 				if !tc.wantErr {
 					if err != nil {
@@ -238,7 +238,7 @@ func TestTimeout(t *testing.T) {
 	t.Cleanup(func() { close(release) }) // runs before the server closes
 	for _, mode := range []string{ModeBatch, ModeBinary} {
 		t.Run(mode, func(t *testing.T) {
-			s := newTestSender(t, rc.srv.URL, mode, func(c *Config) { c.Timeout = 100 * time.Millisecond })
+			s := newTestSender(t, rc.URL(), mode, func(c *Config) { c.Timeout = 100 * time.Millisecond })
 			start := time.Now()
 			err := s.Send(context.Background(), testRecords(t, 2, 1))
 			if err == nil {
@@ -283,7 +283,7 @@ func TestConnectionRefused(t *testing.T) {
 
 func TestContextCancelled(t *testing.T) {
 	rc := newReceiver(t, nil)
-	s := newTestSender(t, rc.srv.URL, ModeBinary, nil)
+	s := newTestSender(t, rc.URL(), ModeBinary, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	err := s.Send(ctx, testRecords(t, 3, 1))
@@ -320,7 +320,7 @@ func TestBinaryPerSourceOrder(t *testing.T) {
 			mu.Lock()
 			clear(last)
 			mu.Unlock()
-			s := newTestSender(t, rc.srv.URL, mode, func(c *Config) { c.MaxInFlight = 4 })
+			s := newTestSender(t, rc.URL(), mode, func(c *Config) { c.MaxInFlight = 4 })
 			records := testRecords(t, sources*perSource, sources)
 			if err := s.Send(context.Background(), records); err != nil {
 				t.Fatal(err)
@@ -334,7 +334,7 @@ func TestBinaryPerSourceOrder(t *testing.T) {
 			mu.Unlock()
 		})
 	}
-	if _, maxIn := rc.stats(); maxIn < 2 || maxIn > 4 {
+	if maxIn := rc.Stats().MaxInflight; maxIn < 2 || maxIn > 4 {
 		t.Errorf("max concurrent requests %d, want 2..4 (max_in_flight 4)", maxIn)
 	}
 }
@@ -351,7 +351,7 @@ func TestBinaryStopsSourceAfterFailure(t *testing.T) {
 		}
 		return 200
 	})
-	s := newTestSender(t, rc.srv.URL, ModeBinary, func(c *Config) { c.MaxInFlight = 4 })
+	s := newTestSender(t, rc.URL(), ModeBinary, func(c *Config) { c.MaxInFlight = 4 })
 	err := s.Send(context.Background(), records)
 	retry, after := Classify(err)
 	if err == nil || !retry || after != 2*time.Second {
@@ -361,7 +361,7 @@ func TestBinaryStopsSourceAfterFailure(t *testing.T) {
 	if !errors.As(err, &re) || re.Index != 9 {
 		t.Errorf("want RecordError index 9, got %v", err)
 	}
-	for _, v := range rc.received() {
+	for _, v := range rc.Views() {
 		if v.Attrs["source"] == "edgegate/devices/dev1" {
 			if seq, _ := strconv.Atoi(v.Attrs["seq"]); seq >= 2 {
 				t.Errorf("dev1 seq %d delivered after seq 2 failed", seq)
@@ -385,7 +385,7 @@ func TestHeadersSentAndNeverLogged(t *testing.T) {
 	for _, mode := range []string{ModeBatch, ModeBinary} {
 		cfg := DefaultConfig()
 		cfg.Name = "hdr"
-		cfg.URL = rc.srv.URL
+		cfg.URL = rc.URL()
 		cfg.Mode = mode
 		cfg.Headers = map[string]string{"Authorization": "Bearer s3cr3t-token", "X-Gateway": "edge-1"}
 		s, err := New(cfg, log, nil)
@@ -446,7 +446,7 @@ func TestMetrics(t *testing.T) {
 	set := metrics.NewSet()
 	cfg := DefaultConfig()
 	cfg.Name = "m1"
-	cfg.URL = rc.srv.URL
+	cfg.URL = rc.URL()
 	s, err := New(cfg, nil, set)
 	if err != nil {
 		t.Fatal(err)
@@ -476,10 +476,10 @@ func TestRedirect(t *testing.T) {
 	rc := newReceiver(t, nil)
 	mux := http.NewServeMux()
 	mux.HandleFunc("/temp", func(w http.ResponseWriter, r *http.Request) {
-		http.Redirect(w, r, rc.srv.URL+"/final", http.StatusTemporaryRedirect)
+		http.Redirect(w, r, rc.URL()+"final", http.StatusTemporaryRedirect)
 	})
 	mux.HandleFunc("/found", func(w http.ResponseWriter, r *http.Request) {
-		http.Redirect(w, r, rc.srv.URL+"/final", http.StatusFound)
+		http.Redirect(w, r, rc.URL()+"final", http.StatusFound)
 	})
 	front := newReceiverHandler(t, mux)
 	records := testRecords(t, 3, 1)
@@ -488,7 +488,7 @@ func TestRedirect(t *testing.T) {
 	if err := s.Send(context.Background(), records); err != nil {
 		t.Fatalf("307: %v", err)
 	}
-	checkSameSet(t, rc.received(), records)
+	checkSameSet(t, rc.Views(), records)
 
 	s = newTestSender(t, front+"/found", ModeBatch, nil)
 	err := s.Send(context.Background(), records)
@@ -512,7 +512,7 @@ func TestNewRejectsBadConfig(t *testing.T) {
 // them raw.
 func TestBinaryHeadersPercentEncoded(t *testing.T) {
 	rc := newReceiver(t, nil)
-	s := newTestSender(t, rc.srv.URL, ModeBinary, nil)
+	s := newTestSender(t, rc.URL(), ModeBinary, nil)
 	rec := testRecords(t, 1, 1)[0]
 	rec, err := SetExtensions(rec, FailureExtensions(&Error{Err: errors.New(`post x: 400 "Bad" 100% café 😀`), StatusCode: 400}, 2, "cloud"))
 	if err != nil {
@@ -522,7 +522,7 @@ func TestBinaryHeadersPercentEncoded(t *testing.T) {
 	if err := s.Send(context.Background(), [][]byte{rec}); err != nil {
 		t.Fatal(err)
 	}
-	got := rc.received()
+	got := rc.Views()
 	checkSameSet(t, got, [][]byte{rec})
 	if len(got) == 1 && (got[0].Attrs["subject"] != "salle à manger/temp 100%" || got[0].Attrs[ExtError] != `post x: 400 "Bad" 100% café 😀`) {
 		t.Errorf("attributes %v", got[0].Attrs)

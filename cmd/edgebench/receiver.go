@@ -53,7 +53,7 @@ func newRecorder() *recorder {
 	r := &recorder{now: time.Now, validateEvery: 1, counts: make(map[eventKey]uint32, 1<<16)}
 	r.http = &receiver.Handler{
 		Accept:  r.accept,
-		Refused: func(*http.Request, int, string) { r.rejected() },
+		Refused: func(*http.Request, *receiver.Refusal) { r.rejected() },
 		Check:   func() bool { return r.validateEvery <= 1 || (r.seen.Add(1)-1)%r.validateEvery == 0 },
 		Clock:   func() time.Time { return r.now() },
 		Lenient: true,

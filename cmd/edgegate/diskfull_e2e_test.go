@@ -92,15 +92,15 @@ uplinks:
 
 	s := startSink(t, e.uplink)
 	deadline := time.Now().Add(60 * time.Second)
-	missing := s.missing(&acked)
+	missing := notArrived(s, &acked)
 	for len(missing) > 0 && time.Now().Before(deadline) {
 		time.Sleep(100 * time.Millisecond)
-		missing = s.missing(&acked)
+		missing = notArrived(s, &acked)
 	}
 	if len(missing) > 0 {
-		d, total := s.counts()
+		d, total := s.Counts()
 		t.Fatalf("%d of %d acknowledged events never arrived (sink: %d distinct, %d total, violations %v); log:\n%s",
-			len(missing), nAcked.Load(), d, total, s.violations(), tail(p.log.String(), 15))
+			len(missing), nAcked.Load(), d, total, s.Violations(), tail(p.log.String(), 15))
 	}
 	for status() && time.Now().Before(deadline) {
 		time.Sleep(200 * time.Millisecond)

@@ -7,7 +7,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cloudevents/sdk-go/v2/event"
 	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/edgegate/edgegate/internal/cetest"
 )
 
 // kill -9 while devices publish with persistent sessions: they reconnect
@@ -45,22 +48,22 @@ func TestKill9MidStreamWithResends(t *testing.T) {
 	defer p.kill()
 
 	deadline := time.Now().Add(30 * time.Second)
-	missing := s.missing(&acked)
+	missing := notArrived(s, &acked)
 	for len(missing) > 0 && time.Now().Before(deadline) {
 		time.Sleep(50 * time.Millisecond)
-		missing = s.missing(&acked)
+		missing = notArrived(s, &acked)
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	byData := idsByData(s.Events())
+	distinct, total := s.Counts()
 	newIDs := 0
-	for d, ids := range s.byData {
+	for d, ids := range byData {
 		if len(ids) > 1 {
 			newIDs++
 			t.Errorf("message %s arrived under %d different ids", d, len(ids))
 		}
 	}
 	t.Logf("acked %d of %d; arrived %d distinct messages, %d deliveries (%d repeats, all with the same id); %d resent messages stored twice",
-		nAcked.Load(), devices*perDevice, len(s.byData), s.total, s.total-len(s.ids), newIDs)
+		nAcked.Load(), devices*perDevice, len(byData), total, total-distinct, newIDs)
 	if len(missing) > 0 {
 		t.Fatalf("%d acknowledged messages never arrived, e.g. %v", len(missing), missing[:min(5, len(missing))])
 	}
@@ -103,16 +106,28 @@ func publishPipelined(t *testing.T, opts *paho.ClientOptions, d, perDevice int, 
 	<-done
 }
 
-// missing returns the acknowledged payloads the sink has not received.
-func (s *sink) missing(acked *sync.Map) []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+// notArrived returns the acknowledged payloads the sink has not received.
+func notArrived(s *cetest.Server, acked *sync.Map) []string {
+	byData := idsByData(s.Events())
 	var out []string
 	acked.Range(func(k, _ any) bool {
-		if len(s.byData[k.(string)]) == 0 {
+		if len(byData[k.(string)]) == 0 {
 			out = append(out, k.(string))
 		}
 		return true
 	})
 	return out
+}
+
+// idsByData maps each event data to the ids it arrived with.
+func idsByData(events []event.Event) map[string]map[string]bool {
+	byData := map[string]map[string]bool{}
+	for _, e := range events {
+		d := string(e.Data())
+		if byData[d] == nil {
+			byData[d] = map[string]bool{}
+		}
+		byData[d][e.ID()] = true
+	}
+	return byData
 }

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -17,6 +16,8 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/edgegate/edgegate/internal/cetest"
 )
 
 // versionRules is a rules file (included by the main config) whose rule
@@ -198,19 +199,10 @@ type versionSink struct {
 func startVersionSink(t *testing.T, addr string) *versionSink {
 	t.Helper()
 	s := &versionSink{versions: map[int]int{}, byVer: map[int]int{}}
-	l, err := net.Listen("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		events, err := readEvents(r)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
+	startSink(t, addr).Respond(func(w http.ResponseWriter, r *cetest.Request) int {
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		for _, e := range events {
+		for _, e := range r.Events {
 			var d struct {
 				Seq     *int `json:"seq"`
 				Version int  `json:"version"`
@@ -228,10 +220,8 @@ func startVersionSink(t *testing.T, addr string) *versionSink {
 			s.versions[*d.Seq] = d.Version
 			s.byVer[d.Version]++
 		}
-		w.WriteHeader(http.StatusOK)
-	})}
-	go srv.Serve(l)
-	t.Cleanup(func() { srv.Close() })
+		return http.StatusOK
+	})
 	return s
 }
 

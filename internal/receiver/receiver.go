@@ -78,8 +78,8 @@ type Handler struct {
 	// Accept answers a request the Handler accepted; nil answers 200.
 	Accept func(w http.ResponseWriter, r *Request)
 	// Refused, when set, learns of every request the Handler answered
-	// itself, with the status and the reason it gave.
-	Refused func(r *http.Request, status int, reason string)
+	// itself, and why.
+	Refused func(r *http.Request, why *Refusal)
 	// Check, when set, decides per request whether it is validated; a
 	// request it skips goes to Accept unchecked. It spares the CPU of a
 	// receiver that shares its machine with what it measures.
@@ -106,6 +106,17 @@ type Handler struct {
 	invalid  atomic.Int64
 }
 
+// Refusal is why the Handler answered a request itself.
+type Refusal struct {
+	Status int    // the answer
+	Reason string // its body
+	// Incomplete is true when the body ended early (the client went away
+	// mid-request): a transport failure, not a CloudEvents violation.
+	Incomplete bool
+}
+
+func (r *Refusal) Error() string { return r.Reason }
+
 // Requests returns how many POST requests arrived.
 func (h *Handler) Requests() int64 { return h.requests.Load() }
 
@@ -117,19 +128,19 @@ func (h *Handler) Invalid() int64 { return h.invalid.Load() }
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
-		h.refuse(w, r, http.StatusMethodNotAllowed, "POST CloudEvents here")
+		h.refuse(w, r, &Refusal{Status: http.StatusMethodNotAllowed, Reason: "POST CloudEvents here"})
 		return
 	}
 	h.requests.Add(1)
-	body, status, err := h.read(w, r)
-	if err != nil {
-		h.refuse(w, r, status, err.Error())
+	body, why := h.read(w, r)
+	if why != nil {
+		h.refuse(w, r, why)
 		return
 	}
 	req := &Request{HTTP: r, Mode: ceconform.ModeOf(r.Header), Body: body, Received: h.now()}
 	if h.Check == nil || h.Check() {
 		if reasons := h.check(req); len(reasons) > 0 && (!h.Lenient || len(req.Events) == 0) {
-			h.refuse(w, r, http.StatusBadRequest, Reasons(req.Mode, reasons))
+			h.refuse(w, r, &Refusal{Status: http.StatusBadRequest, Reason: Reasons(req.Mode, reasons)})
 			return
 		}
 	}
@@ -147,44 +158,61 @@ func (h *Handler) now() time.Time {
 	return time.Now()
 }
 
-func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, status int, reason string) {
+func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, why *Refusal) {
 	if h.Refused != nil {
-		h.Refused(r, status, reason)
+		h.Refused(r, why)
 	}
-	http.Error(w, reason, status)
+	http.Error(w, why.Reason, why.Status)
 }
 
-// read reads the body, undoing gzip, within MaxBody. On error it returns
-// the status to answer.
-func (h *Handler) read(w http.ResponseWriter, r *http.Request) ([]byte, int, error) {
+// read reads the body, undoing gzip, within MaxBody.
+func (h *Handler) read(w http.ResponseWriter, r *http.Request) ([]byte, *Refusal) {
 	limit := h.MaxBody
 	if limit <= 0 {
 		limit = DefaultMaxBody
 	}
-	body := http.MaxBytesReader(w, r.Body, limit)
+	raw := &transport{r: r.Body}
+	body := http.MaxBytesReader(w, raw, limit)
 	switch enc := strings.ToLower(strings.TrimSpace(r.Header.Get("Content-Encoding"))); enc {
 	case "", "identity":
 	case "gzip": // uplink compression: gzip
 		zr, err := gzip.NewReader(body)
 		if err != nil {
-			return nil, http.StatusBadRequest, fmt.Errorf("invalid gzip body: %v", err)
+			return nil, &Refusal{Status: http.StatusBadRequest, Reason: fmt.Sprintf("invalid gzip body: %v", err), Incomplete: raw.err != nil}
 		}
 		defer zr.Close()
 		body = http.MaxBytesReader(w, io.NopCloser(zr), limit) // bound the decompressed size too
 		r.Header.Del("Content-Encoding")
 	default:
-		return nil, http.StatusUnsupportedMediaType, fmt.Errorf("unsupported Content-Encoding %q (want gzip or none)", enc)
+		return nil, &Refusal{Status: http.StatusUnsupportedMediaType, Reason: fmt.Sprintf("unsupported Content-Encoding %q (want gzip or none)", enc)}
 	}
 	b, err := io.ReadAll(body)
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return nil, http.StatusRequestEntityTooLarge, fmt.Errorf("request body larger than %d bytes", mbe.Limit)
+			return nil, &Refusal{Status: http.StatusRequestEntityTooLarge, Reason: fmt.Sprintf("request body larger than %d bytes", mbe.Limit)}
 		}
-		return nil, http.StatusBadRequest, fmt.Errorf("read body: %v", err)
+		return nil, &Refusal{Status: http.StatusBadRequest, Reason: fmt.Sprintf("read body: %v", err), Incomplete: raw.err != nil}
 	}
-	return b, 0, nil
+	return b, nil
 }
+
+// transport remembers the error of the request body itself, as opposed to
+// one of gzip decoding.
+type transport struct {
+	r   io.ReadCloser
+	err error
+}
+
+func (t *transport) Read(p []byte) (int, error) {
+	n, err := t.r.Read(p)
+	if err != nil && err != io.EOF {
+		t.err = err
+	}
+	return n, err
+}
+
+func (t *transport) Close() error { return t.r.Close() }
 
 // check validates req, reports its findings and returns the reasons to
 // refuse it (none when it is valid).

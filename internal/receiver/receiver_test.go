@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"compress/gzip"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"testing/iotest"
 )
 
 const (
@@ -68,10 +70,10 @@ func TestHandler(t *testing.T) {
 			refused, accepted := false, false
 			var got *Request
 			h := tc.h
-			h.Refused = func(_ *http.Request, status int, reason string) {
+			h.Refused = func(_ *http.Request, why *Refusal) {
 				refused = true
-				if status != tc.code || !strings.Contains(reason, tc.want) {
-					t.Errorf("Refused(%d, %q)", status, reason)
+				if why.Status != tc.code || !strings.Contains(why.Reason, tc.want) || why.Incomplete {
+					t.Errorf("Refused(%+v)", why)
 				}
 			}
 			h.Accept = func(w http.ResponseWriter, r *Request) { accepted, got = true, r; w.WriteHeader(http.StatusOK) }
@@ -143,5 +145,32 @@ func TestRequestDecode(t *testing.T) {
 	serve(h, "POST", binary, `{"a":1}`)
 	if strings.Join(events, ",") != `salle à {"a":1},salle à {"a":1}` {
 		t.Errorf("decoded %q", events)
+	}
+}
+
+// A body that ends early is refused as incomplete (the sender went away),
+// not as a violation; a broken gzip stream that arrived whole is not.
+func TestHandlerIncomplete(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		enc        string
+		body       io.Reader
+		incomplete bool
+	}{
+		{"cut", "", io.MultiReader(strings.NewReader(`{"specversion":`), iotest.ErrReader(io.ErrUnexpectedEOF)), true},
+		{"cut gzip", "gzip", io.MultiReader(strings.NewReader(gzipped(validJSON)[:20]), iotest.ErrReader(io.ErrUnexpectedEOF)), true},
+		{"truncated gzip", "gzip", strings.NewReader(gzipped(validJSON)[:20]), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var got *Refusal
+			h := &Handler{Refused: func(_ *http.Request, why *Refusal) { got = why }}
+			req := httptest.NewRequest("POST", "/", tc.body)
+			req.Header.Set("Content-Type", "application/cloudevents+json")
+			req.Header.Set("Content-Encoding", tc.enc)
+			h.ServeHTTP(httptest.NewRecorder(), req)
+			if got == nil || got.Status != 400 || got.Incomplete != tc.incomplete {
+				t.Errorf("refusal %+v, want incomplete %v", got, tc.incomplete)
+			}
+		})
 	}
 }
