@@ -13,6 +13,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/edgegate/edgegate/buffer"
+	"github.com/edgegate/edgegate/internal/mqtttest"
 )
 
 // metricValue reads one sample from the gateway's /metrics.
@@ -41,7 +42,7 @@ func TestBoundsDropOldest(t *testing.T) {
 	cfg.Buffer.MaxBytes = 16 << 10
 	cfg.Buffer.Overflow = buffer.DropOldest
 	gw := start(t, cfg)
-	c := connect(t, gw.mqtt, "dropper")
+	c := mqtttest.Connect(t, gw.mqtt, "dropper")
 	const n = 300 // ~400 B per event: far more than 16 KiB
 	publishSeq(t, c, "d1", 0, n)
 
@@ -87,15 +88,9 @@ func TestBoundsRejectLosesNothing(t *testing.T) {
 	gw := start(t, cfg)
 
 	var lost atomic.Int32
-	opts := paho.NewClientOptions().AddBroker(gw.mqtt).SetClientID("rejected").
-		SetCleanSession(false).SetAutoReconnect(true).SetConnectRetry(true).
-		SetConnectRetryInterval(50 * time.Millisecond).SetMaxReconnectInterval(200 * time.Millisecond).
-		SetConnectionLostHandler(func(paho.Client, error) { lost.Add(1) })
-	c := paho.NewClient(opts)
-	if tok := c.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
-		t.Fatal(tok.Error())
-	}
-	defer c.Disconnect(100)
+	c := mqtttest.Connect(t, gw.mqtt, "rejected", mqtttest.Persistent, func(o *paho.ClientOptions) {
+		o.SetConnectionLostHandler(func(paho.Client, error) { lost.Add(1) })
+	})
 
 	const n = 100
 	for i := range n {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/cloudevents/sdk-go/v2/event"
 
+	"github.com/edgegate/edgegate/internal/mqtttest"
 	"github.com/edgegate/edgegate/uplink"
 )
 
@@ -26,7 +27,7 @@ func TestPoisonEventIsDeadLetteredAlone(t *testing.T) {
 	cfg.Uplinks = append(cfg.Uplinks, d)
 	gw := start(t, cfg)
 
-	c := connect(t, gw.mqtt, "p")
+	c := mqtttest.Connect(t, gw.mqtt, "p")
 	const n = 40
 	for i := range n {
 		payload := fmt.Sprintf(`{"seq":%d}`, i)
@@ -78,7 +79,7 @@ func TestReplayedEventsAreMarked(t *testing.T) {
 	rcv := newReceiver(t)
 	rcv.Refuse(http.StatusServiceUnavailable)
 	gw := start(t, testConfig(t, rcv.URL()))
-	c := connect(t, gw.mqtt, "r")
+	c := mqtttest.Connect(t, gw.mqtt, "r")
 	publishSeq(t, c, "r1", 0, 20)
 	time.Sleep(150 * time.Millisecond) // failed attempts
 	rcv.Refuse(0)
@@ -112,7 +113,7 @@ func TestMaxAttemptsDeadLetters(t *testing.T) {
 	cfg := testConfig(t, rcv.URL())
 	cfg.Uplinks[0].Retry.MaxAttempts = 3
 	gw := start(t, cfg)
-	publishSeq(t, connect(t, gw.mqtt, "m"), "m1", 0, 5)
+	publishSeq(t, mqtttest.Connect(t, gw.mqtt, "m"), "m1", 0, 5)
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
 		st := gw.g.buf.Stats()

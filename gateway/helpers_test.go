@@ -87,21 +87,6 @@ func (r *running) stop(t testing.TB) {
 	}
 }
 
-// connect returns a connected paho MQTT 3.1.1 client.
-func connect(t testing.TB, broker, id string) paho.Client {
-	t.Helper()
-	opts := paho.NewClientOptions().AddBroker(broker).SetClientID(id).
-		SetCleanSession(true).SetAutoReconnect(false).SetConnectTimeout(5 * time.Second).
-		SetWriteTimeout(10 * time.Second).SetMaxResumePubInFlight(100)
-	c := paho.NewClient(opts)
-	tok := c.Connect()
-	if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-		t.Fatalf("connect %s: %v", id, tok.Error())
-	}
-	t.Cleanup(func() { c.Disconnect(100) })
-	return c
-}
-
 // publishSeq publishes n QoS-1 messages {"seq":i} for device and returns
 // when all are acknowledged.
 func publishSeq(t testing.TB, c paho.Client, device string, from, n int) {

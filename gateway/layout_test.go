@@ -26,10 +26,11 @@ func TestPackageLayering(t *testing.T) {
 		"internal/ceconform": nil,
 		"internal/receiver":  {"internal/ceconform"},
 		"internal/cetest":    {"internal/ceconform", "internal/receiver"},
+		"internal/mqtttest":  nil,
 		"gateway/mapping":    nil,
 	}
 	// testOnly packages are test support: only _test.go files import them.
-	testOnly := map[string]bool{"internal/cetest": true}
+	testOnly := map[string]bool{"internal/cetest": true, "internal/mqtttest": true}
 	seen := map[string]bool{}
 	root := ".."
 	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {

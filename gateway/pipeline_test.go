@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/edgegate/edgegate/internal/mqtttest"
 )
 
 // 10 devices publish 1,000 QoS 1 messages each; the receiver must get
@@ -29,7 +31,7 @@ func TestPipelineDeliversEveryEventInOrder(t *testing.T) {
 			}
 			var wg sync.WaitGroup
 			for d := range devices {
-				c := connect(t, gw.mqtt, fmt.Sprintf("client-%d", d))
+				c := mqtttest.Connect(t, gw.mqtt, fmt.Sprintf("client-%d", d))
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
@@ -70,7 +72,7 @@ func TestOutageLosesNothing(t *testing.T) {
 	const devices, perDevice = 4, 250
 	var wg sync.WaitGroup
 	for d := range devices {
-		c := connect(t, gw.mqtt, fmt.Sprintf("c%d", d))
+		c := mqtttest.Connect(t, gw.mqtt, fmt.Sprintf("c%d", d))
 		wg.Add(1)
 		go func() { defer wg.Done(); publishSeq(t, c, fmt.Sprintf("d%d", d), 0, perDevice/2) }()
 	}
@@ -81,7 +83,7 @@ func TestOutageLosesNothing(t *testing.T) {
 	}
 	rcv.Refuse(0)
 	for d := range devices {
-		c := connect(t, gw.mqtt, fmt.Sprintf("c%d-b", d))
+		c := mqtttest.Connect(t, gw.mqtt, fmt.Sprintf("c%d-b", d))
 		wg.Add(1)
 		go func() { defer wg.Done(); publishSeq(t, c, fmt.Sprintf("d%d", d), perDevice/2, perDevice/2) }()
 	}
@@ -100,7 +102,7 @@ func TestOutageLosesNothing(t *testing.T) {
 func TestBadInput(t *testing.T) {
 	rcv := newReceiver(t)
 	gw := start(t, testConfig(t, rcv.URL()))
-	c := connect(t, gw.mqtt, "bad-input")
+	c := mqtttest.Connect(t, gw.mqtt, "bad-input")
 	cases := []struct {
 		topic   string
 		payload []byte
@@ -133,9 +135,9 @@ func TestBadInput(t *testing.T) {
 		}
 	}
 	// A payload over the limit is refused by the broker; the gateway lives on.
-	over := connect(t, gw.mqtt, "too-big")
+	over := mqtttest.Connect(t, gw.mqtt, "too-big")
 	over.Publish("devices/a/huge", 1, false, bytes.Repeat([]byte("x"), 2<<20)).WaitTimeout(2 * time.Second)
-	publishSeq(t, connect(t, gw.mqtt, "after"), "after", 0, 1)
+	publishSeq(t, mqtttest.Connect(t, gw.mqtt, "after"), "after", 0, 1)
 	rcv.WaitFor(len(cases)+1, 10*time.Second)
 	resp, err := http.Get("http://" + gw.g.AdminAddr().String() + "/healthz")
 	if err != nil || resp.StatusCode != http.StatusOK {

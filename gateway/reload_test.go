@@ -15,6 +15,8 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/edgegate/edgegate/internal/mqtttest"
 )
 
 const reloadConfig = `gateway_id: gw-reload
@@ -73,11 +75,11 @@ func TestReloadUnderLoad(t *testing.T) {
 	broker := "tcp://" + g.Broker().Addr("tcp").String()
 
 	var lost atomic.Int32
-	opts := paho.NewClientOptions().AddBroker(broker).SetClientID("steady").SetAutoReconnect(false).
-		SetConnectionLostHandler(func(paho.Client, error) { lost.Add(1) })
-	c := paho.NewClient(opts)
-	if tok := c.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
-		t.Fatal(tok.Error())
+	c, err := mqtttest.Dial(broker, "steady", func(o *paho.ClientOptions) {
+		o.SetConnectionLostHandler(func(paho.Client, error) { lost.Add(1) })
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 	defer c.Disconnect(50)
 
@@ -87,18 +89,7 @@ func TestReloadUnderLoad(t *testing.T) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		for i := 0; ; i++ {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			tok := c.Publish("devices/d1/telemetry", 1, false, fmt.Sprintf(`{"seq":%d}`, i))
-			if tok.WaitTimeout(5*time.Second) && tok.Error() == nil {
-				sent.Add(1)
-			}
-			time.Sleep(2 * time.Millisecond)
-		}
+		mqtttest.Steady(c, "devices/d1/telemetry", 2*time.Millisecond, stop, func(int) { sent.Add(1) })
 	}()
 
 	reload := func() (int, string) {

@@ -10,6 +10,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/edgegate/edgegate/internal/mqtttest"
 	"github.com/edgegate/edgegate/rules"
 )
 
@@ -51,7 +52,7 @@ rules:
 
 	var mu sync.Mutex
 	var commands []string
-	sub := connect(t, gw.mqtt, "fan")
+	sub := mqtttest.Connect(t, gw.mqtt, "fan")
 	tok := sub.Subscribe("devices/+/cmd/fan", 1, func(_ paho.Client, m paho.Message) {
 		mu.Lock()
 		commands = append(commands, m.Topic()+" "+string(m.Payload()))
@@ -60,7 +61,7 @@ rules:
 	if !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
 		t.Fatal(tok.Error())
 	}
-	dev := connect(t, gw.mqtt, "t1")
+	dev := mqtttest.Connect(t, gw.mqtt, "t1")
 	for _, p := range []string{`{"temperature":30,"zero":0}`, `{"temperature":20,"zero":0}`, `{"noise":true}`} {
 		if tok := dev.Publish("devices/t1/telemetry", 1, false, p); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
 			t.Fatal(tok.Error())

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgegate/edgegate/internal/mqtttest"
 	"github.com/edgegate/edgegate/mqtt"
 	"github.com/edgegate/edgegate/uplink"
 )
@@ -23,7 +24,7 @@ func TestUplinkOutageIsIsolated(t *testing.T) {
 	s.Retry.Initial, s.Retry.Max = 20*time.Millisecond, 100*time.Millisecond
 	cfg.Uplinks = append(cfg.Uplinks, s)
 	gw := start(t, cfg)
-	publishSeq(t, connect(t, gw.mqtt, "iso"), "iso", 0, 300)
+	publishSeq(t, mqtttest.Connect(t, gw.mqtt, "iso"), "iso", 0, 300)
 	checkOrder(t, fast.WaitFor(300, 10*time.Second))
 	if q := gw.g.buf.Stats().Queues[queueName("slow")]; q.Records != 300 {
 		t.Fatalf("slow uplink's queue holds %d, want 300", q.Records)
@@ -70,7 +71,7 @@ func TestMQTTUplink(t *testing.T) {
 	u.ApplyDefaults()
 	cfg.Uplinks = []uplink.Config{u}
 	gw := start(t, cfg)
-	publishSeq(t, connect(t, gw.mqtt, "m1"), "m1", 0, 50)
+	publishSeq(t, mqtttest.Connect(t, gw.mqtt, "m1"), "m1", 0, 50)
 
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {

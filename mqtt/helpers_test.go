@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
-	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/mochi-mqtt/server/v2/packets"
 )
 
@@ -122,33 +121,6 @@ func eventually(t testing.TB, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(5 * time.Millisecond)
-	}
-}
-
-// pahoClient connects a paho (MQTT 3.1.1) client; adjust may change options.
-func pahoClient(t testing.TB, url, id string, adjust func(*paho.ClientOptions)) paho.Client {
-	t.Helper()
-	o := paho.NewClientOptions().AddBroker(url).SetClientID(id).
-		SetAutoReconnect(false).SetConnectTimeout(5 * time.Second).SetKeepAlive(30 * time.Second)
-	if adjust != nil {
-		adjust(o)
-	}
-	c := paho.NewClient(o)
-	tok := c.Connect()
-	if !tok.WaitTimeout(waitLong) || tok.Error() != nil {
-		t.Fatalf("paho connect %s: %v", id, tok.Error())
-	}
-	t.Cleanup(func() { c.Disconnect(100) })
-	return c
-}
-
-func wait(t testing.TB, tok paho.Token, what string) {
-	t.Helper()
-	if !tok.WaitTimeout(waitLong) {
-		t.Fatalf("%s: token did not complete", what)
-	}
-	if err := tok.Error(); err != nil {
-		t.Fatalf("%s: %v", what, err)
 	}
 }
 

@@ -13,8 +13,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	paho "github.com/eclipse/paho.mqtt.golang"
 )
 
 // mountSmallDisk mounts a 64 MiB tmpfs for the test, or skips it where
@@ -61,9 +59,7 @@ uplinks:
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			opts := paho.NewClientOptions().AddBroker("tcp://" + e.mqtt).SetClientID(fmt.Sprintf("full-%d", d)).
-				SetAutoReconnect(false).SetConnectTimeout(5 * time.Second)
-			publishPipelined(t, opts, d, perDevice, pad, &acked, &nAcked)
+			publishPipelined(t, "tcp://"+e.mqtt, d, perDevice, pad, &acked, &nAcked)
 		}()
 	}
 	wg.Wait()

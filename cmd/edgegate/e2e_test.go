@@ -14,9 +14,8 @@ import (
 	"testing"
 	"time"
 
-	paho "github.com/eclipse/paho.mqtt.golang"
-
 	"github.com/edgegate/edgegate/internal/cetest"
+	"github.com/edgegate/edgegate/internal/mqtttest"
 )
 
 // buildBinary builds the edgegate binary once per test run.
@@ -142,17 +141,15 @@ func TestKill9LosesNoAcknowledgedEvent(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			opts := paho.NewClientOptions().AddBroker("tcp://" + e.mqtt).SetClientID(fmt.Sprintf("dev-%d", d)).
-				SetAutoReconnect(false).SetConnectTimeout(5 * time.Second)
-			c := paho.NewClient(opts)
-			if tok := c.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
-				t.Errorf("connect: %v", tok.Error())
+			c, err := mqtttest.Dial("tcp://"+e.mqtt, fmt.Sprintf("dev-%d", d))
+			if err != nil {
+				t.Error(err)
 				return
 			}
 			defer c.Disconnect(50)
 			for i := range perDevice {
 				tok := c.Publish(fmt.Sprintf("devices/dev-%d/telemetry", d), 1, false, fmt.Sprintf(`{"seq":%d}`, i))
-				if tok.WaitTimeout(10*time.Second) && tok.Error() == nil {
+				if mqtttest.Acked(tok, 10*time.Second) {
 					acked.Store(fmt.Sprintf("%d/%d", d, i), true)
 				}
 			}

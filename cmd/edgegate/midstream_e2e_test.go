@@ -11,6 +11,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/edgegate/edgegate/internal/cetest"
+	"github.com/edgegate/edgegate/internal/mqtttest"
 )
 
 // kill -9 while devices publish with persistent sessions: they reconnect
@@ -30,11 +31,9 @@ func TestKill9MidStreamWithResends(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			opts := paho.NewClientOptions().AddBroker("tcp://" + e.mqtt).SetClientID(fmt.Sprintf("mid-%d", d)).
-				SetCleanSession(false).SetAutoReconnect(true).SetConnectRetry(true).
-				SetConnectRetryInterval(50 * time.Millisecond).SetMaxReconnectInterval(200 * time.Millisecond).
-				SetConnectTimeout(2 * time.Second)
-			publishPipelined(t, opts, d, perDevice, "", &acked, &nAcked)
+			publishPipelined(t, "tcp://"+e.mqtt, d, perDevice, "", &acked, &nAcked, mqtttest.Persistent, func(o *paho.ClientOptions) {
+				o.SetConnectTimeout(2 * time.Second)
+			})
 		}()
 	}
 	// Three crashes while the devices publish.
@@ -69,14 +68,15 @@ func TestKill9MidStreamWithResends(t *testing.T) {
 	}
 }
 
-// publishPipelined connects a paho client and publishes perDevice QoS 1
-// messages {"dev":d,"seq":i} to devices/mid-d/telemetry with up to 32 in
-// flight, as real devices pipeline, recording each acknowledged payload.
-// pad is added inside the JSON object (e.g. `,"pad":"xxx"`).
-func publishPipelined(t *testing.T, opts *paho.ClientOptions, d, perDevice int, pad string, acked *sync.Map, nAcked *atomic.Int32) {
-	c := paho.NewClient(opts)
-	if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-		t.Errorf("connect: %v", tok.Error())
+// publishPipelined connects a paho client as mid-d (mqtttest options,
+// changed by adjust) and publishes perDevice QoS 1 messages
+// {"dev":d,"seq":i} to devices/mid-d/telemetry with up to 32 in flight, as
+// real devices pipeline, recording each acknowledged payload. pad is added
+// inside the JSON object (e.g. `,"pad":"xxx"`).
+func publishPipelined(t *testing.T, broker string, d, perDevice int, pad string, acked *sync.Map, nAcked *atomic.Int32, adjust ...func(*paho.ClientOptions)) {
+	c, err := mqtttest.Dial(broker, fmt.Sprintf("mid-%d", d), adjust...)
+	if err != nil {
+		t.Error(err)
 		return
 	}
 	defer c.Disconnect(100)
@@ -89,7 +89,7 @@ func publishPipelined(t *testing.T, opts *paho.ClientOptions, d, perDevice int, 
 	go func() {
 		defer close(done)
 		for p := range window {
-			if p.tok.WaitTimeout(15*time.Second) && p.tok.Error() == nil {
+			if mqtttest.Acked(p.tok, 15*time.Second) {
 				acked.Store(p.msg, true)
 				nAcked.Add(1)
 			}

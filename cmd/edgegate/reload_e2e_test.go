@@ -18,6 +18,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/edgegate/edgegate/internal/cetest"
+	"github.com/edgegate/edgegate/internal/mqtttest"
 )
 
 // versionRules is a rules file (included by the main config) whose rule
@@ -58,12 +59,11 @@ func TestReloadRulesUnderLoad(t *testing.T) {
 	}()
 
 	var lost atomic.Int32
-	opts := paho.NewClientOptions().AddBroker("tcp://" + e.mqtt).SetClientID("steady").
-		SetAutoReconnect(false).SetConnectTimeout(5 * time.Second).
-		SetConnectionLostHandler(func(paho.Client, error) { lost.Add(1) })
-	c := paho.NewClient(opts)
-	if tok := c.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
-		t.Fatalf("connect: %v", tok.Error())
+	c, err := mqtttest.Dial("tcp://"+e.mqtt, "steady", func(o *paho.ClientOptions) {
+		o.SetConnectionLostHandler(func(paho.Client, error) { lost.Add(1) })
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 	defer c.Disconnect(50)
 
@@ -76,20 +76,11 @@ func TestReloadRulesUnderLoad(t *testing.T) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		for seq := 0; ; seq++ {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			tok := c.Publish("devices/d1/telemetry", 1, false, fmt.Sprintf(`{"seq":%d}`, seq))
-			if tok.WaitTimeout(5*time.Second) && tok.Error() == nil {
-				mu.Lock()
-				acked = append(acked, seq)
-				mu.Unlock()
-			}
-			time.Sleep(2 * time.Millisecond)
-		}
+		mqtttest.Steady(c, "devices/d1/telemetry", 2*time.Millisecond, stop, func(seq int) {
+			mu.Lock()
+			acked = append(acked, seq)
+			mu.Unlock()
+		})
 	}()
 	stopPublishing := sync.OnceFunc(func() {
 		close(stop)

@@ -5,30 +5,16 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
-	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/edgegate/edgegate/internal/mqtttest"
 )
-
-// allowAllHook lets every client connect and publish (mochi's auth.AllowHook would pull
-// gopkg.in/yaml.v3 into go.sum).
-type allowAllHook struct{ mqtt.HookBase }
-
-func (h *allowAllHook) ID() string { return "allow-all" }
-
-func (h *allowAllHook) Provides(b byte) bool {
-	return b == mqtt.OnConnectAuthenticate || b == mqtt.OnACLCheck
-}
-
-func (h *allowAllHook) OnConnectAuthenticate(*mqtt.Client, packets.Packet) bool { return true }
-
-func (h *allowAllHook) OnACLCheck(*mqtt.Client, string, bool) bool { return true }
 
 // testBroker is a mochi broker on 127.0.0.1:0 whose inline subscriber records every
 // telemetry message it sees.
@@ -48,18 +34,8 @@ type telemetryMsg struct {
 
 func startTestBroker(t *testing.T) *testBroker {
 	t.Helper()
-	s := mqtt.New(&mqtt.Options{
-		InlineClient: true,
-		Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
-	if err := s.AddHook(new(allowAllHook), nil); err != nil {
-		t.Fatal(err)
-	}
-	l := listeners.NewTCP(listeners.Config{ID: "t", Address: "127.0.0.1:0"})
-	if err := s.AddListener(l); err != nil {
-		t.Fatal(err)
-	}
-	b := &testBroker{url: "tcp://" + l.Address(), msg: map[string][]telemetryMsg{}}
+	s, url := mqtttest.StartBroker(t)
+	b := &testBroker{url: url, msg: map[string][]telemetryMsg{}}
 	err := s.Subscribe("devices/#", 1, func(_ *mqtt.Client, _ packets.Subscription, pk packets.Packet) {
 		var m telemetryMsg
 		err := json.Unmarshal(pk.Payload, &m)
@@ -74,10 +50,6 @@ func startTestBroker(t *testing.T) *testBroker {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Serve(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = s.Close() })
 	return b
 }
 
