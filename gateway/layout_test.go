@@ -27,6 +27,7 @@ func TestPackageLayering(t *testing.T) {
 		"internal/receiver":  {"internal/ceconform"},
 		"internal/cetest":    {"internal/ceconform", "internal/receiver"},
 		"internal/mqtttest":  nil,
+		"internal/devices":   nil,
 		"gateway/mapping":    nil,
 	}
 	// testOnly packages are test support: only _test.go files import them.

@@ -96,7 +96,7 @@ func fakeEdgegate(args []string) error {
 	defer stop()
 
 	events := make(chan []byte, 1<<16)
-	s, _, err := mqtttest.NewBroker(cfg.MQTT.Listeners[0].Address)
+	s, err := mqtttest.NewBroker(cfg.MQTT.Listeners[0].Address)
 	if err != nil {
 		return err
 	}
@@ -136,7 +136,7 @@ func fakeEdgegate(args []string) error {
 
 	<-ctx.Done()
 	_ = admin.Close()
-	_ = s.Close()
+	s.Close()
 	close(events)
 	wg.Wait()
 	return nil

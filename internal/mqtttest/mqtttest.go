@@ -3,6 +3,7 @@ package mqtttest
 import (
 	"fmt"
 	"log/slog"
+	"sync"
 	"testing"
 	"time"
 
@@ -124,34 +125,45 @@ func Steady(c paho.Client, topic string, gap time.Duration, stop <-chan struct{}
 	}
 }
 
+// Broker is a mochi broker for tests of MQTT clients.
+type Broker struct {
+	*mochi.Server
+	URL       string // tcp://127.0.0.1:port
+	closeOnce sync.Once
+}
+
+// Close stops the broker, disconnecting every client; later calls do nothing.
+func (b *Broker) Close() {
+	b.closeOnce.Do(func() { _ = b.Server.Close() })
+}
+
 // NewBroker serves a mochi broker on addr ("127.0.0.1:0": any free port)
 // that lets every client connect, publish and subscribe, with inline
-// subscriptions (Server.Subscribe) enabled, and returns it with its URL.
-// The caller closes it. It stands in for edgegate's broker in tests of
-// device-side tools.
-func NewBroker(addr string) (*mochi.Server, string, error) {
+// subscriptions (Server.Subscribe) enabled. The caller closes it. It stands
+// in for edgegate's broker in tests of device-side tools.
+func NewBroker(addr string) (*Broker, error) {
 	s := mochi.New(&mochi.Options{InlineClient: true, Logger: slog.New(slog.DiscardHandler)})
 	if err := s.AddHook(new(auth.AllowHook), nil); err != nil {
-		return nil, "", err
+		return nil, err
 	}
 	l := listeners.NewTCP(listeners.Config{ID: "tcp", Address: addr})
 	if err := s.AddListener(l); err != nil {
-		return nil, "", err
+		return nil, err
 	}
 	if err := s.Serve(); err != nil {
-		return nil, "", err
+		return nil, err
 	}
-	return s, "tcp://" + l.Address(), nil
+	return &Broker{Server: s, URL: "tcp://" + l.Address()}, nil
 }
 
 // StartBroker is NewBroker on a free port of 127.0.0.1, closed when the test
 // ends.
-func StartBroker(tb testing.TB) (*mochi.Server, string) {
+func StartBroker(tb testing.TB) *Broker {
 	tb.Helper()
-	s, url, err := NewBroker("127.0.0.1:0")
+	b, err := NewBroker("127.0.0.1:0")
 	if err != nil {
 		tb.Fatal(err)
 	}
-	tb.Cleanup(func() { _ = s.Close() })
-	return s, url
+	tb.Cleanup(b.Close)
+	return b
 }

@@ -8,7 +8,7 @@ import (
 )
 
 func TestRoundTrip(t *testing.T) {
-	_, broker := StartBroker(t)
+	broker := StartBroker(t).URL
 	sub := Connect(t, broker, "sub")
 	msgs := Subscribe(t, sub, "devices/#", 1)
 	dev := Connect(t, broker, "dev", Persistent, nil)
