@@ -13,6 +13,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/edgegate/edgegate/buffer"
+	"github.com/edgegate/edgegate/internal/cetest"
 	"github.com/edgegate/edgegate/internal/mqtttest"
 )
 
@@ -33,15 +34,21 @@ func metricValue(t *testing.T, gw *running, name string) float64 {
 	return v
 }
 
-// With a tiny max_bytes and the uplink down, drop_oldest keeps accepting,
-// drops the oldest events and counts every drop; the newest survive.
-func TestBoundsDropOldest(t *testing.T) {
-	rcv := newReceiver(t)
+// startFullSoon starts a gateway whose buffer holds 16 KiB and overflows by
+// policy, with its uplink down (503) until rcv.Refuse(0).
+func startFullSoon(t *testing.T, overflow buffer.Policy) (rcv *cetest.Server, gw *running) {
+	rcv = newReceiver(t)
 	rcv.Refuse(http.StatusServiceUnavailable)
 	cfg := testConfig(t, rcv.URL())
 	cfg.Buffer.MaxBytes = 16 << 10
-	cfg.Buffer.Overflow = buffer.DropOldest
-	gw := start(t, cfg)
+	cfg.Buffer.Overflow = overflow
+	return rcv, start(t, cfg)
+}
+
+// With a tiny max_bytes and the uplink down, drop_oldest keeps accepting,
+// drops the oldest events and counts every drop; the newest survive.
+func TestBoundsDropOldest(t *testing.T) {
+	rcv, gw := startFullSoon(t, buffer.DropOldest)
 	c := mqtttest.Connect(t, gw.mqtt, "dropper")
 	const n = 300 // ~400 B per event: far more than 16 KiB
 	publishSeq(t, c, "d1", 0, n)
@@ -80,12 +87,7 @@ func TestBoundsRejectLosesNothing(t *testing.T) {
 	if testing.Short() {
 		t.Skip("waits for reconnect cycles")
 	}
-	rcv := newReceiver(t)
-	rcv.Refuse(http.StatusServiceUnavailable)
-	cfg := testConfig(t, rcv.URL())
-	cfg.Buffer.MaxBytes = 16 << 10
-	cfg.Buffer.Overflow = buffer.Reject
-	gw := start(t, cfg)
+	rcv, gw := startFullSoon(t, buffer.Reject)
 
 	var lost atomic.Int32
 	c := mqtttest.Connect(t, gw.mqtt, "rejected", mqtttest.Persistent, func(o *paho.ClientOptions) {

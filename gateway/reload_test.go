@@ -86,11 +86,9 @@ func TestReloadUnderLoad(t *testing.T) {
 	stop := make(chan struct{})
 	var sent atomic.Int32
 	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
+	wg.Go(func() {
 		mqtttest.Steady(c, "devices/d1/telemetry", 2*time.Millisecond, stop, func(int) { sent.Add(1) })
-	}()
+	})
 
 	reload := func() (int, string) {
 		resp, err := http.Post("http://"+g.AdminAddr().String()+"/-/reload", "", nil)

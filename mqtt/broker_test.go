@@ -135,9 +135,9 @@ func TestV3OverloadedNoAckBeforeClose(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tb := startBroker(t, testConfig(), &recorder{decide: func(context.Context, Message) error { return tc.err }})
-			rc, _ := dialRaw(t, tb.addr("tcp"), 4, "raw-1", false)
-			rc.publish("t", []byte("x"), tc.qos, 7, packets.Properties{})
-			pk, err := rc.read()
+			rc, _ := mqtttest.DialRaw(t, tb.addr("tcp"), 4, "raw-1", false)
+			rc.Publish("t", []byte("x"), tc.qos, 7, packets.Properties{})
+			pk, err := rc.Read()
 			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && !isReset(err) {
 				t.Fatalf("got packet %+v err %v, want the connection closed without an ack", pk.FixedHeader, err)
 			}
@@ -155,15 +155,10 @@ func isReset(err error) bool {
 // MQTT 3.1.1 + ErrRejected: acknowledged (no endless resend), not delivered.
 // QoS 0 with ErrOverloaded: dropped and counted.
 func TestV3RejectedAckedNotDelivered(t *testing.T) {
-	rec := &recorder{decide: func(ctx context.Context, m Message) error {
-		switch string(m.Payload) {
-		case "bad":
-			return fmt.Errorf("not json: %w", ErrRejected)
-		case "busy":
-			return ErrOverloaded
-		}
-		return nil
-	}}
+	rec := &recorder{decide: byPayload(map[string]error{
+		"bad":  fmt.Errorf("not json: %w", ErrRejected),
+		"busy": ErrOverloaded,
+	})}
 	tb := startBroker(t, testConfig(), rec)
 	got := make(chan string, 10)
 	sub := mqtttest.Connect(t, "tcp://"+tb.addr("tcp"), "sub", nil)
@@ -223,9 +218,9 @@ func TestInlineAndReservedTopicsBypassHandler(t *testing.T) {
 
 	dev := mqtttest.Connect(t, "tcp://"+tb.addr("tcp"), "dev", nil)
 	mqtttest.Wait(t, dev.Publish("$edge/x", 1, false, "spoof"), "publish $edge")
-	rc, _ := dialRaw(t, tb.addr("tcp"), 5, "dev5", true)
-	rc.publish("$edge/y", []byte("spoof"), 1, 1, packets.Properties{})
-	if ack, err := rc.read(); err != nil || ack.FixedHeader.Type != packets.Puback || ack.ReasonCode != packets.ErrTopicNameInvalid.Code {
+	rc, _ := mqtttest.DialRaw(t, tb.addr("tcp"), 5, "dev5", true)
+	rc.Publish("$edge/y", []byte("spoof"), 1, 1, packets.Properties{})
+	if ack, err := rc.Read(); err != nil || ack.FixedHeader.Type != packets.Puback || ack.ReasonCode != packets.ErrTopicNameInvalid.Code {
 		t.Errorf("v5 publish to $edge: got %+v (reason %#x) %v, want PUBACK 0x90", ack.FixedHeader, ack.ReasonCode, err)
 	}
 	mqtttest.Wait(t, dev.Publish("data/end", 1, false, "end"), "publish end")
@@ -333,7 +328,7 @@ func TestRunStopsEverything(t *testing.T) {
 	v3 := mqtttest.Connect(t, "tcp://"+b.Addr("tcp").String(), "v3", nil)
 	ws := mqtttest.Connect(t, "ws://"+b.Addr("ws").String(), "ws", nil)
 	mqtttest.Wait(t, ws.Publish("x", 1, false, "x"), "ws publish")
-	v5, _ := dialRaw(t, b.Addr("tcp").String(), 5, "v5", true)
+	v5, _ := mqtttest.DialRaw(t, b.Addr("tcp").String(), 5, "v5", true)
 	v3.Publish("block", 1, false, "x")
 	<-entered
 	eventually(t, "3 clients", func() bool { return b.Clients() == 3 })
@@ -347,7 +342,7 @@ func TestRunStopsEverything(t *testing.T) {
 	case <-time.After(waitLong):
 		t.Fatal("Run did not return")
 	}
-	if pk, err := v5.read(); err != nil || pk.FixedHeader.Type != packets.Disconnect || pk.ReasonCode != packets.ErrServerShuttingDown.Code {
+	if pk, err := v5.Read(); err != nil || pk.FixedHeader.Type != packets.Disconnect || pk.ReasonCode != packets.ErrServerShuttingDown.Code {
 		t.Errorf("v5 client got %+v %v, want DISCONNECT 0x8B", pk.FixedHeader, err)
 	}
 	if _, err := silent.Read(make([]byte, 1)); err == nil {
@@ -355,7 +350,7 @@ func TestRunStopsEverything(t *testing.T) {
 	}
 	v3.Disconnect(0)
 	ws.Disconnect(0)
-	v5.conn.Close()
+	v5.Conn.Close()
 	silent.Close()
 	eventually(t, "goroutines to exit", func() bool { return runtime.NumGoroutine() <= before+1 })
 }

@@ -91,6 +91,13 @@ func newTestSender(tb testing.TB, url, mode string, mod func(*Config)) Sender {
 	cfg.URL = url
 	cfg.Mode = mode
 	cfg.Timeout = 5 * time.Second
+	return startSender(tb, cfg, mod)
+}
+
+// startSender builds a sender from cfg changed by mod and closes it when the
+// test ends.
+func startSender(tb testing.TB, cfg Config, mod func(*Config)) Sender {
+	tb.Helper()
 	if mod != nil {
 		mod(&cfg)
 	}

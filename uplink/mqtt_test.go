@@ -120,15 +120,7 @@ func (b *testBroker) messages() []brokerMsg {
 func newMQTTTestSender(tb testing.TB, url string, mod func(*Config)) Sender {
 	tb.Helper()
 	cfg := Config{Name: "cloud-mqtt", Type: TypeMQTT, URL: url, GatewayID: "gw-1", StateDir: tb.TempDir(), Timeout: 5 * time.Second}
-	if mod != nil {
-		mod(&cfg)
-	}
-	s, err := New(cfg, nil, nil)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { s.(io.Closer).Close() })
-	return s
+	return startSender(tb, cfg, mod)
 }
 
 // checkMQTTMessages validates every message with the strict validator and

@@ -56,11 +56,9 @@ uplinks:
 	var nAcked atomic.Int32
 	var wg sync.WaitGroup
 	for d := range devices {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			publishPipelined(t, "tcp://"+e.mqtt, d, perDevice, pad, &acked, &nAcked)
-		}()
+		})
 	}
 	wg.Wait()
 	if p.cmd.ProcessState != nil {

@@ -138,9 +138,7 @@ func TestKill9LosesNoAcknowledgedEvent(t *testing.T) {
 	var wg sync.WaitGroup
 	var acked sync.Map
 	for d := range devices {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			c, err := mqtttest.Dial("tcp://"+e.mqtt, fmt.Sprintf("dev-%d", d))
 			if err != nil {
 				t.Error(err)
@@ -153,7 +151,7 @@ func TestKill9LosesNoAcknowledgedEvent(t *testing.T) {
 					acked.Store(fmt.Sprintf("%d/%d", d, i), true)
 				}
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	n := 0

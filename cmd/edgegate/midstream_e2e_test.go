@@ -28,13 +28,11 @@ func TestKill9MidStreamWithResends(t *testing.T) {
 	var nAcked atomic.Int32
 	var wg sync.WaitGroup
 	for d := range devices {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			publishPipelined(t, "tcp://"+e.mqtt, d, perDevice, "", &acked, &nAcked, mqtttest.Persistent, func(o *paho.ClientOptions) {
 				o.SetConnectTimeout(2 * time.Second)
 			})
-		}()
+		})
 	}
 	// Three crashes while the devices publish.
 	for range 3 {

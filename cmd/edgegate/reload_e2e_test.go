@@ -73,15 +73,13 @@ func TestReloadRulesUnderLoad(t *testing.T) {
 		stop  = make(chan struct{})
 		wg    sync.WaitGroup
 	)
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
+	wg.Go(func() {
 		mqtttest.Steady(c, "devices/d1/telemetry", 2*time.Millisecond, stop, func(seq int) {
 			mu.Lock()
 			acked = append(acked, seq)
 			mu.Unlock()
 		})
-	}()
+	})
 	stopPublishing := sync.OnceFunc(func() {
 		close(stop)
 		wg.Wait()

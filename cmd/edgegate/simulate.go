@@ -50,12 +50,7 @@ func cmdSimulate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 
 func parseSimFlags(args []string, stderr io.Writer) (simConfig, error) {
 	var c simConfig
-	fs := flag.NewFlagSet("simulate", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: edgegate simulate [flags]\n\nSimulated MQTT devices publishing JSON telemetry.\n\nFlags:\n")
-		fs.PrintDefaults()
-	}
+	fs := newFlagSet("simulate", "Usage: edgegate simulate [flags]\n\nSimulated MQTT devices publishing JSON telemetry.\n\nFlags:\n", stderr)
 	fs.StringVar(&c.broker, "broker", "tcp://127.0.0.1:1883", "MQTT broker URL (tcp://, ssl://, ws://)")
 	fs.IntVar(&c.devices, "devices", 10, "number of simulated devices, one MQTT connection each")
 	fs.Float64Var(&c.rate, "rate", 10, "total messages per second across all devices (0 = as fast as possible)")

@@ -26,6 +26,15 @@ import (
 	"github.com/edgegate/edgegate/internal/receiver"
 )
 
+const sinkUsage = `usage: edgegate sink [flags]
+
+Receive CloudEvents over HTTP (binary, structured or batch mode), check them
+strictly against CloudEvents 1.0 and print them. Violations are printed to
+stderr as "sink: INVALID …" and answered 400, unless --lenient.
+
+flags:
+`
+
 // cmdSink runs `edgegate sink`: a CloudEvents HTTP receiver for testing
 // uplinks. It accepts binary, structured and batch requests, validates each
 // strictly against CloudEvents 1.0 (internal/ceconform), prints every event to
@@ -34,20 +43,12 @@ import (
 // unless --lenient (internal/receiver does the receiving). It returns when
 // ctx is cancelled.
 func cmdSink(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("sink", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("sink", sinkUsage, stderr)
 	listen := fs.String("listen", "127.0.0.1:8081", "address to listen on (host:port)")
 	status := fs.Int("status", http.StatusOK, "HTTP status to answer with, e.g. 503 to simulate failures")
 	quiet := fs.Bool("quiet", false, "do not print events (only a count at exit)")
 	format := fs.String("format", "pretty", "output: pretty (one line per event) or json (one CloudEvent JSON per line)")
 	lenient := fs.Bool("lenient", false, "accept requests that violate CloudEvents 1.0 (still reported on stderr) instead of answering 400")
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: edgegate sink [flags]\n\n"+
-			"Receive CloudEvents over HTTP (binary, structured or batch mode), check them\n"+
-			"strictly against CloudEvents 1.0 and print them. Violations are printed to\n"+
-			"stderr as \"sink: INVALID …\" and answered 400, unless --lenient.\n\nflags:\n")
-		fs.PrintDefaults()
-	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
