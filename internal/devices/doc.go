@@ -5,11 +5,12 @@
 // device) and counts what was acknowledged. `edgegate simulate` and
 // edgebench drive it; they keep their flags and printing.
 //
-// Every acknowledgement is awaited at most AckTimeout from its publish, so
-// a run ends at most AckTimeout after its context (or Duration) does, even
+// Every acknowledgement is awaited at most AckTimeout from its publish, so a
+// run ends at most AckTimeout after its context (or Duration) does, even
 // when the broker has gone away. paho.mqtt.golang v1.5.1 can complete a
-// token without a PUBACK after a reconnect (DEPENDENCIES.md): Acked counts
-// what paho reported, which a benchmark must check at the receiving end.
+// token without a PUBACK after a reconnect (eclipse/paho.mqtt.golang #563):
+// Acked counts what paho reported, which a benchmark must check at the
+// receiving end.
 //
 // devices imports paho and no edgegate package. Fleet methods are safe for
 // concurrent use; Run may be called once.
