@@ -1,7 +1,7 @@
 // Package pahoclient builds the eclipse/paho.mqtt.golang (v1) clients of
-// edgegate: the MQTT uplink, the device simulator, the load generator and
-// the tests. It owns one fact about paho: how its session resume must be
-// fenced off from Publish.
+// edgegate: the MQTT uplink, the simulated devices and the tests. It owns
+// one fact about paho: how its session resume must be fenced off from
+// Publish and from the next connection.
 //
 // With a session store, paho v1.5.1 resends the stored publishes after
 // every reconnect (client.go resume, called from reconnect at client.go:346
@@ -37,6 +37,18 @@
 //     publish order (MemoryStore lists them in map order; FileStore in file
 //     name order, o.10 before o.9). Keys put by an earlier process (a
 //     FileStore reopened) come first, in the inner store's order.
+//   - MaxResumePubInFlight is enforced by the store, and paho gets 0. With a
+//     limit, paho's resume starts a goroutine (client.go:1033-1044) whose
+//     select reads the client's stop channel field (client.go:1040) with
+//     no lock and no ordering: it may run after resume has returned, while
+//     the next connection assigns the field (client.go:610). paho orders
+//     resume's own reads of that field before the next connection (its
+//     incoming goroutine waits for resume, net.go:176-180); not this one,
+//     so every reconnect of such a client is a data race (a pointer read
+//     that cannot do harm, but the race detector fails tests on it). The
+//     store's Get holds resume instead while the limit of the publishes it
+//     resent await their PUBACK (Del), and lets it go once the connection
+//     is no longer open, so that resume reaches paho's own exit.
 //
 // What New cannot change: paho still sends such a packet twice, and resume
 // still completes the caller's token of every resent message at once,

@@ -288,3 +288,87 @@ func TestResumeAfterReconnect(t *testing.T) {
 		t.Errorf("resume resent %v, want publish order %v", resent, want)
 	}
 }
+
+// With MaxResumePubInFlight, paho's own limit starts a goroutine that
+// races with the next reconnect (client.go:1038-1044 reads c.stop,
+// client.go:610 writes it); New enforces the limit in the store instead.
+// Resume holds at most the limit of unacknowledged resends, goes on as
+// PUBACKs come, and is not stuck when the connection drops meanwhile.
+func TestResumeLimit(t *testing.T) {
+	const stored, limit = 5, 2
+	b := &pipeBroker{conns: make(chan net.Conn, 4)}
+	opts := paho.NewClientOptions().AddBroker("tcp://pipe:1883").SetClientID("limit").
+		SetCleanSession(false).SetAutoReconnect(true).SetMaxReconnectInterval(100 * time.Millisecond).
+		SetKeepAlive(0).SetWriteTimeout(waitLong).SetConnectTimeout(waitLong).
+		SetCustomOpenConnectionFn(b.open).SetMaxResumePubInFlight(limit)
+	c := New(opts)
+	connected := make(chan paho.Token, 1)
+	go func() { connected <- c.Connect() }()
+	conn1 := b.accept(t)
+	if tok := <-connected; !tok.WaitTimeout(waitLong) || tok.Error() != nil {
+		t.Fatalf("connect: %v", tok.Error())
+	}
+	defer c.Disconnect(100)
+	for i := range stored {
+		c.Publish("t", 1, false, fmt.Sprintf(`{"seq":%d}`, i))
+		if _, err := packets.ReadPacket(conn1); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// readPublish reads the next PUBLISH of conn, or fails after d.
+	readPublish := func(conn net.Conn, d time.Duration) (*packets.PublishPacket, error) {
+		conn.SetReadDeadline(time.Now().Add(d))
+		defer conn.SetReadDeadline(time.Time{})
+		p, err := packets.ReadPacket(conn)
+		if err != nil {
+			return nil, err
+		}
+		return p.(*packets.PublishPacket), nil
+	}
+	ack := func(conn net.Conn, p *packets.PublishPacket) {
+		a := packets.NewControlPacket(packets.Puback).(*packets.PubackPacket)
+		a.MessageID = p.MessageID
+		if err := a.Write(conn); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// Second connection: limit resends, a third only after a PUBACK; then
+	// the connection drops while resume waits.
+	conn1.Close()
+	conn2 := b.accept(t)
+	var first []*packets.PublishPacket
+	for range limit {
+		p, err := readPublish(conn2, waitLong)
+		if err != nil {
+			t.Fatalf("resend: %v", err)
+		}
+		first = append(first, p)
+	}
+	if p, err := readPublish(conn2, 200*time.Millisecond); err == nil {
+		t.Fatalf("resend %s beyond the limit of %d unacknowledged", p.Payload, limit)
+	}
+	ack(conn2, first[0])
+	third, err := readPublish(conn2, waitLong)
+	if err != nil {
+		t.Fatalf("no resend after a PUBACK: %v", err)
+	}
+	if got := string(third.Payload); got != `{"seq":2}` || !third.Dup {
+		t.Fatalf("third resend %s (dup %v), want seq 2", got, third.Dup)
+	}
+	conn2.Close()
+
+	// Third connection: the four unacknowledged are resent, in order.
+	conn3 := b.accept(t)
+	for i := 1; i < stored; i++ {
+		p, err := readPublish(conn3, waitLong)
+		if err != nil {
+			t.Fatalf("resend after the second drop: %v", err)
+		}
+		if want := fmt.Sprintf(`{"seq":%d}`, i); string(p.Payload) != want || !p.Dup {
+			t.Fatalf("resend %s (dup %v), want %s", p.Payload, p.Dup, want)
+		}
+		ack(conn3, p)
+	}
+}
