@@ -19,6 +19,7 @@ const module = "github.com/edgegate/edgegate/"
 func TestPackageLayering(t *testing.T) {
 	// allowed[pkg] lists the edgegate packages pkg may import.
 	allowed := map[string][]string{
+		"cloudevent":      nil,
 		"buffer":          nil,
 		"mqtt":            nil,
 		"rules":           nil,
