@@ -15,13 +15,17 @@
 //   - the buffer form (Encode, Decode): compact, versioned, cheap to read.
 //     Decode also reads CloudEvents JSON, the form earlier releases stored,
 //     so a buffer written by them drains after an upgrade;
-//   - the CloudEvents JSON format writer (AppendJSON), without reflection.
+//   - the CloudEvents JSON format writer (AppendJSON), without reflection;
+//   - the mapping of an MQTT message to an event (Config, Compile,
+//     Mapper.Map): topic templates for source, type and subject, a
+//     time-ordered id, JSON data or data_base64.
 //
 // cloudevent does no I/O and imports no other edgegate package; every
 // layer may import it (like prometheus's model/labels). It must not import
 // sdk-go: the hot path keeps its per-event cost (URI parsing, reflection)
 // out.
 //
-// Concurrency: an Event is a plain value: share it read-only or copy it; the
+// Concurrency: a *Mapper is immutable after Compile and safe for concurrent
+// use. An Event is a plain value: share it read-only or copy it; the
 // functions here keep no state.
 package cloudevent

@@ -18,7 +18,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/edgegate/edgegate/buffer"
-	"github.com/edgegate/edgegate/gateway/mapping"
+	"github.com/edgegate/edgegate/cloudevent"
 	"github.com/edgegate/edgegate/mqtt"
 	"github.com/edgegate/edgegate/rules"
 	"github.com/edgegate/edgegate/uplink"
@@ -32,7 +32,7 @@ type Config struct {
 	Admin           AdminConfig     `yaml:"admin"`
 	MQTT            mqtt.Config     `yaml:"mqtt"`
 	Buffer          buffer.Config   `yaml:"buffer"`
-	Events          mapping.Config  `yaml:"events"`
+	Events          cloudevent.Config  `yaml:"events"`
 	Uplinks         []uplink.Config `yaml:"uplinks"`
 	Rules           rules.Config    `yaml:"rules"`
 	ShutdownTimeout time.Duration   `yaml:"shutdown_timeout"`
@@ -67,7 +67,7 @@ func DefaultConfig() Config {
 		Admin:           AdminConfig{Listen: ":8080"},
 		MQTT:            mqtt.DefaultConfig(),
 		Buffer:          buf,
-		Events:          mapping.DefaultConfig(),
+		Events:          cloudevent.DefaultConfig(),
 		ShutdownTimeout: 10 * time.Second,
 		MemoryLimit:     40 << 20,
 	}

@@ -25,7 +25,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/edgegate/edgegate/buffer"
-	"github.com/edgegate/edgegate/gateway/mapping"
+	"github.com/edgegate/edgegate/cloudevent"
 	"github.com/edgegate/edgegate/mqtt"
 	"github.com/edgegate/edgegate/rules"
 	"github.com/edgegate/edgegate/uplink"
@@ -84,7 +84,7 @@ type Options struct {
 
 // live holds the parts of the configuration a reload replaces.
 type live struct {
-	mapper *mapping.Mapper
+	mapper *cloudevent.Mapper
 	rules  *rules.Set
 	routes []string // queue names of the default route: every uplink
 }
@@ -92,7 +92,7 @@ type live struct {
 // prepare builds the reloadable parts of cfg without touching the running
 // gateway.
 func (g *Gateway) prepare(cfg Config) (*live, error) {
-	mapper, err := mapping.Compile(cfg.Events, cfg.GatewayID)
+	mapper, err := cloudevent.Compile(cfg.Events, cfg.GatewayID)
 	if err != nil {
 		return nil, fmt.Errorf("events: %w", err)
 	}
@@ -265,7 +265,7 @@ func (g *Gateway) Handle(ctx context.Context, m mqtt.Message) error {
 		marks = []buffer.Mark{mark}
 	}
 	l := g.live.Load()
-	e, err := l.mapper.Map(mapping.Message{
+	e, err := l.mapper.Map(cloudevent.Message{
 		Topic:          m.Topic,
 		Payload:        m.Payload,
 		QoS:            m.QoS,
@@ -274,7 +274,7 @@ func (g *Gateway) Handle(ctx context.Context, m mqtt.Message) error {
 		UserProperties: convertProps(m.UserProperties),
 		Received:       time.Now(),
 	})
-	if errors.Is(err, mapping.ErrUnmatched) {
+	if errors.Is(err, cloudevent.ErrUnmatched) {
 		g.unmatched.Inc()
 		g.log.Debug("dropped message on unmatched topic", "topic", m.Topic, "client_id", m.ClientID)
 		return nil
@@ -338,13 +338,13 @@ func resendMark(m mqtt.Message) buffer.Mark {
 	return buffer.Mark{Key: key, Value: h.Sum64()}
 }
 
-func convertProps(in []mqtt.Property) []mapping.Property {
+func convertProps(in []mqtt.Property) []cloudevent.Property {
 	if len(in) == 0 {
 		return nil
 	}
-	out := make([]mapping.Property, len(in))
+	out := make([]cloudevent.Property, len(in))
 	for i, p := range in {
-		out[i] = mapping.Property{Key: p.Key, Value: p.Value}
+		out[i] = cloudevent.Property{Key: p.Key, Value: p.Value}
 	}
 	return out
 }

@@ -16,7 +16,7 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 
 	"github.com/edgegate/edgegate/gateway"
-	"github.com/edgegate/edgegate/gateway/mapping"
+	"github.com/edgegate/edgegate/cloudevent"
 	"github.com/edgegate/edgegate/rules"
 )
 
@@ -40,7 +40,7 @@ type rulesSetup struct {
 	rules     rules.Config
 	uplinks   []string
 	gatewayID string
-	events    mapping.Config
+	events    cloudevent.Config
 }
 
 // cmdRules runs `edgegate rules test`.
@@ -163,7 +163,7 @@ func runEventsFile(ctx context.Context, set *rules.Set, s rulesSetup, path strin
 		return fmt.Errorf("events: %w", err)
 	}
 	defer f.Close()
-	mapper, err := mapping.Compile(s.events, s.gatewayID)
+	mapper, err := cloudevent.Compile(s.events, s.gatewayID)
 	if err != nil {
 		return fmt.Errorf("events section: %w", err)
 	}
@@ -205,7 +205,7 @@ type mqttLine struct {
 	Time        time.Time       `json:"time"`
 }
 
-func parseEventLine(b []byte, mapper *mapping.Mapper) (rules.Input, time.Time, error) {
+func parseEventLine(b []byte, mapper *cloudevent.Mapper) (rules.Input, time.Time, error) {
 	var probe map[string]json.RawMessage
 	if err := json.Unmarshal(b, &probe); err != nil {
 		return rules.Input{}, time.Time{}, fmt.Errorf("not a JSON object: %w", err)
@@ -216,7 +216,7 @@ func parseEventLine(b []byte, mapper *mapping.Mapper) (rules.Input, time.Time, e
 			return rules.Input{}, time.Time{}, fmt.Errorf("cloudevent: %w", err)
 		}
 		in := rules.Input{Event: rules.FromCloudEvent(ce)}
-		if t, ok := ce.Extensions()[mapping.ExtTopic].(string); ok {
+		if t, ok := ce.Extensions()[cloudevent.ExtTopic].(string); ok {
 			in.Topic = t
 		}
 		now := ce.Time()
@@ -241,7 +241,7 @@ func parseEventLine(b []byte, mapper *mapping.Mapper) (rules.Input, time.Time, e
 	if now.IsZero() {
 		now = time.Now()
 	}
-	ce, err := mapper.Map(mapping.Message{Topic: m.Topic, Payload: payload, QoS: m.QoS, ClientID: m.ClientID,
+	ce, err := mapper.Map(cloudevent.Message{Topic: m.Topic, Payload: payload, QoS: m.QoS, ClientID: m.ClientID,
 		ContentType: m.ContentType, Received: now})
 	if err != nil {
 		return rules.Input{}, time.Time{}, fmt.Errorf("topic %s: %w", m.Topic, err)

@@ -10,7 +10,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	"github.com/edgegate/edgegate/gateway/mapping"
+	"github.com/edgegate/edgegate/cloudevent"
 )
 
 // exampleRuleConfigs are the shipped example configurations with rules.
@@ -65,7 +65,7 @@ func TestRulesExamplesPass(t *testing.T) {
 }
 
 func TestRulesTestReportsFailures(t *testing.T) {
-	s := rulesSetup{uplinks: []string{"cloud"}, gatewayID: "gw", events: mapping.DefaultConfig()}
+	s := rulesSetup{uplinks: []string{"cloud"}, gatewayID: "gw", events: cloudevent.DefaultConfig()}
 	if err := yaml.Unmarshal([]byte(`
 rules:
   - name: hot

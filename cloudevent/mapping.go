@@ -1,11 +1,9 @@
-// Package mapping turns a device's MQTT message into a CloudEvent: it matches
-// the topic against configured templates, fills source, type and subject from
+package cloudevent
+
+// The mapping of a device's MQTT message to a CloudEvent: it matches the
+// topic against configured templates, fills source, type and subject from
 // the topic's segments, assigns a time-ordered id, and chooses between JSON
 // data and data_base64.
-//
-// mapping does no I/O and imports no other edgegate package. A *Mapper is
-// immutable after Compile and safe for concurrent use.
-package mapping
 
 import (
 	"bytes"
@@ -26,12 +24,6 @@ import (
 const (
 	UnmatchedGeneric = "generic" // map with the generic template (default)
 	UnmatchedDrop    = "drop"    // drop it and count it
-)
-
-// Extension attribute names every event carries.
-const (
-	ExtTopic = "mqtttopic"
-	ExtQoS   = "mqttqos"
 )
 
 // Topic maps MQTT topics that match Match to CloudEvent attributes.
@@ -204,17 +196,17 @@ func (mp *Mapper) Map(m Message) (event.Event, error) {
 	}
 	e.SetTime(received.UTC())
 
-	e.SetExtension(ExtTopic, validUTF8(m.Topic))
+	e.SetExtension(ExtTopic, SanitizeString(m.Topic))
 	e.SetExtension(ExtQoS, int32(m.QoS))
 	for _, p := range m.UserProperties {
-		name := extensionName(p.Key)
-		if name == "" || reserved[name] {
+		name := ExtensionName(p.Key)
+		if name == "" || Reserved(name) || name == ExtTopic || name == ExtQoS {
 			continue
 		}
 		if _, dup := e.Extensions()[name]; dup {
 			continue
 		}
-		e.SetExtension(name, validUTF8(p.Value))
+		e.SetExtension(name, SanitizeString(p.Value))
 	}
 
 	setData(&e, m.Payload, m.ContentType)
@@ -227,7 +219,7 @@ func (mp *Mapper) Map(m Message) (event.Event, error) {
 func setData(e *event.Event, payload []byte, contentType string) {
 	if contentType != "" {
 		// mime accepts a bare token ("bogus"); RFC 2046 wants type/subtype.
-		if mt, _, err := mime.ParseMediaType(contentType); err != nil || !strings.Contains(mt, "/") || validUTF8(contentType) != contentType {
+		if mt, _, err := mime.ParseMediaType(contentType); err != nil || !strings.Contains(mt, "/") || SanitizeString(contentType) != contentType {
 			contentType = "" // not a media type: do not repeat it as datacontenttype
 		}
 	}
@@ -239,7 +231,7 @@ func setData(e *event.Event, payload []byte, contentType string) {
 	}
 	data := bytes.Clone(payload)
 	// json.Valid accepts invalid UTF-8 inside strings; JSON must be UTF-8.
-	if (contentType == "" || plainJSON(contentType)) && json.Valid(data) && utf8.Valid(data) {
+	if JSONContentType(contentType) && json.Valid(data) && utf8.Valid(data) {
 		if contentType == "" {
 			contentType = event.ApplicationJSON
 		}
@@ -256,56 +248,3 @@ func setData(e *event.Event, payload []byte, contentType string) {
 	e.DataBase64 = true
 }
 
-// plainJSON reports whether sdk-go writes data of this content type as a raw
-// JSON value (its own rule), so only these may carry data instead of
-// data_base64.
-func plainJSON(contentType string) bool {
-	mt, _, _ := mime.ParseMediaType(contentType)
-	return mt == event.ApplicationJSON || mt == event.TextJSON
-}
-
-// reserved holds attribute names that user properties may not take.
-var reserved = map[string]bool{
-	"specversion": true, "id": true, "source": true, "type": true, "subject": true,
-	"time": true, "datacontenttype": true, "dataschema": true, "data": true,
-	"data_base64": true, "datacontentencoding": true, "schemaurl": true,
-	ExtTopic: true, ExtQoS: true,
-}
-
-// extensionName folds an MQTT user property key into a CloudEvents extension
-// name: lower-case ASCII letters and digits, at most 20 characters. It
-// returns "" when nothing usable remains.
-func extensionName(key string) string {
-	var b strings.Builder
-	for i := 0; i < len(key) && b.Len() < 20; i++ {
-		c := key[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= '0' && c <= '9':
-			b.WriteByte(c)
-		case c >= 'A' && c <= 'Z':
-			b.WriteByte(c + 'a' - 'A')
-		}
-	}
-	return b.String()
-}
-
-// validUTF8 makes s a valid CloudEvents String: invalid UTF-8, control
-// characters (U+0000-U+001F, U+007F-U+009F) and noncharacters, which the
-// spec forbids in String attributes (spec.md "Type System") but MQTT topics
-// and properties can carry, become U+FFFD.
-func validUTF8(s string) string {
-	if utf8.ValidString(s) && strings.IndexFunc(s, notCEString) < 0 {
-		return s
-	}
-	return strings.Map(func(r rune) rune {
-		if notCEString(r) {
-			return utf8.RuneError
-		}
-		return r
-	}, strings.ToValidUTF8(s, "\uFFFD"))
-}
-
-// notCEString reports whether a CloudEvents String may not contain r.
-func notCEString(r rune) bool {
-	return r <= 0x1f || r >= 0x7f && r <= 0x9f || r >= 0xfdd0 && r <= 0xfdef || r&0xfffe == 0xfffe
-}

@@ -1,4 +1,4 @@
-package mapping
+package cloudevent
 
 import (
 	"errors"
@@ -249,7 +249,7 @@ func (x expander) expand(parts []part, uri bool) string {
 		case partClient:
 			v = x.msg.ClientID
 		}
-		v = validUTF8(v)
+		v = SanitizeString(v)
 		if uri {
 			v = url.PathEscape(v)
 		}

@@ -1,4 +1,4 @@
-package mapping
+package cloudevent
 
 import (
 	"encoding/base64"
