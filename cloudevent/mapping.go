@@ -153,6 +153,107 @@ func prefixErrs(prefix string, err error) error {
 	return errors.Join(out...)
 }
 
+// MapRecord builds the event for m. It never fails on payload content:
+// bytes that are not JSON travel as data_base64. It returns ErrUnmatched
+// when the topic matches no template and unmatched is drop. The event's
+// Data shares m.Payload's bytes.
+func (mp *Mapper) MapRecord(m Message) (Event, error) {
+	var vars [maxVars]string
+	ct := mp.match(m.Topic, &vars)
+	if ct == nil {
+		return Event{}, ErrUnmatched
+	}
+	x := expander{vars: &vars, gatewayID: mp.gatewayID, msg: &m}
+	id, err := uuid.NewV7()
+	if err != nil {
+		return Event{}, fmt.Errorf("event id: %w", err)
+	}
+	e := Event{ID: id.String(), Source: mp.source(ct, x)}
+	// Type and subject are trimmed as sdk-go's setters did.
+	if e.Type = strings.TrimSpace(x.expand(ct.typ, false)); e.Type == "" {
+		e.Type = "io.edgegate.mqtt.message"
+	}
+	e.Subject = strings.TrimSpace(x.expand(ct.subject, false))
+	received := m.Received
+	if received.IsZero() {
+		received = time.Now()
+	}
+	e.Time = received.UTC()
+
+	e.Extensions = make([]Extension, 2, 2+len(m.UserProperties))
+	e.Extensions[0] = Extension{Name: ExtTopic, Value: String(SanitizeString(m.Topic))}
+	e.Extensions[1] = Extension{Name: ExtQoS, Value: Integer(int32(m.QoS))}
+	for _, p := range m.UserProperties {
+		name := ExtensionName(p.Key)
+		if name == "" || Reserved(name) {
+			continue
+		}
+		if _, dup := e.Extension(name); dup {
+			continue // the first property of a name wins
+		}
+		e.Extensions = append(e.Extensions, Extension{Name: name, Value: String(SanitizeString(p.Value))})
+	}
+	setRecordData(&e, m.Payload, m.ContentType)
+	return e, nil
+}
+
+// source expands the source template. A template whose literal text is a
+// plain absolute path expands to a URI reference that needs no checking
+// (every variable is path-escaped), unless an empty first variable makes it
+// start with "//"; everything else goes through parsedSource.
+func (mp *Mapper) source(ct *compiledTopic, x expander) string {
+	s := x.expand(ct.source, true)
+	if ct.plainSource && !strings.HasPrefix(s, "//") {
+		return s
+	}
+	return mp.parsedSource(s)
+}
+
+// parsedSource makes s a URI reference as sdk-go's SetSource left it:
+// parsed and written out again. A ':' that makes s unparsable (a variable
+// put it into the first segment: "{device}" = "a:b" reads as a bad scheme)
+// is escaped. An s that still does not parse, or is empty, gives the
+// gateway's own source (sdk-go left the required source empty).
+func (mp *Mapper) parsedSource(s string) string {
+	if _, err := url.Parse(s); err != nil {
+		s = strings.ReplaceAll(s, ":", "%3A")
+	}
+	if u, err := url.Parse(s); err == nil && strings.TrimSpace(u.String()) != "" {
+		return u.String()
+	}
+	return "/edgegate/" + url.PathEscape(mp.gatewayID)
+}
+
+// setRecordData chooses the representation of the payload: a JSON value
+// as data when the payload is valid JSON and the content type (if any)
+// says JSON, data_base64 otherwise. An empty payload gives an event
+// without data.
+func setRecordData(e *Event, payload []byte, contentType string) {
+	if contentType != "" {
+		// mime accepts a bare token ("bogus"); RFC 2046 wants type/subtype.
+		if mt, _, err := mime.ParseMediaType(contentType); err != nil || !strings.Contains(mt, "/") || SanitizeString(contentType) != contentType {
+			contentType = "" // not a media type: do not repeat it as datacontenttype
+		}
+		contentType = strings.TrimSpace(contentType)
+	}
+	if len(payload) == 0 {
+		e.DataContentType = contentType
+		return
+	}
+	// json.Valid accepts invalid UTF-8 inside strings; JSON must be UTF-8.
+	if JSONContentType(contentType) && json.Valid(payload) && utf8.Valid(payload) {
+		if contentType == "" {
+			contentType = "application/json"
+		}
+		e.DataContentType, e.Data = contentType, payload
+		return
+	}
+	if contentType == "" {
+		contentType = "application/octet-stream"
+	}
+	e.DataContentType, e.Data, e.DataBase64 = contentType, payload, true
+}
+
 // Map builds the CloudEvent for m and returns it. It never fails on payload
 // content: bytes that are not JSON travel as data_base64. It returns
 // ErrUnmatched when the topic matches no template and unmatched is drop.
@@ -247,4 +348,3 @@ func setData(e *event.Event, payload []byte, contentType string) {
 	e.DataEncoded = data
 	e.DataBase64 = true
 }
-
