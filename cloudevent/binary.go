@@ -226,14 +226,10 @@ func (r *reader) uvarint() uint64 {
 	return v
 }
 
+// varint reads a zig-zag encoded varint (binary.AppendVarint).
 func (r *reader) varint() int64 {
-	v, n := binary.Varint(r.b[min(r.p, len(r.b)):])
-	if n <= 0 {
-		r.bad = true
-		return 0
-	}
-	r.p += n
-	return v
+	u := r.uvarint()
+	return int64(u>>1) ^ -int64(u&1)
 }
 
 // add adds a string length to a total, failing (not overflowing) once the

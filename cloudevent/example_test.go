@@ -22,11 +22,13 @@ func ExampleMapper_Map() {
 	if err != nil {
 		panic(err)
 	}
-	fmt.Println(e.Source())
-	fmt.Println(e.Type())
-	fmt.Println(e.Subject())
-	fmt.Println(e.DataContentType(), string(e.Data()))
-	fmt.Println(e.Extensions()["mqtttopic"], e.Extensions()["mqttqos"])
+	fmt.Println(e.Source)
+	fmt.Println(e.Type)
+	fmt.Println(e.Subject)
+	fmt.Println(e.DataContentType, string(e.Data))
+	topic, _ := e.Extension(cloudevent.ExtTopic)
+	qos, _ := e.Extension(cloudevent.ExtQoS)
+	fmt.Println(topic, qos)
 	// Output:
 	// /edgegate/edge-01/devices/th-01
 	// io.edgegate.device.telemetry

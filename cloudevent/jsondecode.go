@@ -70,7 +70,7 @@ func decodeJSON(b []byte, e *Event) error {
 	slices.Sort(names) // the order sdk-go wrote them in
 	for _, k := range names {
 		name := strings.ToLower(k)
-		if !validJSONExtName(name) {
+		if !lowerAlnum(name) { // sdk-go sets no length limit
 			return fail("member %q: not an attribute name", k)
 		}
 		v, ok, err := jsonExtValue(m[k])
@@ -158,18 +158,4 @@ func jsonExtValue(raw json.RawMessage) (Value, bool, error) {
 		return Integer(int32(f)), true, nil
 	}
 	return Value{}, false, fmt.Errorf("an object or array is not a CloudEvents value")
-}
-
-// validJSONExtName reports whether a (lower-cased) member name may be an
-// extension attribute: lower-case letters and digits, any length.
-func validJSONExtName(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; (c < 'a' || c > 'z') && (c < '0' || c > '9') {
-			return false
-		}
-	}
-	return true
 }

@@ -6,7 +6,6 @@ package cloudevent
 // data and data_base64.
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,7 +15,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/google/uuid"
 )
 
@@ -153,27 +151,37 @@ func prefixErrs(prefix string, err error) error {
 	return errors.Join(out...)
 }
 
-// MapRecord builds the event for m. It never fails on payload content:
+// Map builds the event for m. It never fails on payload content:
 // bytes that are not JSON travel as data_base64. It returns ErrUnmatched
 // when the topic matches no template and unmatched is drop. The event's
 // Data shares m.Payload's bytes.
-func (mp *Mapper) MapRecord(m Message) (Event, error) {
+func (mp *Mapper) Map(m Message) (Event, error) {
 	var vars [maxVars]string
 	ct := mp.match(m.Topic, &vars)
 	if ct == nil {
 		return Event{}, ErrUnmatched
 	}
-	x := expander{vars: &vars, gatewayID: mp.gatewayID, msg: &m}
 	id, err := uuid.NewV7()
 	if err != nil {
 		return Event{}, fmt.Errorf("event id: %w", err)
 	}
-	e := Event{ID: id.String(), Source: mp.source(ct, x)}
+	// id, source, type and subject are cut from one string.
+	x := expander{vars: &vars, gatewayID: mp.gatewayID, msg: &m}
+	var stack [256]byte
+	b := appendUUID(stack[:0], id)
+	endID := len(b)
+	b = x.appendTo(b, ct.source, true)
+	endSource := len(b)
+	b = x.appendTo(b, ct.typ, false)
+	endType := len(b)
+	b = x.appendTo(b, ct.subject, false)
+	s := string(b)
+	e := Event{ID: s[:endID], Source: mp.source(ct, s[endID:endSource])}
 	// Type and subject are trimmed as sdk-go's setters did.
-	if e.Type = strings.TrimSpace(x.expand(ct.typ, false)); e.Type == "" {
+	if e.Type = strings.TrimSpace(s[endSource:endType]); e.Type == "" {
 		e.Type = "io.edgegate.mqtt.message"
 	}
-	e.Subject = strings.TrimSpace(x.expand(ct.subject, false))
+	e.Subject = strings.TrimSpace(s[endType:])
 	received := m.Received
 	if received.IsZero() {
 		received = time.Now()
@@ -193,16 +201,16 @@ func (mp *Mapper) MapRecord(m Message) (Event, error) {
 		}
 		e.Extensions = append(e.Extensions, Extension{Name: name, Value: String(SanitizeString(p.Value))})
 	}
-	setRecordData(&e, m.Payload, m.ContentType)
+	setData(&e, m.Payload, m.ContentType)
 	return e, nil
 }
 
-// source expands the source template. A template whose literal text is a
-// plain absolute path expands to a URI reference that needs no checking
-// (every variable is path-escaped), unless an empty first variable makes it
-// start with "//"; everything else goes through parsedSource.
-func (mp *Mapper) source(ct *compiledTopic, x expander) string {
-	s := x.expand(ct.source, true)
+// source checks the expanded source template. A template whose literal
+// text is a plain absolute path expands to a URI reference that needs no
+// checking (every variable is path-escaped), unless an empty first
+// variable makes it start with "//"; everything else goes through
+// parsedSource.
+func (mp *Mapper) source(ct *compiledTopic, s string) string {
 	if ct.plainSource && !strings.HasPrefix(s, "//") {
 		return s
 	}
@@ -224,11 +232,23 @@ func (mp *Mapper) parsedSource(s string) string {
 	return "/edgegate/" + url.PathEscape(mp.gatewayID)
 }
 
-// setRecordData chooses the representation of the payload: a JSON value
+// appendUUID appends id in its canonical text form.
+func appendUUID(dst []byte, id uuid.UUID) []byte {
+	const hex = "0123456789abcdef"
+	for i, c := range id {
+		if i == 4 || i == 6 || i == 8 || i == 10 {
+			dst = append(dst, '-')
+		}
+		dst = append(dst, hex[c>>4], hex[c&0xf])
+	}
+	return dst
+}
+
+// setData chooses the representation of the payload: a JSON value
 // as data when the payload is valid JSON and the content type (if any)
 // says JSON, data_base64 otherwise. An empty payload gives an event
 // without data.
-func setRecordData(e *Event, payload []byte, contentType string) {
+func setData(e *Event, payload []byte, contentType string) {
 	if contentType != "" {
 		// mime accepts a bare token ("bogus"); RFC 2046 wants type/subtype.
 		if mt, _, err := mime.ParseMediaType(contentType); err != nil || !strings.Contains(mt, "/") || SanitizeString(contentType) != contentType {
@@ -252,99 +272,4 @@ func setRecordData(e *Event, payload []byte, contentType string) {
 		contentType = "application/octet-stream"
 	}
 	e.DataContentType, e.Data, e.DataBase64 = contentType, payload, true
-}
-
-// Map builds the CloudEvent for m and returns it. It never fails on payload
-// content: bytes that are not JSON travel as data_base64. It returns
-// ErrUnmatched when the topic matches no template and unmatched is drop.
-func (mp *Mapper) Map(m Message) (event.Event, error) {
-	var vars [maxVars]string
-	ct := mp.match(m.Topic, &vars)
-	if ct == nil {
-		return event.Event{}, ErrUnmatched
-	}
-	x := expander{vars: &vars, gatewayID: mp.gatewayID, msg: &m}
-
-	e := event.New()
-	id, err := uuid.NewV7()
-	if err != nil {
-		return event.Event{}, fmt.Errorf("event id: %w", err)
-	}
-	e.SetID(id.String())
-
-	source := x.expand(ct.source, true)
-	if _, err := url.Parse(source); err != nil {
-		// A variable put a ':' into the first segment ("{device}" = "a:b"),
-		// which reads as a bad scheme; sdk-go would silently leave the
-		// required source empty. Escape it.
-		source = strings.ReplaceAll(source, ":", "%3A")
-	}
-	if source == "" {
-		source = "/edgegate/" + url.PathEscape(mp.gatewayID)
-	}
-	e.SetSource(source)
-	typ := x.expand(ct.typ, false)
-	if typ == "" {
-		typ = "io.edgegate.mqtt.message"
-	}
-	e.SetType(typ)
-	if subject := x.expand(ct.subject, false); subject != "" {
-		e.SetSubject(subject)
-	}
-	received := m.Received
-	if received.IsZero() {
-		received = time.Now()
-	}
-	e.SetTime(received.UTC())
-
-	e.SetExtension(ExtTopic, SanitizeString(m.Topic))
-	e.SetExtension(ExtQoS, int32(m.QoS))
-	for _, p := range m.UserProperties {
-		name := ExtensionName(p.Key)
-		if name == "" || Reserved(name) || name == ExtTopic || name == ExtQoS {
-			continue
-		}
-		if _, dup := e.Extensions()[name]; dup {
-			continue
-		}
-		e.SetExtension(name, SanitizeString(p.Value))
-	}
-
-	setData(&e, m.Payload, m.ContentType)
-	return e, nil
-}
-
-// setData chooses the representation of the payload: a JSON value as data
-// when the payload is valid JSON and the content type (if any) says JSON,
-// data_base64 otherwise. An empty payload gives an event without data.
-func setData(e *event.Event, payload []byte, contentType string) {
-	if contentType != "" {
-		// mime accepts a bare token ("bogus"); RFC 2046 wants type/subtype.
-		if mt, _, err := mime.ParseMediaType(contentType); err != nil || !strings.Contains(mt, "/") || SanitizeString(contentType) != contentType {
-			contentType = "" // not a media type: do not repeat it as datacontenttype
-		}
-	}
-	if len(payload) == 0 {
-		if contentType != "" {
-			e.SetDataContentType(contentType)
-		}
-		return
-	}
-	data := bytes.Clone(payload)
-	// json.Valid accepts invalid UTF-8 inside strings; JSON must be UTF-8.
-	if JSONContentType(contentType) && json.Valid(data) && utf8.Valid(data) {
-		if contentType == "" {
-			contentType = event.ApplicationJSON
-		}
-		e.SetDataContentType(contentType)
-		e.DataEncoded = data
-		e.DataBase64 = false
-		return
-	}
-	if contentType == "" {
-		contentType = "application/octet-stream"
-	}
-	e.SetDataContentType(contentType)
-	e.DataEncoded = data
-	e.DataBase64 = true
 }

@@ -61,11 +61,17 @@ func Reserved(name string) bool {
 // edgegate writes: 1 to MaxExtensionName lower-case ASCII letters or
 // digits. It does not check Reserved.
 func ValidExtensionName(name string) bool {
-	if name == "" || len(name) > MaxExtensionName {
+	return len(name) <= MaxExtensionName && lowerAlnum(name)
+}
+
+// lowerAlnum reports whether s is one or more lower-case ASCII letters
+// and digits (the spec's rule for attribute names, of any length).
+func lowerAlnum(s string) bool {
+	if s == "" {
 		return false
 	}
-	for i := 0; i < len(name); i++ {
-		if c := name[i]; (c < 'a' || c > 'z') && (c < '0' || c > '9') {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; (c < 'a' || c > 'z') && (c < '0' || c > '9') {
 			return false
 		}
 	}

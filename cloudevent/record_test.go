@@ -392,3 +392,76 @@ func nonEmpty(s string) string {
 	}
 	return s
 }
+
+// The strict validator keeps its own table of context attributes (it must
+// not share code with what it checks); the two agree: a context attribute
+// must be a string there, an extension may be a number.
+func TestContextAttributesAgreeWithValidator(t *testing.T) {
+	names := []string{"specversion", "id", "source", "type", "subject", "time", "datacontenttype", "dataschema",
+		"datacontentencoding", "schemaurl", "mqtttopic", "replayed", "x"}
+	for _, n := range names {
+		b := []byte(`{"specversion":"1.0","id":"1","source":"/s","type":"t"}`)
+		b = append(b[:len(b)-1], `,"`+n+`":7}`...)
+		if n == "specversion" || n == "id" || n == "source" || n == "type" {
+			b = []byte(strings.Replace(`{"specversion":"1.0","id":"1","source":"/s","type":"t"}`, `"`+n+`":"`, `"`+n+`":7,"was":"`, 1))
+		}
+		_, _, err := cetest.ValidateStructured(b)
+		if ctx := err != nil && strings.Contains(err.Error(), n+": "); ctx != cloudevent.IsContextAttribute(n) {
+			t.Errorf("%s: validator says context attribute %v (%v), IsContextAttribute %v", n, ctx, err, !ctx)
+		}
+	}
+}
+
+// benchEvent is a mapped telemetry event as the buffer holds it.
+func benchEvent(b *testing.B) cloudevent.Event {
+	m, err := cloudevent.Compile(cloudevent.DefaultConfig(), "edge-01")
+	if err != nil {
+		b.Fatal(err)
+	}
+	e, err := m.Map(cloudevent.Message{Topic: "devices/th-01/telemetry", Payload: []byte(`{"temperature":21.5,"humidity":40}`), QoS: 1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return e
+}
+
+// BenchmarkAppendJSON: one event in the JSON format into a reused buffer,
+// as a batch body is written.
+func BenchmarkAppendJSON(b *testing.B) {
+	e := benchEvent(b)
+	e.Replayed = true
+	buf := make([]byte, 0, 1024)
+	b.ReportAllocs()
+	for b.Loop() {
+		buf = cloudevent.AppendJSON(buf[:0], &e)
+	}
+	b.SetBytes(int64(len(buf)))
+}
+
+// BenchmarkDecode: a stored record (buffer form) into a reused Event.
+func BenchmarkDecode(b *testing.B) {
+	e := benchEvent(b)
+	rec := cloudevent.Encode(&e)
+	var out cloudevent.Event
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := cloudevent.Decode(rec, &out); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.SetBytes(int64(len(rec)))
+}
+
+// BenchmarkDecodeLegacyJSON: a record the previous release stored (only
+// read while such a buffer drains).
+func BenchmarkDecodeLegacyJSON(b *testing.B) {
+	e := benchEvent(b)
+	rec := cloudevent.AppendJSON(nil, &e)
+	var out cloudevent.Event
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := cloudevent.Decode(rec, &out); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

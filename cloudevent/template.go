@@ -255,18 +255,14 @@ type expander struct {
 	msg       *Message
 }
 
-// expand renders a template. In URI templates every value is path-escaped
-// so that any topic level gives a valid URI reference.
-func (x expander) expand(parts []part, uri bool) string {
-	if len(parts) == 1 && parts[0].kind == partLiteral {
-		return parts[0].text
-	}
-	var b strings.Builder
+// appendTo renders a template onto dst. In URI templates every value is
+// path-escaped so that any topic level gives a valid URI reference.
+func (x expander) appendTo(dst []byte, parts []part, uri bool) []byte {
 	for _, p := range parts {
 		var v string
 		switch p.kind {
 		case partLiteral:
-			b.WriteString(p.text)
+			dst = append(dst, p.text...)
 			continue
 		case partVar:
 			v = x.vars[p.index]
@@ -281,7 +277,7 @@ func (x expander) expand(parts []part, uri bool) string {
 		if uri {
 			v = url.PathEscape(v)
 		}
-		b.WriteString(v)
+		dst = append(dst, v...)
 	}
-	return b.String()
+	return dst
 }

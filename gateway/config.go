@@ -27,15 +27,15 @@ import (
 // Config is the whole edgegate configuration file. Each section belongs to
 // the package that uses it; Config only composes them.
 type Config struct {
-	GatewayID       string          `yaml:"gateway_id"`
-	Log             LogConfig       `yaml:"log"`
-	Admin           AdminConfig     `yaml:"admin"`
-	MQTT            mqtt.Config     `yaml:"mqtt"`
-	Buffer          buffer.Config   `yaml:"buffer"`
-	Events          cloudevent.Config  `yaml:"events"`
-	Uplinks         []uplink.Config `yaml:"uplinks"`
-	Rules           rules.Config    `yaml:"rules"`
-	ShutdownTimeout time.Duration   `yaml:"shutdown_timeout"`
+	GatewayID       string            `yaml:"gateway_id"`
+	Log             LogConfig         `yaml:"log"`
+	Admin           AdminConfig       `yaml:"admin"`
+	MQTT            mqtt.Config       `yaml:"mqtt"`
+	Buffer          buffer.Config     `yaml:"buffer"`
+	Events          cloudevent.Config `yaml:"events"`
+	Uplinks         []uplink.Config   `yaml:"uplinks"`
+	Rules           rules.Config      `yaml:"rules"`
+	ShutdownTimeout time.Duration     `yaml:"shutdown_timeout"`
 	// MemoryLimit is the Go runtime's soft memory limit (GOMEMLIMIT); the
 	// GOMEMLIMIT environment variable wins. 0 disables it.
 	MemoryLimit buffer.ByteSize `yaml:"memory_limit"`

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/edgegate/edgegate/buffer"
+	"github.com/edgegate/edgegate/cloudevent"
 	"github.com/edgegate/edgegate/uplink"
 )
 
@@ -142,7 +143,8 @@ func (f *forwarder) run(ctx context.Context) error {
 // dead-lettered; the caller acks it. A failed range is retried whole, so a
 // receiver may see an event twice, always with the same id.
 func (f *forwarder) deliver(ctx, fetchCtx context.Context, batch *buffer.Batch, backoff *uplink.Backoff) error {
-	records, err := f.markReplayed(fetchCtx, batch)
+	stored := jsonRecords(batch.Records())
+	records, err := f.markReplayed(fetchCtx, batch, stored)
 	if err != nil {
 		return err
 	}
@@ -190,7 +192,7 @@ func (f *forwarder) deliver(ctx, fetchCtx context.Context, batch *buffer.Batch, 
 			return fetchCtx.Err()
 		}
 		// The batch has now waited out a failure: send it as replayed.
-		if records, err = f.markReplayed(fetchCtx, batch); err != nil {
+		if records, err = f.markReplayed(fetchCtx, batch, stored); err != nil {
 			return err
 		}
 	}
@@ -228,11 +230,30 @@ func (e *exhaustedError) Error() string {
 
 func (e *exhaustedError) Unwrap() error { return e.err }
 
-// markReplayed returns the batch's records, with replayed=true set on
-// those that waited out a failure or a restart, and paces them when
+// jsonRecords writes the batch's records in the CloudEvents JSON format the
+// senders take. (For now: the senders will take decoded records.) A record
+// that does not decode goes as it is, and the sender reports it as
+// malformed.
+func jsonRecords(stored [][]byte) [][]byte {
+	out := make([][]byte, len(stored))
+	buf := make([]byte, 0, 400*len(stored))
+	var e cloudevent.Event
+	for i, r := range stored {
+		if err := cloudevent.Decode(r, &e); err != nil {
+			out[i] = r
+			continue
+		}
+		start := len(buf)
+		buf = cloudevent.AppendJSON(buf, &e)
+		out[i] = buf[start:len(buf):len(buf)]
+	}
+	return out
+}
+
+// markReplayed returns the batch's records (in JSON), with replayed=true
+// set on those that waited out a failure or a restart, and paces them when
 // replay.max_rate is set.
-func (f *forwarder) markReplayed(ctx context.Context, batch *buffer.Batch) ([][]byte, error) {
-	records := batch.Records()
+func (f *forwarder) markReplayed(ctx context.Context, batch *buffer.Batch, records [][]byte) ([][]byte, error) {
 	before := f.replayBefore.Load()
 	var out [][]byte
 	n := 0

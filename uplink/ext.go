@@ -6,23 +6,18 @@ import (
 	"fmt"
 	"math"
 	"unicode/utf8"
+
+	"github.com/edgegate/edgegate/cloudevent"
 )
 
 // Extension attributes the forward loop sets on records it replays or
-// dead-letters. Names follow the CloudEvents rules (lowercase a-z0-9, at
-// most 20 characters).
+// dead-letters; cloudevent owns the names.
 const (
-	// ExtReplayed (true) marks an event sent after an outage; its time
-	// attribute keeps the original time.
-	ExtReplayed = "replayed"
-	// ExtError is the text of the failure that dead-lettered an event.
-	ExtError = "edgegateerror"
-	// ExtErrorCode is the HTTP status of that failure (absent if none).
-	ExtErrorCode = "edgegateerrorcode"
-	// ExtErrorDest is the name of the uplink that refused the event.
-	ExtErrorDest = "edgegateerrordest"
-	// ExtAttempts is the number of delivery attempts made.
-	ExtAttempts = "edgegateattempts"
+	ExtReplayed  = cloudevent.ExtReplayed
+	ExtError     = cloudevent.ExtError
+	ExtErrorCode = cloudevent.ExtErrorCode
+	ExtErrorDest = cloudevent.ExtErrorDest
+	ExtAttempts  = cloudevent.ExtAttempts
 )
 
 // maxErrorExt bounds the error text put into ExtError.
@@ -51,12 +46,6 @@ func FailureExtensions(err error, attempts int, uplinkName string) map[string]an
 	return ext
 }
 
-// coreAttrs are the JSON members an extension must not replace.
-var coreAttrs = map[string]bool{
-	"specversion": true, "id": true, "source": true, "type": true, "subject": true, "time": true,
-	"datacontenttype": true, "dataschema": true, "data": true, "data_base64": true,
-}
-
 // SetExtensions returns a copy of record (a CloudEvent in the JSON format)
 // with the given extension attributes set, replacing any of the same name.
 // Values must be strings, bools or integers in the CloudEvents Integer range
@@ -68,7 +57,7 @@ func SetExtensions(record []byte, ext map[string]any) ([]byte, error) {
 		return nil, errNotObject
 	}
 	for name, v := range ext {
-		if !validExtName(name) || coreAttrs[name] {
+		if !cloudevent.ValidExtensionName(name) || cloudevent.Reserved(name) {
 			return nil, fmt.Errorf("extension %q: not a valid extension name", name)
 		}
 		var raw []byte
@@ -95,16 +84,4 @@ func SetExtensions(record []byte, ext map[string]any) ([]byte, error) {
 		m[name] = raw
 	}
 	return json.Marshal(m)
-}
-
-func validExtName(s string) bool {
-	if s == "" || len(s) > 20 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; (c < 'a' || c > 'z') && (c < '0' || c > '9') {
-			return false
-		}
-	}
-	return true
 }

@@ -13,10 +13,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/cloudevents/sdk-go/v2/event"
-
-	"github.com/edgegate/edgegate/gateway"
 	"github.com/edgegate/edgegate/cloudevent"
+	"github.com/edgegate/edgegate/gateway"
 	"github.com/edgegate/edgegate/rules"
 )
 
@@ -211,15 +209,15 @@ func parseEventLine(b []byte, mapper *cloudevent.Mapper) (rules.Input, time.Time
 		return rules.Input{}, time.Time{}, fmt.Errorf("not a JSON object: %w", err)
 	}
 	if _, ok := probe["specversion"]; ok {
-		var ce event.Event
-		if err := json.Unmarshal(b, &ce); err != nil {
-			return rules.Input{}, time.Time{}, fmt.Errorf("cloudevent: %w", err)
+		var ce cloudevent.Event
+		if err := cloudevent.Decode(b, &ce); err != nil {
+			return rules.Input{}, time.Time{}, err
 		}
-		in := rules.Input{Event: rules.FromCloudEvent(ce)}
-		if t, ok := ce.Extensions()[cloudevent.ExtTopic].(string); ok {
-			in.Topic = t
+		in := rules.Input{Event: rules.FromRecord(&ce)}
+		if t, ok := ce.Extension(cloudevent.ExtTopic); ok {
+			in.Topic = t.Str()
 		}
-		now := ce.Time()
+		now := ce.Time
 		if now.IsZero() {
 			now = time.Now()
 		}
@@ -246,5 +244,5 @@ func parseEventLine(b []byte, mapper *cloudevent.Mapper) (rules.Input, time.Time
 	if err != nil {
 		return rules.Input{}, time.Time{}, fmt.Errorf("topic %s: %w", m.Topic, err)
 	}
-	return rules.Input{Event: rules.FromCloudEvent(ce), Topic: m.Topic, ClientID: m.ClientID}, now, nil
+	return rules.Input{Event: rules.FromRecord(&ce), Topic: m.Topic, ClientID: m.ClientID}, now, nil
 }
