@@ -52,11 +52,12 @@ func WithDiskFree(free func(dir string) (int64, error)) Option {
 //	record:    queue id (2 bytes) + seq (8 bytes), both big-endian ->
 //	           append time (8 bytes, unix nanoseconds) + data
 const (
-	prefixMeta   byte = 0x00
-	prefixRecord byte = 0x01
-	prefixUnused byte = 0x7f // never used: see reclaim
-	metaQueue    byte = 'q'
-	metaMarks    byte = 'm'
+	prefixMeta    byte = 0x00
+	prefixRecord  byte = 0x01
+	prefixUnused  byte = 0x7f // never used: see reclaim
+	metaQueue     byte = 'q'
+	metaMarks     byte = 'm'
+	metaMarkDelta byte = 'd'
 
 	recKeyLen   = 1 + 2 + 8
 	valHeadSize = 8
@@ -181,7 +182,9 @@ type Buffer struct {
 	sinceCheck  atomic.Int64 // bytes committed since freeSeen was read
 	diskErr     atomic.Bool  // a statfs error was logged
 
-	marks *markIndex
+	marks        *markIndex
+	marksMu      sync.Mutex // serialises saving marks
+	marksPersist markPersist
 }
 
 type appendReq struct {
@@ -795,6 +798,11 @@ func (w *txnWriter) commit() {
 		return
 	}
 	b := w.b
+	// Index the marks before the records become visible to Next: an ack
+	// saves the marks indexed so far (see ackDelete).
+	for _, r := range w.done {
+		b.marks.remember(r.marks)
+	}
 	if len(w.deltas) > 0 {
 		var n int64
 		b.mu.Lock()
@@ -816,7 +824,6 @@ func (w *txnWriter) commit() {
 		clear(w.deltas)
 	}
 	for _, r := range w.done {
-		b.marks.remember(r.marks)
 		r.finish(nil)
 	}
 	w.done = w.done[:0]
@@ -827,10 +834,19 @@ func (b *Buffer) deleteKeys(keys [][]byte) error {
 	if len(keys) == 0 {
 		return nil
 	}
+	return b.deleteKeysAfter(nil, keys)
+}
+
+// deleteKeysAfter deletes keys in the transaction(s) that first run pre
+// (nil: nothing), so pre's writes are committed no later than the deletes.
+func (b *Buffer) deleteKeysAfter(pre func(*txnWriter) error, keys [][]byte) error {
 	var err error
 	// Writes are blocked for a moment while reclaim forces a compaction.
 	for wait := 5 * time.Millisecond; ; wait *= 2 {
 		w := b.newTxnWriter()
+		if pre != nil {
+			_ = pre(w) // an error is kept in w.err
+		}
 		for _, k := range keys {
 			if w.delete(k) != nil {
 				break
