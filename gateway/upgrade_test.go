@@ -139,3 +139,28 @@ func appendRecords(t *testing.T, cfg buffer.Config, queue string, data [][]byte)
 		t.Fatal(fmt.Errorf("prepare buffer: %w", err))
 	}
 }
+
+// A record that is not an event (a corrupt one) cannot be sent: the
+// forwarder moves it, as it is, to the dead-letter queue, and the events
+// around it are delivered.
+func TestUndecodableRecordIsDeadLettered(t *testing.T) {
+	rcv := newReceiver(t)
+	cfg := testConfig(t, rcv.URL())
+	good := func(id string) []byte {
+		e := cloudevent.Event{ID: id, Source: "/s", Type: "t"}
+		return cloudevent.Encode(&e)
+	}
+	appendRecords(t, cfg.Buffer, queueName("cloud"), [][]byte{good("a"), []byte("\xce\x09garbage"), []byte(`{"not":"an event"}`), good("b")})
+	gw := start(t, cfg)
+	got := rcv.waitFor(2, 10*time.Second)
+	if got[0].ID() != "a" || got[1].ID() != "b" {
+		t.Errorf("delivered %v", got)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for gw.g.buf.Stats().Queues[deadLetterName("cloud")].Records != 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("dead letters: %+v", gw.g.buf.Stats().Queues)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
