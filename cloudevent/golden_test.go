@@ -10,7 +10,7 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 
 	"github.com/edgegate/edgegate/cloudevent"
-	"github.com/edgegate/edgegate/uplink/cetest"
+	"github.com/edgegate/edgegate/internal/ceconform"
 )
 
 // goldenCase is one MQTT message and the templates it is mapped with.
@@ -158,13 +158,13 @@ func TestMapMatchesSDKMapping(t *testing.T) {
 // id aside.
 func sameAsValidator(t *testing.T, e *cloudevent.Event, old []byte) {
 	t.Helper()
-	want, _, err := cetest.ValidateStructured(old)
+	want, _, err := ceconform.ValidateStructured(old)
 	if err != nil {
 		// Invalid: the record must be valid instead (checked by the caller).
 		t.Logf("the sdk-go mapping made an invalid event (%v): %s", err, old)
 		return
 	}
-	got, _, err := cetest.ValidateStructured(cloudevent.AppendJSON(nil, e))
+	got, _, err := ceconform.ValidateStructured(cloudevent.AppendJSON(nil, e))
 	if err != nil {
 		t.Fatalf("record invalid: %v", err)
 	}

@@ -13,7 +13,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/edgegate/edgegate/cloudevent"
-	"github.com/edgegate/edgegate/uplink/cetest"
+	"github.com/edgegate/edgegate/internal/ceconform"
 )
 
 func mustCompile(t testing.TB, c cloudevent.Config) *cloudevent.Mapper {
@@ -221,7 +221,7 @@ func FuzzMap(f *testing.F) {
 			t.Fatalf("invalid event: %v", err)
 		}
 		b := cloudevent.AppendJSON(nil, &e)
-		ce, warns, err := cetest.ValidateStructured(b)
+		ce, warns, err := ceconform.ValidateStructured(b)
 		if err != nil || len(warns) > 0 {
 			t.Fatalf("strict validator: %v %v\n%s", err, warns, b)
 		}

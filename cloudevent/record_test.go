@@ -15,7 +15,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/edgegate/edgegate/cloudevent"
-	"github.com/edgegate/edgegate/uplink/cetest"
+	"github.com/edgegate/edgegate/internal/ceconform"
 )
 
 // A buffer written by the previous release holds CloudEvents JSON exactly
@@ -46,7 +46,7 @@ func TestDecodeLegacyRecords(t *testing.T) {
 			checkSameAsSDK(t, "decoded", &e, se)
 
 			out := cloudevent.AppendJSON(nil, &e)
-			if _, warns, err := cetest.ValidateStructured(out); err != nil || len(warns) > 0 {
+			if _, warns, err := ceconform.ValidateStructured(out); err != nil || len(warns) > 0 {
 				t.Errorf("written again: %v %v\n%s", err, warns, out)
 			}
 			checkSameAsSDK(t, "written again", &e, sdkParse(t, out))
@@ -356,7 +356,7 @@ func FuzzAppendJSON(f *testing.F) {
 		}
 
 		out := cloudevent.AppendJSON(nil, &e)
-		ce, warns, err := cetest.ValidateStructured(out)
+		ce, warns, err := ceconform.ValidateStructured(out)
 		if err != nil || len(warns) > 0 {
 			t.Fatalf("strict validator: %v %v\n%s", err, warns, out)
 		}
@@ -405,7 +405,7 @@ func TestContextAttributesAgreeWithValidator(t *testing.T) {
 		if n == "specversion" || n == "id" || n == "source" || n == "type" {
 			b = []byte(strings.Replace(`{"specversion":"1.0","id":"1","source":"/s","type":"t"}`, `"`+n+`":"`, `"`+n+`":7,"was":"`, 1))
 		}
-		_, _, err := cetest.ValidateStructured(b)
+		_, _, err := ceconform.ValidateStructured(b)
 		if ctx := err != nil && strings.Contains(err.Error(), n+": "); ctx != cloudevent.IsContextAttribute(n) {
 			t.Errorf("%s: validator says context attribute %v (%v), IsContextAttribute %v", n, ctx, err, !ctx)
 		}

@@ -63,12 +63,12 @@ func TestUpgradeDrainsJSONRecords(t *testing.T) {
 			appendRecords(t, cfg.Buffer, queueName("cloud"), stored)
 
 			start(t, cfg)
-			rcv.waitFor(len(want), 20*time.Second)
+			rcv.WaitFor(len(want), 20*time.Second)
 			deadline := time.Now().Add(10 * time.Second)
-			for len(rcv.arrivals()) < len(stored) && time.Now().Before(deadline) {
+			for len(rcv.Events()) < len(stored) && time.Now().Before(deadline) {
 				time.Sleep(20 * time.Millisecond)
 			}
-			got := rcv.arrivals()
+			got := rcv.Events()
 			if len(got) != len(stored) {
 				t.Fatalf("%d arrivals, want %d", len(got), len(stored))
 			}
@@ -152,7 +152,7 @@ func TestUndecodableRecordIsDeadLettered(t *testing.T) {
 	}
 	appendRecords(t, cfg.Buffer, queueName("cloud"), [][]byte{good("a"), []byte("\xce\x09garbage"), []byte(`{"not":"an event"}`), good("b")})
 	gw := start(t, cfg)
-	got := rcv.waitFor(2, 10*time.Second)
+	got := rcv.WaitFor(2, 10*time.Second)
 	if got[0].ID() != "a" || got[1].ID() != "b" {
 		t.Errorf("delivered %v", got)
 	}
