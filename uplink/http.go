@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -330,7 +331,10 @@ func (s *httpSender) sendOne(ctx context.Context, e *cloudevent.Event) *Error {
 // form and percent-encoded (3.1.3.2), and Content-Type from
 // datacontenttype. JSON data without a datacontenttype is declared
 // application/json, as the JSON format implies it. A value with a control
-// character cannot be sent: that is an error.
+// character cannot be sent, nor a datacontenttype that is a CloudEvents
+// format (a device may claim application/cloudevents+json): receivers
+// would read the request as structured mode and take the data for the
+// event. Both are errors.
 func binaryHeaders(e *cloudevent.Event) (http.Header, error) {
 	h := make(http.Header, 8+len(e.Extensions))
 	set := func(key, name, v string) error {
@@ -369,6 +373,9 @@ func binaryHeaders(e *cloudevent.Event) (http.Header, error) {
 		ct = "application/json"
 	}
 	if ct != "" {
+		if ceFormat(ct) {
+			return nil, fmt.Errorf("datacontenttype %q is a CloudEvents format: binary mode cannot carry it", ct)
+		}
 		if err := set("Content-Type", "datacontenttype", ct); err != nil {
 			return nil, err
 		}
@@ -385,6 +392,15 @@ func binaryHeaders(e *cloudevent.Event) (http.Header, error) {
 		h["Ce-Replayed"] = []string{"true"}
 	}
 	return h, nil
+}
+
+// ceFormat reports whether a media type is a CloudEvents format
+// (application/cloudevents, application/cloudevents+json,
+// application/cloudevents-batch+json, …), case aside.
+func ceFormat(ct string) bool {
+	const prefix = "application/cloudevents"
+	ct = strings.TrimSpace(ct)
+	return len(ct) >= len(prefix) && strings.EqualFold(ct[:len(prefix)], prefix)
 }
 
 // extensionHeader is the canonical header name of an extension (names are
