@@ -17,6 +17,8 @@ import (
 	"github.com/expr-lang/expr/file"
 	"github.com/expr-lang/expr/vm"
 	"github.com/google/uuid"
+
+	"github.com/edgegate/edgegate/cloudevent"
 )
 
 // Bounds on expressions. A condition or value may have at most MaxNodes
@@ -538,21 +540,13 @@ func parseTarget(s string, forSet bool) (target, error) {
 		return target{kind: tData, path: path}, nil
 	}
 	if name, ok := strings.CutPrefix(s, "ext."); ok {
-		if !extPattern.MatchString(name) || reservedAttr[name] {
+		if !cloudevent.ValidExtensionName(name) || cloudevent.Reserved(name) {
 			return target{}, fmt.Errorf("%q: extension names are 1-20 lower-case letters or digits and not a CloudEvents attribute", s)
 		}
 		return target{kind: tExt, path: []string{name}}, nil
 	}
 	_ = forSet
 	return target{}, fmt.Errorf("unknown target %q: use data, data.field, type, source, subject, id, time, datacontenttype or ext.name", s)
-}
-
-var extPattern = regexp.MustCompile(`^[a-z0-9]{1,20}$`)
-
-var reservedAttr = map[string]bool{
-	"specversion": true, "id": true, "source": true, "type": true, "subject": true,
-	"time": true, "datacontenttype": true, "dataschema": true, "data": true,
-	"data_base64": true,
 }
 
 // schemaCheck validates data of one event type.
