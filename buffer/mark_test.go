@@ -7,34 +7,17 @@ import (
 
 // A mark is committed with its records and survives a reopen.
 func TestMarkSurvivesReopen(t *testing.T) {
-	dir := t.TempDir()
 	cfg := DefaultConfig()
-	cfg.Dir = dir
-	b, err := Open(cfg, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- b.Run(ctx) }()
-	if err := b.Append(ctx, []Record{{Queue: "q", Data: []byte("r")}}, true, Mark{Key: []byte("client\x00\x01"), Value: 42}); err != nil {
+	cfg.Dir = t.TempDir()
+	b := open(t, cfg, nil)
+	stop := run(t, b)
+	if err := b.Append(context.Background(), []Record{{Queue: "q", Data: []byte("r")}}, true, Mark{Key: []byte("client\x00\x01"), Value: 42}); err != nil {
 		t.Fatal(err)
 	}
 	if _, ok := b.Mark([]byte("client\x00\x02")); ok {
 		t.Fatal("absent mark found")
 	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Close(); err != nil {
-		t.Fatal(err)
-	}
-	b, err = Open(cfg, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b = reopen(t, b, stop, cfg)
 	if v, ok := b.Mark([]byte("client\x00\x01")); !ok || v != 42 {
 		t.Fatalf("mark after reopen: %v %v", v, ok)
 	}
@@ -75,13 +58,9 @@ func TestMarkWindow(t *testing.T) {
 func TestMarkOutlivesAckAndSurvivesReopen(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.Dir = t.TempDir()
-	b, err := Open(cfg, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- b.Run(ctx) }()
+	b := open(t, cfg, nil)
+	stop := run(t, b)
+	ctx := context.Background()
 	recs := []Record{{Queue: "q", Data: []byte("one")}, {Queue: "q", Data: []byte("two")}}
 	if err := b.Append(ctx, recs[:1], true, Mark{Key: []byte("k1"), Value: 1}); err != nil {
 		t.Fatal(err)
@@ -103,14 +82,7 @@ func TestMarkOutlivesAckAndSurvivesReopen(t *testing.T) {
 	if st := b.Stats(); st.Records != 1 || st.Bytes != int64(len("two"))+markSize {
 		t.Fatalf("stats: %+v", st)
 	}
-	cancel()
-	<-done
-	b.Close()
-	b, err = Open(cfg, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b = reopen(t, b, stop, cfg)
 	if v, ok := b.Mark([]byte("k2")); !ok || v != 2 {
 		t.Fatalf("mark after reopen: %v %v", v, ok)
 	}
@@ -118,7 +90,7 @@ func TestMarkOutlivesAckAndSurvivesReopen(t *testing.T) {
 		t.Fatalf("mark of a record acked before the restart: %v %v", v, ok)
 	}
 	q, _ = b.Queue("q")
-	batch, err = q.Next(context.Background(), 10, 0)
+	batch, err = q.Next(ctx, 10, 0)
 	if err != nil || len(batch.Records()) != 1 || string(batch.Records()[0]) != "two" {
 		t.Fatalf("after reopen: %v %q", err, batch.Records())
 	}
