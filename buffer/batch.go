@@ -61,7 +61,7 @@ func (bt *Batch) Ack() error {
 	b.mu.Unlock()
 	b.m.acked.Add(len(keys))
 
-	err := b.deleteKeys(keys)
+	err := b.ackDelete(keys)
 
 	b.mu.Lock()
 	for _, seq := range bt.seqs {

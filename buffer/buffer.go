@@ -94,7 +94,9 @@ type Buffer struct {
 	sinceCheck  atomic.Int64 // bytes committed since freeSeen was read
 	diskErr     atomic.Bool  // a statfs error was logged
 
-	marks *markIndex
+	marks        *markIndex
+	marksMu      sync.Mutex // serialises saving marks
+	marksPersist markPersist
 }
 
 // Open opens (or creates) the buffer in cfg.Dir. It starts no goroutines of

@@ -2,7 +2,11 @@ package buffer
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"testing"
+
+	"github.com/dgraph-io/badger/v4"
 )
 
 // A mark is committed with its records and survives a reopen.
@@ -93,5 +97,129 @@ func TestMarkOutlivesAckAndSurvivesReopen(t *testing.T) {
 	batch, err = q.Next(ctx, 10, 0)
 	if err != nil || len(batch.Records()) != 1 || string(batch.Records()[0]) != "two" {
 		t.Fatalf("after reopen: %v %q", err, batch.Records())
+	}
+}
+
+// A mark outlives its record's ack also in a crash: the ack writes the
+// marks not saved yet with its deletes. The crash is a copy of the
+// directory taken while the buffer is open, after the ack returned (what a
+// power cut leaves: everything fsync'd, nothing saved at shutdown).
+func TestMarkOfAckedRecordSurvivesCrash(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Dir = t.TempDir()
+	b, err := Open(cfg, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- b.Run(ctx) }()
+	defer func() { cancel(); <-done; b.Close() }()
+
+	q, _ := b.Queue("q")
+	for i, key := range []string{"k1", "k2", "k3"} {
+		rec := []Record{{Queue: "q", Data: []byte(key)}}
+		if err := b.Append(ctx, rec, true, Mark{Key: []byte(key), Value: uint64(i + 1)}); err != nil {
+			t.Fatal(err)
+		}
+		batch, err := q.Next(ctx, 10, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := batch.Ack(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	crashed := DefaultConfig()
+	crashed.Dir = t.TempDir()
+	copyDir(t, cfg.Dir, crashed.Dir)
+
+	c, err := Open(crashed, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for i, key := range []string{"k1", "k2", "k3"} {
+		if v, ok := c.Mark([]byte(key)); !ok || v != uint64(i+1) {
+			t.Errorf("mark %s of a record acked before the crash: %v %v", key, v, ok)
+		}
+	}
+	if st := c.Stats(); st.Records != 0 {
+		t.Errorf("acked records came back: %+v", st)
+	}
+}
+
+// copyDir copies the regular files of src into dst.
+func copyDir(t *testing.T, src, dst string) {
+	t.Helper()
+	entries, err := os.ReadDir(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if !e.Type().IsRegular() {
+			continue
+		}
+		data, err := os.ReadFile(filepath.Join(src, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dst, e.Name()), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// A full save of the index replaces the deltas acks wrote.
+func TestMarkSaveRemovesDeltas(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Dir = t.TempDir()
+	b, err := Open(cfg, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- b.Run(ctx) }()
+	q, _ := b.Queue("q")
+	for i := range 3 {
+		if err := b.Append(ctx, []Record{{Queue: "q", Data: []byte("r")}}, true, Mark{Key: []byte{byte(i)}, Value: 7}); err != nil {
+			t.Fatal(err)
+		}
+		batch, err := q.Next(ctx, 10, 0)
+		if err != nil || batch.Ack() != nil {
+			t.Fatal("next/ack", err)
+		}
+	}
+	deltas := func() (n int) {
+		b.db.View(func(txn *badger.Txn) error {
+			it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixMeta, metaMarkDelta}})
+			defer it.Close()
+			for it.Rewind(); it.Valid(); it.Next() {
+				n++
+			}
+			return nil
+		})
+		return n
+	}
+	if n := deltas(); n != 3 {
+		t.Fatalf("%d deltas after 3 acks of marked records, want 3", n)
+	}
+	b.saveMarks()
+	if n := deltas(); n != 0 {
+		t.Fatalf("%d deltas after a full save", n)
+	}
+	cancel()
+	<-done
+	b.Close()
+	b, err = Open(cfg, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	for i := range 3 {
+		if v, ok := b.Mark([]byte{byte(i)}); !ok || v != 7 {
+			t.Errorf("mark %d after reopen: %v %v", i, v, ok)
+		}
 	}
 }

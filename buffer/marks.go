@@ -131,59 +131,145 @@ func (x *markIndex) load(marks []loadedMark) {
 	}
 }
 
-// markSaveEvery is how often the mark index is saved while running.
+// markSaveEvery is how often the whole mark index is saved while running.
 const markSaveEvery = 30 * time.Second
 
-// saveMarks writes the index as one value, if it changed since the last save.
+// A mark must outlive its record: a record is often delivered and acked
+// within milliseconds, while the device resends it only after reconnecting,
+// possibly to a restarted gateway. So an ack writes the marks not saved yet
+// (a delta, under metaMarkDelta + the first mark's sequence number) in the
+// same transaction as its deletes, and saveMarks replaces the saved index
+// and every delta with one value. markPersist (Buffer.marksMu) serialises
+// the two.
+type markPersist struct {
+	deltas [][]byte // delta keys written since the last full save
+}
+
+func markDeltaKey(from uint64) []byte {
+	return binary.BigEndian.AppendUint64([]byte{prefixMeta, metaMarkDelta}, from)
+}
+
+// ackDelete deletes acked records' keys together with the marks not saved
+// yet, so no acked record's mark is lost in a crash.
+func (b *Buffer) ackDelete(keys [][]byte) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	b.marksMu.Lock()
+	defer b.marksMu.Unlock()
+	from, to, data := b.marks.unsaved()
+	if len(data) == 0 {
+		return b.deleteKeysAfter(nil, keys)
+	}
+	key := markDeltaKey(from)
+	err := b.deleteKeysAfter(func(w *txnWriter) error {
+		return w.do(func(txn *badger.Txn) error { return txn.Set(key, data) })
+	}, keys)
+	if err == nil {
+		b.marksPersist.deltas = append(b.marksPersist.deltas, key)
+		b.marks.markSaved(to)
+	}
+	return err
+}
+
+// saveMarks writes the whole index as one value and removes the deltas, if
+// anything changed since the last save.
 func (b *Buffer) saveMarks() {
+	b.marksMu.Lock()
+	defer b.marksMu.Unlock()
 	data, seq, changed := b.marks.snapshot()
-	if !changed {
+	if !changed && len(b.marksPersist.deltas) == 0 {
 		return
 	}
 	err := b.db.Update(func(txn *badger.Txn) error {
-		return txn.Set([]byte{prefixMeta, metaMarks}, data)
+		if err := txn.Set([]byte{prefixMeta, metaMarks}, data); err != nil {
+			return err
+		}
+		for _, k := range b.marksPersist.deltas {
+			if err := txn.Delete(k); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		b.log.Warn("save resend marks", "err", err)
 		return
 	}
-	b.marks.mu.Lock()
-	b.marks.saved = seq
-	b.marks.mu.Unlock()
+	b.marksPersist.deltas = b.marksPersist.deltas[:0]
+	b.marks.markSaved(seq)
 }
 
-// loadMarks reads the saved index; marks of stored records are added by
-// load, after it, as they are at least as new.
+// loadMarks reads the saved index, then the deltas in the order they were
+// written; marks of stored records are added by load, after them, as they
+// are at least as new.
 func (b *Buffer) loadMarks() error {
 	return b.db.View(func(txn *badger.Txn) error {
 		item, err := txn.Get([]byte{prefixMeta, metaMarks})
-		if errors.Is(err, badger.ErrKeyNotFound) {
-			return nil
-		}
-		if err != nil {
+		switch {
+		case errors.Is(err, badger.ErrKeyNotFound):
+		case err != nil:
 			return err
-		}
-		return item.Value(func(v []byte) error {
-			if !b.marks.restore(v) {
-				b.log.Warn("ignoring malformed saved resend marks")
+		default:
+			if err := item.Value(b.restoreMarks); err != nil {
+				return err
 			}
-			return nil
-		})
+		}
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixMeta, metaMarkDelta}})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			b.marksPersist.deltas = append(b.marksPersist.deltas, it.Item().KeyCopy(nil))
+			if err := it.Item().Value(b.restoreMarks); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
+}
+
+func (b *Buffer) restoreMarks(v []byte) error {
+	if !b.marks.restore(v) {
+		b.log.Warn("ignoring malformed saved resend marks")
+	}
+	return nil
 }
 
 // snapshot encodes the index oldest first, 16 bytes a mark.
 func (x *markIndex) snapshot() (data []byte, seq uint64, changed bool) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	if x.seq == x.saved {
-		return nil, x.seq, false
-	}
 	start := uint64(0)
 	if x.seq > uint64(x.max) {
 		start = x.seq - uint64(x.max)
 	}
-	data = make([]byte, 0, int(x.seq-start)*markSize)
+	return x.encodeLocked(start), x.seq, x.seq != x.saved
+}
+
+// unsaved encodes the marks inserted since the last save (full or delta),
+// oldest first; to is the sequence number they reach.
+func (x *markIndex) unsaved() (from, to uint64, data []byte) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	from = x.saved
+	if x.seq > uint64(x.max) {
+		from = max(from, x.seq-uint64(x.max))
+	}
+	return from, x.seq, x.encodeLocked(from)
+}
+
+// markSaved records that the marks up to seq are on disk.
+func (x *markIndex) markSaved(seq uint64) {
+	x.mu.Lock()
+	x.saved = max(x.saved, seq)
+	x.mu.Unlock()
+}
+
+// encodeLocked encodes the current marks inserted from start on.
+func (x *markIndex) encodeLocked(start uint64) []byte {
+	if start >= x.seq {
+		return nil
+	}
+	data := make([]byte, 0, int(x.seq-start)*markSize)
 	for s := start; s < x.seq; s++ {
 		key := x.ring[s%uint64(x.max)]
 		e, ok := x.index[key]
@@ -193,7 +279,7 @@ func (x *markIndex) snapshot() (data []byte, seq uint64, changed bool) {
 		data = binary.BigEndian.AppendUint64(data, key)
 		data = binary.BigEndian.AppendUint64(data, e.val)
 	}
-	return data, x.seq, true
+	return data
 }
 
 // restore inserts a snapshot's marks; false if it is malformed.

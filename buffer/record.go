@@ -10,11 +10,12 @@ import "encoding/binary"
 //	           append time (8 bytes, unix nanoseconds) + data, or with the
 //	           time's markFlag set, time + mark (16 bytes) + data (appendVal)
 const (
-	prefixMeta   byte = 0x00
-	prefixRecord byte = 0x01
-	prefixUnused byte = 0x7f // never used: see reclaim
-	metaQueue    byte = 'q'
-	metaMarks    byte = 'm'
+	prefixMeta    byte = 0x00
+	prefixRecord  byte = 0x01
+	prefixUnused  byte = 0x7f // never used: see reclaim
+	metaQueue     byte = 'q'
+	metaMarks     byte = 'm'
+	metaMarkDelta byte = 'd'
 
 	recKeyLen   = 1 + 2 + 8
 	valHeadSize = 8

@@ -82,6 +82,11 @@ func (w *txnWriter) commit() {
 		return
 	}
 	b := w.b
+	// Index the marks before the records become visible to Next: an ack
+	// saves the marks indexed so far (see ackDelete).
+	for _, r := range w.done {
+		b.marks.remember(r.marks)
+	}
 	if len(w.deltas) > 0 {
 		var n int64
 		b.mu.Lock()
@@ -103,7 +108,6 @@ func (w *txnWriter) commit() {
 		clear(w.deltas)
 	}
 	for _, r := range w.done {
-		b.marks.remember(r.marks)
 		r.finish(nil)
 	}
 	w.done = w.done[:0]
@@ -114,10 +118,19 @@ func (b *Buffer) deleteKeys(keys [][]byte) error {
 	if len(keys) == 0 {
 		return nil
 	}
+	return b.deleteKeysAfter(nil, keys)
+}
+
+// deleteKeysAfter deletes keys in the transaction(s) that first run pre
+// (nil: nothing), so pre's writes are committed no later than the deletes.
+func (b *Buffer) deleteKeysAfter(pre func(*txnWriter) error, keys [][]byte) error {
 	var err error
 	// Writes are blocked for a moment while reclaim forces a compaction.
 	for wait := 5 * time.Millisecond; ; wait *= 2 {
 		w := b.newTxnWriter()
+		if pre != nil {
+			_ = pre(w) // an error is kept in w.err
+		}
 		for _, k := range keys {
 			if w.delete(k) != nil {
 				break

@@ -6,73 +6,47 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
-	"golang.org/x/time/rate"
 
 	"github.com/edgegate/edgegate/buffer"
 	"github.com/edgegate/edgegate/uplink"
 )
 
-// forwarder moves one uplink's queue to its sender: Next → Send → classify
-// → Ack. It holds one batch at a time, so events leave in buffer order (and
-// in order per source across batches).
-//
-// A batch is retried with backoff until it is delivered. Events the
-// endpoint refuses for good are isolated by bisecting the batch and moved to
-// the dead-letter queue with the failure as extension attributes; so are
-// events that exhaust retry.max_attempts. Events that waited out an outage
-// (or a restart) are marked replayed=true and, with replay.max_rate, paced.
+// forwarder moves one uplink's queue to its sender: Next → Deliver →
+// dead-letter → Ack. It holds one batch at a time, so events leave in
+// buffer order (and in order per source across batches). uplink.Delivery
+// owns what happens to a batch on the way (bisect, retries, replay
+// marking); the forwarder owns the buffer side: fetching, moving refused
+// events to the dead-letter queue, and acks.
 type forwarder struct {
 	cfg        uplink.Config
 	sender     uplink.Sender
+	delivery   *uplink.Delivery
 	log        *slog.Logger
 	queue      *buffer.Queue
 	deadLetter string // queue that receives this uplink's dead letters
 	buf        *buffer.Buffer
-	limiter    *rate.Limiter // nil: replay at full speed
-
-	// replayBefore: records appended before this instant (Unix ns) waited
-	// out a failure or a restart and are sent as replayed.
-	replayBefore atomic.Int64
 
 	stop     chan struct{}
 	stopOnce sync.Once
 
-	up          atomic.Bool // last send succeeded (or none failed yet)
-	delivered   *metrics.Counter
-	replayed    *metrics.Counter
-	failures    *metrics.Counter
 	deadLetters *metrics.Counter
 	ackFailures *metrics.Counter
 }
 
 func newForwarder(cfg uplink.Config, sender uplink.Sender, log *slog.Logger, set *metrics.Set) *forwarder {
-	f := &forwarder{
+	log = log.With("component", "forwarder", "uplink", cfg.Name)
+	return &forwarder{
 		cfg:         cfg,
 		sender:      sender,
-		log:         log.With("component", "forwarder", "uplink", cfg.Name),
+		delivery:    uplink.NewDelivery(cfg, sender, log, set),
+		log:         log,
 		stop:        make(chan struct{}),
-		delivered:   set.NewCounter(fmt.Sprintf(`edgegate_forward_events_delivered_total{uplink=%q}`, cfg.Name)),
-		replayed:    set.NewCounter(fmt.Sprintf(`edgegate_forward_events_replayed_total{uplink=%q}`, cfg.Name)),
-		failures:    set.NewCounter(fmt.Sprintf(`edgegate_forward_send_failures_total{uplink=%q}`, cfg.Name)),
 		deadLetters: set.NewCounter(fmt.Sprintf(`edgegate_forward_events_dead_lettered_total{uplink=%q}`, cfg.Name)),
 		ackFailures: set.NewCounter(fmt.Sprintf(`edgegate_forward_ack_failures_total{uplink=%q}`, cfg.Name)),
 	}
-	if cfg.Replay.MaxRate > 0 {
-		f.limiter = rate.NewLimiter(rate.Limit(cfg.Replay.MaxRate), max(cfg.Batch.MaxEvents, int(cfg.Replay.MaxRate), 1))
-	}
-	f.replayBefore.Store(time.Now().UnixNano())
-	f.up.Store(true)
-	set.NewGauge(fmt.Sprintf(`edgegate_uplink_up{uplink=%q}`, cfg.Name), func() float64 {
-		if f.up.Load() {
-			return 1
-		}
-		return 0
-	})
-	return f
 }
 
 // stopFetching makes run return after the batch in hand is delivered (or
@@ -108,7 +82,6 @@ func (f *forwarder) run(ctx context.Context) error {
 	}()
 	defer func() { close(acks); <-acked }()
 
-	backoff := uplink.NewBackoff(f.cfg.Retry, nil)
 	for {
 		batch, err := f.queue.Next(fetchCtx, f.cfg.Batch.MaxEvents, f.cfg.Batch.MaxBytes)
 		if err != nil {
@@ -118,7 +91,11 @@ func (f *forwarder) run(ctx context.Context) error {
 			return fmt.Errorf("uplink %s: read buffer: %w", f.cfg.Name, err)
 		}
 		n := len(batch.Records())
-		if err := f.deliver(ctx, fetchCtx, batch, backoff); err != nil {
+		dead, err := f.delivery.Deliver(ctx, fetchCtx, batch)
+		if err == nil && len(dead) > 0 {
+			err = f.toDeadLetter(ctx, fetchCtx, dead)
+		}
+		if err != nil {
 			batch.Nack()
 			if fetchCtx.Err() != nil {
 				return nil
@@ -138,153 +115,28 @@ func (f *forwarder) run(ctx context.Context) error {
 	}
 }
 
-// deliver sends one batch until every record is delivered or
-// dead-lettered; the caller acks it. A failed range is retried whole, so a
-// receiver may see an event twice, always with the same id.
-func (f *forwarder) deliver(ctx, fetchCtx context.Context, batch *buffer.Batch, backoff *uplink.Backoff) error {
-	records, err := f.markReplayed(fetchCtx, batch)
-	if err != nil {
-		return err
+// toDeadLetter appends the records Deliver refused (with the failure as
+// extension attributes) to the dead-letter queue (this uplink's own in the
+// buffer, or another uplink's), so they neither block the events behind
+// them nor disappear. When the buffer is full it keeps the batch leased
+// and tries again with backoff until fetchCtx is done: nothing is lost.
+func (f *forwarder) toDeadLetter(ctx, fetchCtx context.Context, dead [][]byte) error {
+	recs := make([]buffer.Record, len(dead))
+	for i, d := range dead {
+		recs[i] = buffer.Record{Queue: f.deadLetter, Data: d}
 	}
-	bisect := uplink.NewBisect(len(records))
-	attempts := 0 // for the current range
-	for lo, hi, ok := bisect.Next(); ok; lo, hi, ok = bisect.Next() {
-		attempts++
-		err := f.sender.Send(ctx, records[lo:hi])
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		retry, retryAfter := bisect.Result(err)
+	for {
+		err := f.buf.Append(ctx, recs, true)
 		if err == nil {
-			f.delivered.Add(hi - lo)
-			if !f.up.Swap(true) {
-				f.log.Info("uplink recovered: delivering buffered events", "attempts", attempts)
-			}
-			backoff.Reset()
-			attempts = 0
-			continue
+			f.deadLetters.Add(len(recs))
+			return nil
 		}
-		f.failures.Inc()
-		if !retry {
-			attempts = 0 // a permanent failure: Bisect splits or isolates
-			continue
+		if !errors.Is(err, buffer.ErrFull) {
+			return fmt.Errorf("uplink %s: dead-letter %d events: %w", f.cfg.Name, len(recs), err)
 		}
-		f.replayBefore.Store(time.Now().UnixNano())
-		if limit := f.cfg.Retry.MaxAttempts; limit > 0 && attempts >= limit {
-			bisect.GiveUp(&exhaustedError{attempts: attempts, err: err})
-			attempts = 0
-			continue
-		}
-		wait := max(backoff.Next(), retryAfter)
-		if f.up.Swap(false) {
-			f.log.Warn("uplink unavailable: events wait in the buffer and are retried with backoff",
-				"err", err, "retry_in", wait.Round(time.Millisecond))
-		} else {
-			f.log.Debug("send failed", "err", err, "attempt", attempts, "retry_in", wait)
-		}
-		timer := time.NewTimer(wait)
-		select {
-		case <-timer.C:
-		case <-fetchCtx.Done():
-			timer.Stop()
-			return fetchCtx.Err()
-		}
-		// The batch has now waited out a failure: send it as replayed.
-		if records, err = f.markReplayed(fetchCtx, batch); err != nil {
+		f.log.Error("no room in the buffer for dead letters: retrying", "err", err)
+		if err := f.delivery.Wait(fetchCtx); err != nil {
 			return err
 		}
 	}
-	if poison := bisect.Poisoned(); len(poison) > 0 {
-		for {
-			err := f.toDeadLetter(ctx, records, poison)
-			if err == nil {
-				break
-			}
-			if !errors.Is(err, buffer.ErrFull) {
-				return err
-			}
-			// No room to move them: keep them leased and try again; the
-			// forwarder goes on holding this batch, nothing is lost.
-			f.log.Error("no room in the buffer for dead letters: retrying", "err", err)
-			select {
-			case <-time.After(backoff.Next()):
-			case <-fetchCtx.Done():
-				return fetchCtx.Err()
-			}
-		}
-	}
-	return nil
-}
-
-// exhaustedError is the failure of a range that used up retry.max_attempts.
-type exhaustedError struct {
-	attempts int
-	err      error
-}
-
-func (e *exhaustedError) Error() string {
-	return fmt.Sprintf("gave up after %d attempts: %v", e.attempts, e.err)
-}
-
-func (e *exhaustedError) Unwrap() error { return e.err }
-
-// markReplayed returns the batch's records, with replayed=true set on
-// those that waited out a failure or a restart, and paces them when
-// replay.max_rate is set.
-func (f *forwarder) markReplayed(ctx context.Context, batch *buffer.Batch) ([][]byte, error) {
-	records := batch.Records()
-	before := f.replayBefore.Load()
-	var out [][]byte
-	n := 0
-	for i, r := range records {
-		if batch.AppendedAt(i).UnixNano() >= before {
-			continue
-		}
-		if out == nil {
-			out = append([][]byte(nil), records...)
-		}
-		marked, err := uplink.SetExtensions(r, map[string]any{uplink.ExtReplayed: true})
-		if err != nil {
-			continue // not a JSON object: the sender reports it as poison
-		}
-		out[i] = marked
-		n++
-	}
-	if n == 0 {
-		return records, nil
-	}
-	f.replayed.Add(n)
-	if f.limiter != nil {
-		if err := f.limiter.WaitN(ctx, min(n, f.limiter.Burst())); err != nil {
-			return nil, err
-		}
-	}
-	return out, nil
-}
-
-// toDeadLetter appends refused records, with the failure as extension
-// attributes, to the dead-letter queue (this uplink's own in the buffer, or
-// another uplink's), so they neither block the events behind them nor
-// disappear.
-func (f *forwarder) toDeadLetter(ctx context.Context, records [][]byte, poison []uplink.Poison) error {
-	recs := make([]buffer.Record, 0, len(poison))
-	for _, p := range poison {
-		attempts := 1
-		var ex *exhaustedError
-		if errors.As(p.Err, &ex) {
-			attempts = ex.attempts
-		}
-		data, err := uplink.SetExtensions(records[p.Index], uplink.FailureExtensions(p.Err, attempts, f.cfg.Name))
-		if err != nil {
-			data = records[p.Index] // keep the event as it was rather than lose it
-		}
-		recs = append(recs, buffer.Record{Queue: f.deadLetter, Data: data})
-	}
-	if err := f.buf.Append(ctx, recs, true); err != nil {
-		return fmt.Errorf("uplink %s: dead-letter %d events: %w", f.cfg.Name, len(recs), err)
-	}
-	f.deadLetters.Add(len(recs))
-	f.log.Error("uplink refused events: moved to dead-letter",
-		"err", poison[0].Err, "events", len(recs), "queue", f.deadLetter)
-	return nil
 }

@@ -124,7 +124,7 @@ func TestBearerTokenFileRotation(t *testing.T) {
 	mu.Unlock()
 	writeToken("token-B", -time.Minute)
 	err = s.Send(ctx, records)
-	if retry, _ := Classify(err); err == nil || !retry {
+	if retry, _ := classify(err); err == nil || !retry {
 		t.Fatalf("stale token: err %v retryable %v", err, retry)
 	}
 	if err := s.Send(ctx, records); err != nil {
@@ -214,7 +214,7 @@ func TestTLS(t *testing.T) {
 				if err == nil || (tc.wantErr != "*" && !strings.Contains(err.Error(), tc.wantErr)) {
 					t.Fatalf("err %v, want it to mention %q", err, tc.wantErr)
 				}
-				if retry, _ := Classify(err); !retry {
+				if retry, _ := classify(err); !retry {
 					t.Errorf("TLS failure should be retryable: %v", err)
 				}
 			})

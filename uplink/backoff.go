@@ -6,24 +6,24 @@ import (
 	"time"
 )
 
-// Backoff computes delays between failed sends: Initial, then multiplied by
+// backoff computes delays between failed sends: Initial, then multiplied by
 // Multiplier after each failure up to Max, each spread uniformly by ±Jitter.
 // A jittered delay never exceeds Max (at the cap, jitter only shortens it).
 //
-// A Backoff is not safe for concurrent use; each forward loop owns one.
-type Backoff struct {
+// A backoff is not safe for concurrent use; each Delivery owns one.
+type backoff struct {
 	cfg     RetryConfig
 	rnd     *rand.Rand // nil: the runtime's concurrency-safe generator
 	attempt int
 }
 
-// NewBackoff returns a Backoff for cfg. src supplies randomness for jitter;
+// newBackoff returns a backoff for cfg. src supplies randomness for jitter;
 // nil uses the runtime generator. Pass a seeded source (rand.NewPCG) for
 // deterministic delays in tests. Zero fields of cfg take their defaults.
-func NewBackoff(cfg RetryConfig, src rand.Source) *Backoff {
-	c := Config{Retry: cfg}
+func newBackoff(cfg RetryConfig, src rand.Source) *backoff {
+	c := Config{DeliveryConfig: DeliveryConfig{Retry: cfg}}
 	c.ApplyDefaults()
-	b := &Backoff{cfg: c.Retry}
+	b := &backoff{cfg: c.Retry}
 	if b.cfg.Max < b.cfg.Initial {
 		b.cfg.Max = b.cfg.Initial
 	}
@@ -33,8 +33,8 @@ func NewBackoff(cfg RetryConfig, src rand.Source) *Backoff {
 	return b
 }
 
-// Next returns the delay before the next attempt and advances the sequence.
-func (b *Backoff) Next() time.Duration {
+// next returns the delay before the next attempt and advances the sequence.
+func (b *backoff) next() time.Duration {
 	base := float64(b.cfg.Initial) * math.Pow(b.cfg.Multiplier, float64(b.attempt))
 	maxD := float64(b.cfg.Max)
 	if base >= maxD || math.IsInf(base, 0) || math.IsNaN(base) {
@@ -48,10 +48,10 @@ func (b *Backoff) Next() time.Duration {
 	return time.Duration(lo + b.float64()*(hi-lo))
 }
 
-// Reset starts the sequence again at Initial; call it after a success.
-func (b *Backoff) Reset() { b.attempt = 0 }
+// reset starts the sequence again at Initial; call it after a success.
+func (b *backoff) reset() { b.attempt = 0 }
 
-func (b *Backoff) float64() float64 {
+func (b *backoff) float64() float64 {
 	if b.rnd != nil {
 		return b.rnd.Float64()
 	}

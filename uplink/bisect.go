@@ -5,131 +5,154 @@ import (
 	"time"
 )
 
-// Poison is a record that an endpoint refused permanently, found by Bisect.
-type Poison struct {
-	// Index is the record's index in the batch given to NewBisect.
-	Index int
-	// Err is the permanent error the record alone (or as the named record
+// poison is a record that an endpoint refused permanently, found by bisect.
+type poison struct {
+	// index is the record's index in the batch given to newBisect.
+	index int
+	// err is the permanent error the record alone (or as the named record
 	// of a *RecordError) produced.
-	Err error
+	err error
 }
 
-// span is a half-open range of record indices.
-type span struct{ lo, hi int }
-
-// Bisect isolates the records of a batch that an endpoint refuses for good,
-// so one poison event never dead-letters the events sent with it. It is pure
-// bookkeeping (no I/O, no goroutines) and not safe for concurrent use.
+// bisect isolates the records of a batch that an endpoint refuses for good,
+// so one poison event never dead-letters the events sent with it. It keeps
+// the records still pending as lists of batch indices, in batch order. It
+// is pure bookkeeping (no I/O, no goroutines) and not safe for concurrent
+// use.
 //
 // A batch request is all-or-nothing: a 2xx accepts every event, and any
 // other answer (a 4xx, a 207 partial acceptance) says nothing about which
-// events were at fault. Bisect answers that by sending halves: a range that
+// events were at fault. bisect answers that by sending halves: a range that
 // fails permanently is split in two until single records remain, which are
-// then poison. A *RecordError (a malformed record, or the failing event in
-// binary/structured mode) names the culprit directly and costs no split.
-// Retryable failures leave the range as it is, to be sent again after a
-// backoff. Finding p poison records among n costs about 2·p·log2(n) extra
-// requests; ranges that succeeded may be delivered twice (same ids).
+// then poison; ranges that succeeded may then be delivered twice (same
+// ids). Finding p poison records among n costs about 2·p·log2(n) extra
+// requests.
 //
-// The forward loop drives it:
+// Binary and structured mode know more, and no split is needed: a
+// *RecordError names the failing record, and *Error.Accepted the records
+// that got their own 2xx, which are never sent again. Retryable failures
+// leave the pending records as they are (less the accepted ones), to be
+// sent again after a backoff.
 //
-//	b := uplink.NewBisect(len(records))
-//	for lo, hi, ok := b.Next(); ok; lo, hi, ok = b.Next() {
-//		err := sender.Send(ctx, records[lo:hi])
-//		if retry, after := b.Result(err); retry {
-//			sleep(max(backoff.Next(), after)) // same range next time
-//			continue
-//		}
-//		backoff.Reset()
-//	}
-//	for _, p := range b.Poisoned() { deadLetter(records[p.Index], p.Err) }
-//	batch.Ack()
-type Bisect struct {
-	todo   []span // a stack: the last element is sent next
-	poison []Poison
-	sent   span // range returned by the last Next
+// Delivery.Deliver drives it: next, Send, result, and after a retryable
+// failure a backoff before next returns the same pending records again.
+type bisect struct {
+	todo   [][]int // a stack: the last element is sent next
+	poison []poison
+	sent   []int // records returned by the last next
 	active bool
 }
 
-// NewBisect starts the delivery of a batch of n records.
-func NewBisect(n int) *Bisect {
-	b := &Bisect{}
+// newBisect starts the delivery of a batch of n records.
+func newBisect(n int) *bisect {
+	b := &bisect{}
 	if n > 0 {
-		b.todo = []span{{0, n}}
+		all := make([]int, n)
+		for i := range all {
+			all[i] = i
+		}
+		b.todo = [][]int{all}
 	}
 	return b
 }
 
-// Next returns the range records[lo:hi] to send next; ok is false when
-// every record is either delivered or poison. Calling Next again without
-// Result returns the same range.
-func (b *Bisect) Next() (lo, hi int, ok bool) {
+// next returns the records (batch indices, ascending) to send next; ok is
+// false when every record is either delivered or poison. Calling next
+// again without result returns the same records.
+func (b *bisect) next() (idx []int, ok bool) {
 	if len(b.todo) == 0 {
-		return 0, 0, false
+		return nil, false
 	}
 	b.sent, b.active = b.todo[len(b.todo)-1], true
-	return b.sent.lo, b.sent.hi, true
+	return b.sent, true
 }
 
-// Result records the outcome of sending the range Next returned. It
-// returns retry=true (and the server's RetryAfter) when err is retryable:
-// the caller waits and sends the same range again. For nil and permanent
-// errors it returns false and Next moves on.
-func (b *Bisect) Result(err error) (retry bool, retryAfter time.Duration) {
+// result records the outcome of sending the records next returned, and
+// returns how many of them the endpoint accepted (all of them when err is
+// nil). It returns retry=true (and the server's RetryAfter) when err is
+// retryable: the caller waits and sends the records still pending again,
+// and may giveUp on them. For nil and permanent errors it returns false
+// and next moves on.
+func (b *bisect) result(err error) (accepted int, retry bool, retryAfter time.Duration) {
 	if !b.active {
-		return false, 0
-	}
-	if err == nil {
-		b.pop()
-		return false, 0
-	}
-	if retry, after := Classify(err); retry {
-		return true, after
+		return 0, false, 0
 	}
 	s := b.sent
 	b.pop()
+	if err == nil {
+		return len(s), false, 0
+	}
+	rest := s
+	var ue *Error
+	if errors.As(err, &ue) && len(ue.Accepted) > 0 {
+		rest = without(s, ue.Accepted, -1)
+	}
+	accepted = len(s) - len(rest)
+	if retry, after := classify(err); retry {
+		if b.push(rest) {
+			b.sent, b.active = rest, true // for giveUp
+		}
+		return accepted, true, after
+	}
 	var re *RecordError
-	if errors.As(err, &re) && re.Index >= 0 && re.Index < s.hi-s.lo {
-		bad := s.lo + re.Index
-		b.poison = append(b.poison, Poison{Index: bad, Err: err})
-		// The rest of the range goes again, left part first.
-		b.push(span{bad + 1, s.hi})
-		b.push(span{s.lo, bad})
-		return false, 0
+	switch {
+	case errors.As(err, &re) && re.Index >= 0 && re.Index < len(s):
+		bad := s[re.Index]
+		b.poison = append(b.poison, poison{index: bad, err: err})
+		b.push(without(rest, nil, bad)) // the others go again, in order
+	case len(rest) == 1:
+		b.poison = append(b.poison, poison{index: rest[0], err: err})
+	default:
+		mid := len(rest) / 2
+		b.push(rest[mid:])
+		b.push(rest[:mid])
 	}
-	if s.hi-s.lo == 1 {
-		b.poison = append(b.poison, Poison{Index: s.lo, Err: err})
-		return false, 0
-	}
-	mid := s.lo + (s.hi-s.lo)/2
-	b.push(span{mid, s.hi})
-	b.push(span{s.lo, mid})
-	return false, 0
+	return accepted, false, 0
 }
 
-// GiveUp ends the range Next returned without delivering it: each of its
-// records becomes poison with err (the forward loop's retry limit).
-func (b *Bisect) GiveUp(err error) {
+// giveUp ends the records next returned (less those result found
+// accepted) without delivering them: each becomes poison with err
+// (retry.max_attempts).
+func (b *bisect) giveUp(err error) {
 	if !b.active {
 		return
 	}
 	s := b.sent
 	b.pop()
-	for i := s.lo; i < s.hi; i++ {
-		b.poison = append(b.poison, Poison{Index: i, Err: err})
+	for _, i := range s {
+		b.poison = append(b.poison, poison{index: i, err: err})
 	}
 }
 
-// Poisoned returns the poison records found so far, in the order found.
-func (b *Bisect) Poisoned() []Poison { return b.poison }
+// poisoned returns the poison records found so far, in the order found.
+func (b *bisect) poisoned() []poison { return b.poison }
 
-func (b *Bisect) pop() {
+func (b *bisect) pop() {
 	b.todo = b.todo[:len(b.todo)-1]
 	b.active = false
 }
 
-func (b *Bisect) push(s span) {
-	if s.hi > s.lo {
-		b.todo = append(b.todo, s)
+// push adds pending records; it reports whether there were any.
+func (b *bisect) push(idx []int) bool {
+	if len(idx) == 0 {
+		return false
 	}
+	b.todo = append(b.todo, idx)
+	return true
+}
+
+// without returns a new list of the batch indices in s, less those at the
+// positions pos of s and less the index drop (-1: none).
+func without(s, pos []int, drop int) []int {
+	skip := make(map[int]bool, len(pos))
+	for _, p := range pos {
+		skip[p] = true
+	}
+	out := make([]int, 0, len(s))
+	for p, i := range s {
+		if !skip[p] && i != drop {
+			out = append(out, i)
+		}
+	}
+	return out
 }

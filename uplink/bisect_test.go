@@ -18,26 +18,54 @@ type fakeEndpoint struct {
 	poison    map[int]bool
 	failEvery int
 	named     bool // name the first poison record with a *RecordError
+	perEvent  bool // like binary mode: records before the failure are accepted
 
 	calls     int
 	delivered map[int]int
 }
 
-func (f *fakeEndpoint) send(lo, hi int) error {
+func (f *fakeEndpoint) send(idx []int) error {
 	f.calls++
+	if f.perEvent {
+		return f.sendEach(idx)
+	}
 	if f.failEvery > 0 && f.calls%f.failEvery == 0 {
 		return &Error{Err: errors.New("503"), Retryable: true, StatusCode: 503}
 	}
-	for i := lo; i < hi; i++ {
+	for p, i := range idx {
 		if f.poison[i] {
 			if f.named {
-				return &Error{Err: &RecordError{Index: i - lo, Err: errors.New("bad event")}, StatusCode: 400}
+				return &Error{Err: &RecordError{Index: p, Err: errors.New("bad event")}, StatusCode: 400}
 			}
 			return &Error{Err: errors.New("400 Bad Request"), StatusCode: 400}
 		}
 	}
-	for i := lo; i < hi; i++ {
+	for _, i := range idx {
 		f.delivered[i]++
+	}
+	return nil
+}
+
+// sendEach answers each record on its own, in order, until one fails: a
+// poison record permanently, and the second one retryably every
+// failEvery-th call. The error names the failing record and the accepted
+// ones.
+func (f *fakeEndpoint) sendEach(idx []int) error {
+	var accepted []int
+	for p, i := range idx {
+		var e *Error
+		switch {
+		case f.poison[i]:
+			e = &Error{Err: &RecordError{Index: p, Err: errors.New("bad event")}, StatusCode: 400}
+		case f.failEvery > 0 && f.calls%f.failEvery == 0 && p == 1:
+			e = &Error{Err: &RecordError{Index: p, Err: errors.New("busy")}, Retryable: true, StatusCode: 503}
+		}
+		if e != nil {
+			e.Accepted = accepted
+			return e
+		}
+		f.delivered[i]++
+		accepted = append(accepted, p)
 	}
 	return nil
 }
@@ -48,6 +76,7 @@ func TestBisect(t *testing.T) {
 		poison    []int
 		failEvery int
 		named     bool
+		perEvent  bool
 	}{
 		{n: 0},
 		{n: 1},
@@ -58,28 +87,30 @@ func TestBisect(t *testing.T) {
 		{n: 500, poison: []int{3, 17, 18, 250, 499}, failEvery: 4},
 		{n: 500, poison: []int{3, 17, 18, 250, 499}, named: true},
 		{n: 7, poison: []int{0, 1, 2, 3, 4, 5, 6}},
+		{n: 500, poison: []int{3, 17, 18, 250, 499}, perEvent: true},
+		{n: 500, poison: []int{3, 17, 18, 250, 499}, failEvery: 2, perEvent: true},
 	}
 	for _, tc := range cases {
-		t.Run(fmt.Sprintf("%d/%v/%d/%v", tc.n, tc.poison, tc.failEvery, tc.named), func(t *testing.T) {
-			f := &fakeEndpoint{poison: map[int]bool{}, failEvery: tc.failEvery, named: tc.named, delivered: map[int]int{}}
+		t.Run(fmt.Sprintf("%d/%v/%d/%v/%v", tc.n, tc.poison, tc.failEvery, tc.named, tc.perEvent), func(t *testing.T) {
+			f := &fakeEndpoint{poison: map[int]bool{}, failEvery: tc.failEvery, named: tc.named, perEvent: tc.perEvent, delivered: map[int]int{}}
 			for _, p := range tc.poison {
 				f.poison[p] = true
 			}
-			b := NewBisect(tc.n)
+			b := newBisect(tc.n)
 			retries := 0
-			for lo, hi, ok := b.Next(); ok; lo, hi, ok = b.Next() {
+			for idx, ok := b.next(); ok; idx, ok = b.next() {
 				if f.calls > 10*tc.n+10 {
 					t.Fatal("no progress")
 				}
-				if retry, _ := b.Result(f.send(lo, hi)); retry {
+				if _, retry, _ := b.result(f.send(idx)); retry {
 					retries++
 				}
 			}
 			var got []int
-			for _, p := range b.Poisoned() {
-				got = append(got, p.Index)
-				if p.Err == nil {
-					t.Errorf("poison %d without error", p.Index)
+			for _, p := range b.poisoned() {
+				got = append(got, p.index)
+				if p.err == nil {
+					t.Errorf("poison %d without error", p.index)
 				}
 			}
 			slices.Sort(got)
@@ -134,20 +165,21 @@ func TestPartialBatch(t *testing.T) {
 				return http.StatusOK
 			})
 			s := newTestSender(t, rc.srv.URL, tc.mode, nil)
-			b := NewBisect(len(records))
+			b := newBisect(len(records))
 			requests := 0
-			for lo, hi, ok := b.Next(); ok; lo, hi, ok = b.Next() {
+			out := &outgoing{records: records}
+			for idx, ok := b.next(); ok; idx, ok = b.next() {
 				requests++
-				if retry, _ := b.Result(s.Send(context.Background(), records[lo:hi])); retry {
+				if _, retry, _ := b.result(s.Send(context.Background(), out.pick(idx))); retry {
 					t.Fatal("unexpected retryable error")
 				}
 			}
 			var ids []string
-			for _, p := range b.Poisoned() {
-				ids = append(ids, fmt.Sprintf("evt-%04d", p.Index))
+			for _, p := range b.poisoned() {
+				ids = append(ids, fmt.Sprintf("evt-%04d", p.index))
 				var ue *Error
-				if !errors.As(p.Err, &ue) || ue.StatusCode != tc.status {
-					t.Errorf("poison %d: error %v", p.Index, p.Err)
+				if !errors.As(p.err, &ue) || ue.StatusCode != tc.status {
+					t.Errorf("poison %d: error %v", p.index, p.err)
 				}
 			}
 			slices.Sort(ids)
@@ -164,41 +196,18 @@ func TestPartialBatch(t *testing.T) {
 	}
 }
 
-// ExampleBisect isolates the one record an endpoint refuses.
-func ExampleBisect() {
-	records := []string{"a", "b", "POISON", "d", "e"}
-	send := func(rs []string) error {
-		if slices.Contains(rs, "POISON") {
-			return &Error{Err: errors.New("400 Bad Request"), StatusCode: 400}
-		}
-		fmt.Println("delivered", rs)
-		return nil
-	}
-	b := NewBisect(len(records))
-	for lo, hi, ok := b.Next(); ok; lo, hi, ok = b.Next() {
-		b.Result(send(records[lo:hi]))
-	}
-	for _, p := range b.Poisoned() {
-		fmt.Println("dead-letter", records[p.Index], p.Err)
-	}
-	// Output:
-	// delivered [a b]
-	// delivered [d e]
-	// dead-letter POISON 400 Bad Request
-}
-
 func TestBisectGiveUp(t *testing.T) {
-	b := NewBisect(4)
-	lo, hi, ok := b.Next()
-	if !ok || lo != 0 || hi != 4 {
-		t.Fatalf("Next = %d, %d, %v", lo, hi, ok)
+	b := newBisect(4)
+	idx, ok := b.next()
+	if !ok || !slices.Equal(idx, []int{0, 1, 2, 3}) {
+		t.Fatalf("next = %v, %v", idx, ok)
 	}
 	cause := errors.New("still down")
-	b.GiveUp(cause)
-	if _, _, ok := b.Next(); ok {
+	b.giveUp(cause)
+	if _, ok := b.next(); ok {
 		t.Fatal("range still pending after GiveUp")
 	}
-	if p := b.Poisoned(); len(p) != 4 || p[3].Index != 3 || p[0].Err != cause {
+	if p := b.poisoned(); len(p) != 4 || p[3].index != 3 || p[0].err != cause {
 		t.Fatalf("Poisoned = %+v", p)
 	}
 }

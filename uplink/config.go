@@ -65,17 +65,9 @@ type Config struct {
 	Timeout time.Duration `yaml:"timeout"`
 	// MaxInFlight bounds concurrent requests in binary and structured mode.
 	MaxInFlight int `yaml:"max_in_flight"`
-	// Batch tells the caller how to cut batches for Send.
-	Batch BatchConfig `yaml:"batch"`
-	// Retry configures the caller's Backoff between failed sends.
-	Retry RetryConfig `yaml:"retry"`
-	// Replay paces the drain of events that waited out an outage.
-	Replay ReplayConfig `yaml:"replay"`
-	// DeadLetter is where events go that the endpoint refuses for good or
-	// that exhaust retry.max_attempts: "" keeps them in this uplink's
-	// dead-letter queue in the buffer; otherwise the name of another
-	// uplink. They carry the failure as extension attributes.
-	DeadLetter string `yaml:"dead_letter"`
+	// DeliveryConfig holds the settings of the delivery loop (Delivery):
+	// batch, retry, replay and dead_letter, at the uplink's top level.
+	DeliveryConfig `yaml:",inline"`
 	// Headers are added to every request (e.g. Authorization). Values are
 	// never logged. http only.
 	Headers map[string]string `yaml:"headers"`
@@ -149,6 +141,64 @@ type TLSConfig struct {
 
 func (t TLSConfig) isZero() bool { return t == TLSConfig{} }
 
+// DeliveryConfig configures how Delivery moves batches to a Sender: their
+// size, the retries of failed sends, the pace of a replayed backlog and
+// where refused events go. It is apart from the sender's own settings, as
+// Telegraf keeps OutputConfig apart from the plugin's.
+type DeliveryConfig struct {
+	// Batch tells the caller how to cut batches for Send.
+	Batch BatchConfig `yaml:"batch"`
+	// Retry configures the backoff between failed sends.
+	Retry RetryConfig `yaml:"retry"`
+	// Replay paces the drain of events that waited out an outage.
+	Replay ReplayConfig `yaml:"replay"`
+	// DeadLetter is where events go that the endpoint refuses for good or
+	// that exhaust retry.max_attempts: "" keeps them in this uplink's
+	// dead-letter queue in the buffer; otherwise the name of another
+	// uplink. They carry the failure as extension attributes.
+	DeadLetter string `yaml:"dead_letter"`
+}
+
+// Validate reports every problem in d, each as "field.path: what is
+// wrong", joined with errors.Join. It expects defaults to have been
+// applied. Whether DeadLetter names an uplink is the caller's to check.
+func (d DeliveryConfig) Validate() error { return errors.Join(d.validate()...) }
+
+func (d DeliveryConfig) validate() []error {
+	var errs []error
+	add := func(field, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, args...)))
+	}
+	if d.Batch.MaxEvents < 1 || d.Batch.MaxEvents > maxEventsLimit {
+		add("batch.max_events", "must be between 1 and %d", maxEventsLimit)
+	}
+	if d.Batch.MaxBytes < minBytesLimit || d.Batch.MaxBytes > maxBytesLimit {
+		add("batch.max_bytes", "must be between %d and %d", minBytesLimit, maxBytesLimit)
+	}
+	if d.Batch.Linger < 0 {
+		add("batch.linger", "must not be negative")
+	}
+	if d.Retry.Initial <= 0 {
+		add("retry.initial", "must be positive")
+	}
+	if d.Retry.Max < d.Retry.Initial {
+		add("retry.max", "must be at least retry.initial (%s)", d.Retry.Initial)
+	}
+	if d.Retry.MaxAttempts < 0 {
+		add("retry.max_attempts", "must be ≥ 0 (0 retries forever)")
+	}
+	if d.Replay.MaxRate < 0 {
+		add("replay.max_rate", "must be ≥ 0 (0 drains at full speed)")
+	}
+	if d.Retry.Multiplier < 1 || d.Retry.Multiplier > 100 {
+		add("retry.multiplier", "must be between 1 and 100")
+	}
+	if d.Retry.Jitter < 0 || d.Retry.Jitter > 1 {
+		add("retry.jitter", "must be between 0 and 1")
+	}
+	return errs
+}
+
 // BatchConfig bounds the record slices given to Send. The caller (the
 // forward loop) batches; Sender splits batch requests by MaxBytes again.
 type BatchConfig struct {
@@ -169,7 +219,7 @@ type ReplayConfig struct {
 	MaxRate float64 `yaml:"max_rate"`
 }
 
-// RetryConfig configures exponential backoff with jitter (see Backoff).
+// RetryConfig configures exponential backoff with jitter (Delivery's backoff).
 type RetryConfig struct {
 	// MaxAttempts bounds the attempts for one event before it is
 	// dead-lettered; 0 (default) retries forever, so an outage never turns
@@ -344,36 +394,9 @@ func (c Config) Validate() error {
 		add("max_in_flight", "must be between 1 and %d", maxInFlightLimit)
 	}
 
-	if c.Batch.MaxEvents < 1 || c.Batch.MaxEvents > maxEventsLimit {
-		add("batch.max_events", "must be between 1 and %d", maxEventsLimit)
-	}
-	if c.Batch.MaxBytes < minBytesLimit || c.Batch.MaxBytes > maxBytesLimit {
-		add("batch.max_bytes", "must be between %d and %d", minBytesLimit, maxBytesLimit)
-	}
-	if c.Batch.Linger < 0 {
-		add("batch.linger", "must not be negative")
-	}
-
-	if c.Retry.Initial <= 0 {
-		add("retry.initial", "must be positive")
-	}
-	if c.Retry.Max < c.Retry.Initial {
-		add("retry.max", "must be at least retry.initial (%s)", c.Retry.Initial)
-	}
-	if c.Retry.MaxAttempts < 0 {
-		add("retry.max_attempts", "must be ≥ 0 (0 retries forever)")
-	}
-	if c.Replay.MaxRate < 0 {
-		add("replay.max_rate", "must be ≥ 0 (0 drains at full speed)")
-	}
+	errs = append(errs, c.DeliveryConfig.validate()...)
 	if c.DeadLetter == c.Name && c.Name != "" {
 		add("dead_letter", "must name another uplink, not this one")
-	}
-	if c.Retry.Multiplier < 1 || c.Retry.Multiplier > 100 {
-		add("retry.multiplier", "must be between 1 and 100")
-	}
-	if c.Retry.Jitter < 0 || c.Retry.Jitter > 1 {
-		add("retry.jitter", "must be between 0 and 1")
 	}
 
 	keys := make([]string, 0, len(c.Headers))

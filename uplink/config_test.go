@@ -15,8 +15,10 @@ func TestDefaultConfig(t *testing.T) {
 	c := DefaultConfig()
 	want := Config{
 		Type: "http", Mode: "batch", Timeout: 10 * time.Second, MaxInFlight: 8,
-		Batch: BatchConfig{MaxEvents: 500, MaxBytes: 1 << 20},
-		Retry: RetryConfig{Initial: 200 * time.Millisecond, Max: 30 * time.Second, Multiplier: 2, Jitter: 0.2},
+		DeliveryConfig: DeliveryConfig{
+			Batch: BatchConfig{MaxEvents: 500, MaxBytes: 1 << 20},
+			Retry: RetryConfig{Initial: 200 * time.Millisecond, Max: 30 * time.Second, Multiplier: 2, Jitter: 0.2},
+		},
 	}
 	if c.Type != want.Type || c.Mode != want.Mode || c.Timeout != want.Timeout || c.MaxInFlight != want.MaxInFlight ||
 		c.Batch != want.Batch || c.Retry != want.Retry {
@@ -59,8 +61,10 @@ func TestConfigValidate(t *testing.T) {
 	c := Config{
 		Name: "Bad Name", Type: "carrier-pigeon", URL: "ftp://x", Mode: "smoke",
 		Timeout: -1, MaxInFlight: 0,
-		Batch: BatchConfig{MaxEvents: 0, MaxBytes: 10, Linger: -time.Second},
-		Retry: RetryConfig{Initial: time.Second, Max: time.Millisecond, Multiplier: 0.5, Jitter: 2},
+		DeliveryConfig: DeliveryConfig{
+			Batch: BatchConfig{MaxEvents: 0, MaxBytes: 10, Linger: -time.Second},
+			Retry: RetryConfig{Initial: time.Second, Max: time.Millisecond, Multiplier: 0.5, Jitter: 2},
+		},
 		Headers: map[string]string{
 			"Content-Type": "x", "Ce-Id": "x", "Bad Header": "x", "X-Token": "abc\r\nInjected: yes",
 		},
@@ -110,12 +114,12 @@ func TestConfigValidate(t *testing.T) {
 
 func TestBackoff(t *testing.T) {
 	cfg := RetryConfig{Initial: 100 * time.Millisecond, Max: time.Second, Multiplier: 2, Jitter: 0.2}
-	b := NewBackoff(cfg, rand.NewPCG(1, 2))
+	b := newBackoff(cfg, rand.NewPCG(1, 2))
 	bases := []time.Duration{100, 200, 400, 800, 1000, 1000, 1000}
 	var first []time.Duration
 	for i, base := range bases {
 		base *= time.Millisecond
-		d := b.Next()
+		d := b.next()
 		first = append(first, d)
 		lo := time.Duration(float64(base) * 0.8)
 		hi := min(time.Duration(float64(base)*1.2), time.Second)
@@ -123,39 +127,39 @@ func TestBackoff(t *testing.T) {
 			t.Errorf("attempt %d: %v not in [%v, %v]", i, d, lo, hi)
 		}
 	}
-	b.Reset()
-	if d := b.Next(); d < 80*time.Millisecond || d > 120*time.Millisecond {
+	b.reset()
+	if d := b.next(); d < 80*time.Millisecond || d > 120*time.Millisecond {
 		t.Errorf("after Reset: %v", d)
 	}
 	// Same seed, same sequence.
-	b2 := NewBackoff(cfg, rand.NewPCG(1, 2))
+	b2 := newBackoff(cfg, rand.NewPCG(1, 2))
 	for i, want := range first {
-		if d := b2.Next(); d != want {
+		if d := b2.next(); d != want {
 			t.Fatalf("attempt %d: %v, want %v (not deterministic)", i, d, want)
 		}
 	}
 	// No jitter: exact values; many attempts never overflow.
-	b3 := NewBackoff(RetryConfig{Initial: time.Second, Max: time.Hour, Multiplier: 10, Jitter: 1e-12}, nil)
+	b3 := newBackoff(RetryConfig{Initial: time.Second, Max: time.Hour, Multiplier: 10, Jitter: 1e-12}, nil)
 	for range 100 {
-		if d := b3.Next(); d <= 0 || d > time.Hour {
+		if d := b3.next(); d <= 0 || d > time.Hour {
 			t.Fatalf("delay %v out of range", d)
 		}
 	}
 }
 
 func TestClassify(t *testing.T) {
-	if r, a := Classify(nil); r || a != 0 {
+	if r, a := classify(nil); r || a != 0 {
 		t.Errorf("nil: %v %v", r, a)
 	}
 	perm := &Error{Err: errors.New("bad request"), StatusCode: 400}
-	if r, _ := Classify(perm); r {
+	if r, _ := classify(perm); r {
 		t.Error("400 retryable")
 	}
 	wrapped := errors.Join(errors.New("ctx"), &Error{Retryable: true, RetryAfter: time.Second})
-	if r, a := Classify(wrapped); !r || a != time.Second {
+	if r, a := classify(wrapped); !r || a != time.Second {
 		t.Errorf("wrapped: %v %v", r, a)
 	}
-	if r, _ := Classify(errors.New("something")); !r {
+	if r, _ := classify(errors.New("something")); !r {
 		t.Error("unknown error not retryable")
 	}
 	if (&Error{}).Error() == "" || errors.Unwrap(perm) == nil {
@@ -187,5 +191,21 @@ func TestSnippet(t *testing.T) {
 	long := strings.Repeat("é", 300)
 	if got := snippet([]byte(long)); !strings.HasSuffix(got, "…") || len(got) > snippetLen+len("…") {
 		t.Errorf("long snippet %d bytes: %q", len(got), got)
+	}
+}
+
+// The delivery settings validate on their own, with the same field paths
+// as inside an uplink (the section is inline).
+func TestDeliveryConfigValidate(t *testing.T) {
+	d := DefaultConfig().DeliveryConfig
+	if err := d.Validate(); err != nil {
+		t.Fatalf("defaults: %v", err)
+	}
+	d.Retry.MaxAttempts, d.Replay.MaxRate, d.Batch.Linger = -1, -2, -time.Second
+	want := "batch.linger: must not be negative\n" +
+		"retry.max_attempts: must be ≥ 0 (0 retries forever)\n" +
+		"replay.max_rate: must be ≥ 0 (0 drains at full speed)"
+	if err := d.Validate(); err == nil || err.Error() != want {
+		t.Fatalf("Validate = %v, want %q", err, want)
 	}
 }

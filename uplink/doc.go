@@ -29,16 +29,29 @@
 // (token files at once after a 401). compression: gzip compresses request
 // bodies (Content-Encoding: gzip).
 //
+// # Delivery
+//
+// Delivery is the delivery loop of one uplink, configured by
+// DeliveryConfig (batch, retry, replay, dead_letter): Deliver sends one
+// batch until every record is accepted or refused for good. It retries
+// with exponential backoff and jitter, honouring Retry-After, gives up
+// after retry.max_attempts when set, marks events that waited out a
+// failure or a restart replayed=true (paced by replay.max_rate), and
+// returns the refused events with the failure as extension attributes for
+// the caller to dead-letter. The caller (the gateway's forwarder) reads a
+// batch from its buffer, calls Deliver, dead-letters, and acks.
+//
 // # Partial batches
 //
 // There is no standard way for a receiver to say which events of a batch it
 // refused, so a batch request is all-or-nothing: a 2xx other than 207 means
 // every event was accepted; any other status applies to the whole request. A
 // 207 Multi-Status is a partial acceptance and fails permanently. Binary and
-// structured mode know which event failed: the error carries a *RecordError.
-// Bisect turns this into per-event outcomes for the forward loop: it splits
-// a batch that failed permanently until the poison events are isolated, so
-// one bad event never dead-letters the good ones sent with it.
+// structured mode know which event failed: the error carries a *RecordError,
+// and Error.Accepted names the events that got their own 2xx, which are
+// never sent again. Delivery bisects a batch that failed permanently until
+// the poison events are isolated, so one bad event never dead-letters the
+// good ones sent with it.
 //
 // # MQTT (type mqtt)
 //
@@ -60,20 +73,23 @@
 // Failures are *Error values: Retryable (connection errors, timeouts, 408,
 // 429, 5xx, and 401, 403, 404, 405, 407, which speak of credentials or the
 // endpoint rather than the events) or permanent (other 4xx, 207, malformed
-// records, which also carry a *RecordError naming the record). Classify reads
-// them; Backoff spaces the retries. A failed Send may have delivered some
-// records: the caller sends them again (at-least-once, duplicates keep their
-// id).
+// records, which also carry a *RecordError naming the record). A failed Send
+// may have delivered some records: the caller sends them again
+// (at-least-once, duplicates keep their id).
 //
 // Metrics (on the *metrics.Set passed to New):
 // edgegate_uplink_requests_total{uplink,code} (http; code "error" when no
 // response arrived), edgegate_uplink_events_sent_total{uplink},
 // edgegate_uplink_request_duration_seconds{uplink};
 // mqtt: edgegate_uplink_mqtt_publishes_total, _send_failures_total,
-// _connection_lost_total, _store_errors_total {uplink}.
+// _connection_lost_total, _store_errors_total {uplink}; Delivery:
+// edgegate_forward_events_delivered_total, _events_replayed_total,
+// _send_failures_total and edgegate_uplink_up {uplink}.
 //
 // uplink must not import buffer, mqtt, rules or gateway: it never touches the
-// disk buffer. Senders are safe for concurrent use. The http sender starts no
+// disk buffer (Deliver reads a batch through the small Batch interface).
+// Senders are safe for concurrent use; a Delivery is driven by one
+// goroutine. The http sender starts no
 // goroutines outside Send; the mqtt sender's paho client runs from the first
 // Send until Close. Header values, tokens, passwords and URL credentials are
 // never logged or put into errors; Config.Redacted, String and LogValue give

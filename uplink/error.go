@@ -15,11 +15,18 @@ import (
 // 408, 429, 5xx) or not (other 4xx, malformed records). RetryAfter is the
 // server's Retry-After hint (429 and 503), 0 when absent. StatusCode is the
 // HTTP status of the failed response, 0 when there was none.
+//
+// Accepted lists the records (by index in the slice given to Send) that the
+// endpoint accepted although the call failed: in binary and structured
+// mode every event gets its own response, and one that got a 2xx must not
+// be sent again. It is empty when no record is known to be accepted (a
+// batch request is all-or-nothing).
 type Error struct {
 	Err        error
 	Retryable  bool
 	RetryAfter time.Duration
 	StatusCode int
+	Accepted   []int
 }
 
 // Error returns the message of the wrapped error.
@@ -48,11 +55,11 @@ func (e *RecordError) Error() string { return fmt.Sprintf("record %d: %v", e.Ind
 // Unwrap returns the wrapped error.
 func (e *RecordError) Unwrap() error { return e.Err }
 
-// Classify tells the forward loop what to do with an error from Send. nil
+// classify tells Delivery what to do with an error from Send. nil
 // yields (false, 0). An *Error anywhere in the chain yields its Retryable and
 // RetryAfter. Everything else (context and network errors included) is
 // treated as retryable: only failures we know to be permanent are dropped.
-func Classify(err error) (retryable bool, retryAfter time.Duration) {
+func classify(err error) (retryable bool, retryAfter time.Duration) {
 	if err == nil {
 		return false, 0
 	}
@@ -71,7 +78,7 @@ const maxRetryAfter = time.Hour
 // gateway's credentials rather than of the events (401, 403, 404, 405, 407):
 // a token being rotated or a receiver not deployed yet must not dead-letter
 // every buffered event. Other 4xx (and 207, a partial acceptance) are
-// permanent: the forward loop bisects the batch (see Bisect).
+// permanent: Delivery bisects the batch (see bisect).
 func retryableStatus(code int) bool {
 	switch code {
 	case http.StatusRequestTimeout, http.StatusTooManyRequests,

@@ -8,7 +8,7 @@ import (
 	"unicode/utf8"
 )
 
-// Extension attributes the forward loop sets on records it replays or
+// Extension attributes Delivery sets on records it replays or
 // dead-letters. Names follow the CloudEvents rules (lowercase a-z0-9, at
 // most 20 characters).
 const (
@@ -28,10 +28,30 @@ const (
 // maxErrorExt bounds the error text put into ExtError.
 const maxErrorExt = 512
 
-// FailureExtensions returns the extension attributes a dead-lettered event
+// The two places Delivery changes a record: markReplayed and markFailed.
+
+// markReplayed returns record with replayed=true; ok is false when record
+// is not a JSON object (the sender then reports it as poison).
+func markReplayed(record []byte) (marked []byte, ok bool) {
+	marked, err := SetExtensions(record, map[string]any{ExtReplayed: true})
+	return marked, err == nil
+}
+
+// markFailed returns record with the failure that dead-letters it as
+// extension attributes, or record as it was when it is not a JSON object
+// (kept rather than lost).
+func markFailed(record []byte, err error, attempts int, uplinkName string) []byte {
+	marked, e := SetExtensions(record, failureExtensions(err, attempts, uplinkName))
+	if e != nil {
+		return record
+	}
+	return marked
+}
+
+// failureExtensions returns the extension attributes a dead-lettered event
 // carries: ExtError, ExtErrorCode (when the failure had an HTTP status),
-// ExtErrorDest and ExtAttempts. Use it with SetExtensions.
-func FailureExtensions(err error, attempts int, uplinkName string) map[string]any {
+// ExtErrorDest and ExtAttempts.
+func failureExtensions(err error, attempts int, uplinkName string) map[string]any {
 	ext := map[string]any{ExtErrorDest: uplinkName, ExtAttempts: attempts}
 	if err != nil {
 		msg := err.Error()

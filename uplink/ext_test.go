@@ -9,7 +9,7 @@ import (
 func TestSetExtensions(t *testing.T) {
 	rec := testRecords(t, 3, 1)[2] // data_base64
 	err := &Error{Err: errors.New("post https://x: 400 Bad Request: " + strings.Repeat("é", 400)), StatusCode: 400}
-	ext := FailureExtensions(err, 3, "cloud")
+	ext := failureExtensions(err, 3, "cloud")
 	ext[ExtReplayed] = true
 	out, e := SetExtensions(rec, ext)
 	if e != nil {

@@ -239,7 +239,7 @@ func (s *httpSender) sendEach(ctx context.Context, records [][]byte) error {
 		mu     sync.Mutex
 		failed []*Error
 		stop   atomic.Bool
-		sent   atomic.Int64
+		ok     = make([]bool, len(records)) // [i] written by one worker, read after Wait
 		wg     sync.WaitGroup
 		work   = make(chan []int)
 	)
@@ -262,7 +262,7 @@ func (s *httpSender) sendEach(ctx context.Context, records [][]byte) error {
 						mu.Unlock()
 						break
 					}
-					sent.Add(1)
+					ok[i] = true
 				}
 			}
 		})
@@ -276,26 +276,46 @@ func (s *httpSender) sendEach(ctx context.Context, records [][]byte) error {
 	close(work)
 	wg.Wait()
 
+	if e := eachError(ctx, failed, ok); e != nil {
+		return e
+	}
+	return nil // not a nil *Error in a non-nil error
+}
+
+// eachError is the outcome of sendEach: nil when every record was
+// accepted, else the failure (the lowest record's when several failed)
+// with Accepted naming the records that got their own 2xx, so the caller
+// never sends those again.
+func eachError(ctx context.Context, failed []*Error, ok []bool) *Error {
+	var accepted []int
+	for i, o := range ok {
+		if o {
+			accepted = append(accepted, i)
+		}
+	}
+	var e *Error
 	switch {
 	case len(failed) == 1:
-		return failed[0]
+		e = failed[0]
 	case len(failed) > 1:
 		slices.SortFunc(failed, func(a, b *Error) int {
 			return a.Err.(*RecordError).Index - b.Err.(*RecordError).Index
 		})
-		agg := &Error{StatusCode: failed[0].StatusCode}
+		e = &Error{StatusCode: failed[0].StatusCode}
 		errs := make([]error, len(failed))
-		for i, e := range failed {
-			errs[i] = e
-			agg.Retryable = agg.Retryable || e.Retryable
-			agg.RetryAfter = max(agg.RetryAfter, e.RetryAfter)
+		for i, f := range failed {
+			errs[i] = f
+			e.Retryable = e.Retryable || f.Retryable
+			e.RetryAfter = max(e.RetryAfter, f.RetryAfter)
 		}
-		agg.Err = errors.Join(errs...)
-		return agg
-	case int(sent.Load()) < len(records):
-		return &Error{Err: fmt.Errorf("send: %d of %d records not sent: %w", len(records)-int(sent.Load()), len(records), context.Cause(ctx)), Retryable: true}
+		e.Err = errors.Join(errs...)
+	case len(accepted) < len(ok):
+		e = &Error{Err: fmt.Errorf("send: %d of %d records not sent: %w", len(ok)-len(accepted), len(ok), context.Cause(ctx)), Retryable: true}
+	default:
+		return nil
 	}
-	return nil
+	e.Accepted = accepted
+	return e
 }
 
 // sendOne sends one event in binary or structured mode.

@@ -130,7 +130,7 @@ func TestMalformedRecordIsPermanent(t *testing.T) {
 			if err == nil {
 				t.Fatal("Send accepted a malformed record")
 			}
-			if retry, _ := Classify(err); retry {
+			if retry, _ := classify(err); retry {
 				t.Errorf("malformed record classified retryable: %v", err)
 			}
 			var re *RecordError
@@ -207,7 +207,7 @@ func TestStatusClassification(t *testing.T) {
 				if ue.StatusCode != tc.status {
 					t.Errorf("StatusCode %d, want %d", ue.StatusCode, tc.status)
 				}
-				retry, after := Classify(err)
+				retry, after := classify(err)
 				if retry != tc.retryable {
 					t.Errorf("retryable %v, want %v (%v)", retry, tc.retryable, err)
 				}
@@ -244,7 +244,7 @@ func TestTimeout(t *testing.T) {
 			if err == nil {
 				t.Fatal("Send returned nil against a stalled receiver")
 			}
-			if retry, _ := Classify(err); !retry {
+			if retry, _ := classify(err); !retry {
 				t.Errorf("timeout not retryable: %v", err)
 			}
 			if !strings.Contains(err.Error(), "Timeout") && !strings.Contains(err.Error(), "deadline") {
@@ -271,7 +271,7 @@ func TestConnectionRefused(t *testing.T) {
 			if err == nil {
 				t.Fatal("Send to a closed port returned nil")
 			}
-			if retry, _ := Classify(err); !retry {
+			if retry, _ := classify(err); !retry {
 				t.Errorf("connection refused not retryable: %v", err)
 			}
 			if msg := err.Error(); strings.Contains(msg, "hunter2") || strings.Contains(msg, "sekrit") {
@@ -287,7 +287,7 @@ func TestContextCancelled(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	err := s.Send(ctx, testRecords(t, 3, 1))
-	if retry, _ := Classify(err); err == nil || !retry {
+	if retry, _ := classify(err); err == nil || !retry {
 		t.Fatalf("cancelled Send: err %v retryable %v", err, retry)
 	}
 	if !errors.Is(err, context.Canceled) {
@@ -353,7 +353,7 @@ func TestBinaryStopsSourceAfterFailure(t *testing.T) {
 	})
 	s := newTestSender(t, rc.srv.URL, ModeBinary, func(c *Config) { c.MaxInFlight = 4 })
 	err := s.Send(context.Background(), records)
-	retry, after := Classify(err)
+	retry, after := classify(err)
 	if err == nil || !retry || after != 2*time.Second {
 		t.Fatalf("err %v retryable %v after %v", err, retry, after)
 	}
@@ -492,7 +492,7 @@ func TestRedirect(t *testing.T) {
 
 	s = newTestSender(t, front+"/found", ModeBatch, nil)
 	err := s.Send(context.Background(), records)
-	if retry, _ := Classify(err); err == nil || retry {
+	if retry, _ := classify(err); err == nil || retry {
 		t.Fatalf("302 for POST: err %v retryable %v", err, retry)
 	}
 }
@@ -514,7 +514,7 @@ func TestBinaryHeadersPercentEncoded(t *testing.T) {
 	rc := newReceiver(t, nil)
 	s := newTestSender(t, rc.srv.URL, ModeBinary, nil)
 	rec := testRecords(t, 1, 1)[0]
-	rec, err := SetExtensions(rec, FailureExtensions(&Error{Err: errors.New(`post x: 400 "Bad" 100% café 😀`), StatusCode: 400}, 2, "cloud"))
+	rec, err := SetExtensions(rec, failureExtensions(&Error{Err: errors.New(`post x: 400 "Bad" 100% café 😀`), StatusCode: 400}, 2, "cloud"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -211,7 +211,7 @@ func TestMQTTAuth(t *testing.T) {
 		c.Auth.Basic = BasicAuth{Username: "gw", Password: "wrong-secret"}
 	})
 	err := bad.Send(context.Background(), records)
-	if retry, _ := Classify(err); err == nil || !retry {
+	if retry, _ := classify(err); err == nil || !retry {
 		t.Fatalf("wrong password: err %v retryable %v", err, retry)
 	}
 	if strings.Contains(err.Error(), "wrong-secret") {
@@ -255,7 +255,7 @@ func TestMQTTPermanentAndRetryable(t *testing.T) {
 	} {
 		err := s.Send(context.Background(), [][]byte{good[0], good[1], bad, good[2]})
 		var re *RecordError
-		if retry, _ := Classify(err); err == nil || retry || !errors.As(err, &re) || re.Index != 2 {
+		if retry, _ := classify(err); err == nil || retry || !errors.As(err, &re) || re.Index != 2 {
 			t.Errorf("bad record %.40s: err %v", bad, err)
 		}
 	}
@@ -266,7 +266,7 @@ func TestMQTTPermanentAndRetryable(t *testing.T) {
 	// No broker: retryable, and quick.
 	b.stop()
 	down := newMQTTTestSender(t, "tcp://"+b.addr, func(c *Config) { c.Name = "down"; c.Timeout = time.Second })
-	if retry, _ := Classify(down.Send(context.Background(), good)); !retry {
+	if retry, _ := classify(down.Send(context.Background(), good)); !retry {
 		t.Error("no broker: want a retryable error")
 	}
 
@@ -275,7 +275,7 @@ func TestMQTTPermanentAndRetryable(t *testing.T) {
 	mute := startBroker(t, "127.0.0.1:0", nil, func(b *testBroker) { b.noAck = true })
 	ms := newMQTTTestSender(t, "tcp://"+mute.addr, func(c *Config) { c.Name = "mute"; c.Timeout = 300 * time.Millisecond })
 	err := ms.Send(context.Background(), good)
-	if retry, _ := Classify(err); err == nil || !retry {
+	if retry, _ := classify(err); err == nil || !retry {
 		t.Fatalf("no PUBACK: err %v", err)
 	}
 
@@ -323,7 +323,7 @@ func testMQTTBrokerRestart(t *testing.T, store string) {
 				if err == nil {
 					break
 				}
-				if retry, _ := Classify(err); !retry || ctx.Err() != nil {
+				if retry, _ := classify(err); !retry || ctx.Err() != nil {
 					done <- fmt.Errorf("chunk %d: %w", lo, err)
 					return
 				}

@@ -13,11 +13,11 @@ import (
 type Sender interface {
 	// Send delivers the records (each one CloudEvent in the CloudEvents JSON
 	// format) and returns nil only when the endpoint accepted all of them.
-	// On failure it returns an *Error (see Classify); some records may have
-	// been delivered already, so the caller sends the whole slice again
-	// (at-least-once; duplicates keep their id). Send is safe for concurrent
-	// use and blocks until done or ctx is done. It does not retain records
-	// after it returns.
+	// On failure it returns an *Error (see Delivery): records its Accepted
+	// field names were delivered; others may have been too, so the caller
+	// sends all the rest again (at-least-once; duplicates keep their id).
+	// Send is safe for concurrent use and blocks until done or ctx is done.
+	// It does not retain records after it returns.
 	Send(ctx context.Context, records [][]byte) error
 }
 
