@@ -11,8 +11,7 @@ import (
 
 // A mark is committed with its records and survives a reopen.
 func TestMarkSurvivesReopen(t *testing.T) {
-	cfg := DefaultConfig()
-	cfg.Dir = t.TempDir()
+	cfg := testConfig(t)
 	b := open(t, cfg, nil)
 	stop := run(t, b)
 	if err := b.Append(context.Background(), []Record{{Queue: "q", Data: []byte("r")}}, true, Mark{Key: []byte("client\x00\x01"), Value: 42}); err != nil {
@@ -60,8 +59,7 @@ func TestMarkWindow(t *testing.T) {
 // A mark outlives its record's ack, also across a restart (the index is
 // saved when Run returns); the data is returned without it.
 func TestMarkOutlivesAckAndSurvivesReopen(t *testing.T) {
-	cfg := DefaultConfig()
-	cfg.Dir = t.TempDir()
+	cfg := testConfig(t)
 	b := open(t, cfg, nil)
 	stop := run(t, b)
 	ctx := context.Background()
@@ -105,16 +103,10 @@ func TestMarkOutlivesAckAndSurvivesReopen(t *testing.T) {
 // directory taken while the buffer is open, after the ack returned (what a
 // power cut leaves: everything fsync'd, nothing saved at shutdown).
 func TestMarkOfAckedRecordSurvivesCrash(t *testing.T) {
-	cfg := DefaultConfig()
-	cfg.Dir = t.TempDir()
-	b, err := Open(cfg, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- b.Run(ctx) }()
-	defer func() { cancel(); <-done; b.Close() }()
+	cfg := testConfig(t)
+	b := open(t, cfg, nil)
+	run(t, b)
+	ctx := context.Background()
 
 	q, _ := b.Queue("q")
 	for i, key := range []string{"k1", "k2", "k3"} {
@@ -130,15 +122,10 @@ func TestMarkOfAckedRecordSurvivesCrash(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	crashed := DefaultConfig()
-	crashed.Dir = t.TempDir()
+	crashed := testConfig(t)
 	copyDir(t, cfg.Dir, crashed.Dir)
 
-	c, err := Open(crashed, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := open(t, crashed, nil)
 	for i, key := range []string{"k1", "k2", "k3"} {
 		if v, ok := c.Mark([]byte(key)); !ok || v != uint64(i+1) {
 			t.Errorf("mark %s of a record acked before the crash: %v %v", key, v, ok)
@@ -172,15 +159,10 @@ func copyDir(t *testing.T, src, dst string) {
 
 // A full save of the index replaces the deltas acks wrote.
 func TestMarkSaveRemovesDeltas(t *testing.T) {
-	cfg := DefaultConfig()
-	cfg.Dir = t.TempDir()
-	b, err := Open(cfg, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- b.Run(ctx) }()
+	cfg := testConfig(t)
+	b := open(t, cfg, nil)
+	stop := run(t, b)
+	ctx := context.Background()
 	q, _ := b.Queue("q")
 	for i := range 3 {
 		if err := b.Append(ctx, []Record{{Queue: "q", Data: []byte("r")}}, true, Mark{Key: []byte{byte(i)}, Value: 7}); err != nil {
@@ -209,14 +191,7 @@ func TestMarkSaveRemovesDeltas(t *testing.T) {
 	if n := deltas(); n != 0 {
 		t.Fatalf("%d deltas after a full save", n)
 	}
-	cancel()
-	<-done
-	b.Close()
-	b, err = Open(cfg, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b = reopen(t, b, stop, cfg)
 	for i := range 3 {
 		if v, ok := b.Mark([]byte{byte(i)}); !ok || v != 7 {
 			t.Errorf("mark %d after reopen: %v %v", i, v, ok)
