@@ -19,13 +19,19 @@ const module = "github.com/edgegate/edgegate/"
 func TestPackageLayering(t *testing.T) {
 	// allowed[pkg] lists the edgegate packages pkg may import.
 	allowed := map[string][]string{
-		"buffer":          nil,
-		"mqtt":            nil,
-		"rules":           nil,
-		"uplink":          nil,
-		"uplink/cetest":   nil,
-		"gateway/mapping": nil,
+		"buffer":             nil,
+		"mqtt":               nil,
+		"rules":              nil,
+		"uplink":             nil,
+		"internal/ceconform": nil,
+		"internal/receiver":  {"internal/ceconform"},
+		"internal/cetest":    {"internal/ceconform", "internal/receiver"},
+		"internal/mqtttest":  nil,
+		"internal/devices":   nil,
+		"gateway/mapping":    nil,
 	}
+	// testOnly packages are test support: only _test.go files import them.
+	testOnly := map[string]bool{"internal/cetest": true, "internal/mqtttest": true}
 	seen := map[string]bool{}
 	root := ".."
 	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
@@ -55,6 +61,9 @@ func TestPackageLayering(t *testing.T) {
 					ip, _ := strconv.Unquote(imp.Path.Value)
 					if !strings.HasPrefix(ip, module) {
 						continue
+					}
+					if testOnly[strings.TrimPrefix(ip, module)] {
+						t.Errorf("%s imports %s: test support is for _test.go files only", name, ip)
 					}
 					allow, leaf := allowed[rel]
 					if !leaf {

@@ -10,7 +10,8 @@ import (
 	"testing"
 )
 
-// doc.go says mqtt must not import the gateway's other packages.
+// doc.go says mqtt must not import the gateway's other packages; its tests
+// may use the shared paho test clients.
 func TestImportsStayLeaf(t *testing.T) {
 	files, err := filepath.Glob("*.go")
 	if err != nil {
@@ -28,7 +29,8 @@ func TestImportsStayLeaf(t *testing.T) {
 		}
 		for _, imp := range f.Imports {
 			path, _ := strconv.Unquote(imp.Path.Value)
-			if strings.HasPrefix(path, "github.com/edgegate/edgegate/") && path != "github.com/edgegate/edgegate/mqtt" {
+			testSupport := strings.HasSuffix(name, "_test.go") && path == "github.com/edgegate/edgegate/internal/mqtttest"
+			if strings.HasPrefix(path, "github.com/edgegate/edgegate/") && path != "github.com/edgegate/edgegate/mqtt" && !testSupport {
 				t.Errorf("%s imports %s", name, path)
 			}
 		}

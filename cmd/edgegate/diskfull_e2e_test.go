@@ -14,8 +14,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	paho "github.com/eclipse/paho.mqtt.golang"
 )
 
 // mountSmallDisk mounts a 64 MiB tmpfs for the test, or skips it where
@@ -59,13 +57,9 @@ uplinks:
 	var nAcked atomic.Int32
 	var wg sync.WaitGroup
 	for d := range devices {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			opts := paho.NewClientOptions().AddBroker("tcp://" + e.mqtt).SetClientID(fmt.Sprintf("full-%d", d)).
-				SetAutoReconnect(false).SetConnectTimeout(5 * time.Second)
-			publishPipelined(t, opts, d, perDevice, pad, &acked, &nAcked)
-		}()
+		wg.Go(func() {
+			publishPipelined(t, "tcp://"+e.mqtt, d, perDevice, pad, &acked, &nAcked)
+		})
 	}
 	wg.Wait()
 	if p.cmd.ProcessState != nil {
@@ -97,15 +91,15 @@ uplinks:
 
 	s := startSink(t, e.uplink)
 	deadline := time.Now().Add(60 * time.Second)
-	missing := s.missing(&acked)
+	missing := notArrived(s, &acked)
 	for len(missing) > 0 && time.Now().Before(deadline) {
 		time.Sleep(100 * time.Millisecond)
-		missing = s.missing(&acked)
+		missing = notArrived(s, &acked)
 	}
 	if len(missing) > 0 {
-		d, total := s.counts()
+		d, total := s.Counts()
 		t.Fatalf("%d of %d acknowledged events never arrived (sink: %d distinct, %d total, violations %v); log:\n%s",
-			len(missing), nAcked.Load(), d, total, s.violations(), tail(p.log.String(), 15))
+			len(missing), nAcked.Load(), d, total, s.Violations(), tail(p.log.String(), 15))
 	}
 	for status() && time.Now().Before(deadline) {
 		time.Sleep(200 * time.Millisecond)
