@@ -33,16 +33,12 @@ type staleState struct {
 
 // touchStale records that key matched the rule now, with data.
 func (rl *rule) touchStale(a *staleAction, key string, data any, now time.Time) {
-	st := rl.state
-	k := stateKey{site: a.site, key: key}
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	e := st.get(k, now)
-	if e == nil || e.stale == nil {
-		e = st.put(k)
-		e.stale = &staleState{}
-	}
-	e.stale.last, e.stale.data, e.stale.reported = now, data, false
+	rl.state.update(stateKey{site: a.site, key: key}, now, func(e *entry, _ bool) {
+		if e.stale == nil {
+			e.stale = &staleState{}
+		}
+		e.stale.last, e.stale.data, e.stale.reported = now, data, false
+	})
 }
 
 // staleReport is a key that went stale, found by Tick.

@@ -92,6 +92,21 @@ func (s *store) put(k stateKey) *entry {
 	return e
 }
 
+// update runs f on k's live entry under the lock; fresh says that the
+// entry was just created (there was none, or it had expired). The aggregate
+// and stale actions change their state through it; stateful calls go
+// through evalState.call, which also answers repeated calls.
+func (s *store) update(k stateKey, now time.Time, f func(e *entry, fresh bool)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.get(k, now)
+	fresh := e == nil
+	if fresh {
+		e = s.put(k)
+	}
+	f(e, fresh)
+}
+
 func (s *store) remove(e *entry) {
 	delete(s.m, e.k)
 	s.unlink(e)

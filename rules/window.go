@@ -63,21 +63,16 @@ func (e *evaluation) aggregate(rl *rule, a *aggAction, d *Decision) error {
 
 // addToWindow adds v to the key's window, first closing the windows that
 // ended by now, and returns those.
-func (rl *rule) addToWindow(a *aggAction, key string, v float64, now time.Time) []windowClose {
-	st := rl.state
-	k := stateKey{site: a.site, key: key}
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	e := st.get(k, now)
-	if e == nil || e.win == nil {
-		e = st.put(k)
-		e.win = newWindow(a, now)
-	}
-	var closed []windowClose
-	e.win.advance(a, now, func(start, end time.Time, b bucket) {
-		closed = append(closed, windowClose{a: a, key: key, start: start, end: end, b: b})
+func (rl *rule) addToWindow(a *aggAction, key string, v float64, now time.Time) (closed []windowClose) {
+	rl.state.update(stateKey{site: a.site, key: key}, now, func(e *entry, _ bool) {
+		if e.win == nil {
+			e.win = newWindow(a, now)
+		}
+		e.win.advance(a, now, func(start, end time.Time, b bucket) {
+			closed = append(closed, windowClose{a: a, key: key, start: start, end: end, b: b})
+		})
+		e.win.buckets[e.win.pos].add(v)
 	})
-	e.win.buckets[e.win.pos].add(v)
 	return closed
 }
 
