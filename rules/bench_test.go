@@ -60,15 +60,7 @@ func BenchmarkEvaluateParallel(b *testing.B) {
 
 // BenchmarkEvaluateStateful: a deadband rule and a 1-minute average.
 func BenchmarkEvaluateStateful(b *testing.B) {
-	s := mustCompile(b, `
-rules:
-  - name: deadband
-    when: "!changed(data.temperature, 0.5)"
-    actions: [{drop: true}]
-  - name: avg
-    actions:
-      - aggregate: { value: data.temperature, every: 1m, emit: { type: io.acme.avg } }
-`)
+	s := mustCompile(b, deadbandAvg("temperature", "0.5", "1m", "io.acme.avg"))
 	in := reading("t1", map[string]any{"temperature": 21.5})
 	b.ReportAllocs()
 	i := 0

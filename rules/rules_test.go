@@ -204,15 +204,7 @@ rules:
 }
 
 func TestCarryStateFrom(t *testing.T) {
-	src := `
-rules:
-  - name: deadband
-    when: "!changed(data.t, 1)"
-    actions: [{ drop: true }]
-  - name: avg
-    actions:
-      - aggregate: { value: data.t, every: 1m, emit: { type: io.avg } }
-  - name: %s
+	src := deadbandAvg("t", "1", "1m", "io.avg") + `  - name: %s
     when: "!changed(data.t)"
     actions: [{ drop: true }]
 `
@@ -239,15 +231,7 @@ rules:
 
 // Evaluate and Tick are safe for concurrent use (run with -race).
 func TestConcurrent(t *testing.T) {
-	s := mustCompile(t, `
-rules:
-  - name: deadband
-    when: "!changed(data.t, 0.5)"
-    actions: [{ drop: true }]
-  - name: avg
-    actions:
-      - aggregate: { value: data.t, every: 1s, emit: { type: io.avg } }
-      - stale: { after: 1s, emit: { type: io.stale } }
+	s := mustCompile(t, deadbandAvg("t", "0.5", "1s", "io.avg")+`      - stale: { after: 1s, emit: { type: io.stale } }
       - set: { data.f: "data.t * 2" }
 `)
 	var wg sync.WaitGroup
