@@ -18,7 +18,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/edgegate/edgegate/buffer"
-	"github.com/edgegate/edgegate/gateway/mapping"
+	"github.com/edgegate/edgegate/cloudevent"
 	"github.com/edgegate/edgegate/mqtt"
 	"github.com/edgegate/edgegate/rules"
 	"github.com/edgegate/edgegate/uplink"
@@ -27,15 +27,15 @@ import (
 // Config is the whole edgegate configuration file. Each section belongs to
 // the package that uses it; Config only composes them.
 type Config struct {
-	GatewayID       string          `yaml:"gateway_id"`
-	Log             LogConfig       `yaml:"log"`
-	Admin           AdminConfig     `yaml:"admin"`
-	MQTT            mqtt.Config     `yaml:"mqtt"`
-	Buffer          buffer.Config   `yaml:"buffer"`
-	Events          mapping.Config  `yaml:"events"`
-	Uplinks         []uplink.Config `yaml:"uplinks"`
-	Rules           rules.Config    `yaml:"rules"`
-	ShutdownTimeout time.Duration   `yaml:"shutdown_timeout"`
+	GatewayID       string            `yaml:"gateway_id"`
+	Log             LogConfig         `yaml:"log"`
+	Admin           AdminConfig       `yaml:"admin"`
+	MQTT            mqtt.Config       `yaml:"mqtt"`
+	Buffer          buffer.Config     `yaml:"buffer"`
+	Events          cloudevent.Config `yaml:"events"`
+	Uplinks         []uplink.Config   `yaml:"uplinks"`
+	Rules           rules.Config      `yaml:"rules"`
+	ShutdownTimeout time.Duration     `yaml:"shutdown_timeout"`
 	// MemoryLimit is the Go runtime's soft memory limit (GOMEMLIMIT); the
 	// GOMEMLIMIT environment variable wins. 0 disables it.
 	MemoryLimit buffer.ByteSize `yaml:"memory_limit"`
@@ -67,7 +67,7 @@ func DefaultConfig() Config {
 		Admin:           AdminConfig{Listen: ":8080"},
 		MQTT:            mqtt.DefaultConfig(),
 		Buffer:          buf,
-		Events:          mapping.DefaultConfig(),
+		Events:          cloudevent.DefaultConfig(),
 		ShutdownTimeout: 10 * time.Second,
 		MemoryLimit:     40 << 20,
 	}

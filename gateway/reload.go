@@ -34,7 +34,7 @@ func (g *Gateway) reloadFile(path string) error {
 	if err := restartOnly(old, cfg); err != nil {
 		return err
 	}
-	next, err := g.prepare(cfg)
+	next, err := prepare(cfg)
 	if err != nil {
 		return err
 	}

@@ -10,7 +10,9 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	"github.com/edgegate/edgegate/gateway/mapping"
+	"github.com/edgegate/edgegate/cloudevent"
+	"github.com/edgegate/edgegate/gateway"
+	"github.com/edgegate/edgegate/uplink"
 )
 
 // exampleRuleConfigs are the shipped example configurations with rules.
@@ -35,14 +37,14 @@ func exampleRuleConfigs(t *testing.T) []string {
 	return out
 }
 
-// setupOf loads what `rules test` needs from a configuration file.
-func setupOf(t *testing.T, path string) rulesSetup {
+// setupOf loads a configuration file for `rules test`.
+func setupOf(t *testing.T, path string) gateway.Config {
 	t.Helper()
-	s, err := loadRulesSetup(path)
+	cfg, _, err := gateway.LoadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return s
+	return cfg
 }
 
 // The shipped examples pass their own tests.
@@ -65,7 +67,7 @@ func TestRulesExamplesPass(t *testing.T) {
 }
 
 func TestRulesTestReportsFailures(t *testing.T) {
-	s := rulesSetup{uplinks: []string{"cloud"}, gatewayID: "gw", events: mapping.DefaultConfig()}
+	s := gateway.Config{GatewayID: "gw", Events: cloudevent.DefaultConfig(), Uplinks: []uplink.Config{{Name: "cloud"}}}
 	if err := yaml.Unmarshal([]byte(`
 rules:
   - name: hot
@@ -78,7 +80,7 @@ tests:
   - name: wrong
     event: { data: { t: 20 } }
     expect: { routes: [cloud], drop: true }
-`), &s.rules); err != nil {
+`), &s.Rules); err != nil {
 		t.Fatal(err)
 	}
 	var out bytes.Buffer

@@ -1,14 +1,11 @@
-// Package mapping turns a device's MQTT message into a CloudEvent: it matches
-// the topic against configured templates, fills source, type and subject from
+package cloudevent
+
+// The mapping of a device's MQTT message to a CloudEvent: it matches the
+// topic against configured templates, fills source, type and subject from
 // the topic's segments, assigns a time-ordered id, and chooses between JSON
 // data and data_base64.
-//
-// mapping does no I/O and imports no other edgegate package. A *Mapper is
-// immutable after Compile and safe for concurrent use.
-package mapping
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,7 +15,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/google/uuid"
 )
 
@@ -26,12 +22,6 @@ import (
 const (
 	UnmatchedGeneric = "generic" // map with the generic template (default)
 	UnmatchedDrop    = "drop"    // drop it and count it
-)
-
-// Extension attribute names every event carries.
-const (
-	ExtTopic = "mqtttopic"
-	ExtQoS   = "mqttqos"
 )
 
 // Topic maps MQTT topics that match Match to CloudEvent attributes.
@@ -161,151 +151,125 @@ func prefixErrs(prefix string, err error) error {
 	return errors.Join(out...)
 }
 
-// Map builds the CloudEvent for m and returns it. It never fails on payload
-// content: bytes that are not JSON travel as data_base64. It returns
-// ErrUnmatched when the topic matches no template and unmatched is drop.
-func (mp *Mapper) Map(m Message) (event.Event, error) {
+// Map builds the event for m. It never fails on payload content:
+// bytes that are not JSON travel as data_base64. It returns ErrUnmatched
+// when the topic matches no template and unmatched is drop. The event's
+// Data shares m.Payload's bytes.
+func (mp *Mapper) Map(m Message) (Event, error) {
 	var vars [maxVars]string
 	ct := mp.match(m.Topic, &vars)
 	if ct == nil {
-		return event.Event{}, ErrUnmatched
+		return Event{}, ErrUnmatched
 	}
-	x := expander{vars: &vars, gatewayID: mp.gatewayID, msg: &m}
-
-	e := event.New()
 	id, err := uuid.NewV7()
 	if err != nil {
-		return event.Event{}, fmt.Errorf("event id: %w", err)
+		return Event{}, fmt.Errorf("event id: %w", err)
 	}
-	e.SetID(id.String())
-
-	source := x.expand(ct.source, true)
-	if _, err := url.Parse(source); err != nil {
-		// A variable put a ':' into the first segment ("{device}" = "a:b"),
-		// which reads as a bad scheme; sdk-go would silently leave the
-		// required source empty. Escape it.
-		source = strings.ReplaceAll(source, ":", "%3A")
+	// id, source, type and subject are cut from one string.
+	x := expander{vars: &vars, gatewayID: mp.gatewayID, msg: &m}
+	var stack [256]byte
+	b := appendUUID(stack[:0], id)
+	endID := len(b)
+	b = x.appendTo(b, ct.source, true)
+	endSource := len(b)
+	b = x.appendTo(b, ct.typ, false)
+	endType := len(b)
+	b = x.appendTo(b, ct.subject, false)
+	s := string(b)
+	e := Event{ID: s[:endID], Source: mp.source(ct, s[endID:endSource])}
+	// Type and subject are trimmed as sdk-go's setters did.
+	if e.Type = strings.TrimSpace(s[endSource:endType]); e.Type == "" {
+		e.Type = "io.edgegate.mqtt.message"
 	}
-	if source == "" {
-		source = "/edgegate/" + url.PathEscape(mp.gatewayID)
-	}
-	e.SetSource(source)
-	typ := x.expand(ct.typ, false)
-	if typ == "" {
-		typ = "io.edgegate.mqtt.message"
-	}
-	e.SetType(typ)
-	if subject := x.expand(ct.subject, false); subject != "" {
-		e.SetSubject(subject)
-	}
+	e.Subject = strings.TrimSpace(s[endType:])
 	received := m.Received
 	if received.IsZero() {
 		received = time.Now()
 	}
-	e.SetTime(received.UTC())
+	e.Time = received.UTC()
 
-	e.SetExtension(ExtTopic, validUTF8(m.Topic))
-	e.SetExtension(ExtQoS, int32(m.QoS))
+	e.Extensions = make([]Extension, 2, 2+len(m.UserProperties))
+	e.Extensions[0] = Extension{Name: ExtTopic, Value: String(SanitizeString(m.Topic))}
+	e.Extensions[1] = Extension{Name: ExtQoS, Value: Integer(int32(m.QoS))}
 	for _, p := range m.UserProperties {
-		name := extensionName(p.Key)
-		if name == "" || reserved[name] {
+		name := ExtensionName(p.Key)
+		if name == "" || Reserved(name) {
 			continue
 		}
-		if _, dup := e.Extensions()[name]; dup {
-			continue
+		if _, dup := e.Extension(name); dup {
+			continue // the first property of a name wins
 		}
-		e.SetExtension(name, validUTF8(p.Value))
+		e.Extensions = append(e.Extensions, Extension{Name: name, Value: String(SanitizeString(p.Value))})
 	}
-
 	setData(&e, m.Payload, m.ContentType)
 	return e, nil
 }
 
-// setData chooses the representation of the payload: a JSON value as data
-// when the payload is valid JSON and the content type (if any) says JSON,
-// data_base64 otherwise. An empty payload gives an event without data.
-func setData(e *event.Event, payload []byte, contentType string) {
+// source checks the expanded source template. A template whose literal
+// text is a plain absolute path expands to a URI reference that needs no
+// checking (every variable is path-escaped), unless an empty first
+// variable makes it start with "//"; everything else goes through
+// parsedSource.
+func (mp *Mapper) source(ct *compiledTopic, s string) string {
+	if ct.plainSource && !strings.HasPrefix(s, "//") {
+		return s
+	}
+	return mp.parsedSource(s)
+}
+
+// parsedSource makes s a URI reference as sdk-go's SetSource left it:
+// parsed and written out again. A ':' that makes s unparsable (a variable
+// put it into the first segment: "{device}" = "a:b" reads as a bad scheme)
+// is escaped. An s that still does not parse, or is empty, gives the
+// gateway's own source (sdk-go left the required source empty).
+func (mp *Mapper) parsedSource(s string) string {
+	if _, err := url.Parse(s); err != nil {
+		s = strings.ReplaceAll(s, ":", "%3A")
+	}
+	if u, err := url.Parse(s); err == nil && strings.TrimSpace(u.String()) != "" {
+		return u.String()
+	}
+	return "/edgegate/" + url.PathEscape(mp.gatewayID)
+}
+
+// appendUUID appends id in its canonical text form.
+func appendUUID(dst []byte, id uuid.UUID) []byte {
+	const hex = "0123456789abcdef"
+	for i, c := range id {
+		if i == 4 || i == 6 || i == 8 || i == 10 {
+			dst = append(dst, '-')
+		}
+		dst = append(dst, hex[c>>4], hex[c&0xf])
+	}
+	return dst
+}
+
+// setData chooses the representation of the payload: a JSON value
+// as data when the payload is valid JSON and the content type (if any)
+// says JSON, data_base64 otherwise. An empty payload gives an event
+// without data.
+func setData(e *Event, payload []byte, contentType string) {
 	if contentType != "" {
 		// mime accepts a bare token ("bogus"); RFC 2046 wants type/subtype.
-		if mt, _, err := mime.ParseMediaType(contentType); err != nil || !strings.Contains(mt, "/") || validUTF8(contentType) != contentType {
+		if mt, _, err := mime.ParseMediaType(contentType); err != nil || !strings.Contains(mt, "/") || SanitizeString(contentType) != contentType {
 			contentType = "" // not a media type: do not repeat it as datacontenttype
 		}
+		contentType = strings.TrimSpace(contentType)
 	}
 	if len(payload) == 0 {
-		if contentType != "" {
-			e.SetDataContentType(contentType)
-		}
+		e.DataContentType = contentType
 		return
 	}
-	data := bytes.Clone(payload)
 	// json.Valid accepts invalid UTF-8 inside strings; JSON must be UTF-8.
-	if (contentType == "" || plainJSON(contentType)) && json.Valid(data) && utf8.Valid(data) {
+	if JSONContentType(contentType) && json.Valid(payload) && utf8.Valid(payload) {
 		if contentType == "" {
-			contentType = event.ApplicationJSON
+			contentType = "application/json"
 		}
-		e.SetDataContentType(contentType)
-		e.DataEncoded = data
-		e.DataBase64 = false
+		e.DataContentType, e.Data = contentType, payload
 		return
 	}
 	if contentType == "" {
 		contentType = "application/octet-stream"
 	}
-	e.SetDataContentType(contentType)
-	e.DataEncoded = data
-	e.DataBase64 = true
-}
-
-// plainJSON reports whether sdk-go writes data of this content type as a raw
-// JSON value (its own rule), so only these may carry data instead of
-// data_base64.
-func plainJSON(contentType string) bool {
-	mt, _, _ := mime.ParseMediaType(contentType)
-	return mt == event.ApplicationJSON || mt == event.TextJSON
-}
-
-// reserved holds attribute names that user properties may not take.
-var reserved = map[string]bool{
-	"specversion": true, "id": true, "source": true, "type": true, "subject": true,
-	"time": true, "datacontenttype": true, "dataschema": true, "data": true,
-	"data_base64": true, "datacontentencoding": true, "schemaurl": true,
-	ExtTopic: true, ExtQoS: true,
-}
-
-// extensionName folds an MQTT user property key into a CloudEvents extension
-// name: lower-case ASCII letters and digits, at most 20 characters. It
-// returns "" when nothing usable remains.
-func extensionName(key string) string {
-	var b strings.Builder
-	for i := 0; i < len(key) && b.Len() < 20; i++ {
-		c := key[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= '0' && c <= '9':
-			b.WriteByte(c)
-		case c >= 'A' && c <= 'Z':
-			b.WriteByte(c + 'a' - 'A')
-		}
-	}
-	return b.String()
-}
-
-// validUTF8 makes s a valid CloudEvents String: invalid UTF-8, control
-// characters (U+0000-U+001F, U+007F-U+009F) and noncharacters, which the
-// spec forbids in String attributes (spec.md "Type System") but MQTT topics
-// and properties can carry, become U+FFFD.
-func validUTF8(s string) string {
-	if utf8.ValidString(s) && strings.IndexFunc(s, notCEString) < 0 {
-		return s
-	}
-	return strings.Map(func(r rune) rune {
-		if notCEString(r) {
-			return utf8.RuneError
-		}
-		return r
-	}, strings.ToValidUTF8(s, "\uFFFD"))
-}
-
-// notCEString reports whether a CloudEvents String may not contain r.
-func notCEString(r rune) bool {
-	return r <= 0x1f || r >= 0x7f && r <= 0x9f || r >= 0xfdd0 && r <= 0xfdef || r&0xfffe == 0xfffe
+	e.DataContentType, e.Data, e.DataBase64 = contentType, payload, true
 }
