@@ -121,6 +121,29 @@ func (b *pipeBroker) accept(t *testing.T) net.Conn {
 	return conn
 }
 
+// connectPipe connects a persistent, reconnecting client built by New
+// (options changed by adjust) through a pipeBroker, and returns the broker,
+// the client and the broker's end of the first connection. The client
+// disconnects when the test ends.
+func connectPipe(t *testing.T, adjust func(*paho.ClientOptions)) (*pipeBroker, paho.Client, net.Conn) {
+	t.Helper()
+	b := &pipeBroker{conns: make(chan net.Conn, 4)}
+	opts := paho.NewClientOptions().AddBroker("tcp://pipe:1883").SetClientID(t.Name()).
+		SetCleanSession(false).SetAutoReconnect(true).SetMaxReconnectInterval(100 * time.Millisecond).
+		SetKeepAlive(0).SetWriteTimeout(waitLong).SetConnectTimeout(waitLong).
+		SetCustomOpenConnectionFn(b.open)
+	adjust(opts)
+	c := New(opts)
+	connected := make(chan paho.Token, 1)
+	go func() { connected <- c.Connect() }()
+	conn := b.accept(t)
+	if tok := <-connected; !tok.WaitTimeout(waitLong) || tok.Error() != nil {
+		t.Fatalf("connect: %v", tok.Error())
+	}
+	t.Cleanup(func() { c.Disconnect(100) })
+	return b, c, conn
+}
+
 // heldPut holds one Publish inside Store.Put, once armed, after storing
 // its packet and before paho sends it, until released; and it notes
 // whether paho listed the store while that Publish was held.
@@ -164,20 +187,8 @@ func (h *heldPut) All() []string {
 // and resume resends in publish order.
 func TestResumeAfterReconnect(t *testing.T) {
 	const stored = 5 // 0 held across the drop, 1..4 unacknowledged before it
-	b := &pipeBroker{conns: make(chan net.Conn, 4)}
 	store := &heldPut{Store: paho.NewMemoryStore(), holding: make(chan struct{}), release: make(chan struct{}), listed: make(chan struct{})}
-	opts := paho.NewClientOptions().AddBroker("tcp://pipe:1883").SetClientID("resume").
-		SetCleanSession(false).SetAutoReconnect(true).SetMaxReconnectInterval(100 * time.Millisecond).
-		SetKeepAlive(0).SetWriteTimeout(waitLong).SetConnectTimeout(waitLong).
-		SetCustomOpenConnectionFn(b.open).SetStore(store)
-	c := New(opts)
-	connected := make(chan paho.Token, 1)
-	go func() { connected <- c.Connect() }()
-	conn1 := b.accept(t)
-	if tok := <-connected; !tok.WaitTimeout(waitLong) || tok.Error() != nil {
-		t.Fatalf("connect: %v", tok.Error())
-	}
-	defer c.Disconnect(100)
+	b, c, conn1 := connectPipe(t, func(o *paho.ClientOptions) { o.SetStore(store) })
 
 	payload := func(i int) string { return fmt.Sprintf(`{"seq":%d}`, i) }
 	// Publish(0) stores its packet and is held; 1..4 reach the broker,
@@ -296,19 +307,7 @@ func TestResumeAfterReconnect(t *testing.T) {
 // PUBACKs come, and is not stuck when the connection drops meanwhile.
 func TestResumeLimit(t *testing.T) {
 	const stored, limit = 5, 2
-	b := &pipeBroker{conns: make(chan net.Conn, 4)}
-	opts := paho.NewClientOptions().AddBroker("tcp://pipe:1883").SetClientID("limit").
-		SetCleanSession(false).SetAutoReconnect(true).SetMaxReconnectInterval(100 * time.Millisecond).
-		SetKeepAlive(0).SetWriteTimeout(waitLong).SetConnectTimeout(waitLong).
-		SetCustomOpenConnectionFn(b.open).SetMaxResumePubInFlight(limit)
-	c := New(opts)
-	connected := make(chan paho.Token, 1)
-	go func() { connected <- c.Connect() }()
-	conn1 := b.accept(t)
-	if tok := <-connected; !tok.WaitTimeout(waitLong) || tok.Error() != nil {
-		t.Fatalf("connect: %v", tok.Error())
-	}
-	defer c.Disconnect(100)
+	b, c, conn1 := connectPipe(t, func(o *paho.ClientOptions) { o.SetMaxResumePubInFlight(limit) })
 	for i := range stored {
 		c.Publish("t", 1, false, fmt.Sprintf(`{"seq":%d}`, i))
 		if _, err := packets.ReadPacket(conn1); err != nil {
