@@ -23,12 +23,14 @@ func TestPackageLayering(t *testing.T) {
 		"buffer":             nil,
 		"mqtt":               nil,
 		"rules":              {"cloudevent"},
-		"uplink":             {"cloudevent"},
+		"uplink":             {"cloudevent", "internal/pahoclient"},
 		"internal/ceconform": nil,
 		"internal/receiver":  {"internal/ceconform"},
 		"internal/cetest":    {"internal/ceconform", "internal/receiver"},
-		"internal/mqtttest":  nil,
-		"internal/devices":   nil,
+		"internal/mqtttest":  {"internal/pahoclient"},
+		"internal/devices":   {"internal/pahoclient"},
+		// pahoclient builds every paho client; anything may import it.
+		"internal/pahoclient": nil,
 	}
 	// testOnly packages are test support: only _test.go files import them.
 	testOnly := map[string]bool{"internal/cetest": true, "internal/mqtttest": true}

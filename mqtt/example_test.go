@@ -7,6 +7,7 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/edgegate/edgegate/internal/pahoclient"
 	"github.com/edgegate/edgegate/mqtt"
 )
 
@@ -30,7 +31,7 @@ func ExampleBroker() {
 	go func() { done <- b.Run(ctx) }()
 	<-b.Ready()
 
-	c := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + b.Addr("devices").String()).SetClientID("sensor-1"))
+	c := pahoclient.New(paho.NewClientOptions().AddBroker("tcp://" + b.Addr("devices").String()).SetClientID("sensor-1"))
 	c.Connect().Wait()
 	c.Publish("sensors/temp", 1, false, "21.5").Wait() // returns after Handle returned nil
 	m := <-stored

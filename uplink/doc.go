@@ -65,11 +65,14 @@
 // comes from a template ({gateway_id}, {type}, {source}, {subject}, {id});
 // '+', '#' and NUL in values become '_', '/' is kept. CleanSession is false
 // with a session store (paho FileStore under StateDir, or memory), and paho
-// reconnects on its own. Send returns nil only when every event got its
-// PUBACK on one unbroken connection; a connection loss during Send makes it
-// fail (retryable), because paho completes the tokens of resent messages
-// without a PUBACK. The client connects on the first Send and runs paho's
-// goroutines until Close: the owner must Close the Sender.
+// reconnects on its own, resending the unacknowledged publishes in publish
+// order. The client comes from internal/pahoclient, whose store wrapper
+// keeps paho's resume from setting DUP on a packet that is being sent (a
+// data race in paho v1.5.1). Send returns nil only when every event got
+// its PUBACK on one unbroken connection; a connection loss during Send
+// makes it fail (retryable), because paho completes the tokens of resent
+// messages without a PUBACK. The client connects on the first Send and
+// runs paho's goroutines until Close: the owner must Close the Sender.
 //
 // # Errors
 //
@@ -90,12 +93,12 @@
 // _send_failures_total and edgegate_uplink_up {uplink}.
 //
 // uplink must not import buffer, mqtt, rules or gateway (of edgegate it
-// imports only cloudevent, and not sdk-go): it never touches the disk
-// buffer (Deliver reads a batch through the small Batch interface).
-// Senders are safe for concurrent use; a Delivery is driven by one
-// goroutine. The http sender starts no
-// goroutines outside Send; the mqtt sender's paho client runs from the first
-// Send until Close. Header values, tokens, passwords and URL credentials are
+// imports only cloudevent and internal/pahoclient, and not sdk-go): it
+// never touches the disk buffer (Deliver reads a batch through the small
+// Batch interface). Senders are safe for concurrent use; a Delivery is
+// driven by one goroutine. The http sender starts no goroutines outside
+// Send; the mqtt sender's paho client runs from the first Send until
+// Close. Header values, tokens, passwords and URL credentials are
 // never logged or put into errors; Config.Redacted, String and LogValue give
 // views without them.
 package uplink

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -14,9 +13,9 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 	paho "github.com/eclipse/paho.mqtt.golang"
-	"github.com/eclipse/paho.mqtt.golang/packets"
 
 	"github.com/edgegate/edgegate/cloudevent"
+	"github.com/edgegate/edgegate/internal/pahoclient"
 )
 
 // errClosed is returned by Send after Close.
@@ -63,47 +62,27 @@ type mqttSender struct {
 	duration    *metrics.Histogram
 }
 
-var (
-	_ Sender     = (*mqttSender)(nil)
-	_ paho.Store = (*guardedStore)(nil)
-)
+var _ Sender = (*mqttSender)(nil)
 
+// newMQTTSender checks what only New can check, opens the session store and
+// prepares the paho options; the client itself is made by the first Send.
 func newMQTTSender(cfg Config, log *slog.Logger, m *metrics.Set) (*mqttSender, error) {
-	var errs []error
-	topic, err := newTopicTemplate(cfg.Topic, cfg.GatewayID)
+	topic, err := checkMQTT(cfg)
 	if err != nil {
-		errs = append(errs, fmt.Errorf("topic: %w", err))
+		return nil, fmt.Errorf("uplink %q: %w", cfg.Name, err)
 	}
-	if usesGatewayID(cfg.ClientID) && cfg.GatewayID == "" {
-		errs = append(errs, errors.New("client_id: uses {gateway_id} but the gateway id is not set"))
-	}
-	fileStore := cfg.SessionStore != SessionStoreMemory
-	if fileStore && cfg.StateDir == "" {
-		errs = append(errs, errors.New("state_dir: is required for type mqtt with session_store file"))
-	}
-	if len(errs) > 0 {
-		return nil, fmt.Errorf("uplink %q: %w", cfg.Name, errors.Join(errs...))
-	}
-	var store paho.Store = paho.NewMemoryStore()
-	if fileStore {
-		if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
-			return nil, fmt.Errorf("uplink %q: state_dir: %w", cfg.Name, err)
-		}
-		store = paho.NewFileStore(cfg.StateDir)
+	store, err := newSessionStore(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("uplink %q: %w", cfg.Name, err)
 	}
 	tlsCfg, err := buildTLSConfig(cfg.TLS, log)
 	if err != nil {
 		return nil, fmt.Errorf("uplink %q: %w", cfg.Name, err)
 	}
-
-	clientID := cfg.ClientID
-	if clientID == "" {
-		clientID = "edgegate-" + cfg.GatewayID + "-" + cfg.Name
-		if cfg.GatewayID == "" {
-			clientID = "edgegate-" + cfg.Name
-		}
+	creds, err := mqttCredentials(cfg.Auth.Basic, log)
+	if err != nil {
+		return nil, fmt.Errorf("uplink %q: %w", cfg.Name, err)
 	}
-	clientID = strings.ReplaceAll(clientID, "{gateway_id}", cfg.GatewayID)
 
 	u, _ := url.Parse(cfg.URL) // checked by Validate
 	name := cfg.Name
@@ -122,7 +101,67 @@ func newMQTTSender(cfg Config, log *slog.Logger, m *metrics.Set) (*mqttSender, e
 		storeErrors: m.GetOrCreateCounter(fmt.Sprintf(`edgegate_uplink_mqtt_store_errors_total{uplink=%q}`, name)),
 		duration:    m.GetOrCreateHistogram(fmt.Sprintf(`edgegate_uplink_request_duration_seconds{uplink=%q}`, name)),
 	}
+	clientID := mqttClientID(cfg)
+	o := mqttClientOptions(cfg, clientID)
+	o.SetStore(&guardedStore{inner: store, onResume: s.bump, log: log, errors: s.storeErrors})
+	if tlsCfg != nil {
+		o.SetTLSConfig(tlsCfg)
+	}
+	if creds != nil {
+		o.SetCredentialsProvider(creds)
+	}
+	s.watchConnection(o, clientID)
+	s.opts = o
+	return s, nil
+}
 
+// checkMQTT checks the settings Validate cannot (the gateway fills in the
+// gateway id and state directory) and compiles the topic template.
+func checkMQTT(cfg Config) (*topicTemplate, error) {
+	var errs []error
+	topic, err := newTopicTemplate(cfg.Topic, cfg.GatewayID)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("topic: %w", err))
+	}
+	if usesGatewayID(cfg.ClientID) && cfg.GatewayID == "" {
+		errs = append(errs, errors.New("client_id: uses {gateway_id} but the gateway id is not set"))
+	}
+	if cfg.SessionStore != SessionStoreMemory && cfg.StateDir == "" {
+		errs = append(errs, errors.New("state_dir: is required for type mqtt with session_store file"))
+	}
+	return topic, errors.Join(errs...)
+}
+
+// mqttClientID is the configured client id with {gateway_id} filled in, or
+// edgegate-<gateway id>-<uplink name>.
+func mqttClientID(cfg Config) string {
+	id := cfg.ClientID
+	if id == "" {
+		id = "edgegate-" + cfg.GatewayID + "-" + cfg.Name
+		if cfg.GatewayID == "" {
+			id = "edgegate-" + cfg.Name
+		}
+	}
+	return strings.ReplaceAll(id, "{gateway_id}", cfg.GatewayID)
+}
+
+// mqttCredentials returns the username and the password (re-read from its
+// file when that changes), or nil without a username.
+func mqttCredentials(b BasicAuth, log *slog.Logger) (paho.CredentialsProvider, error) {
+	if b.Username == "" {
+		return nil, nil
+	}
+	pw, err := newSecret(b.Password, b.PasswordFile, log)
+	if err != nil {
+		return nil, fmt.Errorf("auth.basic.password_file: %w", err)
+	}
+	user := b.Username
+	return func() (string, string) { return user, pw.get() }, nil
+}
+
+// mqttClientOptions are the protocol and timing settings of the paho
+// client: MQTT 3.1.1, a persistent session, paho's own reconnects.
+func mqttClientOptions(cfg Config, clientID string) *paho.ClientOptions {
 	o := paho.NewClientOptions()
 	o.AddBroker(cfg.URL)
 	o.SetClientID(clientID)
@@ -138,32 +177,24 @@ func newMQTTSender(cfg Config, log *slog.Logger, m *metrics.Set) (*mqttSender, e
 	o.SetOrderMatters(false)
 	o.SetResumeSubs(false)
 	o.SetMaxResumePubInFlight(cfg.MaxInFlight)
-	o.SetStore(&guardedStore{inner: store, onResume: s.bump, log: log, errors: s.storeErrors})
-	if tlsCfg != nil {
-		o.SetTLSConfig(tlsCfg)
-	}
-	if b := cfg.Auth.Basic; b.Username != "" {
-		pw, err := newSecret(b.Password, b.PasswordFile, log)
-		if err != nil {
-			return nil, fmt.Errorf("uplink %q: auth.basic.password_file: %w", cfg.Name, err)
-		}
-		user := b.Username
-		o.SetCredentialsProvider(func() (string, string) { return user, pw.get() })
-	}
+	return o
+}
+
+// watchConnection logs and counts connection changes, and bumps the epoch
+// on every loss and reconnect attempt.
+func (s *mqttSender) watchConnection(o *paho.ClientOptions, clientID string) {
 	o.SetReconnectingHandler(func(paho.Client, *paho.ClientOptions) {
 		s.bump()
-		log.Debug("mqtt uplink reconnecting", "url", s.safeURL)
+		s.log.Debug("mqtt uplink reconnecting", "url", s.safeURL)
 	})
 	o.SetConnectionLostHandler(func(_ paho.Client, err error) {
 		s.bump()
 		s.connLost.Inc()
-		log.Warn("mqtt uplink connection lost: reconnecting", "url", s.safeURL, "err", err)
+		s.log.Warn("mqtt uplink connection lost: reconnecting", "url", s.safeURL, "err", err)
 	})
 	o.SetOnConnectHandler(func(paho.Client) {
-		log.Info("mqtt uplink connected", "url", s.safeURL, "client_id", clientID)
+		s.log.Info("mqtt uplink connected", "url", s.safeURL, "client_id", clientID)
 	})
-	s.opts = o
-	return s, nil
 }
 
 // bump marks that tokens may have completed without a PUBACK.
@@ -192,7 +223,7 @@ func (s *mqttSender) connect(ctx context.Context) (paho.Client, error) {
 		return s.client, nil
 	}
 	if s.client == nil {
-		s.client = paho.NewClient(s.opts)
+		s.client = pahoclient.New(s.opts) // resume cannot race with the writer
 	}
 	tok := s.client.Connect()
 	timer := time.NewTimer(s.timeout + time.Second)
@@ -312,72 +343,4 @@ func (s *mqttSender) publish(ctx context.Context, topics []string, records [][]b
 		return &Error{Err: fmt.Errorf("publish %s: connection lost during send: sending again", s.safeURL), Retryable: true}
 	}
 	return nil
-}
-
-// guardedStore wraps paho's FileStore: it turns the panics FileStore raises
-// on file errors (a full or read-only disk) into a log line and a metric,
-// and bumps the sender's epoch when paho lists the store to resume, because
-// resuming completes waiting tokens without their PUBACK. A message that
-// could not be stored is still sent; if the connection drops before its
-// PUBACK, its Send times out and the forward loop sends it again.
-type guardedStore struct {
-	inner    paho.Store
-	onResume func()
-	log      *slog.Logger
-	errors   *metrics.Counter
-
-	once sync.Once
-}
-
-func (g *guardedStore) guard(op string) {
-	if r := recover(); r != nil {
-		g.errors.Inc()
-		g.once.Do(func() {
-			g.log.Error("mqtt session store failed: unacknowledged messages may not survive a reconnect (the buffer still holds them)",
-				"op", op, "err", fmt.Sprint(r))
-		})
-	}
-}
-
-// Open implements paho.Store.
-func (g *guardedStore) Open() {
-	defer g.guard("open")
-	g.inner.Open()
-}
-
-// Put implements paho.Store.
-func (g *guardedStore) Put(key string, m packets.ControlPacket) {
-	defer g.guard("put")
-	g.inner.Put(key, m)
-}
-
-// Get implements paho.Store.
-func (g *guardedStore) Get(key string) (p packets.ControlPacket) {
-	defer g.guard("get")
-	return g.inner.Get(key)
-}
-
-// All implements paho.Store. paho calls it when it resumes a session.
-func (g *guardedStore) All() (keys []string) {
-	g.onResume()
-	defer g.guard("all")
-	return g.inner.All()
-}
-
-// Del implements paho.Store.
-func (g *guardedStore) Del(key string) {
-	defer g.guard("del")
-	g.inner.Del(key)
-}
-
-// Close implements paho.Store.
-func (g *guardedStore) Close() {
-	defer g.guard("close")
-	g.inner.Close()
-}
-
-// Reset implements paho.Store.
-func (g *guardedStore) Reset() {
-	defer g.guard("reset")
-	g.inner.Reset()
 }

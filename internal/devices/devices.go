@@ -10,6 +10,8 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/edgegate/edgegate/internal/pahoclient"
 )
 
 // Payload returns the payload of a device's message seq (from 1) published
@@ -147,7 +149,7 @@ func Connect(ctx context.Context, cfg Config) (*Fleet, error) {
 }
 
 func (f *Fleet) connect(id string) (paho.Client, error) {
-	cl := paho.NewClient(f.cfg.clientOptions(id))
+	cl := pahoclient.New(f.cfg.clientOptions(id))
 	tok := cl.Connect()
 	if !tok.WaitTimeout(f.cfg.ConnectTimeout + time.Second) {
 		cl.Disconnect(0)

@@ -12,6 +12,7 @@
 // Acked counts what paho reported, which a benchmark must check at the
 // receiving end.
 //
-// devices imports paho and no edgegate package. Fleet methods are safe for
-// concurrent use; Run may be called once.
+// devices imports paho and, of edgegate's packages, only internal/pahoclient
+// (its clients resume their sessions without racing paho's writer). Fleet
+// methods are safe for concurrent use; Run may be called once.
 package devices

@@ -11,7 +11,8 @@
 // reconnect although no PUBACK came (eclipse/paho.mqtt.golang #563): a test
 // that counts deliveries must check them at the receiving end too.
 //
-// mqtttest imports paho and mochi and no edgegate package; only _test.go
+// mqtttest imports paho, mochi and, of edgegate's packages, only
+// internal/pahoclient (which builds its paho clients); only _test.go
 // files may import it (gateway/layout_test.go enforces that). Its functions
 // are safe for concurrent use; Connect, Wait, Publish and Subscribe call
 // tb.Fatal, so call them from the test's goroutine (Dial returns an error

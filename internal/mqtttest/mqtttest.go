@@ -11,6 +11,8 @@ import (
 	mochi "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/hooks/auth"
 	"github.com/mochi-mqtt/server/v2/listeners"
+
+	"github.com/edgegate/edgegate/internal/pahoclient"
 )
 
 // Timeout bounds a connect, an acknowledgement or a subscription.
@@ -45,7 +47,7 @@ func Dial(broker, id string, adjust ...func(*paho.ClientOptions)) (paho.Client, 
 			a(o)
 		}
 	}
-	c := paho.NewClient(o)
+	c := pahoclient.New(o)
 	tok := c.Connect()
 	if !tok.WaitTimeout(Timeout) {
 		c.Disconnect(0)
