@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
 	"net"
 	"net/http"
@@ -59,13 +58,13 @@ func freeAddr(t *testing.T) string {
 type gatewayProc struct {
 	t     *testing.T
 	cmd   *exec.Cmd
-	log   *bytes.Buffer
+	log   *syncBuffer
 	admin string
 }
 
 func startProc(t *testing.T, bin, config, admin string) *gatewayProc {
 	t.Helper()
-	p := &gatewayProc{t: t, log: &bytes.Buffer{}, admin: admin}
+	p := &gatewayProc{t: t, log: &syncBuffer{}, admin: admin}
 	p.cmd = exec.Command(bin, "run", "--config", config)
 	p.cmd.Stdout = p.log
 	p.cmd.Stderr = p.log
