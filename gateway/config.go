@@ -19,6 +19,7 @@ import (
 
 	"github.com/edgegate/edgegate/buffer"
 	"github.com/edgegate/edgegate/gateway/mapping"
+	"github.com/edgegate/edgegate/internal/yamlconf"
 	"github.com/edgegate/edgegate/mqtt"
 	"github.com/edgegate/edgegate/rules"
 	"github.com/edgegate/edgegate/uplink"
@@ -38,7 +39,7 @@ type Config struct {
 	ShutdownTimeout time.Duration   `yaml:"shutdown_timeout"`
 	// MemoryLimit is the Go runtime's soft memory limit (GOMEMLIMIT); the
 	// GOMEMLIMIT environment variable wins. 0 disables it.
-	MemoryLimit buffer.ByteSize `yaml:"memory_limit"`
+	MemoryLimit yamlconf.ByteSize `yaml:"memory_limit"`
 }
 
 // LogConfig sets the log level and format.

@@ -19,12 +19,13 @@ const module = "github.com/edgegate/edgegate/"
 func TestPackageLayering(t *testing.T) {
 	// allowed[pkg] lists the edgegate packages pkg may import.
 	allowed := map[string][]string{
-		"buffer":          nil,
-		"mqtt":            nil,
-		"rules":           nil,
-		"uplink":          nil,
-		"uplink/cetest":   nil,
-		"gateway/mapping": nil,
+		"internal/yamlconf": nil,
+		"buffer":            {"internal/yamlconf"},
+		"mqtt":              {"internal/yamlconf"},
+		"rules":             {"internal/yamlconf"},
+		"uplink":            {"internal/yamlconf"},
+		"uplink/cetest":     nil,
+		"gateway/mapping":   {"internal/yamlconf"},
 	}
 	seen := map[string]bool{}
 	root := ".."
@@ -65,7 +66,7 @@ func TestPackageLayering(t *testing.T) {
 						ok = ok || module+a == ip
 					}
 					if !ok {
-						t.Errorf("%s imports %s: leaf packages must not import other edgegate packages", name, ip)
+						t.Errorf("%s imports %s: a leaf package imports only the packages its doc allows", name, ip)
 					}
 				}
 			}
