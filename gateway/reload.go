@@ -7,8 +7,8 @@ import (
 	"time"
 )
 
-// ReloadFile reads path, validates it and applies what can change while
-// running. Nothing changes unless everything is valid; a field that needs a
+// ReloadFile loads path as a start does (LoadFile: decoded, checked and
+// compiled once) and applies what can change while running. Nothing changes unless everything is valid; a field that needs a
 // restart is an error naming it, and the running configuration stays. SIGHUP
 // and the admin endpoint both come here.
 func (g *Gateway) ReloadFile(path string) error {
@@ -26,19 +26,15 @@ func (g *Gateway) ReloadFile(path string) error {
 }
 
 func (g *Gateway) reloadFile(path string) error {
-	cfg, _, err := LoadFile(path)
+	c, err := LoadFile(path)
 	if err != nil {
 		return err
 	}
-	old := g.current()
-	if err := restartOnly(old, cfg); err != nil {
+	cfg := c.Config
+	if err := restartOnly(g.current(), cfg); err != nil {
 		return err
 	}
-	next, err := g.prepare(cfg)
-	if err != nil {
-		return err
-	}
-	g.apply(next)
+	g.apply(newLive(c))
 	g.level.Set(cfg.LogLevel())
 	g.cfgPtr.Store(&cfg)
 	g.log.Info("config reloaded", "config", path)

@@ -30,7 +30,7 @@ events:
   topics:
     - {match: "devices/{device}/{kind}", source: "/gw/{device}", type: %q, subject: "{device}"}
 uplinks:
-  - {name: cloud, type: http, url: %q, retry: {initial: 20ms, max: 200ms}}
+  - {name: cloud, http: {url: %q}, retry: {initial: 20ms, max: 200ms}}
 rules:
   rules:
     - name: tag
@@ -51,7 +51,7 @@ func TestReloadUnderLoad(t *testing.T) {
 		}
 	}
 	write("127.0.0.1:0", "io.before")
-	cfg, _, err := LoadFile(path)
+	cfg, err := LoadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -176,11 +176,14 @@ func newTestSender(tb testing.TB, url, mode string, mod func(*Config)) Sender {
 	tb.Helper()
 	cfg := DefaultConfig()
 	cfg.Name = "test"
-	cfg.URL = url
-	cfg.Mode = mode
-	cfg.Timeout = 5 * time.Second
+	h := DefaultHTTPConfig()
+	h.URL, h.Mode, h.Timeout = url, mode, 5*time.Second
+	cfg.HTTP = &h
 	if mod != nil {
 		mod(&cfg)
+	}
+	if err := cfg.Validate(); err != nil {
+		tb.Fatal(err)
 	}
 	s, err := New(cfg, nil, nil)
 	if err != nil {

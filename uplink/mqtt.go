@@ -69,15 +69,15 @@ var (
 
 func newMQTTSender(cfg Config, log *slog.Logger, m *metrics.Set) (*mqttSender, error) {
 	var errs []error
-	topic, err := newTopicTemplate(cfg.Topic, cfg.GatewayID)
+	topic, err := newTopicTemplate(cfg.MQTT.Topic, cfg.GatewayID)
 	if err != nil {
 		errs = append(errs, fmt.Errorf("topic: %w", err))
 	}
-	if usesGatewayID(cfg.ClientID) && cfg.GatewayID == "" {
+	if usesGatewayID(cfg.MQTT.ClientID) && cfg.GatewayID == "" {
 		errs = append(errs, errors.New("client_id: uses {gateway_id} but the gateway id is not set"))
 	}
-	fileStore := cfg.SessionStore != SessionStoreMemory
-	if fileStore && cfg.StateDir == "" {
+	fileStore := cfg.MQTT.SessionStore != SessionStoreMemory
+	if fileStore && cfg.MQTT.StateDir == "" {
 		errs = append(errs, errors.New("state_dir: is required for type mqtt with session_store file"))
 	}
 	if len(errs) > 0 {
@@ -85,17 +85,17 @@ func newMQTTSender(cfg Config, log *slog.Logger, m *metrics.Set) (*mqttSender, e
 	}
 	var store paho.Store = paho.NewMemoryStore()
 	if fileStore {
-		if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
+		if err := os.MkdirAll(cfg.MQTT.StateDir, 0o700); err != nil {
 			return nil, fmt.Errorf("uplink %q: state_dir: %w", cfg.Name, err)
 		}
-		store = paho.NewFileStore(cfg.StateDir)
+		store = paho.NewFileStore(cfg.MQTT.StateDir)
 	}
-	tlsCfg, err := buildTLSConfig(cfg.TLS, log)
+	tlsCfg, err := buildTLSConfig(cfg.MQTT.TLS, log)
 	if err != nil {
 		return nil, fmt.Errorf("uplink %q: %w", cfg.Name, err)
 	}
 
-	clientID := cfg.ClientID
+	clientID := cfg.MQTT.ClientID
 	if clientID == "" {
 		clientID = "edgegate-" + cfg.GatewayID + "-" + cfg.Name
 		if cfg.GatewayID == "" {
@@ -104,15 +104,15 @@ func newMQTTSender(cfg Config, log *slog.Logger, m *metrics.Set) (*mqttSender, e
 	}
 	clientID = strings.ReplaceAll(clientID, "{gateway_id}", cfg.GatewayID)
 
-	u, _ := url.Parse(cfg.URL) // checked by Validate
+	u, _ := url.Parse(cfg.MQTT.URL) // checked by Validate
 	name := cfg.Name
 	s := &mqttSender{
 		name:        name,
 		safeURL:     u.Scheme + "://" + u.Host,
 		topic:       topic,
-		window:      cfg.MaxInFlight,
-		timeout:     cfg.Timeout,
-		maxBytes:    cfg.Batch.MaxBytes,
+		window:      cfg.MQTT.MaxInFlight,
+		timeout:     cfg.MQTT.Timeout,
+		maxBytes:    int(cfg.Batch.MaxBytes),
 		log:         log,
 		events:      m.GetOrCreateCounter(fmt.Sprintf(`edgegate_uplink_events_sent_total{uplink=%q}`, name)),
 		published:   m.GetOrCreateCounter(fmt.Sprintf(`edgegate_uplink_mqtt_publishes_total{uplink=%q}`, name)),
@@ -123,25 +123,25 @@ func newMQTTSender(cfg Config, log *slog.Logger, m *metrics.Set) (*mqttSender, e
 	}
 
 	o := paho.NewClientOptions()
-	o.AddBroker(cfg.URL)
+	o.AddBroker(cfg.MQTT.URL)
 	o.SetClientID(clientID)
 	o.SetProtocolVersion(4) // 3.1.1: all paho v1 speaks
 	o.SetCleanSession(false)
 	o.SetAutoReconnect(true)
 	o.SetConnectRetry(false) // Send connects; a failed first connect is a retryable Send error
 	o.SetMaxReconnectInterval(cfg.Retry.Max)
-	o.SetConnectTimeout(cfg.Timeout)
-	o.SetWriteTimeout(cfg.Timeout)
-	o.SetKeepAlive(cfg.KeepAlive)
-	o.SetPingTimeout(min(cfg.Timeout, cfg.KeepAlive))
+	o.SetConnectTimeout(cfg.MQTT.Timeout)
+	o.SetWriteTimeout(cfg.MQTT.Timeout)
+	o.SetKeepAlive(cfg.MQTT.KeepAlive)
+	o.SetPingTimeout(min(cfg.MQTT.Timeout, cfg.MQTT.KeepAlive))
 	o.SetOrderMatters(false)
 	o.SetResumeSubs(false)
-	o.SetMaxResumePubInFlight(cfg.MaxInFlight)
+	o.SetMaxResumePubInFlight(cfg.MQTT.MaxInFlight)
 	o.SetStore(&guardedStore{inner: store, onResume: s.bump, log: log, errors: s.storeErrors})
 	if tlsCfg != nil {
 		o.SetTLSConfig(tlsCfg)
 	}
-	if b := cfg.Auth.Basic; b.Username != "" {
+	if b := cfg.MQTT.Auth.Basic; b.Username != "" {
 		pw, err := newSecret(b.Password, b.PasswordFile, log)
 		if err != nil {
 			return nil, fmt.Errorf("uplink %q: auth.basic.password_file: %w", cfg.Name, err)

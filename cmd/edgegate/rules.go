@@ -76,11 +76,11 @@ func cmdRules(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 // loadRulesSetup loads and validates the whole configuration file, then
 // takes its rules section.
 func loadRulesSetup(path string) (rulesSetup, error) {
-	cfg, _, err := gateway.LoadFile(path)
+	c, err := gateway.LoadFile(path)
 	if err != nil {
 		return rulesSetup{}, err
 	}
-	return setupFromConfig(cfg), nil
+	return setupFromConfig(c.Config), nil
 }
 
 func setupFromConfig(cfg gateway.Config) rulesSetup {

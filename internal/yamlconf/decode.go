@@ -27,10 +27,11 @@ type Defaulter interface {
 // KeyMover is implemented by struct types some of whose keys have moved.
 // For a key the type does not have, MovedKey returns where it went, as a
 // message ("moved to uplinks[0].http.url"), or "" for a key that is simply
-// unknown. at is the path of the struct and m its mapping node, for a
-// sibling that decides the new place.
+// unknown. at is the path of the struct; sibling returns the value of
+// another key of the same mapping as written (ok false when absent; "" for
+// a mapping or list), for a sibling that decides the new place.
 type KeyMover interface {
-	MovedKey(at Path, key string, m *yaml.Node) string
+	MovedKey(at Path, key string, sibling func(key string) (value string, ok bool)) string
 }
 
 // Decode parses data, the YAML document of file, and decodes it strictly
@@ -285,13 +286,28 @@ func (d *decoder) merge(n *yaml.Node, at Path, into func(*yaml.Node)) {
 }
 
 func movedKey(v reflect.Value, at Path, key string, n *yaml.Node) string {
-	if v.CanAddr() && v.Addr().Type().Implements(moverType) {
-		return v.Addr().Interface().(KeyMover).MovedKey(at, key, n)
+	var m KeyMover
+	switch {
+	case v.CanAddr() && v.Addr().Type().Implements(moverType):
+		m = v.Addr().Interface().(KeyMover)
+	case v.Type().Implements(moverType):
+		m = v.Interface().(KeyMover)
+	default:
+		return ""
 	}
-	if v.Type().Implements(moverType) {
-		return v.Interface().(KeyMover).MovedKey(at, key, n)
-	}
-	return ""
+	return m.MovedKey(at, key, func(k string) (string, bool) {
+		c := child(n, step{key: k})
+		if c == nil {
+			return "", false
+		}
+		if c.Kind == yaml.AliasNode && c.Alias != nil {
+			c = c.Alias
+		}
+		if c.Kind != yaml.ScalarNode {
+			return "", true
+		}
+		return c.Value, true
+	})
 }
 
 // list decodes a sequence into a slice; elements start from their defaults.

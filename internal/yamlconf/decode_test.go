@@ -6,8 +6,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"go.yaml.in/yaml/v3"
 )
 
 type testBatch struct {
@@ -36,9 +34,13 @@ type testCommon struct {
 
 func (e *testEntry) SetDefaults() { e.Common.Batch = testBatch{MaxEvents: 500, MaxBytes: 1 << 20} }
 
-func (e *testEntry) MovedKey(at Path, key string, _ *yaml.Node) string {
-	if key == "url" {
+func (e *testEntry) MovedKey(at Path, key string, sibling func(string) (string, bool)) string {
+	switch key {
+	case "url":
 		return "moved to " + at.Key("http").Key("url").String()
+	case "kind":
+		v, _ := sibling("name")
+		return "the section names the kind of " + v
 	}
 	return ""
 }
@@ -120,6 +122,7 @@ entries:
   - name: a
     url: http://x/
     batch: { max_events: 500, max_bytes: many, linger: 0s }
+    kind: x
   - nmae: b
     batch: { max_events: 1.5 }
     name: b
@@ -134,11 +137,12 @@ extra: { k: 1, k: 2 }
 		`t.yaml:3:8: limit: invalid byte size "lots"`,
 		`t.yaml:6:5: entries[0].url: moved to entries[0].http.url`,
 		`t.yaml:7:42: entries[0].batch.max_bytes: invalid byte size "many"`,
-		`t.yaml:8:5: entries[1].nmae: unknown field "nmae" (did you mean name?)`,
-		`t.yaml:9:26: entries[1].batch.max_events: must be an integer, got the number 1.5`,
-		`t.yaml:11:5: entries[1].name: duplicate key (first at line 10)`,
-		`t.yaml:12:7: tags: must be a list, got a mapping`,
-		`t.yaml:13:16: extra.k: duplicate key (first at line 13)`,
+		`t.yaml:8:5: entries[0].kind: the section names the kind of a`,
+		`t.yaml:9:5: entries[1].nmae: unknown field "nmae" (did you mean name?)`,
+		`t.yaml:10:26: entries[1].batch.max_events: must be an integer, got the number 1.5`,
+		`t.yaml:12:5: entries[1].name: duplicate key (first at line 11)`,
+		`t.yaml:13:7: tags: must be a list, got a mapping`,
+		`t.yaml:14:16: extra.k: duplicate key (first at line 14)`,
 	}
 	got := errorLines(probs)
 	for _, w := range want {
