@@ -8,7 +8,6 @@ import (
 	"io"
 	"math"
 	"reflect"
-	"sort"
 	"strings"
 	"time"
 
@@ -350,8 +349,7 @@ func (d *decoder) dict(n *yaml.Node, v reflect.Value, at Path) {
 	if v.IsNil() {
 		v.Set(reflect.MakeMapWithSize(v.Type(), len(n.Content)/2))
 	}
-	var set func(k, val *yaml.Node)
-	set = func(k, val *yaml.Node) {
+	set := func(k, val *yaml.Node) {
 		e := newDefault(v.Type().Elem()).Elem()
 		d.value(val, e, at.Key(k.Value))
 		v.SetMapIndex(reflect.ValueOf(k.Value).Convert(v.Type().Key()), e)
@@ -365,8 +363,7 @@ func (d *decoder) generic(n *yaml.Node, v reflect.Value, at Path) {
 	switch n.Kind {
 	case yaml.MappingNode:
 		m := map[string]any{}
-		var set func(k, val *yaml.Node)
-		set = func(k, val *yaml.Node) {
+		set := func(k, val *yaml.Node) {
 			var x any
 			d.value(val, reflect.ValueOf(&x).Elem(), at.Key(k.Value))
 			m[k.Value] = x
@@ -426,60 +423,6 @@ func isInteger(t reflect.Type) bool {
 	return false
 }
 
-// want names what a Go type accepts, for messages.
-func want(t reflect.Type) string {
-	switch {
-	case t == durationType:
-		return "a duration such as 10s, 1m30s or 2h"
-	case t == timeType:
-		return "a time such as 2026-01-01T00:00:00Z"
-	case isInteger(t):
-		return "an integer"
-	}
-	switch t.Kind() {
-	case reflect.Bool:
-		return "true or false"
-	case reflect.Float32, reflect.Float64:
-		return "a number"
-	case reflect.String:
-		return "a string"
-	case reflect.Slice:
-		return "a list"
-	case reflect.Map, reflect.Struct:
-		return "a mapping"
-	}
-	return "a value of type " + t.String()
-}
-
-// describe names a node's kind and, for a scalar, its value.
-func describe(n *yaml.Node) string {
-	switch n.Kind {
-	case yaml.MappingNode:
-		return "a mapping"
-	case yaml.SequenceNode:
-		return "a list"
-	case yaml.AliasNode:
-		return "an alias"
-	}
-	v := n.Value
-	if len(v) > 40 {
-		v = v[:37] + "..."
-	}
-	switch n.ShortTag() {
-	case "!!str":
-		return fmt.Sprintf("the string %q", v)
-	case "!!int":
-		return "the integer " + v
-	case "!!float":
-		return "the number " + v
-	case "!!bool":
-		return v
-	case "!!null":
-		return "null"
-	}
-	return fmt.Sprintf("%q", v)
-}
-
 // fieldsOf maps the YAML keys of a struct type to field indexes, following
 // `yaml:",inline"` embedded structs as yaml.v3 does.
 func (d *decoder) fieldsOf(t reflect.Type) map[string][]int {
@@ -516,44 +459,4 @@ func (d *decoder) fieldsOf(t reflect.Type) map[string][]int {
 	walk(t, nil)
 	d.fields[t] = out
 	return out
-}
-
-// suggest proposes the known key closest to a misspelt one.
-func suggest(key string, fields map[string][]int) string {
-	best, limit := "", 1+len(key)/4
-	names := make([]string, 0, len(fields))
-	for name := range fields {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	for _, name := range names {
-		if dist := editDistance(key, name); dist <= limit {
-			best, limit = name, dist-1
-		}
-	}
-	if best == "" {
-		return ""
-	}
-	return fmt.Sprintf(" (did you mean %s?)", best)
-}
-
-// editDistance is the Levenshtein distance of two short keys.
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
