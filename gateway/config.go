@@ -82,7 +82,17 @@ type Compiled struct {
 
 	mapper  *mapping.Mapper
 	rules   *rules.Set
-	uplinks []uplink.Config // with GatewayID and StateDir filled in
+	uplinks []uplink.Config    // with GatewayID and StateDir filled in
+	doc     *yamlconf.Document // the file it was parsed from; nil from Compile
+}
+
+// locate positions later problems of the configuration (a reload's
+// restart-only changes) in the file it came from.
+func (c *Compiled) locate(err error) error {
+	if c.doc == nil {
+		return err
+	}
+	return c.doc.Locate(err)
 }
 
 // Compile checks cfg completely and builds what the gateway runs. Every

@@ -59,6 +59,7 @@ func Parse(name string, data []byte) (*Compiled, error) {
 	if len(probs) > 0 {
 		return nil, joinProblems(yamlconf.Sort(name, probs))
 	}
+	c.doc = doc
 	return c, nil
 }
 
