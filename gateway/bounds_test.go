@@ -13,6 +13,8 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/edgegate/edgegate/buffer"
+	"github.com/edgegate/edgegate/internal/cetest"
+	"github.com/edgegate/edgegate/internal/mqtttest"
 )
 
 // metricValue reads one sample from the gateway's /metrics.
@@ -32,16 +34,22 @@ func metricValue(t *testing.T, gw *running, name string) float64 {
 	return v
 }
 
+// startFullSoon starts a gateway whose buffer holds 16 KiB and overflows by
+// policy, with its uplink down (503) until rcv.Refuse(0).
+func startFullSoon(t *testing.T, overflow buffer.Policy) (rcv *cetest.Server, gw *running) {
+	rcv = newReceiver(t)
+	rcv.Refuse(http.StatusServiceUnavailable)
+	cfg := testConfig(t, rcv.URL())
+	cfg.Buffer.MaxBytes = 16 << 10
+	cfg.Buffer.Overflow = overflow
+	return rcv, start(t, cfg)
+}
+
 // With a tiny max_bytes and the uplink down, drop_oldest keeps accepting,
 // drops the oldest events and counts every drop; the newest survive.
 func TestBoundsDropOldest(t *testing.T) {
-	rcv := newReceiver(t)
-	rcv.status.Store(http.StatusServiceUnavailable)
-	cfg := testConfig(t, rcv.URL())
-	cfg.Buffer.MaxBytes = 16 << 10
-	cfg.Buffer.Overflow = buffer.DropOldest
-	gw := start(t, cfg)
-	c := connect(t, gw.mqtt, "dropper")
+	rcv, gw := startFullSoon(t, buffer.DropOldest)
+	c := mqtttest.Connect(t, gw.mqtt, "dropper")
 	const n = 300 // ~400 B per event: far more than 16 KiB
 	publishSeq(t, c, "d1", 0, n)
 
@@ -50,10 +58,10 @@ func TestBoundsDropOldest(t *testing.T) {
 		t.Fatal("no drops counted")
 	}
 	kept := gw.g.buf.Stats().Queues[queueName("cloud")].Records
-	rcv.status.Store(0)
-	events := rcv.waitFor(int(kept), 20*time.Second)
+	rcv.Refuse(0)
+	events := rcv.WaitFor(int(kept), 20*time.Second)
 	time.Sleep(200 * time.Millisecond)
-	if got := len(rcv.waitFor(0, time.Second)); int64(got)+int64(dropped) < n {
+	if got := len(rcv.WaitFor(0, time.Second)); int64(got)+int64(dropped) < n {
 		t.Errorf("delivered %d + dropped %v < published %d: events vanished uncounted", got, dropped, n)
 	}
 	// The survivors are the newest events, in order.
@@ -79,23 +87,12 @@ func TestBoundsRejectLosesNothing(t *testing.T) {
 	if testing.Short() {
 		t.Skip("waits for reconnect cycles")
 	}
-	rcv := newReceiver(t)
-	rcv.status.Store(http.StatusServiceUnavailable)
-	cfg := testConfig(t, rcv.URL())
-	cfg.Buffer.MaxBytes = 16 << 10
-	cfg.Buffer.Overflow = buffer.Reject
-	gw := start(t, cfg)
+	rcv, gw := startFullSoon(t, buffer.Reject)
 
 	var lost atomic.Int32
-	opts := paho.NewClientOptions().AddBroker(gw.mqtt).SetClientID("rejected").
-		SetCleanSession(false).SetAutoReconnect(true).SetConnectRetry(true).
-		SetConnectRetryInterval(50 * time.Millisecond).SetMaxReconnectInterval(200 * time.Millisecond).
-		SetConnectionLostHandler(func(paho.Client, error) { lost.Add(1) })
-	c := paho.NewClient(opts)
-	if tok := c.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
-		t.Fatal(tok.Error())
-	}
-	defer c.Disconnect(100)
+	c := mqtttest.Connect(t, gw.mqtt, "rejected", mqtttest.Persistent, func(o *paho.ClientOptions) {
+		o.SetConnectionLostHandler(func(paho.Client, error) { lost.Add(1) })
+	})
 
 	const n = 100
 	for i := range n {
@@ -112,8 +109,8 @@ func TestBoundsRejectLosesNothing(t *testing.T) {
 	if refused := metricValue(t, gw, `edgegate_events_refused_total{reason="buffer_full"}`); refused == 0 {
 		t.Error("refusals not counted")
 	}
-	rcv.status.Store(0) // space returns as the uplink drains
-	events := rcv.waitFor(n, 60*time.Second)
+	rcv.Refuse(0) // space returns as the uplink drains
+	events := rcv.WaitFor(n, 60*time.Second)
 	// Every seq must arrive. Order is not checked: the device decides the
 	// order of its resends, and paho.mqtt.golang resends its in-flight
 	// messages in map order after a reconnect.
@@ -126,5 +123,5 @@ func TestBoundsRejectLosesNothing(t *testing.T) {
 			t.Errorf("seq %d lost", i)
 		}
 	}
-	t.Logf("disconnects while full: %d; delivered %d of %d; duplicates %d", lost.Load(), len(events), n, rcv.duplicates())
+	t.Logf("disconnects while full: %d; delivered %d of %d; duplicates %d", lost.Load(), len(events), n, rcv.Duplicates())
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/cloudevents/sdk-go/v2/event"
 
+	"github.com/edgegate/edgegate/internal/mqtttest"
 	"github.com/edgegate/edgegate/uplink"
 )
 
@@ -17,7 +18,7 @@ import (
 // in order, and nothing blocks.
 func TestPoisonEventIsDeadLetteredAlone(t *testing.T) {
 	main, dlq := newReceiver(t), newReceiver(t)
-	main.reject = func(e event.Event) bool { return strings.Contains(string(e.Data()), `"poison":true`) }
+	main.RejectIf(func(e event.Event) bool { return strings.Contains(string(e.Data()), `"poison":true`) })
 	cfg := testConfig(t, main.URL())
 	cfg.Uplinks[0].DeadLetter = "dlq"
 	cfg.Uplinks[0].Batch.Linger = 200 * time.Millisecond // one batch holds them all
@@ -25,7 +26,7 @@ func TestPoisonEventIsDeadLetteredAlone(t *testing.T) {
 	cfg.Uplinks = append(cfg.Uplinks, d)
 	gw := start(t, cfg)
 
-	c := connect(t, gw.mqtt, "p")
+	c := mqtttest.Connect(t, gw.mqtt, "p")
 	const n = 40
 	for i := range n {
 		payload := fmt.Sprintf(`{"seq":%d}`, i)
@@ -36,7 +37,7 @@ func TestPoisonEventIsDeadLetteredAlone(t *testing.T) {
 			t.Fatal(tok.Error())
 		}
 	}
-	good := main.waitFor(n-1, 20*time.Second)
+	good := main.WaitFor(n-1, 20*time.Second)
 	var last = -1
 	for _, e := range good {
 		var seq int
@@ -49,13 +50,13 @@ func TestPoisonEventIsDeadLetteredAlone(t *testing.T) {
 	// The dead-letter uplink also receives the routed copies of all n events
 	// (every uplink gets every event by default) plus the dead letter, which
 	// keeps its id.
-	dlq.waitFor(n, 20*time.Second)
+	dlq.WaitFor(n, 20*time.Second)
 	var dead []event.Event
 	deadline := time.Now().Add(10 * time.Second)
 	for len(dead) == 0 && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 		dead = dead[:0]
-		for _, e := range dlq.arrivals() {
+		for _, e := range dlq.Events() {
 			if _, ok := e.Extensions()[uplink.ExtError]; ok {
 				dead = append(dead, e)
 			}
@@ -75,16 +76,16 @@ func TestPoisonEventIsDeadLetteredAlone(t *testing.T) {
 // original time; events published after recovery are not marked.
 func TestReplayedEventsAreMarked(t *testing.T) {
 	rcv := newReceiver(t)
-	rcv.status.Store(http.StatusServiceUnavailable)
+	rcv.Refuse(http.StatusServiceUnavailable)
 	gw := start(t, testConfig(t, rcv.URL()))
-	c := connect(t, gw.mqtt, "r")
+	c := mqtttest.Connect(t, gw.mqtt, "r")
 	publishSeq(t, c, "r1", 0, 20)
 	time.Sleep(150 * time.Millisecond) // failed attempts
-	rcv.status.Store(0)
-	rcv.waitFor(20, 10*time.Second)
+	rcv.Refuse(0)
+	rcv.WaitFor(20, 10*time.Second)
 	time.Sleep(100 * time.Millisecond)
 	publishSeq(t, c, "r1", 20, 10)
-	events := rcv.waitFor(30, 10*time.Second)
+	events := rcv.WaitFor(30, 10*time.Second)
 	checkOrder(t, events)
 	for i, e := range events {
 		replayed := e.Extensions()[uplink.ExtReplayed] == true
@@ -107,11 +108,11 @@ func TestReplayedEventsAreMarked(t *testing.T) {
 // local dead-letter queue instead of holding them forever.
 func TestMaxAttemptsDeadLetters(t *testing.T) {
 	rcv := newReceiver(t)
-	rcv.status.Store(http.StatusServiceUnavailable)
+	rcv.Refuse(http.StatusServiceUnavailable)
 	cfg := testConfig(t, rcv.URL())
 	cfg.Uplinks[0].Retry.MaxAttempts = 3
 	gw := start(t, cfg)
-	publishSeq(t, connect(t, gw.mqtt, "m"), "m1", 0, 5)
+	publishSeq(t, mqtttest.Connect(t, gw.mqtt, "m"), "m1", 0, 5)
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
 		st := gw.g.buf.Stats()

@@ -4,158 +4,23 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
-	"net/http"
-	"net/http/httptest"
 	"os"
-	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
-	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/edgegate/edgegate/buffer"
+	"github.com/edgegate/edgegate/internal/cetest"
 	"github.com/edgegate/edgegate/uplink"
-	"github.com/edgegate/edgegate/uplink/cetest"
 )
 
-// receiver is a CloudEvents HTTP endpoint that records every event it
-// accepts. Status, when not 0, makes it refuse requests with that code.
-type receiver struct {
-	t      testing.TB
-	srv    *httptest.Server
-	status atomic.Int32
-	// reject, when set, makes the receiver answer 400 to a request that
-	// holds an event it returns true for (the whole request fails, as a
-	// real batch endpoint would).
-	reject func(event.Event) bool
-
-	mu     sync.Mutex
-	events []event.Event // first arrival of each id
-	all    []event.Event // every arrival
-	ids    map[string]int
-	dups   int
-	bad    []string
-	notify chan struct{}
-}
-
-func newReceiver(t testing.TB) *receiver {
-	r := &receiver{t: t, ids: map[string]int{}, notify: make(chan struct{}, 1)}
-	r.srv = httptest.NewServer(http.HandlerFunc(r.serve))
-	t.Cleanup(r.srv.Close)
-	return r
-}
-
-func (r *receiver) URL() string { return r.srv.URL + "/" }
-
-func (r *receiver) serve(w http.ResponseWriter, req *http.Request) {
-	if code := r.status.Load(); code != 0 {
-		io.Copy(io.Discard, req.Body)
-		http.Error(w, "unavailable", int(code))
-		return
-	}
-	events, err := r.decode(req)
-	if err != nil {
-		r.mu.Lock()
-		r.bad = append(r.bad, err.Error())
-		r.mu.Unlock()
-		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
-	}
-	if r.reject != nil {
-		for _, e := range events {
-			if r.reject(e) {
-				http.Error(w, "event "+e.ID()+" refused", http.StatusBadRequest)
-				return
-			}
-		}
-	}
-	r.mu.Lock()
-	for _, e := range events {
-		if err := e.Validate(); err != nil {
-			r.bad = append(r.bad, err.Error())
-		}
-		r.all = append(r.all, e)
-		if _, seen := r.ids[e.ID()]; seen {
-			r.dups++
-		} else {
-			r.ids[e.ID()] = len(r.events)
-			r.events = append(r.events, e)
-		}
-	}
-	r.mu.Unlock()
-	select {
-	case r.notify <- struct{}{}:
-	default:
-	}
-	w.WriteHeader(http.StatusAccepted)
-}
-
-// decode validates req strictly against CloudEvents 1.0 (cetest: MUST and
-// SHOULD violations both fail) and then decodes it with sdk-go, after
-// percent-decoding the binary-mode headers, which sdk-go does not do.
-func (r *receiver) decode(req *http.Request) ([]event.Event, error) {
-	views, warns, err := cetest.ValidateRequest(req)
-	if err == nil && len(warns) > 0 {
-		err = fmt.Errorf("SHOULD violations: %s", strings.Join(warns, "; "))
-	}
-	if err != nil {
-		return nil, fmt.Errorf("invalid CloudEvents request: %w", err)
-	}
-	cetest.DecodeHeaders(req.Header)
-	events, err := readEvents(req)
-	if err != nil {
-		return nil, fmt.Errorf("sdk-go cannot decode a valid request: %w", err)
-	}
-	if len(events) != len(views) {
-		return nil, fmt.Errorf("sdk-go decoded %d events, the validator %d", len(events), len(views))
-	}
-	return events, nil
-}
-
-// waitFor waits until n distinct events arrived or the deadline passes.
-func (r *receiver) waitFor(n int, within time.Duration) []event.Event {
-	r.t.Helper()
-	deadline := time.After(within)
-	for {
-		r.mu.Lock()
-		got := len(r.events)
-		r.mu.Unlock()
-		if got >= n {
-			break
-		}
-		select {
-		case <-r.notify:
-		case <-time.After(50 * time.Millisecond):
-		case <-deadline:
-			r.t.Fatalf("receiver got %d distinct events, want %d", got, n)
-		}
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if len(r.bad) > 0 {
-		r.t.Fatalf("receiver saw invalid requests/events: %v", r.bad[:min(5, len(r.bad))])
-	}
-	return append([]event.Event(nil), r.events...)
-}
-
-// arrivals returns every event received, duplicates included.
-func (r *receiver) arrivals() []event.Event {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]event.Event(nil), r.all...)
-}
-
-func (r *receiver) duplicates() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.dups
-}
+// newReceiver starts the shared strict CloudEvents receiver (cetest): it
+// refuses and reports requests that violate CloudEvents 1.0 (MUST or
+// SHOULD) and records every event it accepts.
+func newReceiver(t testing.TB) *cetest.Server { return cetest.NewServer(t) }
 
 // testConfig returns a config on loopback ports with its buffer in a temp dir.
 func testConfig(t testing.TB, uplinkURL string) Config {
@@ -231,21 +96,6 @@ func (r *running) stop(t testing.TB) {
 	}
 }
 
-// connect returns a connected paho MQTT 3.1.1 client.
-func connect(t testing.TB, broker, id string) paho.Client {
-	t.Helper()
-	opts := paho.NewClientOptions().AddBroker(broker).SetClientID(id).
-		SetCleanSession(true).SetAutoReconnect(false).SetConnectTimeout(5 * time.Second).
-		SetWriteTimeout(10 * time.Second).SetMaxResumePubInFlight(100)
-	c := paho.NewClient(opts)
-	tok := c.Connect()
-	if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-		t.Fatalf("connect %s: %v", id, tok.Error())
-	}
-	t.Cleanup(func() { c.Disconnect(100) })
-	return c
-}
-
 // publishSeq publishes n QoS-1 messages {"seq":i} for device and returns
 // when all are acknowledged.
 func publishSeq(t testing.TB, c paho.Client, device string, from, n int) {
@@ -279,16 +129,4 @@ func checkOrder(t testing.TB, events []event.Event) map[string]int {
 		next[e.Subject()]++
 	}
 	return next
-}
-
-// readEvents decodes a CloudEvents HTTP request in any mode.
-func readEvents(r *http.Request) ([]event.Event, error) {
-	if strings.HasPrefix(r.Header.Get("Content-Type"), "application/cloudevents-batch+json") {
-		return cehttp.NewEventsFromHTTPRequest(r)
-	}
-	e, err := cehttp.NewEventFromHTTPRequest(r)
-	if err != nil {
-		return nil, err
-	}
-	return []event.Event{*e}, nil
 }

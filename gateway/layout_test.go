@@ -19,14 +19,20 @@ const module = "github.com/edgegate/edgegate/"
 func TestPackageLayering(t *testing.T) {
 	// allowed[pkg] lists the edgegate packages pkg may import.
 	allowed := map[string][]string{
-		"internal/yamlconf": nil,
-		"buffer":            {"internal/yamlconf"},
-		"mqtt":              {"internal/yamlconf"},
-		"rules":             {"internal/yamlconf"},
-		"uplink":            {"internal/yamlconf"},
-		"uplink/cetest":     nil,
-		"gateway/mapping":   {"internal/yamlconf"},
+		"internal/yamlconf":  nil,
+		"buffer":             {"internal/yamlconf"},
+		"mqtt":               {"internal/yamlconf"},
+		"rules":              {"internal/yamlconf"},
+		"uplink":             {"internal/yamlconf"},
+		"internal/ceconform": nil,
+		"internal/receiver":  {"internal/ceconform"},
+		"internal/cetest":    {"internal/ceconform", "internal/receiver"},
+		"internal/mqtttest":  nil,
+		"internal/devices":   nil,
+		"gateway/mapping":    {"internal/yamlconf"},
 	}
+	// testOnly packages are test support: only _test.go files import them.
+	testOnly := map[string]bool{"internal/cetest": true, "internal/mqtttest": true}
 	seen := map[string]bool{}
 	root := ".."
 	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
@@ -56,6 +62,9 @@ func TestPackageLayering(t *testing.T) {
 					ip, _ := strconv.Unquote(imp.Path.Value)
 					if !strings.HasPrefix(ip, module) {
 						continue
+					}
+					if testOnly[strings.TrimPrefix(ip, module)] {
+						t.Errorf("%s imports %s: test support is for _test.go files only", name, ip)
 					}
 					allow, leaf := allowed[rel]
 					if !leaf {

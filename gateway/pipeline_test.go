@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/edgegate/edgegate/internal/mqtttest"
 )
 
 // 10 devices publish 1,000 QoS 1 messages each; the receiver must get
@@ -29,7 +31,7 @@ func TestPipelineDeliversEveryEventInOrder(t *testing.T) {
 			}
 			var wg sync.WaitGroup
 			for d := range devices {
-				c := connect(t, gw.mqtt, fmt.Sprintf("client-%d", d))
+				c := mqtttest.Connect(t, gw.mqtt, fmt.Sprintf("client-%d", d))
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
@@ -37,7 +39,7 @@ func TestPipelineDeliversEveryEventInOrder(t *testing.T) {
 				}()
 			}
 			wg.Wait()
-			events := rcv.waitFor(devices*n, 60*time.Second)
+			events := rcv.WaitFor(devices*n, 60*time.Second)
 			if len(events) != devices*n {
 				t.Fatalf("got %d events, want %d", len(events), devices*n)
 			}
@@ -54,7 +56,7 @@ func TestPipelineDeliversEveryEventInOrder(t *testing.T) {
 			if e.Extensions()["mqtttopic"] != "devices/"+dev+"/telemetry" {
 				t.Errorf("mqtttopic = %v", e.Extensions()["mqtttopic"])
 			}
-			if d := rcv.duplicates(); d != 0 {
+			if d := rcv.Duplicates(); d != 0 {
 				t.Errorf("%d duplicates without any failure", d)
 			}
 		})
@@ -65,12 +67,12 @@ func TestPipelineDeliversEveryEventInOrder(t *testing.T) {
 // recovers every event arrives, in order per device.
 func TestOutageLosesNothing(t *testing.T) {
 	rcv := newReceiver(t)
-	rcv.status.Store(http.StatusServiceUnavailable)
+	rcv.Refuse(http.StatusServiceUnavailable)
 	gw := start(t, testConfig(t, rcv.URL()))
 	const devices, perDevice = 4, 250
 	var wg sync.WaitGroup
 	for d := range devices {
-		c := connect(t, gw.mqtt, fmt.Sprintf("c%d", d))
+		c := mqtttest.Connect(t, gw.mqtt, fmt.Sprintf("c%d", d))
 		wg.Add(1)
 		go func() { defer wg.Done(); publishSeq(t, c, fmt.Sprintf("d%d", d), 0, perDevice/2) }()
 	}
@@ -79,14 +81,14 @@ func TestOutageLosesNothing(t *testing.T) {
 	if st := gw.g.buf.Stats(); st.Records < devices*perDevice/2 {
 		t.Fatalf("buffer holds %d records during the outage, want ≥ %d", st.Records, devices*perDevice/2)
 	}
-	rcv.status.Store(0)
+	rcv.Refuse(0)
 	for d := range devices {
-		c := connect(t, gw.mqtt, fmt.Sprintf("c%d-b", d))
+		c := mqtttest.Connect(t, gw.mqtt, fmt.Sprintf("c%d-b", d))
 		wg.Add(1)
 		go func() { defer wg.Done(); publishSeq(t, c, fmt.Sprintf("d%d", d), perDevice/2, perDevice/2) }()
 	}
 	wg.Wait()
-	events := rcv.waitFor(devices*perDevice, 30*time.Second)
+	events := rcv.WaitFor(devices*perDevice, 30*time.Second)
 	counts := checkOrder(t, events)
 	for d, n := range counts {
 		if n != perDevice {
@@ -100,7 +102,7 @@ func TestOutageLosesNothing(t *testing.T) {
 func TestBadInput(t *testing.T) {
 	rcv := newReceiver(t)
 	gw := start(t, testConfig(t, rcv.URL()))
-	c := connect(t, gw.mqtt, "bad-input")
+	c := mqtttest.Connect(t, gw.mqtt, "bad-input")
 	cases := []struct {
 		topic   string
 		payload []byte
@@ -119,7 +121,7 @@ func TestBadInput(t *testing.T) {
 			t.Fatalf("publish %q: %v", tc.topic, tok.Error())
 		}
 	}
-	events := rcv.waitFor(len(cases), 20*time.Second)
+	events := rcv.WaitFor(len(cases), 20*time.Second)
 	byTopic := map[string]bool{}
 	for _, e := range events {
 		byTopic[fmt.Sprint(e.Extensions()["mqtttopic"])] = true
@@ -133,10 +135,10 @@ func TestBadInput(t *testing.T) {
 		}
 	}
 	// A payload over the limit is refused by the broker; the gateway lives on.
-	over := connect(t, gw.mqtt, "too-big")
+	over := mqtttest.Connect(t, gw.mqtt, "too-big")
 	over.Publish("devices/a/huge", 1, false, bytes.Repeat([]byte("x"), 2<<20)).WaitTimeout(2 * time.Second)
-	publishSeq(t, connect(t, gw.mqtt, "after"), "after", 0, 1)
-	rcv.waitFor(len(cases)+1, 10*time.Second)
+	publishSeq(t, mqtttest.Connect(t, gw.mqtt, "after"), "after", 0, 1)
+	rcv.WaitFor(len(cases)+1, 10*time.Second)
 	resp, err := http.Get("http://" + gw.g.AdminAddr().String() + "/healthz")
 	if err != nil || resp.StatusCode != http.StatusOK {
 		t.Fatalf("healthz after bad input: %v %v", resp, err)

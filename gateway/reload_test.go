@@ -15,6 +15,8 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/edgegate/edgegate/internal/mqtttest"
 )
 
 const reloadConfig = `gateway_id: gw-reload
@@ -73,33 +75,20 @@ func TestReloadUnderLoad(t *testing.T) {
 	broker := "tcp://" + g.Broker().Addr("tcp").String()
 
 	var lost atomic.Int32
-	opts := paho.NewClientOptions().AddBroker(broker).SetClientID("steady").SetAutoReconnect(false).
-		SetConnectionLostHandler(func(paho.Client, error) { lost.Add(1) })
-	c := paho.NewClient(opts)
-	if tok := c.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
-		t.Fatal(tok.Error())
+	c, err := mqtttest.Dial(broker, "steady", func(o *paho.ClientOptions) {
+		o.SetConnectionLostHandler(func(paho.Client, error) { lost.Add(1) })
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 	defer c.Disconnect(50)
 
 	stop := make(chan struct{})
 	var sent atomic.Int32
 	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for i := 0; ; i++ {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			tok := c.Publish("devices/d1/telemetry", 1, false, fmt.Sprintf(`{"seq":%d}`, i))
-			if tok.WaitTimeout(5*time.Second) && tok.Error() == nil {
-				sent.Add(1)
-			}
-			time.Sleep(2 * time.Millisecond)
-		}
-	}()
+	wg.Go(func() {
+		mqtttest.Steady(c, "devices/d1/telemetry", 2*time.Millisecond, stop, func(int) { sent.Add(1) })
+	})
 
 	reload := func() (int, string) {
 		resp, err := http.Post("http://"+g.AdminAddr().String()+"/-/reload", "", nil)
@@ -125,7 +114,7 @@ func TestReloadUnderLoad(t *testing.T) {
 	close(stop)
 	wg.Wait()
 
-	events := rcv.waitFor(int(sent.Load()), 20*time.Second)
+	events := rcv.WaitFor(int(sent.Load()), 20*time.Second)
 	checkOrder(t, events)
 	types := map[string]int{}
 	for _, e := range events {

@@ -10,6 +10,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/edgegate/edgegate/internal/mqtttest"
 	"github.com/edgegate/edgegate/rules"
 )
 
@@ -28,7 +29,7 @@ func rulesConfig(t *testing.T, src string) rules.Config {
 // runtime (division by zero) affects neither the other rules nor the event.
 func TestRulesActLocallyAndIsolateErrors(t *testing.T) {
 	rcv := newReceiver(t)
-	rcv.status.Store(http.StatusServiceUnavailable)
+	rcv.Refuse(http.StatusServiceUnavailable)
 	cfg := testConfig(t, rcv.URL())
 	cfg.Rules = rulesConfig(t, `
 rules:
@@ -51,7 +52,7 @@ rules:
 
 	var mu sync.Mutex
 	var commands []string
-	sub := connect(t, gw.mqtt, "fan")
+	sub := mqtttest.Connect(t, gw.mqtt, "fan")
 	tok := sub.Subscribe("devices/+/cmd/fan", 1, func(_ paho.Client, m paho.Message) {
 		mu.Lock()
 		commands = append(commands, m.Topic()+" "+string(m.Payload()))
@@ -60,7 +61,7 @@ rules:
 	if !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
 		t.Fatal(tok.Error())
 	}
-	dev := connect(t, gw.mqtt, "t1")
+	dev := mqtttest.Connect(t, gw.mqtt, "t1")
 	for _, p := range []string{`{"temperature":30,"zero":0}`, `{"temperature":20,"zero":0}`, `{"noise":true}`} {
 		if tok := dev.Publish("devices/t1/telemetry", 1, false, p); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
 			t.Fatal(tok.Error())
@@ -82,10 +83,10 @@ rules:
 	}
 	mu.Unlock()
 
-	rcv.status.Store(0)
-	events := rcv.waitFor(3, 10*time.Second) // two readings + one alert; the noise was dropped
+	rcv.Refuse(0)
+	events := rcv.WaitFor(3, 10*time.Second) // two readings + one alert; the noise was dropped
 	time.Sleep(100 * time.Millisecond)
-	if got := len(rcv.waitFor(0, time.Second)); got != 3 {
+	if got := len(rcv.WaitFor(0, time.Second)); got != 3 {
 		t.Fatalf("cloud got %d events, want 3", got)
 	}
 	var alerts, readings int

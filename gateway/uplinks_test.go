@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgegate/edgegate/internal/mqtttest"
 	"github.com/edgegate/edgegate/mqtt"
 	"github.com/edgegate/edgegate/uplink"
 )
@@ -16,19 +17,19 @@ import (
 // every event promptly, while "slow"'s queue holds them until it recovers.
 func TestUplinkOutageIsIsolated(t *testing.T) {
 	fast, slow := newReceiver(t), newReceiver(t)
-	slow.status.Store(http.StatusServiceUnavailable)
+	slow.Refuse(http.StatusServiceUnavailable)
 	cfg := testConfig(t, fast.URL())
 	s := httpUplink("slow", slow.URL())
 	s.Retry.Initial, s.Retry.Max = 20*time.Millisecond, 100*time.Millisecond
 	cfg.Uplinks = append(cfg.Uplinks, s)
 	gw := start(t, cfg)
-	publishSeq(t, connect(t, gw.mqtt, "iso"), "iso", 0, 300)
-	checkOrder(t, fast.waitFor(300, 10*time.Second))
+	publishSeq(t, mqtttest.Connect(t, gw.mqtt, "iso"), "iso", 0, 300)
+	checkOrder(t, fast.WaitFor(300, 10*time.Second))
 	if q := gw.g.buf.Stats().Queues[queueName("slow")]; q.Records != 300 {
 		t.Fatalf("slow uplink's queue holds %d, want 300", q.Records)
 	}
-	slow.status.Store(0)
-	checkOrder(t, slow.waitFor(300, 10*time.Second))
+	slow.Refuse(0)
+	checkOrder(t, slow.WaitFor(300, 10*time.Second))
 }
 
 // The MQTT uplink through the gateway: events reach a second (cloud) MQTT
@@ -70,7 +71,7 @@ func TestMQTTUplink(t *testing.T) {
 	u.Name, m.URL, u.MQTT = "iot", "tcp://"+cloud.Addr("cloud").String(), &m
 	cfg.Uplinks = []uplink.Config{u}
 	gw := start(t, cfg)
-	publishSeq(t, connect(t, gw.mqtt, "m1"), "m1", 0, 50)
+	publishSeq(t, mqtttest.Connect(t, gw.mqtt, "m1"), "m1", 0, 50)
 
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {

@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/edgegate/edgegate/internal/mqtttest"
 )
 
 // BenchmarkPublishQoS1 measures device → Handler → PUBACK throughput with a
@@ -19,7 +21,7 @@ func BenchmarkPublishQoS1(b *testing.B) {
 		}
 		b.Run(name, func(b *testing.B) {
 			tb := startBroker(b, testConfig(), HandlerFunc(func(context.Context, Message) error { return nil }))
-			c := pahoClient(b, "tcp://"+tb.addr("tcp"), "bench", nil)
+			c := mqtttest.Connect(b, "tcp://"+tb.addr("tcp"), "bench", nil)
 			toks := make([]paho.Token, 0, window)
 			b.ReportAllocs()
 			b.ResetTimer()
@@ -27,13 +29,13 @@ func BenchmarkPublishQoS1(b *testing.B) {
 				toks = append(toks, c.Publish("bench/t", 1, false, payload))
 				if len(toks) == window {
 					for _, t := range toks {
-						wait(b, t, "publish")
+						mqtttest.Wait(b, t, "publish")
 					}
 					toks = toks[:0]
 				}
 			}
 			for _, t := range toks {
-				wait(b, t, "publish")
+				mqtttest.Wait(b, t, "publish")
 			}
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
 		})

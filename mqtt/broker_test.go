@@ -15,16 +15,18 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/edgegate/edgegate/internal/mqtttest"
 )
 
 func TestV3HandlerSeesEachMessageOnce(t *testing.T) {
 	rec := &recorder{}
 	tb := startBroker(t, testConfig(), rec)
-	c := pahoClient(t, "tcp://"+tb.addr("tcp"), "dev-1", func(o *paho.ClientOptions) {
+	c := mqtttest.Connect(t, "tcp://"+tb.addr("tcp"), "dev-1", func(o *paho.ClientOptions) {
 		o.SetUsername("alice").SetPassword("x")
 	})
 	for qos := byte(0); qos <= 2; qos++ {
-		wait(t, c.Publish(fmt.Sprintf("sensors/q%d", qos), qos, qos == 1, []byte{'p', '0' + qos}), "publish")
+		mqtttest.Wait(t, c.Publish(fmt.Sprintf("sensors/q%d", qos), qos, qos == 1, []byte{'p', '0' + qos}), "publish")
 	}
 	eventually(t, "3 messages", func() bool { return len(rec.all()) == 3 })
 
@@ -67,7 +69,7 @@ func TestAckWaitsForHandle(t *testing.T) {
 				return nil
 			}}
 			tb := startBroker(t, testConfig(), rec)
-			c := pahoClient(t, "tcp://"+tb.addr("tcp"), "dev-1", nil)
+			c := mqtttest.Connect(t, "tcp://"+tb.addr("tcp"), "dev-1", nil)
 			tok := c.Publish("t", qos, false, "x")
 			<-entered
 			select {
@@ -76,7 +78,7 @@ func TestAckWaitsForHandle(t *testing.T) {
 			case <-time.After(100 * time.Millisecond):
 			}
 			close(release)
-			wait(t, tok, "publish")
+			mqtttest.Wait(t, tok, "publish")
 		})
 	}
 }
@@ -94,11 +96,11 @@ func TestV3OverloadedResendAfterReconnect(t *testing.T) {
 	}}
 	tb := startBroker(t, testConfig(), rec)
 	var lost atomic.Int32
-	c := pahoClient(t, "tcp://"+tb.addr("tcp"), "dev-persistent", func(o *paho.ClientOptions) {
+	c := mqtttest.Connect(t, "tcp://"+tb.addr("tcp"), "dev-persistent", func(o *paho.ClientOptions) {
 		o.SetCleanSession(false).SetAutoReconnect(true).SetMaxReconnectInterval(time.Second).
 			SetConnectionLostHandler(func(paho.Client, error) { lost.Add(1) })
 	})
-	wait(t, c.Publish("t", 1, false, "important"), "publish")
+	mqtttest.Wait(t, c.Publish("t", 1, false, "important"), "publish")
 	// paho v1.5.1 completes the token when it resends the message after the
 	// reconnect (resume re-claims the message id: eclipse/paho.mqtt.golang
 	// #563), i.e. possibly before the PUBACK; the handler is what counts.
@@ -133,9 +135,9 @@ func TestV3OverloadedNoAckBeforeClose(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tb := startBroker(t, testConfig(), &recorder{decide: func(context.Context, Message) error { return tc.err }})
-			rc, _ := dialRaw(t, tb.addr("tcp"), 4, "raw-1", false)
-			rc.publish("t", []byte("x"), tc.qos, 7, packets.Properties{})
-			pk, err := rc.read()
+			rc, _ := mqtttest.DialRaw(t, tb.addr("tcp"), 4, "raw-1", false)
+			rc.Publish("t", []byte("x"), tc.qos, 7, packets.Properties{})
+			pk, err := rc.Read()
 			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && !isReset(err) {
 				t.Fatalf("got packet %+v err %v, want the connection closed without an ack", pk.FixedHeader, err)
 			}
@@ -153,25 +155,20 @@ func isReset(err error) bool {
 // MQTT 3.1.1 + ErrRejected: acknowledged (no endless resend), not delivered.
 // QoS 0 with ErrOverloaded: dropped and counted.
 func TestV3RejectedAckedNotDelivered(t *testing.T) {
-	rec := &recorder{decide: func(ctx context.Context, m Message) error {
-		switch string(m.Payload) {
-		case "bad":
-			return fmt.Errorf("not json: %w", ErrRejected)
-		case "busy":
-			return ErrOverloaded
-		}
-		return nil
-	}}
+	rec := &recorder{decide: byPayload(map[string]error{
+		"bad":  fmt.Errorf("not json: %w", ErrRejected),
+		"busy": ErrOverloaded,
+	})}
 	tb := startBroker(t, testConfig(), rec)
 	got := make(chan string, 10)
-	sub := pahoClient(t, "tcp://"+tb.addr("tcp"), "sub", nil)
-	wait(t, sub.Subscribe("t", 1, func(_ paho.Client, m paho.Message) { got <- string(m.Payload()) }), "subscribe")
+	sub := mqtttest.Connect(t, "tcp://"+tb.addr("tcp"), "sub", nil)
+	mqtttest.Wait(t, sub.Subscribe("t", 1, func(_ paho.Client, m paho.Message) { got <- string(m.Payload()) }), "subscribe")
 
-	dev := pahoClient(t, "tcp://"+tb.addr("tcp"), "dev", nil)
-	wait(t, dev.Publish("t", 1, false, "bad"), "publish rejected qos1")
-	wait(t, dev.Publish("t", 2, false, "bad"), "publish rejected qos2")
-	wait(t, dev.Publish("t", 0, false, "busy"), "publish overloaded qos0")
-	wait(t, dev.Publish("t", 1, false, "good"), "publish good")
+	dev := mqtttest.Connect(t, "tcp://"+tb.addr("tcp"), "dev", nil)
+	mqtttest.Wait(t, dev.Publish("t", 1, false, "bad"), "publish rejected qos1")
+	mqtttest.Wait(t, dev.Publish("t", 2, false, "bad"), "publish rejected qos2")
+	mqtttest.Wait(t, dev.Publish("t", 0, false, "busy"), "publish overloaded qos0")
+	mqtttest.Wait(t, dev.Publish("t", 1, false, "good"), "publish good")
 	select {
 	case p := <-got:
 		if p != "good" {
@@ -197,11 +194,10 @@ func TestV3RejectedAckedNotDelivered(t *testing.T) {
 func TestInlineAndReservedTopicsBypassHandler(t *testing.T) {
 	rec := &recorder{}
 	tb := startBroker(t, testConfig(), rec)
-	got := make(chan paho.Message, 100)
-	sub := pahoClient(t, "tcp://"+tb.addr("tcp"), "sub", nil)
-	wait(t, sub.Subscribe("cmd/#", 1, func(_ paho.Client, m paho.Message) { got <- m }), "subscribe")
+	sub := mqtttest.Connect(t, "tcp://"+tb.addr("tcp"), "sub", nil)
+	got := mqtttest.Subscribe(t, sub, "cmd/#", 1)
 	sys := make(chan string, 100)
-	wait(t, sub.Subscribe("$SYS/#", 0, func(_ paho.Client, m paho.Message) { sys <- m.Topic() }), "subscribe $SYS")
+	mqtttest.Wait(t, sub.Subscribe("$SYS/#", 0, func(_ paho.Client, m paho.Message) { sys <- m.Topic() }), "subscribe $SYS")
 
 	if err := tb.Publish("cmd/dev-1/led", []byte("on"), false, 1); err != nil {
 		t.Fatal(err)
@@ -220,14 +216,14 @@ func TestInlineAndReservedTopicsBypassHandler(t *testing.T) {
 		t.Fatal("no $SYS message")
 	}
 
-	dev := pahoClient(t, "tcp://"+tb.addr("tcp"), "dev", nil)
-	wait(t, dev.Publish("$edge/x", 1, false, "spoof"), "publish $edge")
-	rc, _ := dialRaw(t, tb.addr("tcp"), 5, "dev5", true)
-	rc.publish("$edge/y", []byte("spoof"), 1, 1, packets.Properties{})
-	if ack, err := rc.read(); err != nil || ack.FixedHeader.Type != packets.Puback || ack.ReasonCode != packets.ErrTopicNameInvalid.Code {
+	dev := mqtttest.Connect(t, "tcp://"+tb.addr("tcp"), "dev", nil)
+	mqtttest.Wait(t, dev.Publish("$edge/x", 1, false, "spoof"), "publish $edge")
+	rc, _ := mqtttest.DialRaw(t, tb.addr("tcp"), 5, "dev5", true)
+	rc.Publish("$edge/y", []byte("spoof"), 1, 1, packets.Properties{})
+	if ack, err := rc.Read(); err != nil || ack.FixedHeader.Type != packets.Puback || ack.ReasonCode != packets.ErrTopicNameInvalid.Code {
 		t.Errorf("v5 publish to $edge: got %+v (reason %#x) %v, want PUBACK 0x90", ack.FixedHeader, ack.ReasonCode, err)
 	}
-	wait(t, dev.Publish("data/end", 1, false, "end"), "publish end")
+	mqtttest.Wait(t, dev.Publish("data/end", 1, false, "end"), "publish end")
 	if msgs := rec.all(); len(msgs) != 1 || msgs[0].Topic != "data/end" {
 		t.Errorf("handler saw %+v, want only data/end", msgs)
 	}
@@ -248,12 +244,12 @@ func TestInlineAndReservedTopicsBypassHandler(t *testing.T) {
 func TestOversizedPacketRefused(t *testing.T) {
 	rec := &recorder{}
 	tb := startBroker(t, testConfig(), rec) // 1 MiB
-	big := pahoClient(t, "tcp://"+tb.addr("tcp"), "big", nil)
+	big := mqtttest.Connect(t, "tcp://"+tb.addr("tcp"), "big", nil)
 	big.Publish("t", 1, false, bytes.Repeat([]byte{'x'}, 2<<20)).WaitTimeout(waitLong)
 	eventually(t, "too large counted", func() bool { return tb.metric(t, "edgegate_mqtt_messages_too_large_total") == "1" })
 
-	other := pahoClient(t, "tcp://"+tb.addr("tcp"), "other", nil)
-	wait(t, other.Publish("t", 1, false, "small"), "publish after oversized")
+	other := mqtttest.Connect(t, "tcp://"+tb.addr("tcp"), "other", nil)
+	mqtttest.Wait(t, other.Publish("t", 1, false, "small"), "publish after oversized")
 	if msgs := rec.all(); len(msgs) != 1 || string(msgs[0].Payload) != "small" {
 		t.Errorf("handler saw %d messages, want only the small one", len(msgs))
 	}
@@ -290,8 +286,8 @@ func TestRunBindErrorNamesListener(t *testing.T) {
 func TestWebsocketListener(t *testing.T) {
 	rec := &recorder{}
 	tb := startBroker(t, testConfig(ListenerConfig{ID: "ws", Type: TypeWebsocket, Address: "127.0.0.1:0"}), rec)
-	c := pahoClient(t, "ws://"+tb.addr("ws")+"/mqtt", "ws-dev", nil)
-	wait(t, c.Publish("ws/t", 1, false, bytes.Repeat([]byte("ws"), 5000)), "publish over websocket")
+	c := mqtttest.Connect(t, "ws://"+tb.addr("ws")+"/mqtt", "ws-dev", nil)
+	mqtttest.Wait(t, c.Publish("ws/t", 1, false, bytes.Repeat([]byte("ws"), 5000)), "publish over websocket")
 	if msgs := rec.all(); len(msgs) != 1 || msgs[0].Topic != "ws/t" || len(msgs[0].Payload) != 10000 {
 		t.Fatalf("handler saw %+v", msgs)
 	}
@@ -329,10 +325,10 @@ func TestRunStopsEverything(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer silent.Close()
-	v3 := pahoClient(t, "tcp://"+b.Addr("tcp").String(), "v3", nil)
-	ws := pahoClient(t, "ws://"+b.Addr("ws").String(), "ws", nil)
-	wait(t, ws.Publish("x", 1, false, "x"), "ws publish")
-	v5, _ := dialRaw(t, b.Addr("tcp").String(), 5, "v5", true)
+	v3 := mqtttest.Connect(t, "tcp://"+b.Addr("tcp").String(), "v3", nil)
+	ws := mqtttest.Connect(t, "ws://"+b.Addr("ws").String(), "ws", nil)
+	mqtttest.Wait(t, ws.Publish("x", 1, false, "x"), "ws publish")
+	v5, _ := mqtttest.DialRaw(t, b.Addr("tcp").String(), 5, "v5", true)
 	v3.Publish("block", 1, false, "x")
 	<-entered
 	eventually(t, "3 clients", func() bool { return b.Clients() == 3 })
@@ -346,7 +342,7 @@ func TestRunStopsEverything(t *testing.T) {
 	case <-time.After(waitLong):
 		t.Fatal("Run did not return")
 	}
-	if pk, err := v5.read(); err != nil || pk.FixedHeader.Type != packets.Disconnect || pk.ReasonCode != packets.ErrServerShuttingDown.Code {
+	if pk, err := v5.Read(); err != nil || pk.FixedHeader.Type != packets.Disconnect || pk.ReasonCode != packets.ErrServerShuttingDown.Code {
 		t.Errorf("v5 client got %+v %v, want DISCONNECT 0x8B", pk.FixedHeader, err)
 	}
 	if _, err := silent.Read(make([]byte, 1)); err == nil {
@@ -354,7 +350,7 @@ func TestRunStopsEverything(t *testing.T) {
 	}
 	v3.Disconnect(0)
 	ws.Disconnect(0)
-	v5.conn.Close()
+	v5.Conn.Close()
 	silent.Close()
 	eventually(t, "goroutines to exit", func() bool { return runtime.NumGoroutine() <= before+1 })
 }
@@ -370,9 +366,7 @@ func TestNewRejectsBadInput(t *testing.T) {
 
 func TestInlineClientIDRefused(t *testing.T) {
 	tb := startBroker(t, testConfig(), &recorder{})
-	c := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + tb.addr("tcp")).SetClientID("inline"))
-	tok := c.Connect()
-	if tok.WaitTimeout(waitLong) && tok.Error() == nil {
+	if c, err := mqtttest.Dial("tcp://"+tb.addr("tcp"), "inline"); err == nil {
 		c.Disconnect(0)
 		t.Fatal("client id \"inline\" was accepted")
 	}

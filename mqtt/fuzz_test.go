@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/edgegate/edgegate/internal/mqtttest"
 )
 
 // FuzzPublish sends arbitrary PUBLISH packets (topic, payload, header
@@ -58,8 +60,8 @@ func FuzzPublish(f *testing.F) {
 		if flags&0x40 != 0 {
 			version = 5
 		}
-		rc, _ := dialRaw(t, addr, version, "", true)
-		c := rc.conn
+		rc, _ := mqtttest.DialRaw(t, addr, version, "", true)
+		c := rc.Conn
 		var pkt []byte
 		if flags&0x80 != 0 {
 			pkt = payload
@@ -71,8 +73,8 @@ func FuzzPublish(f *testing.F) {
 		_, _ = c.Read(make([]byte, 64)) // whatever the broker answers, if anything
 		c.Close()
 
-		check, _ := dialRaw(t, addr, 5, "", true)
-		check.ping()
+		check, _ := mqtttest.DialRaw(t, addr, 5, "", true)
+		check.Ping()
 		if msg := bad.Load(); msg != nil {
 			t.Fatal(msg)
 		}

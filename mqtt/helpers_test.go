@@ -1,20 +1,14 @@
 package mqtt
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"fmt"
-	"io"
-	"net"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
-	paho "github.com/eclipse/paho.mqtt.golang"
-	"github.com/mochi-mqtt/server/v2/packets"
 )
 
 const waitLong = 10 * time.Second // upper bound for things that should happen at once
@@ -41,6 +35,11 @@ func (r *recorder) Handle(ctx context.Context, m Message) error {
 		r.notify <- m
 	}
 	return err
+}
+
+// byPayload decides by payload: the error errs maps it to, or nil.
+func byPayload(errs map[string]error) func(context.Context, Message) error {
+	return func(_ context.Context, m Message) error { return errs[string(m.Payload)] }
 }
 
 func (r *recorder) all() []Message {
@@ -122,152 +121,5 @@ func eventually(t testing.TB, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(5 * time.Millisecond)
-	}
-}
-
-// pahoClient connects a paho (MQTT 3.1.1) client; adjust may change options.
-func pahoClient(t testing.TB, url, id string, adjust func(*paho.ClientOptions)) paho.Client {
-	t.Helper()
-	o := paho.NewClientOptions().AddBroker(url).SetClientID(id).
-		SetAutoReconnect(false).SetConnectTimeout(5 * time.Second).SetKeepAlive(30 * time.Second)
-	if adjust != nil {
-		adjust(o)
-	}
-	c := paho.NewClient(o)
-	tok := c.Connect()
-	if !tok.WaitTimeout(waitLong) || tok.Error() != nil {
-		t.Fatalf("paho connect %s: %v", id, tok.Error())
-	}
-	t.Cleanup(func() { c.Disconnect(100) })
-	return c
-}
-
-func wait(t testing.TB, tok paho.Token, what string) {
-	t.Helper()
-	if !tok.WaitTimeout(waitLong) {
-		t.Fatalf("%s: token did not complete", what)
-	}
-	if err := tok.Error(); err != nil {
-		t.Fatalf("%s: %v", what, err)
-	}
-}
-
-// rawClient speaks MQTT over a plain connection using mochi's packet codec,
-// to see exactly what the broker writes (reason codes, missing acks).
-type rawClient struct {
-	t    testing.TB
-	conn net.Conn
-	br   *bufio.Reader
-	v    byte
-}
-
-func dialRaw(t testing.TB, addr string, version byte, id string, clean bool) (*rawClient, packets.Packet) {
-	t.Helper()
-	conn, err := net.DialTimeout("tcp", addr, waitLong)
-	if err != nil {
-		t.Fatalf("dial: %v", err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	rc := &rawClient{t: t, conn: conn, br: bufio.NewReader(conn), v: version}
-	rc.send(packets.Packet{
-		FixedHeader: packets.FixedHeader{Type: packets.Connect},
-		Connect: packets.ConnectParams{
-			ProtocolName:     []byte("MQTT"),
-			ClientIdentifier: id,
-			Keepalive:        30,
-			Clean:            clean,
-		},
-	})
-	ack, err := rc.read()
-	if err != nil || ack.FixedHeader.Type != packets.Connack || ack.ReasonCode != 0 {
-		t.Fatalf("connect: %+v %v", ack, err)
-	}
-	return rc, ack
-}
-
-func (rc *rawClient) send(pk packets.Packet) {
-	rc.t.Helper()
-	pk.ProtocolVersion = rc.v
-	var buf bytes.Buffer
-	var err error
-	switch pk.FixedHeader.Type {
-	case packets.Connect:
-		err = pk.ConnectEncode(&buf)
-	case packets.Publish:
-		err = pk.PublishEncode(&buf)
-	case packets.Pubrel:
-		err = pk.PubrelEncode(&buf)
-	case packets.Pingreq:
-		err = pk.PingreqEncode(&buf)
-	case packets.Subscribe:
-		err = pk.SubscribeEncode(&buf)
-	default:
-		err = fmt.Errorf("cannot encode %d", pk.FixedHeader.Type)
-	}
-	if err != nil {
-		rc.t.Fatalf("encode: %v", err)
-	}
-	if _, err := rc.conn.Write(buf.Bytes()); err != nil {
-		rc.t.Fatalf("write: %v", err)
-	}
-}
-
-func (rc *rawClient) publish(topic string, payload []byte, qos byte, id uint16, props packets.Properties) {
-	rc.t.Helper()
-	rc.send(packets.Packet{
-		FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: qos},
-		TopicName:   topic,
-		Payload:     payload,
-		PacketID:    id,
-		Properties:  props,
-	})
-}
-
-// read reads the next packet (io.EOF when the broker closed the connection).
-func (rc *rawClient) read() (packets.Packet, error) {
-	_ = rc.conn.SetReadDeadline(time.Now().Add(waitLong))
-	var pk packets.Packet
-	pk.ProtocolVersion = rc.v
-	b, err := rc.br.ReadByte()
-	if err != nil {
-		return pk, err
-	}
-	if err := pk.FixedHeader.Decode(b); err != nil {
-		return pk, err
-	}
-	n, _, err := packets.DecodeLength(rc.br)
-	if err != nil {
-		return pk, err
-	}
-	pk.FixedHeader.Remaining = n
-	body := make([]byte, n)
-	if _, err := io.ReadFull(rc.br, body); err != nil {
-		return pk, err
-	}
-	switch pk.FixedHeader.Type {
-	case packets.Connack:
-		err = pk.ConnackDecode(body)
-	case packets.Puback, packets.Pubrec, packets.Pubcomp, packets.Pubrel:
-		err = pk.PubackDecode(body)
-	case packets.Publish:
-		err = pk.PublishDecode(body)
-	case packets.Suback:
-		err = pk.SubackDecode(body)
-	case packets.Disconnect:
-		err = pk.DisconnectDecode(body)
-	case packets.Pingresp:
-	default:
-		err = fmt.Errorf("unexpected packet type %d", pk.FixedHeader.Type)
-	}
-	return pk, err
-}
-
-// ping checks the connection still works (PINGREQ → PINGRESP).
-func (rc *rawClient) ping() {
-	rc.t.Helper()
-	rc.send(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Pingreq}})
-	pk, err := rc.read()
-	if err != nil || pk.FixedHeader.Type != packets.Pingresp {
-		rc.t.Fatalf("ping: %+v %v", pk.FixedHeader, err)
 	}
 }

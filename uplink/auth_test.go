@@ -14,13 +14,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/edgegate/edgegate/uplink/cetest"
+	"github.com/edgegate/edgegate/internal/ceconform"
+	"github.com/edgegate/edgegate/internal/cetest"
 )
 
 // authReceiver accepts requests whose Authorization header passes ok and
 // answers 401 otherwise.
-func authReceiver(t *testing.T, ok func(r *http.Request) bool) *receiver {
-	return newReceiver(t, func(w http.ResponseWriter, r *http.Request, evs []cetest.Event) int {
+func authReceiver(t *testing.T, ok func(r *http.Request) bool) *cetest.Server {
+	return newReceiver(t, func(w http.ResponseWriter, r *http.Request, evs []ceconform.Event) int {
 		if !ok(r) {
 			return http.StatusUnauthorized
 		}
@@ -56,15 +57,15 @@ func TestAuthKinds(t *testing.T) {
 			t.Run(tc.name+"/"+mode, func(t *testing.T) {
 				rc := authReceiver(t, tc.ok)
 				records := testRecords(t, 6, 2)
-				s := newTestSender(t, rc.srv.URL, mode, func(c *Config) { c.HTTP.Auth = tc.auth })
+				s := newTestSender(t, rc.URL(), mode, func(c *Config) { c.HTTP.Auth = tc.auth })
 				if err := s.Send(context.Background(), records); err != nil {
 					t.Fatalf("Send: %v", err)
 				}
-				checkSameSet(t, rc.received(), records)
+				checkSameSet(t, rc.Views(), records)
 
 				// Wrong credentials: 401 is retryable (a rotation may be under
 				// way), never a dead-letter.
-				bad := newTestSender(t, rc.srv.URL, mode, func(c *Config) { c.HTTP.Auth = AuthConfig{BearerToken: "wrong"} })
+				bad := newTestSender(t, rc.URL(), mode, func(c *Config) { c.HTTP.Auth = AuthConfig{BearerToken: "wrong"} })
 				err := bad.Send(context.Background(), records)
 				var ue *Error
 				if !errors.As(err, &ue) || ue.StatusCode != 401 || !ue.Retryable {
@@ -104,7 +105,7 @@ func TestBearerTokenFileRotation(t *testing.T) {
 	var logMu sync.Mutex
 	cfg := DefaultConfig()
 	cfg.HTTP = new(DefaultHTTPConfig())
-	cfg.Name, cfg.HTTP.URL = "rot", rc.srv.URL
+	cfg.Name, cfg.HTTP.URL = "rot", rc.URL()
 	cfg.HTTP.Auth.BearerTokenFile = tokFile
 	snd, err := New(cfg, slog.New(slog.NewTextHandler(&lockedWriter{w: &logs, mu: &logMu}, nil)), nil)
 	if err != nil {
@@ -188,18 +189,18 @@ func TestTLS(t *testing.T) {
 		tls     TLSConfig
 		wantErr string
 	}{
-		{"mtls", mtls.srv.URL, TLSConfig{CAFile: pki.caFile, CertFile: pki.clientCertFile, KeyFile: pki.clientKeyFile}, ""},
-		{"mtls server_name", strings.Replace(mtls.srv.URL, "127.0.0.1", "localhost", 1),
+		{"mtls", mtls.URL(), TLSConfig{CAFile: pki.caFile, CertFile: pki.clientCertFile, KeyFile: pki.clientKeyFile}, ""},
+		{"mtls server_name", strings.Replace(mtls.URL(), "127.0.0.1", "localhost", 1),
 			TLSConfig{CAFile: pki.caFile, CertFile: pki.clientCertFile, KeyFile: pki.clientKeyFile, ServerName: "receiver.test"}, ""},
 		// With TLS 1.3 the client learns of a refused certificate after its
 		// side of the handshake: the error may be a broken pipe.
-		{"mtls without client cert", mtls.srv.URL, TLSConfig{CAFile: pki.caFile}, "*"},
-		{"mtls with a foreign client cert", mtls.srv.URL, TLSConfig{CAFile: pki.caFile, CertFile: pki.otherClientCertFile, KeyFile: pki.otherClientKeyFile}, "*"},
-		{"custom CA", plain.srv.URL, TLSConfig{CAFile: pki.caFile}, ""},
-		{"wrong CA", plain.srv.URL, TLSConfig{CAFile: pki.otherCAFile}, "certificate signed by unknown authority"},
-		{"system roots", plain.srv.URL, TLSConfig{}, "certificate signed by unknown authority"},
-		{"insecure", plain.srv.URL, TLSConfig{InsecureSkipVerify: true}, ""},
-		{"wrong server_name", plain.srv.URL, TLSConfig{CAFile: pki.caFile, ServerName: "other.test"}, "other.test"},
+		{"mtls without client cert", mtls.URL(), TLSConfig{CAFile: pki.caFile}, "*"},
+		{"mtls with a foreign client cert", mtls.URL(), TLSConfig{CAFile: pki.caFile, CertFile: pki.otherClientCertFile, KeyFile: pki.otherClientKeyFile}, "*"},
+		{"custom CA", plain.URL(), TLSConfig{CAFile: pki.caFile}, ""},
+		{"wrong CA", plain.URL(), TLSConfig{CAFile: pki.otherCAFile}, "certificate signed by unknown authority"},
+		{"system roots", plain.URL(), TLSConfig{}, "certificate signed by unknown authority"},
+		{"insecure", plain.URL(), TLSConfig{InsecureSkipVerify: true}, ""},
+		{"wrong server_name", plain.URL(), TLSConfig{CAFile: pki.caFile, ServerName: "other.test"}, "other.test"},
 	}
 	for _, tc := range cases {
 		for _, mode := range []string{ModeBatch, ModeBinary} {
@@ -221,10 +222,10 @@ func TestTLS(t *testing.T) {
 			})
 		}
 	}
-	if n := len(mtls.received()); n != 2*2*len(records) {
+	if n := len(mtls.Views()); n != 2*2*len(records) {
 		t.Errorf("mTLS receiver got %d events, want %d", n, 2*2*len(records))
 	}
-	for _, v := range append(mtls.received(), plain.received()...) {
+	for _, v := range append(mtls.Views(), plain.Views()...) {
 		if v.Attrs["id"] == "" {
 			t.Fatal("event without id")
 		}
@@ -275,30 +276,28 @@ func TestGzip(t *testing.T) {
 		t.Run(mode, func(t *testing.T) {
 			rc := newReceiver(t, nil)
 			records := testRecords(t, 12, 3)
-			s := newTestSender(t, rc.srv.URL, mode, func(c *Config) {
+			s := newTestSender(t, rc.URL(), mode, func(c *Config) {
 				c.HTTP.Compression = CompressionGzip
 				c.Batch.MaxBytes = 2048 // several batch requests
 			})
 			if err := s.Send(context.Background(), records); err != nil {
 				t.Fatal(err)
 			}
-			checkSameSet(t, rc.received(), records)
-			rc.mu.Lock()
-			defer rc.mu.Unlock()
-			if rc.gzipped != rc.requests || rc.requests < 2 {
-				t.Errorf("%d of %d requests gzipped", rc.gzipped, rc.requests)
+			checkSameSet(t, rc.Views(), records)
+			if st := rc.Stats(); st.Gzipped != st.Requests || st.Requests < 2 {
+				t.Errorf("%d of %d requests gzipped", st.Gzipped, st.Requests)
 			}
 		})
 	}
 	// Redirects replay the compressed body.
 	rc := newReceiver(t, nil)
-	front := newReceiverHandler(t, http.RedirectHandler(rc.srv.URL, http.StatusPermanentRedirect))
+	front := newReceiverHandler(t, http.RedirectHandler(rc.URL(), http.StatusPermanentRedirect))
 	records := testRecords(t, 5, 1)
 	s := newTestSender(t, front, ModeBatch, func(c *Config) { c.HTTP.Compression = CompressionGzip })
 	if err := s.Send(context.Background(), records); err != nil {
 		t.Fatal(err)
 	}
-	checkSameSet(t, rc.received(), records)
+	checkSameSet(t, rc.Views(), records)
 }
 
 func TestSecretsNeverShown(t *testing.T) {

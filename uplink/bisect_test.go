@@ -9,7 +9,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/edgegate/edgegate/uplink/cetest"
+	"github.com/edgegate/edgegate/internal/ceconform"
 )
 
 // fakeEndpoint fails permanently for any range holding a poison index and
@@ -144,7 +144,7 @@ func TestPartialBatch(t *testing.T) {
 		t.Run(fmt.Sprintf("%s/%d", tc.mode, tc.status), func(t *testing.T) {
 			var mu sync.Mutex
 			got := map[string]int{}
-			rc := newReceiver(t, func(w http.ResponseWriter, r *http.Request, evs []cetest.Event) int {
+			rc := newReceiver(t, func(w http.ResponseWriter, r *http.Request, evs []ceconform.Event) int {
 				bad := false
 				for _, v := range evs {
 					bad = bad || poison[v.Attrs["id"]]
@@ -164,7 +164,7 @@ func TestPartialBatch(t *testing.T) {
 				}
 				return http.StatusOK
 			})
-			s := newTestSender(t, rc.srv.URL, tc.mode, nil)
+			s := newTestSender(t, rc.URL(), tc.mode, nil)
 			b := newBisect(len(records))
 			requests := 0
 			out := &outgoing{records: records}

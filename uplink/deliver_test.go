@@ -12,7 +12,7 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 
-	"github.com/edgegate/edgegate/uplink/cetest"
+	"github.com/edgegate/edgegate/internal/ceconform"
 )
 
 // testBatch is a Batch whose records were all appended at one instant.
@@ -47,13 +47,13 @@ func counter(set *metrics.Set, name string) uint64 {
 func TestReplayCountedOnce(t *testing.T) {
 	const n, failures = 10, 3
 	var calls atomic.Int32
-	rc := newReceiver(t, func(w http.ResponseWriter, r *http.Request, evs []cetest.Event) int {
+	rc := newReceiver(t, func(w http.ResponseWriter, r *http.Request, evs []ceconform.Event) int {
 		if calls.Add(1) <= failures {
 			return http.StatusServiceUnavailable
 		}
 		return http.StatusOK
 	})
-	s := newTestSender(t, rc.srv.URL, ModeBatch, nil)
+	s := newTestSender(t, rc.URL(), ModeBatch, nil)
 	// A rate so low that refills do not show; the burst is batch.max_events.
 	d, set := newTestDelivery(t, s, func(c *Config) { c.Replay.MaxRate = 0.001 })
 	records := testRecords(t, n, 2)
@@ -66,7 +66,7 @@ func TestReplayCountedOnce(t *testing.T) {
 	if got := calls.Load(); got != failures+1 {
 		t.Fatalf("%d sends, want %d", got, failures+1)
 	}
-	got := rc.received()
+	got := rc.Views()
 	checkIDs(t, got, records, nil)
 	for _, e := range got {
 		if e.Attrs[ExtReplayed] != "true" {
@@ -92,7 +92,7 @@ func TestReplayCountedOnce(t *testing.T) {
 // from the first send, and also count once.
 func TestReplayAfterRestart(t *testing.T) {
 	rc := newReceiver(t, nil)
-	d, set := newTestDelivery(t, newTestSender(t, rc.srv.URL, ModeBatch, nil), nil)
+	d, set := newTestDelivery(t, newTestSender(t, rc.URL(), ModeBatch, nil), nil)
 	records := testRecords(t, 5, 1)
 	old := testBatch{records, time.Now().Add(-time.Minute)}
 	if _, err := d.Deliver(context.Background(), context.Background(), old); err != nil {
@@ -105,7 +105,7 @@ func TestReplayAfterRestart(t *testing.T) {
 	if _, err := d.Deliver(context.Background(), context.Background(), fresh); err != nil {
 		t.Fatal(err)
 	}
-	got := rc.received()
+	got := rc.Views()
 	for i, e := range got {
 		if want := fmt.Sprint(i < 5); (e.Attrs[ExtReplayed] == "true") != (want == "true") {
 			t.Errorf("event %d (%s) replayed=%q, want %s", i, e.Attrs["id"], e.Attrs[ExtReplayed], want)
@@ -118,7 +118,7 @@ func TestReplayAfterRestart(t *testing.T) {
 
 // checkIDs checks that every record's id except skip's arrived exactly once
 // and no other id arrived.
-func checkIDs(t *testing.T, got []cetest.Event, records [][]byte, skip map[string]bool) {
+func checkIDs(t *testing.T, got []ceconform.Event, records [][]byte, skip map[string]bool) {
 	t.Helper()
 	count := map[string]int{}
 	for _, e := range got {
@@ -147,7 +147,7 @@ func TestDeliverPoisonAndRetryMidBatch(t *testing.T) {
 	for _, mode := range []string{ModeBinary, ModeStructured, ModeBatch} {
 		t.Run(mode, func(t *testing.T) {
 			var flaked atomic.Bool
-			rc := newReceiver(t, func(w http.ResponseWriter, r *http.Request, evs []cetest.Event) int {
+			rc := newReceiver(t, func(w http.ResponseWriter, r *http.Request, evs []ceconform.Event) int {
 				for _, e := range evs {
 					switch {
 					case e.Attrs["id"] == poisonID:
@@ -158,7 +158,7 @@ func TestDeliverPoisonAndRetryMidBatch(t *testing.T) {
 				}
 				return http.StatusOK
 			})
-			s := newTestSender(t, rc.srv.URL, mode, nil)
+			s := newTestSender(t, rc.URL(), mode, nil)
 			d, set := newTestDelivery(t, s, nil)
 			records := testRecords(t, 40, 4)
 			dead, err := d.Deliver(context.Background(), context.Background(), testBatch{records, time.Now()})
@@ -168,7 +168,7 @@ func TestDeliverPoisonAndRetryMidBatch(t *testing.T) {
 			if !flaked.Load() {
 				t.Fatal("the retryable failure was not exercised")
 			}
-			got := rc.received()
+			got := rc.Views()
 			if mode == ModeBatch {
 				count := map[string]int{}
 				for _, e := range got {

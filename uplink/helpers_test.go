@@ -5,17 +5,15 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log"
 	"net/http"
 	"net/http/httptest"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
 
-	"github.com/edgegate/edgegate/uplink/cetest"
+	"github.com/edgegate/edgegate/internal/ceconform"
+	"github.com/edgegate/edgegate/internal/cetest"
 )
 
 // testRecords builds n records spread over the given number of sources. The
@@ -58,98 +56,24 @@ func testRecords(tb testing.TB, n, sources int) [][]byte {
 	return out
 }
 
-// receiver is an httptest server that validates every request with the
-// strict validator and records the events it accepted.
-type receiver struct {
-	tb  testing.TB
-	srv *httptest.Server
-
-	// respond, when set, decides the answer after validation; it returns the
-	// status code. It runs concurrently.
-	respond func(w http.ResponseWriter, r *http.Request, evs []cetest.Event) int
-
-	mu          sync.Mutex
-	events      []cetest.Event
-	requests    int
-	gzipped     int
-	inflight    int
-	maxInflight int
-}
-
-func newReceiver(tb testing.TB, respond func(w http.ResponseWriter, r *http.Request, evs []cetest.Event) int) *receiver {
+// newReceiver starts the shared strict receiver (cetest), which refuses
+// and reports any request that violates CloudEvents 1.0 (our sender must
+// not break a SHOULD either) and records the events it accepted. respond,
+// when set, decides the answer after validation from the events as the
+// validator read them; it returns the status code and runs concurrently.
+func newReceiver(tb testing.TB, respond func(w http.ResponseWriter, r *http.Request, evs []ceconform.Event) int, opts ...cetest.Option) *cetest.Server {
 	tb.Helper()
-	rc := &receiver{tb: tb, respond: respond}
-	rc.srv = httptest.NewServer(http.HandlerFunc(rc.serve))
-	tb.Cleanup(rc.srv.Close)
+	rc := cetest.NewServer(tb, opts...)
+	if respond != nil {
+		rc.Respond(func(w http.ResponseWriter, r *cetest.Request) int { return respond(w, r.HTTP, r.Views) })
+	}
 	return rc
 }
 
 // newTLSReceiver is newReceiver over HTTPS with the given server config.
-func newTLSReceiver(tb testing.TB, cfg *tls.Config, respond func(w http.ResponseWriter, r *http.Request, evs []cetest.Event) int) *receiver {
+func newTLSReceiver(tb testing.TB, cfg *tls.Config, respond func(w http.ResponseWriter, r *http.Request, evs []ceconform.Event) int) *cetest.Server {
 	tb.Helper()
-	rc := &receiver{tb: tb, respond: respond}
-	rc.srv = httptest.NewUnstartedServer(http.HandlerFunc(rc.serve))
-	rc.srv.TLS = cfg
-	rc.srv.Config.ErrorLog = log.New(io.Discard, "", 0) // failed handshakes are expected in some tests
-	rc.srv.StartTLS()
-	tb.Cleanup(rc.srv.Close)
-	return rc
-}
-
-func (rc *receiver) serve(w http.ResponseWriter, r *http.Request) {
-	rc.mu.Lock()
-	rc.requests++
-	rc.inflight++
-	rc.maxInflight = max(rc.maxInflight, rc.inflight)
-	rc.mu.Unlock()
-	defer func() {
-		rc.mu.Lock()
-		rc.inflight--
-		rc.mu.Unlock()
-	}()
-
-	if r.Method != http.MethodPost {
-		rc.tb.Errorf("method %s, want POST", r.Method)
-		http.Error(w, "want POST", http.StatusMethodNotAllowed)
-		return
-	}
-	switch enc := r.Header.Get("Content-Encoding"); enc {
-	case "":
-	case "gzip":
-		rc.mu.Lock()
-		rc.gzipped++
-		rc.mu.Unlock()
-	default:
-		rc.tb.Errorf("unexpected Content-Encoding %q", enc)
-		http.Error(w, "bad encoding", http.StatusUnsupportedMediaType)
-		return
-	}
-	// Strict CloudEvents 1.0: our sender must not break a SHOULD either.
-	evs, warns, err := cetest.ValidateRequest(r)
-	if err == nil && len(warns) > 0 {
-		err = fmt.Errorf("SHOULD violations: %s", strings.Join(warns, "; "))
-	}
-	if err != nil {
-		rc.tb.Errorf("invalid CloudEvents request: %v", err)
-		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
-	}
-	status := http.StatusOK
-	if rc.respond != nil {
-		status = rc.respond(w, r, evs)
-	}
-	if status >= 200 && status < 300 {
-		rc.mu.Lock()
-		rc.events = append(rc.events, evs...)
-		rc.mu.Unlock()
-	}
-	if status >= 200 && status < 300 {
-		w.WriteHeader(status)
-		return
-	}
-	w.Header().Set("Content-Type", "text/plain")
-	w.WriteHeader(status)
-	fmt.Fprintf(w, "rejected by test\nline two %s", strings.Repeat("z", 500))
+	return newReceiver(tb, respond, cetest.TLS(cfg))
 }
 
 // newReceiverHandler serves h on 127.0.0.1 and returns its URL.
@@ -157,18 +81,6 @@ func newReceiverHandler(tb testing.TB, h http.Handler) string {
 	srv := httptest.NewServer(h)
 	tb.Cleanup(srv.Close)
 	return srv.URL
-}
-
-func (rc *receiver) received() []cetest.Event {
-	rc.mu.Lock()
-	defer rc.mu.Unlock()
-	return append([]cetest.Event(nil), rc.events...)
-}
-
-func (rc *receiver) stats() (requests, maxInflight int) {
-	rc.mu.Lock()
-	defer rc.mu.Unlock()
-	return rc.requests, rc.maxInflight
 }
 
 // newTestSender builds a sender for url with small, fast settings.
@@ -179,6 +91,13 @@ func newTestSender(tb testing.TB, url, mode string, mod func(*Config)) Sender {
 	h := DefaultHTTPConfig()
 	h.URL, h.Mode, h.Timeout = url, mode, 5*time.Second
 	cfg.HTTP = &h
+	return startSender(tb, cfg, mod)
+}
+
+// startSender builds a sender from cfg changed by mod, checked as the
+// gateway checks it, and closes it when the test ends.
+func startSender(tb testing.TB, cfg Config, mod func(*Config)) Sender {
+	tb.Helper()
 	if mod != nil {
 		mod(&cfg)
 	}
@@ -195,9 +114,9 @@ func newTestSender(tb testing.TB, url, mode string, mod func(*Config)) Sender {
 
 // validStructured checks one event in the JSON format strictly (SHOULD
 // violations included) and returns it.
-func validStructured(tb testing.TB, b []byte) cetest.Event {
+func validStructured(tb testing.TB, b []byte) ceconform.Event {
 	tb.Helper()
-	v, warns, err := cetest.ValidateStructured(b)
+	v, warns, err := ceconform.ValidateStructured(b)
 	if err != nil || len(warns) > 0 {
 		tb.Fatalf("invalid CloudEvent: %v %v\n%s", err, warns, b)
 	}
@@ -205,7 +124,7 @@ func validStructured(tb testing.TB, b []byte) cetest.Event {
 }
 
 // checkSameSet checks that got holds exactly the records (in any order).
-func checkSameSet(t *testing.T, got []cetest.Event, records [][]byte) {
+func checkSameSet(t *testing.T, got []ceconform.Event, records [][]byte) {
 	t.Helper()
 	if len(got) != len(records) {
 		t.Fatalf("received %d events, want %d", len(got), len(records))
@@ -225,7 +144,7 @@ func checkSameSet(t *testing.T, got []cetest.Event, records [][]byte) {
 			continue
 		}
 		delete(byID, v.Attrs["id"])
-		if err := cetest.SameEvent(v, r); err != nil {
+		if err := ceconform.SameEvent(v, r); err != nil {
 			t.Errorf("event %s: %v", v.Attrs["id"], err)
 		}
 	}

@@ -16,31 +16,31 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 
-	"github.com/edgegate/edgegate/uplink/cetest"
+	"github.com/edgegate/edgegate/internal/ceconform"
 )
 
 func TestSendModes(t *testing.T) {
 	for _, mode := range []string{ModeBatch, ModeBinary, ModeStructured} {
 		t.Run(mode, func(t *testing.T) {
 			rc := newReceiver(t, nil)
-			s := newTestSender(t, rc.srv.URL, mode, nil)
+			s := newTestSender(t, rc.URL(), mode, nil)
 			records := testRecords(t, 30, 4)
 			if err := s.Send(context.Background(), records); err != nil {
 				t.Fatalf("Send: %v", err)
 			}
-			got := rc.received()
+			got := rc.Views()
 			checkSameSet(t, got, records)
 			for _, v := range got {
 				if v.Mode != mode {
 					t.Fatalf("arrived as %s, want %s", v.Mode, mode)
 				}
 			}
-			reqs, _ := rc.stats()
+			reqs := rc.Stats().Requests
 			want := 30
 			if mode == ModeBatch {
 				want = 1
 				for i, v := range got { // one request: order kept
-					if err := cetest.SameEvent(v, records[i]); err != nil {
+					if err := ceconform.SameEvent(v, records[i]); err != nil {
 						t.Fatalf("batch order: event %d: %v", i, err)
 					}
 				}
@@ -54,11 +54,11 @@ func TestSendModes(t *testing.T) {
 
 func TestSendEmpty(t *testing.T) {
 	rc := newReceiver(t, nil)
-	s := newTestSender(t, rc.srv.URL, ModeBatch, nil)
+	s := newTestSender(t, rc.URL(), ModeBatch, nil)
 	if err := s.Send(context.Background(), nil); err != nil {
 		t.Fatal(err)
 	}
-	if reqs, _ := rc.stats(); reqs != 0 {
+	if reqs := rc.Stats().Requests; reqs != 0 {
 		t.Fatalf("%d requests for an empty slice", reqs)
 	}
 }
@@ -66,18 +66,18 @@ func TestSendEmpty(t *testing.T) {
 func TestBatchSplitByMaxBytes(t *testing.T) {
 	rc := newReceiver(t, nil)
 	records := testRecords(t, 40, 3)
-	s := newTestSender(t, rc.srv.URL, ModeBatch, func(c *Config) { c.Batch.MaxBytes = 2048 })
+	s := newTestSender(t, rc.URL(), ModeBatch, func(c *Config) { c.Batch.MaxBytes = 2048 })
 	if err := s.Send(context.Background(), records); err != nil {
 		t.Fatal(err)
 	}
-	got := rc.received()
+	got := rc.Views()
 	checkSameSet(t, got, records)
 	for i, v := range got {
-		if err := cetest.SameEvent(v, records[i]); err != nil {
+		if err := ceconform.SameEvent(v, records[i]); err != nil {
 			t.Fatalf("order across chunks: event %d: %v", i, err)
 		}
 	}
-	reqs, _ := rc.stats()
+	reqs := rc.Stats().Requests
 	total := 0
 	for _, r := range records {
 		total += len(r) + 1
@@ -89,14 +89,14 @@ func TestBatchSplitByMaxBytes(t *testing.T) {
 	// A record larger than max_bytes goes alone.
 	big := bytes.Replace(records[0], []byte(`"temp"`), []byte(`"pad":"`+strings.Repeat("x", 3000)+`","temp"`), 1)
 	rc2 := newReceiver(t, nil)
-	s2 := newTestSender(t, rc2.srv.URL, ModeBatch, func(c *Config) { c.Batch.MaxBytes = 2048 })
+	s2 := newTestSender(t, rc2.URL(), ModeBatch, func(c *Config) { c.Batch.MaxBytes = 2048 })
 	if err := s2.Send(context.Background(), [][]byte{records[1], big, records[2]}); err != nil {
 		t.Fatal(err)
 	}
-	if reqs, _ := rc2.stats(); reqs != 3 {
+	if reqs := rc2.Stats().Requests; reqs != 3 {
 		t.Errorf("%d requests, want 3", reqs)
 	}
-	checkSameSet(t, rc2.received(), [][]byte{records[1], big, records[2]})
+	checkSameSet(t, rc2.Views(), [][]byte{records[1], big, records[2]})
 }
 
 func TestMalformedRecordIsPermanent(t *testing.T) {
@@ -119,13 +119,13 @@ func TestMalformedRecordIsPermanent(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var mu sync.Mutex
 			reqs := 0
-			srv := newReceiver(t, func(w http.ResponseWriter, r *http.Request, evs []cetest.Event) int {
+			srv := newReceiver(t, func(w http.ResponseWriter, r *http.Request, evs []ceconform.Event) int {
 				mu.Lock()
 				reqs++
 				mu.Unlock()
 				return 200
 			})
-			s := newTestSender(t, srv.srv.URL, tc.mode, nil)
+			s := newTestSender(t, srv.URL(), tc.mode, nil)
 			err := s.Send(context.Background(), [][]byte{good[0], good[1], tc.bad, good[2]})
 			if err == nil {
 				t.Fatal("Send accepted a malformed record")
@@ -183,13 +183,13 @@ func TestStatusClassification(t *testing.T) {
 	for _, mode := range []string{ModeBatch, ModeBinary, ModeStructured} {
 		for _, tc := range cases {
 			t.Run(fmt.Sprintf("%s/%d/%s", mode, tc.status, tc.retryAfter), func(t *testing.T) {
-				rc := newReceiver(t, func(w http.ResponseWriter, r *http.Request, evs []cetest.Event) int {
+				rc := newReceiver(t, func(w http.ResponseWriter, r *http.Request, evs []ceconform.Event) int {
 					if tc.retryAfter != "" {
 						w.Header().Set("Retry-After", tc.retryAfter)
 					}
 					return tc.status
 				})
-				s := newTestSender(t, rc.srv.URL, mode, nil)
+				s := newTestSender(t, rc.URL(), mode, nil)
 				err := s.Send(context.Background(), records)
 				if !tc.wantErr {
 					if err != nil {
@@ -228,7 +228,7 @@ func TestStatusClassification(t *testing.T) {
 
 func TestTimeout(t *testing.T) {
 	release := make(chan struct{})
-	rc := newReceiver(t, func(w http.ResponseWriter, r *http.Request, evs []cetest.Event) int {
+	rc := newReceiver(t, func(w http.ResponseWriter, r *http.Request, evs []ceconform.Event) int {
 		select {
 		case <-r.Context().Done():
 		case <-release:
@@ -238,7 +238,7 @@ func TestTimeout(t *testing.T) {
 	t.Cleanup(func() { close(release) }) // runs before the server closes
 	for _, mode := range []string{ModeBatch, ModeBinary} {
 		t.Run(mode, func(t *testing.T) {
-			s := newTestSender(t, rc.srv.URL, mode, func(c *Config) { c.HTTP.Timeout = 100 * time.Millisecond })
+			s := newTestSender(t, rc.URL(), mode, func(c *Config) { c.HTTP.Timeout = 100 * time.Millisecond })
 			start := time.Now()
 			err := s.Send(context.Background(), testRecords(t, 2, 1))
 			if err == nil {
@@ -283,7 +283,7 @@ func TestConnectionRefused(t *testing.T) {
 
 func TestContextCancelled(t *testing.T) {
 	rc := newReceiver(t, nil)
-	s := newTestSender(t, rc.srv.URL, ModeBinary, nil)
+	s := newTestSender(t, rc.URL(), ModeBinary, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	err := s.Send(ctx, testRecords(t, 3, 1))
@@ -301,7 +301,7 @@ func TestBinaryPerSourceOrder(t *testing.T) {
 	const sources, perSource = 6, 20
 	var mu sync.Mutex
 	last := map[string]int{}
-	rc := newReceiver(t, func(w http.ResponseWriter, r *http.Request, evs []cetest.Event) int {
+	rc := newReceiver(t, func(w http.ResponseWriter, r *http.Request, evs []ceconform.Event) int {
 		for _, v := range evs {
 			seq, _ := strconv.Atoi(v.Attrs["seq"])
 			mu.Lock()
@@ -320,7 +320,7 @@ func TestBinaryPerSourceOrder(t *testing.T) {
 			mu.Lock()
 			clear(last)
 			mu.Unlock()
-			s := newTestSender(t, rc.srv.URL, mode, func(c *Config) { c.HTTP.MaxInFlight = 4 })
+			s := newTestSender(t, rc.URL(), mode, func(c *Config) { c.HTTP.MaxInFlight = 4 })
 			records := testRecords(t, sources*perSource, sources)
 			if err := s.Send(context.Background(), records); err != nil {
 				t.Fatal(err)
@@ -334,7 +334,7 @@ func TestBinaryPerSourceOrder(t *testing.T) {
 			mu.Unlock()
 		})
 	}
-	if _, maxIn := rc.stats(); maxIn < 2 || maxIn > 4 {
+	if maxIn := rc.Stats().MaxInflight; maxIn < 2 || maxIn > 4 {
 		t.Errorf("max concurrent requests %d, want 2..4 (max_in_flight 4)", maxIn)
 	}
 }
@@ -344,14 +344,14 @@ func TestBinaryPerSourceOrder(t *testing.T) {
 func TestBinaryStopsSourceAfterFailure(t *testing.T) {
 	records := testRecords(t, 40, 4)
 	const failID = "evt-0009" // source dev1, seq 2
-	rc := newReceiver(t, func(w http.ResponseWriter, r *http.Request, evs []cetest.Event) int {
+	rc := newReceiver(t, func(w http.ResponseWriter, r *http.Request, evs []ceconform.Event) int {
 		if evs[0].Attrs["id"] == failID {
 			w.Header().Set("Retry-After", "2")
 			return http.StatusServiceUnavailable
 		}
 		return 200
 	})
-	s := newTestSender(t, rc.srv.URL, ModeBinary, func(c *Config) { c.HTTP.MaxInFlight = 4 })
+	s := newTestSender(t, rc.URL(), ModeBinary, func(c *Config) { c.HTTP.MaxInFlight = 4 })
 	err := s.Send(context.Background(), records)
 	retry, after := classify(err)
 	if err == nil || !retry || after != 2*time.Second {
@@ -361,7 +361,7 @@ func TestBinaryStopsSourceAfterFailure(t *testing.T) {
 	if !errors.As(err, &re) || re.Index != 9 {
 		t.Errorf("want RecordError index 9, got %v", err)
 	}
-	for _, v := range rc.received() {
+	for _, v := range rc.Views() {
 		if v.Attrs["source"] == "edgegate/devices/dev1" {
 			if seq, _ := strconv.Atoi(v.Attrs["seq"]); seq >= 2 {
 				t.Errorf("dev1 seq %d delivered after seq 2 failed", seq)
@@ -373,7 +373,7 @@ func TestBinaryStopsSourceAfterFailure(t *testing.T) {
 func TestHeadersSentAndNeverLogged(t *testing.T) {
 	var mu sync.Mutex
 	var auth []string
-	rc := newReceiver(t, func(w http.ResponseWriter, r *http.Request, evs []cetest.Event) int {
+	rc := newReceiver(t, func(w http.ResponseWriter, r *http.Request, evs []ceconform.Event) int {
 		mu.Lock()
 		auth = append(auth, r.Header.Get("Authorization"))
 		mu.Unlock()
@@ -386,7 +386,7 @@ func TestHeadersSentAndNeverLogged(t *testing.T) {
 		cfg := DefaultConfig()
 		cfg.HTTP = new(DefaultHTTPConfig())
 		cfg.Name = "hdr"
-		cfg.HTTP.URL = rc.srv.URL
+		cfg.HTTP.URL = rc.URL()
 		cfg.HTTP.Mode = mode
 		cfg.HTTP.Headers = map[string]string{"Authorization": "Bearer s3cr3t-token", "X-Gateway": "edge-1"}
 		s, err := New(cfg, log, nil)
@@ -435,7 +435,7 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 func TestMetrics(t *testing.T) {
 	fail := true
 	var mu sync.Mutex
-	rc := newReceiver(t, func(w http.ResponseWriter, r *http.Request, evs []cetest.Event) int {
+	rc := newReceiver(t, func(w http.ResponseWriter, r *http.Request, evs []ceconform.Event) int {
 		mu.Lock()
 		defer mu.Unlock()
 		if fail {
@@ -448,7 +448,7 @@ func TestMetrics(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.HTTP = new(DefaultHTTPConfig())
 	cfg.Name = "m1"
-	cfg.HTTP.URL = rc.srv.URL
+	cfg.HTTP.URL = rc.URL()
 	s, err := New(cfg, nil, set)
 	if err != nil {
 		t.Fatal(err)
@@ -478,10 +478,10 @@ func TestRedirect(t *testing.T) {
 	rc := newReceiver(t, nil)
 	mux := http.NewServeMux()
 	mux.HandleFunc("/temp", func(w http.ResponseWriter, r *http.Request) {
-		http.Redirect(w, r, rc.srv.URL+"/final", http.StatusTemporaryRedirect)
+		http.Redirect(w, r, rc.URL()+"final", http.StatusTemporaryRedirect)
 	})
 	mux.HandleFunc("/found", func(w http.ResponseWriter, r *http.Request) {
-		http.Redirect(w, r, rc.srv.URL+"/final", http.StatusFound)
+		http.Redirect(w, r, rc.URL()+"final", http.StatusFound)
 	})
 	front := newReceiverHandler(t, mux)
 	records := testRecords(t, 3, 1)
@@ -490,7 +490,7 @@ func TestRedirect(t *testing.T) {
 	if err := s.Send(context.Background(), records); err != nil {
 		t.Fatalf("307: %v", err)
 	}
-	checkSameSet(t, rc.received(), records)
+	checkSameSet(t, rc.Views(), records)
 
 	s = newTestSender(t, front+"/found", ModeBatch, nil)
 	err := s.Send(context.Background(), records)
@@ -517,7 +517,7 @@ func TestNewRejectsBadConfig(t *testing.T) {
 // them raw.
 func TestBinaryHeadersPercentEncoded(t *testing.T) {
 	rc := newReceiver(t, nil)
-	s := newTestSender(t, rc.srv.URL, ModeBinary, nil)
+	s := newTestSender(t, rc.URL(), ModeBinary, nil)
 	rec := testRecords(t, 1, 1)[0]
 	rec, err := SetExtensions(rec, failureExtensions(&Error{Err: errors.New(`post x: 400 "Bad" 100% café 😀`), StatusCode: 400}, 2, "cloud"))
 	if err != nil {
@@ -527,7 +527,7 @@ func TestBinaryHeadersPercentEncoded(t *testing.T) {
 	if err := s.Send(context.Background(), [][]byte{rec}); err != nil {
 		t.Fatal(err)
 	}
-	got := rc.received()
+	got := rc.Views()
 	checkSameSet(t, got, [][]byte{rec})
 	if len(got) == 1 && (got[0].Attrs["subject"] != "salle à manger/temp 100%" || got[0].Attrs[ExtError] != `post x: 400 "Bad" 100% café 😀`) {
 		t.Errorf("attributes %v", got[0].Attrs)

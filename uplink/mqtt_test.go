@@ -18,7 +18,7 @@ import (
 	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/mochi-mqtt/server/v2/packets"
 
-	"github.com/edgegate/edgegate/uplink/cetest"
+	"github.com/edgegate/edgegate/internal/ceconform"
 )
 
 // brokerMsg is one PUBLISH a test broker accepted.
@@ -124,30 +124,19 @@ func newMQTTTestSender(tb testing.TB, url string, mod func(*Config)) Sender {
 	m := DefaultMQTTConfig()
 	m.URL, m.StateDir, m.Timeout = url, tb.TempDir(), 5*time.Second
 	cfg.MQTT = &m
-	if mod != nil {
-		mod(&cfg)
-	}
-	if err := cfg.Validate(); err != nil {
-		tb.Fatal(err)
-	}
-	s, err := New(cfg, nil, nil)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { s.(io.Closer).Close() })
-	return s
+	return startSender(tb, cfg, mod)
 }
 
 // checkMQTTMessages validates every message with the strict validator and
 // returns them as views keyed by event id.
-func checkMQTTMessages(t *testing.T, msgs []brokerMsg) map[string][]cetest.Event {
+func checkMQTTMessages(t *testing.T, msgs []brokerMsg) map[string][]ceconform.Event {
 	t.Helper()
-	byID := map[string][]cetest.Event{}
+	byID := map[string][]ceconform.Event{}
 	for _, m := range msgs {
 		if m.QoS != 1 {
 			t.Errorf("message on %s with QoS %d, want 1", m.Topic, m.QoS)
 		}
-		v, warns, err := cetest.ValidateStructured(m.Payload)
+		v, warns, err := ceconform.ValidateStructured(m.Payload)
 		if err != nil || len(warns) > 0 {
 			t.Fatalf("invalid CloudEvent on %s: %v %v\n%s", m.Topic, err, warns, m.Payload)
 		}
@@ -161,13 +150,13 @@ func TestMQTTPublish(t *testing.T) {
 	records := testRecords(t, 30, 3)
 	cases := []struct {
 		topic string
-		want  func(v cetest.Event) string
+		want  func(v ceconform.Event) string
 	}{
-		{DefaultMQTTTopic, func(v cetest.Event) string { return "gateways/gw-1/events/com.example.telemetry" }},
-		{"gw/{gateway_id}/{subject}/{id}", func(v cetest.Event) string {
+		{DefaultMQTTTopic, func(v ceconform.Event) string { return "gateways/gw-1/events/com.example.telemetry" }},
+		{"gw/{gateway_id}/{subject}/{id}", func(v ceconform.Event) string {
 			return "gw/gw-1/" + v.Attrs["subject"] + "/" + v.Attrs["id"]
 		}},
-		{"{source}/{type}", func(v cetest.Event) string { return v.Attrs["source"] + "/com.example.telemetry" }},
+		{"{source}/{type}", func(v ceconform.Event) string { return v.Attrs["source"] + "/com.example.telemetry" }},
 	}
 	for i, tc := range cases {
 		t.Run(tc.topic, func(t *testing.T) {
@@ -187,7 +176,7 @@ func TestMQTTPublish(t *testing.T) {
 			byID := checkMQTTMessages(t, msgs)
 			for j, m := range msgs {
 				v := byID[fmt.Sprintf("evt-%04d", j)][0]
-				if err := cetest.SameEvent(v, records[j]); err != nil { // one client, QoS 1: in order
+				if err := ceconform.SameEvent(v, records[j]); err != nil { // one client, QoS 1: in order
 					t.Errorf("message %d: %v", j, err)
 				}
 				if m.Topic != tc.want(v) {
@@ -374,7 +363,7 @@ func testMQTTBrokerRestart(t *testing.T, store string) {
 				continue
 			}
 			for _, v := range vs {
-				if err := cetest.SameEvent(v, records[i]); err != nil {
+				if err := ceconform.SameEvent(v, records[i]); err != nil {
 					t.Errorf("record %d: %v", i, err)
 				}
 			}

@@ -10,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/edgegate/edgegate/internal/devices"
 )
 
 // runSpec is one benchmark run.
@@ -90,160 +92,198 @@ uplinks:
 
 // runOnce starts a fresh edgegate and receiver, runs spec's load through them and
 // measures the result. A failure is reported in result.Error.
-func runOnce(ctx context.Context, o benchOptions, spec runSpec) (res result) {
-	res = result{Name: spec.Name, QoS: int(spec.QoS), Mode: o.Mode, Devices: o.Devices, TargetRate: spec.Rate}
-	logf := func(format string, args ...any) {
-		if o.Log != nil {
-			fmt.Fprintf(o.Log, "edgebench: %s: "+format+"\n", append([]any{spec.Name}, args...)...)
-		}
+func runOnce(ctx context.Context, o benchOptions, spec runSpec) result {
+	start := time.Now()
+	b := &bench{o: o, spec: spec, res: result{Name: spec.Name, QoS: int(spec.QoS), Mode: o.Mode, Devices: o.Devices, TargetRate: spec.Rate}}
+	if err := b.run(ctx); err != nil {
+		b.fail(err)
 	}
-	fail := func(err error) result {
-		res.Error = err.Error()
-		logf("FAILED: %v", err)
-		return res
-	}
-	runStart := time.Now()
-	defer func() { res.WallSeconds = time.Since(runStart).Seconds() }()
+	b.close()
+	b.res.WallSeconds = time.Since(start).Seconds()
+	return b.res
+}
 
+// bench is one run in progress: what runOnce started, in order, and its result.
+type bench struct {
+	o    benchOptions
+	spec runSpec
+	res  result
+
+	dir       string        // temp dir: config, data, edgegate.log
+	rec       *recorder     // the uplink's endpoint
+	srv       *http.Server  // serving rec
+	srvDone   chan struct{} // closed when srv has stopped
+	admin     string        // edgegate's admin address
+	mqttAddr  string        // edgegate's MQTT listener
+	gw        *gatewayProc
+	gwStopped bool
+	fleet     *devices.Fleet
+}
+
+func (b *bench) logf(format string, args ...any) {
+	if b.o.Log != nil {
+		fmt.Fprintf(b.o.Log, "edgebench: %s: "+format+"\n", append([]any{b.spec.Name}, args...)...)
+	}
+}
+
+// fail records the error that ended the run, with edgegate's log once it runs.
+func (b *bench) fail(err error) {
+	b.res.Error = err.Error()
+	b.logf("FAILED: %v", err)
+	if b.gw != nil && b.o.Log != nil {
+		fmt.Fprintf(b.o.Log, "--- edgegate log (tail) ---\n%s\n", b.gw.logTail(30))
+	}
+}
+
+// run sets up, starts edgegate, runs the load and measures; an error ends it early.
+func (b *bench) run(ctx context.Context) error {
+	if err := b.setUp(); err != nil {
+		return err
+	}
+	if err := b.startGateway(ctx); err != nil {
+		return err
+	}
+	before, err := readProcStats(b.gw.pid())
+	if err != nil {
+		return err
+	}
+	lr, timedOut, err := b.load(ctx)
+	if err != nil {
+		return err
+	}
+	after, err := readProcStats(b.gw.pid())
+	if err != nil {
+		return err
+	}
+	b.fleet.Close()
+	b.stopGateway()
+	b.measure(lr, before, after)
+	if timedOut && b.res.Error == "" {
+		b.res.Error = fmt.Sprintf("load did not finish within --timeout %s", b.o.Timeout)
+	}
+	b.logf("received %d/%d, %.0f events/s", b.res.Received, lr.Sent, b.res.EventsPerSec)
+	return nil
+}
+
+// setUp makes the temp dir, starts the receiver (first, so its port is ours for
+// certain) and writes edgegate's config.
+func (b *bench) setUp() error {
 	dir, err := os.MkdirTemp("", "edgebench-*")
 	if err != nil {
-		return fail(fmt.Errorf("temp dir: %w", err))
+		return fmt.Errorf("temp dir: %w", err)
 	}
-	if o.Keep {
-		res.Dir = dir
-	} else {
-		defer os.RemoveAll(dir)
+	b.dir = dir
+	if b.o.Keep {
+		b.res.Dir = dir
 	}
-
-	// The receiver listens first, so its port is ours for certain.
-	recv := newReceiver()
-	recv.validateEvery = max(o.ValidateEvery, 1)
+	b.rec = newRecorder()
+	b.rec.validateEvery = max(b.o.ValidateEvery, 1)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return fail(fmt.Errorf("receiver listen: %w", err))
+		return fmt.Errorf("receiver listen: %w", err)
 	}
-	srv := &http.Server{Handler: recv, ReadHeaderTimeout: 10 * time.Second}
-	srvDone := make(chan struct{})
-	go func() { defer close(srvDone); _ = srv.Serve(ln) }()
-	defer func() { _ = srv.Close(); <-srvDone }()
+	b.srv = &http.Server{Handler: b.rec, ReadHeaderTimeout: 10 * time.Second}
+	b.srvDone = make(chan struct{})
+	go func() { defer close(b.srvDone); _ = b.srv.Serve(ln) }()
 
-	admin, err1 := freePort()
-	mqttAddr, err2 := freePort()
+	var err1, err2 error
+	b.admin, err1 = freePort()
+	b.mqttAddr, err2 = freePort()
 	if err := errors.Join(err1, err2); err != nil {
-		return fail(err)
+		return err
 	}
-	cfgPath := filepath.Join(dir, "edgegate.yaml")
-	cfg := gatewayConfig(admin, mqttAddr, filepath.Join(dir, "data"), "http://"+ln.Addr().String()+"/", o.Mode)
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
-		return fail(fmt.Errorf("write config: %w", err))
+	cfg := gatewayConfig(b.admin, b.mqttAddr, filepath.Join(dir, "data"), "http://"+ln.Addr().String()+"/", b.o.Mode)
+	if err := os.WriteFile(b.configPath(), []byte(cfg), 0o600); err != nil {
+		return fmt.Errorf("write config: %w", err)
 	}
+	return nil
+}
 
-	gw, err := startGateway(o.Edgegate, cfgPath, filepath.Join(dir, "edgegate.log"), o.Env)
+func (b *bench) configPath() string { return filepath.Join(b.dir, "edgegate.yaml") }
+
+// startGateway starts edgegate and waits until it is ready.
+func (b *bench) startGateway(ctx context.Context) error {
+	gw, err := startGateway(b.o.Edgegate, b.configPath(), filepath.Join(b.dir, "edgegate.log"), b.o.Env)
 	if err != nil {
-		return fail(err)
+		return err
 	}
-	stopped := false
-	stop := func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		d, err := gw.stop(15 * time.Second)
-		res.StopSeconds = d.Seconds()
-		if err != nil && res.Error == "" {
-			res.Error = err.Error()
-			logf("stop: %v\n--- edgegate log (tail) ---\n%s", err, gw.logTail(30))
-		}
-	}
-	defer stop()
-	failLog := func(err error) result {
-		r := fail(err)
-		if o.Log != nil {
-			fmt.Fprintf(o.Log, "--- edgegate log (tail) ---\n%s\n", gw.logTail(30))
-		}
-		return r
-	}
-
+	b.gw = gw
 	readyCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	err = gw.waitReady(readyCtx, admin)
+	defer cancel()
+	return gw.waitReady(readyCtx, b.admin)
+}
+
+// load connects the devices, publishes spec's load within --timeout and waits for
+// the receiver to drain. timedOut reports a throughput run cut short by --timeout.
+func (b *bench) load(ctx context.Context) (lr devices.Result, timedOut bool, err error) {
+	b.fleet, err = devices.Connect(ctx, loadConfig("tcp://"+b.mqttAddr, b.o, b.spec))
+	if err != nil {
+		return lr, false, err
+	}
+	b.logf("%d devices connected, publishing", b.o.Devices)
+	loadCtx, cancel := context.WithTimeout(ctx, b.o.Timeout)
+	lr = b.fleet.Run(loadCtx)
+	timedOut = loadCtx.Err() != nil && ctx.Err() == nil && b.spec.Duration == 0
 	cancel()
-	if err != nil {
-		return failLog(err)
-	}
-	before, err := readProcStats(gw.pid())
-	if err != nil {
-		return failLog(err)
-	}
+	b.logf("published %d (%d failed) in %s; draining", lr.Sent, lr.Failed, lr.End.Sub(lr.Start).Round(time.Millisecond))
+	waitDrain(ctx, b.rec, lr.Sent, b.o.Drain)
+	return lr, timedOut, nil
+}
 
-	lcfg := loadConfig{
-		Broker:     "tcp://" + mqttAddr,
-		Devices:    o.Devices,
-		Messages:   spec.Messages,
-		Rate:       spec.Rate,
-		Duration:   spec.Duration,
-		QoS:        spec.QoS,
-		Inflight:   o.Inflight,
-		AckTimeout: 30 * time.Second,
-		Prefix:     "d-",
-	}
-	gen, err := connectLoad(ctx, lcfg)
-	if err != nil {
-		return failLog(err)
-	}
-	defer gen.Close()
-	logf("%d devices connected, publishing", o.Devices)
-
-	loadCtx, cancel := context.WithTimeout(ctx, o.Timeout)
-	lr := gen.Run(loadCtx)
-	timedOut := loadCtx.Err() != nil && ctx.Err() == nil && spec.Duration == 0
-	cancel()
-	logf("published %d (%d failed) in %s; draining", lr.Published, lr.Failed, lr.End.Sub(lr.Start).Round(time.Millisecond))
-
-	waitDrain(ctx, recv, lr.Published, o.Drain)
-
-	after, err := readProcStats(gw.pid())
-	if err != nil {
-		return failLog(err)
-	}
-	gen.Close()
-	stop()
-
-	snap := recv.snapshot()
+// measure fills the result from what the devices published, what the receiver got
+// and edgegate's process statistics before and after the load.
+func (b *bench) measure(lr devices.Result, before, after procStats) {
+	snap := b.rec.snapshot()
 	acc := account(lr.Devices, snap.Counts)
 	lat := summarizeLatencies(snap.Latencies)
-	res.Published = lr.Published
-	res.PubErrors = lr.Failed
-	res.Received = acc.Received
+	r := &b.res
+	r.Published, r.PubErrors, r.Received = lr.Sent, lr.Failed, acc.Received
+	r.P50ms, r.P99ms, r.Maxms = ms(lat.P50), ms(lat.P99), ms(lat.Max)
+	r.Lost, r.LostAcked, r.Duplicated, r.Unexpected = acc.Lost, acc.LostAcked, acc.Duplicated, acc.Unexpected
+	r.Foreign, r.BadRequests, r.Requests = snap.Foreign, snap.Bad, snap.Requests
+	r.Invalid, r.InvalidFirst = snap.Invalid, snap.Sample
+	r.PeakRSSMB = float64(after.PeakRSS) / (1 << 20)
+	r.CPUSeconds = (after.CPU - before.CPU).Seconds()
 	if !snap.Last.IsZero() && snap.Last.After(lr.Start) {
-		res.EventsPerSec = float64(acc.Received) / snap.Last.Sub(lr.Start).Seconds()
+		span := snap.Last.Sub(lr.Start).Seconds()
+		r.EventsPerSec = float64(acc.Received) / span
+		r.CPUPercent = 100 * r.CPUSeconds / span
 	}
-	res.P50ms = ms(lat.P50)
-	res.P99ms = ms(lat.P99)
-	res.Maxms = ms(lat.Max)
-	res.Lost = acc.Lost
-	res.LostAcked = acc.LostAcked
-	res.Duplicated = acc.Duplicated
-	res.Unexpected = acc.Unexpected
-	res.Foreign = snap.Foreign
-	res.BadRequests = snap.Bad
-	res.Invalid = snap.Invalid
-	res.InvalidFirst = snap.Sample
-	res.Requests = snap.Requests
-	res.PeakRSSMB = float64(after.PeakRSS) / (1 << 20)
-	res.CPUSeconds = (after.CPU - before.CPU).Seconds()
-	if !snap.Last.IsZero() && snap.Last.After(lr.Start) {
-		res.CPUPercent = 100 * res.CPUSeconds / snap.Last.Sub(lr.Start).Seconds()
+}
+
+// stopGateway stops edgegate once and records how long it took.
+func (b *bench) stopGateway() {
+	if b.gw == nil || b.gwStopped {
+		return
 	}
-	if timedOut && res.Error == "" {
-		res.Error = fmt.Sprintf("load did not finish within --timeout %s", o.Timeout)
+	b.gwStopped = true
+	d, err := b.gw.stop(15 * time.Second)
+	b.res.StopSeconds = d.Seconds()
+	if err != nil && b.res.Error == "" {
+		b.res.Error = err.Error()
+		b.logf("stop: %v\n--- edgegate log (tail) ---\n%s", err, b.gw.logTail(30))
 	}
-	logf("received %d/%d, %.0f events/s", acc.Received, lr.Published, res.EventsPerSec)
-	return res
+}
+
+// close stops whatever the run started, last first, and removes the temp dir
+// unless --keep.
+func (b *bench) close() {
+	if b.fleet != nil {
+		b.fleet.Close()
+	}
+	b.stopGateway()
+	if b.srv != nil {
+		_ = b.srv.Close()
+		<-b.srvDone
+	}
+	if b.dir != "" && !b.o.Keep {
+		os.RemoveAll(b.dir)
+	}
 }
 
 // waitDrain waits until the receiver has want distinct events, or no new event has
 // arrived for idle, or ctx is done.
-func waitDrain(ctx context.Context, recv *receiver, want int64, idle time.Duration) {
+func waitDrain(ctx context.Context, recv *recorder, want int64, idle time.Duration) {
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	last, lastChange := recv.unique(), time.Now()

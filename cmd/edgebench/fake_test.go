@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -21,9 +20,10 @@ import (
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
-	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/mochi-mqtt/server/v2/packets"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/edgegate/edgegate/internal/mqtttest"
 )
 
 // The test binary doubles as a stand-in edgegate: with EDGEBENCH_FAKE_EDGEGATE=1 it runs
@@ -77,15 +77,6 @@ type fakeConfig struct {
 	} `yaml:"uplinks"`
 }
 
-type allowAllHook struct{ mqtt.HookBase }
-
-func (h *allowAllHook) ID() string { return "allow-all" }
-func (h *allowAllHook) Provides(b byte) bool {
-	return b == mqtt.OnConnectAuthenticate || b == mqtt.OnACLCheck
-}
-func (h *allowAllHook) OnConnectAuthenticate(*mqtt.Client, packets.Packet) bool { return true }
-func (h *allowAllHook) OnACLCheck(*mqtt.Client, string, bool) bool              { return true }
-
 // fakeEdgegate implements `edgegate run --config FILE` just well enough for the bench:
 // mochi on the MQTT address, /readyz on the admin address, and a forwarder that posts
 // every device message as a CloudEvent (batches of up to 100, or binary) until SIGTERM.
@@ -106,11 +97,8 @@ func fakeEdgegate(args []string) error {
 	defer stop()
 
 	events := make(chan []byte, 1<<16)
-	s := mqtt.New(&mqtt.Options{InlineClient: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err := s.AddHook(new(allowAllHook), nil); err != nil {
-		return err
-	}
-	if err := s.AddListener(listeners.NewTCP(listeners.Config{ID: "tcp", Address: cfg.MQTT.Listeners[0].Address})); err != nil {
+	s, err := mqtttest.NewBroker(cfg.MQTT.Listeners[0].Address)
+	if err != nil {
 		return err
 	}
 	var seq atomic.Int64
@@ -124,9 +112,6 @@ func fakeEdgegate(args []string) error {
 		events <- ev
 	})
 	if err != nil {
-		return err
-	}
-	if err := s.Serve(); err != nil {
 		return err
 	}
 
@@ -152,7 +137,7 @@ func fakeEdgegate(args []string) error {
 
 	<-ctx.Done()
 	_ = admin.Close()
-	_ = s.Close()
+	s.Close()
 	close(events)
 	wg.Wait()
 	return nil

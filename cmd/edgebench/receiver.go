@@ -4,16 +4,16 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
-	"github.com/edgegate/edgegate/uplink/cetest"
+	"github.com/edgegate/edgegate/internal/receiver"
 )
 
-// maxBody bounds one request body read by the receiver.
+// maxBody bounds one request body read by the recorder.
 const maxBody = 64 << 20
 
 // eventKey identifies one published message.
@@ -22,17 +22,19 @@ type eventKey struct {
 	seq int64
 }
 
-// receiver is the CloudEvents HTTP endpoint the gateway's uplink sends to. It accepts
-// batch (application/cloudevents-batch+json), structured (application/cloudevents+json)
-// and binary (ce-* headers) requests, and records for each event whose data is a device
-// payload when it arrived and how often. One request in validateEvery is checked strictly
-// against CloudEvents 1.0 (uplink/cetest; the others are only decoded, so the receiver
-// does not become the bottleneck on the shared machine): events that violate it are
-// still recorded, so the measurements stay meaningful, but counted as invalid. Requests
-// that hold no event it can read are rejected.
-type receiver struct {
+// recorder is the CloudEvents HTTP endpoint the gateway's uplink sends to
+// (an internal/receiver Handler, lenient): it records for each event whose
+// data is a device payload when it arrived and how often. One request in
+// validateEvery is checked strictly against CloudEvents 1.0 (the others are
+// only decoded, so the receiver does not become the bottleneck on the shared
+// machine): events that violate it are still recorded, so the measurements
+// stay meaningful, but counted as invalid. Requests that hold no event it can
+// read are rejected.
+type recorder struct {
 	now           func() time.Time
 	validateEvery int64 // 1: every request
+	http          *receiver.Handler
+	seen          atomic.Int64 // requests offered to Check
 
 	mu        sync.Mutex
 	counts    map[eventKey]uint32
@@ -47,8 +49,17 @@ type receiver struct {
 	sample    string // the first violation seen
 }
 
-func newReceiver() *receiver {
-	return &receiver{now: time.Now, validateEvery: 1, counts: make(map[eventKey]uint32, 1<<16)}
+func newRecorder() *recorder {
+	r := &recorder{now: time.Now, validateEvery: 1, counts: make(map[eventKey]uint32, 1<<16)}
+	r.http = &receiver.Handler{
+		Accept:  r.accept,
+		Refused: func(*http.Request, *receiver.Refusal) { r.rejected() },
+		Check:   func() bool { return r.validateEvery <= 1 || (r.seen.Add(1)-1)%r.validateEvery == 0 },
+		Clock:   func() time.Time { return r.now() },
+		Lenient: true,
+		MaxBody: maxBody,
+	}
+	return r
 }
 
 // devicePayloadJSON is what the bench devices publish.
@@ -58,61 +69,51 @@ type devicePayloadJSON struct {
 	SentNS int64  `json:"sent_ns"`
 }
 
-func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
-	if req.Method != http.MethodPost && req.Method != http.MethodPut {
-		r.reject(w, http.StatusMethodNotAllowed, "method %s not allowed", req.Method)
-		return
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, req.Body, maxBody))
-	if err != nil {
-		r.reject(w, http.StatusBadRequest, "read body: %v", err)
-		return
-	}
-	now := r.now()
-	r.mu.Lock()
-	n := r.requests + r.bad
-	r.mu.Unlock()
-	if r.validateEvery > 1 && n%r.validateEvery != 0 {
-		payloads, err := decodePayloads(req.Header, body)
+func (r *recorder) ServeHTTP(w http.ResponseWriter, req *http.Request) { r.http.ServeHTTP(w, req) }
+
+// accept records a request the Handler accepted: checked, with the events
+// the validator read; unchecked, with the data decodePayloads finds.
+func (r *recorder) accept(w http.ResponseWriter, req *receiver.Request) {
+	if !req.Checked {
+		payloads, err := decodePayloads(req.HTTP.Header, req.Body)
 		if err != nil {
-			r.reject(w, http.StatusBadRequest, "%v", err)
+			r.rejected()
+			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
-		r.record(now, payloads, 0, nil)
+		r.record(req.Received, payloads, 0, "")
 		w.WriteHeader(http.StatusOK)
 		return
 	}
-	events, _, err := cetest.Validate(req.Header, body)
-	if len(events) == 0 && err != nil {
-		r.reject(w, http.StatusBadRequest, "%v", err)
-		return
-	}
-	payloads := make([][]byte, len(events))
+	payloads := make([][]byte, len(req.Events))
 	invalid := 0
-	for i, e := range events {
+	for i, e := range req.Events {
 		payloads[i] = e.Data
 		if e.Err != nil {
 			invalid++
 		}
 	}
-	if err != nil && invalid == 0 {
-		invalid = len(events) // the message as a whole is invalid
+	sample := ""
+	if len(req.Problems) > 0 {
+		sample = req.Problems[0]
+		if invalid == 0 {
+			invalid = len(req.Events) // the message as a whole is invalid
+		}
 	}
-	r.record(now, payloads, invalid, err)
+	r.record(req.Received, payloads, invalid, sample)
 	w.WriteHeader(http.StatusOK)
 }
 
-func (r *receiver) reject(w http.ResponseWriter, code int, format string, args ...any) {
+func (r *recorder) rejected() {
 	r.mu.Lock()
 	r.requests++
 	r.bad++
 	r.mu.Unlock()
-	http.Error(w, fmt.Sprintf(format, args...), code)
 }
 
 // record counts one accepted request: its events' data, how many of them are
-// invalid, and the violations (verr).
-func (r *receiver) record(now time.Time, payloads [][]byte, invalid int, verr error) {
+// invalid, and its first violation.
+func (r *recorder) record(now time.Time, payloads [][]byte, invalid int, sample string) {
 	type parsed struct {
 		key eventKey
 		lat time.Duration
@@ -137,8 +138,8 @@ func (r *receiver) record(now time.Time, payloads [][]byte, invalid int, verr er
 	r.requests++
 	r.events += int64(len(payloads))
 	r.invalid += int64(invalid)
-	if verr != nil && r.sample == "" {
-		r.sample, _, _ = strings.Cut(verr.Error(), "\n")
+	if r.sample == "" {
+		r.sample = sample
 	}
 	if len(payloads) > 0 {
 		if r.first.IsZero() {
@@ -162,13 +163,13 @@ func (r *receiver) record(now time.Time, payloads [][]byte, invalid int, verr er
 }
 
 // unique returns how many distinct device messages have arrived.
-func (r *receiver) unique() int {
+func (r *recorder) unique() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return len(r.latencies)
 }
 
-// receiverStats is a snapshot of a receiver.
+// receiverStats is a snapshot of a recorder.
 type receiverStats struct {
 	Counts    map[eventKey]uint32
 	Latencies []time.Duration
@@ -182,8 +183,8 @@ type receiverStats struct {
 	Sample    string // the first violation seen
 }
 
-// snapshot copies the receiver's state; call it once the load is over.
-func (r *receiver) snapshot() receiverStats {
+// snapshot copies the recorder's state; call it once the load is over.
+func (r *recorder) snapshot() receiverStats {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	counts := make(map[eventKey]uint32, len(r.counts))

@@ -58,7 +58,7 @@ func TestReceiverRequests(t *testing.T) {
 			"Content-Type": "application/json", "ce-specversion": "1.0", "ce-id": "10", "ce-source": "/s", "ce-type": "t", "ce-subject": "a b",
 		}, payload("d-004", 1), 200},
 	}
-	r := newReceiver()
+	r := newRecorder()
 	r.now = func() time.Time { return base }
 	for _, tt := range tests {
 		if got := post(t, r, tt.header, tt.body); got != tt.code {
@@ -111,7 +111,7 @@ func FuzzEventPayloads(f *testing.F) {
 	f.Add("application/cloudevents+json", `{"specversion":"1.0","data_base64":"e30="}`)
 	f.Add("", `{}`)
 	f.Fuzz(func(t *testing.T, ct, body string) {
-		r := newReceiver()
+		r := newRecorder()
 		post(t, r, map[string]string{"Content-Type": ct, "ce-specversion": "1.0", "ce-id": "1", "ce-source": "s", "ce-type": "t"}, body)
 		post(t, r, map[string]string{"Content-Type": ct}, body)
 		_ = r.snapshot()

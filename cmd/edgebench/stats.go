@@ -4,6 +4,8 @@ import (
 	"math"
 	"slices"
 	"time"
+
+	"github.com/edgegate/edgegate/internal/devices"
 )
 
 // percentile returns the nearest-rank p-th percentile (0 < p <= 100) of sorted, or 0 for
@@ -39,7 +41,7 @@ type accounting struct {
 }
 
 // account matches the receiver's counts against the devices' results.
-func account(devs []deviceResult, counts map[eventKey]uint32) accounting {
+func account(devs []devices.DeviceResult, counts map[eventKey]uint32) accounting {
 	var a accounting
 	matched := 0
 	for _, d := range devs {

@@ -3,6 +3,8 @@ package main
 import (
 	"testing"
 	"time"
+
+	"github.com/edgegate/edgegate/internal/devices"
 )
 
 func TestPercentile(t *testing.T) {
@@ -44,7 +46,7 @@ func TestPercentile(t *testing.T) {
 }
 
 func TestAccount(t *testing.T) {
-	devs := []deviceResult{
+	devs := []devices.DeviceResult{
 		{ID: "d-001", Published: 5},
 		{ID: "d-002", Published: 3, Failed: map[int64]bool{2: true, 3: true}},
 		{ID: "d-003", Published: 0},

@@ -14,11 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cloudevents/sdk-go/v2/event"
-	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
-	paho "github.com/eclipse/paho.mqtt.golang"
-
-	"github.com/edgegate/edgegate/uplink/cetest"
+	"github.com/edgegate/edgegate/internal/cetest"
+	"github.com/edgegate/edgegate/internal/mqtttest"
 )
 
 // buildBinary builds the edgegate binary once per test run.
@@ -97,61 +94,11 @@ func (p *gatewayProc) kill() {
 	p.cmd.Wait()
 }
 
-// sink records CloudEvents by id. It refuses (400) and records requests
-// that are not strictly valid CloudEvents 1.0.
-type sink struct {
-	mu     sync.Mutex
-	ids    map[string]int
-	byData map[string]map[string]bool // event data -> ids it arrived with
-	total  int
-	bad    []string
-	srv    *http.Server
-}
-
-func startSink(t *testing.T, addr string) *sink {
-	s := &sink{ids: map[string]int{}, byData: map[string]map[string]bool{}}
-	l, err := net.Listen("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		events, err := readEvents(r)
-		if err != nil {
-			s.mu.Lock()
-			s.bad = append(s.bad, err.Error())
-			s.mu.Unlock()
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		s.mu.Lock()
-		for _, e := range events {
-			s.ids[e.ID()]++
-			s.total++
-			d := string(e.Data())
-			if s.byData[d] == nil {
-				s.byData[d] = map[string]bool{}
-			}
-			s.byData[d][e.ID()] = true
-		}
-		s.mu.Unlock()
-		w.WriteHeader(http.StatusOK)
-	})}
-	go s.srv.Serve(l)
-	t.Cleanup(func() { s.srv.Close() })
-	return s
-}
-
-// violations returns the invalid requests seen.
-func (s *sink) violations() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]string(nil), s.bad...)
-}
-
-func (s *sink) counts() (distinct, total int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.ids), s.total
+// startSink starts the shared strict receiver (cetest) on addr, the uplink
+// address the gateway's config names: it refuses and reports requests that
+// are not strictly valid CloudEvents 1.0 and records every event.
+func startSink(t *testing.T, addr string) *cetest.Server {
+	return cetest.NewServer(t, cetest.Addr(addr))
 }
 
 func writeConfig(t *testing.T, dir, mqttAddr, admin, uplinkAddr string) string {
@@ -189,24 +136,20 @@ func TestKill9LosesNoAcknowledgedEvent(t *testing.T) {
 	var wg sync.WaitGroup
 	var acked sync.Map
 	for d := range devices {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			opts := paho.NewClientOptions().AddBroker("tcp://" + e.mqtt).SetClientID(fmt.Sprintf("dev-%d", d)).
-				SetAutoReconnect(false).SetConnectTimeout(5 * time.Second)
-			c := paho.NewClient(opts)
-			if tok := c.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
-				t.Errorf("connect: %v", tok.Error())
+		wg.Go(func() {
+			c, err := mqtttest.Dial("tcp://"+e.mqtt, fmt.Sprintf("dev-%d", d))
+			if err != nil {
+				t.Error(err)
 				return
 			}
 			defer c.Disconnect(50)
 			for i := range perDevice {
 				tok := c.Publish(fmt.Sprintf("devices/dev-%d/telemetry", d), 1, false, fmt.Sprintf(`{"seq":%d}`, i))
-				if tok.WaitTimeout(10*time.Second) && tok.Error() == nil {
+				if mqtttest.Acked(tok, 10*time.Second) {
 					acked.Store(fmt.Sprintf("%d/%d", d, i), true)
 				}
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	n := 0
@@ -221,28 +164,28 @@ func TestKill9LosesNoAcknowledgedEvent(t *testing.T) {
 	p = startProc(t, e.bin, e.config, e.admin)
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		if d, _ := s.counts(); d > 0 || time.Now().After(deadline) {
+		if d, _ := s.Counts(); d > 0 || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(time.Millisecond)
 	}
 	p.kill()
-	partial, _ := s.counts()
+	partial, _ := s.Counts()
 
 	p = startProc(t, e.bin, e.config, e.admin)
 	defer p.kill()
 	deadline = time.Now().Add(60 * time.Second)
 	for {
-		d, _ := s.counts()
+		d, _ := s.Counts()
 		if d >= n || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	distinct, total := s.counts()
+	distinct, total := s.Counts()
 	t.Logf("acked %d, received %d distinct events (%d after the mid-drain kill), %d duplicates (same id)",
 		n, distinct, partial, total-distinct)
-	if bad := s.violations(); len(bad) > 0 {
+	if bad := s.Violations(); len(bad) > 0 {
 		t.Errorf("%d requests were not valid CloudEvents 1.0, first: %s", len(bad), bad[0])
 	}
 	if distinct != n {
@@ -281,37 +224,6 @@ func TestGracefulShutdownAndValidate(t *testing.T) {
 	if !strings.Contains(string(out), bad+":5:12: uplinks[0].http.url:") {
 		t.Errorf("validate did not report every error at once:\n%s", out)
 	}
-}
-
-// readEvents validates a CloudEvents HTTP request in any mode strictly
-// (cetest; SHOULD violations fail too), then decodes it with sdk-go after
-// percent-decoding the binary-mode headers, which sdk-go does not do.
-func readEvents(r *http.Request) ([]event.Event, error) {
-	views, warns, err := cetest.ValidateRequest(r)
-	if err == nil && len(warns) > 0 {
-		err = fmt.Errorf("SHOULD violations: %s", strings.Join(warns, "; "))
-	}
-	if err != nil {
-		return nil, fmt.Errorf("invalid CloudEvents request: %w", err)
-	}
-	cetest.DecodeHeaders(r.Header)
-	events, err := decodeEvents(r)
-	if err == nil && len(events) != len(views) {
-		err = fmt.Errorf("sdk-go decoded %d events, the validator %d", len(events), len(views))
-	}
-	return events, err
-}
-
-// decodeEvents decodes a CloudEvents HTTP request with sdk-go.
-func decodeEvents(r *http.Request) ([]event.Event, error) {
-	if strings.HasPrefix(r.Header.Get("Content-Type"), "application/cloudevents-batch+json") {
-		return cehttp.NewEventsFromHTTPRequest(r)
-	}
-	e, err := cehttp.NewEventFromHTTPRequest(r)
-	if err != nil {
-		return nil, err
-	}
-	return []event.Event{*e}, nil
 }
 
 // e2e is one real-binary test setup: the binary, free loopback addresses

@@ -119,6 +119,18 @@ func signalContext() (context.Context, context.CancelFunc) {
 	return ctx, func() { cancel(); signal.Stop(sigs) }
 }
 
+// newFlagSet returns the flag set of a command that reports errors to
+// stderr and answers -h with usage followed by the flags.
+func newFlagSet(name, usage string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, usage)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
 func configFlag(fs *flag.FlagSet) *string {
 	return fs.String("config", "configs/edgegate.yaml", "configuration file")
 }

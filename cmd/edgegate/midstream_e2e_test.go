@@ -7,7 +7,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cloudevents/sdk-go/v2/event"
 	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/edgegate/edgegate/internal/cetest"
+	"github.com/edgegate/edgegate/internal/mqtttest"
 )
 
 // kill -9 while devices publish with persistent sessions: they reconnect
@@ -24,15 +28,11 @@ func TestKill9MidStreamWithResends(t *testing.T) {
 	var nAcked atomic.Int32
 	var wg sync.WaitGroup
 	for d := range devices {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			opts := paho.NewClientOptions().AddBroker("tcp://" + e.mqtt).SetClientID(fmt.Sprintf("mid-%d", d)).
-				SetCleanSession(false).SetAutoReconnect(true).SetConnectRetry(true).
-				SetConnectRetryInterval(50 * time.Millisecond).SetMaxReconnectInterval(200 * time.Millisecond).
-				SetConnectTimeout(2 * time.Second)
-			publishPipelined(t, opts, d, perDevice, "", &acked, &nAcked)
-		}()
+		wg.Go(func() {
+			publishPipelined(t, "tcp://"+e.mqtt, d, perDevice, "", &acked, &nAcked, mqtttest.Persistent, func(o *paho.ClientOptions) {
+				o.SetConnectTimeout(2 * time.Second)
+			})
+		})
 	}
 	// Three crashes while the devices publish.
 	for range 3 {
@@ -45,35 +45,36 @@ func TestKill9MidStreamWithResends(t *testing.T) {
 	defer p.kill()
 
 	deadline := time.Now().Add(30 * time.Second)
-	missing := s.missing(&acked)
+	missing := notArrived(s, &acked)
 	for len(missing) > 0 && time.Now().Before(deadline) {
 		time.Sleep(50 * time.Millisecond)
-		missing = s.missing(&acked)
+		missing = notArrived(s, &acked)
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	byData := idsByData(s.Events())
+	distinct, total := s.Counts()
 	newIDs := 0
-	for d, ids := range s.byData {
+	for d, ids := range byData {
 		if len(ids) > 1 {
 			newIDs++
 			t.Errorf("message %s arrived under %d different ids", d, len(ids))
 		}
 	}
 	t.Logf("acked %d of %d; arrived %d distinct messages, %d deliveries (%d repeats, all with the same id); %d resent messages stored twice",
-		nAcked.Load(), devices*perDevice, len(s.byData), s.total, s.total-len(s.ids), newIDs)
+		nAcked.Load(), devices*perDevice, len(byData), total, total-distinct, newIDs)
 	if len(missing) > 0 {
 		t.Fatalf("%d acknowledged messages never arrived, e.g. %v", len(missing), missing[:min(5, len(missing))])
 	}
 }
 
-// publishPipelined connects a paho client and publishes perDevice QoS 1
-// messages {"dev":d,"seq":i} to devices/mid-d/telemetry with up to 32 in
-// flight, as real devices pipeline, recording each acknowledged payload.
-// pad is added inside the JSON object (e.g. `,"pad":"xxx"`).
-func publishPipelined(t *testing.T, opts *paho.ClientOptions, d, perDevice int, pad string, acked *sync.Map, nAcked *atomic.Int32) {
-	c := paho.NewClient(opts)
-	if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-		t.Errorf("connect: %v", tok.Error())
+// publishPipelined connects a paho client as mid-d (mqtttest options,
+// changed by adjust) and publishes perDevice QoS 1 messages
+// {"dev":d,"seq":i} to devices/mid-d/telemetry with up to 32 in flight, as
+// real devices pipeline, recording each acknowledged payload. pad is added
+// inside the JSON object (e.g. `,"pad":"xxx"`).
+func publishPipelined(t *testing.T, broker string, d, perDevice int, pad string, acked *sync.Map, nAcked *atomic.Int32, adjust ...func(*paho.ClientOptions)) {
+	c, err := mqtttest.Dial(broker, fmt.Sprintf("mid-%d", d), adjust...)
+	if err != nil {
+		t.Error(err)
 		return
 	}
 	defer c.Disconnect(100)
@@ -86,7 +87,7 @@ func publishPipelined(t *testing.T, opts *paho.ClientOptions, d, perDevice int, 
 	go func() {
 		defer close(done)
 		for p := range window {
-			if p.tok.WaitTimeout(15*time.Second) && p.tok.Error() == nil {
+			if mqtttest.Acked(p.tok, 15*time.Second) {
 				acked.Store(p.msg, true)
 				nAcked.Add(1)
 			}
@@ -103,16 +104,28 @@ func publishPipelined(t *testing.T, opts *paho.ClientOptions, d, perDevice int, 
 	<-done
 }
 
-// missing returns the acknowledged payloads the sink has not received.
-func (s *sink) missing(acked *sync.Map) []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+// notArrived returns the acknowledged payloads the sink has not received.
+func notArrived(s *cetest.Server, acked *sync.Map) []string {
+	byData := idsByData(s.Events())
 	var out []string
 	acked.Range(func(k, _ any) bool {
-		if len(s.byData[k.(string)]) == 0 {
+		if len(byData[k.(string)]) == 0 {
 			out = append(out, k.(string))
 		}
 		return true
 	})
 	return out
+}
+
+// idsByData maps each event data to the ids it arrived with.
+func idsByData(events []event.Event) map[string]map[string]bool {
+	byData := map[string]map[string]bool{}
+	for _, e := range events {
+		d := string(e.Data())
+		if byData[d] == nil {
+			byData[d] = map[string]bool{}
+		}
+		byData[d][e.ID()] = true
+	}
+	return byData
 }

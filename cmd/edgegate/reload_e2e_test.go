@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -17,6 +16,9 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/edgegate/edgegate/internal/cetest"
+	"github.com/edgegate/edgegate/internal/mqtttest"
 )
 
 // versionRules is a rules file (included by the main config) whose rule
@@ -57,12 +59,11 @@ func TestReloadRulesUnderLoad(t *testing.T) {
 	}()
 
 	var lost atomic.Int32
-	opts := paho.NewClientOptions().AddBroker("tcp://" + e.mqtt).SetClientID("steady").
-		SetAutoReconnect(false).SetConnectTimeout(5 * time.Second).
-		SetConnectionLostHandler(func(paho.Client, error) { lost.Add(1) })
-	c := paho.NewClient(opts)
-	if tok := c.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
-		t.Fatalf("connect: %v", tok.Error())
+	c, err := mqtttest.Dial("tcp://"+e.mqtt, "steady", func(o *paho.ClientOptions) {
+		o.SetConnectionLostHandler(func(paho.Client, error) { lost.Add(1) })
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 	defer c.Disconnect(50)
 
@@ -72,24 +73,13 @@ func TestReloadRulesUnderLoad(t *testing.T) {
 		stop  = make(chan struct{})
 		wg    sync.WaitGroup
 	)
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for seq := 0; ; seq++ {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			tok := c.Publish("devices/d1/telemetry", 1, false, fmt.Sprintf(`{"seq":%d}`, seq))
-			if tok.WaitTimeout(5*time.Second) && tok.Error() == nil {
-				mu.Lock()
-				acked = append(acked, seq)
-				mu.Unlock()
-			}
-			time.Sleep(2 * time.Millisecond)
-		}
-	}()
+	wg.Go(func() {
+		mqtttest.Steady(c, "devices/d1/telemetry", 2*time.Millisecond, stop, func(seq int) {
+			mu.Lock()
+			acked = append(acked, seq)
+			mu.Unlock()
+		})
+	})
 	stopPublishing := sync.OnceFunc(func() {
 		close(stop)
 		wg.Wait()
@@ -198,19 +188,10 @@ type versionSink struct {
 func startVersionSink(t *testing.T, addr string) *versionSink {
 	t.Helper()
 	s := &versionSink{versions: map[int]int{}, byVer: map[int]int{}}
-	l, err := net.Listen("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		events, err := readEvents(r)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
+	startSink(t, addr).Respond(func(w http.ResponseWriter, r *cetest.Request) int {
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		for _, e := range events {
+		for _, e := range r.Events {
 			var d struct {
 				Seq     *int `json:"seq"`
 				Version int  `json:"version"`
@@ -228,10 +209,8 @@ func startVersionSink(t *testing.T, addr string) *versionSink {
 			s.versions[*d.Seq] = d.Version
 			s.byVer[d.Version]++
 		}
-		w.WriteHeader(http.StatusOK)
-	})}
-	go srv.Serve(l)
-	t.Cleanup(func() { srv.Close() })
+		return http.StatusOK
+	})
 	return s
 }
 

@@ -7,14 +7,11 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"math/rand/v2"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
-	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/edgegate/edgegate/internal/devices"
 )
 
 // simConfig holds the flags of `edgegate simulate`.
@@ -35,13 +32,6 @@ type simConfig struct {
 	timeout  time.Duration
 }
 
-// simStats counts what the simulated devices did; all fields are updated atomically.
-type simStats struct {
-	sent   atomic.Int64 // Publish called
-	acked  atomic.Int64 // token completed without error (QoS 0: written to the socket)
-	errors atomic.Int64 // token failed or timed out
-}
-
 // cmdSimulate runs `edgegate simulate`: N MQTT devices publishing JSON telemetry to a
 // broker at a fixed total rate. It blocks until every device has sent --count messages,
 // --duration has passed or ctx is cancelled (an interrupt is a normal end), then prints a
@@ -60,12 +50,7 @@ func cmdSimulate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 
 func parseSimFlags(args []string, stderr io.Writer) (simConfig, error) {
 	var c simConfig
-	fs := flag.NewFlagSet("simulate", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: edgegate simulate [flags]\n\nSimulated MQTT devices publishing JSON telemetry.\n\nFlags:\n")
-		fs.PrintDefaults()
-	}
+	fs := newFlagSet("simulate", "Usage: edgegate simulate [flags]\n\nSimulated MQTT devices publishing JSON telemetry.\n\nFlags:\n", stderr)
 	fs.StringVar(&c.broker, "broker", "tcp://127.0.0.1:1883", "MQTT broker URL (tcp://, ssl://, ws://)")
 	fs.IntVar(&c.devices, "devices", 10, "number of simulated devices, one MQTT connection each")
 	fs.Float64Var(&c.rate, "rate", 10, "total messages per second across all devices (0 = as fast as possible)")
@@ -121,75 +106,50 @@ func (c simConfig) validate() error {
 	return errors.Join(errs...)
 }
 
-// deviceID returns the id of device i (0-based): prefix + 1-based number, at least 3 digits.
-func (c simConfig) deviceID(i int) string {
-	return fmt.Sprintf("%s%03d", c.prefix, i+1)
+// fleet returns the devices the flags describe: one paho client each, publishing
+// telemetry; a device that loses its connection reconnects.
+func (c simConfig) fleet() devices.Config {
+	return devices.Config{
+		Broker:         c.broker,
+		Devices:        c.devices,
+		IDPrefix:       c.prefix,
+		Topic:          c.topic,
+		Username:       c.username,
+		Password:       c.password,
+		CleanSession:   c.clean,
+		Reconnect:      true,
+		KeepAlive:      30 * time.Second,
+		ConnectTimeout: c.timeout,
+		AckTimeout:     c.timeout,
+		QoS:            byte(c.qos),
+		Inflight:       c.inflight,
+		Rate:           c.rate,
+		Messages:       int64(c.count),
+		Payload:        func(i int, _ string) devices.Payload { return devices.Telemetry(uint64(i)) },
+	}
 }
 
-func (c simConfig) topicFor(device string) string {
-	return strings.ReplaceAll(c.topic, "{device}", device)
-}
-
-// telemetry produces the payloads of one simulated device: a slow random walk around
-// 21.5 °C and 45 % relative humidity.
-type telemetry struct {
-	rng         *rand.Rand
-	temperature float64
-	humidity    float64
-	buf         []byte
-}
-
-func newTelemetry(seed uint64) *telemetry {
-	return &telemetry{rng: rand.New(rand.NewPCG(seed, 0x5eed)), temperature: 21.5, humidity: 45}
-}
-
-// next returns the JSON payload of message seq. The returned slice is fresh (paho keeps it).
-func (t *telemetry) next(seq int64, now time.Time) []byte {
-	t.temperature += (t.rng.Float64() - 0.5) * 0.2
-	t.temperature += (21.5 - t.temperature) * 0.05
-	t.humidity += (t.rng.Float64() - 0.5) * 0.5
-	t.humidity += (45 - t.humidity) * 0.05
-	b := make([]byte, 0, 112)
-	b = append(b, `{"seq":`...)
-	b = strconv.AppendInt(b, seq, 10)
-	b = append(b, `,"temperature":`...)
-	b = strconv.AppendFloat(b, math.Round(t.temperature*100)/100, 'f', -1, 64)
-	b = append(b, `,"humidity":`...)
-	b = strconv.AppendFloat(b, math.Round(t.humidity*10)/10, 'f', -1, 64)
-	b = append(b, `,"ts":"`...)
-	b = now.UTC().AppendFormat(b, time.RFC3339Nano)
-	b = append(b, `"}`...)
-	return b
-}
-
+// runSimulate connects the devices, runs them with a progress line on stderr
+// every cfg.progress and prints the summary. Every publish is awaited at most
+// --timeout, so the run ends at most that long after --duration or an
+// interrupt, even when the broker is gone.
 func runSimulate(ctx context.Context, cfg simConfig, stdout, stderr io.Writer) error {
 	if cfg.duration > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, cfg.duration)
 		defer cancel()
 	}
-
-	clients, err := connectDevices(ctx, cfg)
-	defer disconnectAll(clients)
+	fleet, err := devices.Connect(ctx, cfg.fleet())
 	if err != nil {
 		return err
 	}
+	defer fleet.Close()
 	fmt.Fprintf(stderr, "simulate: %d devices connected to %s (qos %d, rate %s, count %s)\n",
-		len(clients), cfg.broker, cfg.qos, rateString(cfg.rate), countString(cfg.count))
+		fleet.Len(), cfg.broker, cfg.qos, rateString(cfg.rate), countString(cfg.count))
 
-	var st simStats
 	start := time.Now()
-	var wg sync.WaitGroup
-	for i, cl := range clients {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			runDevice(ctx, cfg, i, cl, start, &st)
-		}()
-	}
-
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
+	done := make(chan devices.Result, 1)
+	go func() { done <- fleet.Run(ctx) }()
 	var tick <-chan time.Time
 	if cfg.progress > 0 {
 		t := time.NewTicker(cfg.progress)
@@ -197,26 +157,26 @@ func runSimulate(ctx context.Context, cfg simConfig, stdout, stderr io.Writer) e
 		tick = t.C
 	}
 	lastAcked, lastT := int64(0), start
+	var res devices.Result
 loop:
 	for {
 		select {
-		case <-done:
+		case res = <-done:
 			break loop
 		case now := <-tick:
-			acked := st.acked.Load()
+			p := fleet.Progress()
 			fmt.Fprintf(stderr, "simulate: %s sent=%d acked=%d errors=%d rate=%.0f msg/s\n",
-				now.Sub(start).Round(time.Second), st.sent.Load(), acked, st.errors.Load(),
-				float64(acked-lastAcked)/now.Sub(lastT).Seconds())
-			lastAcked, lastT = acked, now
+				now.Sub(start).Round(time.Second), p.Sent, p.Acked, p.Failed,
+				float64(p.Acked-lastAcked)/now.Sub(lastT).Seconds())
+			lastAcked, lastT = p.Acked, now
 		}
 	}
 
 	elapsed := time.Since(start)
-	sent, acked, failed := st.sent.Load(), st.acked.Load(), st.errors.Load()
 	fmt.Fprintf(stdout, "simulate: done in %s: sent=%d acked=%d errors=%d rate=%.1f msg/s\n",
-		elapsed.Round(time.Millisecond), sent, acked, failed, float64(acked)/elapsed.Seconds())
-	if failed > 0 {
-		return fmt.Errorf("simulate: %d of %d publishes failed", failed, sent)
+		elapsed.Round(time.Millisecond), res.Sent, res.Acked, res.Failed, float64(res.Acked)/elapsed.Seconds())
+	if res.Failed > 0 {
+		return fmt.Errorf("simulate: %d of %d publishes failed", res.Failed, res.Sent)
 	}
 	return nil
 }
@@ -233,131 +193,4 @@ func countString(n int) string {
 		return "unlimited"
 	}
 	return strconv.Itoa(n) + "/device"
-}
-
-// disconnectAll disconnects the clients in parallel, each waiting at most 250 ms.
-func disconnectAll(clients []paho.Client) {
-	var wg sync.WaitGroup
-	for _, cl := range clients {
-		wg.Add(1)
-		go func() { defer wg.Done(); cl.Disconnect(250) }()
-	}
-	wg.Wait()
-}
-
-// connectDevices connects one paho client per device, at most 16 at a time. On error it
-// returns the clients connected so far together with the error, so the caller can
-// disconnect them.
-func connectDevices(ctx context.Context, cfg simConfig) ([]paho.Client, error) {
-	clients := make([]paho.Client, cfg.devices)
-	errs := make([]error, cfg.devices)
-	sem := make(chan struct{}, 16)
-	var wg sync.WaitGroup
-	for i := range cfg.devices {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			select {
-			case sem <- struct{}{}:
-			case <-ctx.Done():
-				errs[i] = ctx.Err()
-				return
-			}
-			defer func() { <-sem }()
-			id := cfg.deviceID(i)
-			opts := paho.NewClientOptions().
-				AddBroker(cfg.broker).
-				SetClientID(id).
-				SetUsername(cfg.username).
-				SetPassword(cfg.password).
-				SetCleanSession(cfg.clean).
-				SetConnectTimeout(cfg.timeout).
-				SetWriteTimeout(cfg.timeout).
-				SetKeepAlive(30 * time.Second).
-				SetAutoReconnect(true).
-				SetMaxReconnectInterval(5 * time.Second)
-			cl := paho.NewClient(opts)
-			tok := cl.Connect()
-			if !tok.WaitTimeout(cfg.timeout + time.Second) {
-				cl.Disconnect(0)
-				errs[i] = fmt.Errorf("connect %s to %s: timeout", id, cfg.broker)
-				return
-			}
-			if err := tok.Error(); err != nil {
-				errs[i] = fmt.Errorf("connect %s to %s: %w", id, cfg.broker, err)
-				return
-			}
-			clients[i] = cl
-		}()
-	}
-	wg.Wait()
-	connected := clients[:0:0]
-	for _, cl := range clients {
-		if cl != nil {
-			connected = append(connected, cl)
-		}
-	}
-	if err := errors.Join(errs...); err != nil {
-		return connected, err
-	}
-	return connected, nil
-}
-
-// runDevice publishes for device i until its count is reached or ctx is done, then waits
-// for its outstanding acks. Messages follow a fixed schedule (start + offset + k/rate),
-// so the average rate holds even when a single sleep overshoots.
-func runDevice(ctx context.Context, cfg simConfig, i int, cl paho.Client, start time.Time, st *simStats) {
-	id := cfg.deviceID(i)
-	topic := cfg.topicFor(id)
-	tel := newTelemetry(uint64(i))
-	var interval, offset time.Duration
-	if cfg.rate > 0 {
-		perDevice := cfg.rate / float64(cfg.devices)
-		interval = time.Duration(float64(time.Second) / perDevice)
-		offset = time.Duration(float64(time.Second) * float64(i) / cfg.rate) // spread devices out
-	}
-
-	// Tokens go through a bounded channel to an acker that waits for them in order:
-	// QoS>=1 publishes are pipelined, with at most cfg.inflight outstanding.
-	tokens := make(chan paho.Token, cfg.inflight)
-	ackDone := make(chan struct{})
-	go func() {
-		defer close(ackDone)
-		for tok := range tokens {
-			if tok.WaitTimeout(cfg.timeout) && tok.Error() == nil {
-				st.acked.Add(1)
-			} else {
-				st.errors.Add(1)
-			}
-		}
-	}()
-	defer func() { close(tokens); <-ackDone }()
-
-	timer := time.NewTimer(0)
-	defer timer.Stop()
-	<-timer.C
-	for seq := int64(1); cfg.count == 0 || seq <= int64(cfg.count); seq++ {
-		if interval > 0 {
-			due := start.Add(offset + time.Duration(seq-1)*interval)
-			if wait := time.Until(due); wait > 0 {
-				timer.Reset(wait)
-				select {
-				case <-ctx.Done():
-					return
-				case <-timer.C:
-				}
-			}
-		}
-		if ctx.Err() != nil {
-			return
-		}
-		tok := cl.Publish(topic, byte(cfg.qos), false, tel.next(seq, time.Now()))
-		st.sent.Add(1)
-		select {
-		case tokens <- tok:
-		case <-ctx.Done():
-			tokens <- tok // the acker drains; it gives up after cfg.timeout
-			return
-		}
-	}
 }

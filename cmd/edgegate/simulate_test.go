@@ -5,30 +5,16 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
-	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/edgegate/edgegate/internal/mqtttest"
 )
-
-// allowAllHook lets every client connect and publish (mochi's auth.AllowHook would pull
-// gopkg.in/yaml.v3 into go.sum).
-type allowAllHook struct{ mqtt.HookBase }
-
-func (h *allowAllHook) ID() string { return "allow-all" }
-
-func (h *allowAllHook) Provides(b byte) bool {
-	return b == mqtt.OnConnectAuthenticate || b == mqtt.OnACLCheck
-}
-
-func (h *allowAllHook) OnConnectAuthenticate(*mqtt.Client, packets.Packet) bool { return true }
-
-func (h *allowAllHook) OnACLCheck(*mqtt.Client, string, bool) bool { return true }
 
 // testBroker is a mochi broker on 127.0.0.1:0 whose inline subscriber records every
 // telemetry message it sees.
@@ -48,18 +34,8 @@ type telemetryMsg struct {
 
 func startTestBroker(t *testing.T) *testBroker {
 	t.Helper()
-	s := mqtt.New(&mqtt.Options{
-		InlineClient: true,
-		Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
-	if err := s.AddHook(new(allowAllHook), nil); err != nil {
-		t.Fatal(err)
-	}
-	l := listeners.NewTCP(listeners.Config{ID: "t", Address: "127.0.0.1:0"})
-	if err := s.AddListener(l); err != nil {
-		t.Fatal(err)
-	}
-	b := &testBroker{url: "tcp://" + l.Address(), msg: map[string][]telemetryMsg{}}
+	s := mqtttest.StartBroker(t)
+	b := &testBroker{url: s.URL, msg: map[string][]telemetryMsg{}}
 	err := s.Subscribe("devices/#", 1, func(_ *mqtt.Client, _ packets.Subscription, pk packets.Packet) {
 		var m telemetryMsg
 		err := json.Unmarshal(pk.Payload, &m)
@@ -74,10 +50,6 @@ func startTestBroker(t *testing.T) *testBroker {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Serve(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = s.Close() })
 	return b
 }
 
@@ -172,6 +144,25 @@ func TestSimulateRateAndDuration(t *testing.T) {
 	}
 }
 
+// --duration holds when the broker goes away mid-run (issue 12): publishes
+// that can no longer be acknowledged fail after --timeout each, all at once,
+// and the run ends by --duration + --timeout with an error.
+func TestSimulateDurationWhenBrokerGone(t *testing.T) {
+	b := mqtttest.StartBroker(t)
+	time.AfterFunc(300*time.Millisecond, b.Close)
+	var stdout, stderr bytes.Buffer
+	start := time.Now()
+	err := cmdSimulate(context.Background(), []string{
+		"--broker", b.URL, "--devices", "2", "--rate", "100", "--duration", "1s", "--timeout", "1s", "--progress", "0",
+	}, &stdout, &stderr)
+	if el := time.Since(start); el > 5*time.Second { // slack for a loaded machine; without the fix it takes 30 s
+		t.Errorf("run took %s, want it to stop by --duration 1s + --timeout 1s", el)
+	}
+	if err == nil || !strings.Contains(err.Error(), "publishes failed") {
+		t.Errorf("err = %v, want failed publishes\nstdout: %s", err, stdout.String())
+	}
+}
+
 func TestSimulateCancel(t *testing.T) {
 	b := startTestBroker(t)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -222,23 +213,5 @@ func TestSimulateFlags(t *testing.T) {
 				t.Fatalf("err = %v, want it to contain %q", err, tt.want)
 			}
 		})
-	}
-}
-
-func TestTelemetryPayload(t *testing.T) {
-	tel := newTelemetry(7)
-	now := time.Date(2026, 11, 23, 10, 0, 0, 123456789, time.UTC)
-	for seq := int64(1); seq <= 1000; seq++ {
-		p := tel.next(seq, now)
-		var m telemetryMsg
-		if err := json.Unmarshal(p, &m); err != nil {
-			t.Fatalf("payload %s: %v", p, err)
-		}
-		if m.Seq != seq || m.TS != "2026-11-23T10:00:00.123456789Z" {
-			t.Fatalf("payload %s: wrong seq or ts", p)
-		}
-		if *m.Temperature < 15 || *m.Temperature > 28 || *m.Humidity < 30 || *m.Humidity > 60 {
-			t.Fatalf("payload %s: implausible values", p)
-		}
 	}
 }

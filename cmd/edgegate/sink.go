@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"compress/gzip"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -23,35 +22,33 @@ import (
 	"unicode/utf8"
 
 	"github.com/cloudevents/sdk-go/v2/event"
-	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 
-	"github.com/edgegate/edgegate/uplink/cetest"
+	"github.com/edgegate/edgegate/internal/receiver"
 )
 
-// sinkMaxBody bounds one request body.
-const sinkMaxBody = 32 << 20
+const sinkUsage = `usage: edgegate sink [flags]
+
+Receive CloudEvents over HTTP (binary, structured or batch mode), check them
+strictly against CloudEvents 1.0 and print them. Violations are printed to
+stderr as "sink: INVALID …" and answered 400, unless --lenient.
+
+flags:
+`
 
 // cmdSink runs `edgegate sink`: a CloudEvents HTTP receiver for testing
 // uplinks. It accepts binary, structured and batch requests, validates each
-// strictly against CloudEvents 1.0 (uplink/cetest), prints every event to
+// strictly against CloudEvents 1.0 (internal/ceconform), prints every event to
 // stdout and answers --status. A request that violates the spec gets one
 // "sink: INVALID …" line per violation on stderr and a 400 with the reasons,
-// unless --lenient. It returns when ctx is cancelled.
+// unless --lenient (internal/receiver does the receiving). It returns when
+// ctx is cancelled.
 func cmdSink(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("sink", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("sink", sinkUsage, stderr)
 	listen := fs.String("listen", "127.0.0.1:8081", "address to listen on (host:port)")
 	status := fs.Int("status", http.StatusOK, "HTTP status to answer with, e.g. 503 to simulate failures")
 	quiet := fs.Bool("quiet", false, "do not print events (only a count at exit)")
 	format := fs.String("format", "pretty", "output: pretty (one line per event) or json (one CloudEvent JSON per line)")
 	lenient := fs.Bool("lenient", false, "accept requests that violate CloudEvents 1.0 (still reported on stderr) instead of answering 400")
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: edgegate sink [flags]\n\n"+
-			"Receive CloudEvents over HTTP (binary, structured or batch mode), check them\n"+
-			"strictly against CloudEvents 1.0 and print them. Violations are printed to\n"+
-			"stderr as \"sink: INVALID …\" and answered 400, unless --lenient.\n\nflags:\n")
-		fs.PrintDefaults()
-	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -95,8 +92,8 @@ func cmdSink(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		srv.Close()
 	}
 	<-errc // http.ErrServerClosed
-	fmt.Fprintf(stderr, "edgegate sink: received %d events in %d requests", h.events.Load(), h.requests.Load())
-	if n := h.invalid.Load(); n > 0 {
+	fmt.Fprintf(stderr, "edgegate sink: received %d events in %d requests", h.events.Load(), h.Requests())
+	if n := h.Invalid(); n > 0 {
 		fmt.Fprintf(stderr, ", %d of them not valid CloudEvents 1.0", n)
 	}
 	fmt.Fprintln(stderr)
@@ -113,155 +110,48 @@ type sinkOptions struct {
 	lenient bool   // accept requests that violate the spec
 }
 
-// sinkMaxReport bounds the violations reported per request.
-const sinkMaxReport = 20
-
-// sinkHandler receives CloudEvents and prints them. Safe for concurrent use.
+// sinkHandler prints the CloudEvents its receiver accepts. Safe for
+// concurrent use.
 type sinkHandler struct {
-	opts     sinkOptions
-	mu       sync.Mutex // serialises writes to out and errOut
-	out      io.Writer  // events
-	errOut   io.Writer  // violations
-	events   atomic.Int64
-	requests atomic.Int64
-	invalid  atomic.Int64 // requests with MUST violations
+	*receiver.Handler
+	opts   sinkOptions
+	mu     sync.Mutex // serialises writes to out
+	out    io.Writer  // events
+	events atomic.Int64
 }
 
+// newSinkHandler returns a handler that reports violations to errOut and
+// prints events to out.
 func newSinkHandler(opts sinkOptions, out, errOut io.Writer) *sinkHandler {
 	if opts.status == 0 {
 		opts.status = http.StatusOK
 	}
-	return &sinkHandler{opts: opts, out: out, errOut: errOut}
+	h := &sinkHandler{opts: opts, out: out}
+	h.Handler = &receiver.Handler{Name: "sink", Log: errOut, Lenient: opts.lenient, Accept: h.accept}
+	return h
 }
 
-func (h *sinkHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", http.MethodPost)
-		http.Error(w, "edgegate sink: POST CloudEvents here", http.StatusMethodNotAllowed)
-		return
-	}
-	h.requests.Add(1)
-	r.Body = http.MaxBytesReader(w, r.Body, sinkMaxBody)
-	switch enc := strings.ToLower(strings.TrimSpace(r.Header.Get("Content-Encoding"))); enc {
-	case "", "identity":
-	case "gzip": // uplink compression: gzip
-		zr, err := gzip.NewReader(r.Body)
-		if err != nil {
-			http.Error(w, fmt.Sprintf("invalid gzip body: %v", err), http.StatusBadRequest)
-			return
-		}
-		defer zr.Close()
-		// Bound the decompressed size too.
-		r.Body = http.MaxBytesReader(w, io.NopCloser(zr), sinkMaxBody)
-		r.Header.Del("Content-Encoding")
-	default:
-		http.Error(w, fmt.Sprintf("unsupported Content-Encoding %q (want gzip or none)", enc), http.StatusUnsupportedMediaType)
-		return
-	}
-	body, err := io.ReadAll(r.Body)
+// accept decodes an accepted request with sdk-go, prints its events and
+// answers --status.
+func (h *sinkHandler) accept(w http.ResponseWriter, r *receiver.Request) {
+	events, err := r.Decode()
 	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			http.Error(w, fmt.Sprintf("request body larger than %d bytes", mbe.Limit), http.StatusRequestEntityTooLarge)
-			return
-		}
-		http.Error(w, fmt.Sprintf("read body: %v", err), http.StatusBadRequest)
-		return
-	}
-
-	// Strict validation first: sdk-go's decoding is lenient.
-	mode := cetest.ModeOf(r.Header)
-	_, warnings, verr := cetest.Validate(r.Header, body)
-	var problems []string
-	if v := (*cetest.Violations)(nil); errors.As(verr, &v) {
-		problems = v.Problems
-	} else if verr != nil {
-		problems = []string{verr.Error()}
-	}
-	h.report(r, mode, problems, warnings)
-	if len(problems) > 0 {
-		h.invalid.Add(1)
-		if !h.opts.lenient {
-			http.Error(w, sinkReasons(mode, problems), http.StatusBadRequest)
-			return
-		}
-	}
-
-	// Decode with sdk-go for printing; it does not percent-decode headers.
-	cetest.DecodeHeaders(r.Header)
-	r.Body = io.NopCloser(bytes.NewReader(body))
-	r.ContentLength = int64(len(body))
-	var events []event.Event
-	if mode == cetest.ModeBatch {
-		events, err = cehttp.NewEventsFromHTTPRequest(r)
-	} else {
-		var e *event.Event
-		if e, err = cehttp.NewEventFromHTTPRequest(r); err == nil {
-			events = []event.Event{*e}
-		}
-	}
-	if err != nil {
-		msg := fmt.Sprintf("cannot decode the CloudEvents request (%s mode): %v", mode, err)
-		if len(problems) > 0 {
-			msg = sinkReasons(mode, problems) + "\n" + msg
+		msg := fmt.Sprintf("cannot decode the CloudEvents request (%s mode): %v", r.Mode, err)
+		if len(r.Problems) > 0 {
+			msg = receiver.Reasons(r.Mode, r.Problems) + "\n" + msg
 		}
 		http.Error(w, msg, http.StatusBadRequest)
 		return
 	}
-
 	h.events.Add(int64(len(events)))
 	if !h.opts.quiet {
-		h.print(mode, events)
+		h.print(r.Mode, events)
 	}
 	if h.opts.status >= 200 && h.opts.status < 300 {
 		w.WriteHeader(h.opts.status)
 		return
 	}
 	http.Error(w, fmt.Sprintf("edgegate sink: answering %d as configured (--status)", h.opts.status), h.opts.status)
-}
-
-// report prints one line per violation (and per warning) to errOut.
-func (h *sinkHandler) report(r *http.Request, mode string, problems, warnings []string) {
-	if len(problems) == 0 && len(warnings) == 0 {
-		return
-	}
-	var buf bytes.Buffer
-	kind := "INVALID"
-	if h.opts.lenient {
-		kind = "INVALID (accepted, --lenient)"
-	}
-	for i, p := range problems {
-		if i == sinkMaxReport {
-			fmt.Fprintf(&buf, "sink: %s %s request from %s: … and %d more\n", kind, mode, r.RemoteAddr, len(problems)-i)
-			break
-		}
-		fmt.Fprintf(&buf, "sink: %s %s request from %s: %s\n", kind, mode, r.RemoteAddr, sinkPrintable(p))
-	}
-	for i, w := range warnings {
-		if i == sinkMaxReport {
-			fmt.Fprintf(&buf, "sink: WARNING %s request from %s: … and %d more\n", mode, r.RemoteAddr, len(warnings)-i)
-			break
-		}
-		fmt.Fprintf(&buf, "sink: WARNING %s request from %s: %s (SHOULD)\n", mode, r.RemoteAddr, sinkPrintable(w))
-	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	_, _ = h.errOut.Write(buf.Bytes())
-}
-
-// sinkReasons is the body of a 400 answer: the violations, one per line.
-func sinkReasons(mode string, problems []string) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "edgegate sink: not a valid CloudEvents 1.0 request (%s mode):", mode)
-	for i, p := range problems {
-		if i == sinkMaxReport {
-			fmt.Fprintf(&b, "\n… and %d more", len(problems)-i)
-			break
-		}
-		b.WriteString("\n")
-		b.WriteString(p)
-	}
-	return b.String()
 }
 
 // print writes the events, one line each, in one write.
@@ -310,24 +200,6 @@ func sinkClean(s string) string {
 		}
 	}
 	return s
-}
-
-// sinkPrintable escapes the non-printable runes of s (Go syntax), so a
-// report line stays one line and cannot drive the terminal.
-func sinkPrintable(s string) string {
-	if strings.IndexFunc(s, func(r rune) bool { return !unicode.IsPrint(r) }) < 0 {
-		return s
-	}
-	var b strings.Builder
-	for _, r := range s {
-		if unicode.IsPrint(r) {
-			b.WriteRune(r)
-		} else {
-			q := strconv.QuoteRune(r)
-			b.WriteString(q[1 : len(q)-1])
-		}
-	}
-	return b.String()
 }
 
 // sinkMaxData bounds how much of an event's data is printed.

@@ -210,8 +210,8 @@ func TestSinkHandlerRejects(t *testing.T) {
 	if n := strings.Count(errOut.String(), "sink: INVALID"); n != len(cases) {
 		t.Errorf("%d INVALID lines for %d bad requests:\n%s", n, len(cases), errOut.String())
 	}
-	if h.invalid.Load() != int64(len(cases)) {
-		t.Errorf("counted %d invalid requests", h.invalid.Load())
+	if h.Invalid() != int64(len(cases)) {
+		t.Errorf("counted %d invalid requests", h.Invalid())
 	}
 }
 

@@ -1,4 +1,4 @@
-package cetest
+package ceconform
 
 import (
 	"bytes"
@@ -169,7 +169,7 @@ func TestValidate(t *testing.T) {
 	}
 }
 
-// TestImportsStdlibOnly enforces doc.go: cetest imports only the standard
+// TestImportsStdlibOnly enforces doc.go: ceconform imports only the standard
 // library (no sdk-go, no edgegate package).
 func TestImportsStdlibOnly(t *testing.T) {
 	files, err := filepath.Glob("*.go")

@@ -1,4 +1,4 @@
-package cetest
+package ceconform
 
 import (
 	"encoding/base64"
