@@ -63,6 +63,17 @@ func run(t testing.TB, b *Buffer) (stop func()) {
 	return stop
 }
 
+// reopen stops b's Run (stop is what run returned), closes b and opens its
+// directory again.
+func reopen(t testing.TB, b *Buffer, stop func(), cfg Config) *Buffer {
+	t.Helper()
+	stop()
+	if err := b.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	return open(t, cfg, nil)
+}
+
 func rec(q string, s string) Record { return Record{Queue: q, Data: []byte(s)} }
 
 func appendT(t testing.TB, b *Buffer, recs ...Record) {

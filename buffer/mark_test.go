@@ -11,34 +11,16 @@ import (
 
 // A mark is committed with its records and survives a reopen.
 func TestMarkSurvivesReopen(t *testing.T) {
-	dir := t.TempDir()
-	cfg := DefaultConfig()
-	cfg.Dir = dir
-	b, err := Open(cfg, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- b.Run(ctx) }()
-	if err := b.Append(ctx, []Record{{Queue: "q", Data: []byte("r")}}, true, Mark{Key: []byte("client\x00\x01"), Value: 42}); err != nil {
+	cfg := testConfig(t)
+	b := open(t, cfg, nil)
+	stop := run(t, b)
+	if err := b.Append(context.Background(), []Record{{Queue: "q", Data: []byte("r")}}, true, Mark{Key: []byte("client\x00\x01"), Value: 42}); err != nil {
 		t.Fatal(err)
 	}
 	if _, ok := b.Mark([]byte("client\x00\x02")); ok {
 		t.Fatal("absent mark found")
 	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Close(); err != nil {
-		t.Fatal(err)
-	}
-	b, err = Open(cfg, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b = reopen(t, b, stop, cfg)
 	if v, ok := b.Mark([]byte("client\x00\x01")); !ok || v != 42 {
 		t.Fatalf("mark after reopen: %v %v", v, ok)
 	}
@@ -77,15 +59,10 @@ func TestMarkWindow(t *testing.T) {
 // A mark outlives its record's ack, also across a restart (the index is
 // saved when Run returns); the data is returned without it.
 func TestMarkOutlivesAckAndSurvivesReopen(t *testing.T) {
-	cfg := DefaultConfig()
-	cfg.Dir = t.TempDir()
-	b, err := Open(cfg, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- b.Run(ctx) }()
+	cfg := testConfig(t)
+	b := open(t, cfg, nil)
+	stop := run(t, b)
+	ctx := context.Background()
 	recs := []Record{{Queue: "q", Data: []byte("one")}, {Queue: "q", Data: []byte("two")}}
 	if err := b.Append(ctx, recs[:1], true, Mark{Key: []byte("k1"), Value: 1}); err != nil {
 		t.Fatal(err)
@@ -107,14 +84,7 @@ func TestMarkOutlivesAckAndSurvivesReopen(t *testing.T) {
 	if st := b.Stats(); st.Records != 1 || st.Bytes != int64(len("two"))+markSize {
 		t.Fatalf("stats: %+v", st)
 	}
-	cancel()
-	<-done
-	b.Close()
-	b, err = Open(cfg, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b = reopen(t, b, stop, cfg)
 	if v, ok := b.Mark([]byte("k2")); !ok || v != 2 {
 		t.Fatalf("mark after reopen: %v %v", v, ok)
 	}
@@ -122,7 +92,7 @@ func TestMarkOutlivesAckAndSurvivesReopen(t *testing.T) {
 		t.Fatalf("mark of a record acked before the restart: %v %v", v, ok)
 	}
 	q, _ = b.Queue("q")
-	batch, err = q.Next(context.Background(), 10, 0)
+	batch, err = q.Next(ctx, 10, 0)
 	if err != nil || len(batch.Records()) != 1 || string(batch.Records()[0]) != "two" {
 		t.Fatalf("after reopen: %v %q", err, batch.Records())
 	}
@@ -133,16 +103,10 @@ func TestMarkOutlivesAckAndSurvivesReopen(t *testing.T) {
 // directory taken while the buffer is open, after the ack returned (what a
 // power cut leaves: everything fsync'd, nothing saved at shutdown).
 func TestMarkOfAckedRecordSurvivesCrash(t *testing.T) {
-	cfg := DefaultConfig()
-	cfg.Dir = t.TempDir()
-	b, err := Open(cfg, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- b.Run(ctx) }()
-	defer func() { cancel(); <-done; b.Close() }()
+	cfg := testConfig(t)
+	b := open(t, cfg, nil)
+	run(t, b)
+	ctx := context.Background()
 
 	q, _ := b.Queue("q")
 	for i, key := range []string{"k1", "k2", "k3"} {
@@ -158,15 +122,10 @@ func TestMarkOfAckedRecordSurvivesCrash(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	crashed := DefaultConfig()
-	crashed.Dir = t.TempDir()
+	crashed := testConfig(t)
 	copyDir(t, cfg.Dir, crashed.Dir)
 
-	c, err := Open(crashed, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := open(t, crashed, nil)
 	for i, key := range []string{"k1", "k2", "k3"} {
 		if v, ok := c.Mark([]byte(key)); !ok || v != uint64(i+1) {
 			t.Errorf("mark %s of a record acked before the crash: %v %v", key, v, ok)
@@ -200,15 +159,10 @@ func copyDir(t *testing.T, src, dst string) {
 
 // A full save of the index replaces the deltas acks wrote.
 func TestMarkSaveRemovesDeltas(t *testing.T) {
-	cfg := DefaultConfig()
-	cfg.Dir = t.TempDir()
-	b, err := Open(cfg, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- b.Run(ctx) }()
+	cfg := testConfig(t)
+	b := open(t, cfg, nil)
+	stop := run(t, b)
+	ctx := context.Background()
 	q, _ := b.Queue("q")
 	for i := range 3 {
 		if err := b.Append(ctx, []Record{{Queue: "q", Data: []byte("r")}}, true, Mark{Key: []byte{byte(i)}, Value: 7}); err != nil {
@@ -237,14 +191,7 @@ func TestMarkSaveRemovesDeltas(t *testing.T) {
 	if n := deltas(); n != 0 {
 		t.Fatalf("%d deltas after a full save", n)
 	}
-	cancel()
-	<-done
-	b.Close()
-	b, err = Open(cfg, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b = reopen(t, b, stop, cfg)
 	for i := range 3 {
 		if v, ok := b.Mark([]byte{byte(i)}); !ok || v != 7 {
 			t.Errorf("mark %d after reopen: %v %v", i, v, ok)

@@ -2,10 +2,11 @@ package buffer
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
-	"slices"
-	"time"
+	"strings"
+	"unicode/utf8"
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/dgraph-io/badger/v4"
@@ -50,6 +51,57 @@ func newQueue(b *Buffer, name string, id uint16) *Queue {
 
 // Name returns the queue's name.
 func (q *Queue) Name() string { return q.name }
+
+// maxQueueName caps a queue name's length in bytes.
+const maxQueueName = 200
+
+// Queue returns the queue called name, creating and persisting it on first
+// use. Names are 1 to 200 bytes of UTF-8 without control characters.
+func (b *Buffer) Queue(name string) (*Queue, error) {
+	b.qmu.RLock()
+	q := b.queues[name]
+	b.qmu.RUnlock()
+	if q != nil {
+		return q, nil
+	}
+	if err := validQueueName(name); err != nil {
+		return nil, err
+	}
+	b.closeMu.RLock()
+	defer b.closeMu.RUnlock()
+	if b.closed {
+		return nil, ErrClosed
+	}
+	b.qmu.Lock()
+	defer b.qmu.Unlock()
+	if q := b.queues[name]; q != nil {
+		return q, nil
+	}
+	if b.nextID > 0xffff {
+		return nil, fmt.Errorf("create queue %q: too many queues", name)
+	}
+	id := uint16(b.nextID)
+	if err := b.db.Update(func(txn *badger.Txn) error {
+		return txn.Set(metaQueueKey(name), binary.BigEndian.AppendUint16(nil, id))
+	}); err != nil {
+		return nil, fmt.Errorf("create queue %q: %w", name, err)
+	}
+	b.nextID++
+	q = newQueue(b, name, id)
+	b.mu.Lock()
+	b.qlist = append(b.qlist, q)
+	b.mu.Unlock()
+	b.queues[name] = q
+	return q, nil
+}
+
+func validQueueName(name string) error {
+	if name == "" || len(name) > maxQueueName || !utf8.ValidString(name) ||
+		strings.ContainsFunc(name, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+		return fmt.Errorf("invalid queue name %q: want 1 to %d bytes of printable UTF-8", name, maxQueueName)
+	}
+	return nil
+}
 
 func (q *Queue) updateGauges() {
 	q.gRecords.Set(float64(q.records))
@@ -126,6 +178,9 @@ func (q *Queue) Next(ctx context.Context, maxRecords, maxBytes int) (*Batch, err
 	}
 }
 
+// collectLocked leases up to maxRecords records totalling at most maxBytes:
+// records handed back by Nack first, then records never handed out, oldest
+// first. It returns a nil batch when there is nothing to lease.
 func (q *Queue) collectLocked(maxRecords, maxBytes int) (*Batch, error) {
 	i := 0
 	for i < len(q.nacked) && q.nacked[i] < q.floor {
@@ -139,76 +194,16 @@ func (q *Queue) collectLocked(maxRecords, maxBytes int) (*Batch, error) {
 
 	txn := q.b.db.NewTransaction(false)
 	defer txn.Discard()
-	bt := &Batch{q: q}
-	size := 0
-	full := func(n int) bool {
-		return len(bt.seqs) >= maxRecords || (maxBytes > 0 && len(bt.seqs) > 0 && size+n > maxBytes)
+	c := &collector{bt: &Batch{q: q}, maxRecords: maxRecords, maxBytes: maxBytes}
+	if err := q.collectNackedLocked(txn, c); err != nil {
+		return nil, err
 	}
-	take := func(seq uint64, v []byte) {
-		t, _, data, ok := splitVal(v)
-		if !ok {
-			return
+	if len(q.nacked) == 0 && q.cursor < q.committed && !c.full(0) {
+		if err := q.collectNewLocked(txn, c); err != nil {
+			return nil, err
 		}
-		bt.seqs = append(bt.seqs, seq)
-		bt.times = append(bt.times, t)
-		bt.data = append(bt.data, data)
-		bt.sizes = append(bt.sizes, int64(len(v)-valHeadSize))
-		size += len(v) - valHeadSize
 	}
-
-	// Handed-back records first, oldest first.
-	key := make([]byte, 0, recKeyLen)
-	i = 0
-	for ; i < len(q.nacked); i++ {
-		seq := q.nacked[i]
-		item, err := txn.Get(recKey(key[:0], q.id, seq))
-		if errors.Is(err, badger.ErrKeyNotFound) {
-			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("read queue %q: %w", q.name, err)
-		}
-		v, err := item.ValueCopy(nil)
-		if err != nil {
-			return nil, fmt.Errorf("read queue %q: %w", q.name, err)
-		}
-		if len(v) < valHeadSize {
-			continue
-		}
-		if full(len(v) - valHeadSize) {
-			break
-		}
-		take(seq, v)
-	}
-	q.nacked = q.nacked[i:]
-
-	// Then records never handed out, from the cursor.
-	if len(q.nacked) == 0 && q.cursor < q.committed && !full(0) {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: queuePrefix(q.id)})
-		for it.Seek(recKey(key[:0], q.id, q.cursor)); it.Valid(); it.Next() {
-			item := it.Item()
-			_, seq, ok := parseRecKey(item.Key())
-			if !ok {
-				continue
-			}
-			if full(int(item.ValueSize()) - valHeadSize) {
-				// ValueSize is exact for values kept in the LSM tree and
-				// close for larger ones: good enough for a batch limit.
-				break
-			}
-			v, err := item.ValueCopy(nil)
-			if err != nil {
-				it.Close()
-				return nil, fmt.Errorf("read queue %q: %w", q.name, err)
-			}
-			q.cursor = seq + 1
-			if len(v) < valHeadSize {
-				continue
-			}
-			take(seq, v)
-		}
-		it.Close()
-	}
+	bt := c.bt
 	if len(bt.seqs) == 0 {
 		return nil, nil
 	}
@@ -218,97 +213,88 @@ func (q *Queue) collectLocked(maxRecords, maxBytes int) (*Batch, error) {
 	return bt, nil
 }
 
-// Batch is a set of records leased by Next. Exactly one of Ack or Nack should
-// be called; later calls do nothing.
-type Batch struct {
-	q     *Queue
-	seqs  []uint64
-	times []int64 // append time, Unix nanoseconds
-	sizes []int64 // accounted size of each record
-	data  [][]byte
-	done  bool // guarded by q.b.mu
+// collector fills one batch within Next's limits.
+type collector struct {
+	bt                   *Batch
+	size                 int
+	maxRecords, maxBytes int
 }
 
-// Records returns the records' data, oldest first. The slices belong to the
-// caller.
-func (bt *Batch) Records() [][]byte { return bt.data }
+// full reports whether a record of n bytes no longer fits. The first record
+// always fits, whatever its size.
+func (c *collector) full(n int) bool {
+	return len(c.bt.seqs) >= c.maxRecords || (c.maxBytes > 0 && len(c.bt.seqs) > 0 && c.size+n > c.maxBytes)
+}
 
-// AppendedAt returns when record i was appended to the buffer.
-func (bt *Batch) AppendedAt(i int) time.Time { return time.Unix(0, bt.times[i]) }
+// take adds record seq with stored value v; a malformed value is skipped.
+func (c *collector) take(seq uint64, v []byte) {
+	t, _, data, ok := splitVal(v)
+	if !ok {
+		return
+	}
+	bt := c.bt
+	bt.seqs = append(bt.seqs, seq)
+	bt.times = append(bt.times, t)
+	bt.data = append(bt.data, data)
+	bt.sizes = append(bt.sizes, int64(len(v)-valHeadSize))
+	c.size += len(v) - valHeadSize
+}
 
-// Ack deletes the records. The delete is committed to disk but a crash may
-// still redeliver acked records (at-least-once). Records dropped or expired
-// while leased are not counted twice.
-func (bt *Batch) Ack() error {
-	q := bt.q
-	b := q.b
-	b.closeMu.RLock()
-	defer b.closeMu.RUnlock()
-	if b.closed {
-		return ErrClosed
-	}
-	b.mu.Lock()
-	if bt.done {
-		b.mu.Unlock()
-		return nil
-	}
-	bt.done = true
-	keys := make([][]byte, 0, len(bt.seqs))
-	slab := make([]byte, 0, len(bt.seqs)*recKeyLen)
-	for _, seq := range bt.seqs {
-		n, ok := q.leased[seq]
-		if !ok {
-			continue // dropped or expired meanwhile
+// collectNackedLocked takes handed-back records, oldest first, and removes
+// those it took (or found gone) from q.nacked.
+func (q *Queue) collectNackedLocked(txn *badger.Txn, c *collector) error {
+	key := make([]byte, 0, recKeyLen)
+	i := 0
+	for ; i < len(q.nacked); i++ {
+		seq := q.nacked[i]
+		item, err := txn.Get(recKey(key[:0], q.id, seq))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			continue
 		}
-		delete(q.leased, seq)
-		q.deleting[seq] = struct{}{}
-		q.subtractLocked(n)
-		off := len(slab)
-		slab = recKey(slab, q.id, seq)
-		keys = append(keys, slab[off:])
+		if err != nil {
+			return fmt.Errorf("read queue %q: %w", q.name, err)
+		}
+		v, err := item.ValueCopy(nil)
+		if err != nil {
+			return fmt.Errorf("read queue %q: %w", q.name, err)
+		}
+		if len(v) < valHeadSize {
+			continue
+		}
+		if c.full(len(v) - valHeadSize) {
+			break
+		}
+		c.take(seq, v)
 	}
-	q.updateGauges()
-	b.updateGaugesLocked()
-	b.overflowEpisodeLocked(0, 0, 0) // acks may end a full episode
-	b.mu.Unlock()
-	b.m.acked.Add(len(keys))
-
-	err := b.ackDelete(keys)
-
-	b.mu.Lock()
-	for _, seq := range bt.seqs {
-		delete(q.deleting, seq)
-	}
-	b.mu.Unlock()
-	if err != nil {
-		return fmt.Errorf("ack %d records of queue %q: %w", len(keys), q.name, err)
-	}
+	q.nacked = q.nacked[i:]
 	return nil
 }
 
-// Nack hands the records back: Next returns them again, before newer ones
-// and in their original order.
-func (bt *Batch) Nack() {
-	q := bt.q
-	b := q.b
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if bt.done {
-		return
-	}
-	bt.done = true
-	back := make([]uint64, 0, len(bt.seqs))
-	for _, seq := range bt.seqs {
-		if _, ok := q.leased[seq]; ok {
-			delete(q.leased, seq)
-			back = append(back, seq)
+// collectNewLocked takes records never handed out, from the cursor, and
+// advances the cursor past them.
+func (q *Queue) collectNewLocked(txn *badger.Txn, c *collector) error {
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: queuePrefix(q.id)})
+	defer it.Close()
+	for it.Seek(recKey(make([]byte, 0, recKeyLen), q.id, q.cursor)); it.Valid(); it.Next() {
+		item := it.Item()
+		_, seq, ok := parseRecKey(item.Key())
+		if !ok {
+			continue
 		}
+		if c.full(int(item.ValueSize()) - valHeadSize) {
+			// ValueSize is exact for values kept in the LSM tree and
+			// close for larger ones: good enough for a batch limit.
+			break
+		}
+		v, err := item.ValueCopy(nil)
+		if err != nil {
+			return fmt.Errorf("read queue %q: %w", q.name, err)
+		}
+		q.cursor = seq + 1
+		if len(v) < valHeadSize {
+			continue
+		}
+		c.take(seq, v)
 	}
-	if len(back) == 0 {
-		return
-	}
-	q.nacked = append(q.nacked, back...)
-	slices.Sort(q.nacked)
-	q.nacked = slices.Compact(q.nacked)
-	q.wakeLocked()
+	return nil
 }

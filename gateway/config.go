@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/edgegate/edgegate/buffer"
-	"github.com/edgegate/edgegate/gateway/mapping"
+	"github.com/edgegate/edgegate/cloudevent"
 	"github.com/edgegate/edgegate/internal/yamlconf"
 	"github.com/edgegate/edgegate/mqtt"
 	"github.com/edgegate/edgegate/rules"
@@ -20,15 +20,15 @@ import (
 // Config is the whole edgegate configuration file. Each section belongs to
 // the package that uses it; Config only composes them.
 type Config struct {
-	GatewayID       string          `yaml:"gateway_id"`
-	Log             LogConfig       `yaml:"log"`
-	Admin           AdminConfig     `yaml:"admin"`
-	MQTT            mqtt.Config     `yaml:"mqtt"`
-	Buffer          buffer.Config   `yaml:"buffer"`
-	Events          mapping.Config  `yaml:"events"`
-	Uplinks         []uplink.Config `yaml:"uplinks"`
-	Rules           rules.Config    `yaml:"rules"`
-	ShutdownTimeout time.Duration   `yaml:"shutdown_timeout"`
+	GatewayID       string            `yaml:"gateway_id"`
+	Log             LogConfig         `yaml:"log"`
+	Admin           AdminConfig       `yaml:"admin"`
+	MQTT            mqtt.Config       `yaml:"mqtt"`
+	Buffer          buffer.Config     `yaml:"buffer"`
+	Events          cloudevent.Config `yaml:"events"`
+	Uplinks         []uplink.Config   `yaml:"uplinks"`
+	Rules           rules.Config      `yaml:"rules"`
+	ShutdownTimeout time.Duration     `yaml:"shutdown_timeout"`
 	// MemoryLimit is the Go runtime's soft memory limit (GOMEMLIMIT); the
 	// GOMEMLIMIT environment variable wins. 0 disables it.
 	MemoryLimit yamlconf.ByteSize `yaml:"memory_limit"`
@@ -65,7 +65,7 @@ func DefaultConfig() Config {
 		Admin:           AdminConfig{Listen: ":8080"},
 		MQTT:            mqtt.DefaultConfig(),
 		Buffer:          buf,
-		Events:          mapping.DefaultConfig(),
+		Events:          cloudevent.DefaultConfig(),
 		ShutdownTimeout: 10 * time.Second,
 		MemoryLimit:     40 << 20,
 	}
@@ -80,7 +80,7 @@ type Compiled struct {
 	// Config is the configuration as decoded, defaults filled in.
 	Config Config
 
-	mapper  *mapping.Mapper
+	mapper  *cloudevent.Mapper
 	rules   *rules.Set
 	uplinks []uplink.Config    // with GatewayID and StateDir filled in
 	doc     *yamlconf.Document // the file it was parsed from; nil from Compile
@@ -103,7 +103,7 @@ func Compile(cfg Config) (*Compiled, error) {
 	cfg.validate(&errs)
 	errs.Nest(yamlconf.Key("mqtt"), cfg.MQTT.Validate())
 	errs.Nest(yamlconf.Key("buffer"), cfg.Buffer.Validate())
-	mapper, err := mapping.Compile(cfg.Events, cfg.GatewayID)
+	mapper, err := cloudevent.Compile(cfg.Events, cfg.GatewayID)
 	errs.Nest(yamlconf.Key("events"), err)
 	errs.Nest(yamlconf.Key("uplinks"), uplink.ValidateList(cfg.Uplinks))
 	names := make([]string, len(cfg.Uplinks))

@@ -3,13 +3,12 @@ package gateway
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
-	"github.com/cloudevents/sdk-go/v2/event"
-
 	"github.com/edgegate/edgegate/buffer"
+	"github.com/edgegate/edgegate/cloudevent"
 	"github.com/edgegate/edgegate/rules"
-	"github.com/edgegate/edgegate/uplink"
 )
 
 // rulesDeadLetter is the buffer queue of events a rule dead-letters.
@@ -18,28 +17,26 @@ const rulesDeadLetter = "deadletter.rules"
 // decisionRecords turns a rules decision into buffer records: the event to
 // its routes (every uplink by default) unless dropped or dead-lettered, and
 // each emitted event to its own routes.
-func (g *Gateway) decisionRecords(e event.Event, d rules.Decision, all []string) ([]buffer.Record, error) {
+func (g *Gateway) decisionRecords(e *cloudevent.Event, d rules.Decision, all []string) ([]buffer.Record, error) {
 	var recs []buffer.Record
 	switch {
 	case d.Drop:
 		g.ruleDropped.Inc()
 	case d.DeadLetter != "":
-		data, err := encodeDecided(e, d)
+		rec, err := decided(e, d)
 		if err != nil {
 			return nil, err
 		}
-		data, err = uplink.SetExtensions(data, map[string]any{uplink.ExtError: d.DeadLetter})
-		if err != nil {
-			return nil, fmt.Errorf("dead-letter event: %w", err)
-		}
+		rec.Extensions = slices.Clone(rec.Extensions) // e's stay as they are
+		rec.SetExtension(cloudevent.ExtError, cloudevent.String(d.DeadLetter))
 		g.ruleDeadLettered.Inc()
-		recs = append(recs, buffer.Record{Queue: rulesDeadLetter, Data: data})
+		recs = append(recs, buffer.Record{Queue: rulesDeadLetter, Data: cloudevent.Encode(&rec)})
 	default:
-		data, err := encodeDecided(e, d)
+		rec, err := decided(e, d)
 		if err != nil {
 			return nil, err
 		}
-		recs = routeRecords(recs, data, d.Routes, all)
+		recs = routeRecords(recs, cloudevent.Encode(&rec), d.Routes, all)
 	}
 	return g.emitRecords(recs, d.Emits, all)
 }
@@ -47,34 +44,26 @@ func (g *Gateway) decisionRecords(e event.Event, d rules.Decision, all []string)
 // emitRecords appends the records of events emitted by rules.
 func (g *Gateway) emitRecords(recs []buffer.Record, emits []rules.Emitted, all []string) ([]buffer.Record, error) {
 	for _, em := range emits {
-		ce, err := em.Event.CloudEvent()
+		rec, err := em.Event.Record()
 		if err != nil {
 			return nil, fmt.Errorf("emitted event %s: %w", em.Event.Type, err)
 		}
-		data, err := ce.MarshalJSON()
-		if err != nil {
-			return nil, fmt.Errorf("encode emitted event %s: %w", em.Event.Type, err)
-		}
 		g.ruleEmitted.Inc()
-		recs = routeRecords(recs, data, em.Routes, all)
+		recs = routeRecords(recs, cloudevent.Encode(&rec), em.Routes, all)
 	}
 	return recs, nil
 }
 
-// encodeDecided encodes the event as the rules left it.
-func encodeDecided(e event.Event, d rules.Decision) ([]byte, error) {
-	if d.Changed {
-		ce, err := d.Event.CloudEvent()
-		if err != nil {
-			return nil, fmt.Errorf("event changed by rules is invalid: %w", err)
-		}
-		e = ce
+// decided returns the event as the rules left it.
+func decided(e *cloudevent.Event, d rules.Decision) (cloudevent.Event, error) {
+	if !d.Changed {
+		return *e, nil
 	}
-	data, err := e.MarshalJSON()
+	rec, err := d.Event.Record()
 	if err != nil {
-		return nil, fmt.Errorf("encode event: %w", err)
+		return rec, fmt.Errorf("event changed by rules is invalid: %w", err)
 	}
-	return data, nil
+	return rec, nil
 }
 
 // routeRecords appends one record per route: the named uplinks, or every

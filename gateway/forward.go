@@ -11,6 +11,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/edgegate/edgegate/buffer"
+	"github.com/edgegate/edgegate/cloudevent"
 	"github.com/edgegate/edgegate/uplink"
 )
 
@@ -91,9 +92,10 @@ func (f *forwarder) run(ctx context.Context) error {
 			return fmt.Errorf("uplink %s: read buffer: %w", f.cfg.Name, err)
 		}
 		n := len(batch.Records())
-		dead, err := f.delivery.Deliver(ctx, fetchCtx, batch)
-		if err == nil && len(dead) > 0 {
-			err = f.toDeadLetter(ctx, fetchCtx, dead)
+		events, bad := decodeBatch(batch)
+		dead, err := f.delivery.Deliver(ctx, fetchCtx, events)
+		if err == nil && len(dead)+len(bad) > 0 {
+			err = f.toDeadLetter(ctx, fetchCtx, dead, bad)
 		}
 		if err != nil {
 			batch.Nack()
@@ -115,15 +117,22 @@ func (f *forwarder) run(ctx context.Context) error {
 	}
 }
 
-// toDeadLetter appends the records Deliver refused (with the failure as
-// extension attributes) to the dead-letter queue (this uplink's own in the
-// buffer, or another uplink's), so they neither block the events behind
-// them nor disappear. When the buffer is full it keeps the batch leased
-// and tries again with backoff until fetchCtx is done: nothing is lost.
-func (f *forwarder) toDeadLetter(ctx, fetchCtx context.Context, dead [][]byte) error {
-	recs := make([]buffer.Record, len(dead))
-	for i, d := range dead {
-		recs[i] = buffer.Record{Queue: f.deadLetter, Data: d}
+// toDeadLetter appends the events Deliver refused (with the failure as
+// extension attributes), and the records that did not decode (as they
+// are), to the dead-letter queue (this uplink's own in the buffer, or
+// another uplink's), so they neither block the events behind them nor
+// disappear. When the buffer is full it keeps the batch leased and tries
+// again with backoff until fetchCtx is done: nothing is lost.
+func (f *forwarder) toDeadLetter(ctx, fetchCtx context.Context, dead []*cloudevent.Event, bad [][]byte) error {
+	recs := make([]buffer.Record, 0, len(dead)+len(bad))
+	for _, e := range dead {
+		recs = append(recs, buffer.Record{Queue: f.deadLetter, Data: cloudevent.Encode(e)})
+	}
+	if len(bad) > 0 {
+		f.log.Error("records that are not events: moving them to dead-letter", "records", len(bad))
+		for _, r := range bad {
+			recs = append(recs, buffer.Record{Queue: f.deadLetter, Data: r})
+		}
 	}
 	for {
 		err := f.buf.Append(ctx, recs, true)
@@ -139,4 +148,46 @@ func (f *forwarder) toDeadLetter(ctx, fetchCtx context.Context, dead [][]byte) e
 			return err
 		}
 	}
+}
+
+// events is a fetched batch decoded once: what Delivery sends.
+type events struct {
+	batch  *buffer.Batch
+	events []*cloudevent.Event
+	index  []int // index[i]: the record events[i] was decoded from; nil: all decoded
+}
+
+func (e *events) Events() []*cloudevent.Event { return e.events }
+
+func (e *events) AppendedAt(i int) time.Time {
+	if e.index != nil {
+		i = e.index[i]
+	}
+	return e.batch.AppendedAt(i)
+}
+
+// decodeBatch decodes the batch's records. A record that does not decode
+// can never be sent: it comes back in bad, as it is, for the dead-letter
+// queue.
+func decodeBatch(b *buffer.Batch) (ev *events, bad [][]byte) {
+	records := b.Records()
+	all := make([]cloudevent.Event, len(records))
+	ev = &events{batch: b, events: make([]*cloudevent.Event, 0, len(records))}
+	for i, r := range records {
+		if err := cloudevent.Decode(r, &all[i]); err != nil {
+			if ev.index == nil {
+				ev.index = make([]int, len(ev.events), len(records))
+				for j := range ev.index {
+					ev.index[j] = j
+				}
+			}
+			bad = append(bad, r)
+			continue
+		}
+		ev.events = append(ev.events, &all[i])
+		if ev.index != nil {
+			ev.index = append(ev.index, i)
+		}
+	}
+	return ev, bad
 }

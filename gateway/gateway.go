@@ -24,7 +24,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/edgegate/edgegate/buffer"
-	"github.com/edgegate/edgegate/gateway/mapping"
+	"github.com/edgegate/edgegate/cloudevent"
 	"github.com/edgegate/edgegate/mqtt"
 	"github.com/edgegate/edgegate/rules"
 	"github.com/edgegate/edgegate/uplink"
@@ -83,7 +83,7 @@ type Options struct {
 
 // live holds the parts of the configuration a reload replaces.
 type live struct {
-	mapper *mapping.Mapper
+	mapper *cloudevent.Mapper
 	rules  *rules.Set
 	routes []string // queue names of the default route: every uplink
 }
@@ -276,16 +276,9 @@ func (g *Gateway) Handle(ctx context.Context, m mqtt.Message) error {
 		marks = []buffer.Mark{mark}
 	}
 	l := g.live.Load()
-	e, err := l.mapper.Map(mapping.Message{
-		Topic:          m.Topic,
-		Payload:        m.Payload,
-		QoS:            m.QoS,
-		ClientID:       m.ClientID,
-		ContentType:    m.ContentType,
-		UserProperties: convertProps(m.UserProperties),
-		Received:       time.Now(),
-	})
-	if errors.Is(err, mapping.ErrUnmatched) {
+	now := time.Now()
+	e, err := l.mapMessage(m, now)
+	if errors.Is(err, cloudevent.ErrUnmatched) {
 		g.unmatched.Inc()
 		g.log.Debug("dropped message on unmatched topic", "topic", m.Topic, "client_id", m.ClientID)
 		return nil
@@ -297,18 +290,13 @@ func (g *Gateway) Handle(ctx context.Context, m mqtt.Message) error {
 	var recs []buffer.Record
 	var publishes []rules.Publish
 	if l.rules.Empty() {
-		data, err := e.MarshalJSON()
-		if err != nil {
-			g.rejected.Inc()
-			return fmt.Errorf("%w: encode event for topic %q: %v", mqtt.ErrRejected, m.Topic, err)
-		}
-		recs = routeRecords(recs, data, nil, l.routes)
+		recs = routeRecords(recs, cloudevent.Encode(&e), nil, l.routes)
 	} else {
-		d := l.rules.Evaluate(rules.Input{Event: rules.FromCloudEvent(e), Topic: m.Topic, ClientID: m.ClientID}, time.Now())
+		_, d := l.evaluate(&e, m.Topic, m.ClientID, now)
 		for _, re := range d.Errors {
 			g.log.Debug("rule failed", "rule", re.Rule, "topic", m.Topic, "err", re.Err)
 		}
-		if recs, err = g.decisionRecords(e, d, l.routes); err != nil {
+		if recs, err = g.decisionRecords(&e, d, l.routes); err != nil {
 			g.rejected.Inc()
 			return fmt.Errorf("%w: topic %q: %v", mqtt.ErrRejected, m.Topic, err)
 		}
@@ -349,15 +337,33 @@ func resendMark(m mqtt.Message) buffer.Mark {
 	return buffer.Mark{Key: key, Value: h.Sum64()}
 }
 
-func convertProps(in []mqtt.Property) []mapping.Property {
-	if len(in) == 0 {
-		return nil
+// mapMessage maps a device's message, received at now, to its event: the
+// first step of Handle (and of DryRun). The event's data shares
+// m.Payload.
+func (l *live) mapMessage(m mqtt.Message, now time.Time) (cloudevent.Event, error) {
+	var props []cloudevent.Property
+	if len(m.UserProperties) > 0 {
+		props = make([]cloudevent.Property, len(m.UserProperties))
+		for i, p := range m.UserProperties {
+			props[i] = cloudevent.Property{Key: p.Key, Value: p.Value}
+		}
 	}
-	out := make([]mapping.Property, len(in))
-	for i, p := range in {
-		out[i] = mapping.Property{Key: p.Key, Value: p.Value}
-	}
-	return out
+	return l.mapper.Map(cloudevent.Message{
+		Topic:          m.Topic,
+		Payload:        m.Payload,
+		QoS:            m.QoS,
+		ClientID:       m.ClientID,
+		ContentType:    m.ContentType,
+		UserProperties: props,
+		Received:       now,
+	})
+}
+
+// evaluate runs the rules on an event from topic and clientID at now: the
+// second step of Handle (when there are rules) and of DryRun.
+func (l *live) evaluate(e *cloudevent.Event, topic, clientID string, now time.Time) (rules.Input, rules.Decision) {
+	in := rules.Input{Event: rules.FromRecord(e), Topic: topic, ClientID: clientID}
+	return in, l.rules.Evaluate(in, now)
 }
 
 // Run starts every component and blocks until ctx is cancelled or one of

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/edgegate/edgegate/cloudevent"
 )
 
 // typicalRules returns n rules of the usual shapes (type test, threshold,
@@ -60,15 +60,7 @@ func BenchmarkEvaluateParallel(b *testing.B) {
 
 // BenchmarkEvaluateStateful: a deadband rule and a 1-minute average.
 func BenchmarkEvaluateStateful(b *testing.B) {
-	s := mustCompile(b, `
-rules:
-  - name: deadband
-    when: "!changed(data.temperature, 0.5)"
-    actions: [{drop: true}]
-  - name: avg
-    actions:
-      - aggregate: { value: data.temperature, every: 1m, emit: { type: io.acme.avg } }
-`)
+	s := mustCompile(b, deadbandAvg("temperature", "0.5", "1m", "io.acme.avg"))
 	in := reading("t1", map[string]any{"temperature": 21.5})
 	b.ReportAllocs()
 	i := 0
@@ -83,18 +75,12 @@ rules:
 // match nothing: decoding the CloudEvent's JSON data plus Evaluate.
 func BenchmarkPipeline10(b *testing.B) {
 	s := mustCompile(b, typicalRules(10))
-	e := event.New()
-	e.SetID("01a2")
-	e.SetSource("/edgegate/gw/devices/t1")
-	e.SetType("io.edgegate.device.telemetry")
-	e.SetSubject("t1")
-	e.SetExtension("mqttqos", int32(1))
-	if err := e.SetData(event.ApplicationJSON, map[string]any{"temperature": 21.5, "humidity": 40.0}); err != nil {
-		b.Fatal(err)
-	}
+	e := cloudevent.Event{ID: "01a2", Source: "/edgegate/gw/devices/t1", Type: "io.edgegate.device.telemetry", Subject: "t1",
+		DataContentType: "application/json", Data: []byte(`{"humidity":40,"temperature":21.5}`)}
+	e.SetExtension("mqttqos", cloudevent.Integer(1))
 	b.ReportAllocs()
 	for b.Loop() {
-		d := s.Evaluate(Input{Event: FromCloudEvent(e), Topic: "devices/t1/telemetry"}, t0)
+		d := s.Evaluate(Input{Event: FromRecord(&e), Topic: "devices/t1/telemetry"}, t0)
 		if d.Drop || d.Routes != nil || len(d.Errors) > 0 {
 			b.Fatalf("unexpected match: %+v", d)
 		}

@@ -3,7 +3,8 @@
 // no I/O: it never reads files, sockets or clocks; time comes in as
 // arguments. The gateway applies the Decisions.
 //
-// rules must not import buffer, mqtt, uplink or gateway.
+// rules must not import buffer, mqtt, uplink or gateway; it reads and writes
+// events as cloudevent records (FromRecord, Event.Record).
 //
 // # Configuration
 //

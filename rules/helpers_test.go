@@ -37,6 +37,22 @@ func mustCompile(t testing.TB, src string, uplinks ...string) *Set {
 	return s
 }
 
+// deadbandAvg is the YAML of two rules on data.<field>: "deadband" drops a
+// value that moved by at most by from the last one that passed, and "avg"
+// aggregates it in windows of every, emitting avgType. Tests may append
+// rules, or actions of "avg" (indented by six spaces).
+func deadbandAvg(field, by, every, avgType string) string {
+	return fmt.Sprintf(`
+rules:
+  - name: deadband
+    when: "!changed(data.%[1]s, %[2]s)"
+    actions: [{ drop: true }]
+  - name: avg
+    actions:
+      - aggregate: { value: data.%[1]s, every: %[3]s, emit: { type: %[4]s } }
+`, field, by, every, avgType)
+}
+
 var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
 func reading(subject string, data map[string]any) Input {

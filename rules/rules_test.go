@@ -3,12 +3,13 @@ package rules
 import (
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/edgegate/edgegate/cloudevent"
 )
 
 func TestCompileErrors(t *testing.T) {
@@ -203,15 +204,7 @@ rules:
 }
 
 func TestCarryStateFrom(t *testing.T) {
-	src := `
-rules:
-  - name: deadband
-    when: "!changed(data.t, 1)"
-    actions: [{ drop: true }]
-  - name: avg
-    actions:
-      - aggregate: { value: data.t, every: 1m, emit: { type: io.avg } }
-  - name: %s
+	src := deadbandAvg("t", "1", "1m", "io.avg") + `  - name: %s
     when: "!changed(data.t)"
     actions: [{ drop: true }]
 `
@@ -238,15 +231,7 @@ rules:
 
 // Evaluate and Tick are safe for concurrent use (run with -race).
 func TestConcurrent(t *testing.T) {
-	s := mustCompile(t, `
-rules:
-  - name: deadband
-    when: "!changed(data.t, 0.5)"
-    actions: [{ drop: true }]
-  - name: avg
-    actions:
-      - aggregate: { value: data.t, every: 1s, emit: { type: io.avg } }
-      - stale: { after: 1s, emit: { type: io.stale } }
+	s := mustCompile(t, deadbandAvg("t", "0.5", "1s", "io.avg")+`      - stale: { after: 1s, emit: { type: io.stale } }
       - set: { data.f: "data.t * 2" }
 `)
 	var wg sync.WaitGroup
@@ -284,36 +269,56 @@ rules:
 	}
 }
 
-func TestCloudEventRoundTrip(t *testing.T) {
-	ce := event.New()
-	ce.SetID("1")
-	ce.SetSource("/s")
-	ce.SetType("t")
-	ce.SetSubject("dev")
-	ce.SetTime(t0)
-	ce.SetExtension("mqttqos", int32(1))
-	if err := ce.SetData(event.ApplicationJSON, map[string]any{"t": 21.5}); err != nil {
-		t.Fatal(err)
-	}
-	e := FromCloudEvent(ce)
+func TestRecordRoundTrip(t *testing.T) {
+	rec := cloudevent.Event{ID: "1", Source: "/s", Type: "t", Subject: "dev", Time: t0,
+		DataContentType: "application/json", Data: []byte(`{"t":21.5}`)}
+	rec.SetExtension("mqttqos", cloudevent.Integer(1))
+	e := FromRecord(&rec)
 	if e.Data.(map[string]any)["t"] != 21.5 || e.Extensions["mqttqos"] != int32(1) {
 		t.Fatalf("decoded: %+v", e)
 	}
-	e.Extensions = map[string]any{"mqttqos": int32(1), "ratio": 0.5, "n": 3.0}
-	back, err := e.CloudEvent()
+	e.Extensions = map[string]any{"mqttqos": int32(1), "ratio": 0.5, "n": 3.0, "i": 7, "ok": true,
+		"obj": map[string]any{"a": 1.0}, "at": t0, "b": []byte{1}}
+	back, err := e.Record()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if string(back.Data()) != `{"t":21.5}` || back.Extensions()["ratio"] != "0.5" || back.Extensions()["n"] != int32(3) {
-		t.Fatalf("encoded: %s %v", back.Data(), back.Extensions())
+	got := map[string]any{}
+	for _, x := range back.Extensions {
+		got[x.Name] = x.Value.Any()
 	}
-	bin := event.New()
-	bin.SetID("2")
-	bin.SetSource("/s")
-	bin.SetType("t")
-	_ = bin.SetData("application/octet-stream", []byte{1, 2})
-	if e := FromCloudEvent(bin); fmt.Sprint(e.Data) != "[1 2]" {
+	want := map[string]any{"mqttqos": int32(1), "ratio": "0.5", "n": int32(3), "i": int32(7), "ok": true,
+		"obj": `{"a":1}`, "at": t0.UTC().Format(time.RFC3339Nano), "b": "AQ=="}
+	if string(back.Data) != `{"t":21.5}` || back.DataBase64 || !reflect.DeepEqual(got, want) {
+		t.Fatalf("encoded: %s %v", back.Data, got)
+	}
+	if back.Extensions[0].Name != "at" {
+		t.Errorf("extensions not in name order: %v", back.Extensions)
+	}
+	bin := cloudevent.Event{ID: "2", Source: "/s", Type: "t", DataContentType: "application/octet-stream", Data: []byte{1, 2}, DataBase64: true}
+	if e := FromRecord(&bin); fmt.Sprint(e.Data) != "[1 2]" {
 		t.Fatalf("binary data: %#v", e.Data)
+	}
+	if back, err := FromRecord(&bin).Record(); err != nil || !back.DataBase64 || string(back.Data) != "\x01\x02" {
+		t.Fatalf("binary back: %+v %v", back, err)
+	}
+
+	// As sdk-go's setters did: white space trimmed, the source written as
+	// net/url writes it, invalid results refused.
+	e = Event{ID: " 3 ", Source: "/edgegate/edge 01/rules/r", Type: " t ", Subject: "  ", DataContentType: " text/plain ", Data: []byte("x")}
+	if back, err = e.Record(); err != nil || back.ID != "3" || back.Type != "t" || back.Subject != "" ||
+		back.Source != "/edgegate/edge%2001/rules/r" || back.DataContentType != "text/plain" {
+		t.Fatalf("trimmed: %+v %v", back, err)
+	}
+	for name, bad := range map[string]Event{
+		"id":            {Source: "/s", Type: "t"},
+		"source":        {ID: "1", Source: "a b:c", Type: "t"},
+		"extension":     {ID: "1", Source: "/s", Type: "t", Extensions: map[string]any{"big": 1 << 40}},
+		"time.Duration": {ID: "1", Source: "/s", Type: "t", Extensions: map[string]any{"d": time.Second}},
+	} {
+		if _, err := bad.Record(); err == nil {
+			t.Errorf("%s: no error", name)
+		}
 	}
 }
 

@@ -380,3 +380,17 @@ func show(v any) string {
 	}
 	return string(b)
 }
+
+// normalizeJSON converts YAML-decoded values to what encoding/json would
+// decode (map[string]any, []any, float64, string, bool, nil).
+func normalizeJSON(v any) (any, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	var out any
+	if err := json.Unmarshal(b, &out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}

@@ -4,10 +4,91 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/url"
+	"regexp"
+	"strings"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 )
+
+// schemaCheck validates data of one event type.
+type schemaCheck struct {
+	onInvalid string
+	validate  func(any) error
+}
+
+func compileSchema(p string, sc Schema) (*schemaCheck, error) {
+	var errs errList
+	if sc.Type == "" {
+		errs.add(pathErr(p+".type", "is required"))
+	}
+	out := &schemaCheck{onInvalid: sc.OnInvalid}
+	switch sc.OnInvalid {
+	case "":
+		out.onInvalid = OnErrorDeadLetter
+	case OnErrorDrop, OnErrorDeadLetter, OnInvalidTag:
+	default:
+		errs.add(pathErr(p+".on_invalid", "must be drop, dead_letter or tag, got %q", sc.OnInvalid))
+	}
+	if sc.Schema == nil {
+		errs.add(pathErr(p+".schema", "is required (a JSON Schema, written as YAML or JSON)"))
+	} else {
+		v, err := newSchemaValidator(sc.Type, sc.Schema)
+		if err != nil {
+			errs.add(pathErr(p+".schema", "%s", schemaMessage(err)))
+		}
+		out.validate = v
+	}
+	if len(errs) > 0 {
+		return nil, errs.join()
+	}
+	return out, nil
+}
+
+func (s *Set) checkSchema(chk *schemaCheck, d *Decision) (stop bool) {
+	if chk.validate == nil {
+		return false
+	}
+	err := chk.validate(d.Event.Data)
+	if err == nil {
+		return false
+	}
+	msg := schemaMessage(err)
+	switch chk.onInvalid {
+	case OnErrorDrop:
+		d.Drop = true
+		return true
+	case OnInvalidTag:
+		ext := maps.Clone(d.Event.Extensions)
+		if ext == nil {
+			ext = map[string]any{}
+		}
+		ext["schemaerror"] = msg
+		d.Event.Extensions = ext
+		d.Changed = true
+		return false
+	default:
+		d.DeadLetter = "schema: " + msg
+		return true
+	}
+}
+
+var schemaPrefix = regexp.MustCompile(`jsonschema validation failed with '[^']*' - `)
+
+// schemaMessage is a validation or compile error of a schema on one line,
+// without jsonschema's preamble.
+func schemaMessage(err error) string {
+	return schemaPrefix.ReplaceAllString(oneLine(err.Error()), "")
+}
+
+func oneLine(s string) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) > 500 {
+		s = s[:500] + "…"
+	}
+	return s
+}
 
 // noLoader refuses every external $ref: rules do no I/O, so a schema must
 // be self-contained.

@@ -38,12 +38,6 @@ type entry struct {
 	res any
 }
 
-type staleState struct {
-	last     time.Time
-	data     any
-	reported bool
-}
-
 // store is the bounded state of one rule: an LRU of at most max entries.
 type store struct {
 	mu   sync.Mutex
@@ -98,6 +92,21 @@ func (s *store) put(k stateKey) *entry {
 	return e
 }
 
+// update runs f on k's live entry under the lock; fresh says that the
+// entry was just created (there was none, or it had expired). The aggregate
+// and stale actions change their state through it; stateful calls go
+// through evalState.call, which also answers repeated calls.
+func (s *store) update(k stateKey, now time.Time, f func(e *entry, fresh bool)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.get(k, now)
+	fresh := e == nil
+	if fresh {
+		e = s.put(k)
+	}
+	f(e, fresh)
+}
+
 func (s *store) remove(e *entry) {
 	delete(s.m, e.k)
 	s.unlink(e)
@@ -108,81 +117,6 @@ func (s *store) len() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.m)
-}
-
-// window is the per-key state of an aggregate action: k buckets of
-// `every`, the current one starting at cur.
-type window struct {
-	cur     time.Time
-	buckets []bucket
-	pos     int
-}
-
-type bucket struct {
-	n             int
-	sum, min, max float64
-}
-
-func (b *bucket) add(v float64) {
-	if b.n == 0 || v < b.min {
-		b.min = v
-	}
-	if b.n == 0 || v > b.max {
-		b.max = v
-	}
-	b.n++
-	b.sum += v
-}
-
-func (b *bucket) merge(o bucket) {
-	if o.n == 0 {
-		return
-	}
-	if b.n == 0 || o.min < b.min {
-		b.min = o.min
-	}
-	if b.n == 0 || o.max > b.max {
-		b.max = o.max
-	}
-	b.n += o.n
-	b.sum += o.sum
-}
-
-func newWindow(a *aggAction, now time.Time) *window {
-	return &window{cur: now.Truncate(a.every), buckets: make([]bucket, a.size/a.every)}
-}
-
-// advance closes every bucket that ends at or before now and calls closed
-// for each window [end-size, end) that saw data. It reports whether the
-// window is now empty (the entry may be freed).
-func (w *window) advance(a *aggAction, now time.Time, closed func(start, end time.Time, b bucket)) (empty bool) {
-	for !now.Before(w.cur.Add(a.every)) {
-		end := w.cur.Add(a.every)
-		var total bucket
-		for _, b := range w.buckets {
-			total.merge(b)
-		}
-		if total.n > 0 {
-			closed(end.Add(-a.size), end, total)
-		}
-		w.pos = (w.pos + 1) % len(w.buckets)
-		w.buckets[w.pos] = bucket{}
-		w.cur = end
-		if w.isEmpty() {
-			w.cur = now.Truncate(a.every)
-			break
-		}
-	}
-	return w.isEmpty()
-}
-
-func (w *window) isEmpty() bool {
-	for _, b := range w.buckets {
-		if b.n > 0 {
-			return false
-		}
-	}
-	return true
 }
 
 // evalState is the per-evaluation context the stateful functions see.
@@ -205,6 +139,25 @@ func (st *evalState) again(e *entry) (any, bool) {
 func (st *evalState) remember(e *entry, res any) (any, error) {
 	e.gen, e.res = st.gen, res
 	return res, nil
+}
+
+// call runs one stateful call under the rule's state lock: f gets k's live
+// entry, fresh if it was just created (none, or expired), and returns the
+// call's result. A second identical call in the same evaluation returns the
+// first one's result without running f.
+func (st *evalState) call(k stateKey, f func(e *entry, fresh bool) any) (any, error) {
+	s := st.rule.state
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.get(k, st.now)
+	if res, ok := st.again(e); ok {
+		return res, nil
+	}
+	fresh := e == nil
+	if fresh {
+		e = s.put(k)
+	}
+	return st.remember(e, f(e, fresh))
 }
 
 var errNoState = errors.New("stateful function outside a rule")
@@ -241,24 +194,13 @@ func fnChanged(params ...any) (any, error) {
 	if !ok || by < 0 {
 		return nil, fmt.Errorf("changed(): the deadband must be a number ≥ 0, got %v", params[3])
 	}
-	s := st.rule.state
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	k := stateKey{site: site, key: st.key}
-	e := s.get(k, st.now)
-	if res, ok := st.again(e); ok {
-		return res, nil
-	}
-	if e == nil {
-		e = s.put(k)
-		e.v = v
-		return st.remember(e, true)
-	}
-	if differs(e.v, v, by) {
-		e.v = v
-		return st.remember(e, true)
-	}
-	return st.remember(e, false)
+	return st.call(stateKey{site: site, key: st.key}, func(e *entry, fresh bool) any {
+		if fresh || differs(e.v, v, by) {
+			e.v = v
+			return true
+		}
+		return false
+	})
 }
 
 func differs(old, v any, by float64) bool {
@@ -291,22 +233,12 @@ func fnPrev(params ...any) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := st.rule.state
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	k := stateKey{site: site, key: st.key}
-	e := s.get(k, st.now)
-	if res, ok := st.again(e); ok {
-		return res, nil
-	}
-	if e == nil {
-		e = s.put(k)
-		e.v = params[2]
-		return st.remember(e, nil)
-	}
-	old := e.v
-	e.v = params[2]
-	return st.remember(e, old)
+	v := params[2]
+	return st.call(stateKey{site: site, key: st.key}, func(e *entry, _ bool) any {
+		old := e.v // nil in a fresh entry
+		e.v = v
+		return old
+	})
 }
 
 // duplicate(v, window): true when the key saw the same v within window
@@ -325,18 +257,13 @@ func fnDuplicate(params ...any) (any, error) {
 // it is (re)created the result is !seen. A second call in the same
 // evaluation returns the first one's result.
 func (st *evalState) windowed(k stateKey, window time.Duration, seen bool) (any, error) {
-	s := st.rule.state
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if e := s.get(k, st.now); e != nil {
-		if res, ok := st.again(e); ok {
-			return res, nil
+	return st.call(k, func(e *entry, fresh bool) any {
+		if !fresh {
+			return seen
 		}
-		return st.remember(e, seen)
-	}
-	e := s.put(k)
-	e.exp = st.now.Add(window)
-	return st.remember(e, !seen)
+		e.exp = st.now.Add(window)
+		return !seen
+	})
 }
 
 func valueKey(v any) string {
@@ -370,23 +297,16 @@ func fnLimit(params ...any) (any, error) {
 	}
 	n := params[2].(int)
 	window := time.Duration(params[3].(int))
-	s := st.rule.state
-	k := stateKey{site: site, key: st.key}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	e := s.get(k, st.now)
-	if res, ok := st.again(e); ok {
-		return res, nil
-	}
-	if e == nil {
-		e = s.put(k)
-		e.exp = st.now.Add(window)
-	}
-	if e.n >= n {
-		return st.remember(e, false)
-	}
-	e.n++
-	return st.remember(e, true)
+	return st.call(stateKey{site: site, key: st.key}, func(e *entry, fresh bool) any {
+		if fresh {
+			e.exp = st.now.Add(window)
+		}
+		if e.n >= n {
+			return false
+		}
+		e.n++
+		return true
+	})
 }
 
 func toFloat(v any) (float64, bool) {

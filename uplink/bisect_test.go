@@ -167,7 +167,7 @@ func TestPartialBatch(t *testing.T) {
 			s := newTestSender(t, rc.URL(), tc.mode, nil)
 			b := newBisect(len(records))
 			requests := 0
-			out := &outgoing{records: records}
+			out := &outgoing{events: records}
 			for idx, ok := b.next(); ok; idx, ok = b.next() {
 				requests++
 				if _, retry, _ := b.result(s.Send(context.Background(), out.pick(idx))); retry {

@@ -10,14 +10,18 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 	"golang.org/x/time/rate"
+
+	"github.com/edgegate/edgegate/cloudevent"
 )
 
-// Batch is one batch of records for Deliver. *buffer.Batch satisfies it;
-// uplink does not import buffer.
+// Batch is one batch of events for Deliver: the gateway's forwarder
+// decodes the buffer's records once and hands them over with their
+// append times (uplink does not import buffer).
 type Batch interface {
-	// Records returns the records; Deliver does not modify them.
-	Records() [][]byte
-	// AppendedAt returns when record i entered the buffer.
+	// Events returns the events, in buffer order. Deliver sets their
+	// Replayed flag, and failure extensions on those it refuses.
+	Events() []*cloudevent.Event
+	// AppendedAt returns when event i entered the buffer.
 	AppendedAt(i int) time.Time
 }
 
@@ -93,19 +97,19 @@ func NewDelivery(cfg Config, sender Sender, log *slog.Logger, set *metrics.Set) 
 // is safe for concurrent use.
 func (d *Delivery) Up() bool { return d.up.Load() }
 
-// Deliver sends batch until every record is delivered or refused for good,
+// Deliver sends batch until every event is delivered or refused for good,
 // and returns the refused ones (the poison events, and those that used up
 // retry.max_attempts) with the failure set as extension attributes, for
-// the caller to dead-letter before it acks the batch. Records go in batch
-// order, so events leave in order per source.
+// the caller to dead-letter before it acks the batch. Events go in batch
+// order, so they leave in order per source.
 //
 // ctx bounds the sends in flight; waits (backoff, replay pacing) also end
 // when waitCtx is done, so a caller that stops fetching abandons a failing
 // batch at once while a send in progress completes. err is non-nil only
 // when one of them ended Deliver: the batch is then not delivered (nack it).
-func (d *Delivery) Deliver(ctx, waitCtx context.Context, batch Batch) (dead [][]byte, err error) {
-	out := &outgoing{batch: batch, records: batch.Records()}
-	b := newBisect(len(out.records))
+func (d *Delivery) Deliver(ctx, waitCtx context.Context, batch Batch) (dead []*cloudevent.Event, err error) {
+	out := &outgoing{batch: batch, events: batch.Events()}
+	b := newBisect(len(out.events))
 	attempts := 0 // for the records pending
 	for idx, ok := b.next(); ok; idx, ok = b.next() {
 		if err := d.markReplayed(waitCtx, out, idx); err != nil {
@@ -141,7 +145,7 @@ func (d *Delivery) Deliver(ctx, waitCtx context.Context, batch Batch) (dead [][]
 			return nil, err
 		}
 	}
-	return d.poisoned(out.records, b.poisoned()), nil
+	return d.poisoned(out.events, b.poisoned()), nil
 }
 
 // waitRetry waits before sending a range again after err, the attempts-th
@@ -174,33 +178,33 @@ func sleep(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// outgoing is the batch in hand: its records as sent, each marked
-// replayed at most once.
+// outgoing is the batch in hand: its events, each marked replayed at most
+// once.
 type outgoing struct {
-	batch   Batch
-	records [][]byte // batch.Records(), copied before the first change
-	marked  []bool   // records already looked at for replay; nil: none
-	picked  [][]byte // reused by pick
+	batch  Batch
+	events []*cloudevent.Event
+	marked []bool              // events already looked at for replay; nil: none
+	picked []*cloudevent.Event // reused by pick
 }
 
-// pick returns the records at the batch indices idx (ascending): a
-// subslice of records when they are consecutive, else a gathered copy.
-func (o *outgoing) pick(idx []int) [][]byte {
+// pick returns the events at the batch indices idx (ascending): a subslice
+// of events when they are consecutive, else a gathered copy.
+func (o *outgoing) pick(idx []int) []*cloudevent.Event {
 	if lo := idx[0]; idx[len(idx)-1]-lo == len(idx)-1 {
-		return o.records[lo : lo+len(idx)]
+		return o.events[lo : lo+len(idx)]
 	}
 	o.picked = o.picked[:0]
 	for _, i := range idx {
-		o.picked = append(o.picked, o.records[i])
+		o.picked = append(o.picked, o.events[i])
 	}
 	return o.picked
 }
 
-// markReplayed sets replayed=true on the records at idx that waited out a
-// failure or a restart and were not marked before, and paces them when
-// replay.max_rate is set. Each replayed event counts once in
-// edgegate_forward_events_replayed_total and in the limiter, however often
-// it is sent again.
+// markReplayed marks the events at idx that waited out a failure or a
+// restart and were not marked before (the senders write replayed=true),
+// and paces them when replay.max_rate is set. Each replayed event counts
+// once in edgegate_forward_events_replayed_total and in the limiter,
+// however often it is sent again.
 func (d *Delivery) markReplayed(ctx context.Context, out *outgoing, idx []int) error {
 	n := 0
 	for _, i := range idx {
@@ -208,14 +212,11 @@ func (d *Delivery) markReplayed(ctx context.Context, out *outgoing, idx []int) e
 			continue
 		}
 		if out.marked == nil {
-			out.marked = make([]bool, len(out.records))
-			out.records = append([][]byte(nil), out.records...)
+			out.marked = make([]bool, len(out.events))
 		}
 		out.marked[i] = true
-		if marked, ok := markReplayed(out.records[i]); ok {
-			out.records[i] = marked
-			n++
-		} // else not a JSON object: the sender reports it as poison
+		out.events[i].Replayed = true
+		n++
 	}
 	if n == 0 {
 		return nil
@@ -227,19 +228,20 @@ func (d *Delivery) markReplayed(ctx context.Context, out *outgoing, idx []int) e
 	return nil
 }
 
-// poisoned returns the refused records with their failure attached.
-func (d *Delivery) poisoned(records [][]byte, poison []poison) [][]byte {
+// poisoned returns the refused events with their failure attached.
+func (d *Delivery) poisoned(events []*cloudevent.Event, poison []poison) []*cloudevent.Event {
 	if len(poison) == 0 {
 		return nil
 	}
-	dead := make([][]byte, len(poison))
+	dead := make([]*cloudevent.Event, len(poison))
 	for i, p := range poison {
 		attempts := 1
 		var ex *exhaustedError
 		if errors.As(p.err, &ex) {
 			attempts = ex.attempts
 		}
-		dead[i] = markFailed(records[p.index], p.err, attempts, d.name)
+		dead[i] = events[p.index]
+		markFailed(dead[i], p.err, attempts, d.name)
 	}
 	dest := d.cfg.DeadLetter
 	if dest == "" {

@@ -12,17 +12,18 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 
+	"github.com/edgegate/edgegate/cloudevent"
 	"github.com/edgegate/edgegate/internal/ceconform"
 )
 
-// testBatch is a Batch whose records were all appended at one instant.
+// testBatch is a Batch whose events were all appended at one instant.
 type testBatch struct {
-	records  [][]byte
+	events   []*cloudevent.Event
 	appended time.Time
 }
 
-func (b testBatch) Records() [][]byte        { return b.records }
-func (b testBatch) AppendedAt(int) time.Time { return b.appended }
+func (b testBatch) Events() []*cloudevent.Event { return b.events }
+func (b testBatch) AppendedAt(int) time.Time    { return b.appended }
 
 // newTestDelivery builds a Delivery with fast retries for s.
 func newTestDelivery(tb testing.TB, s Sender, mod func(*Config)) (*Delivery, *metrics.Set) {
@@ -118,14 +119,14 @@ func TestReplayAfterRestart(t *testing.T) {
 
 // checkIDs checks that every record's id except skip's arrived exactly once
 // and no other id arrived.
-func checkIDs(t *testing.T, got []ceconform.Event, records [][]byte, skip map[string]bool) {
+func checkIDs(t *testing.T, got []ceconform.Event, records []*cloudevent.Event, skip map[string]bool) {
 	t.Helper()
 	count := map[string]int{}
 	for _, e := range got {
 		count[e.Attrs["id"]]++
 	}
 	for _, r := range records {
-		id := validStructured(t, r).Attrs["id"]
+		id := r.ID
 		if want := map[bool]int{true: 0, false: 1}[skip[id]]; count[id] != want {
 			t.Errorf("event %s arrived %d times, want %d", id, count[id], want)
 		}
@@ -175,7 +176,7 @@ func TestDeliverPoisonAndRetryMidBatch(t *testing.T) {
 					count[e.Attrs["id"]]++
 				}
 				for _, r := range records {
-					if id := validStructured(t, r).Attrs["id"]; id != poisonID && count[id] == 0 {
+					if id := r.ID; id != poisonID && count[id] == 0 {
 						t.Errorf("event %s not delivered", id)
 					}
 				}
@@ -188,7 +189,7 @@ func TestDeliverPoisonAndRetryMidBatch(t *testing.T) {
 			if len(dead) != 1 {
 				t.Fatalf("%d dead letters, want 1", len(dead))
 			}
-			v := validStructured(t, dead[0])
+			v := validStructured(t, recordJSON(dead[0]))
 			if v.Attrs["id"] != poisonID || v.Attrs[ExtErrorCode] != "400" || v.Attrs[ExtErrorDest] != "test" ||
 				v.Attrs[ExtAttempts] != "1" || !strings.Contains(v.Attrs[ExtError], "400 Bad Request") {
 				t.Errorf("dead letter attributes: %v", v.Attrs)

@@ -1,5 +1,5 @@
-// Package uplink sends encoded CloudEvents to cloud endpoints: one Sender per
-// kind of endpoint, built by New from a Config whose sender section (http
+// Package uplink sends CloudEvents to cloud endpoints: one Sender per kind
+// of endpoint, built by New from a Config whose sender section (http
 // or mqtt) names the kind.
 //
 // # Configuration
@@ -15,19 +15,22 @@
 // config. A key of the old flat layout (url, mode, auth… beside name) is
 // refused with where it moved (KeyMover).
 //
-// A record is one CloudEvent in the CloudEvents JSON format, as
-// json.Marshal(event.Event) produces it.
+// A Sender takes events as cloudevent records, decoded once from the buffer
+// by the caller, and writes each straight from the record: the JSON format
+// with cloudevent.AppendJSON, binary-mode headers field by field. Nothing
+// is re-parsed. An event's Replayed flag is written as replayed=true.
 //
 // # HTTP (section http)
 //
-// The http sender POSTs records in one of three modes:
+// The http sender POSTs events in one of three modes:
 //
 //   - batch (default): one request per slice, body the JSON array of the
-//     records (application/cloudevents-batch+json), split by
-//     Batch.MaxBytes. Records are concatenated, not re-encoded.
+//     events (application/cloudevents-batch+json), split by
+//     Batch.MaxBytes.
 //   - binary: one request per event in the HTTP binary binding (ce-*
-//     headers, body = data), as Knative broker ingress expects.
-//   - structured: one request per event, body the record
+//     headers, percent-encoded, body = data, Content-Type =
+//     datacontenttype), as Knative broker ingress expects.
+//   - structured: one request per event, body the event in the JSON format
 //     (application/cloudevents+json).
 //
 // In binary and structured mode up to MaxInFlight requests run concurrently
@@ -69,14 +72,14 @@
 //
 // # MQTT (section mqtt)
 //
-// The mqtt sender publishes each record with QoS 1 to a cloud broker (MQTT
+// The mqtt sender publishes each event with QoS 1 to a cloud broker (MQTT
 // 3.1.1 via paho: tcp://, tls://, ws://, wss://) in the CloudEvents MQTT
 // binding's structured mode: the payload is the JSON event. MQTT 3.1.1
 // cannot carry a content type, so structured JSON is the only mode. The topic
 // comes from a template ({gateway_id}, {type}, {source}, {subject}, {id});
 // '+', '#' and NUL in values become '_', '/' is kept. CleanSession is false
 // with a session store (paho FileStore under StateDir, or memory), and paho
-// reconnects on its own. Send returns nil only when every record got its
+// reconnects on its own. Send returns nil only when every event got its
 // PUBACK on one unbroken connection; a connection loss during Send makes it
 // fail (retryable), because paho completes the tokens of resent messages
 // without a PUBACK. The client connects on the first Send and runs paho's
@@ -86,9 +89,9 @@
 //
 // Failures are *Error values: Retryable (connection errors, timeouts, 408,
 // 429, 5xx, and 401, 403, 404, 405, 407, which speak of credentials or the
-// endpoint rather than the events) or permanent (other 4xx, 207, malformed
-// records, which also carry a *RecordError naming the record). A failed Send
-// may have delivered some records: the caller sends them again
+// endpoint rather than the events) or permanent (other 4xx, 207, invalid
+// events, which also carry a *RecordError naming the event). A failed Send
+// may have delivered some events: the caller sends them again
 // (at-least-once, duplicates keep their id).
 //
 // Metrics (on the *metrics.Set passed to New):

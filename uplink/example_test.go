@@ -1,9 +1,7 @@
 package uplink_test
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -12,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/edgegate/edgegate/cloudevent"
 	"github.com/edgegate/edgegate/uplink"
 )
 
@@ -39,55 +37,59 @@ func ExampleNew() {
 		return
 	}
 
-	var records [][]byte
+	var events []*cloudevent.Event
 	for i := range 2 {
-		e := event.New()
-		e.SetID(fmt.Sprint(i))
-		e.SetSource("edgegate/dev1")
-		e.SetType("telemetry")
-		_ = e.SetData(event.ApplicationJSON, map[string]int{"n": i})
-		b, _ := json.Marshal(e)
-		records = append(records, b)
+		events = append(events, &cloudevent.Event{
+			ID: fmt.Sprint(i), Source: "edgegate/dev1", Type: "telemetry",
+			DataContentType: "application/json", Data: fmt.Appendf(nil, `{"n":%d}`, i),
+		})
 	}
 
-	fmt.Println(s.Send(context.Background(), records))
+	fmt.Println(s.Send(context.Background(), events))
 	// Output:
 	// application/cloudevents-batch+json [{"specversion":"1.0","id":"0","source":"edgegate/dev1","type":"telemetry","datacontenttype":"application/json","data":{"n":0}},{"specversion":"1.0","id":"1","source":"edgegate/dev1","type":"telemetry","datacontenttype":"application/json","data":{"n":1}}]
 	// <nil>
 }
 
 // sendFunc adapts a function to uplink.Sender.
-type sendFunc func(ctx context.Context, records [][]byte) error
+type sendFunc func(ctx context.Context, events []*cloudevent.Event) error
 
-func (f sendFunc) Send(ctx context.Context, records [][]byte) error { return f(ctx, records) }
+func (f sendFunc) Send(ctx context.Context, events []*cloudevent.Event) error { return f(ctx, events) }
 
-// batch is an uplink.Batch of records appended now.
-type batch [][]byte
+// batch is an uplink.Batch of events appended now.
+type batch []*cloudevent.Event
 
-func (b batch) Records() [][]byte        { return b }
-func (b batch) AppendedAt(int) time.Time { return time.Now() }
+func (b batch) Events() []*cloudevent.Event { return b }
+func (b batch) AppendedAt(int) time.Time    { return time.Now() }
 
 // ExampleDelivery delivers a batch to an endpoint that refuses one event
 // for good: the others arrive in order, and the poison event comes back
 // with the failure attached, for the caller to dead-letter.
 func ExampleDelivery() {
-	send := sendFunc(func(_ context.Context, records [][]byte) error {
-		for _, r := range records {
-			if strings.Contains(string(r), "POISON") {
+	send := sendFunc(func(_ context.Context, events []*cloudevent.Event) error {
+		var ids []string
+		for _, e := range events {
+			if e.ID == "POISON" {
 				return &uplink.Error{Err: errors.New("400 Bad Request"), StatusCode: 400}
 			}
+			ids = append(ids, e.ID)
 		}
-		fmt.Printf("delivered %s\n", bytes.Join(records, []byte(" ")))
+		fmt.Printf("delivered %s\n", strings.Join(ids, " "))
 		return nil
 	})
 	cfg := uplink.DefaultConfig()
 	cfg.Name = "cloud"
 	d := uplink.NewDelivery(cfg, send, nil, nil)
-	b := batch{[]byte(`{"id":"a"}`), []byte(`{"id":"b"}`), []byte(`{"id":"POISON"}`), []byte(`{"id":"d"}`), []byte(`{"id":"e"}`)}
+	var b batch
+	for _, id := range []string{"a", "b", "POISON", "d", "e"} {
+		b = append(b, &cloudevent.Event{ID: id, Source: "/s", Type: "t"})
+	}
 	dead, err := d.Deliver(context.Background(), context.Background(), b)
-	fmt.Printf("dead-letter %s %v\n", bytes.Join(dead, nil), err)
+	for _, e := range dead {
+		fmt.Printf("dead-letter %s %v\n", cloudevent.AppendJSON(nil, e), err)
+	}
 	// Output:
-	// delivered {"id":"a"} {"id":"b"}
-	// delivered {"id":"d"} {"id":"e"}
-	// dead-letter {"edgegateattempts":1,"edgegateerror":"400 Bad Request","edgegateerrorcode":400,"edgegateerrordest":"cloud","id":"POISON"} <nil>
+	// delivered a b
+	// delivered d e
+	// dead-letter {"specversion":"1.0","id":"POISON","source":"/s","type":"t","edgegateerror":"400 Bad Request","edgegateerrorcode":400,"edgegateerrordest":"cloud","edgegateattempts":1} <nil>
 }

@@ -4,19 +4,17 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
-func TestSetExtensions(t *testing.T) {
+func TestMarkFailed(t *testing.T) {
 	rec := testRecords(t, 3, 1)[2] // data_base64
-	err := &Error{Err: errors.New("post https://x: 400 Bad Request: " + strings.Repeat("é", 400)), StatusCode: 400}
-	ext := failureExtensions(err, 3, "cloud")
-	ext[ExtReplayed] = true
-	out, e := SetExtensions(rec, ext)
-	if e != nil {
-		t.Fatal(e)
-	}
-	v := validStructured(t, out)
-	orig := validStructured(t, rec)
+	orig := validStructured(t, recordJSON(rec))
+	rec.Replayed = true // it was sent as replayed
+	err := &Error{Err: errors.New("post https://x: 400 Bad Request: " + strings.Repeat("é", 400) + "\n"), StatusCode: 400}
+	markFailed(rec, err, 3, "cloud")
+	rec.Replayed = false // the buffer does not store the flag: the extension stays
+	v := validStructured(t, recordJSON(rec))
 	for k, want := range orig.Attrs {
 		if v.Attrs[k] != want {
 			t.Errorf("%s changed: %q → %q", k, want, v.Attrs[k])
@@ -29,16 +27,15 @@ func TestSetExtensions(t *testing.T) {
 		v.Attrs[ExtReplayed] != "true" || !strings.HasPrefix(v.Attrs[ExtError], "post https://x: 400") {
 		t.Errorf("extensions: %v", v.Attrs)
 	}
-	for _, bad := range []map[string]any{
-		{"Bad": "x"}, {"id": "x"}, {"toolongextensionname1": "x"}, {"n": 1 << 40}, {"f": 1.5}, {"m": map[string]int{}},
-	} {
-		if _, err := SetExtensions(rec, bad); err == nil {
-			t.Errorf("accepted %v", bad)
-		}
+	if msg := v.Attrs[ExtError]; !utf8.ValidString(msg) || !strings.HasSuffix(msg, "…") || len(msg) > maxErrorExt+len("…") {
+		t.Errorf("error text not cut at %d bytes on a rune boundary: %q", maxErrorExt, msg)
 	}
-	for _, bad := range []string{``, `null`, `[1]`, `{"a":`} {
-		if _, err := SetExtensions([]byte(bad), ext); err == nil {
-			t.Errorf("accepted record %q", bad)
-		}
+
+	// No HTTP status: no error code.
+	rec = testRecords(t, 1, 1)[0]
+	markFailed(rec, errors.New("connection refused\x00"), 1, "cloud")
+	v = validStructured(t, recordJSON(rec))
+	if _, ok := v.Attrs[ExtErrorCode]; ok || v.Attrs[ExtError] != "connection refused\uFFFD" || v.Attrs[ExtReplayed] != "" {
+		t.Errorf("extensions: %v", v.Attrs)
 	}
 }

@@ -2,7 +2,6 @@ package uplink
 
 import (
 	"crypto/tls"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -10,50 +9,50 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cloudevents/sdk-go/v2/event"
-
+	"github.com/edgegate/edgegate/cloudevent"
 	"github.com/edgegate/edgegate/internal/ceconform"
 	"github.com/edgegate/edgegate/internal/cetest"
 )
 
-// testRecords builds n records spread over the given number of sources. The
-// "seq" extension counts events per source from 0. Data cycles through JSON,
-// text and binary (data_base64).
-func testRecords(tb testing.TB, n, sources int) [][]byte {
+// testRecords builds n events spread over the given number of sources.
+// The "seq" extension counts events per source from 0. Data cycles through
+// JSON, text and binary (text and binary travel as data_base64).
+func testRecords(tb testing.TB, n, sources int) []*cloudevent.Event {
 	tb.Helper()
-	seq := make([]int, sources)
-	out := make([][]byte, n)
+	seq := make([]int32, sources)
+	out := make([]*cloudevent.Event, n)
 	base := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
 	for i := range n {
 		src := i % sources
-		e := event.New()
-		e.SetID(fmt.Sprintf("evt-%04d", i))
-		e.SetSource(fmt.Sprintf("edgegate/devices/dev%d", src))
-		e.SetType("com.example.telemetry")
-		e.SetSubject(fmt.Sprintf("sensors/dev%d/temp", src))
-		e.SetTime(base.Add(time.Duration(i) * time.Millisecond))
-		e.SetExtension("seq", seq[src])
-		e.SetExtension("mqtttopic", fmt.Sprintf("sensors/dev%d/temp", src))
+		e := &cloudevent.Event{
+			ID:      fmt.Sprintf("evt-%04d", i),
+			Source:  fmt.Sprintf("edgegate/devices/dev%d", src),
+			Type:    "com.example.telemetry",
+			Subject: fmt.Sprintf("sensors/dev%d/temp", src),
+			Time:    base.Add(time.Duration(i) * time.Millisecond),
+		}
+		e.SetExtension("seq", cloudevent.Integer(seq[src]))
+		e.SetExtension("mqtttopic", cloudevent.String(fmt.Sprintf("sensors/dev%d/temp", src)))
 		seq[src]++
-		var err error
 		switch i % 3 {
 		case 0:
-			err = e.SetData(event.ApplicationJSON, map[string]any{"temp": 21.5, "n": i, "unit": "°C"})
+			e.DataContentType, e.Data = "application/json", []byte(fmt.Sprintf(`{"n":%d,"temp":21.5,"unit":"°C"}`, i))
 		case 1:
-			err = e.SetData("text/plain", fmt.Sprintf("reading %d \"quoted\"", i))
+			e.DataContentType, e.Data, e.DataBase64 = "text/plain", []byte(fmt.Sprintf("reading %d \"quoted\"", i)), true
 		case 2:
-			err = e.SetData("application/octet-stream", []byte{0, 1, 2, 0xff, byte(i)})
+			e.DataContentType, e.Data, e.DataBase64 = "application/octet-stream", []byte{0, 1, 2, 0xff, byte(i)}, true
 		}
-		if err != nil {
-			tb.Fatal(err)
-		}
-		b, err := json.Marshal(e)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		out[i] = b
+		out[i] = e
 	}
 	return out
+}
+
+// recordJSON is e in the JSON format, as the senders write it.
+func recordJSON(e *cloudevent.Event) []byte { return cloudevent.AppendJSON(nil, e) }
+
+// sameEvent compares what arrived with the event sent.
+func sameEvent(got ceconform.Event, e *cloudevent.Event) error {
+	return ceconform.SameEvent(got, recordJSON(e))
 }
 
 // newReceiver starts the shared strict receiver (cetest), which refuses
@@ -123,28 +122,24 @@ func validStructured(tb testing.TB, b []byte) ceconform.Event {
 	return v
 }
 
-// checkSameSet checks that got holds exactly the records (in any order).
-func checkSameSet(t *testing.T, got []ceconform.Event, records [][]byte) {
+// checkSameSet checks that got holds exactly the events (in any order).
+func checkSameSet(t *testing.T, got []ceconform.Event, events []*cloudevent.Event) {
 	t.Helper()
-	if len(got) != len(records) {
-		t.Fatalf("received %d events, want %d", len(got), len(records))
+	if len(got) != len(events) {
+		t.Fatalf("received %d events, want %d", len(got), len(events))
 	}
-	byID := map[string][]byte{}
-	for _, r := range records {
-		var m struct{ ID string }
-		if err := json.Unmarshal(r, &m); err != nil {
-			t.Fatal(err)
-		}
-		byID[m.ID] = r
+	byID := map[string]*cloudevent.Event{}
+	for _, e := range events {
+		byID[e.ID] = e
 	}
 	for _, v := range got {
-		r, ok := byID[v.Attrs["id"]]
+		e, ok := byID[v.Attrs["id"]]
 		if !ok {
 			t.Errorf("unexpected or duplicate event id %q", v.Attrs["id"])
 			continue
 		}
 		delete(byID, v.Attrs["id"])
-		if err := ceconform.SameEvent(v, r); err != nil {
+		if err := sameEvent(v, e); err != nil {
 			t.Errorf("event %s: %v", v.Attrs["id"], err)
 		}
 	}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -20,21 +19,19 @@ import (
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
-	"github.com/cloudevents/sdk-go/v2/event"
-	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
+
+	"github.com/edgegate/edgegate/cloudevent"
 )
 
 // Content types of the CloudEvents HTTP bindings.
 const (
-	contentTypeBatch      = event.ApplicationCloudEventsBatchJSON // application/cloudevents-batch+json
-	contentTypeStructured = event.ApplicationCloudEventsJSON      // application/cloudevents+json
+	contentTypeBatch      = "application/cloudevents-batch+json"
+	contentTypeStructured = "application/cloudevents+json"
 )
 
 // maxResponseRead is how much of a response body is read (and discarded) so
 // the connection can be reused; larger bodies close the connection.
 const maxResponseRead = 64 << 10
-
-var errNotObject = errors.New("not a JSON object")
 
 // httpSender sends CloudEvents over HTTP in batch, binary or structured mode.
 type httpSender struct {
@@ -150,96 +147,85 @@ func (s *httpSender) Close() error {
 }
 
 // Send implements Sender.
-func (s *httpSender) Send(ctx context.Context, records [][]byte) error {
-	if len(records) == 0 {
+func (s *httpSender) Send(ctx context.Context, events []*cloudevent.Event) error {
+	if len(events) == 0 {
 		return nil
 	}
 	if err := ctx.Err(); err != nil {
 		return &Error{Err: fmt.Errorf("send: %w", err), Retryable: true}
 	}
+	for i, e := range events {
+		if err := e.Validate(); err != nil {
+			return &Error{Err: &RecordError{Index: i, Err: fmt.Errorf("invalid cloudevent: %w", err)}}
+		}
+	}
 	switch s.mode {
 	case ModeBinary, ModeStructured:
-		return s.sendEach(ctx, records)
+		return s.sendEach(ctx, events)
 	default:
-		return s.sendBatch(ctx, records)
+		return s.sendBatch(ctx, events)
 	}
 }
 
-// sendBatch posts the records as JSON arrays, split so each body stays under
-// maxBody (a single larger record goes alone). Chunks go out in order; the
+// sendBatch posts the events as JSON arrays, split so each body stays under
+// maxBody (a single larger event goes alone). Chunks go out in order; the
 // first failure ends the call.
-func (s *httpSender) sendBatch(ctx context.Context, records [][]byte) error {
-	for i, r := range records {
-		if !isJSONObject(r) {
-			return &Error{Err: &RecordError{Index: i, Err: errNotObject}}
-		}
-	}
-	for start := 0; start < len(records); {
-		end, size := start, 1 // "["
-		for end < len(records) {
-			add := len(records[end]) + 1 // "," or "]"
-			if end > start && size+add > s.maxBody {
-				break
-			}
-			size += add
-			end++
-		}
-		body := make([]byte, 0, size)
-		body = append(body, '[')
-		for i, r := range records[start:end] {
-			if i > 0 {
-				body = append(body, ',')
-			}
-			body = append(body, r...)
-		}
+func (s *httpSender) sendBatch(ctx context.Context, events []*cloudevent.Event) error {
+	one := make([]byte, 0, 1024) // one event's JSON before it joins the body
+	var body []byte
+	n := 0 // events in body
+	flush := func() error {
 		body = append(body, ']')
-
 		req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.url, bytes.NewReader(body))
 		if err != nil {
 			return &Error{Err: fmt.Errorf("build request: %w", err)}
 		}
 		req.Header.Set("Content-Type", contentTypeBatch)
-		if err := s.do(req, end-start); err != nil {
+		if err := s.do(req, n); err != nil {
 			return err
 		}
-		start = end
+		body, n = nil, 0 // the next body gets its own array
+		return nil
 	}
-	return nil
+	for i, e := range events {
+		one = cloudevent.AppendJSON(one[:0], e)
+		if n > 0 && len(body)+len(one)+1 > s.maxBody { // "," or "]"
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+		if n == 0 {
+			// Room for the events left, if they are like this one.
+			body = make([]byte, 0, min(s.maxBody, (len(events)-i)*(len(one)+1))+len(one)+2)
+			body = append(body, '[')
+		} else {
+			body = append(body, ',')
+		}
+		body = append(body, one...)
+		n++
+	}
+	return flush()
 }
 
-// isJSONObject reports whether b is one valid JSON object.
-func isJSONObject(b []byte) bool {
-	b = bytes.TrimSpace(b)
-	return len(b) >= 2 && b[0] == '{' && b[len(b)-1] == '}' && json.Valid(b)
-}
-
-// sendEach sends one request per record (binary or structured mode). Records
+// sendEach sends one request per event (binary or structured mode). Events
 // of one source go sequentially in slice order; sources run in parallel on
 // up to MaxInFlight workers. After the first failure no new request starts,
 // so within a source no later event is delivered after an earlier failed one.
-func (s *httpSender) sendEach(ctx context.Context, records [][]byte) error {
-	events := make([]event.Event, len(records))
+func (s *httpSender) sendEach(ctx context.Context, events []*cloudevent.Event) error {
 	var order []string
 	groups := make(map[string][]int)
-	for i, r := range records {
-		if err := json.Unmarshal(r, &events[i]); err != nil {
-			return &Error{Err: &RecordError{Index: i, Err: fmt.Errorf("decode cloudevent: %w", err)}}
+	for i, e := range events {
+		if _, ok := groups[e.Source]; !ok {
+			order = append(order, e.Source)
 		}
-		if err := events[i].Validate(); err != nil {
-			return &Error{Err: &RecordError{Index: i, Err: fmt.Errorf("invalid cloudevent: %w", err)}}
-		}
-		src := events[i].Source()
-		if _, ok := groups[src]; !ok {
-			order = append(order, src)
-		}
-		groups[src] = append(groups[src], i)
+		groups[e.Source] = append(groups[e.Source], i)
 	}
 
 	var (
 		mu     sync.Mutex
 		failed []*Error
 		stop   atomic.Bool
-		ok     = make([]bool, len(records)) // [i] written by one worker, read after Wait
+		ok     = make([]bool, len(events)) // [i] written by one worker, read after Wait
 		wg     sync.WaitGroup
 		work   = make(chan []int)
 	)
@@ -250,7 +236,7 @@ func (s *httpSender) sendEach(ctx context.Context, records [][]byte) error {
 					if stop.Load() || ctx.Err() != nil {
 						break
 					}
-					if err := s.sendOne(ctx, &events[i], records[i]); err != nil {
+					if err := s.sendOne(ctx, events[i]); err != nil {
 						stop.Store(true)
 						mu.Lock()
 						failed = append(failed, &Error{
@@ -319,32 +305,114 @@ func eachError(ctx context.Context, failed []*Error, ok []bool) *Error {
 }
 
 // sendOne sends one event in binary or structured mode.
-func (s *httpSender) sendOne(ctx context.Context, ev *event.Event, record []byte) *Error {
-	var req *http.Request
-	var err error
+func (s *httpSender) sendOne(ctx context.Context, e *cloudevent.Event) *Error {
+	var body []byte
+	var h http.Header
 	if s.mode == ModeStructured {
-		req, err = http.NewRequestWithContext(ctx, http.MethodPost, s.url, bytes.NewReader(record))
-		if err == nil {
-			req.Header.Set("Content-Type", contentTypeStructured)
-		}
+		body = cloudevent.AppendJSON(make([]byte, 0, 512+len(e.Data)*4/3), e)
+		h = http.Header{"Content-Type": {contentTypeStructured}}
 	} else {
-		// JSON-format events may omit datacontenttype for JSON data; the
-		// binary binding needs it to set Content-Type.
-		if ev.DataContentType() == "" && len(ev.Data()) > 0 && !ev.DataBase64 {
-			ev.SetDataContentType(event.ApplicationJSON)
+		var err error
+		if h, err = binaryHeaders(e); err != nil {
+			return &Error{Err: fmt.Errorf("build request: %w", err)}
 		}
-		req, err = cehttp.NewHTTPRequestFromEvent(ctx, s.url, *ev)
-		if err == nil {
-			err = checkHeaderValues(req.Header)
-		}
-		if err == nil {
-			percentEncodeCEHeaders(req.Header)
-		}
+		body = e.Data
 	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.url, bytes.NewReader(body))
 	if err != nil {
 		return &Error{Err: fmt.Errorf("build request: %w", err)}
 	}
+	req.Header = h
 	return s.do(req, 1)
+}
+
+// binaryHeaders returns the headers of e in binary mode (HTTP binding
+// 3.1): a ce- header per attribute and extension, in its canonical string
+// form and percent-encoded (3.1.3.2), and Content-Type from
+// datacontenttype. JSON data without a datacontenttype is declared
+// application/json, as the JSON format implies it. A value with a control
+// character cannot be sent, nor a datacontenttype that is a CloudEvents
+// format (a device may claim application/cloudevents+json): receivers
+// would read the request as structured mode and take the data for the
+// event. Both are errors.
+func binaryHeaders(e *cloudevent.Event) (http.Header, error) {
+	h := make(http.Header, 8+len(e.Extensions))
+	set := func(key, name, v string) error {
+		for i := 0; i < len(v); i++ {
+			if c := v[i]; (c < 0x20 && c != '\t') || c == 0x7f {
+				return fmt.Errorf("attribute %s: control character in value", name)
+			}
+		}
+		if key != "Content-Type" {
+			v = percentEncodeHeader(v)
+		}
+		h[key] = []string{v}
+		return nil
+	}
+	attrs := [...]struct{ key, name, v string }{
+		{"Ce-Specversion", "specversion", cloudevent.SpecVersion},
+		{"Ce-Id", "id", e.ID},
+		{"Ce-Source", "source", e.Source},
+		{"Ce-Type", "type", e.Type},
+		{"Ce-Subject", "subject", e.Subject},
+		{"Ce-Dataschema", "dataschema", e.DataSchema},
+	}
+	for _, a := range attrs {
+		if a.v == "" {
+			continue
+		}
+		if err := set(a.key, a.name, a.v); err != nil {
+			return nil, err
+		}
+	}
+	if !e.Time.IsZero() {
+		h["Ce-Time"] = []string{e.Time.UTC().Format(time.RFC3339Nano)}
+	}
+	ct := e.DataContentType
+	if ct == "" && len(e.Data) > 0 && !e.DataBase64 {
+		ct = "application/json"
+	}
+	if ct != "" {
+		if ceFormat(ct) {
+			return nil, fmt.Errorf("datacontenttype %q is a CloudEvents format: binary mode cannot carry it", ct)
+		}
+		if err := set("Content-Type", "datacontenttype", ct); err != nil {
+			return nil, err
+		}
+	}
+	for _, x := range e.Extensions {
+		if e.Replayed && x.Name == cloudevent.ExtReplayed {
+			continue
+		}
+		if err := set(extensionHeader(x.Name), x.Name, x.Value.String()); err != nil {
+			return nil, err
+		}
+	}
+	if e.Replayed {
+		h["Ce-Replayed"] = []string{"true"}
+	}
+	return h, nil
+}
+
+// ceFormat reports whether a media type is a CloudEvents format
+// (application/cloudevents, application/cloudevents+json,
+// application/cloudevents-batch+json, …), case aside.
+func ceFormat(ct string) bool {
+	const prefix = "application/cloudevents"
+	ct = strings.TrimSpace(ct)
+	return len(ct) >= len(prefix) && strings.EqualFold(ct[:len(prefix)], prefix)
+}
+
+// extensionHeader is the canonical header name of an extension (names are
+// lower-case a-z0-9): "mqtttopic" → "Ce-Mqtttopic".
+func extensionHeader(name string) string {
+	b := make([]byte, 0, 3+len(name))
+	b = append(b, "Ce-"...)
+	b = append(b, name...)
+	if c := b[3]; c >= 'a' && c <= 'z' {
+		b[3] = c - 'a' + 'A'
+	}
+	return string(b)
 }
 
 // do performs one request and classifies its outcome. n is the number of
@@ -412,37 +480,9 @@ func (s *httpSender) do(req *http.Request, n int) *Error {
 	return e
 }
 
-// checkHeaderValues rejects values net/http would refuse to send (control
-// characters); sending would fail every time, so the record is malformed.
-// (Attribute Strings may not hold them either.)
-func checkHeaderValues(h http.Header) error {
-	for k, vals := range h {
-		for _, v := range vals {
-			for i := 0; i < len(v); i++ {
-				if c := v[i]; (c < 0x20 && c != '\t') || c == 0x7f {
-					return fmt.Errorf("attribute %s: control character in value", strings.ToLower(k))
-				}
-			}
-		}
-	}
-	return nil
-}
-
-// percentEncodeCEHeaders percent-encodes every ce- header value as the
-// HTTP binding requires (3.1.3.2): space, '"', '%' and every byte outside
-// printable ASCII become %XX (UTF-8 bytes, upper-case hex). sdk-go v2.16.2
-// sends values raw.
-func percentEncodeCEHeaders(h http.Header) {
-	for k, vals := range h {
-		if len(k) < 3 || !strings.EqualFold(k[:3], "ce-") {
-			continue
-		}
-		for i, v := range vals {
-			vals[i] = percentEncodeHeader(v)
-		}
-	}
-}
-
+// percentEncodeHeader percent-encodes a ce- header value as the HTTP
+// binding requires (3.1.3.2): space, '"', '%' and every byte outside
+// printable ASCII become %XX (UTF-8 bytes, upper-case hex).
 func percentEncodeHeader(v string) string {
 	n := 0
 	for i := 0; i < len(v); i++ {

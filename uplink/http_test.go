@@ -16,6 +16,7 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 
+	"github.com/edgegate/edgegate/cloudevent"
 	"github.com/edgegate/edgegate/internal/ceconform"
 )
 
@@ -40,7 +41,7 @@ func TestSendModes(t *testing.T) {
 			if mode == ModeBatch {
 				want = 1
 				for i, v := range got { // one request: order kept
-					if err := ceconform.SameEvent(v, records[i]); err != nil {
+					if err := sameEvent(v, records[i]); err != nil {
 						t.Fatalf("batch order: event %d: %v", i, err)
 					}
 				}
@@ -73,47 +74,63 @@ func TestBatchSplitByMaxBytes(t *testing.T) {
 	got := rc.Views()
 	checkSameSet(t, got, records)
 	for i, v := range got {
-		if err := ceconform.SameEvent(v, records[i]); err != nil {
+		if err := sameEvent(v, records[i]); err != nil {
 			t.Fatalf("order across chunks: event %d: %v", i, err)
 		}
 	}
 	reqs := rc.Stats().Requests
 	total := 0
 	for _, r := range records {
-		total += len(r) + 1
+		total += len(recordJSON(r)) + 1
 	}
 	if min := (total + 2047) / 2048; reqs < min || reqs > 2*min+1 {
 		t.Errorf("%d requests for %d bytes with max_bytes 2048", reqs, total)
 	}
 
-	// A record larger than max_bytes goes alone.
-	big := bytes.Replace(records[0], []byte(`"temp"`), []byte(`"pad":"`+strings.Repeat("x", 3000)+`","temp"`), 1)
+	// An event larger than max_bytes goes alone.
+	big := *records[0]
+	big.Data = bytes.Replace(big.Data, []byte(`"temp"`), []byte(`"pad":"`+strings.Repeat("x", 3000)+`","temp"`), 1)
 	rc2 := newReceiver(t, nil)
 	s2 := newTestSender(t, rc2.URL(), ModeBatch, func(c *Config) { c.Batch.MaxBytes = 2048 })
-	if err := s2.Send(context.Background(), [][]byte{records[1], big, records[2]}); err != nil {
+	if err := s2.Send(context.Background(), []*cloudevent.Event{records[1], &big, records[2]}); err != nil {
 		t.Fatal(err)
 	}
 	if reqs := rc2.Stats().Requests; reqs != 3 {
 		t.Errorf("%d requests, want 3", reqs)
 	}
-	checkSameSet(t, rc2.Views(), [][]byte{records[1], big, records[2]})
+	checkSameSet(t, rc2.Views(), []*cloudevent.Event{records[1], &big, records[2]})
 }
 
+// An event no receiver may accept fails the whole call, permanently,
+// naming the event, before any request (binary mode finds a control
+// character or a CloudEvents datacontenttype only when it builds that
+// event's request). Records that are
+// not events at all never reach a Sender: the forwarder dead-letters them.
 func TestMalformedRecordIsPermanent(t *testing.T) {
 	good := testRecords(t, 3, 1)
+	event := func(f func(*cloudevent.Event)) *cloudevent.Event {
+		e := &cloudevent.Event{ID: "1", Source: "s", Type: "t"}
+		f(e)
+		return e
+	}
 	cases := []struct {
 		name string
 		mode string
-		bad  []byte
+		bad  *cloudevent.Event
 	}{
-		{"batch not json", ModeBatch, []byte(`{"id":`)},
-		{"batch array", ModeBatch, []byte(`[1,2]`)},
-		{"batch garbage inside braces", ModeBatch, []byte(`{garbage}`)},
-		{"binary not json", ModeBinary, []byte(`nope`)},
-		{"binary missing id", ModeBinary, []byte(`{"specversion":"1.0","source":"s","type":"t"}`)},
-		{"binary wrong specversion", ModeBinary, []byte(`{"specversion":"0.1","id":"1","source":"s","type":"t"}`)},
-		{"binary control char in header", ModeBinary, []byte(`{"specversion":"1.0","id":"1","source":"s","type":"t","subject":"a\nb"}`)},
-		{"structured missing type", ModeStructured, []byte(`{"specversion":"1.0","id":"1","source":"s"}`)},
+		{"batch missing id", ModeBatch, event(func(e *cloudevent.Event) { e.ID = "" })},
+		{"batch bad extension name", ModeBatch, event(func(e *cloudevent.Event) { e.SetExtension("Bad-Name", cloudevent.String("x")) })},
+		{"batch json data under text/plain", ModeBatch, event(func(e *cloudevent.Event) { e.DataContentType, e.Data = "text/plain", []byte(`{}`) })},
+		{"binary missing id", ModeBinary, event(func(e *cloudevent.Event) { e.ID = " " })},
+		{"binary reserved extension", ModeBinary, event(func(e *cloudevent.Event) { e.SetExtension("data", cloudevent.String("x")) })},
+		{"binary control char in header", ModeBinary, event(func(e *cloudevent.Event) { e.Subject = "a\nb" })},
+		{"binary control char in content type", ModeBinary, event(func(e *cloudevent.Event) {
+			e.DataContentType, e.Data, e.DataBase64 = "text/plain;\x01", []byte("x"), true
+		})},
+		{"binary cloudevents content type", ModeBinary, event(func(e *cloudevent.Event) {
+			e.DataContentType, e.Data, e.DataBase64 = "Application/CloudEvents+JSON", []byte(`{"specversion":"1.0"}`), true
+		})},
+		{"structured missing type", ModeStructured, event(func(e *cloudevent.Event) { e.Type = "" })},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -126,7 +143,7 @@ func TestMalformedRecordIsPermanent(t *testing.T) {
 				return 200
 			})
 			s := newTestSender(t, srv.URL(), tc.mode, nil)
-			err := s.Send(context.Background(), [][]byte{good[0], good[1], tc.bad, good[2]})
+			err := s.Send(context.Background(), []*cloudevent.Event{good[0], good[1], tc.bad, good[2]})
 			if err == nil {
 				t.Fatal("Send accepted a malformed record")
 			}
@@ -137,7 +154,9 @@ func TestMalformedRecordIsPermanent(t *testing.T) {
 			if !errors.As(err, &re) || re.Index != 2 {
 				t.Errorf("want RecordError index 2, got %v", err)
 			}
-			if tc.mode == ModeBatch || !strings.Contains(tc.name, "control") {
+			// Binary mode finds what headers cannot carry only when it
+			// builds that event's request.
+			if atBuild := strings.Contains(tc.name, "control") || strings.Contains(tc.name, "cloudevents"); tc.mode == ModeBatch || !atBuild {
 				mu.Lock()
 				defer mu.Unlock()
 				if reqs != 0 {
@@ -519,16 +538,13 @@ func TestBinaryHeadersPercentEncoded(t *testing.T) {
 	rc := newReceiver(t, nil)
 	s := newTestSender(t, rc.URL(), ModeBinary, nil)
 	rec := testRecords(t, 1, 1)[0]
-	rec, err := SetExtensions(rec, failureExtensions(&Error{Err: errors.New(`post x: 400 "Bad" 100% café 😀`), StatusCode: 400}, 2, "cloud"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rec = bytes.Replace(rec, []byte(`"subject":"sensors/dev0/temp"`), []byte(`"subject":"salle à manger/temp 100%"`), 1)
-	if err := s.Send(context.Background(), [][]byte{rec}); err != nil {
+	markFailed(rec, &Error{Err: errors.New(`post x: 400 "Bad" 100% café 😀`), StatusCode: 400}, 2, "cloud")
+	rec.Subject = "salle à manger/temp 100%"
+	if err := s.Send(context.Background(), []*cloudevent.Event{rec}); err != nil {
 		t.Fatal(err)
 	}
 	got := rc.Views()
-	checkSameSet(t, got, [][]byte{rec})
+	checkSameSet(t, got, []*cloudevent.Event{rec})
 	if len(got) == 1 && (got[0].Attrs["subject"] != "salle à manger/temp 100%" || got[0].Attrs[ExtError] != `post x: 400 "Bad" 100% café 😀`) {
 		t.Errorf("attributes %v", got[0].Attrs)
 	}

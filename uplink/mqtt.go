@@ -1,7 +1,6 @@
 package uplink
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -16,6 +15,8 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/eclipse/paho.mqtt.golang/packets"
+
+	"github.com/edgegate/edgegate/cloudevent"
 )
 
 // errClosed is returned by Send after Close.
@@ -212,35 +213,39 @@ func (s *mqttSender) connect(ctx context.Context) (paho.Client, error) {
 // Send implements Sender: it publishes every record with QoS 1, at most
 // MaxInFlight unacknowledged at a time, and returns nil only when each got
 // its PUBACK on one unbroken connection.
-func (s *mqttSender) Send(ctx context.Context, records [][]byte) error {
-	if len(records) == 0 {
+func (s *mqttSender) Send(ctx context.Context, events []*cloudevent.Event) error {
+	if len(events) == 0 {
 		return nil
 	}
 	if err := ctx.Err(); err != nil {
 		return &Error{Err: fmt.Errorf("publish: %w", err), Retryable: true}
 	}
-	topics := make([]string, len(records))
-	for i, r := range records {
-		if len(r) > s.maxBytes {
-			return &Error{Err: &RecordError{Index: i, Err: fmt.Errorf("%d bytes exceeds batch.max_bytes (%d)", len(r), s.maxBytes)}}
-		}
-		t, err := s.topic.topicFor(r)
+	topics := make([]string, len(events))
+	// paho keeps a payload after Publish returns (outbound queue, resend):
+	// each gets its own slice.
+	payloads := make([][]byte, len(events))
+	for i, e := range events {
+		t, err := s.topic.topicFor(e)
 		if err != nil {
 			return &Error{Err: &RecordError{Index: i, Err: err}}
 		}
 		topics[i] = t
+		payloads[i] = cloudevent.AppendJSON(make([]byte, 0, 512+len(e.Data)*4/3), e)
+		if n := len(payloads[i]); n > s.maxBytes {
+			return &Error{Err: &RecordError{Index: i, Err: fmt.Errorf("%d bytes exceeds batch.max_bytes (%d)", n, s.maxBytes)}}
+		}
 	}
 
 	start := time.Now()
-	err := s.publish(ctx, topics, records)
+	err := s.publish(ctx, topics, payloads)
 	s.duration.Update(time.Since(start).Seconds())
 	if err != nil {
 		s.failures.Inc()
-		s.log.Debug("mqtt publish failed", "events", len(records), "err", err)
+		s.log.Debug("mqtt publish failed", "events", len(events), "err", err)
 		return err
 	}
-	s.events.Add(len(records))
-	s.log.Debug("mqtt published", "events", len(records), "duration", time.Since(start))
+	s.events.Add(len(events))
+	s.log.Debug("mqtt published", "events", len(events), "duration", time.Since(start))
 	return nil
 }
 
@@ -294,9 +299,7 @@ func (s *mqttSender) publish(ctx context.Context, topics []string, records [][]b
 			window = window[1:]
 			first++
 		}
-		// paho keeps the payload after Publish returns (outbound queue,
-		// resend): give it its own copy.
-		tok := client.Publish(topics[i], 1, false, bytes.Clone(r))
+		tok := client.Publish(topics[i], 1, false, r)
 		s.published.Inc()
 		window = append(window, pending{tok, time.Now()})
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/mochi-mqtt/server/v2/packets"
 
+	"github.com/edgegate/edgegate/cloudevent"
 	"github.com/edgegate/edgegate/internal/ceconform"
 )
 
@@ -176,7 +177,7 @@ func TestMQTTPublish(t *testing.T) {
 			byID := checkMQTTMessages(t, msgs)
 			for j, m := range msgs {
 				v := byID[fmt.Sprintf("evt-%04d", j)][0]
-				if err := ceconform.SameEvent(v, records[j]); err != nil { // one client, QoS 1: in order
+				if err := sameEvent(v, records[j]); err != nil { // one client, QoS 1: in order
 					t.Errorf("message %d: %v", j, err)
 				}
 				if m.Topic != tc.want(v) {
@@ -243,16 +244,15 @@ func TestMQTTPermanentAndRetryable(t *testing.T) {
 	b := startBroker(t, "127.0.0.1:0", nil, nil)
 	good := testRecords(t, 3, 1)
 	s := newMQTTTestSender(t, "tcp://"+b.addr, func(c *Config) { c.Batch.MaxBytes = 2048 })
-	for _, bad := range [][]byte{
-		[]byte(`nope`),
-		[]byte(`{"specversion":"1.0","id":"1","source":"s"}`),
-		[]byte(`{"specversion":"0.3","id":"1","source":"s","type":"t"}`),
-		[]byte(`{"specversion":"1.0","id":"1","source":"s","type":"t","data":"` + strings.Repeat("x", 3000) + `"}`),
+	for _, bad := range []*cloudevent.Event{
+		{ID: "1", Source: "s"},
+		{ID: "1", Source: "s", Type: "t", Extensions: []cloudevent.Extension{{Name: "id", Value: cloudevent.String("x")}}},
+		{ID: "1", Source: "s", Type: "t", Data: []byte(strings.Repeat("x", 3000)), DataBase64: true},
 	} {
-		err := s.Send(context.Background(), [][]byte{good[0], good[1], bad, good[2]})
+		err := s.Send(context.Background(), []*cloudevent.Event{good[0], good[1], bad, good[2]})
 		var re *RecordError
 		if retry, _ := classify(err); err == nil || retry || !errors.As(err, &re) || re.Index != 2 {
-			t.Errorf("bad record %.40s: err %v", bad, err)
+			t.Errorf("bad record %+v: err %v", bad, err)
 		}
 	}
 	if n := len(b.messages()); n != 0 {
@@ -363,7 +363,7 @@ func testMQTTBrokerRestart(t *testing.T, store string) {
 				continue
 			}
 			for _, v := range vs {
-				if err := ceconform.SameEvent(v, records[i]); err != nil {
+				if err := sameEvent(v, records[i]); err != nil {
 					t.Errorf("record %d: %v", i, err)
 				}
 			}
@@ -434,11 +434,11 @@ func TestTopicExpansion(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := tt.topicFor([]byte(`{"specversion":"1.0","id":"1","source":"s","type":"a+b#c","subject":"x/y"}`))
+	got, err := tt.topicFor(&cloudevent.Event{ID: "1", Source: "s", Type: "a+b#c", Subject: "x/y"})
 	if err != nil || got != "d/gw/x/y/a_b_c" {
 		t.Errorf("topic %q, %v", got, err)
 	}
-	if _, err := tt.topicFor([]byte(`{"specversion":"1.0","id":"1","source":"s","type":1}`)); err == nil {
-		t.Error("non-string type accepted")
+	if _, err := tt.topicFor(&cloudevent.Event{ID: "1", Source: "s"}); err == nil {
+		t.Error("event without a type accepted")
 	}
 }

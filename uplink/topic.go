@@ -1,11 +1,12 @@
 package uplink
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/edgegate/edgegate/cloudevent"
 )
 
 // topicVars are the variables a topic template may use.
@@ -99,17 +100,7 @@ func newTopicTemplate(t, gatewayID string) (*topicTemplate, error) {
 // usesGatewayID reports whether a template refers to {gateway_id}.
 func usesGatewayID(t string) bool { return strings.Contains(t, "{gateway_id}") }
 
-// recordAttrs are the attributes a topic may use, plus what the sender
-// checks before publishing.
-type recordAttrs struct {
-	SpecVersion string `json:"specversion"`
-	ID          string `json:"id"`
-	Source      string `json:"source"`
-	Type        string `json:"type"`
-	Subject     string `json:"subject"`
-}
-
-func (t *topicTemplate) expand(a *recordAttrs) string {
+func (t *topicTemplate) expand(e *cloudevent.Event) string {
 	var sb strings.Builder
 	for _, p := range t.parts {
 		if p.variable == "" {
@@ -121,13 +112,13 @@ func (t *topicTemplate) expand(a *recordAttrs) string {
 		case "gateway_id":
 			v = t.gatewayID
 		case "type":
-			v = a.Type
+			v = e.Type
 		case "source":
-			v = a.Source
+			v = e.Source
 		case "subject":
-			v = a.Subject
+			v = e.Subject
 		case "id":
-			v = a.ID
+			v = e.ID
 		}
 		sb.WriteString(topicSafe(v))
 	}
@@ -150,26 +141,16 @@ func topicSafe(v string) string {
 	}, v)
 }
 
-// topicFor checks a record and returns its topic. Errors mean the record
+// topicFor checks an event and returns its topic. Errors mean the event
 // can never be published (permanent).
-func (t *topicTemplate) topicFor(record []byte) (string, error) {
-	if !isJSONObject(record) {
-		return "", errNotObject
-	}
-	var a recordAttrs
-	if err := json.Unmarshal(record, &a); err != nil {
-		return "", fmt.Errorf("decode cloudevent: %w", err)
-	}
-	switch {
-	case a.SpecVersion != "1.0":
-		return "", fmt.Errorf("invalid cloudevent: specversion %q, want \"1.0\"", a.SpecVersion)
-	case a.ID == "" || a.Source == "" || a.Type == "":
-		return "", errors.New("invalid cloudevent: id, source and type are required")
+func (t *topicTemplate) topicFor(e *cloudevent.Event) (string, error) {
+	if err := e.Validate(); err != nil {
+		return "", fmt.Errorf("invalid cloudevent: %w", err)
 	}
 	if t.static != "" {
 		return t.static, nil
 	}
-	topic := t.expand(&a)
+	topic := t.expand(e)
 	switch {
 	case topic == "":
 		return "", errors.New("topic template expands to an empty topic")

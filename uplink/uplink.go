@@ -7,18 +7,22 @@ import (
 	"log/slog"
 
 	"github.com/VictoriaMetrics/metrics"
+
+	"github.com/edgegate/edgegate/cloudevent"
 )
 
-// Sender delivers records to one cloud endpoint.
+// Sender delivers events to one cloud endpoint.
 type Sender interface {
-	// Send delivers the records (each one CloudEvent in the CloudEvents JSON
-	// format) and returns nil only when the endpoint accepted all of them.
-	// On failure it returns an *Error (see Delivery): records its Accepted
+	// Send delivers the events and returns nil only when the endpoint
+	// accepted all of them. Each is written as it is (Replayed renders as
+	// replayed=true); an event a sender cannot write or that is invalid
+	// (see cloudevent.Event.Validate) fails the call with a *RecordError.
+	// On failure it returns an *Error (see Delivery): events its Accepted
 	// field names were delivered; others may have been too, so the caller
 	// sends all the rest again (at-least-once; duplicates keep their id).
 	// Send is safe for concurrent use and blocks until done or ctx is done.
-	// It does not retain records after it returns.
-	Send(ctx context.Context, records [][]byte) error
+	// It neither modifies the events nor retains them after it returns.
+	Send(ctx context.Context, events []*cloudevent.Event) error
 }
 
 // New builds the Sender of cfg's section (http or mqtt). cfg must be a

@@ -13,10 +13,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/cloudevents/sdk-go/v2/event"
-
+	"github.com/edgegate/edgegate/cloudevent"
 	"github.com/edgegate/edgegate/gateway"
-	"github.com/edgegate/edgegate/gateway/mapping"
+	"github.com/edgegate/edgegate/mqtt"
 	"github.com/edgegate/edgegate/rules"
 )
 
@@ -34,14 +33,6 @@ CloudEvent by the events section. Events are evaluated at their time
 
 Flags:
 `
-
-// rulesSetup is what `rules test` needs of a configuration file.
-type rulesSetup struct {
-	rules     rules.Config
-	uplinks   []string
-	gatewayID string
-	events    mapping.Config
-}
 
 // cmdRules runs `edgegate rules test`.
 func cmdRules(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -65,49 +56,40 @@ func cmdRules(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
-	setup, err := loadRulesSetup(*path)
+	c, err := gateway.LoadFile(*path)
 	if err != nil {
 		printConfigErrors(stderr, err)
 		return errUsage
 	}
-	return runRulesTest(ctx, setup, *eventsPath, *verbose, stdout)
+	return runRulesTest(ctx, c, *eventsPath, *verbose, stdout)
 }
 
-// loadRulesSetup loads and validates the whole configuration file, then
-// takes its rules section.
-func loadRulesSetup(path string) (rulesSetup, error) {
-	c, err := gateway.LoadFile(path)
-	if err != nil {
-		return rulesSetup{}, err
+// uplinkNames are the route names the rules may use.
+func uplinkNames(cfg gateway.Config) []string {
+	names := make([]string, len(cfg.Uplinks))
+	for i, u := range cfg.Uplinks {
+		names[i] = u.Name
 	}
-	return setupFromConfig(c.Config), nil
+	return names
 }
 
-func setupFromConfig(cfg gateway.Config) rulesSetup {
-	s := rulesSetup{rules: cfg.Rules, gatewayID: cfg.GatewayID, events: cfg.Events}
-	for _, u := range cfg.Uplinks {
-		s.uplinks = append(s.uplinks, u.Name)
-	}
-	return s
-}
-
-func runRulesTest(ctx context.Context, s rulesSetup, eventsPath string, verbose bool, stdout io.Writer) error {
-	set, err := rules.Compile(s.rules, s.uplinks, rules.WithGatewayID(s.gatewayID))
-	if err != nil {
-		return fmt.Errorf("rules: %w", err)
-	}
+// runRulesTest runs the events file through the gateway's mapping and
+// rules (gateway.DryRun, with the rule set LoadFile compiled), then the
+// rules section's own tests.
+func runRulesTest(ctx context.Context, c *gateway.Compiled, eventsPath string, verbose bool, stdout io.Writer) error {
+	dry, cfg := gateway.NewDryRun(c), c.Config
 	if eventsPath != "" {
-		if err := runEventsFile(ctx, set, s, eventsPath, stdout); err != nil {
+		if err := runEventsFile(ctx, dry, eventsPath, stdout); err != nil {
 			return err
 		}
 	}
-	if len(s.rules.Tests) == 0 {
+	if len(cfg.Rules.Tests) == 0 {
 		if eventsPath == "" {
 			return errors.New("the rules section has no tests (rules.tests) and no --events file was given")
 		}
 		return nil
 	}
-	results, err := rules.RunTests(s.rules, s.uplinks, rules.WithGatewayID(s.gatewayID))
+	results, err := rules.RunTests(cfg.Rules, uplinkNames(cfg), rules.WithGatewayID(cfg.GatewayID))
 	if err != nil {
 		return fmt.Errorf("rules: %w", err)
 	}
@@ -157,16 +139,12 @@ func indentJSON(v any, indent string) string {
 }
 
 // runEventsFile evaluates each line of a JSONL file and prints the decisions.
-func runEventsFile(ctx context.Context, set *rules.Set, s rulesSetup, path string, stdout io.Writer) error {
+func runEventsFile(ctx context.Context, dry *gateway.DryRun, path string, stdout io.Writer) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return fmt.Errorf("events: %w", err)
 	}
 	defer f.Close()
-	mapper, err := mapping.Compile(s.events, s.gatewayID)
-	if err != nil {
-		return fmt.Errorf("events section: %w", err)
-	}
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 64*1024), 4*1024*1024)
 	line := 0
@@ -179,14 +157,20 @@ func runEventsFile(ctx context.Context, set *rules.Set, s rulesSetup, path strin
 		if text == "" || strings.HasPrefix(text, "#") {
 			continue
 		}
-		in, now, err := parseEventLine([]byte(text), mapper)
+		ev, msg, now, err := parseEventLine([]byte(text))
 		if err != nil {
 			return fmt.Errorf("%s:%d: %w", path, line, err)
 		}
-		for _, e := range set.Tick(now) {
+		for _, e := range dry.Tick(now) {
 			fmt.Fprintf(stdout, "%s:%d: before it, the clock (%s) closed/emitted:\n%s\n", path, line, now.Format(time.RFC3339), indentJSON(e, ""))
 		}
-		d := set.Evaluate(in, now)
+		var in rules.Input
+		var d rules.Decision
+		if ev != nil {
+			in, d = dry.Event(ev, now)
+		} else if in, d, err = dry.Message(msg, now); err != nil {
+			return fmt.Errorf("%s:%d: topic %s: %w", path, line, msg.Topic, err)
+		}
 		fmt.Fprintf(stdout, "%s:%d: %s %s\n%s\n", path, line, in.Event.Type, in.Event.Subject, indentJSON(d, ""))
 	}
 	if err := sc.Err(); err != nil {
@@ -205,46 +189,38 @@ type mqttLine struct {
 	Time        time.Time       `json:"time"`
 }
 
-func parseEventLine(b []byte, mapper *mapping.Mapper) (rules.Input, time.Time, error) {
+// parseEventLine reads one line of an events file: a CloudEvent in the
+// JSON format (ev) or an MQTT message (msg), and the time to evaluate it
+// at (the event's or message's time, or now).
+func parseEventLine(b []byte) (ev *cloudevent.Event, msg mqtt.Message, now time.Time, err error) {
 	var probe map[string]json.RawMessage
 	if err := json.Unmarshal(b, &probe); err != nil {
-		return rules.Input{}, time.Time{}, fmt.Errorf("not a JSON object: %w", err)
+		return nil, msg, now, fmt.Errorf("not a JSON object: %w", err)
 	}
 	if _, ok := probe["specversion"]; ok {
-		var ce event.Event
-		if err := json.Unmarshal(b, &ce); err != nil {
-			return rules.Input{}, time.Time{}, fmt.Errorf("cloudevent: %w", err)
+		ev = new(cloudevent.Event)
+		if err := cloudevent.Decode(b, ev); err != nil {
+			return nil, msg, now, err
 		}
-		in := rules.Input{Event: rules.FromCloudEvent(ce)}
-		if t, ok := ce.Extensions()[mapping.ExtTopic].(string); ok {
-			in.Topic = t
-		}
-		now := ce.Time()
-		if now.IsZero() {
+		if now = ev.Time; now.IsZero() {
 			now = time.Now()
 		}
-		return in, now, nil
+		return ev, msg, now, nil
 	}
 	var m mqttLine
 	if err := json.Unmarshal(b, &m); err != nil {
-		return rules.Input{}, time.Time{}, fmt.Errorf("message: %w", err)
+		return nil, msg, now, fmt.Errorf("message: %w", err)
 	}
 	if m.Topic == "" {
-		return rules.Input{}, time.Time{}, errors.New(`want a CloudEvent ("specversion") or a message with "topic" and "payload"`)
+		return nil, msg, now, errors.New(`want a CloudEvent ("specversion") or a message with "topic" and "payload"`)
 	}
 	payload := []byte(m.Payload)
 	var str string
 	if json.Unmarshal(m.Payload, &str) == nil {
 		payload = []byte(str) // a JSON string is sent as its text
 	}
-	now := m.Time
-	if now.IsZero() {
+	if now = m.Time; now.IsZero() {
 		now = time.Now()
 	}
-	ce, err := mapper.Map(mapping.Message{Topic: m.Topic, Payload: payload, QoS: m.QoS, ClientID: m.ClientID,
-		ContentType: m.ContentType, Received: now})
-	if err != nil {
-		return rules.Input{}, time.Time{}, fmt.Errorf("topic %s: %w", m.Topic, err)
-	}
-	return rules.Input{Event: rules.FromCloudEvent(ce), Topic: m.Topic, ClientID: m.ClientID}, now, nil
+	return nil, mqtt.Message{Topic: m.Topic, Payload: payload, QoS: m.QoS, ClientID: m.ClientID, ContentType: m.ContentType}, now, nil
 }

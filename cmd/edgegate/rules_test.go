@@ -10,7 +10,8 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	"github.com/edgegate/edgegate/gateway/mapping"
+	"github.com/edgegate/edgegate/gateway"
+	"github.com/edgegate/edgegate/uplink"
 )
 
 // exampleRuleConfigs are the shipped example configurations with rules.
@@ -35,14 +36,14 @@ func exampleRuleConfigs(t *testing.T) []string {
 	return out
 }
 
-// setupOf loads what `rules test` needs from a configuration file.
-func setupOf(t *testing.T, path string) rulesSetup {
+// setupOf loads a configuration file for `rules test`.
+func setupOf(t *testing.T, path string) *gateway.Compiled {
 	t.Helper()
-	s, err := loadRulesSetup(path)
+	c, err := gateway.LoadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return s
+	return c
 }
 
 // The shipped examples pass their own tests.
@@ -65,7 +66,10 @@ func TestRulesExamplesPass(t *testing.T) {
 }
 
 func TestRulesTestReportsFailures(t *testing.T) {
-	s := rulesSetup{uplinks: []string{"cloud"}, gatewayID: "gw", events: mapping.DefaultConfig()}
+	s := gateway.DefaultConfig()
+	u, h := uplink.DefaultConfig(), uplink.DefaultHTTPConfig()
+	u.Name, h.URL, u.HTTP = "cloud", "http://127.0.0.1:1/", &h
+	s.GatewayID, s.Uplinks = "gw", []uplink.Config{u}
 	if err := yaml.Unmarshal([]byte(`
 rules:
   - name: hot
@@ -78,11 +82,15 @@ tests:
   - name: wrong
     event: { data: { t: 20 } }
     expect: { routes: [cloud], drop: true }
-`), &s.rules); err != nil {
+`), &s.Rules); err != nil {
+		t.Fatal(err)
+	}
+	c, err := gateway.Compile(s)
+	if err != nil {
 		t.Fatal(err)
 	}
 	var out bytes.Buffer
-	err := runRulesTest(context.Background(), s, "", false, &out)
+	err = runRulesTest(context.Background(), c, "", false, &out)
 	if err == nil || !strings.Contains(err.Error(), "1 of 2 rule tests failed") {
 		t.Fatalf("err = %v", err)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 
+	"github.com/edgegate/edgegate/cloudevent"
 	"github.com/edgegate/edgegate/uplink"
 )
 
@@ -51,6 +52,23 @@ func sinkTestEvent(t *testing.T, i int) event.Event {
 		t.Fatal(err)
 	}
 	return e
+}
+
+// sinkTestRecords returns n sinkTestEvents as records for an uplink.
+func sinkTestRecords(t *testing.T, n int) []*cloudevent.Event {
+	t.Helper()
+	out := make([]*cloudevent.Event, n)
+	for i := range out {
+		b, err := json.Marshal(sinkTestEvent(t, i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[i] = new(cloudevent.Event)
+		if err := cloudevent.Decode(b, out[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return out
 }
 
 func postSink(t *testing.T, req *http.Request) (int, string) {
@@ -329,11 +347,7 @@ func TestCmdSink(t *testing.T) {
 	copied := make(chan struct{})
 	go func() { _, _ = io.Copy(&stderr, pr); close(copied) }()
 
-	var records [][]byte
-	for i := range 3 {
-		b, _ := json.Marshal(sinkTestEvent(t, i))
-		records = append(records, b)
-	}
+	records := sinkTestRecords(t, 3)
 	for _, mode := range []string{uplink.ModeBatch, uplink.ModeBinary, uplink.ModeStructured} {
 		cfg := uplink.DefaultConfig()
 		h := uplink.DefaultHTTPConfig()
@@ -394,14 +408,7 @@ func TestSinkHandlerGzip(t *testing.T) {
 	var out syncBuffer
 	srv := httptest.NewServer(newSinkHandler(sinkOptions{format: "json"}, &out, io.Discard))
 	defer srv.Close()
-	var records [][]byte
-	for i := range 3 {
-		b, err := json.Marshal(sinkTestEvent(t, i))
-		if err != nil {
-			t.Fatal(err)
-		}
-		records = append(records, b)
-	}
+	records := sinkTestRecords(t, 3)
 	for _, mode := range []string{uplink.ModeBatch, uplink.ModeBinary, uplink.ModeStructured} {
 		cfg := uplink.DefaultConfig()
 		h := uplink.DefaultHTTPConfig()

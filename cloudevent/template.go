@@ -1,4 +1,4 @@
-package mapping
+package cloudevent
 
 import (
 	"fmt"
@@ -46,6 +46,10 @@ type compiledTopic struct {
 	source   []part
 	typ      []part
 	subject  []part
+	// plainSource: the source template starts with "/" (not "//") and its
+	// literal text has only characters a URI path keeps as they are, so an
+	// expansion is a URI reference that parses back to itself.
+	plainSource bool
 }
 
 func compileTopic(t Topic) (compiledTopic, error) {
@@ -101,6 +105,7 @@ func compileTopic(t Topic) (compiledTopic, error) {
 	} else if _, err := url.Parse(renderForCheck(ct.source)); err != nil {
 		errs.Add(yamlconf.Key("source"), "%q is not a URI reference: %v", t.Source, err)
 	}
+	ct.plainSource = plainPath(ct.source)
 	if ct.typ, err = parseTemplate(t.Type, names); err != nil {
 		errs.Add(yamlconf.Key("type"), "%v", err)
 	} else if t.Type == "" {
@@ -110,6 +115,29 @@ func compileTopic(t Topic) (compiledTopic, error) {
 		errs.Add(yamlconf.Key("subject"), "%v", err)
 	}
 	return ct, errs.Err()
+}
+
+// plainPath reports whether a URI template is a path-absolute reference
+// whose literal text net/url parses and writes back unchanged: it starts
+// with "/" but not "//", and holds only unreserved characters, "/" and
+// the sub-delimiters, ':' and '@' (no '%', '?' or '#'). Variables are
+// path-escaped, which keeps that true.
+func plainPath(parts []part) bool {
+	if len(parts) == 0 || parts[0].kind != partLiteral || !strings.HasPrefix(parts[0].text, "/") || strings.HasPrefix(parts[0].text, "//") {
+		return false
+	}
+	for _, p := range parts {
+		if p.kind != partLiteral {
+			continue
+		}
+		for i := 0; i < len(p.text); i++ {
+			c := p.text[i]
+			if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("-._~/!$&'()*+,;=:@", c) >= 0) {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 func validName(s string) bool {
@@ -229,18 +257,14 @@ type expander struct {
 	msg       *Message
 }
 
-// expand renders a template. In URI templates every value is path-escaped
-// so that any topic level gives a valid URI reference.
-func (x expander) expand(parts []part, uri bool) string {
-	if len(parts) == 1 && parts[0].kind == partLiteral {
-		return parts[0].text
-	}
-	var b strings.Builder
+// appendTo renders a template onto dst. In URI templates every value is
+// path-escaped so that any topic level gives a valid URI reference.
+func (x expander) appendTo(dst []byte, parts []part, uri bool) []byte {
 	for _, p := range parts {
 		var v string
 		switch p.kind {
 		case partLiteral:
-			b.WriteString(p.text)
+			dst = append(dst, p.text...)
 			continue
 		case partVar:
 			v = x.vars[p.index]
@@ -251,11 +275,11 @@ func (x expander) expand(parts []part, uri bool) string {
 		case partClient:
 			v = x.msg.ClientID
 		}
-		v = validUTF8(v)
+		v = SanitizeString(v)
 		if uri {
 			v = url.PathEscape(v)
 		}
-		b.WriteString(v)
+		dst = append(dst, v...)
 	}
-	return b.String()
+	return dst
 }

@@ -1,0 +1,263 @@
+package cloudevent
+
+// The mapping of a device's MQTT message to a CloudEvent: it matches the
+// topic against configured templates, fills source, type and subject from
+// the topic's segments, assigns a time-ordered id, and chooses between JSON
+// data and data_base64.
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"mime"
+	"net/url"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+
+	"github.com/edgegate/edgegate/internal/yamlconf"
+)
+
+// Unmatched policies: what happens to a message whose topic matches no template.
+const (
+	UnmatchedGeneric = "generic" // map with the generic template (default)
+	UnmatchedDrop    = "drop"    // drop it and count it
+)
+
+// Topic maps MQTT topics that match Match to CloudEvent attributes.
+//
+// Match is an MQTT-style topic filter where a segment may be a literal, a
+// named variable "{name}" matching exactly one level, "+" (one level, not
+// named) or, as the last segment, "#" (any remaining levels). Source, Type and
+// Subject are templates that may use the variables of Match plus
+// {gateway_id}, {topic} and {client_id}.
+type Topic struct {
+	Match   string `yaml:"match"`
+	Source  string `yaml:"source"`
+	Type    string `yaml:"type"`
+	Subject string `yaml:"subject"`
+}
+
+// Config is the events section of the configuration.
+type Config struct {
+	Topics    []Topic `yaml:"topics"`
+	Unmatched string  `yaml:"unmatched"` // generic (default) or drop
+}
+
+// DefaultConfig maps devices/{device}/{kind} as the README describes.
+func DefaultConfig() Config {
+	return Config{
+		Topics:    []Topic{DefaultTopic()},
+		Unmatched: UnmatchedGeneric,
+	}
+}
+
+// DefaultTopic is the template for devices/{device}/{kind}.
+func DefaultTopic() Topic {
+	return Topic{
+		Match:   "devices/{device}/{kind}",
+		Source:  "/edgegate/{gateway_id}/devices/{device}",
+		Type:    "io.edgegate.device.{kind}",
+		Subject: "{device}",
+	}
+}
+
+// genericTopic maps any topic when unmatched is "generic".
+func genericTopic() Topic {
+	return Topic{
+		Match:   "#",
+		Source:  "/edgegate/{gateway_id}/clients/{client_id}",
+		Type:    "io.edgegate.mqtt.message",
+		Subject: "{topic}",
+	}
+}
+
+// Validate reports every problem in the section, each a *yamlconf.Error
+// with its path from the section's root.
+func (c Config) Validate() error {
+	_, err := compile(c, "gateway")
+	return err
+}
+
+// Property is an MQTT 5 user property.
+type Property struct{ Key, Value string }
+
+// Message is what mapping needs of an MQTT publish.
+type Message struct {
+	Topic          string
+	Payload        []byte
+	QoS            byte
+	ClientID       string
+	ContentType    string // MQTT 5 content type, "" if absent
+	UserProperties []Property
+	Received       time.Time
+}
+
+// ErrUnmatched is returned by Map for a topic that matches no template when
+// the unmatched policy is drop.
+var ErrUnmatched = errors.New("topic matches no events.topics template")
+
+// Mapper maps messages to CloudEvents.
+type Mapper struct {
+	gatewayID string
+	topics    []compiledTopic
+	generic   *compiledTopic // nil when unmatched is drop
+}
+
+// Compile checks the configuration and prepares the templates.
+func Compile(c Config, gatewayID string) (*Mapper, error) {
+	return compile(c, gatewayID)
+}
+
+func compile(c Config, gatewayID string) (*Mapper, error) {
+	var errs yamlconf.List
+	m := &Mapper{gatewayID: gatewayID}
+	for i, t := range c.Topics {
+		ct, err := compileTopic(t)
+		if err != nil {
+			errs.Nest(yamlconf.Key("topics").Index(i), err)
+			continue
+		}
+		m.topics = append(m.topics, ct)
+	}
+	switch c.Unmatched {
+	case "", UnmatchedGeneric:
+		g, err := compileTopic(genericTopic())
+		if err != nil {
+			errs.Nest(yamlconf.Key("unmatched"), err)
+		}
+		m.generic = &g
+	case UnmatchedDrop:
+	default:
+		errs.Add(yamlconf.Key("unmatched"), "must be %q or %q, got %q", UnmatchedGeneric, UnmatchedDrop, c.Unmatched)
+	}
+	if len(errs) > 0 {
+		return nil, errs.Err()
+	}
+	return m, nil
+}
+
+// Map builds the event for m. It never fails on payload content:
+// bytes that are not JSON travel as data_base64. It returns ErrUnmatched
+// when the topic matches no template and unmatched is drop. The event's
+// Data shares m.Payload's bytes.
+func (mp *Mapper) Map(m Message) (Event, error) {
+	var vars [maxVars]string
+	ct := mp.match(m.Topic, &vars)
+	if ct == nil {
+		return Event{}, ErrUnmatched
+	}
+	id, err := uuid.NewV7()
+	if err != nil {
+		return Event{}, fmt.Errorf("event id: %w", err)
+	}
+	// id, source, type and subject are cut from one string.
+	x := expander{vars: &vars, gatewayID: mp.gatewayID, msg: &m}
+	var stack [256]byte
+	b := appendUUID(stack[:0], id)
+	endID := len(b)
+	b = x.appendTo(b, ct.source, true)
+	endSource := len(b)
+	b = x.appendTo(b, ct.typ, false)
+	endType := len(b)
+	b = x.appendTo(b, ct.subject, false)
+	s := string(b)
+	e := Event{ID: s[:endID], Source: mp.source(ct, s[endID:endSource])}
+	// Type and subject are trimmed as sdk-go's setters did.
+	if e.Type = strings.TrimSpace(s[endSource:endType]); e.Type == "" {
+		e.Type = "io.edgegate.mqtt.message"
+	}
+	e.Subject = strings.TrimSpace(s[endType:])
+	received := m.Received
+	if received.IsZero() {
+		received = time.Now()
+	}
+	e.Time = received.UTC()
+
+	e.Extensions = make([]Extension, 2, 2+len(m.UserProperties))
+	e.Extensions[0] = Extension{Name: ExtTopic, Value: String(SanitizeString(m.Topic))}
+	e.Extensions[1] = Extension{Name: ExtQoS, Value: Integer(int32(m.QoS))}
+	for _, p := range m.UserProperties {
+		name := ExtensionName(p.Key)
+		if name == "" || Reserved(name) {
+			continue
+		}
+		if _, dup := e.Extension(name); dup {
+			continue // the first property of a name wins
+		}
+		e.Extensions = append(e.Extensions, Extension{Name: name, Value: String(SanitizeString(p.Value))})
+	}
+	setData(&e, m.Payload, m.ContentType)
+	return e, nil
+}
+
+// source checks the expanded source template. A template whose literal
+// text is a plain absolute path expands to a URI reference that needs no
+// checking (every variable is path-escaped), unless an empty first
+// variable makes it start with "//"; everything else goes through
+// parsedSource.
+func (mp *Mapper) source(ct *compiledTopic, s string) string {
+	if ct.plainSource && !strings.HasPrefix(s, "//") {
+		return s
+	}
+	return mp.parsedSource(s)
+}
+
+// parsedSource makes s a URI reference as sdk-go's SetSource left it:
+// parsed and written out again. A ':' that makes s unparsable (a variable
+// put it into the first segment: "{device}" = "a:b" reads as a bad scheme)
+// is escaped. An s that still does not parse, or is empty, gives the
+// gateway's own source (sdk-go left the required source empty).
+func (mp *Mapper) parsedSource(s string) string {
+	if _, err := url.Parse(s); err != nil {
+		s = strings.ReplaceAll(s, ":", "%3A")
+	}
+	if u, err := url.Parse(s); err == nil && strings.TrimSpace(u.String()) != "" {
+		return u.String()
+	}
+	return "/edgegate/" + url.PathEscape(mp.gatewayID)
+}
+
+// appendUUID appends id in its canonical text form.
+func appendUUID(dst []byte, id uuid.UUID) []byte {
+	const hex = "0123456789abcdef"
+	for i, c := range id {
+		if i == 4 || i == 6 || i == 8 || i == 10 {
+			dst = append(dst, '-')
+		}
+		dst = append(dst, hex[c>>4], hex[c&0xf])
+	}
+	return dst
+}
+
+// setData chooses the representation of the payload: a JSON value
+// as data when the payload is valid JSON and the content type (if any)
+// says JSON, data_base64 otherwise. An empty payload gives an event
+// without data.
+func setData(e *Event, payload []byte, contentType string) {
+	if contentType != "" {
+		// mime accepts a bare token ("bogus"); RFC 2046 wants type/subtype.
+		if mt, _, err := mime.ParseMediaType(contentType); err != nil || !strings.Contains(mt, "/") || SanitizeString(contentType) != contentType {
+			contentType = "" // not a media type: do not repeat it as datacontenttype
+		}
+		contentType = strings.TrimSpace(contentType)
+	}
+	if len(payload) == 0 {
+		e.DataContentType = contentType
+		return
+	}
+	// json.Valid accepts invalid UTF-8 inside strings; JSON must be UTF-8.
+	if JSONContentType(contentType) && json.Valid(payload) && utf8.Valid(payload) {
+		if contentType == "" {
+			contentType = "application/json"
+		}
+		e.DataContentType, e.Data = contentType, payload
+		return
+	}
+	if contentType == "" {
+		contentType = "application/octet-stream"
+	}
+	e.DataContentType, e.Data, e.DataBase64 = contentType, payload, true
+}
