@@ -63,12 +63,18 @@ func Parse(name string, data []byte) (*Compiled, error) {
 	return c, nil
 }
 
-// decodedBadly reports whether the value of problem e, or one above it,
-// already failed to decode: Compile then saw its default, and a second
-// problem there would only repeat the first.
+// decodedBadly reports whether problem e of Compile is a consequence of a
+// value that failed to decode: at, under or above it (Compile saw the
+// default there, or a section without the part that failed), where it
+// would only repeat the problem already reported.
 func decodedBadly(e *yamlconf.Error, probs []*yamlconf.Error) bool {
 	for _, p := range probs {
-		if _, under := e.Path.CutPrefix(p.Path); under && p.File == e.File && !p.Path.IsRoot() {
+		if p.File != e.File || p.Path.IsRoot() || e.Path.IsRoot() {
+			continue
+		}
+		_, under := e.Path.CutPrefix(p.Path)
+		_, above := p.Path.CutPrefix(e.Path)
+		if under || above {
 			return true
 		}
 	}

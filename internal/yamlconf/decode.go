@@ -182,14 +182,17 @@ func (d *decoder) value(n *yaml.Node, v reflect.Value, at Path) {
 
 // unmarshaler calls a type's own UnmarshalYAML. An *Error it returns is
 // taken as relative to n: its path goes under at and, unless it carries a
-// position, it is placed at n.
+// line and column (of a node inside n), it is placed at n.
 func (d *decoder) unmarshaler(n *yaml.Node, v reflect.Value, at Path) {
 	err := v.Addr().Interface().(yaml.Unmarshaler).UnmarshalYAML(n)
 	for _, e := range Problems(err) {
 		c := *e
 		c.Path = at.Join(e.Path)
 		if c.Line == 0 {
-			c.File, c.Line, c.Column = d.file, n.Line, n.Column
+			c.Line, c.Column = n.Line, n.Column
+		}
+		if c.File == "" {
+			c.File = d.file
 		}
 		d.errs = append(d.errs, &c)
 	}
