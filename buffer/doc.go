@@ -40,7 +40,7 @@
 // # Imports
 //
 // buffer knows nothing of CloudEvents, MQTT or HTTP and must not import other
-// edgegate packages. On 32-bit ARM it must be built against the patched
+// edgegate packages but internal/yamlconf (its config errors and ByteSize). On 32-bit ARM it must be built against the patched
 // ristretto that scripts/patch-ristretto.sh prepares (GOWORK=build/go.work).
 //
 // # Concurrency

@@ -20,8 +20,9 @@
 //     Mapper.Map): topic templates for source, type and subject, a
 //     time-ordered id, JSON data or data_base64.
 //
-// cloudevent does no I/O and imports no other edgegate package; every
-// layer may import it (like prometheus's model/labels). It must not import
+// cloudevent does no I/O and imports no other edgegate package but
+// internal/yamlconf (its config errors); every layer may import it (like
+// prometheus's model/labels). It must not import
 // sdk-go: the hot path keeps its per-event cost (URI parsing, reflection)
 // out.
 //

@@ -16,6 +16,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/google/uuid"
+
+	"github.com/edgegate/edgegate/internal/yamlconf"
 )
 
 // Unmatched policies: what happens to a message whose topic matches no template.
@@ -72,7 +74,8 @@ func genericTopic() Topic {
 	}
 }
 
-// Validate reports every problem in the section, each as "field: problem".
+// Validate reports every problem in the section, each a *yamlconf.Error
+// with its path from the section's root.
 func (c Config) Validate() error {
 	_, err := compile(c, "gateway")
 	return err
@@ -109,12 +112,12 @@ func Compile(c Config, gatewayID string) (*Mapper, error) {
 }
 
 func compile(c Config, gatewayID string) (*Mapper, error) {
-	var errs []error
+	var errs yamlconf.List
 	m := &Mapper{gatewayID: gatewayID}
 	for i, t := range c.Topics {
 		ct, err := compileTopic(t)
 		if err != nil {
-			errs = append(errs, prefixErrs(fmt.Sprintf("topics[%d].", i), err))
+			errs.Nest(yamlconf.Key("topics").Index(i), err)
 			continue
 		}
 		m.topics = append(m.topics, ct)
@@ -123,32 +126,17 @@ func compile(c Config, gatewayID string) (*Mapper, error) {
 	case "", UnmatchedGeneric:
 		g, err := compileTopic(genericTopic())
 		if err != nil {
-			errs = append(errs, err)
+			errs.Nest(yamlconf.Key("unmatched"), err)
 		}
 		m.generic = &g
 	case UnmatchedDrop:
 	default:
-		errs = append(errs, fmt.Errorf("unmatched: must be %q or %q, got %q", UnmatchedGeneric, UnmatchedDrop, c.Unmatched))
+		errs.Add(yamlconf.Key("unmatched"), "must be %q or %q, got %q", UnmatchedGeneric, UnmatchedDrop, c.Unmatched)
 	}
 	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
+		return nil, errs.Err()
 	}
 	return m, nil
-}
-
-// prefixErrs puts prefix before the field path of every joined error.
-func prefixErrs(prefix string, err error) error {
-	var list []error
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		list = j.Unwrap()
-	} else {
-		list = []error{err}
-	}
-	out := make([]error, len(list))
-	for i, e := range list {
-		out[i] = fmt.Errorf("%s%w", prefix, e)
-	}
-	return errors.Join(out...)
 }
 
 // Map builds the event for m. It never fails on payload content:

@@ -1,10 +1,11 @@
 package cloudevent
 
 import (
-	"errors"
 	"fmt"
 	"net/url"
 	"strings"
+
+	"github.com/edgegate/edgegate/internal/yamlconf"
 )
 
 // maxVars bounds the named variables of one match pattern, so matching needs
@@ -52,11 +53,12 @@ type compiledTopic struct {
 }
 
 func compileTopic(t Topic) (compiledTopic, error) {
-	var errs []error
+	var errs yamlconf.List
 	var ct compiledTopic
 	names := map[string]int{}
+	match := yamlconf.Key("match")
 	if t.Match == "" {
-		errs = append(errs, errors.New("match: must not be empty"))
+		errs.Add(match, "must not be empty")
 	}
 	levels := strings.Split(t.Match, "/")
 	for i, lv := range levels {
@@ -64,7 +66,7 @@ func compileTopic(t Topic) (compiledTopic, error) {
 		case t.Match == "":
 		case lv == "#":
 			if i != len(levels)-1 {
-				errs = append(errs, fmt.Errorf("match: %q: # must be the last level", t.Match))
+				errs.Add(match, "%q: # must be the last level", t.Match)
 			}
 			ct.segments = append(ct.segments, segment{kind: segRest, index: -1})
 		case lv == "+":
@@ -72,47 +74,47 @@ func compileTopic(t Topic) (compiledTopic, error) {
 		case strings.HasPrefix(lv, "{") && strings.HasSuffix(lv, "}"):
 			name := lv[1 : len(lv)-1]
 			if !validName(name) {
-				errs = append(errs, fmt.Errorf("match: %q: variable %q must be letters, digits or _", t.Match, name))
+				errs.Add(match, "%q: variable %q must be letters, digits or _", t.Match, name)
 				continue
 			}
 			if _, dup := names[name]; dup {
-				errs = append(errs, fmt.Errorf("match: %q: variable {%s} appears twice", t.Match, name))
+				errs.Add(match, "%q: variable {%s} appears twice", t.Match, name)
 				continue
 			}
 			if builtin(name) >= 0 {
-				errs = append(errs, fmt.Errorf("match: %q: {%s} is a built-in variable and cannot be matched", t.Match, name))
+				errs.Add(match, "%q: {%s} is a built-in variable and cannot be matched", t.Match, name)
 				continue
 			}
 			if len(names) == maxVars {
-				errs = append(errs, fmt.Errorf("match: %q: more than %d variables", t.Match, maxVars))
+				errs.Add(match, "%q: more than %d variables", t.Match, maxVars)
 				continue
 			}
 			names[name] = len(names)
 			ct.segments = append(ct.segments, segment{kind: segVar, index: names[name]})
 		case strings.ContainsAny(lv, "{}+#"):
-			errs = append(errs, fmt.Errorf("match: %q: level %q mixes a wildcard or variable with text", t.Match, lv))
+			errs.Add(match, "%q: level %q mixes a wildcard or variable with text", t.Match, lv)
 		default:
 			ct.segments = append(ct.segments, segment{kind: segLiteral, text: lv})
 		}
 	}
 	var err error
 	if ct.source, err = parseTemplate(t.Source, names); err != nil {
-		errs = append(errs, fmt.Errorf("source: %w", err))
+		errs.Add(yamlconf.Key("source"), "%v", err)
 	} else if t.Source == "" {
-		errs = append(errs, errors.New("source: must not be empty"))
+		errs.Add(yamlconf.Key("source"), "must not be empty")
 	} else if _, err := url.Parse(renderForCheck(ct.source)); err != nil {
-		errs = append(errs, fmt.Errorf("source: %q is not a URI reference: %w", t.Source, err))
+		errs.Add(yamlconf.Key("source"), "%q is not a URI reference: %v", t.Source, err)
 	}
 	ct.plainSource = plainPath(ct.source)
 	if ct.typ, err = parseTemplate(t.Type, names); err != nil {
-		errs = append(errs, fmt.Errorf("type: %w", err))
+		errs.Add(yamlconf.Key("type"), "%v", err)
 	} else if t.Type == "" {
-		errs = append(errs, errors.New("type: must not be empty"))
+		errs.Add(yamlconf.Key("type"), "must not be empty")
 	}
 	if ct.subject, err = parseTemplate(t.Subject, names); err != nil {
-		errs = append(errs, fmt.Errorf("subject: %w", err))
+		errs.Add(yamlconf.Key("subject"), "%v", err)
 	}
-	return ct, errors.Join(errs...)
+	return ct, errs.Err()
 }
 
 // plainPath reports whether a URI template is a path-absolute reference

@@ -90,7 +90,7 @@ func (g *Gateway) status() status {
 	}
 	for _, f := range g.forwarders {
 		r := f.cfg.Redacted()
-		st.Uplinks = append(st.Uplinks, uplinkStatus{Name: r.Name, Type: r.Type, Mode: r.Mode, URL: r.URL, Up: f.delivery.Up()})
+		st.Uplinks = append(st.Uplinks, uplinkStatus{Name: r.Name, Type: r.Type(), Mode: r.Mode(), URL: r.URL(), Up: f.delivery.Up()})
 	}
 	return st
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/edgegate/edgegate/internal/yamlconf"
 	"github.com/edgegate/edgegate/rules"
 )
 
@@ -17,14 +18,14 @@ func TestShippedConfigsLoad(t *testing.T) {
 		t.Fatalf("no configs found: %v", err)
 	}
 	for _, f := range files {
-		if _, _, err := LoadFile(f); err != nil {
+		if _, err := LoadFile(f); err != nil {
 			t.Errorf("%s:\n%v", f, err)
 		}
 	}
 }
 
-// Each testdata/*.bad.yaml fails with the lines of its .err file: each
-// expected line must prefix one reported error. The files are loaded from
+// Each testdata/*.bad.yaml fails with the lines of its .err file: as many
+// errors as lines, each expected line the prefix of one reported error. The files are loaded from
 // inside testdata, so errors name them (and the rules files they include)
 // without a directory.
 func TestBadConfigs(t *testing.T) {
@@ -39,12 +40,16 @@ func TestBadConfigs(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			_, _, err = LoadFile(f)
+			_, err = LoadFile(f)
 			if err == nil {
 				t.Fatal("no error")
 			}
 			got := strings.Split(err.Error(), "\n")
-			for _, w := range strings.Split(strings.TrimSpace(string(want)), "\n") {
+			wantLines := strings.Split(strings.TrimSpace(string(want)), "\n")
+			if len(got) != len(wantLines) {
+				t.Errorf("%d errors, want %d:\n%s", len(got), len(wantLines), err)
+			}
+			for _, w := range wantLines {
 				found := false
 				for _, g := range got {
 					if strings.HasPrefix(g, w) {
@@ -62,15 +67,16 @@ func TestBadConfigs(t *testing.T) {
 // A rules section in its own file loads as if it were inline: the path is
 // relative to the main file's directory and File keeps what was written.
 func TestRulesFileInclude(t *testing.T) {
-	cfg, _, err := LoadFile(filepath.Join("testdata", "include-ok.yaml"))
+	c, err := LoadFile(filepath.Join("testdata", "include-ok.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	cfg := c.Config
 	r := cfg.Rules
 	if r.File != "include-ok.rules.yaml" || r.MaxKeys != 100 || len(r.Rules) != 1 || r.Rules[0].Name != "version" || len(r.Tests) != 1 {
 		t.Fatalf("rules section not read from its file: %+v", r)
 	}
-	res, err := rules.RunTests(r, cfg.uplinkNames(), rules.WithGatewayID(cfg.GatewayID))
+	res, err := rules.RunTests(r, []string{cfg.Uplinks[0].Name}, rules.WithGatewayID(cfg.GatewayID))
 	if err != nil || len(res) != 1 || res[0].Failed() {
 		t.Fatalf("the included tests: %+v, %v", res, err)
 	}
@@ -78,27 +84,27 @@ func TestRulesFileInclude(t *testing.T) {
 	// Errors in an included file name it with its directory, as opened.
 	dir := t.TempDir()
 	main := filepath.Join(dir, "edgegate.yaml")
-	os.WriteFile(main, []byte("gateway_id: gw\nuplinks: [{name: cloud, type: http, url: 'http://127.0.0.1:1/'}]\nrules: {file: r/rules.yaml}\n"), 0o644)
+	os.WriteFile(main, []byte("gateway_id: gw\nuplinks: [{name: cloud, http: {url: 'http://127.0.0.1:1/'}}]\nrules: {file: r/rules.yaml}\n"), 0o644)
 	os.Mkdir(filepath.Join(dir, "r"), 0o755)
 	os.WriteFile(filepath.Join(dir, "r", "rules.yaml"), []byte("rules:\n  - name: a\n    when: 1 +\n    actions: [{drop: true}]\n"), 0o644)
-	_, _, err = LoadFile(main)
+	_, err = LoadFile(main)
 	want := filepath.Join(dir, "r", "rules.yaml") + ":3:13: rules[0].when: " // col 11 + expr column 3 - 1
 	if err == nil || !strings.HasPrefix(err.Error(), want) {
 		t.Fatalf("got %v, want an error starting %q", err, want)
 	}
 	var ce *ConfigError
-	if !errors.As(err, &ce) || ce.Path != "rules[0].when" || ce.Line != 3 {
+	if !errors.As(err, &ce) || ce.Path.String() != "rules[0].when" || ce.Line != 3 {
 		t.Fatalf("not a positioned ConfigError: %#v", ce)
 	}
 
 	// A directory, or an empty file (no rules).
-	os.WriteFile(main, []byte("gateway_id: gw\nuplinks: [{name: cloud, type: http, url: 'http://127.0.0.1:1/'}]\nrules: {file: r}\n"), 0o644)
-	if _, _, err := LoadFile(main); err == nil || !strings.Contains(err.Error(), ":3:15: rules.file: ") || !strings.Contains(err.Error(), "is not a regular file") {
+	os.WriteFile(main, []byte("gateway_id: gw\nuplinks: [{name: cloud, http: {url: 'http://127.0.0.1:1/'}}]\nrules: {file: r}\n"), 0o644)
+	if _, err := LoadFile(main); err == nil || !strings.Contains(err.Error(), ":3:15: rules.file: ") || !strings.Contains(err.Error(), "is not a regular file") {
 		t.Fatalf("directory as rules file: %v", err)
 	}
 	os.WriteFile(filepath.Join(dir, "r", "rules.yaml"), []byte("# no rules yet\n"), 0o644)
-	os.WriteFile(main, []byte("gateway_id: gw\nuplinks: [{name: cloud, type: http, url: 'http://127.0.0.1:1/'}]\nrules: {file: r/rules.yaml}\n"), 0o644)
-	if cfg, _, err := LoadFile(main); err != nil || len(cfg.Rules.Rules) != 0 {
+	os.WriteFile(main, []byte("gateway_id: gw\nuplinks: [{name: cloud, http: {url: 'http://127.0.0.1:1/'}}]\nrules: {file: r/rules.yaml}\n"), 0o644)
+	if c, err := LoadFile(main); err != nil || len(c.Config.Rules.Rules) != 0 {
 		t.Fatalf("empty rules file: %v", err)
 	}
 }
@@ -114,10 +120,15 @@ func FuzzParse(f *testing.F) {
 		}
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		cfg, err := Parse("fuzz.yaml", data)
+		c, err := Parse("fuzz.yaml", data)
 		if err == nil {
-			if verr := cfg.Validate(); verr != nil {
-				t.Fatalf("Parse accepted a config Validate rejects: %v", verr)
+			if _, cerr := Compile(c.Config); cerr != nil {
+				t.Fatalf("Parse accepted a config Compile rejects: %v", cerr)
+			}
+		}
+		for _, p := range yamlconf.Problems(err) {
+			if p.File == "" || p.Line < 1 || p.Column < 1 {
+				t.Fatalf("a problem without its position: %#v", p)
 			}
 		}
 	})

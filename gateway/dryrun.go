@@ -17,14 +17,9 @@ import (
 // the order of the calls.
 type DryRun struct{ l *live }
 
-// NewDryRun compiles cfg's events and rules sections.
-func NewDryRun(cfg Config) (*DryRun, error) {
-	l, err := prepare(cfg)
-	if err != nil {
-		return nil, err
-	}
-	return &DryRun{l: l}, nil
-}
+// NewDryRun runs the mapper and rule set of a compiled configuration; it
+// takes over the rule set's state, so c is not for a Gateway as well.
+func NewDryRun(c *Compiled) *DryRun { return &DryRun{l: newLive(c)} }
 
 // Message maps m, received at now, and evaluates the rules on the event,
 // as Handle does. It returns the rules' input and decision; the error is

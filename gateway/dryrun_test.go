@@ -25,10 +25,11 @@ rules:
   - name: avg
     actions: [{ aggregate: { value: data.temperature, every: 1m, size: 1m, emit: { type: io.acme.avg } } }]
 `)
-	dry, err := NewDryRun(cfg)
+	c, err := Compile(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
+	dry := NewDryRun(c)
 	t0 := time.Date(2026, 12, 1, 0, 0, 30, 0, time.UTC)
 	msg := mqtt.Message{Topic: "devices/t1/telemetry", Payload: []byte(`{"temperature":20}`), QoS: 1, ClientID: "t1"}
 	in, d, err := dry.Message(msg, t0)

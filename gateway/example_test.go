@@ -14,13 +14,15 @@ buffer:
   overflow: keep_newest
 uplinks:
   - name: cloud
-    type: http
-    url: ftp://example.com/
+    http:
+      url: ftp://example.com/
     colour: blue
+    timeout: 5s
 `))
 	fmt.Println(err)
 	// Output:
-	// edgegate.yaml:8:5: uplinks[0].colour: unknown field "colour"
 	// edgegate.yaml:3:13: buffer.overflow: must be "drop_oldest" or "reject", not "keep_newest"
-	// edgegate.yaml:7:10: uplinks[0].url: must be an http:// or https:// URL
+	// edgegate.yaml:7:12: uplinks[0].http.url: must be an http:// or https:// URL
+	// edgegate.yaml:8:5: uplinks[0].colour: unknown field "colour"
+	// edgegate.yaml:9:5: uplinks[0].timeout: moved to uplinks[0].http.timeout
 }

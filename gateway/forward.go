@@ -84,7 +84,7 @@ func (f *forwarder) run(ctx context.Context) error {
 	defer func() { close(acks); <-acked }()
 
 	for {
-		batch, err := f.queue.Next(fetchCtx, f.cfg.Batch.MaxEvents, f.cfg.Batch.MaxBytes)
+		batch, err := f.queue.Next(fetchCtx, f.cfg.Batch.MaxEvents, int(f.cfg.Batch.MaxBytes))
 		if err != nil {
 			if fetchCtx.Err() != nil {
 				return nil

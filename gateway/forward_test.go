@@ -22,8 +22,7 @@ func TestPoisonEventIsDeadLetteredAlone(t *testing.T) {
 	cfg := testConfig(t, main.URL())
 	cfg.Uplinks[0].DeadLetter = "dlq"
 	cfg.Uplinks[0].Batch.Linger = 200 * time.Millisecond // one batch holds them all
-	d := uplink.DefaultConfig()
-	d.Name, d.Type, d.URL = "dlq", "http", dlq.URL()
+	d := httpUplink("dlq", dlq.URL())
 	cfg.Uplinks = append(cfg.Uplinks, d)
 	gw := start(t, cfg)
 

@@ -16,7 +16,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -89,22 +88,13 @@ type live struct {
 	routes []string // queue names of the default route: every uplink
 }
 
-// prepare builds the reloadable parts of cfg without touching the running
-// gateway.
-func prepare(cfg Config) (*live, error) {
-	mapper, err := cloudevent.Compile(cfg.Events, cfg.GatewayID)
-	if err != nil {
-		return nil, fmt.Errorf("events: %w", err)
-	}
-	set, err := rules.Compile(cfg.Rules, cfg.uplinkNames(), rules.WithGatewayID(cfg.GatewayID))
-	if err != nil {
-		return nil, fmt.Errorf("rules: %w", err)
-	}
-	l := &live{mapper: mapper, rules: set}
-	for _, u := range cfg.Uplinks {
+// newLive takes the reloadable parts of a compiled configuration.
+func newLive(c *Compiled) *live {
+	l := &live{mapper: c.mapper, rules: c.rules}
+	for _, u := range c.Config.Uplinks {
 		l.routes = append(l.routes, queueName(u.Name))
 	}
-	return l, nil
+	return l
 }
 
 // apply makes prepared parts current. Rule state (windows, deadbands,
@@ -118,12 +108,35 @@ func (g *Gateway) apply(l *live) {
 
 func (g *Gateway) current() Config { return *g.cfgPtr.Load() }
 
-// New validates cfg, opens the buffer and builds every component. It starts
-// no goroutines; Run does.
-func New(cfg Config, opts Options) (*Gateway, error) {
-	if err := cfg.Validate(); err != nil {
+// New opens the buffer and builds every component of a compiled
+// configuration (LoadFile, Parse or Compile). It starts no goroutines; Run
+// does.
+func New(c *Compiled, opts Options) (*Gateway, error) {
+	if c == nil {
+		return nil, errors.New("gateway: no configuration")
+	}
+	g := newGateway(c.Config, opts)
+	g.apply(newLive(c))
+	if err := g.openSenders(c.uplinks); err != nil {
 		return nil, err
 	}
+	if err := g.openBuffer(); err != nil {
+		g.closeSenders()
+		return nil, err
+	}
+	var err error
+	g.broker, err = mqtt.New(c.Config.MQTT, g, g.log.With("component", "mqtt"), g.metrics)
+	if err != nil {
+		g.closeSenders()
+		g.buf.Close()
+		return nil, fmt.Errorf("mqtt: %w", err)
+	}
+	g.registerGauges()
+	return g, nil
+}
+
+// newGateway fills in the options' defaults and the gateway's counters.
+func newGateway(cfg Config, opts Options) *Gateway {
 	log := opts.Log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -156,68 +169,66 @@ func New(cfg Config, opts Options) (*Gateway, error) {
 		rulePublishFailed: set.NewCounter(`edgegate_rules_publishes_total{result="error"}`),
 		tickLost:          set.NewCounter(`edgegate_rules_emitted_lost_total`),
 	}
-	l, err := prepare(cfg)
-	if err != nil {
-		return nil, err
-	}
-	g.apply(l)
 	g.cfgPtr.Store(&cfg)
 	g.lastReloadOK.Store(true)
-	set.NewGauge(`edgegate_config_last_reload_successful`, func() float64 {
-		if g.lastReloadOK.Load() {
-			return 1
-		}
-		return 0
-	})
-	for _, u := range cfg.Uplinks {
-		u.GatewayID = cfg.GatewayID
-		if u.Type == uplink.TypeMQTT && u.StateDir == "" {
-			u.StateDir = filepath.Join(filepath.Dir(cfg.Buffer.Dir), "uplinks", u.Name)
-		}
-		sender, err := uplink.New(u, log.With("component", "uplink", "uplink", u.Name), set)
+	return g
+}
+
+// openSenders builds a sender and a forwarder per uplink.
+func (g *Gateway) openSenders(uplinks []uplink.Config) error {
+	for _, u := range uplinks {
+		sender, err := uplink.New(u, g.log.With("component", "uplink", "uplink", u.Name), g.metrics)
 		if err != nil {
 			g.closeSenders()
-			return nil, fmt.Errorf("uplink %s: %w", u.Name, err)
+			return fmt.Errorf("uplink %s: %w", u.Name, err)
 		}
-		f := newForwarder(u, sender, log, set)
+		f := newForwarder(u, sender, g.log, g.metrics)
 		f.deadLetter = deadLetterName(u.Name)
 		if u.DeadLetter != "" {
 			f.deadLetter = queueName(u.DeadLetter)
 		}
 		g.forwarders = append(g.forwarders, f)
 	}
-	g.buf, err = buffer.Open(cfg.Buffer, log.With("component", "buffer"), set)
+	return nil
+}
+
+// openBuffer opens the buffer and the queues of every uplink.
+func (g *Gateway) openBuffer() error {
+	var err error
+	g.buf, err = buffer.Open(g.cfg.Buffer, g.log.With("component", "buffer"), g.metrics)
 	if err != nil {
-		g.closeSenders()
-		return nil, fmt.Errorf("open buffer %s: %w", cfg.Buffer.Dir, err)
-	}
-	fail := func(err error) (*Gateway, error) {
-		g.closeSenders()
-		g.buf.Close()
-		return nil, err
+		return fmt.Errorf("open buffer %s: %w", g.cfg.Buffer.Dir, err)
 	}
 	for _, f := range g.forwarders {
 		if f.queue, err = g.buf.Queue(queueName(f.cfg.Name)); err != nil {
-			return fail(fmt.Errorf("buffer queue for uplink %s: %w", f.cfg.Name, err))
+			g.buf.Close()
+			return fmt.Errorf("buffer queue for uplink %s: %w", f.cfg.Name, err)
 		}
 		// Create the local dead-letter queue now so /status lists it.
 		if _, err = g.buf.Queue(deadLetterName(f.cfg.Name)); err != nil {
-			return fail(fmt.Errorf("dead-letter queue for uplink %s: %w", f.cfg.Name, err))
+			g.buf.Close()
+			return fmt.Errorf("dead-letter queue for uplink %s: %w", f.cfg.Name, err)
 		}
 		f.buf = g.buf
 	}
-	g.broker, err = mqtt.New(cfg.MQTT, g, log.With("component", "mqtt"), set)
-	if err != nil {
-		return fail(fmt.Errorf("mqtt: %w", err))
-	}
-	set.RegisterMetricsWriter(func(w io.Writer) { g.live.Load().rules.WritePrometheus(w) })
-	set.NewGauge(`edgegate_ready`, func() float64 {
+	return nil
+}
+
+// registerGauges exports the gateway's state and the rules' metrics.
+func (g *Gateway) registerGauges() {
+	g.metrics.NewGauge(`edgegate_config_last_reload_successful`, func() float64 {
+		if g.lastReloadOK.Load() {
+			return 1
+		}
+		return 0
+	})
+	g.metrics.RegisterMetricsWriter(func(w io.Writer) { g.live.Load().rules.WritePrometheus(w) })
+	g.metrics.NewGauge(`edgegate_ready`, func() float64 {
 		if g.ready.Load() {
 			return 1
 		}
 		return 0
 	})
-	return g, nil
 }
 
 // closeSenders releases the senders' connections (paho goroutines, idle

@@ -30,15 +30,20 @@ func testConfig(t testing.TB, uplinkURL string) Config {
 	cfg.MQTT.Listeners[0].Address = "127.0.0.1:0"
 	cfg.Buffer.Dir = t.TempDir()
 	cfg.Buffer.MinFreeBytes = buffer.MinFreeFloor
-	u := uplink.DefaultConfig()
-	u.Name = "cloud"
-	u.Type = "http"
-	u.URL = uplinkURL
+	u := httpUplink("cloud", uplinkURL)
 	u.Retry.Initial = 20 * time.Millisecond
 	u.Retry.Max = 200 * time.Millisecond
 	cfg.Uplinks = []uplink.Config{u}
 	cfg.ShutdownTimeout = 5 * time.Second
 	return cfg
+}
+
+// httpUplink returns an http uplink with the defaults.
+func httpUplink(name, url string) uplink.Config {
+	u := uplink.DefaultConfig()
+	h := uplink.DefaultHTTPConfig()
+	u.Name, h.URL, u.HTTP = name, url, &h
+	return u
 }
 
 type running struct {
@@ -52,7 +57,11 @@ type running struct {
 func start(t testing.TB, cfg Config) *running {
 	t.Helper()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	g, err := New(cfg, Options{Log: log})
+	c, err := Compile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := New(c, Options{Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,7 +22,7 @@ func TestPipelineDeliversEveryEventInOrder(t *testing.T) {
 		t.Run(mode, func(t *testing.T) {
 			rcv := newReceiver(t)
 			cfg := testConfig(t, rcv.URL())
-			cfg.Uplinks[0].Mode = mode
+			cfg.Uplinks[0].HTTP.Mode = mode
 			gw := start(t, cfg)
 			const devices, perDevice = 10, 1000
 			n := perDevice

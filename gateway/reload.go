@@ -1,16 +1,18 @@
 package gateway
 
 import (
-	"errors"
-	"fmt"
 	"reflect"
 	"time"
+
+	"github.com/edgegate/edgegate/internal/yamlconf"
 )
 
-// ReloadFile reads path, validates it and applies what can change while
-// running. Nothing changes unless everything is valid; a field that needs a
-// restart is an error naming it, and the running configuration stays. SIGHUP
-// and the admin endpoint both come here.
+// ReloadFile loads path as a start does (LoadFile: decoded, checked and
+// compiled once) and applies what can change while running. Nothing
+// changes unless everything is valid; a field that needs a restart is an
+// error naming it (file:line:col: mqtt: change requires restart), and the
+// running configuration stays. SIGHUP and the admin endpoint both come
+// here.
 func (g *Gateway) ReloadFile(path string) error {
 	g.reloadMu.Lock()
 	defer g.reloadMu.Unlock()
@@ -26,19 +28,15 @@ func (g *Gateway) ReloadFile(path string) error {
 }
 
 func (g *Gateway) reloadFile(path string) error {
-	cfg, _, err := LoadFile(path)
+	c, err := LoadFile(path)
 	if err != nil {
 		return err
 	}
-	old := g.current()
-	if err := restartOnly(old, cfg); err != nil {
-		return err
+	cfg := c.Config
+	if err := restartOnly(g.current(), cfg); err != nil {
+		return c.locate(err)
 	}
-	next, err := prepare(cfg)
-	if err != nil {
-		return err
-	}
-	g.apply(next)
+	g.apply(newLive(c))
 	g.level.Set(cfg.LogLevel())
 	g.cfgPtr.Store(&cfg)
 	g.log.Info("config reloaded", "config", path)
@@ -47,18 +45,18 @@ func (g *Gateway) reloadFile(path string) error {
 
 // restartOnly names every changed field that cannot be applied live.
 func restartOnly(old, cfg Config) error {
-	var errs []error
-	check := func(name string, a, b any) {
+	var errs yamlconf.List
+	check := func(at yamlconf.Path, a, b any) {
 		if !reflect.DeepEqual(a, b) {
-			errs = append(errs, fmt.Errorf("%s: change requires restart", name))
+			errs.Add(at, "change requires restart")
 		}
 	}
-	check("gateway_id", old.GatewayID, cfg.GatewayID)
-	check("log.format", old.Log.Format, cfg.Log.Format)
-	check("admin", old.Admin, cfg.Admin)
-	check("mqtt", old.MQTT, cfg.MQTT)
-	check("buffer", old.Buffer, cfg.Buffer)
-	check("uplinks", old.Uplinks, cfg.Uplinks)
-	check("memory_limit", old.MemoryLimit, cfg.MemoryLimit)
-	return errors.Join(errs...)
+	check(yamlconf.Key("gateway_id"), old.GatewayID, cfg.GatewayID)
+	check(yamlconf.Key("log").Key("format"), old.Log.Format, cfg.Log.Format)
+	check(yamlconf.Key("admin"), old.Admin, cfg.Admin)
+	check(yamlconf.Key("mqtt"), old.MQTT, cfg.MQTT)
+	check(yamlconf.Key("buffer"), old.Buffer, cfg.Buffer)
+	check(yamlconf.Key("uplinks"), old.Uplinks, cfg.Uplinks)
+	check(yamlconf.Key("memory_limit"), old.MemoryLimit, cfg.MemoryLimit)
+	return errs.Err()
 }

@@ -32,7 +32,7 @@ events:
   topics:
     - {match: "devices/{device}/{kind}", source: "/gw/{device}", type: %q, subject: "{device}"}
 uplinks:
-  - {name: cloud, type: http, url: %q, retry: {initial: 20ms, max: 200ms}}
+  - {name: cloud, http: {url: %q}, retry: {initial: 20ms, max: 200ms}}
 rules:
   rules:
     - name: tag
@@ -53,7 +53,7 @@ func TestReloadUnderLoad(t *testing.T) {
 		}
 	}
 	write("127.0.0.1:0", "io.before")
-	cfg, _, err := LoadFile(path)
+	cfg, err := LoadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +107,7 @@ func TestReloadUnderLoad(t *testing.T) {
 	time.Sleep(200 * time.Millisecond)
 	write("127.0.0.1:1884", "io.third")
 	code, body := reload()
-	if code != http.StatusUnprocessableEntity || !strings.Contains(body, "mqtt: change requires restart") {
+	if code != http.StatusUnprocessableEntity || !strings.Contains(body, path+":5:3: mqtt: change requires restart") {
 		t.Fatalf("restart-only change: %d %q", code, body)
 	}
 	time.Sleep(100 * time.Millisecond)

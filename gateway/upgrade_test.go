@@ -59,7 +59,7 @@ func TestUpgradeDrainsJSONRecords(t *testing.T) {
 		t.Run(mode, func(t *testing.T) {
 			rcv := newReceiver(t)
 			cfg := testConfig(t, rcv.URL())
-			cfg.Uplinks[0].Mode = mode
+			cfg.Uplinks[0].HTTP.Mode = mode
 			appendRecords(t, cfg.Buffer, queueName("cloud"), stored)
 
 			start(t, cfg)

@@ -19,8 +19,7 @@ func TestUplinkOutageIsIsolated(t *testing.T) {
 	fast, slow := newReceiver(t), newReceiver(t)
 	slow.Refuse(http.StatusServiceUnavailable)
 	cfg := testConfig(t, fast.URL())
-	s := uplink.DefaultConfig()
-	s.Name, s.Type, s.URL = "slow", "http", slow.URL()
+	s := httpUplink("slow", slow.URL())
 	s.Retry.Initial, s.Retry.Max = 20*time.Millisecond, 100*time.Millisecond
 	cfg.Uplinks = append(cfg.Uplinks, s)
 	gw := start(t, cfg)
@@ -67,8 +66,9 @@ func TestMQTTUplink(t *testing.T) {
 	<-cloud.Ready()
 
 	cfg := testConfig(t, "http://unused")
-	u := uplink.Config{Name: "iot", Type: uplink.TypeMQTT, URL: "tcp://" + cloud.Addr("cloud").String()}
-	u.ApplyDefaults()
+	u := uplink.DefaultConfig()
+	m := uplink.DefaultMQTTConfig()
+	u.Name, m.URL, u.MQTT = "iot", "tcp://"+cloud.Addr("cloud").String(), &m
 	cfg.Uplinks = []uplink.Config{u}
 	gw := start(t, cfg)
 	publishSeq(t, mqtttest.Connect(t, gw.mqtt, "m1"), "m1", 0, 50)

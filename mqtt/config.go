@@ -7,6 +7,8 @@ import (
 	"net"
 	"strconv"
 	"time"
+
+	"github.com/edgegate/edgegate/internal/yamlconf"
 )
 
 // Listener types accepted in ListenerConfig.Type.
@@ -67,24 +69,23 @@ func DefaultConfig() Config {
 	}
 }
 
-// Validate reports every problem in c, each as "field.path: what is wrong"
-// with yaml key names, joined with errors.Join.
+// Validate reports every problem in c, each a *yamlconf.Error with its
+// path from the section's root.
 func (c Config) Validate() error {
-	var errs []error
-	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
-
+	var errs yamlconf.List
 	if len(c.Listeners) == 0 {
-		add("listeners: at least one listener is required")
+		errs.Add(yamlconf.Key("listeners"), "at least one listener is required")
 	}
 	ids := make(map[string]int, len(c.Listeners))
 	addrs := make(map[string]int, len(c.Listeners))
 	for i, l := range c.Listeners {
+		at := yamlconf.Key("listeners").Index(i)
 		switch {
 		case l.ID == "":
-			add("listeners[%d].id: must not be empty", i)
+			errs.Add(at.Key("id"), "must not be empty")
 		default:
 			if j, dup := ids[l.ID]; dup {
-				add("listeners[%d].id: %q is already used by listeners[%d]", i, l.ID, j)
+				errs.Add(at.Key("id"), "%q is already used by listeners[%d]", l.ID, j)
 			} else {
 				ids[l.ID] = i
 			}
@@ -92,28 +93,28 @@ func (c Config) Validate() error {
 		switch l.Type {
 		case TypeTCP, TypeWebsocket:
 		case "":
-			add("listeners[%d].type: must not be empty (tcp or websocket)", i)
+			errs.Add(at.Key("type"), "must not be empty (tcp or websocket)")
 		default:
-			add("listeners[%d].type: %q is not supported (tcp or websocket)", i, l.Type)
+			errs.Add(at.Key("type"), "%q is not supported (tcp or websocket)", l.Type)
 		}
 		if err := checkAddress(l.Address); err != nil {
-			add("listeners[%d].address: %w", i, err)
+			errs.Add(at.Key("address"), "%v", err)
 		} else if j, dup := addrs[l.Address]; dup && !hasZeroPort(l.Address) {
-			add("listeners[%d].address: %q is already used by listeners[%d]", i, l.Address, j)
+			errs.Add(at.Key("address"), "%q is already used by listeners[%d]", l.Address, j)
 		} else {
 			addrs[l.Address] = i
 		}
 	}
 	if c.MaxPayloadBytes <= 0 || c.MaxPayloadBytes > maxPacketSize-packetSlack {
-		add("max_payload_bytes: must be between 1 and %d, got %d", maxPacketSize-packetSlack, c.MaxPayloadBytes)
+		errs.Add(yamlconf.Key("max_payload_bytes"), "must be between 1 and %d, got %d", maxPacketSize-packetSlack, c.MaxPayloadBytes)
 	}
 	if c.MaxInflight <= 0 || c.MaxInflight > math.MaxUint16 {
-		add("max_inflight: must be between 1 and %d, got %d", math.MaxUint16, c.MaxInflight)
+		errs.Add(yamlconf.Key("max_inflight"), "must be between 1 and %d, got %d", math.MaxUint16, c.MaxInflight)
 	}
 	if c.SessionExpiry < 0 || c.SessionExpiry/time.Second > math.MaxUint32 {
-		add("max_session_expiry: must be between 0s and %ds, got %s", uint32(math.MaxUint32), c.SessionExpiry)
+		errs.Add(yamlconf.Key("max_session_expiry"), "must be between 0s and %ds, got %s", uint32(math.MaxUint32), c.SessionExpiry)
 	}
-	return errors.Join(errs...)
+	return errs.Err()
 }
 
 // checkAddress accepts host:port with a numeric port 0-65535; the host may

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"go.yaml.in/yaml/v3"
+	"github.com/edgegate/edgegate/internal/yamlconf"
 )
 
 func TestConfigValidate(t *testing.T) {
@@ -83,9 +83,7 @@ max_inflight: 64
 max_session_expiry: 30m
 `
 	c := DefaultConfig()
-	dec := yaml.NewDecoder(strings.NewReader(src))
-	dec.KnownFields(true)
-	if err := dec.Decode(&c); err != nil {
+	if _, err := yamlconf.Decode("mqtt.yaml", []byte(src), &c); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.Validate(); err != nil {

@@ -25,5 +25,6 @@
 // Concurrency: Handle runs concurrently for different clients, serially for
 // one client. Broker methods are safe for concurrent use.
 //
-// mqtt must not import buffer, uplink, rules or gateway.
+// mqtt must not import buffer, uplink, rules or gateway; of edgegate's
+// packages it imports only internal/yamlconf, for its config errors.
 package mqtt

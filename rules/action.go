@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"github.com/expr-lang/expr/vm"
+
+	"github.com/edgegate/edgegate/internal/yamlconf"
 )
 
 type actionKind int
@@ -41,13 +43,13 @@ type setOp struct {
 }
 
 // action compiles one action; ok is false unless it has exactly one kind.
-func (c *compiler) action(p string, idx int, a Action, uplinks []string) (action, bool) {
+func (c *compiler) action(p yamlconf.Path, idx int, a Action, uplinks []string) (action, bool) {
 	n := 0
 	var out action
 	if a.Set != nil {
 		n++
 		out.kind = actSet
-		out.sets = c.sets(p+".set", a.Set)
+		out.sets = c.sets(p.Key("set"), a.Set)
 	}
 	if a.Remove != nil {
 		n++
@@ -57,65 +59,65 @@ func (c *compiler) action(p string, idx int, a Action, uplinks []string) (action
 	if a.Emit != nil {
 		n++
 		out.kind = actEmit
-		out.emit = c.emit(p+".emit", *a.Emit, uplinks, Env{})
+		out.emit = c.emit(p.Key("emit"), *a.Emit, uplinks, Env{})
 	}
 	if a.Publish != nil {
 		n++
 		out.kind = actPublish
-		out.publish = c.publish(p+".publish", *a.Publish)
+		out.publish = c.publish(p.Key("publish"), *a.Publish)
 	}
 	if a.Route != nil {
 		n++
 		out.kind = actRoute
-		out.routes = c.routes(p+".route", a.Route, uplinks)
+		out.routes = c.routes(p.Key("route"), a.Route, uplinks)
 		if len(a.Route) == 0 {
-			c.errs.add(pathErr(p+".route", "name at least one uplink (use drop to send the event nowhere)"))
+			c.errs.Add(p.Key("route"), "name at least one uplink (use drop to send the event nowhere)")
 		}
 	}
 	if a.DeadLetter != "" {
 		n++
 		out.kind = actDeadLetter
-		out.reason = c.prog(p+".dead_letter", a.DeadLetter, true)
+		out.reason = c.prog(p.Key("dead_letter"), a.DeadLetter, true)
 	}
 	if a.Drop != nil {
 		n++
 		out.kind = actDrop
 		if !*a.Drop {
-			c.errs.add(pathErr(p+".drop", "drop: false does nothing; remove the action"))
+			c.errs.Add(p.Key("drop"), "drop: false does nothing; remove the action")
 		}
 	}
 	if a.Aggregate != nil {
 		n++
 		out.kind = actAggregate
-		out.agg = c.aggregate(p+".aggregate", idx, *a.Aggregate, uplinks)
+		out.agg = c.aggregate(p.Key("aggregate"), idx, *a.Aggregate, uplinks)
 	}
 	if a.Stale != nil {
 		n++
 		out.kind = actStale
-		out.stale = c.stale(p+".stale", idx, *a.Stale, uplinks)
+		out.stale = c.stale(p.Key("stale"), idx, *a.Stale, uplinks)
 	}
 	switch {
 	case n == 0:
-		c.errs.add(pathErr(p, "empty action: use one of set, remove, emit, publish, route, dead_letter, drop, aggregate, stale"))
+		c.errs.Add(p, "empty action: use one of set, remove, emit, publish, route, dead_letter, drop, aggregate, stale")
 		return out, false
 	case n > 1:
-		c.errs.add(pathErr(p, "an action has exactly one of set, remove, emit, publish, route, dead_letter, drop, aggregate, stale; split it into several list items"))
+		c.errs.Add(p, "an action has exactly one of set, remove, emit, publish, route, dead_letter, drop, aggregate, stale; split it into several list items")
 		return out, false
 	}
 	return out, true
 }
 
 // sets compiles the assignments of a set action; p is its path.
-func (c *compiler) sets(p string, set Assignments) []setOp {
+func (c *compiler) sets(p yamlconf.Path, set Assignments) []setOp {
 	if len(set) == 0 {
-		c.errs.add(pathErr(p, "needs at least one target: expression"))
+		c.errs.Add(p, "needs at least one target: expression")
 	}
 	var out []setOp
 	for _, as := range set {
-		tp := p + "." + as.Target
+		tp := p.Key(as.Target)
 		t, err := parseTarget(as.Target, true)
 		if err != nil {
-			c.errs.add(pathErr(tp, "%v", err))
+			c.errs.Add(tp, "%v", err)
 			continue
 		}
 		out = append(out, setOp{target: t, prog: c.prog(tp, as.Expr, true)})
@@ -124,12 +126,12 @@ func (c *compiler) sets(p string, set Assignments) []setOp {
 }
 
 // removes parses the targets of a remove action; p is the action's path.
-func (c *compiler) removes(p string, remove []string) []target {
+func (c *compiler) removes(p yamlconf.Path, remove []string) []target {
 	var out []target
 	for i, r := range remove {
 		t, err := parseTarget(r, false)
 		if err != nil {
-			c.errs.add(pathErr(fmt.Sprintf("%s.remove[%d]", p, i), "%v", err))
+			c.errs.Add(p.Key("remove").Index(i), "%v", err)
 			continue
 		}
 		out = append(out, t)
@@ -137,11 +139,11 @@ func (c *compiler) removes(p string, remove []string) []target {
 	return out
 }
 
-func (c *compiler) routes(p string, names []string, uplinks []string) []string {
+func (c *compiler) routes(p yamlconf.Path, names []string, uplinks []string) []string {
 	var out []string
 	for i, n := range names {
 		if uplinks != nil && !slices.Contains(uplinks, n) {
-			c.errs.add(pathErr(fmt.Sprintf("%s[%d]", p, i), "unknown uplink %q (uplinks: %s)", n, strings.Join(uplinks, ", ")))
+			c.errs.Add(p.Index(i), "unknown uplink %q (uplinks: %s)", n, strings.Join(uplinks, ", "))
 		}
 		if !slices.Contains(out, n) {
 			out = append(out, n)

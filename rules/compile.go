@@ -1,11 +1,12 @@
 package rules
 
 import (
-	"fmt"
 	"strings"
 
 	"github.com/expr-lang/expr"
 	"github.com/google/uuid"
+
+	"github.com/edgegate/edgegate/internal/yamlconf"
 )
 
 // Option changes how Compile builds a Set.
@@ -42,39 +43,39 @@ func Compile(cfg Config, uplinks []string, opts ...Option) (*Set, error) {
 	for _, o := range opts {
 		o(&s.opts)
 	}
-	var errs errList
+	var errs yamlconf.List
 	if cfg.MaxKeys < 0 || cfg.MaxKeys > maxMaxKeys {
-		errs.add(pathErr("max_keys", "must be between 1 and %d (0: %d)", maxMaxKeys, DefaultMaxKeys))
+		errs.Add(yamlconf.Key("max_keys"), "must be between 1 and %d (0: %d)", maxMaxKeys, DefaultMaxKeys)
 	}
 	for i, sc := range cfg.Schemas {
-		p := fmt.Sprintf("schemas[%d]", i)
+		p := yamlconf.Key("schemas").Index(i)
 		chk, err := compileSchema(p, sc)
 		if err != nil {
-			errs.add(err)
+			errs.Nest(yamlconf.Path{}, err)
 			continue
 		}
 		if _, dup := s.schemas[sc.Type]; dup {
-			errs.add(pathErr(p+".type", "%q already has a schema", sc.Type))
+			errs.Add(p.Key("type"), "%q already has a schema", sc.Type)
 		}
 		s.schemas[sc.Type] = chk
 	}
 	names := map[string]int{}
 	for i, r := range cfg.Rules {
-		p := fmt.Sprintf("rules[%d]", i)
+		p := yamlconf.Key("rules").Index(i)
 		if j, dup := names[r.Name]; dup && r.Name != "" {
-			errs.add(pathErr(p+".name", "%q is already used by rules[%d]", r.Name, j))
+			errs.Add(p.Key("name"), "%q is already used by rules[%d]", r.Name, j)
 		}
 		names[r.Name] = i
 		cr, err := s.compileRule(p, r, uplinks, cfg.maxKeys())
-		errs.add(err)
+		errs.Nest(yamlconf.Path{}, err)
 		if cr != nil {
 			s.rules = append(s.rules, cr)
 		}
 	}
 	for i, t := range cfg.Tests {
-		errs.add(t.validate(fmt.Sprintf("tests[%d]", i)))
+		errs.Nest(yamlconf.Path{}, t.validate(yamlconf.Key("tests").Index(i)))
 	}
-	if err := errs.join(); err != nil {
+	if err := errs.Err(); err != nil {
 		return nil, err
 	}
 	for i, n := range s.slots.refs {
@@ -93,38 +94,38 @@ func Compile(cfg Config, uplinks []string, opts ...Option) (*Set, error) {
 
 // compiler compiles the expressions of one rule and collects its errors.
 type compiler struct {
-	errs  errList
+	errs  yamlconf.List
 	sites map[string]*siteInfo
 	segs  *bool
 	slots *slotTable
 }
 
-func (s *Set) compileRule(p string, r Rule, uplinks []string, maxKeys int) (*rule, error) {
+func (s *Set) compileRule(p yamlconf.Path, r Rule, uplinks []string, maxKeys int) (*rule, error) {
 	c := &compiler{sites: map[string]*siteInfo{}, segs: &s.needSegments, slots: s.slots}
 	cr := &rule{name: r.Name, onError: r.OnError, stats: &counters{}}
 	if r.Name == "" {
-		c.errs.add(pathErr(p+".name", "is required"))
+		c.errs.Add(p.Key("name"), "is required")
 	} else if !namePattern.MatchString(r.Name) {
-		c.errs.add(pathErr(p+".name", "%q must be 1-64 letters, digits, '.', '_' or '-'", r.Name))
+		c.errs.Add(p.Key("name"), "%q must be 1-64 letters, digits, '.', '_' or '-'", r.Name)
 	}
 	switch r.OnError {
 	case "":
 		cr.onError = OnErrorSkip
 	case OnErrorSkip, OnErrorDrop, OnErrorDeadLetter:
 	default:
-		c.errs.add(pathErr(p+".on_error", "must be skip, drop or dead_letter, got %q", r.OnError))
+		c.errs.Add(p.Key("on_error"), "must be skip, drop or dead_letter, got %q", r.OnError)
 	}
 	if strings.TrimSpace(r.When) != "" {
-		cr.when = c.prog(p+".when", r.When, true, expr.AsBool())
+		cr.when = c.prog(p.Key("when"), r.When, true, expr.AsBool())
 	}
 	if k := strings.TrimSpace(r.Key); k != "" && k != "subject" {
-		cr.key = c.prog(p+".key", r.Key, true)
+		cr.key = c.prog(p.Key("key"), r.Key, true)
 	}
 	if len(r.Actions) == 0 {
-		c.errs.add(pathErr(p+".actions", "at least one action is required"))
+		c.errs.Add(p.Key("actions"), "at least one action is required")
 	}
 	for i, a := range r.Actions {
-		ap := fmt.Sprintf("%s.actions[%d]", p, i)
+		ap := p.Key("actions").Index(i)
 		ca, ok := c.action(ap, i, a, uplinks)
 		if ok {
 			cr.actions = append(cr.actions, ca)
@@ -135,7 +136,7 @@ func (s *Set) compileRule(p string, r Rule, uplinks []string, maxKeys int) (*rul
 		cr.state = newStore(maxKeys)
 	}
 	if len(c.errs) > 0 {
-		return nil, c.errs.join()
+		return nil, c.errs.Err()
 	}
 	return cr, nil
 }

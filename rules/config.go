@@ -1,12 +1,13 @@
 package rules
 
 import (
-	"errors"
 	"fmt"
 	"regexp"
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/edgegate/edgegate/internal/yamlconf"
 )
 
 // Config is the `rules:` section of the configuration.
@@ -97,21 +98,32 @@ type Assignment struct {
 // Assignments keep the order in which the YAML mapping lists them.
 type Assignments []Assignment
 
-// UnmarshalYAML decodes a mapping of target: expression in order.
+// UnmarshalYAML decodes a mapping of target: expression in order. Its
+// problems are *yamlconf.Error at the offending node, with paths from the
+// set action (a target may hold dots: data.version).
 func (a *Assignments) UnmarshalYAML(n *yaml.Node) error {
 	if n.Kind != yaml.MappingNode {
-		return fmt.Errorf("line %d: set must be a mapping of target: expression", n.Line)
+		return &yamlconf.Error{Line: n.Line, Column: n.Column, Msg: "must be a mapping of target: expression"}
 	}
+	var errs yamlconf.List
 	out := make(Assignments, 0, len(n.Content)/2)
+	seen := make(map[string]int, len(n.Content)/2)
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
+		at := yamlconf.Key(k.Value)
+		if line, dup := seen[k.Value]; dup {
+			errs = append(errs, &yamlconf.Error{Path: at, Line: k.Line, Column: k.Column, Msg: fmt.Sprintf("duplicate target (first at line %d)", line)})
+			continue
+		}
+		seen[k.Value] = k.Line
 		if v.Kind != yaml.ScalarNode {
-			return fmt.Errorf("line %d: set %s: the value must be an expression string", v.Line, k.Value)
+			errs = append(errs, &yamlconf.Error{Path: at, Line: v.Line, Column: v.Column, Msg: "the value must be an expression string"})
+			continue
 		}
 		out = append(out, Assignment{Target: k.Value, Expr: v.Value})
 	}
 	*a = out
-	return nil
+	return errs.Err()
 }
 
 // MarshalYAML writes the assignments as a mapping.
@@ -181,8 +193,8 @@ type Schema struct {
 var namePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
 
 // Validate compiles every expression and checks every field, without
-// checking route names against uplinks (Compile does). Each error reads
-// "rules[2].when: problem", relative to the section.
+// checking route names against uplinks (Compile does). Each problem is a
+// *yamlconf.Error with its path from the section (rules[2].when).
 func (c Config) Validate() error {
 	_, err := Compile(c, nil)
 	return err
@@ -194,19 +206,3 @@ func (c Config) maxKeys() int {
 	}
 	return c.MaxKeys
 }
-
-// pathErr builds a "path: problem" error.
-func pathErr(path, format string, args ...any) error {
-	return fmt.Errorf("%s: %s", path, fmt.Sprintf(format, args...))
-}
-
-// errList collects errors.
-type errList []error
-
-func (l *errList) add(err error) {
-	if err != nil {
-		*l = append(*l, err)
-	}
-}
-
-func (l errList) join() error { return errors.Join(l...) }

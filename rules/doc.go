@@ -4,7 +4,9 @@
 // arguments. The gateway applies the Decisions.
 //
 // rules must not import buffer, mqtt, uplink or gateway; it reads and writes
-// events as cloudevent records (FromRecord, Event.Record).
+// events as cloudevent records (FromRecord, Event.Record). Its configuration
+// problems are *yamlconf.Error (internal/yamlconf): a path from the section
+// and, for an expression, the position inside it.
 //
 // # Configuration
 //

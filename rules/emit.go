@@ -11,6 +11,8 @@ import (
 
 	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/vm"
+
+	"github.com/edgegate/edgegate/internal/yamlconf"
 )
 
 // emitAction is a compiled emit (also of aggregate and stale actions).
@@ -34,12 +36,12 @@ var typePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:/-]{0,254}$`)
 
 // emit compiles an emit of an event, whose expressions see env (Env,
 // WindowEnv or StaleEnv).
-func (c *compiler) emit(p string, e EmitSpec, uplinks []string, env any) *emitAction {
+func (c *compiler) emit(p yamlconf.Path, e EmitSpec, uplinks []string, env any) *emitAction {
 	out := &emitAction{typ: e.Type}
 	if e.Type == "" {
-		c.errs.add(pathErr(p+".type", "is required (a plain name such as io.acme.alert.overheat)"))
+		c.errs.Add(p.Key("type"), "is required (a plain name such as io.acme.alert.overheat)")
 	} else if !typePattern.MatchString(e.Type) {
-		c.errs.add(pathErr(p+".type", "%q is not a valid event type (a plain name, not an expression)", e.Type))
+		c.errs.Add(p.Key("type"), "%q is not a valid event type (a plain name, not an expression)", e.Type)
 	}
 	stateful := false
 	if _, ok := env.(Env); ok {
@@ -47,31 +49,31 @@ func (c *compiler) emit(p string, e EmitSpec, uplinks []string, env any) *emitAc
 	}
 	opt := expr.Env(env)
 	if e.Source != "" {
-		out.source = c.progEnv(p+".source", e.Source, stateful, opt, expr.AsKind(reflect.String))
+		out.source = c.progEnv(p.Key("source"), e.Source, stateful, opt, expr.AsKind(reflect.String))
 	}
 	if e.Subject != "" {
-		out.subject = c.progEnv(p+".subject", e.Subject, stateful, opt, expr.AsKind(reflect.String))
+		out.subject = c.progEnv(p.Key("subject"), e.Subject, stateful, opt, expr.AsKind(reflect.String))
 	}
 	if e.Data != "" {
-		out.data = c.progEnv(p+".data", e.Data, stateful, opt)
+		out.data = c.progEnv(p.Key("data"), e.Data, stateful, opt)
 	}
-	out.routes = c.routes(p+".route", e.Route, uplinks)
+	out.routes = c.routes(p.Key("route"), e.Route, uplinks)
 	return out
 }
 
 // publish compiles a publish action.
-func (c *compiler) publish(p string, pb PublishSpec) *publishAction {
+func (c *compiler) publish(p yamlconf.Path, pb PublishSpec) *publishAction {
 	out := &publishAction{retain: pb.Retain}
 	if pb.Topic == "" {
-		c.errs.add(pathErr(p+".topic", "is required (an expression, e.g. \"'devices/' + subject + '/cmd'\")"))
+		c.errs.Add(p.Key("topic"), "is required (an expression, e.g. \"'devices/' + subject + '/cmd'\")")
 	} else {
-		out.topic = c.prog(p+".topic", pb.Topic, true, expr.AsKind(reflect.String))
+		out.topic = c.prog(p.Key("topic"), pb.Topic, true, expr.AsKind(reflect.String))
 	}
 	if pb.Payload != "" {
-		out.payload = c.prog(p+".payload", pb.Payload, true)
+		out.payload = c.prog(p.Key("payload"), pb.Payload, true)
 	}
 	if pb.QoS < 0 || pb.QoS > 2 {
-		c.errs.add(pathErr(p+".qos", "must be 0, 1 or 2"))
+		c.errs.Add(p.Key("qos"), "must be 0, 1 or 2")
 	}
 	out.qos = byte(pb.QoS)
 	return out

@@ -8,6 +8,8 @@ import (
 	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/file"
 	"github.com/expr-lang/expr/vm"
+
+	"github.com/edgegate/edgegate/internal/yamlconf"
 )
 
 // Bounds on expressions. A condition or value may have at most MaxNodes
@@ -20,13 +22,13 @@ const (
 )
 
 // prog compiles an expression of the event environment.
-func (c *compiler) prog(p, src string, stateful bool, opts ...expr.Option) *vm.Program {
+func (c *compiler) prog(p yamlconf.Path, src string, stateful bool, opts ...expr.Option) *vm.Program {
 	return c.progEnv(p, src, stateful, append([]expr.Option{expr.Env(Env{})}, opts...)...)
 }
 
-func (c *compiler) progEnv(p, src string, stateful bool, opts ...expr.Option) *vm.Program {
+func (c *compiler) progEnv(p yamlconf.Path, src string, stateful bool, opts ...expr.Option) *vm.Program {
 	if strings.TrimSpace(src) == "" {
-		c.errs.add(pathErr(p, "empty expression"))
+		c.errs.Add(p, "empty expression")
 		return nil
 	}
 	pt := &patcher{stateful: stateful}
@@ -38,11 +40,11 @@ func (c *compiler) progEnv(p, src string, stateful bool, opts ...expr.Option) *v
 	all = append(all, statefulFuncs...)
 	prog, err := expr.Compile(src, all...)
 	if len(pt.errs) > 0 {
-		c.errs.add(pathErr(p, "%s", strings.Join(pt.errs, "; ")))
+		c.errs.Add(p, "%s", strings.Join(pt.errs, "; "))
 		return nil
 	}
 	if err != nil {
-		c.errs.add(pathErr(p, "%s", exprMessage(err)))
+		c.errs = append(c.errs, exprError(p, err))
 		return nil
 	}
 	for _, s := range pt.sites {
@@ -54,8 +56,18 @@ func (c *compiler) progEnv(p, src string, stateful bool, opts ...expr.Option) *v
 	return prog
 }
 
+// exprError is a compile error of the expression at p, positioned inside
+// the expression (the config loader turns that into a file column).
+func exprError(p yamlconf.Path, err error) *yamlconf.Error {
+	var fe *file.Error
+	if errors.As(err, &fe) {
+		return &yamlconf.Error{Path: p, Msg: fe.Message, ExprLine: fe.Line, ExprColumn: fe.Column + 1}
+	}
+	return yamlconf.Errorf(p, "%s", strings.ReplaceAll(err.Error(), "\n", " "))
+}
+
 // exprMessage turns expr's multi-line error (message, position, snippet)
-// into one line.
+// into one line, for errors at run time.
 func exprMessage(err error) string {
 	var fe *file.Error
 	if errors.As(err, &fe) {

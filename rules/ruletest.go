@@ -8,6 +8,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/edgegate/edgegate/internal/yamlconf"
 )
 
 // Test is a test case for the rules, carried in the rules section and run
@@ -78,29 +80,29 @@ type Expect struct {
 // DefaultTestTime is the clock of a test that sets no `at`.
 var DefaultTestTime = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
-func (t Test) validate(p string) error {
-	var errs errList
+func (t Test) validate(p yamlconf.Path) error {
+	var errs yamlconf.List
 	if t.Name == "" {
-		errs.add(pathErr(p+".name", "is required"))
+		errs.Add(p.Key("name"), "is required")
 	}
 	switch {
 	case t.Event != nil && len(t.Steps) > 0:
-		errs.add(pathErr(p, "use either event/expect or steps, not both"))
+		errs.Add(p, "use either event/expect or steps, not both")
 	case t.Event == nil && len(t.Steps) == 0:
-		errs.add(pathErr(p, "needs an event (with expect) or steps"))
+		errs.Add(p, "needs an event (with expect) or steps")
 	case t.Event != nil && t.Expect == nil:
-		errs.add(pathErr(p+".expect", "is required"))
+		errs.Add(p.Key("expect"), "is required")
 	}
 	for i, s := range t.Steps {
-		sp := fmt.Sprintf("%s.steps[%d]", p, i)
+		sp := p.Key("steps").Index(i)
 		if (s.Event != nil) == s.Tick {
-			errs.add(pathErr(sp, "a step has either an event or tick: true"))
+			errs.Add(sp, "a step has either an event or tick: true")
 		}
 		if s.After < 0 {
-			errs.add(pathErr(sp+".after", "must not be negative"))
+			errs.Add(sp.Key("after"), "must not be negative")
 		}
 	}
-	return errs.join()
+	return errs.Err()
 }
 
 func (t Test) steps() []Step {

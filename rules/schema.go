@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
+
+	"github.com/edgegate/edgegate/internal/yamlconf"
 )
 
 // schemaCheck validates data of one event type.
@@ -18,10 +20,10 @@ type schemaCheck struct {
 	validate  func(any) error
 }
 
-func compileSchema(p string, sc Schema) (*schemaCheck, error) {
-	var errs errList
+func compileSchema(p yamlconf.Path, sc Schema) (*schemaCheck, error) {
+	var errs yamlconf.List
 	if sc.Type == "" {
-		errs.add(pathErr(p+".type", "is required"))
+		errs.Add(p.Key("type"), "is required")
 	}
 	out := &schemaCheck{onInvalid: sc.OnInvalid}
 	switch sc.OnInvalid {
@@ -29,19 +31,19 @@ func compileSchema(p string, sc Schema) (*schemaCheck, error) {
 		out.onInvalid = OnErrorDeadLetter
 	case OnErrorDrop, OnErrorDeadLetter, OnInvalidTag:
 	default:
-		errs.add(pathErr(p+".on_invalid", "must be drop, dead_letter or tag, got %q", sc.OnInvalid))
+		errs.Add(p.Key("on_invalid"), "must be drop, dead_letter or tag, got %q", sc.OnInvalid)
 	}
 	if sc.Schema == nil {
-		errs.add(pathErr(p+".schema", "is required (a JSON Schema, written as YAML or JSON)"))
+		errs.Add(p.Key("schema"), "is required (a JSON Schema, written as YAML or JSON)")
 	} else {
 		v, err := newSchemaValidator(sc.Type, sc.Schema)
 		if err != nil {
-			errs.add(pathErr(p+".schema", "%s", schemaMessage(err)))
+			errs.Add(p.Key("schema"), "%s", schemaMessage(err))
 		}
 		out.validate = v
 	}
 	if len(errs) > 0 {
-		return nil, errs.join()
+		return nil, errs.Err()
 	}
 	return out, nil
 }

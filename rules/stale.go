@@ -3,6 +3,8 @@ package rules
 import (
 	"fmt"
 	"time"
+
+	"github.com/edgegate/edgegate/internal/yamlconf"
 )
 
 // staleAction is a compiled stale action.
@@ -13,12 +15,12 @@ type staleAction struct {
 }
 
 // stale compiles a stale action; idx numbers its site.
-func (c *compiler) stale(p string, idx int, s StaleSpec, uplinks []string) *staleAction {
+func (c *compiler) stale(p yamlconf.Path, idx int, s StaleSpec, uplinks []string) *staleAction {
 	out := &staleAction{after: s.After}
 	if s.After < time.Second {
-		c.errs.add(pathErr(p+".after", "must be at least 1s"))
+		c.errs.Add(p.Key("after"), "must be at least 1s")
 	}
-	out.emit = *c.emit(p+".emit", s.Emit, uplinks, StaleEnv{})
+	out.emit = *c.emit(p.Key("emit"), s.Emit, uplinks, StaleEnv{})
 	out.site = fmt.Sprintf("stale#%d", idx)
 	c.sites[out.site] = &siteInfo{stale: out}
 	return out

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/expr-lang/expr/vm"
+
+	"github.com/edgegate/edgegate/internal/yamlconf"
 )
 
 // aggAction is a compiled aggregate action.
@@ -19,23 +21,23 @@ type aggAction struct {
 
 // aggregate compiles an aggregate action; idx and the arguments name its
 // site.
-func (c *compiler) aggregate(p string, idx int, a AggregateSpec, uplinks []string) *aggAction {
+func (c *compiler) aggregate(p yamlconf.Path, idx int, a AggregateSpec, uplinks []string) *aggAction {
 	out := &aggAction{every: a.Every, size: a.Size}
 	if a.Value == "" {
-		c.errs.add(pathErr(p+".value", "is required (a number expression, e.g. data.temperature)"))
+		c.errs.Add(p.Key("value"), "is required (a number expression, e.g. data.temperature)")
 	} else {
-		out.value = c.prog(p+".value", a.Value, false)
+		out.value = c.prog(p.Key("value"), a.Value, false)
 	}
 	if a.Every < time.Second {
-		c.errs.add(pathErr(p+".every", "must be at least 1s"))
+		c.errs.Add(p.Key("every"), "must be at least 1s")
 	}
 	if out.size == 0 {
 		out.size = a.Every
 	}
 	if a.Every > 0 && (out.size < a.Every || out.size%a.Every != 0 || out.size/a.Every > maxSlideBucket) {
-		c.errs.add(pathErr(p+".size", "must be a multiple of every, at most %d times it", maxSlideBucket))
+		c.errs.Add(p.Key("size"), "must be a multiple of every, at most %d times it", maxSlideBucket)
 	}
-	out.emit = *c.emit(p+".emit", a.Emit, uplinks, WindowEnv{})
+	out.emit = *c.emit(p.Key("emit"), a.Emit, uplinks, WindowEnv{})
 	out.site = fmt.Sprintf("aggregate#%d:%s|%s|%s", idx, a.Value, a.Every, out.size)
 	c.sites[out.site] = &siteInfo{agg: out}
 	return out

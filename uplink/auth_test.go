@@ -57,7 +57,7 @@ func TestAuthKinds(t *testing.T) {
 			t.Run(tc.name+"/"+mode, func(t *testing.T) {
 				rc := authReceiver(t, tc.ok)
 				records := testRecords(t, 6, 2)
-				s := newTestSender(t, rc.URL(), mode, func(c *Config) { c.Auth = tc.auth })
+				s := newTestSender(t, rc.URL(), mode, func(c *Config) { c.HTTP.Auth = tc.auth })
 				if err := s.Send(context.Background(), records); err != nil {
 					t.Fatalf("Send: %v", err)
 				}
@@ -65,7 +65,7 @@ func TestAuthKinds(t *testing.T) {
 
 				// Wrong credentials: 401 is retryable (a rotation may be under
 				// way), never a dead-letter.
-				bad := newTestSender(t, rc.URL(), mode, func(c *Config) { c.Auth = AuthConfig{BearerToken: "wrong"} })
+				bad := newTestSender(t, rc.URL(), mode, func(c *Config) { c.HTTP.Auth = AuthConfig{BearerToken: "wrong"} })
 				err := bad.Send(context.Background(), records)
 				var ue *Error
 				if !errors.As(err, &ue) || ue.StatusCode != 401 || !ue.Retryable {
@@ -104,8 +104,9 @@ func TestBearerTokenFileRotation(t *testing.T) {
 	var logs bytes.Buffer
 	var logMu sync.Mutex
 	cfg := DefaultConfig()
-	cfg.Name, cfg.URL = "rot", rc.URL()
-	cfg.Auth.BearerTokenFile = tokFile
+	cfg.HTTP = new(DefaultHTTPConfig())
+	cfg.Name, cfg.HTTP.URL = "rot", rc.URL()
+	cfg.HTTP.Auth.BearerTokenFile = tokFile
 	snd, err := New(cfg, slog.New(slog.NewTextHandler(&lockedWriter{w: &logs, mu: &logMu}, nil)), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -204,7 +205,7 @@ func TestTLS(t *testing.T) {
 	for _, tc := range cases {
 		for _, mode := range []string{ModeBatch, ModeBinary} {
 			t.Run(tc.name+"/"+mode, func(t *testing.T) {
-				s := newTestSender(t, tc.url, mode, func(c *Config) { c.TLS = tc.tls })
+				s := newTestSender(t, tc.url, mode, func(c *Config) { c.HTTP.TLS = tc.tls })
 				err := s.Send(context.Background(), records)
 				if tc.wantErr == "" {
 					if err != nil {
@@ -276,7 +277,7 @@ func TestGzip(t *testing.T) {
 			rc := newReceiver(t, nil)
 			records := testRecords(t, 12, 3)
 			s := newTestSender(t, rc.URL(), mode, func(c *Config) {
-				c.Compression = CompressionGzip
+				c.HTTP.Compression = CompressionGzip
 				c.Batch.MaxBytes = 2048 // several batch requests
 			})
 			if err := s.Send(context.Background(), records); err != nil {
@@ -292,7 +293,7 @@ func TestGzip(t *testing.T) {
 	rc := newReceiver(t, nil)
 	front := newReceiverHandler(t, http.RedirectHandler(rc.URL(), http.StatusPermanentRedirect))
 	records := testRecords(t, 5, 1)
-	s := newTestSender(t, front, ModeBatch, func(c *Config) { c.Compression = CompressionGzip })
+	s := newTestSender(t, front, ModeBatch, func(c *Config) { c.HTTP.Compression = CompressionGzip })
 	if err := s.Send(context.Background(), records); err != nil {
 		t.Fatal(err)
 	}
@@ -305,9 +306,11 @@ func TestSecretsNeverShown(t *testing.T) {
 	os.WriteFile(pwFile, []byte("file-secret-pw"), 0o600)
 	cfg := DefaultConfig()
 	cfg.Name = "s"
-	cfg.URL = "https://user:url-secret@example.com/ingest?sig=query-secret&x=1#frag"
-	cfg.Headers = map[string]string{"X-Api-Key": "header-secret"}
-	cfg.Auth.Basic = BasicAuth{Username: "gw", Password: "inline-secret"}
+	h := DefaultHTTPConfig()
+	cfg.HTTP = &h
+	cfg.HTTP.URL = "https://user:url-secret@example.com/ingest?sig=query-secret&x=1#frag"
+	cfg.HTTP.Headers = map[string]string{"X-Api-Key": "header-secret"}
+	cfg.HTTP.Auth.Basic = BasicAuth{Username: "gw", Password: "inline-secret"}
 	secrets := []string{"url-secret", "query-secret", "header-secret", "inline-secret", "file-secret-pw"}
 
 	var logs bytes.Buffer
@@ -318,18 +321,18 @@ func TestSecretsNeverShown(t *testing.T) {
 		fmt.Sprintf("%#v", cfg.Redacted()), logs.String(),
 	}
 	r := cfg.Redacted()
-	if r.Headers["X-Api-Key"] != "<redacted>" || r.Auth.Basic.Password != "<redacted>" || r.Auth.Basic.Username != "gw" {
-		t.Errorf("Redacted: %#v", r)
+	if r.HTTP.Headers["X-Api-Key"] != "<redacted>" || r.HTTP.Auth.Basic.Password != "<redacted>" || r.HTTP.Auth.Basic.Username != "gw" {
+		t.Errorf("Redacted: %#v", r.HTTP)
 	}
-	if r.URL != "https://user:xxxxx@example.com/ingest?sig=xxxxx&x=xxxxx" {
-		t.Errorf("Redacted URL %q", r.URL)
+	if r.URL() != "https://user:xxxxx@example.com/ingest?sig=xxxxx&x=xxxxx" {
+		t.Errorf("Redacted URL %q", r.URL())
 	}
-	if cfg.Headers["X-Api-Key"] != "header-secret" {
+	if cfg.HTTP.Headers["X-Api-Key"] != "header-secret" {
 		t.Error("Redacted changed the original")
 	}
 	// Errors from a failing request.
-	cfg.URL = "http://user:url-secret@127.0.0.1:1/x?sig=query-secret"
-	cfg.Auth.Basic = BasicAuth{Username: "gw", PasswordFile: pwFile}
+	cfg.HTTP.URL = "http://user:url-secret@127.0.0.1:1/x?sig=query-secret"
+	cfg.HTTP.Auth.Basic = BasicAuth{Username: "gw", PasswordFile: pwFile}
 	s, err := New(cfg, log, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -356,46 +359,44 @@ func TestAuthTLSConfigValidate(t *testing.T) {
 
 	cases := []struct {
 		name string
-		mod  func(c *Config)
+		mod  func(c *HTTPConfig)
 		want string
 	}{
-		{"token file missing", func(c *Config) { c.Auth.BearerTokenFile = missing },
+		{"token file missing", func(c *HTTPConfig) { c.Auth.BearerTokenFile = missing },
 			"auth.bearer_token_file: open " + missing + ": no such file or directory"},
-		{"token file empty", func(c *Config) { c.Auth.BearerTokenFile = empty },
+		{"token file empty", func(c *HTTPConfig) { c.Auth.BearerTokenFile = empty },
 			"auth.bearer_token_file: " + empty + ": is empty"},
-		{"token and file", func(c *Config) { c.Auth.BearerToken = "x"; c.Auth.BearerTokenFile = empty },
+		{"token and file", func(c *HTTPConfig) { c.Auth.BearerToken = "x"; c.Auth.BearerTokenFile = empty },
 			"auth.bearer_token_file: conflicts with auth.bearer_token: set one of them\nauth.bearer_token_file: " + empty + ": is empty"},
-		{"bearer and basic", func(c *Config) { c.Auth.BearerToken = "x"; c.Auth.Basic.Username = "u" },
+		{"bearer and basic", func(c *HTTPConfig) { c.Auth.BearerToken = "x"; c.Auth.Basic.Username = "u" },
 			"auth.basic: conflicts with the bearer token: set one of them"},
-		{"token control char", func(c *Config) { c.Auth.BearerToken = "a\nb" },
+		{"token control char", func(c *HTTPConfig) { c.Auth.BearerToken = "a\nb" },
 			"auth.bearer_token: must not contain control characters"},
-		{"basic without user", func(c *Config) { c.Auth.Basic.Password = "p" },
+		{"basic without user", func(c *HTTPConfig) { c.Auth.Basic.Password = "p" },
 			"auth.basic.username: is required"},
-		{"basic colon", func(c *Config) { c.Auth.Basic = BasicAuth{Username: "a:b", Password: "p", PasswordFile: missing} },
+		{"basic colon", func(c *HTTPConfig) { c.Auth.Basic = BasicAuth{Username: "a:b", Password: "p", PasswordFile: missing} },
 			"auth.basic.username: must not contain ':'\nauth.basic.password_file: conflicts with auth.basic.password: set one of them\nauth.basic.password_file: open " + missing + ": no such file or directory"},
-		{"header and auth", func(c *Config) { c.Headers = map[string]string{"authorization": "x"}; c.Auth.BearerToken = "y" },
+		{"header and auth", func(c *HTTPConfig) { c.Headers = map[string]string{"authorization": "x"}; c.Auth.BearerToken = "y" },
 			"headers.Authorization: conflicts with auth: set one of them"},
-		{"ca missing", func(c *Config) { c.TLS.CAFile = missing },
+		{"ca missing", func(c *HTTPConfig) { c.TLS.CAFile = missing },
 			"tls.ca_file: open " + missing + ": no such file or directory"},
-		{"ca not pem", func(c *Config) { c.TLS.CAFile = notPEM },
+		{"ca not pem", func(c *HTTPConfig) { c.TLS.CAFile = notPEM },
 			"tls.ca_file: " + notPEM + ": no PEM certificates found"},
-		{"cert without key", func(c *Config) { c.TLS.CertFile = pki.clientCertFile },
+		{"cert without key", func(c *HTTPConfig) { c.TLS.CertFile = pki.clientCertFile },
 			"tls.key_file: is required with tls.cert_file"},
-		{"key mismatch", func(c *Config) { c.TLS.CertFile, c.TLS.KeyFile = pki.clientCertFile, pki.otherClientKeyFile },
+		{"key mismatch", func(c *HTTPConfig) { c.TLS.CertFile, c.TLS.KeyFile = pki.clientCertFile, pki.otherClientKeyFile },
 			"tls.key_file: not a key for tls.cert_file (" + pki.clientCertFile + ", " + pki.otherClientKeyFile + "): tls: private key does not match public key"},
-		{"key missing", func(c *Config) { c.TLS.CertFile, c.TLS.KeyFile = pki.clientCertFile, missing },
+		{"key missing", func(c *HTTPConfig) { c.TLS.CertFile, c.TLS.KeyFile = pki.clientCertFile, missing },
 			"tls.key_file: open " + missing + ": no such file or directory"},
-		{"tls on http", func(c *Config) { c.URL = "http://x"; c.TLS.InsecureSkipVerify = true },
+		{"tls on http", func(c *HTTPConfig) { c.URL = "http://x"; c.TLS.InsecureSkipVerify = true },
 			"tls: requires a TLS url (https://, tls://, ssl://, mqtts:// or wss://)"},
-		{"compression", func(c *Config) { c.Compression = "brotli" },
+		{"compression", func(c *HTTPConfig) { c.Compression = "brotli" },
 			`compression: must be none or gzip, got "brotli"`},
-		{"mqtt keys on http", func(c *Config) { c.Topic = "t"; c.StateDir = "/x" },
-			"topic: only for type mqtt\nstate_dir: only for type mqtt"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			c := DefaultConfig()
-			c.Name, c.URL = "v", "https://example.com"
+			c := DefaultHTTPConfig()
+			c.URL = "https://example.com"
 			tc.mod(&c)
 			err := c.Validate()
 			if err == nil || err.Error() != tc.want {
@@ -403,8 +404,8 @@ func TestAuthTLSConfigValidate(t *testing.T) {
 			}
 		})
 	}
-	c := DefaultConfig()
-	c.Name, c.URL = "v", "https://example.com"
+	c := DefaultHTTPConfig()
+	c.URL = "https://example.com"
 	c.TLS = TLSConfig{CAFile: pki.caFile, CertFile: pki.clientCertFile, KeyFile: pki.clientKeyFile}
 	tok := filepath.Join(dir, "tok")
 	os.WriteFile(tok, []byte("abc\n"), 0o600)

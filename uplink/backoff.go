@@ -19,11 +19,10 @@ type backoff struct {
 
 // newBackoff returns a backoff for cfg. src supplies randomness for jitter;
 // nil uses the runtime generator. Pass a seeded source (rand.NewPCG) for
-// deterministic delays in tests. Zero fields of cfg take their defaults.
+// deterministic delays in tests. cfg is a validated retry section: an
+// explicit jitter of 0 means no jitter.
 func newBackoff(cfg RetryConfig, src rand.Source) *backoff {
-	c := Config{DeliveryConfig: DeliveryConfig{Retry: cfg}}
-	c.ApplyDefaults()
-	b := &backoff{cfg: c.Retry}
+	b := &backoff{cfg: cfg}
 	if b.cfg.Max < b.cfg.Initial {
 		b.cfg.Max = b.cfg.Initial
 	}

@@ -40,7 +40,7 @@ func BenchmarkSendBatchGzip(b *testing.B) {
 		_, _ = io.Copy(io.Discard, zr)
 	}))
 	defer srv.Close()
-	s := newTestSender(b, srv.URL, ModeBatch, func(c *Config) { c.Compression = CompressionGzip })
+	s := newTestSender(b, srv.URL, ModeBatch, func(c *Config) { c.HTTP.Compression = CompressionGzip })
 	sendLoop(b, s, false)
 }
 
@@ -59,7 +59,7 @@ func BenchmarkSendMQTT(b *testing.B) {
 func BenchmarkSendMQTTMemoryStore(b *testing.B) {
 	br := startBroker(b, "127.0.0.1:0", nil, nil)
 	br.noRecord = true
-	s := newMQTTTestSender(b, "tcp://"+br.addr, func(c *Config) { c.SessionStore = SessionStoreMemory })
+	s := newMQTTTestSender(b, "tcp://"+br.addr, func(c *Config) { c.MQTT.SessionStore = SessionStoreMemory })
 	sendLoop(b, s, true)
 }
 

@@ -1,12 +1,26 @@
 // Package uplink sends CloudEvents to cloud endpoints: one Sender per kind
-// of endpoint, built by New from a Config (a switch on Config.Type).
+// of endpoint, built by New from a Config whose sender section (http
+// or mqtt) names the kind.
+//
+// # Configuration
+//
+// A Config is one entry of the gateway's uplinks list: a name, exactly one
+// sender section with the sender's own settings (HTTPConfig, MQTTConfig),
+// and the delivery settings beside it (DeliveryConfig: batch, retry,
+// replay, dead_letter). Defaults are set before decoding (SetDefaults, for
+// internal/yamlconf), so a key the file leaves out keeps its default and an
+// explicit 0 stays 0. Validate checks an entry section by section, each
+// problem a *yamlconf.Error with its path; ValidateList adds what only the
+// list knows (unique names, dead_letter targets). New trusts a validated
+// config. A key of the old flat layout (url, mode, auth… beside name) is
+// refused with where it moved (KeyMover).
 //
 // A Sender takes events as cloudevent records, decoded once from the buffer
 // by the caller, and writes each straight from the record: the JSON format
 // with cloudevent.AppendJSON, binary-mode headers field by field. Nothing
 // is re-parsed. An event's Replayed flag is written as replayed=true.
 //
-// # HTTP (type http)
+// # HTTP (section http)
 //
 // The http sender POSTs events in one of three modes:
 //
@@ -56,7 +70,7 @@
 // the poison events are isolated, so one bad event never dead-letters the
 // good ones sent with it.
 //
-// # MQTT (type mqtt)
+// # MQTT (section mqtt)
 //
 // The mqtt sender publishes each event with QoS 1 to a cloud broker (MQTT
 // 3.1.1 via paho: tcp://, tls://, ws://, wss://) in the CloudEvents MQTT
@@ -92,13 +106,14 @@
 // edgegate_forward_events_delivered_total, _events_replayed_total,
 // _send_failures_total and edgegate_uplink_up {uplink}.
 //
-// uplink must not import buffer, mqtt, rules or gateway (of edgegate it
-// imports only cloudevent and internal/pahoclient, and not sdk-go): it
-// never touches the disk buffer (Deliver reads a batch through the small
-// Batch interface). Senders are safe for concurrent use; a Delivery is
-// driven by one goroutine. The http sender starts no goroutines outside
-// Send; the mqtt sender's paho client runs from the first Send until
-// Close. Header values, tokens, passwords and URL credentials are
+// uplink must not import buffer, mqtt, rules or gateway: it never touches the
+// disk buffer (Deliver reads a batch through the small Batch interface). Of
+// edgegate's packages it imports only cloudevent, internal/yamlconf (config
+// errors, ByteSize) and internal/pahoclient, and not sdk-go.
+// Senders are safe for concurrent use; a Delivery is driven by one
+// goroutine. The http sender starts no goroutines outside Send; the mqtt
+// sender's paho client runs from the first Send until Close. Header values,
+// tokens, passwords and URL credentials are
 // never logged or put into errors; Config.Redacted, String and LogValue give
 // views without them.
 package uplink

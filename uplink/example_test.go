@@ -24,7 +24,13 @@ func ExampleNew() {
 
 	cfg := uplink.DefaultConfig()
 	cfg.Name = "cloud"
-	cfg.URL = srv.URL
+	h := uplink.DefaultHTTPConfig()
+	h.URL = srv.URL
+	cfg.HTTP = &h
+	if err := cfg.Validate(); err != nil {
+		fmt.Println(err)
+		return
+	}
 	s, err := uplink.New(cfg, nil, nil)
 	if err != nil {
 		fmt.Println(err)

@@ -87,18 +87,21 @@ func newTestSender(tb testing.TB, url, mode string, mod func(*Config)) Sender {
 	tb.Helper()
 	cfg := DefaultConfig()
 	cfg.Name = "test"
-	cfg.URL = url
-	cfg.Mode = mode
-	cfg.Timeout = 5 * time.Second
+	h := DefaultHTTPConfig()
+	h.URL, h.Mode, h.Timeout = url, mode, 5*time.Second
+	cfg.HTTP = &h
 	return startSender(tb, cfg, mod)
 }
 
-// startSender builds a sender from cfg changed by mod and closes it when the
-// test ends.
+// startSender builds a sender from cfg changed by mod, checked as the
+// gateway checks it, and closes it when the test ends.
 func startSender(tb testing.TB, cfg Config, mod func(*Config)) Sender {
 	tb.Helper()
 	if mod != nil {
 		mod(&cfg)
+	}
+	if err := cfg.Validate(); err != nil {
+		tb.Fatal(err)
 	}
 	s, err := New(cfg, nil, nil)
 	if err != nil {

@@ -59,7 +59,7 @@ var (
 )
 
 func newHTTPSender(cfg Config, log *slog.Logger, m *metrics.Set) (*httpSender, error) {
-	u, err := url.Parse(cfg.URL)
+	u, err := url.Parse(cfg.HTTP.URL)
 	if err != nil {
 		return nil, fmt.Errorf("uplink %q: parse url: %w", cfg.Name, err)
 	}
@@ -73,51 +73,51 @@ func newHTTPSender(cfg Config, log *slog.Logger, m *metrics.Set) (*httpSender, e
 	tr := &http.Transport{
 		Proxy: http.ProxyFromEnvironment,
 		DialContext: (&net.Dialer{
-			Timeout:   min(cfg.Timeout, 30*time.Second),
+			Timeout:   min(cfg.HTTP.Timeout, 30*time.Second),
 			KeepAlive: 30 * time.Second,
 		}).DialContext,
 		ForceAttemptHTTP2:     true,
-		MaxIdleConns:          max(100, 2*cfg.MaxInFlight),
-		MaxIdleConnsPerHost:   max(cfg.MaxInFlight, 2),
+		MaxIdleConns:          max(100, 2*cfg.HTTP.MaxInFlight),
+		MaxIdleConnsPerHost:   max(cfg.HTTP.MaxInFlight, 2),
 		IdleConnTimeout:       90 * time.Second,
-		TLSHandshakeTimeout:   min(cfg.Timeout, 10*time.Second),
+		TLSHandshakeTimeout:   min(cfg.HTTP.Timeout, 10*time.Second),
 		ExpectContinueTimeout: time.Second,
 	}
 
-	if tr.TLSClientConfig, err = buildTLSConfig(cfg.TLS, log); err != nil {
+	if tr.TLSClientConfig, err = buildTLSConfig(cfg.HTTP.TLS, log); err != nil {
 		return nil, fmt.Errorf("uplink %q: %w", cfg.Name, err)
 	}
-	auth, err := newAuthenticator(cfg.Auth, log)
+	auth, err := newAuthenticator(cfg.HTTP.Auth, log)
 	if err != nil {
 		return nil, fmt.Errorf("uplink %q: %w", cfg.Name, err)
 	}
 
-	h := make(http.Header, len(cfg.Headers))
-	for k, v := range cfg.Headers {
+	h := make(http.Header, len(cfg.HTTP.Headers))
+	for k, v := range cfg.HTTP.Headers {
 		h.Set(k, v)
 	}
 
 	workers := 1
-	if cfg.Mode != ModeBatch {
-		workers = cfg.MaxInFlight
+	if cfg.HTTP.Mode != ModeBatch {
+		workers = cfg.HTTP.MaxInFlight
 	}
 	name := cfg.Name
 	return &httpSender{
 		name:    name,
-		mode:    cfg.Mode,
-		url:     cfg.URL,
+		mode:    cfg.HTTP.Mode,
+		url:     cfg.HTTP.URL,
 		safeURL: safe,
 		headers: h,
 		auth:    auth,
-		gzip:    cfg.Compression == CompressionGzip,
+		gzip:    cfg.HTTP.Compression == CompressionGzip,
 		client: &http.Client{
 			Transport:     tr,
-			Timeout:       cfg.Timeout,
+			Timeout:       cfg.HTTP.Timeout,
 			CheckRedirect: checkRedirect,
 		},
-		sem:      make(chan struct{}, cfg.MaxInFlight),
+		sem:      make(chan struct{}, cfg.HTTP.MaxInFlight),
 		workers:  workers,
-		maxBody:  cfg.Batch.MaxBytes,
+		maxBody:  int(cfg.Batch.MaxBytes),
 		log:      log,
 		set:      m,
 		events:   m.GetOrCreateCounter(fmt.Sprintf(`edgegate_uplink_events_sent_total{uplink=%q}`, name)),

@@ -257,7 +257,7 @@ func TestTimeout(t *testing.T) {
 	t.Cleanup(func() { close(release) }) // runs before the server closes
 	for _, mode := range []string{ModeBatch, ModeBinary} {
 		t.Run(mode, func(t *testing.T) {
-			s := newTestSender(t, rc.URL(), mode, func(c *Config) { c.Timeout = 100 * time.Millisecond })
+			s := newTestSender(t, rc.URL(), mode, func(c *Config) { c.HTTP.Timeout = 100 * time.Millisecond })
 			start := time.Now()
 			err := s.Send(context.Background(), testRecords(t, 2, 1))
 			if err == nil {
@@ -339,7 +339,7 @@ func TestBinaryPerSourceOrder(t *testing.T) {
 			mu.Lock()
 			clear(last)
 			mu.Unlock()
-			s := newTestSender(t, rc.URL(), mode, func(c *Config) { c.MaxInFlight = 4 })
+			s := newTestSender(t, rc.URL(), mode, func(c *Config) { c.HTTP.MaxInFlight = 4 })
 			records := testRecords(t, sources*perSource, sources)
 			if err := s.Send(context.Background(), records); err != nil {
 				t.Fatal(err)
@@ -370,7 +370,7 @@ func TestBinaryStopsSourceAfterFailure(t *testing.T) {
 		}
 		return 200
 	})
-	s := newTestSender(t, rc.URL(), ModeBinary, func(c *Config) { c.MaxInFlight = 4 })
+	s := newTestSender(t, rc.URL(), ModeBinary, func(c *Config) { c.HTTP.MaxInFlight = 4 })
 	err := s.Send(context.Background(), records)
 	retry, after := classify(err)
 	if err == nil || !retry || after != 2*time.Second {
@@ -403,10 +403,11 @@ func TestHeadersSentAndNeverLogged(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(&lockedWriter{w: &logs, mu: &logMu}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	for _, mode := range []string{ModeBatch, ModeBinary} {
 		cfg := DefaultConfig()
+		cfg.HTTP = new(DefaultHTTPConfig())
 		cfg.Name = "hdr"
-		cfg.URL = rc.URL()
-		cfg.Mode = mode
-		cfg.Headers = map[string]string{"Authorization": "Bearer s3cr3t-token", "X-Gateway": "edge-1"}
+		cfg.HTTP.URL = rc.URL()
+		cfg.HTTP.Mode = mode
+		cfg.HTTP.Headers = map[string]string{"Authorization": "Bearer s3cr3t-token", "X-Gateway": "edge-1"}
 		s, err := New(cfg, log, nil)
 		if err != nil {
 			t.Fatal(err)
@@ -464,8 +465,9 @@ func TestMetrics(t *testing.T) {
 	})
 	set := metrics.NewSet()
 	cfg := DefaultConfig()
+	cfg.HTTP = new(DefaultHTTPConfig())
 	cfg.Name = "m1"
-	cfg.URL = rc.URL()
+	cfg.HTTP.URL = rc.URL()
 	s, err := New(cfg, nil, set)
 	if err != nil {
 		t.Fatal(err)
@@ -516,12 +518,15 @@ func TestRedirect(t *testing.T) {
 	}
 }
 
+// New takes a validated config (Validate refuses an ftp:// url, see
+// TestConfigValidate) but still refuses one without exactly one sender.
 func TestNewRejectsBadConfig(t *testing.T) {
-	if _, err := New(Config{Name: "x", Type: "kafka", URL: "http://h"}, nil, nil); err == nil || !strings.Contains(err.Error(), "type: unknown uplink type") {
-		t.Errorf("unknown type: %v", err)
+	if _, err := New(Config{Name: "x"}, nil, nil); err == nil || !strings.Contains(err.Error(), "set exactly one sender section") {
+		t.Errorf("no sender: %v", err)
 	}
-	if _, err := New(Config{Name: "x", URL: "ftp://h"}, nil, nil); err == nil {
-		t.Error("ftp url accepted")
+	h, m := DefaultHTTPConfig(), DefaultMQTTConfig()
+	if _, err := New(Config{Name: "x", HTTP: &h, MQTT: &m}, nil, nil); err == nil {
+		t.Error("two senders accepted")
 	}
 }
 

@@ -75,24 +75,24 @@ func newMQTTSender(cfg Config, log *slog.Logger, m *metrics.Set) (*mqttSender, e
 	if err != nil {
 		return nil, fmt.Errorf("uplink %q: %w", cfg.Name, err)
 	}
-	tlsCfg, err := buildTLSConfig(cfg.TLS, log)
+	tlsCfg, err := buildTLSConfig(cfg.MQTT.TLS, log)
 	if err != nil {
 		return nil, fmt.Errorf("uplink %q: %w", cfg.Name, err)
 	}
-	creds, err := mqttCredentials(cfg.Auth.Basic, log)
+	creds, err := mqttCredentials(cfg.MQTT.Auth.Basic, log)
 	if err != nil {
 		return nil, fmt.Errorf("uplink %q: %w", cfg.Name, err)
 	}
 
-	u, _ := url.Parse(cfg.URL) // checked by Validate
+	u, _ := url.Parse(cfg.MQTT.URL) // checked by Validate
 	name := cfg.Name
 	s := &mqttSender{
 		name:        name,
 		safeURL:     u.Scheme + "://" + u.Host,
 		topic:       topic,
-		window:      cfg.MaxInFlight,
-		timeout:     cfg.Timeout,
-		maxBytes:    cfg.Batch.MaxBytes,
+		window:      cfg.MQTT.MaxInFlight,
+		timeout:     cfg.MQTT.Timeout,
+		maxBytes:    int(cfg.Batch.MaxBytes),
 		log:         log,
 		events:      m.GetOrCreateCounter(fmt.Sprintf(`edgegate_uplink_events_sent_total{uplink=%q}`, name)),
 		published:   m.GetOrCreateCounter(fmt.Sprintf(`edgegate_uplink_mqtt_publishes_total{uplink=%q}`, name)),
@@ -119,14 +119,14 @@ func newMQTTSender(cfg Config, log *slog.Logger, m *metrics.Set) (*mqttSender, e
 // gateway id and state directory) and compiles the topic template.
 func checkMQTT(cfg Config) (*topicTemplate, error) {
 	var errs []error
-	topic, err := newTopicTemplate(cfg.Topic, cfg.GatewayID)
+	topic, err := newTopicTemplate(cfg.MQTT.Topic, cfg.GatewayID)
 	if err != nil {
 		errs = append(errs, fmt.Errorf("topic: %w", err))
 	}
-	if usesGatewayID(cfg.ClientID) && cfg.GatewayID == "" {
+	if usesGatewayID(cfg.MQTT.ClientID) && cfg.GatewayID == "" {
 		errs = append(errs, errors.New("client_id: uses {gateway_id} but the gateway id is not set"))
 	}
-	if cfg.SessionStore != SessionStoreMemory && cfg.StateDir == "" {
+	if cfg.MQTT.SessionStore != SessionStoreMemory && cfg.MQTT.StateDir == "" {
 		errs = append(errs, errors.New("state_dir: is required for type mqtt with session_store file"))
 	}
 	return topic, errors.Join(errs...)
@@ -135,7 +135,7 @@ func checkMQTT(cfg Config) (*topicTemplate, error) {
 // mqttClientID is the configured client id with {gateway_id} filled in, or
 // edgegate-<gateway id>-<uplink name>.
 func mqttClientID(cfg Config) string {
-	id := cfg.ClientID
+	id := cfg.MQTT.ClientID
 	if id == "" {
 		id = "edgegate-" + cfg.GatewayID + "-" + cfg.Name
 		if cfg.GatewayID == "" {
@@ -163,20 +163,20 @@ func mqttCredentials(b BasicAuth, log *slog.Logger) (paho.CredentialsProvider, e
 // client: MQTT 3.1.1, a persistent session, paho's own reconnects.
 func mqttClientOptions(cfg Config, clientID string) *paho.ClientOptions {
 	o := paho.NewClientOptions()
-	o.AddBroker(cfg.URL)
+	o.AddBroker(cfg.MQTT.URL)
 	o.SetClientID(clientID)
 	o.SetProtocolVersion(4) // 3.1.1: all paho v1 speaks
 	o.SetCleanSession(false)
 	o.SetAutoReconnect(true)
 	o.SetConnectRetry(false) // Send connects; a failed first connect is a retryable Send error
 	o.SetMaxReconnectInterval(cfg.Retry.Max)
-	o.SetConnectTimeout(cfg.Timeout)
-	o.SetWriteTimeout(cfg.Timeout)
-	o.SetKeepAlive(cfg.KeepAlive)
-	o.SetPingTimeout(min(cfg.Timeout, cfg.KeepAlive))
+	o.SetConnectTimeout(cfg.MQTT.Timeout)
+	o.SetWriteTimeout(cfg.MQTT.Timeout)
+	o.SetKeepAlive(cfg.MQTT.KeepAlive)
+	o.SetPingTimeout(min(cfg.MQTT.Timeout, cfg.MQTT.KeepAlive))
 	o.SetOrderMatters(false)
 	o.SetResumeSubs(false)
-	o.SetMaxResumePubInFlight(cfg.MaxInFlight)
+	o.SetMaxResumePubInFlight(cfg.MQTT.MaxInFlight)
 	return o
 }
 

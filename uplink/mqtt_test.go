@@ -120,7 +120,11 @@ func (b *testBroker) messages() []brokerMsg {
 // newMQTTTestSender builds an mqtt sender for url with fast settings.
 func newMQTTTestSender(tb testing.TB, url string, mod func(*Config)) Sender {
 	tb.Helper()
-	cfg := Config{Name: "cloud-mqtt", Type: TypeMQTT, URL: url, GatewayID: "gw-1", StateDir: tb.TempDir(), Timeout: 5 * time.Second}
+	cfg := DefaultConfig()
+	cfg.Name, cfg.GatewayID = "cloud-mqtt", "gw-1"
+	m := DefaultMQTTConfig()
+	m.URL, m.StateDir, m.Timeout = url, tb.TempDir(), 5*time.Second
+	cfg.MQTT = &m
 	return startSender(tb, cfg, mod)
 }
 
@@ -149,7 +153,7 @@ func TestMQTTPublish(t *testing.T) {
 		topic string
 		want  func(v ceconform.Event) string
 	}{
-		{"", func(v ceconform.Event) string { return "gateways/gw-1/events/com.example.telemetry" }},
+		{DefaultMQTTTopic, func(v ceconform.Event) string { return "gateways/gw-1/events/com.example.telemetry" }},
 		{"gw/{gateway_id}/{subject}/{id}", func(v ceconform.Event) string {
 			return "gw/gw-1/" + v.Attrs["subject"] + "/" + v.Attrs["id"]
 		}},
@@ -158,9 +162,9 @@ func TestMQTTPublish(t *testing.T) {
 	for i, tc := range cases {
 		t.Run(tc.topic, func(t *testing.T) {
 			s := newMQTTTestSender(t, "tcp://"+b.addr, func(c *Config) {
-				c.Topic = tc.topic
+				c.MQTT.Topic = tc.topic
 				c.Name = fmt.Sprintf("m%d", i)
-				c.MaxInFlight = 7 // exercise the window
+				c.MQTT.MaxInFlight = 7 // exercise the window
 			})
 			before := len(b.messages())
 			if err := s.Send(context.Background(), records); err != nil {
@@ -193,7 +197,7 @@ func TestMQTTAuth(t *testing.T) {
 	os.WriteFile(pw, []byte("pa55\n"), 0o600)
 	records := testRecords(t, 3, 1)
 
-	s := newMQTTTestSender(t, "mqtt://"+b.addr, func(c *Config) { c.Auth.Basic = BasicAuth{Username: "gw", PasswordFile: pw} })
+	s := newMQTTTestSender(t, "mqtt://"+b.addr, func(c *Config) { c.MQTT.Auth.Basic = BasicAuth{Username: "gw", PasswordFile: pw} })
 	if err := s.Send(context.Background(), records); err != nil {
 		t.Fatalf("Send: %v", err)
 	}
@@ -201,7 +205,7 @@ func TestMQTTAuth(t *testing.T) {
 
 	bad := newMQTTTestSender(t, "tcp://"+b.addr, func(c *Config) {
 		c.Name = "bad"
-		c.Auth.Basic = BasicAuth{Username: "gw", Password: "wrong-secret"}
+		c.MQTT.Auth.Basic = BasicAuth{Username: "gw", Password: "wrong-secret"}
 	})
 	err := bad.Send(context.Background(), records)
 	if retry, _ := classify(err); err == nil || !retry {
@@ -220,7 +224,7 @@ func TestMQTTTLS(t *testing.T) {
 	b := startBroker(t, "127.0.0.1:0", pki.serverTLS(true), nil)
 	records := testRecords(t, 5, 1)
 	s := newMQTTTestSender(t, "tls://"+b.addr, func(c *Config) {
-		c.TLS = TLSConfig{CAFile: pki.caFile, CertFile: pki.clientCertFile, KeyFile: pki.clientKeyFile}
+		c.MQTT.TLS = TLSConfig{CAFile: pki.caFile, CertFile: pki.clientCertFile, KeyFile: pki.clientKeyFile}
 	})
 	if err := s.Send(context.Background(), records); err != nil {
 		t.Fatalf("Send: %v", err)
@@ -229,7 +233,7 @@ func TestMQTTTLS(t *testing.T) {
 
 	noCert := newMQTTTestSender(t, "tls://"+b.addr, func(c *Config) {
 		c.Name = "nocert"
-		c.TLS = TLSConfig{CAFile: pki.caFile}
+		c.MQTT.TLS = TLSConfig{CAFile: pki.caFile}
 	})
 	if err := noCert.Send(context.Background(), records); err == nil {
 		t.Fatal("broker requiring a client certificate accepted none")
@@ -257,7 +261,7 @@ func TestMQTTPermanentAndRetryable(t *testing.T) {
 
 	// No broker: retryable, and quick.
 	b.stop()
-	down := newMQTTTestSender(t, "tcp://"+b.addr, func(c *Config) { c.Name = "down"; c.Timeout = time.Second })
+	down := newMQTTTestSender(t, "tcp://"+b.addr, func(c *Config) { c.Name = "down"; c.MQTT.Timeout = time.Second })
 	if retry, _ := classify(down.Send(context.Background(), good)); !retry {
 		t.Error("no broker: want a retryable error")
 	}
@@ -265,7 +269,7 @@ func TestMQTTPermanentAndRetryable(t *testing.T) {
 	// A broker that never acknowledges (paho's Wait could hang, #613): the
 	// Send gives up after the timeout with a retryable error.
 	mute := startBroker(t, "127.0.0.1:0", nil, func(b *testBroker) { b.noAck = true })
-	ms := newMQTTTestSender(t, "tcp://"+mute.addr, func(c *Config) { c.Name = "mute"; c.Timeout = 300 * time.Millisecond })
+	ms := newMQTTTestSender(t, "tcp://"+mute.addr, func(c *Config) { c.Name = "mute"; c.MQTT.Timeout = 300 * time.Millisecond })
 	err := ms.Send(context.Background(), good)
 	if retry, _ := classify(err); err == nil || !retry {
 		t.Fatalf("no PUBACK: err %v", err)
@@ -292,9 +296,9 @@ func testMQTTBrokerRestart(t *testing.T, store string) {
 	b1 := startBroker(t, "127.0.0.1:0", nil, nil)
 	addr := b1.addr
 	s := newMQTTTestSender(t, "tcp://"+addr, func(c *Config) {
-		c.SessionStore = store
-		c.Timeout = 2 * time.Second
-		c.MaxInFlight = 10
+		c.MQTT.SessionStore = store
+		c.MQTT.Timeout = 2 * time.Second
+		c.MQTT.MaxInFlight = 10
 		c.Retry.Max = time.Second // paho's reconnect interval cap
 	})
 	records := testRecords(t, 600, 6)
@@ -372,35 +376,34 @@ func testMQTTBrokerRestart(t *testing.T, store string) {
 }
 
 func TestMQTTConfig(t *testing.T) {
-	base := func() Config {
-		c := Config{Name: "m", Type: TypeMQTT, URL: "tls://broker.example.com:8883"}
-		c.ApplyDefaults()
-		return c
+	base := func() MQTTConfig {
+		m := DefaultMQTTConfig()
+		m.URL = "tls://broker.example.com:8883"
+		return m
 	}
-	c := base()
-	if c.Mode != ModeStructured || c.Topic != DefaultMQTTTopic || c.SessionStore != SessionStoreMemory || c.MaxInFlight != DefaultMQTTMaxInFlight || c.KeepAlive != DefaultMQTTKeepAlive {
-		t.Fatalf("mqtt defaults: %+v", c)
+	m := base()
+	if m.Topic != DefaultMQTTTopic || m.SessionStore != SessionStoreMemory || m.MaxInFlight != DefaultMQTTMaxInFlight || m.KeepAlive != DefaultMQTTKeepAlive {
+		t.Fatalf("mqtt defaults: %+v", m)
 	}
-	if err := c.Validate(); err != nil {
+	if err := m.Validate(); err != nil {
 		t.Fatal(err)
 	}
+	// mode, compression and headers are not keys of the mqtt section (see
+	// TestConfigYAMLMovedKeys): an mqtt uplink is structured JSON only.
 	cases := []struct {
-		mod  func(*Config)
+		mod  func(*MQTTConfig)
 		want string
 	}{
-		{func(c *Config) { c.URL = "https://x:1" }, "url: must be a tcp://, mqtt://, tls://, ssl://, mqtts://, ws:// or wss:// URL"},
-		{func(c *Config) { c.URL = "tcp://x" }, "url: must include a port, e.g. tls://host:8883"},
-		{func(c *Config) { c.URL = "tcp://u:p@x:1" }, "url: must not carry credentials: use auth.basic"},
-		{func(c *Config) { c.Mode = ModeBatch }, `mode: type mqtt supports only structured, got "batch"`},
-		{func(c *Config) { c.Compression = CompressionGzip }, "compression: not supported for type mqtt"},
-		{func(c *Config) { c.Headers = map[string]string{"X": "y"} }, "headers: not supported for type mqtt"},
-		{func(c *Config) { c.Auth.BearerToken = "t" }, "auth.bearer_token: not supported for type mqtt: use auth.basic or a tls client certificate"},
-		{func(c *Config) { c.Topic = "a/{nope}" }, "topic: unknown variable {nope} (known: {gateway_id}, {type}, {source}, {subject}, {id})"},
-		{func(c *Config) { c.Topic = "a/+/{type}" }, "topic: must not contain the wildcards '+' or '#'"},
-		{func(c *Config) { c.Topic = "a/{type" }, "topic: unclosed '{'"},
-		{func(c *Config) { c.KeepAlive = time.Millisecond }, "keep_alive: must be at least 1s"},
-		{func(c *Config) { c.SessionStore = "disk" }, `session_store: must be file or memory, got "disk"`},
-		{func(c *Config) { c.URL = "tcp://x:1883"; c.TLS.InsecureSkipVerify = true }, "tls: requires a TLS url (https://, tls://, ssl://, mqtts:// or wss://)"},
+		{func(c *MQTTConfig) { c.URL = "https://x:1" }, "url: must be a tcp://, mqtt://, tls://, ssl://, mqtts://, ws:// or wss:// URL"},
+		{func(c *MQTTConfig) { c.URL = "tcp://x" }, "url: must include a port, e.g. tls://host:8883"},
+		{func(c *MQTTConfig) { c.URL = "tcp://u:p@x:1" }, "url: must not carry credentials: use auth.basic"},
+		{func(c *MQTTConfig) { c.Auth.BearerToken = "t" }, "auth.bearer_token: not supported for mqtt: use auth.basic or a tls client certificate"},
+		{func(c *MQTTConfig) { c.Topic = "a/{nope}" }, "topic: unknown variable {nope} (known: {gateway_id}, {type}, {source}, {subject}, {id})"},
+		{func(c *MQTTConfig) { c.Topic = "a/+/{type}" }, "topic: must not contain the wildcards '+' or '#'"},
+		{func(c *MQTTConfig) { c.Topic = "a/{type" }, "topic: unclosed '{'"},
+		{func(c *MQTTConfig) { c.KeepAlive = time.Millisecond }, "keep_alive: must be at least 1s"},
+		{func(c *MQTTConfig) { c.SessionStore = "disk" }, `session_store: must be file or memory, got "disk"`},
+		{func(c *MQTTConfig) { c.URL = "tcp://x:1883"; c.TLS.InsecureSkipVerify = true }, "tls: requires a TLS url (https://, tls://, ssl://, mqtts:// or wss://)"},
 	}
 	for _, tc := range cases {
 		c := base()
@@ -410,9 +413,15 @@ func TestMQTTConfig(t *testing.T) {
 		}
 	}
 	// What only New can check: the gateway fills these in.
-	c = base()
-	c.SessionStore = SessionStoreFile
-	_, err := New(c, nil, nil)
+	cfg := DefaultConfig()
+	cfg.Name = "m"
+	m = base()
+	m.SessionStore = SessionStoreFile
+	cfg.MQTT = &m
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	_, err := New(cfg, nil, nil)
 	if err == nil || !strings.Contains(err.Error(), "topic: uses {gateway_id} but the gateway id is not set") ||
 		!strings.Contains(err.Error(), "state_dir: is required for type mqtt with session_store file") {
 		t.Errorf("New without gateway id and state dir: %v", err)

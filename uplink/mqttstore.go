@@ -25,16 +25,16 @@ import (
 
 var _ paho.Store = (*guardedStore)(nil)
 
-// newSessionStore returns the store cfg.SessionStore names: paho's
+// newSessionStore returns the store cfg.MQTT.SessionStore names: paho's
 // FileStore in StateDir (created if missing) or a MemoryStore.
 func newSessionStore(cfg Config) (paho.Store, error) {
-	if cfg.SessionStore == SessionStoreMemory {
+	if cfg.MQTT.SessionStore == SessionStoreMemory {
 		return paho.NewMemoryStore(), nil
 	}
-	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
+	if err := os.MkdirAll(cfg.MQTT.StateDir, 0o700); err != nil {
 		return nil, fmt.Errorf("state_dir: %w", err)
 	}
-	return paho.NewFileStore(cfg.StateDir), nil
+	return paho.NewFileStore(cfg.MQTT.StateDir), nil
 }
 
 // guardedStore wraps paho's FileStore: it turns the panics FileStore raises

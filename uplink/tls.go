@@ -9,7 +9,12 @@ import (
 	"os"
 	"sync"
 	"time"
+
+	"github.com/edgegate/edgegate/internal/yamlconf"
 )
+
+// tlsKey is the path of the tls section in a sender's section.
+var tlsKey = yamlconf.Key("tls")
 
 // loadCAFile reads a PEM bundle of CA certificates.
 func loadCAFile(path string) (*x509.CertPool, error) {
@@ -24,20 +29,21 @@ func loadCAFile(path string) (*x509.CertPool, error) {
 	return pool, nil
 }
 
-// loadKeyPair loads a client certificate and key. Its errors carry the
-// field path (tls.cert_file or tls.key_file) and never key material.
+// loadKeyPair loads a client certificate and key. Its errors are
+// *yamlconf.Error with the field's path from the sender's section
+// (tls.cert_file or tls.key_file), and never hold key material.
 func loadKeyPair(certFile, keyFile string) (tls.Certificate, error) {
 	certPEM, err := os.ReadFile(certFile)
 	if err != nil {
-		return tls.Certificate{}, fmt.Errorf("tls.cert_file: %w", err)
+		return tls.Certificate{}, yamlconf.Errorf(tlsKey.Key("cert_file"), "%v", err)
 	}
 	keyPEM, err := os.ReadFile(keyFile)
 	if err != nil {
-		return tls.Certificate{}, fmt.Errorf("tls.key_file: %w", err)
+		return tls.Certificate{}, yamlconf.Errorf(tlsKey.Key("key_file"), "%v", err)
 	}
 	cert, err := tls.X509KeyPair(certPEM, keyPEM)
 	if err != nil {
-		return tls.Certificate{}, fmt.Errorf("tls.key_file: not a key for tls.cert_file (%s, %s): %w", certFile, keyFile, err)
+		return tls.Certificate{}, yamlconf.Errorf(tlsKey.Key("key_file"), "not a key for tls.cert_file (%s, %s): %v", certFile, keyFile, err)
 	}
 	return cert, nil
 }

@@ -25,31 +25,29 @@ type Sender interface {
 	Send(ctx context.Context, events []*cloudevent.Event) error
 }
 
-// New builds the Sender for cfg.Type. It applies defaults to a copy of cfg,
-// validates it and starts no goroutines. log may be nil (discard); m may be
-// nil (metrics are then kept in a private set).
+// New builds the Sender of cfg's section (http or mqtt). cfg must be a
+// validated configuration with its defaults, as the gateway's Compile
+// passes it (or built from DefaultConfig, DefaultHTTPConfig and
+// DefaultMQTTConfig and checked with Validate): New does not check it
+// again. It starts no goroutines. log may be nil (discard); m may be nil
+// (metrics are then kept in a private set).
 //
 // The returned Sender also implements io.Closer; Close releases idle
 // connections and may be called when the uplink is removed.
 func New(cfg Config, log *slog.Logger, m *metrics.Set) (Sender, error) {
-	cfg.ApplyDefaults()
-	if err := cfg.Validate(); err != nil {
-		return nil, fmt.Errorf("uplink %q: %w", cfg.Name, err)
-	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	if m == nil {
 		m = metrics.NewSet()
 	}
-	switch cfg.Type {
-	case TypeHTTP:
+	switch {
+	case cfg.HTTP != nil && cfg.MQTT == nil:
 		return newHTTPSender(cfg, log, m)
-	case TypeMQTT:
+	case cfg.MQTT != nil && cfg.HTTP == nil:
 		return newMQTTSender(cfg, log, m)
 	default:
-		// Unreachable after Validate; kept so a new type cannot slip through.
-		return nil, fmt.Errorf("uplink %q: unknown type %q", cfg.Name, cfg.Type)
+		return nil, fmt.Errorf("uplink %q: set exactly one sender section, http or mqtt", cfg.Name)
 	}
 }
 

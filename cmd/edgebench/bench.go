@@ -86,7 +86,7 @@ events:
   topics:
     - {match: "devices/{device}/{kind}", source: "/edgegate/{gateway_id}/devices/{device}", type: "io.edgegate.device.{kind}", subject: "{device}"}
 uplinks:
-  - {name: cloud, type: http, url: %q, mode: %s}
+  - {name: cloud, http: {url: %q, mode: %s}}
 `, admin, mqttAddr, dataDir, uplinkURL, mode)
 }
 

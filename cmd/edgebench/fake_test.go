@@ -70,9 +70,10 @@ type fakeConfig struct {
 	} `yaml:"events"`
 	Uplinks []struct {
 		Name string `yaml:"name"`
-		Type string `yaml:"type"`
-		URL  string `yaml:"url"`
-		Mode string `yaml:"mode"`
+		HTTP struct {
+			URL  string `yaml:"url"`
+			Mode string `yaml:"mode"`
+		} `yaml:"http"`
 	} `yaml:"uplinks"`
 }
 
@@ -131,7 +132,7 @@ func fakeEdgegate(args []string) error {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		forward(cfg.Uplinks[0].URL, cfg.Uplinks[0].Mode, events)
+		forward(cfg.Uplinks[0].HTTP.URL, cfg.Uplinks[0].HTTP.Mode, events)
 	}()
 
 	<-ctx.Done()

@@ -73,7 +73,7 @@ func TestGatewayConfig(t *testing.T) {
 	}
 	if c.GatewayID != "bench" || c.Admin.Listen != "127.0.0.1:1" || len(c.MQTT.Listeners) != 1 ||
 		c.MQTT.Listeners[0].Address != "127.0.0.1:2" || c.Buffer.Dir != "/tmp/x y/data" || c.Buffer.MaxBytes != "1GiB" ||
-		len(c.Uplinks) != 1 || c.Uplinks[0].URL != "http://127.0.0.1:3/" || c.Uplinks[0].Mode != "binary" ||
+		len(c.Uplinks) != 1 || c.Uplinks[0].HTTP.URL != "http://127.0.0.1:3/" || c.Uplinks[0].HTTP.Mode != "binary" ||
 		len(c.Events.Topics) != 1 || c.Events.Topics[0].Match != "devices/{device}/{kind}" {
 		t.Errorf("config = %+v", c)
 	}

@@ -46,7 +46,7 @@ mqtt:
   listeners: [{id: tcp, type: tcp, address: %q}]
 buffer: {dir: %q, max_bytes: 1GiB, min_free_bytes: 16MiB, overflow: reject}
 uplinks:
-  - {name: cloud, type: http, url: "http://%s/", retry: {initial: 50ms, max: 500ms}}
+  - {name: cloud, http: {url: "http://%s/"}, retry: {initial: 50ms, max: 500ms}}
 `, e.admin, e.mqtt, filepath.Join(disk, "buffer"), e.uplink)), 0o644)
 	p := startProc(t, e.bin, e.config, e.admin)
 	defer p.kill()

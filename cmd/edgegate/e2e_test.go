@@ -113,9 +113,7 @@ buffer:
   min_free_bytes: 16MiB
 uplinks:
   - name: cloud
-    type: http
-    url: http://%s/
-    mode: batch
+    http: {url: "http://%s/", mode: batch}
     retry: {initial: 50ms, max: 500ms}
 `, admin, mqttAddr, filepath.Join(dir, "buffer"), uplinkAddr)
 	path := filepath.Join(dir, "edgegate.yaml")
@@ -214,7 +212,7 @@ func TestGracefulShutdownAndValidate(t *testing.T) {
 		t.Fatalf("validate good config: %v\n%s", err, out)
 	}
 	bad := filepath.Join(e.dir, "bad.yaml")
-	os.WriteFile(bad, []byte("gateway_id: gw\nuplinks:\n  - name: x\n    type: http\n    url: nope\n    colour: red\n"), 0o644)
+	os.WriteFile(bad, []byte("gateway_id: gw\nuplinks:\n  - name: x\n    http:\n      url: nope\n    colour: red\n"), 0o644)
 	out, err = exec.Command(e.bin, "validate", "--config", bad).CombinedOutput()
 	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 {
 		t.Fatalf("validate bad config: err %v, want exit 2\n%s", err, out)
@@ -222,7 +220,7 @@ func TestGracefulShutdownAndValidate(t *testing.T) {
 	if !strings.Contains(string(out), bad+":6:5: uplinks[0].colour: unknown field") {
 		t.Errorf("validate output lacks a positioned error:\n%s", out)
 	}
-	if !strings.Contains(string(out), bad+":5:10: uplinks[0].url:") {
+	if !strings.Contains(string(out), bad+":5:12: uplinks[0].http.url:") {
 		t.Errorf("validate did not report every error at once:\n%s", out)
 	}
 }

@@ -142,7 +142,7 @@ func cmdValidate(args []string, stdout, stderr io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if _, _, err := gateway.LoadFile(*path); err != nil {
+	if _, err := gateway.LoadFile(*path); err != nil {
 		printConfigErrors(stderr, err)
 		return errUsage
 	}
@@ -169,11 +169,12 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	cfg, _, err := gateway.LoadFile(*path)
+	compiled, err := gateway.LoadFile(*path)
 	if err != nil {
 		printConfigErrors(stderr, err)
 		return errUsage
 	}
+	cfg := compiled.Config
 	level := new(slog.LevelVar)
 	level.Set(cfg.LogLevel())
 	hopts := &slog.HandlerOptions{Level: level}
@@ -191,7 +192,7 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 
 	set := metrics.NewSet()
 	set.NewGauge(`edgegate_build_info{version="`+version+`",goversion="`+runtime.Version()+`"}`, func() float64 { return 1 })
-	g, err := gateway.New(cfg, gateway.Options{Log: log, Metrics: set, LogLevel: level, ConfigPath: *path})
+	g, err := gateway.New(compiled, gateway.Options{Log: log, Metrics: set, LogLevel: level, ConfigPath: *path})
 	if err != nil {
 		return err
 	}

@@ -135,7 +135,7 @@ func TestReloadRulesUnderLoad(t *testing.T) {
 	if !strings.Contains(log, "config reloaded") {
 		t.Errorf("no successful reload in the log:\n%s", log)
 	}
-	if want := rulesPath + ":4:30: rules[0].actions[0].set.data.version: invalid operation"; !strings.Contains(log, want) {
+	if want := rulesPath + ":4:37: rules[0].actions[0].set.data.version: invalid operation: *"; !strings.Contains(log, want) {
 		t.Errorf("the failed reload is not logged with file:line:col (%s):\n%s", want, log)
 	}
 

@@ -56,12 +56,12 @@ func cmdRules(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
-	cfg, _, err := gateway.LoadFile(*path)
+	c, err := gateway.LoadFile(*path)
 	if err != nil {
 		printConfigErrors(stderr, err)
 		return errUsage
 	}
-	return runRulesTest(ctx, cfg, *eventsPath, *verbose, stdout)
+	return runRulesTest(ctx, c, *eventsPath, *verbose, stdout)
 }
 
 // uplinkNames are the route names the rules may use.
@@ -74,12 +74,10 @@ func uplinkNames(cfg gateway.Config) []string {
 }
 
 // runRulesTest runs the events file through the gateway's mapping and
-// rules (gateway.DryRun), then the rules section's own tests.
-func runRulesTest(ctx context.Context, cfg gateway.Config, eventsPath string, verbose bool, stdout io.Writer) error {
-	dry, err := gateway.NewDryRun(cfg)
-	if err != nil {
-		return err
-	}
+// rules (gateway.DryRun, with the rule set LoadFile compiled), then the
+// rules section's own tests.
+func runRulesTest(ctx context.Context, c *gateway.Compiled, eventsPath string, verbose bool, stdout io.Writer) error {
+	dry, cfg := gateway.NewDryRun(c), c.Config
 	if eventsPath != "" {
 		if err := runEventsFile(ctx, dry, eventsPath, stdout); err != nil {
 			return err

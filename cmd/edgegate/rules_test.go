@@ -10,7 +10,6 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	"github.com/edgegate/edgegate/cloudevent"
 	"github.com/edgegate/edgegate/gateway"
 	"github.com/edgegate/edgegate/uplink"
 )
@@ -38,13 +37,13 @@ func exampleRuleConfigs(t *testing.T) []string {
 }
 
 // setupOf loads a configuration file for `rules test`.
-func setupOf(t *testing.T, path string) gateway.Config {
+func setupOf(t *testing.T, path string) *gateway.Compiled {
 	t.Helper()
-	cfg, _, err := gateway.LoadFile(path)
+	c, err := gateway.LoadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return cfg
+	return c
 }
 
 // The shipped examples pass their own tests.
@@ -67,7 +66,10 @@ func TestRulesExamplesPass(t *testing.T) {
 }
 
 func TestRulesTestReportsFailures(t *testing.T) {
-	s := gateway.Config{GatewayID: "gw", Events: cloudevent.DefaultConfig(), Uplinks: []uplink.Config{{Name: "cloud"}}}
+	s := gateway.DefaultConfig()
+	u, h := uplink.DefaultConfig(), uplink.DefaultHTTPConfig()
+	u.Name, h.URL, u.HTTP = "cloud", "http://127.0.0.1:1/", &h
+	s.GatewayID, s.Uplinks = "gw", []uplink.Config{u}
 	if err := yaml.Unmarshal([]byte(`
 rules:
   - name: hot
@@ -83,8 +85,12 @@ tests:
 `), &s.Rules); err != nil {
 		t.Fatal(err)
 	}
+	c, err := gateway.Compile(s)
+	if err != nil {
+		t.Fatal(err)
+	}
 	var out bytes.Buffer
-	err := runRulesTest(context.Background(), s, "", false, &out)
+	err = runRulesTest(context.Background(), c, "", false, &out)
 	if err == nil || !strings.Contains(err.Error(), "1 of 2 rule tests failed") {
 		t.Fatalf("err = %v", err)
 	}

@@ -350,7 +350,8 @@ func TestCmdSink(t *testing.T) {
 	records := sinkTestRecords(t, 3)
 	for _, mode := range []string{uplink.ModeBatch, uplink.ModeBinary, uplink.ModeStructured} {
 		cfg := uplink.DefaultConfig()
-		cfg.Name, cfg.URL, cfg.Mode = "sink", url, mode
+		h := uplink.DefaultHTTPConfig()
+		cfg.Name, h.URL, h.Mode, cfg.HTTP = "sink", url, mode, &h
 		s, err := uplink.New(cfg, nil, nil)
 		if err != nil {
 			t.Fatal(err)
@@ -410,7 +411,9 @@ func TestSinkHandlerGzip(t *testing.T) {
 	records := sinkTestRecords(t, 3)
 	for _, mode := range []string{uplink.ModeBatch, uplink.ModeBinary, uplink.ModeStructured} {
 		cfg := uplink.DefaultConfig()
-		cfg.Name, cfg.URL, cfg.Mode, cfg.Compression = "gz", srv.URL, mode, uplink.CompressionGzip
+		h := uplink.DefaultHTTPConfig()
+		h.URL, h.Mode, h.Compression = srv.URL, mode, uplink.CompressionGzip
+		cfg.Name, cfg.HTTP = "gz", &h
 		s, err := uplink.New(cfg, nil, nil)
 		if err != nil {
 			t.Fatal(err)

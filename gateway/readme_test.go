@@ -1,0 +1,151 @@
+package gateway
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/edgegate/edgegate/rules"
+)
+
+// Every YAML example of the README is a valid configuration: a block is
+// the sections it shows over a minimal configuration (one uplink "cloud"),
+// with the files it names (tokens, certificates, keys) generated. The
+// rules' own tests in a block must pass.
+func TestReadmeExamples(t *testing.T) {
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocks := regexp.MustCompile("(?ms)^```yaml\n(.*?)^```").FindAllSubmatchIndex(readme, -1)
+	if len(blocks) == 0 {
+		t.Fatal("no yaml blocks in README.md")
+	}
+	files := readmeFiles(t)
+	for _, b := range blocks {
+		line := 1 + strings.Count(string(readme[:b[2]]), "\n")
+		src := readme[b[2]:b[3]]
+		t.Run("README.md:"+itoa(line), func(t *testing.T) {
+			data := readmeConfig(t, src, files)
+			c, err := Parse("README.md block", data)
+			if err != nil {
+				t.Fatalf("the example at README.md line %d:\n%s\n%v", line, src, err)
+			}
+			var names []string
+			for _, u := range c.Config.Uplinks {
+				names = append(names, u.Name)
+			}
+			results, err := rules.RunTests(c.Config.Rules, names, rules.WithGatewayID(c.Config.GatewayID))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range results {
+				if r.Failed() {
+					t.Errorf("rules test %q of the example at line %d fails: %+v", r.Name, line, r)
+				}
+			}
+		})
+	}
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
+
+// readmeConfig puts the sections of an example over a minimal
+// configuration and points every *_file setting at a generated file.
+func readmeConfig(t *testing.T, example []byte, files map[string]string) []byte {
+	t.Helper()
+	var sections yaml.Node
+	if err := yaml.Unmarshal(example, &sections); err != nil {
+		t.Fatalf("example is not YAML: %v\n%s", err, example)
+	}
+	pointFiles(sections.Content[0], files)
+	base := map[string]any{
+		"gateway_id": "readme",
+		"buffer":     map[string]any{"dir": t.TempDir()},
+		"uplinks":    []any{map[string]any{"name": "cloud", "http": map[string]any{"url": "http://127.0.0.1:8081/"}}},
+	}
+	top := sections.Content[0]
+	if top.Kind != yaml.MappingNode {
+		t.Fatalf("example is not a mapping of sections:\n%s", example)
+	}
+	for i := 0; i+1 < len(top.Content); i += 2 {
+		base[top.Content[i].Value] = top.Content[i+1]
+	}
+	out, err := yaml.Marshal(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// pointFiles replaces the value of every key ending in _file with a
+// generated file of its kind (key_file: a private key; ca_file and
+// cert_file: a certificate; others: a secret).
+func pointFiles(n *yaml.Node, files map[string]string) {
+	if n.Kind == yaml.MappingNode {
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if k, v := n.Content[i], n.Content[i+1]; strings.HasSuffix(k.Value, "_file") && v.Kind == yaml.ScalarNode {
+				kind := k.Value
+				if _, ok := files[kind]; !ok {
+					kind = "secret"
+				}
+				v.Value, v.Style = files[kind], 0
+			}
+		}
+	}
+	for _, c := range n.Content {
+		pointFiles(c, files)
+	}
+}
+
+// readmeFiles writes a self-signed certificate, its key and a secret.
+func readmeFiles(t *testing.T) map[string]string {
+	t.Helper()
+	dir := t.TempDir()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "readme"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true,
+		KeyUsage:    x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write := func(name string, data []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	cert := write("cert.pem", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+	return map[string]string{
+		"ca_file":   cert,
+		"cert_file": cert,
+		"key_file":  write("key.pem", pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})),
+		"secret":    write("secret", []byte("s3cret\n")),
+	}
+}
