@@ -112,10 +112,20 @@ func Decode(b []byte, e *Event) error {
 		}
 		return fmt.Errorf("%w: format version %d is not known to this edgegate", ErrCorrupt, b[1])
 	}
-	// First pass: check the header and size the strings.
+	flags, strs, ok := checkHeader(b)
+	if !ok {
+		return fmt.Errorf("%w: bad buffer record header", ErrCorrupt)
+	}
+	cutHeader(b, flags, strs, e)
+	return nil
+}
+
+// checkHeader is Decode's first pass: it checks the header of the buffer
+// form and returns where the strings that follow it start and end.
+func checkHeader(b []byte) (flags byte, strs span, ok bool) {
 	r := reader{b: b, p: 2}
-	flags := r.byte()
 	total := 0
+	flags = r.byte()
 	for range 6 {
 		total = r.add(total, r.length())
 	}
@@ -146,31 +156,38 @@ func Decode(b []byte, e *Event) error {
 			r.fail()
 		}
 	}
-	if r.bad || flags&^(flagTime|flagBinary) != 0 || total > len(b)-r.p {
-		return fmt.Errorf("%w: bad buffer record header", ErrCorrupt)
-	}
-	strs := string(b[r.p : r.p+total])
-	data := b[r.p+total:]
+	ok = !r.bad && flags&^(flagTime|flagBinary) == 0 && total <= len(b)-r.p
+	return flags, span{r.p, r.p + total}, ok
+}
 
-	// Second pass: the header is sound; cut the strings.
-	r.p = 3
-	off := 0
-	next := func(n int) string { s := strs[off : off+n]; off += n; return s }
+// span is b[lo:hi].
+type span struct{ lo, hi int }
+
+// cutHeader is Decode's second pass over a header checkHeader accepted: it
+// cuts the attributes and extensions from one string (b[strs.lo:strs.hi])
+// and points Data at the rest of b.
+func cutHeader(b []byte, flags byte, strs span, e *Event) {
+	r := reader{b: b, p: 3}
 	var lens [6]int
 	for i := range lens {
 		lens[i] = r.length()
 	}
-	*e = Event{
-		Extensions: e.Extensions[:0],
-		DataBase64: flags&flagBinary != 0,
+	var timeSec int64
+	var timeNS uint64
+	if flags&flagTime != 0 {
+		timeSec, timeNS = r.varint(), r.uvarint()
 	}
+	n := r.length()
+	str, data := string(b[strs.lo:strs.hi]), b[strs.hi:]
+	off := 0
+	next := func(n int) string { s := str[off : off+n]; off += n; return s }
+
+	*e = Event{Extensions: e.Extensions[:0], DataBase64: flags&flagBinary != 0}
 	e.ID, e.Source, e.Type = next(lens[0]), next(lens[1]), next(lens[2])
 	e.Subject, e.DataContentType, e.DataSchema = next(lens[3]), next(lens[4]), next(lens[5])
 	if flags&flagTime != 0 {
-		sec := r.varint()
-		e.Time = time.Unix(sec, int64(r.uvarint())).UTC()
+		e.Time = time.Unix(timeSec, int64(timeNS)).UTC()
 	}
-	n = r.length()
 	if cap(e.Extensions) < n {
 		e.Extensions = make([]Extension, 0, n)
 	}
@@ -193,7 +210,6 @@ func Decode(b []byte, e *Event) error {
 	if len(data) > 0 {
 		e.Data = data
 	}
-	return nil
 }
 
 // reader reads the header of the buffer form; a read past the end or a

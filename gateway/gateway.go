@@ -378,22 +378,8 @@ func (g *Gateway) Run(ctx context.Context) (err error) {
 			return fmt.Errorf("admin.listen %s: %w", g.cfg.Admin.Listen, err)
 		}
 	}
-
-	// The buffer outlives intake and forwarders: it has its own context.
-	bufCtx, stopBuf := context.WithCancel(context.WithoutCancel(ctx))
-	bufDone := make(chan error, 1)
-	go func() { bufDone <- g.buf.Run(bufCtx) }()
-	defer func() {
-		g.closeSenders()
-		stopBuf()
-		if berr := <-bufDone; berr != nil && err == nil {
-			err = fmt.Errorf("buffer: %w", berr)
-		}
-		if cerr := g.buf.Close(); cerr != nil && err == nil {
-			err = fmt.Errorf("close buffer: %w", cerr)
-		}
-		g.log.Info("stopped")
-	}()
+	stopBuffer := g.startBuffer(ctx)
+	defer func() { err = stopBuffer(err) }()
 
 	// Forwarders stop fetching when intake has stopped; their in-flight
 	// sends get ShutdownTimeout to finish.
@@ -403,11 +389,55 @@ func (g *Gateway) Run(ctx context.Context) (err error) {
 	for _, f := range g.forwarders {
 		fwdGroup.Go(func() error { return f.run(fwdGroupCtx) })
 	}
+	fwdDone := make(chan error, 1)
+	go func() { fwdDone <- fwdGroup.Wait() }()
 
 	// Intake (MQTT and admin) runs until ctx is done or a component fails.
 	runCtx, cancelRun := context.WithCancel(ctx)
 	defer cancelRun()
-	intake, intakeCtx := errgroup.WithContext(runCtx)
+	intakeDone := g.startIntake(runCtx)
+
+	var runErr error
+	select {
+	case runErr = <-intakeDone:
+		runErr = errors.Join(runErr, g.finishSends(fwdDone, stopFwd))
+	case runErr = <-fwdDone:
+		// A forwarder only returns early on a fatal buffer error.
+		g.ready.Store(false)
+		cancelRun()
+		runErr = errors.Join(runErr, <-intakeDone)
+	}
+	if runErr != nil && !errors.Is(runErr, context.Canceled) {
+		return runErr
+	}
+	return nil
+}
+
+// startBuffer runs the buffer with its own context: it outlives intake and
+// forwarders. The returned stop closes the senders, stops and closes the
+// buffer and returns err, or the buffer's error when err is nil.
+func (g *Gateway) startBuffer(ctx context.Context) (stop func(err error) error) {
+	bufCtx, stopBuf := context.WithCancel(context.WithoutCancel(ctx))
+	bufDone := make(chan error, 1)
+	go func() { bufDone <- g.buf.Run(bufCtx) }()
+	return func(err error) error {
+		g.closeSenders()
+		stopBuf()
+		if berr := <-bufDone; berr != nil && err == nil {
+			err = fmt.Errorf("buffer: %w", berr)
+		}
+		if cerr := g.buf.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("close buffer: %w", cerr)
+		}
+		g.log.Info("stopped")
+		return err
+	}
+}
+
+// startIntake runs the broker, the admin endpoint and the rules' ticker
+// until ctx is done or one of them fails; the channel receives the error.
+func (g *Gateway) startIntake(ctx context.Context) <-chan error {
+	intake, intakeCtx := errgroup.WithContext(ctx)
 	intake.Go(func() error { return g.broker.Run(intakeCtx) })
 	if g.adminLn != nil {
 		intake.Go(func() error { return g.serveAdmin(intakeCtx) })
@@ -423,38 +453,29 @@ func (g *Gateway) Run(ctx context.Context) (err error) {
 		return nil
 	})
 	intake.Go(func() error { return g.tickRules(intakeCtx) })
-	intakeDone := make(chan error, 1)
-	go func() { intakeDone <- intake.Wait() }()
-	fwdDone := make(chan error, 1)
-	go func() { fwdDone <- fwdGroup.Wait() }()
+	done := make(chan error, 1)
+	go func() { done <- intake.Wait() }()
+	return done
+}
 
-	var runErr error
+// finishSends stops the forwarders fetching once intake has stopped and
+// gives their in-flight sends ShutdownTimeout; then it abandons them
+// (stopFwd), to be delivered again after a restart.
+func (g *Gateway) finishSends(fwdDone <-chan error, stopFwd context.CancelFunc) error {
+	g.ready.Store(false)
+	shutdownTimeout := g.current().ShutdownTimeout
+	g.log.Info("shutting down: intake stopped, finishing in-flight sends", "timeout", shutdownTimeout)
+	for _, f := range g.forwarders {
+		f.stopFetching()
+	}
+	timer := time.NewTimer(shutdownTimeout)
+	defer timer.Stop()
 	select {
-	case runErr = <-intakeDone:
-		g.ready.Store(false)
-		shutdownTimeout := g.current().ShutdownTimeout
-		g.log.Info("shutting down: intake stopped, finishing in-flight sends", "timeout", shutdownTimeout)
-		for _, f := range g.forwarders {
-			f.stopFetching()
-		}
-		timer := time.NewTimer(shutdownTimeout)
-		defer timer.Stop()
-		select {
-		case ferr := <-fwdDone:
-			runErr = errors.Join(runErr, ferr)
-		case <-timer.C:
-			g.log.Warn("shutdown timeout: abandoning in-flight sends; they are delivered again after restart")
-			stopFwd()
-			runErr = errors.Join(runErr, <-fwdDone)
-		}
-	case runErr = <-fwdDone:
-		// A forwarder only returns early on a fatal buffer error.
-		g.ready.Store(false)
-		cancelRun()
-		runErr = errors.Join(runErr, <-intakeDone)
+	case err := <-fwdDone:
+		return err
+	case <-timer.C:
+		g.log.Warn("shutdown timeout: abandoning in-flight sends; they are delivered again after restart")
+		stopFwd()
+		return <-fwdDone
 	}
-	if runErr != nil && !errors.Is(runErr, context.Canceled) {
-		return runErr
-	}
-	return nil
 }
