@@ -407,35 +407,8 @@ func validateJSON(c *checker, b []byte, mode string) Event {
 		return e
 	}
 	for _, k := range order {
-		raw := members[k]
-		if k == "data" || k == "data_base64" {
-			continue
-		}
-		if knownAttrs[k] {
-			s, err := jsonString(raw)
-			if err != nil {
-				c.errorf("%s: %v", k, err)
-				continue
-			}
-			e.Attrs[k] = s
-			checkAttr(c, k, k, s)
-			continue
-		}
-		if !validName(k) {
-			c.errorf("member %q: not a valid attribute name (MUST be lower-case a-z and 0-9)", k)
-			continue
-		}
-		if len(k) > 20 {
-			c.warnf("%s: attribute name longer than 20 characters (SHOULD NOT)", k)
-		}
-		s, err := extensionValue(raw)
-		if err != nil {
-			c.errorf("%s: %v", k, err)
-			continue
-		}
-		e.Attrs[k] = s
-		if raw[0] == '"' {
-			checkString(c, k, s)
+		if k != "data" && k != "data_base64" {
+			jsonAttr(c, &e, k, members[k])
 		}
 	}
 	for _, req := range []string{"specversion", "id", "source", "type"} {
@@ -443,7 +416,44 @@ func validateJSON(c *checker, b []byte, mode string) Event {
 			c.errorf("%s: required", req)
 		}
 	}
+	jsonData(c, &e, members)
+	return e
+}
 
+// jsonAttr checks one context attribute or extension member of a JSON
+// event and records its value.
+func jsonAttr(c *checker, e *Event, k string, raw json.RawMessage) {
+	if knownAttrs[k] {
+		s, err := jsonString(raw)
+		if err != nil {
+			c.errorf("%s: %v", k, err)
+			return
+		}
+		e.Attrs[k] = s
+		checkAttr(c, k, k, s)
+		return
+	}
+	if !validName(k) {
+		c.errorf("member %q: not a valid attribute name (MUST be lower-case a-z and 0-9)", k)
+		return
+	}
+	if len(k) > 20 {
+		c.warnf("%s: attribute name longer than 20 characters (SHOULD NOT)", k)
+	}
+	s, err := extensionValue(raw)
+	if err != nil {
+		c.errorf("%s: %v", k, err)
+		return
+	}
+	e.Attrs[k] = s
+	if raw[0] == '"' {
+		checkString(c, k, s)
+	}
+}
+
+// jsonData checks data and data_base64 of a JSON event against each other
+// and datacontenttype, and records the data.
+func jsonData(c *checker, e *Event, members map[string]json.RawMessage) {
 	ct, hasCT := e.Attrs["datacontenttype"]
 	data, hasData := members["data"]
 	data64, hasData64 := members["data_base64"]
@@ -479,7 +489,6 @@ func validateJSON(c *checker, b []byte, mode string) Event {
 		}
 		e.Data = []byte(s)
 	}
-	return e
 }
 
 // describeToken names a JSON token for an error message.

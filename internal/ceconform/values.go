@@ -336,86 +336,105 @@ func decodeHeaderValue(raw string) (val string, errs, warns []string) {
 	v := raw
 	if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' {
 		warns = append(warns, "quoted-string value (SHOULD NOT be further encoded than percent-encoding)")
-		var b strings.Builder
-		inner := v[1 : len(v)-1]
-		for i := 0; i < len(inner); i++ {
-			c := inner[i]
-			switch {
-			case c == '\\' && i+1 < len(inner):
-				i++
-				b.WriteByte(inner[i])
-			case c == '\\' || c == '"':
-				errs = append(errs, fmt.Sprintf("malformed quoted-string: bare %q at byte %d", c, i+1))
-				return "", errs, warns
-			default:
-				b.WriteByte(c)
-			}
+		unq, err := unquoteHeader(v[1 : len(v)-1])
+		if err != "" {
+			return "", append(errs, err), warns
 		}
-		v = b.String()
+		v = unq
 	}
+	var p pctScan
+	out := p.decode(v)
+	list := func(what string, at []string) {
+		if len(at) > 0 {
+			if len(at) > 3 {
+				at = append(at[:3], "…")
+			}
+			errs = append(errs, what+" "+strings.Join(at, ", "))
+		}
+	}
+	list("not percent-encoded: space at byte", p.space)
+	list("not percent-encoded: '\"' at byte", p.quote)
+	list("not percent-encoded: non-ASCII", p.nonASCII)
+	list("not percent-encoded: control character", p.ctl)
+	list("'%' not followed by two hex digits (a literal '%' must be %25) at byte", p.badPct)
+	if len(errs) == 0 && !utf8.Valid(out) {
+		errs = append(errs, "percent-encoded bytes are not valid UTF-8 (MUST be rejected)")
+	}
+	if len(p.lower) > 0 {
+		warns = append(warns, fmt.Sprintf("lower-case percent-encoding %s (SHOULD be upper-case)", p.lower[0]))
+	}
+	if len(p.needless) > 0 {
+		warns = append(warns, fmt.Sprintf("printable ASCII percent-encoded: %s (SHOULD NOT be)", strings.Join(p.needless, " ")))
+	}
+	return string(out), errs, warns
+}
+
+// unquoteHeader undoes a quoted-string's backslash escapes; err describes
+// a malformed one.
+func unquoteHeader(inner string) (string, string) {
+	var b strings.Builder
+	for i := 0; i < len(inner); i++ {
+		c := inner[i]
+		switch {
+		case c == '\\' && i+1 < len(inner):
+			i++
+			b.WriteByte(inner[i])
+		case c == '\\' || c == '"':
+			return "", fmt.Sprintf("malformed quoted-string: bare %q at byte %d", c, i+1)
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String(), ""
+}
+
+// pctScan percent-decodes a header value and notes, by byte offset, what
+// the HTTP binding says must (or should not) have been encoded.
+type pctScan struct {
+	space, quote, ctl, nonASCII, badPct, lower, needless []string
+}
+
+func (p *pctScan) decode(v string) []byte {
 	var out []byte
-	var space, quote, ctl, nonASCII, badPct, lower, needless []string
 	for i := 0; i < len(v); i++ {
 		c := v[i]
 		switch {
 		case c == '%':
 			if i+2 >= len(v) || !isHex(v[i+1]) || !isHex(v[i+2]) {
-				badPct = append(badPct, strconv.Itoa(i))
+				p.badPct = append(p.badPct, strconv.Itoa(i))
 				out = append(out, c)
 				continue
 			}
 			d := unhex(v[i+1])<<4 | unhex(v[i+2])
 			if v[i+1] >= 'a' || v[i+2] >= 'a' {
-				lower = append(lower, v[i:i+3])
+				p.lower = append(p.lower, v[i:i+3])
 			}
 			if d > 0x20 && d < 0x7f && d != '"' && d != '%' {
-				needless = append(needless, v[i:i+3])
+				p.needless = append(p.needless, v[i:i+3])
 			}
 			out = append(out, d)
 			i += 2
 			continue
 		case c == ' ':
-			space = append(space, strconv.Itoa(i))
+			p.space = append(p.space, strconv.Itoa(i))
 		case c == '"':
-			quote = append(quote, strconv.Itoa(i))
+			p.quote = append(p.quote, strconv.Itoa(i))
 		case c >= 0x80:
 			r, size := utf8.DecodeRuneInString(v[i:])
 			if r == utf8.RuneError {
-				nonASCII = append(nonASCII, fmt.Sprintf("byte 0x%02X at %d", c, i))
+				p.nonASCII = append(p.nonASCII, fmt.Sprintf("byte 0x%02X at %d", c, i))
 			} else {
-				nonASCII = append(nonASCII, fmt.Sprintf("%q at byte %d", r, i))
+				p.nonASCII = append(p.nonASCII, fmt.Sprintf("%q at byte %d", r, i))
 			}
 			out = append(out, v[i:i+size]...)
 			i += size - 1
 			continue
 		case c < 0x20 || c == 0x7f:
-			ctl = append(ctl, fmt.Sprintf("0x%02X at byte %d", c, i))
+			p.ctl = append(p.ctl, fmt.Sprintf("0x%02X at byte %d", c, i))
 		}
 		out = append(out, c)
 	}
-	list := func(what string, at []string, sep string) {
-		if len(at) > 0 {
-			if len(at) > 3 {
-				at = append(at[:3], "…")
-			}
-			errs = append(errs, what+sep+strings.Join(at, ", "))
-		}
-	}
-	list("not percent-encoded: space at byte", space, " ")
-	list("not percent-encoded: '\"' at byte", quote, " ")
-	list("not percent-encoded: non-ASCII", nonASCII, " ")
-	list("not percent-encoded: control character", ctl, " ")
-	list("'%' not followed by two hex digits (a literal '%' must be %25) at byte", badPct, " ")
-	if len(errs) == 0 && !utf8.Valid(out) {
-		errs = append(errs, "percent-encoded bytes are not valid UTF-8 (MUST be rejected)")
-	}
-	if len(lower) > 0 {
-		warns = append(warns, fmt.Sprintf("lower-case percent-encoding %s (SHOULD be upper-case)", lower[0]))
-	}
-	if len(needless) > 0 {
-		warns = append(warns, fmt.Sprintf("printable ASCII percent-encoded: %s (SHOULD NOT be)", strings.Join(needless, " ")))
-	}
-	return string(out), errs, warns
+	return out
 }
 
 // DecodeHeaderValue decodes a binary-mode ce- header value as the HTTP
