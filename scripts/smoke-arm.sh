@@ -38,7 +38,7 @@ mqtt:
   listeners: [{id: tcp, type: tcp, address: "127.0.0.1:$mqtt"}]
 buffer: {dir: "$tmp/buffer", min_free_bytes: 16MiB}
 uplinks:
-  - {name: cloud, type: http, url: "http://127.0.0.1:$up/", retry: {initial: 50ms, max: 500ms}}
+  - {name: cloud, http: {url: "http://127.0.0.1:$up/"}, retry: {initial: 50ms, max: 500ms}}
 YAML
 
 start_gateway() {
