@@ -40,8 +40,10 @@
 // # Imports
 //
 // buffer knows nothing of CloudEvents, MQTT or HTTP and must not import other
-// edgegate packages but internal/yamlconf (its config errors and ByteSize). On 32-bit ARM it must be built against the patched
-// ristretto that scripts/patch-ristretto.sh prepares (GOWORK=build/go.work).
+// edgegate packages but internal/yamlconf (its config errors and ByteSize)
+// and internal/metricname (its metric names). On 32-bit ARM it must be built
+// against the patched ristretto that scripts/patch-ristretto.sh prepares
+// (GOWORK=build/go.work).
 //
 // # Concurrency
 //

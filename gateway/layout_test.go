@@ -21,10 +21,10 @@ func TestPackageLayering(t *testing.T) {
 	allowed := map[string][]string{
 		"internal/yamlconf":  nil,
 		"cloudevent":         {"internal/yamlconf"},
-		"buffer":             {"internal/yamlconf"},
-		"mqtt":               {"internal/yamlconf"},
-		"rules":              {"cloudevent", "internal/yamlconf"},
-		"uplink":             {"cloudevent", "internal/yamlconf", "internal/pahoclient"},
+		"buffer":             {"internal/yamlconf", "internal/metricname"},
+		"mqtt":               {"internal/yamlconf", "internal/metricname"},
+		"rules":              {"cloudevent", "internal/yamlconf", "internal/metricname"},
+		"uplink":             {"cloudevent", "internal/yamlconf", "internal/pahoclient", "internal/metricname"},
 		"internal/ceconform": nil,
 		"internal/receiver":  {"internal/ceconform"},
 		"internal/cetest":    {"internal/ceconform", "internal/receiver"},
@@ -32,6 +32,9 @@ func TestPackageLayering(t *testing.T) {
 		"internal/devices":   {"internal/pahoclient"},
 		// pahoclient builds every paho client; anything may import it.
 		"internal/pahoclient": nil,
+		// metricname writes every metric name with labels; anything may
+		// import it.
+		"internal/metricname": nil,
 	}
 	// testOnly packages are test support: only _test.go files import them.
 	testOnly := map[string]bool{"internal/cetest": true, "internal/mqtttest": true}

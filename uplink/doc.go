@@ -109,7 +109,8 @@
 // uplink must not import buffer, mqtt, rules or gateway: it never touches the
 // disk buffer (Deliver reads a batch through the small Batch interface). Of
 // edgegate's packages it imports only cloudevent, internal/yamlconf (config
-// errors, ByteSize) and internal/pahoclient, and not sdk-go.
+// errors, ByteSize), internal/pahoclient and internal/metricname (its
+// metric names), and not sdk-go.
 // Senders are safe for concurrent use; a Delivery is driven by one
 // goroutine. The http sender starts no goroutines outside Send; the mqtt
 // sender's paho client runs from the first Send until Close. Header values,

@@ -26,6 +26,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/edgegate/edgegate/gateway"
+	"github.com/edgegate/edgegate/internal/metricname"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -191,7 +192,7 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 
 	set := metrics.NewSet()
-	set.NewGauge(`edgegate_build_info{version="`+version+`",goversion="`+runtime.Version()+`"}`, func() float64 { return 1 })
+	set.NewGauge(metricname.With("edgegate_build_info", "version", version, "goversion", runtime.Version()), func() float64 { return 1 })
 	g, err := gateway.New(compiled, gateway.Options{Log: log, Metrics: set, LogLevel: level, ConfigPath: *path})
 	if err != nil {
 		return err
