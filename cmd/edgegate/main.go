@@ -1,13 +1,3 @@
-// Command edgegate is the edge gateway: an MQTT broker for devices that turns
-// every message into a CloudEvent, keeps it in a durable disk buffer and
-// forwards it to cloud endpoints.
-//
-//	edgegate run --config FILE        run the gateway
-//	edgegate validate --config FILE   check a configuration file, report every error
-//	edgegate sink                     print the CloudEvents an uplink would deliver
-//	edgegate simulate                 simulated devices publishing telemetry
-//	edgegate rules test --config FILE run the rules' own test cases
-//	edgegate version
 package main
 
 import (

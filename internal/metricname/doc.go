@@ -14,8 +14,8 @@
 // `edgegate_events_dropped_total{reason="rule"}`, is already in its final
 // form and stays a literal, greppable as dashboards spell it.
 //
-// metricname imports only the standard library and no edgegate package;
-// every package that names metrics may import it. It is a tiny package of
+// metricname imports only the standard library: it must not import any
+// edgegate package, so every package that names metrics may import it. It is a tiny package of
 // its own, and not a helper beside its caller, because its callers are
 // buffer, mqtt, rules, uplink, gateway and cmd/edgegate, leaf packages that
 // must not import each other. It holds no state: With is safe for
