@@ -9,9 +9,10 @@ import (
 	"github.com/dgraph-io/badger/v4/options"
 )
 
-// Badger tuning for a 1 GB Raspberry Pi (see shared DEPENDENCIES.md). These
-// also keep the mapped address space small on 32-bit ARM: Badger's defaults
-// map ~2.7 GiB (2 GiB value log + 128 MiB WAL) and cannot reopen there.
+// Badger tuning for a 1 GB Raspberry Pi: small memtables, value-log files
+// and caches (README, "Running on a Raspberry Pi"). These also keep the
+// mapped address space small on 32-bit ARM: Badger's defaults map ~2.7 GiB
+// (2 GiB value log + 128 MiB WAL) and cannot reopen there.
 const (
 	memTableSize     = 4 << 20
 	valueLogFileSize = 16 << 20

@@ -275,6 +275,22 @@ func TestReopen(t *testing.T) {
 	}
 }
 
+// A queue name may hold any printable UTF-8: its gauges escape it as the
+// Prometheus text format wants (backslash and double quote), UTF-8 as is.
+func TestQueueMetricsLabel(t *testing.T) {
+	m := metrics.NewSet()
+	b := open(t, testConfig(t), m)
+	run(t, b)
+	name := `say "hi" \ café`
+	appendT(t, b, rec(name, "abc"), rec(name, "de"))
+	if v := metricValue(t, m, `edgegate_buffer_queue_records{queue="say \"hi\" \\ café"}`); v != "2" {
+		t.Errorf("queue records = %q, want 2", v)
+	}
+	if v := metricValue(t, m, `edgegate_buffer_queue_bytes{queue="say \"hi\" \\ café"}`); v != "5" {
+		t.Errorf("queue bytes = %q, want 5", v)
+	}
+}
+
 func TestDropOldest(t *testing.T) {
 	clk := newFakeClock()
 	m := metrics.NewSet()

@@ -1,6 +1,7 @@
 // Package buffer is edgegate's durable event store: a Badger database of
-// opaque []byte records kept in one ordered queue per uplink. An event routed
-// to two uplinks is two records.
+// opaque []byte records kept in named ordered queues (the gateway keeps one
+// per uplink and one per dead-letter target). An event routed to two
+// uplinks is two records.
 //
 // # Durability
 //
@@ -29,23 +30,34 @@
 // ones. Delivery is at-least-once: a crash may redeliver acked records, and
 // leases do not survive a restart.
 //
+// # Marks
+//
+// An Append may store a Mark (key, value) with each record; Mark looks the
+// most recent ones up from memory, also after their record is acked. The
+// gateway marks each QoS 1/2 device message with its client and packet id
+// to recognise the resend of a message that was stored but whose
+// acknowledgement was lost. The index is saved periodically and when Run
+// returns, and rebuilt at Open.
+//
 // # Lifecycle
 //
 // Open opens Badger and starts no goroutines. Run runs the committer, the
-// expiry sweeper, value-log GC and the disk guard until its context ends;
-// Append needs Run to be active and fails with ErrClosed once it has
-// returned. Next, Ack and Nack work from Open until Close. Close is called
-// after Run has returned.
+// expiry sweeper, value-log GC, the disk guard and the mark saver until its
+// context ends; Append needs Run to be active and fails with ErrClosed once
+// it has returned. Next, Ack and Nack work from Open until Close. Close is
+// called after Run has returned.
 //
 // # Imports
 //
 // buffer knows nothing of CloudEvents, MQTT or HTTP and must not import other
-// edgegate packages but internal/yamlconf (its config errors and ByteSize). On 32-bit ARM it must be built against the patched
-// ristretto that scripts/patch-ristretto.sh prepares (GOWORK=build/go.work).
+// edgegate packages but internal/yamlconf (its config errors and ByteSize)
+// and internal/metricname (its metric names). On 32-bit ARM it must be built
+// against the patched ristretto that scripts/patch-ristretto.sh prepares
+// (GOWORK=build/go.work).
 //
 // # Concurrency
 //
-// Append, Queue, Next, Stats, Ack and Nack are safe for concurrent use. One
-// consumer per queue is expected, but it may hold several batches at once and
-// ack them in any order.
+// Append, Mark, Queue, Next, Stats, Ack and Nack are safe for concurrent
+// use. One consumer per queue is expected, but it may hold several batches
+// at once and ack them in any order.
 package buffer

@@ -1,9 +1,9 @@
 package buffer
 
 import (
-	"strings"
-
 	"github.com/VictoriaMetrics/metrics"
+
+	"github.com/edgegate/edgegate/internal/metricname"
 )
 
 const (
@@ -36,9 +36,9 @@ func newMetrics(s *metrics.Set) *bufMetrics {
 		set:             s,
 		appended:        s.GetOrCreateCounter(`edgegate_buffer_appended_total`),
 		acked:           s.GetOrCreateCounter(`edgegate_buffer_acked_total`),
-		droppedOverflow: s.GetOrCreateCounter(`edgegate_buffer_dropped_total{reason="` + reasonOverflow + `"}`),
-		droppedExpired:  s.GetOrCreateCounter(`edgegate_buffer_dropped_total{reason="` + reasonExpired + `"}`),
-		droppedDiskFull: s.GetOrCreateCounter(`edgegate_buffer_dropped_total{reason="` + reasonDiskFull + `"}`),
+		droppedOverflow: s.GetOrCreateCounter(metricname.With("edgegate_buffer_dropped_total", "reason", reasonOverflow)),
+		droppedExpired:  s.GetOrCreateCounter(metricname.With("edgegate_buffer_dropped_total", "reason", reasonExpired)),
+		droppedDiskFull: s.GetOrCreateCounter(metricname.With("edgegate_buffer_dropped_total", "reason", reasonDiskFull)),
 		rejectedFull:    s.GetOrCreateCounter(`edgegate_buffer_rejected_total{reason="full"}`),
 		rejectedDisk:    s.GetOrCreateCounter(`edgegate_buffer_rejected_total{reason="disk_full"}`),
 		bytes:           s.GetOrCreateGauge(`edgegate_buffer_bytes`, nil),
@@ -58,10 +58,4 @@ func (m *bufMetrics) dropped(reason string) *metrics.Counter {
 	default:
 		return m.droppedOverflow
 	}
-}
-
-// promQuote quotes a label value as the Prometheus text format wants.
-func promQuote(s string) string {
-	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`)
-	return `"` + r.Replace(s) + `"`
 }

@@ -10,6 +10,8 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/dgraph-io/badger/v4"
+
+	"github.com/edgegate/edgegate/internal/metricname"
 )
 
 // Queue is one named queue (one per uplink) of a Buffer. Next hands out
@@ -36,13 +38,12 @@ type Queue struct {
 }
 
 func newQueue(b *Buffer, name string, id uint16) *Queue {
-	label := promQuote(name)
 	return &Queue{
 		b:        b,
 		name:     name,
 		id:       id,
-		gRecords: b.m.set.GetOrCreateGauge(`edgegate_buffer_queue_records{queue=`+label+`}`, nil),
-		gBytes:   b.m.set.GetOrCreateGauge(`edgegate_buffer_queue_bytes{queue=`+label+`}`, nil),
+		gRecords: b.m.set.GetOrCreateGauge(metricname.With("edgegate_buffer_queue_records", "queue", name), nil),
+		gBytes:   b.m.set.GetOrCreateGauge(metricname.With("edgegate_buffer_queue_bytes", "queue", name), nil),
 		tail:     1,
 		leased:   make(map[uint64]int64),
 		deleting: make(map[uint64]struct{}),

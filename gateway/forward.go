@@ -12,6 +12,7 @@ import (
 
 	"github.com/edgegate/edgegate/buffer"
 	"github.com/edgegate/edgegate/cloudevent"
+	"github.com/edgegate/edgegate/internal/metricname"
 	"github.com/edgegate/edgegate/uplink"
 )
 
@@ -45,8 +46,8 @@ func newForwarder(cfg uplink.Config, sender uplink.Sender, log *slog.Logger, set
 		delivery:    uplink.NewDelivery(cfg, sender, log, set),
 		log:         log,
 		stop:        make(chan struct{}),
-		deadLetters: set.NewCounter(fmt.Sprintf(`edgegate_forward_events_dead_lettered_total{uplink=%q}`, cfg.Name)),
-		ackFailures: set.NewCounter(fmt.Sprintf(`edgegate_forward_ack_failures_total{uplink=%q}`, cfg.Name)),
+		deadLetters: set.NewCounter(metricname.With("edgegate_forward_events_dead_lettered_total", "uplink", cfg.Name)),
+		ackFailures: set.NewCounter(metricname.With("edgegate_forward_ack_failures_total", "uplink", cfg.Name)),
 	}
 }
 

@@ -1,10 +1,3 @@
-// Package gateway wires edgegate together: it owns the top-level Config and
-// LoadFile, the pipeline (MQTT message → CloudEvent → disk buffer), the
-// forward loops (buffer → uplink), the admin HTTP endpoint and the lifecycle
-// that starts and stops everything in order.
-//
-// gateway is the only package that imports the others. Logic that grows here
-// moves to a leaf package.
 package gateway
 
 import (

@@ -1,11 +1,13 @@
 package gateway
 
 import (
+	"go/ast"
 	"go/parser"
 	"go/token"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -15,16 +17,17 @@ const module = "github.com/edgegate/edgegate/"
 
 // The layering promised by each package's doc: gateway (and cmd) wire; the
 // leaf packages import no other edgegate package but cloudevent, the event
-// record every layer shares. Every package documents itself.
+// record every layer shares, and the small internal packages their docs
+// allow.
 func TestPackageLayering(t *testing.T) {
 	// allowed[pkg] lists the edgegate packages pkg may import.
 	allowed := map[string][]string{
 		"internal/yamlconf":  nil,
 		"cloudevent":         {"internal/yamlconf"},
-		"buffer":             {"internal/yamlconf"},
-		"mqtt":               {"internal/yamlconf"},
-		"rules":              {"cloudevent", "internal/yamlconf"},
-		"uplink":             {"cloudevent", "internal/yamlconf", "internal/pahoclient"},
+		"buffer":             {"internal/yamlconf", "internal/metricname"},
+		"mqtt":               {"internal/yamlconf", "internal/metricname"},
+		"rules":              {"cloudevent", "internal/yamlconf", "internal/metricname"},
+		"uplink":             {"cloudevent", "internal/yamlconf", "internal/pahoclient", "internal/metricname"},
 		"internal/ceconform": nil,
 		"internal/receiver":  {"internal/ceconform"},
 		"internal/cetest":    {"internal/ceconform", "internal/receiver"},
@@ -32,10 +35,60 @@ func TestPackageLayering(t *testing.T) {
 		"internal/devices":   {"internal/pahoclient"},
 		// pahoclient builds every paho client; anything may import it.
 		"internal/pahoclient": nil,
+		// metricname writes every metric name with labels; anything may
+		// import it.
+		"internal/metricname": nil,
 	}
 	// testOnly packages are test support: only _test.go files import them.
 	testOnly := map[string]bool{"internal/cetest": true, "internal/mqtttest": true}
-	seen := map[string]bool{}
+	pkgs := sourcePackages(t)
+	for rel, p := range pkgs {
+		for name, f := range p.Files {
+			for _, imp := range f.Imports {
+				ip, _ := strconv.Unquote(imp.Path.Value)
+				if !strings.HasPrefix(ip, module) {
+					continue
+				}
+				if testOnly[strings.TrimPrefix(ip, module)] {
+					t.Errorf("%s imports %s: test support is for _test.go files only", name, ip)
+				}
+				allow, leaf := allowed[rel]
+				if !leaf {
+					continue // gateway and cmd wire the others
+				}
+				if !slices.Contains(allow, strings.TrimPrefix(ip, module)) {
+					t.Errorf("%s imports %s: package %s imports only the edgegate packages its doc allows %v", name, ip, rel, allow)
+				}
+			}
+		}
+	}
+	for pkg := range allowed {
+		if _, err := os.Stat(filepath.Join("..", pkg)); err == nil && pkgs[pkg] == nil {
+			t.Errorf("package %s was not checked", pkg)
+		}
+	}
+}
+
+// Every package documents itself in doc.go: what it owns, what it must not
+// import, and its concurrency rules (checkPackageDoc).
+func TestPackageDoc(t *testing.T) {
+	pkgs := sourcePackages(t)
+	for rel, p := range pkgs {
+		checkPackageDoc(t, rel, p)
+	}
+	for _, pkg := range []string{"gateway", "cloudevent", "cmd/edgegate", "cmd/edgebench", "internal/yamlconf"} {
+		if pkgs[pkg] == nil {
+			t.Errorf("package %s was not checked", pkg)
+		}
+	}
+}
+
+// sourcePackages parses the non-test files (imports and comments only) of
+// every package in the module, keyed by directory relative to the module
+// root; build/, testdata and hidden directories are skipped.
+func sourcePackages(t *testing.T) map[string]*ast.Package {
+	t.Helper()
+	out := map[string]*ast.Package{}
 	root := ".."
 	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 		if err != nil || !d.IsDir() {
@@ -43,57 +96,58 @@ func TestPackageLayering(t *testing.T) {
 		}
 		rel, _ := filepath.Rel(root, path)
 		rel = filepath.ToSlash(rel)
-		if strings.HasPrefix(rel, ".") && rel != "." || strings.Contains(rel, "testdata") || strings.HasPrefix(rel, "build") {
-			if rel != "." {
-				return filepath.SkipDir
-			}
+		if rel != "." && (strings.HasPrefix(rel, ".") || strings.Contains(rel, "testdata") || strings.HasPrefix(rel, "build")) {
+			return filepath.SkipDir
 		}
 		pkgs, err := parser.ParseDir(token.NewFileSet(), path, func(fi fs.FileInfo) bool {
 			return !strings.HasSuffix(fi.Name(), "_test.go")
 		}, parser.ParseComments|parser.ImportsOnly)
-		if err != nil || len(pkgs) == 0 {
+		if err != nil {
 			return err
 		}
 		for _, p := range pkgs {
-			documented := false
-			for name, f := range p.Files {
-				if f.Doc != nil && strings.HasPrefix(f.Doc.Text(), "Package "+p.Name) || p.Name == "main" && f.Doc != nil {
-					documented = true
-				}
-				for _, imp := range f.Imports {
-					ip, _ := strconv.Unquote(imp.Path.Value)
-					if !strings.HasPrefix(ip, module) {
-						continue
-					}
-					if testOnly[strings.TrimPrefix(ip, module)] {
-						t.Errorf("%s imports %s: test support is for _test.go files only", name, ip)
-					}
-					allow, leaf := allowed[rel]
-					if !leaf {
-						continue // gateway and cmd wire the others
-					}
-					ok := false
-					for _, a := range allow {
-						ok = ok || module+a == ip
-					}
-					if !ok {
-						t.Errorf("%s imports %s: a leaf package imports only the packages its doc allows (cloudevent, internal/yamlconf)", name, ip)
-					}
-				}
+			if out[rel] != nil {
+				t.Errorf("%s holds two packages, %s and %s", rel, out[rel].Name, p.Name)
 			}
-			if !documented {
-				t.Errorf("package %s (%s) has no package doc comment", p.Name, rel)
-			}
-			seen[rel] = true
+			out[rel] = p
 		}
 		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for pkg := range allowed {
-		if _, err := os.Stat(filepath.Join(root, pkg)); err == nil && !seen[pkg] {
-			t.Errorf("package %s was not checked", pkg)
+	return out
+}
+
+// checkPackageDoc checks that the package in dir has its doc comment in
+// doc.go, and only there, and that the comment says what the package must
+// not import and what its concurrency rules are. A command's comment starts
+// "Command"; a library's "Package <name>".
+func checkPackageDoc(t *testing.T, dir string, p *ast.Package) {
+	t.Helper()
+	var doc string
+	for name, f := range p.Files {
+		if f.Doc == nil {
+			continue
 		}
+		if filepath.Base(name) != "doc.go" {
+			t.Errorf("package %s (%s): %s has a package comment: it belongs in doc.go only", p.Name, dir, filepath.Base(name))
+			continue
+		}
+		doc = strings.Join(strings.Fields(f.Doc.Text()), " ")
+	}
+	want := "Package " + p.Name + " "
+	if p.Name == "main" {
+		want = "Command "
+	}
+	switch {
+	case doc == "":
+		t.Errorf("package %s (%s) has no doc.go with a package comment", p.Name, dir)
+	case !strings.HasPrefix(doc, want):
+		t.Errorf("package %s (%s): doc.go's comment does not start %q", p.Name, dir, want)
+	case !strings.Contains(doc, "must not import") && !strings.Contains(doc, "imports no"):
+		t.Errorf("package %s (%s): doc.go does not say what the package must not import", p.Name, dir)
+	case !strings.Contains(doc, "oncurren"):
+		t.Errorf("package %s (%s): doc.go does not state its concurrency rules", p.Name, dir)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math"
 	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -16,6 +17,8 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 	mochi "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/edgegate/edgegate/internal/metricname"
 )
 
 // sysTopicInterval is how often mochi refreshes its $SYS topics (each
@@ -90,7 +93,7 @@ func New(cfg Config, h Handler, log *slog.Logger, set *metrics.Set) (*Broker, er
 		addrs:      make(map[string]net.Addr),
 	}
 	for q := range b.m.received {
-		b.m.received[q] = set.GetOrCreateCounter(fmt.Sprintf(`edgegate_mqtt_messages_received_total{qos="%d"}`, q))
+		b.m.received[q] = set.GetOrCreateCounter(metricname.With("edgegate_mqtt_messages_received_total", "qos", strconv.Itoa(q)))
 	}
 	b.m.errOverloaded = set.GetOrCreateCounter(`edgegate_mqtt_handler_errors_total{kind="overloaded"}`)
 	b.m.errRejected = set.GetOrCreateCounter(`edgegate_mqtt_handler_errors_total{kind="rejected"}`)

@@ -26,5 +26,6 @@
 // one client. Broker methods are safe for concurrent use.
 //
 // mqtt must not import buffer, uplink, rules or gateway; of edgegate's
-// packages it imports only internal/yamlconf, for its config errors.
+// packages it imports only internal/yamlconf, for its config errors, and
+// internal/metricname, for its metric names.
 package mqtt

@@ -6,7 +6,9 @@
 // rules must not import buffer, mqtt, uplink or gateway; it reads and writes
 // events as cloudevent records (FromRecord, Event.Record). Its configuration
 // problems are *yamlconf.Error (internal/yamlconf): a path from the section
-// and, for an expression, the position inside it.
+// and, for an expression, the position inside it. Of edgegate's packages it
+// imports only cloudevent, internal/yamlconf and internal/metricname (the
+// names WritePrometheus writes).
 //
 // # Configuration
 //

@@ -2,9 +2,10 @@ package rules
 
 import (
 	"io"
-	"strconv"
 
 	"github.com/VictoriaMetrics/metrics"
+
+	"github.com/edgegate/edgegate/internal/metricname"
 )
 
 // WritePrometheus writes each rule's counters in the Prometheus text format:
@@ -18,10 +19,9 @@ import (
 // writing the current Set's stats, so reloads need no unregistering.
 func (s *Set) WritePrometheus(w io.Writer) {
 	for _, st := range s.Stats() {
-		label := `{rule=` + strconv.Quote(st.Name) + `}`
-		metrics.WriteCounterUint64(w, "edgegate_rule_evaluations_total"+label, st.Evaluations)
-		metrics.WriteCounterUint64(w, "edgegate_rule_matches_total"+label, st.Matches)
-		metrics.WriteCounterUint64(w, "edgegate_rule_errors_total"+label, st.Errors)
-		metrics.WriteCounterFloat64(w, "edgegate_rule_seconds_total"+label, st.Time.Seconds())
+		metrics.WriteCounterUint64(w, metricname.With("edgegate_rule_evaluations_total", "rule", st.Name), st.Evaluations)
+		metrics.WriteCounterUint64(w, metricname.With("edgegate_rule_matches_total", "rule", st.Name), st.Matches)
+		metrics.WriteCounterUint64(w, metricname.With("edgegate_rule_errors_total", "rule", st.Name), st.Errors)
+		metrics.WriteCounterFloat64(w, metricname.With("edgegate_rule_seconds_total", "rule", st.Name), st.Time.Seconds())
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/edgegate/edgegate/cloudevent"
+	"github.com/edgegate/edgegate/internal/metricname"
 )
 
 // Batch is one batch of events for Deliver: the gateway's forwarder
@@ -76,15 +77,15 @@ func NewDelivery(cfg Config, sender Sender, log *slog.Logger, set *metrics.Set) 
 		log:          log,
 		backoff:      newBackoff(cfg.Retry, nil),
 		replayBefore: time.Now(),
-		delivered:    set.NewCounter(fmt.Sprintf(`edgegate_forward_events_delivered_total{uplink=%q}`, cfg.Name)),
-		replayed:     set.NewCounter(fmt.Sprintf(`edgegate_forward_events_replayed_total{uplink=%q}`, cfg.Name)),
-		failures:     set.NewCounter(fmt.Sprintf(`edgegate_forward_send_failures_total{uplink=%q}`, cfg.Name)),
+		delivered:    set.NewCounter(metricname.With("edgegate_forward_events_delivered_total", "uplink", cfg.Name)),
+		replayed:     set.NewCounter(metricname.With("edgegate_forward_events_replayed_total", "uplink", cfg.Name)),
+		failures:     set.NewCounter(metricname.With("edgegate_forward_send_failures_total", "uplink", cfg.Name)),
 	}
 	if r := cfg.Replay.MaxRate; r > 0 {
 		d.limiter = rate.NewLimiter(rate.Limit(r), max(cfg.Batch.MaxEvents, int(r), 1))
 	}
 	d.up.Store(true)
-	set.NewGauge(fmt.Sprintf(`edgegate_uplink_up{uplink=%q}`, cfg.Name), func() float64 {
+	set.NewGauge(metricname.With("edgegate_uplink_up", "uplink", cfg.Name), func() float64 {
 		if d.up.Load() {
 			return 1
 		}

@@ -13,7 +13,7 @@
 // problem a *yamlconf.Error with its path; ValidateList adds what only the
 // list knows (unique names, dead_letter targets). New trusts a validated
 // config. A key of the old flat layout (url, mode, auth… beside name) is
-// refused with where it moved (KeyMover).
+// refused with where it moved (MovedKey, a yamlconf.KeyMover).
 //
 // A Sender takes events as cloudevent records, decoded once from the buffer
 // by the caller, and writes each straight from the record: the JSON format
@@ -109,11 +109,12 @@
 // uplink must not import buffer, mqtt, rules or gateway: it never touches the
 // disk buffer (Deliver reads a batch through the small Batch interface). Of
 // edgegate's packages it imports only cloudevent, internal/yamlconf (config
-// errors, ByteSize) and internal/pahoclient, and not sdk-go.
+// errors, ByteSize), internal/pahoclient and internal/metricname (its
+// metric names), and not sdk-go.
+//
 // Senders are safe for concurrent use; a Delivery is driven by one
 // goroutine. The http sender starts no goroutines outside Send; the mqtt
 // sender's paho client runs from the first Send until Close. Header values,
-// tokens, passwords and URL credentials are
-// never logged or put into errors; Config.Redacted, String and LogValue give
-// views without them.
+// tokens, passwords and URL credentials are never logged or put into
+// errors; Config.Redacted, String and LogValue give views without them.
 package uplink

@@ -21,6 +21,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/edgegate/edgegate/cloudevent"
+	"github.com/edgegate/edgegate/internal/metricname"
 )
 
 // Content types of the CloudEvents HTTP bindings.
@@ -120,8 +121,8 @@ func newHTTPSender(cfg Config, log *slog.Logger, m *metrics.Set) (*httpSender, e
 		maxBody:  int(cfg.Batch.MaxBytes),
 		log:      log,
 		set:      m,
-		events:   m.GetOrCreateCounter(fmt.Sprintf(`edgegate_uplink_events_sent_total{uplink=%q}`, name)),
-		duration: m.GetOrCreateHistogram(fmt.Sprintf(`edgegate_uplink_request_duration_seconds{uplink=%q}`, name)),
+		events:   m.GetOrCreateCounter(metricname.With("edgegate_uplink_events_sent_total", "uplink", name)),
+		duration: m.GetOrCreateHistogram(metricname.With("edgegate_uplink_request_duration_seconds", "uplink", name)),
 	}, nil
 }
 
@@ -446,7 +447,7 @@ func (s *httpSender) do(req *http.Request, n int) *Error {
 	s.duration.Update(elapsed.Seconds())
 
 	if err != nil {
-		s.set.GetOrCreateCounter(`edgegate_uplink_requests_total{uplink="` + s.name + `",code="error"}`).Inc()
+		s.set.GetOrCreateCounter(metricname.With("edgegate_uplink_requests_total", "uplink", s.name, "code", "error")).Inc()
 		// *url.Error repeats the full URL, which may carry credentials.
 		var ue *url.Error
 		if errors.As(err, &ue) {
@@ -455,7 +456,7 @@ func (s *httpSender) do(req *http.Request, n int) *Error {
 		s.log.Debug("uplink request failed", "events", n, "duration", elapsed, "err", err)
 		return &Error{Err: fmt.Errorf("post %s: %w", s.safeURL, err), Retryable: true}
 	}
-	s.set.GetOrCreateCounter(`edgegate_uplink_requests_total{uplink="` + s.name + `",code="` + strconv.Itoa(resp.StatusCode) + `"}`).Inc()
+	s.set.GetOrCreateCounter(metricname.With("edgegate_uplink_requests_total", "uplink", s.name, "code", strconv.Itoa(resp.StatusCode))).Inc()
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 && resp.StatusCode != http.StatusMultiStatus {
 		s.events.Add(n)
 		s.log.Debug("uplink request", "events", n, "status", resp.StatusCode, "duration", elapsed)

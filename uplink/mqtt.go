@@ -15,6 +15,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/edgegate/edgegate/cloudevent"
+	"github.com/edgegate/edgegate/internal/metricname"
 	"github.com/edgegate/edgegate/internal/pahoclient"
 )
 
@@ -94,12 +95,12 @@ func newMQTTSender(cfg Config, log *slog.Logger, m *metrics.Set) (*mqttSender, e
 		timeout:     cfg.MQTT.Timeout,
 		maxBytes:    int(cfg.Batch.MaxBytes),
 		log:         log,
-		events:      m.GetOrCreateCounter(fmt.Sprintf(`edgegate_uplink_events_sent_total{uplink=%q}`, name)),
-		published:   m.GetOrCreateCounter(fmt.Sprintf(`edgegate_uplink_mqtt_publishes_total{uplink=%q}`, name)),
-		failures:    m.GetOrCreateCounter(fmt.Sprintf(`edgegate_uplink_mqtt_send_failures_total{uplink=%q}`, name)),
-		connLost:    m.GetOrCreateCounter(fmt.Sprintf(`edgegate_uplink_mqtt_connection_lost_total{uplink=%q}`, name)),
-		storeErrors: m.GetOrCreateCounter(fmt.Sprintf(`edgegate_uplink_mqtt_store_errors_total{uplink=%q}`, name)),
-		duration:    m.GetOrCreateHistogram(fmt.Sprintf(`edgegate_uplink_request_duration_seconds{uplink=%q}`, name)),
+		events:      m.GetOrCreateCounter(metricname.With("edgegate_uplink_events_sent_total", "uplink", name)),
+		published:   m.GetOrCreateCounter(metricname.With("edgegate_uplink_mqtt_publishes_total", "uplink", name)),
+		failures:    m.GetOrCreateCounter(metricname.With("edgegate_uplink_mqtt_send_failures_total", "uplink", name)),
+		connLost:    m.GetOrCreateCounter(metricname.With("edgegate_uplink_mqtt_connection_lost_total", "uplink", name)),
+		storeErrors: m.GetOrCreateCounter(metricname.With("edgegate_uplink_mqtt_store_errors_total", "uplink", name)),
+		duration:    m.GetOrCreateHistogram(metricname.With("edgegate_uplink_request_duration_seconds", "uplink", name)),
 	}
 	clientID := mqttClientID(cfg)
 	o := mqttClientOptions(cfg, clientID)

@@ -1,17 +1,3 @@
-// Command edgebench measures a real edgegate binary end to end: paho devices publish
-// to edgegate's MQTT listener, edgegate forwards CloudEvents over HTTP to a receiver
-// inside edgebench, and edgebench reports throughput, latency, loss, duplicates and
-// edgegate's peak RSS and CPU time. Each run starts a fresh edgegate in a temp dir.
-//
-// Usage:
-//
-//	edgebench [--edgegate ./bin/edgegate] [--devices 100] [--qos 0|1] [--messages 500]
-//	          [--rate 5000] [--duration 10s] [--mode batch|binary|structured] [--json FILE]
-//
-// By default it runs a QoS 0 and a QoS 1 throughput run (--messages per device, as fast
-// as the gateway acks) and a QoS 1 latency run at a fixed --rate for --duration. It exits
-// 1 if a run failed, a QoS 1 run lost an acknowledged message, or an event
-// violated CloudEvents 1.0.
 package main
 
 import (

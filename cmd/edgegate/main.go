@@ -1,13 +1,3 @@
-// Command edgegate is the edge gateway: an MQTT broker for devices that turns
-// every message into a CloudEvent, keeps it in a durable disk buffer and
-// forwards it to cloud endpoints.
-//
-//	edgegate run --config FILE        run the gateway
-//	edgegate validate --config FILE   check a configuration file, report every error
-//	edgegate sink                     print the CloudEvents an uplink would deliver
-//	edgegate simulate                 simulated devices publishing telemetry
-//	edgegate rules test --config FILE run the rules' own test cases
-//	edgegate version
 package main
 
 import (
@@ -26,6 +16,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/edgegate/edgegate/gateway"
+	"github.com/edgegate/edgegate/internal/metricname"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -191,7 +182,7 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 
 	set := metrics.NewSet()
-	set.NewGauge(`edgegate_build_info{version="`+version+`",goversion="`+runtime.Version()+`"}`, func() float64 { return 1 })
+	set.NewGauge(metricname.With("edgegate_build_info", "version", version, "goversion", runtime.Version()), func() float64 { return 1 })
 	g, err := gateway.New(compiled, gateway.Options{Log: log, Metrics: set, LogLevel: level, ConfigPath: *path})
 	if err != nil {
 		return err

@@ -21,7 +21,7 @@
 // Violations of a SHOULD (or SHOULD NOT) are warnings, returned separately,
 // so a caller decides whether they fail it (edgegate's own tests do).
 //
-// ceconform imports only the standard library and no edgegate package, so
-// it judges edgegate's encoder (and sdk-go) instead of sharing their
-// mistakes. It has no state: every function is safe for concurrent use.
+// ceconform imports only the standard library: it must not import any
+// edgegate package or sdk-go, so it judges edgegate's encoder (and sdk-go)
+// instead of sharing their mistakes. It has no state: every function is safe for concurrent use.
 package ceconform

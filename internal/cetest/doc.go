@@ -8,8 +8,9 @@
 // choose its answers (Respond, RejectIf, Refuse) and wait for events
 // (WaitFor).
 //
-// cetest imports internal/receiver and internal/ceconform and no other
-// edgegate package, so the tests of any package may use it; only _test.go
-// files may import it (gateway/layout_test.go enforces that). A Server is
+// cetest imports internal/receiver and internal/ceconform and must not
+// import any other edgegate package, so the tests of any package may use
+// it; only _test.go files may import it (gateway/layout_test.go enforces
+// that). A Server is
 // safe for concurrent use; its hooks run on the server's goroutines.
 package cetest

@@ -13,6 +13,8 @@
 // receiving end.
 //
 // devices imports paho and, of edgegate's packages, only internal/pahoclient
-// (its clients resume their sessions without racing paho's writer). Fleet
+// (its clients resume their sessions without racing paho's writer): it
+// must not import the gateway's packages, since it plays the devices
+// outside it. Fleet
 // methods are safe for concurrent use; Run may be called once.
 package devices

@@ -12,8 +12,9 @@
 // that counts deliveries must check them at the receiving end too.
 //
 // mqtttest imports paho, mochi and, of edgegate's packages, only
-// internal/pahoclient (which builds its paho clients); only _test.go
-// files may import it (gateway/layout_test.go enforces that). Its functions
+// internal/pahoclient (which builds its paho clients); it must not import
+// any other, so the tests of any package may use it. Only _test.go files
+// may import it (gateway/layout_test.go enforces that). Its functions
 // are safe for concurrent use; Connect, Wait, Publish and Subscribe call
 // tb.Fatal, so call them from the test's goroutine (Dial returns an error
 // instead).

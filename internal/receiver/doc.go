@@ -9,8 +9,9 @@
 // It decodes with sdk-go only on request (Request.Decode), after
 // percent-decoding the binary-mode headers, which sdk-go does not do.
 //
-// receiver imports internal/ceconform and no other edgegate package; the
-// gateway does not import it (it is not on the event path). A Handler is
+// receiver imports internal/ceconform and must not import any other
+// edgegate package; the gateway does not import it (it is not on the event
+// path). A Handler is
 // safe for concurrent use once built; its hooks run concurrently, one call
 // per request.
 package receiver

@@ -1,0 +1,25 @@
+// Command edgegate is the edge gateway: an MQTT broker for devices that turns
+// every message into a CloudEvent, keeps it in a durable disk buffer and
+// forwards it to cloud endpoints.
+//
+//	edgegate run --config FILE        run the gateway
+//	edgegate validate --config FILE   check a configuration file, report every error
+//	edgegate sink                     print the CloudEvents an uplink would deliver
+//	edgegate simulate                 simulated devices publishing telemetry
+//	edgegate rules test --config FILE run the rules' own test cases
+//	edgegate version
+//
+// The package is main only: flags, signals, the logger, the metrics set and
+// printing. The gateway's work is gateway's (LoadFile, New, Run, ReloadFile
+// on SIGHUP, DryRun for `rules test`); sink and simulate are built on
+// internal/receiver and internal/devices. It must not import buffer or
+// uplink (gateway wires them) or the test support packages
+// (internal/cetest, internal/mqtttest); code that other programs or tests
+// could use belongs in a package, not here. It is the only place, with
+// edgebench's main, where the process exits (os.Exit).
+//
+// Concurrency: each command runs on the main goroutine. A signal goroutine
+// cancels the command's context on the first SIGINT or SIGTERM and exits at
+// once (status 130) on the second; `run` adds one that reloads on SIGHUP
+// until the context ends.
+package main

@@ -1,0 +1,37 @@
+// Package gateway wires edgegate together. It owns:
+//
+//   - the top-level Config and its loading: LoadFile and Parse decode,
+//     validate and compile a file once (mapping, rules, uplinks) into a
+//     Compiled, which New takes and ReloadFile applies;
+//   - the pipeline of one device message (Handle): MQTT message →
+//     cloudevent record → rules → disk buffer, and the rules' local
+//     publishes and ticks; DryRun takes the same mapping and rules steps
+//     without a buffer, for `edgegate rules test`;
+//   - the forwarders, one per uplink: buffer batch → uplink.Delivery →
+//     dead letters → ack;
+//   - reloads (ReloadFile, from SIGHUP and the admin endpoint's POST
+//     /-/reload): everything valid or nothing changes, and a field that
+//     needs a restart is an error naming it;
+//   - the admin HTTP endpoint (/healthz, /readyz, /metrics, /status);
+//   - the lifecycle that starts and stops everything in order.
+//
+// gateway is the only package that imports the other edgegate packages
+// (buffer, mqtt, rules, uplink, cloudevent, internal/yamlconf,
+// internal/metricname). Logic that grows here moves to a leaf package. It
+// must not import mochi, paho, Badger or sdk-go (mqtt, uplink and buffer own
+// them), the tools' packages (internal/receiver, internal/devices) or test
+// support (internal/cetest, internal/mqtttest).
+//
+// Lifecycle: New opens the buffer and builds every component, and starts no
+// goroutines. Run serves until its context ends or a component fails, then
+// stops MQTT intake, lets the forwarders finish their in-flight sends within
+// shutdown_timeout and stops and closes the buffer; every goroutine it
+// started has exited when it returns.
+//
+// Concurrency: the broker calls Handle concurrently, one call at a time per
+// client. Each message uses one snapshot of what a reload may change
+// (mapper, rules, routes), swapped atomically; ReloadFile is safe while Run
+// is active and reloads one at a time. Each forwarder is the one consumer
+// of its uplink's queue: one delivery loop, with acks written beside it. A
+// DryRun is safe for concurrent use.
+package gateway
