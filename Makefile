@@ -52,7 +52,7 @@ test-arm-unpatched: $(WORK)
 
 bench: build
 	$(GO) run ./cmd/edgebench --edgegate $(BIN)
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s ./buffer ./uplink ./cloudevent
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s ./buffer ./uplink ./cloudevent ./rules
 
 # Static binaries for the gateway's targets, in dist/.
 cross: $(WORK)
