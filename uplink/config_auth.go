@@ -67,18 +67,25 @@ func (a AuthConfig) validate(mqtt bool) error {
 	case bearer && basic:
 		errs.Add(yamlconf.Key("basic"), "conflicts with the bearer token: set one of them")
 	}
-	if a.BearerToken != "" && !validSecret(a.BearerToken) {
-		errs.Add(yamlconf.Key("bearer_token"), "must not contain control characters")
-	}
-	if a.BearerTokenFile != "" {
-		if _, err := readSecretFile(a.BearerTokenFile); err != nil {
-			errs.Add(yamlconf.Key("bearer_token_file"), "%v", err)
-		}
-	}
+	checkSecret(&errs, "bearer_token", a.BearerToken, a.BearerTokenFile)
 	if basic {
 		errs.Nest(yamlconf.Key("basic"), a.Basic.validate(mqtt))
 	}
 	return errs.Err()
+}
+
+// checkSecret checks a secret given inline (key) or in a file (key_file):
+// no control characters inline, a readable file. It never echoes the
+// secret.
+func checkSecret(errs *yamlconf.List, key, inline, file string) {
+	if inline != "" && !validSecret(inline) {
+		errs.Add(yamlconf.Key(key), "must not contain control characters")
+	}
+	if file != "" {
+		if _, err := readSecretFile(file); err != nil {
+			errs.Add(yamlconf.Key(key+"_file"), "%v", err)
+		}
+	}
 }
 
 // validate checks basic auth (paths from auth.basic).
@@ -95,14 +102,7 @@ func (b BasicAuth) validate(mqtt bool) error {
 	if b.Password != "" && b.PasswordFile != "" {
 		errs.Add(yamlconf.Key("password_file"), "conflicts with auth.basic.password: set one of them")
 	}
-	if b.Password != "" && !validSecret(b.Password) {
-		errs.Add(yamlconf.Key("password"), "must not contain control characters")
-	}
-	if b.PasswordFile != "" {
-		if _, err := readSecretFile(b.PasswordFile); err != nil {
-			errs.Add(yamlconf.Key("password_file"), "%v", err)
-		}
-	}
+	checkSecret(&errs, "password", b.Password, b.PasswordFile)
 	return errs.Err()
 }
 
