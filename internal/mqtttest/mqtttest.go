@@ -3,6 +3,7 @@ package mqtttest
 import (
 	"fmt"
 	"log/slog"
+	"net"
 	"sync"
 	"testing"
 	"time"
@@ -10,7 +11,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 	mochi "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/hooks/auth"
-	"github.com/mochi-mqtt/server/v2/listeners"
+	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/edgegate/edgegate/internal/pahoclient"
 )
@@ -128,16 +129,68 @@ func Steady(c paho.Client, topic string, gap time.Duration, stop <-chan struct{}
 }
 
 // Broker is a mochi broker for tests of MQTT clients.
+//
+// It accepts connections itself, as edgegate's broker does, and hands them
+// to mochi. mochi v2.7.9's own listeners cannot be shut down safely while
+// clients come and go: its listener closer takes the clients' read lock
+// twice (Clients.GetByListener calls Len) and deadlocks when a client
+// connects or leaves in between (TestSimulateCount hung for 10 minutes that
+// way), and Server.Close waits on its client WaitGroup while the accept
+// loop may still add to it (a data race).
 type Broker struct {
 	*mochi.Server
-	URL       string // tcp://127.0.0.1:port
+	URL string // tcp://127.0.0.1:port
+
+	ln        net.Listener
+	accepting sync.WaitGroup // the accept loop
+	serving   sync.WaitGroup // one per connection, in EstablishConnection
+	mu        sync.Mutex
+	conns     map[net.Conn]struct{}
 	closeOnce sync.Once
 }
 
 // Close stops the broker, disconnecting every client; later calls do nothing.
 func (b *Broker) Close() {
-	b.closeOnce.Do(func() { _ = b.Server.Close() })
+	b.closeOnce.Do(func() {
+		_ = b.ln.Close()
+		b.accepting.Wait()
+		for _, cl := range b.Server.Clients.GetAll() {
+			if !cl.Net.Inline && !cl.Closed() {
+				_ = b.Server.DisconnectClient(cl, packets.ErrServerShuttingDown)
+			}
+		}
+		b.mu.Lock()
+		for c := range b.conns {
+			_ = c.Close() // connections still between accept and CONNECT
+		}
+		b.mu.Unlock()
+		b.serving.Wait()
+		_ = b.Server.Close()
+	})
 }
+
+func (b *Broker) accept() {
+	defer b.accepting.Done()
+	for {
+		c, err := b.ln.Accept()
+		if err != nil {
+			return
+		}
+		b.mu.Lock()
+		b.conns[c] = struct{}{}
+		b.mu.Unlock()
+		b.serving.Go(func() {
+			_ = b.Server.EstablishConnection(listenerID, c)
+			b.mu.Lock()
+			delete(b.conns, c)
+			b.mu.Unlock()
+			_ = c.Close()
+		})
+	}
+}
+
+// listenerID is the listener name mochi records for the broker's clients.
+const listenerID = "tcp"
 
 // NewBroker serves a mochi broker on addr ("127.0.0.1:0": any free port)
 // that lets every client connect, publish and subscribe, with inline
@@ -148,14 +201,18 @@ func NewBroker(addr string) (*Broker, error) {
 	if err := s.AddHook(new(auth.AllowHook), nil); err != nil {
 		return nil, err
 	}
-	l := listeners.NewTCP(listeners.Config{ID: "tcp", Address: addr})
-	if err := s.AddListener(l); err != nil {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
 		return nil, err
 	}
 	if err := s.Serve(); err != nil {
+		ln.Close()
 		return nil, err
 	}
-	return &Broker{Server: s, URL: "tcp://" + l.Address()}, nil
+	b := &Broker{Server: s, URL: "tcp://" + ln.Addr().String(), ln: ln, conns: map[net.Conn]struct{}{}}
+	b.accepting.Add(1)
+	go b.accept()
+	return b, nil
 }
 
 // StartBroker is NewBroker on a free port of 127.0.0.1, closed when the test

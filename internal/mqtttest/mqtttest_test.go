@@ -1,7 +1,10 @@
 package mqtttest
 
 import (
+	"fmt"
+	"net"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -42,4 +45,54 @@ func TestDialNamesTheClient(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "connect dev-7 to tcp://127.0.0.1:1") {
 		t.Errorf("Dial: %v", err)
 	}
+}
+
+// Close returns while clients keep connecting and leaving (mochi's own
+// listener closer can deadlock then; see disconnectClients).
+func TestCloseWhileClientsComeAndGo(t *testing.T) {
+	for round := range 20 {
+		b, err := NewBroker("127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := strings.TrimPrefix(b.URL, "tcp://")
+		stop := make(chan struct{})
+		var churn sync.WaitGroup
+		for w := range 8 {
+			churn.Go(func() {
+				for i := 0; ; i++ {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					connectAndLeave(addr, fmt.Sprintf("c%d-%d", w, i))
+				}
+			})
+		}
+		time.Sleep(20 * time.Millisecond)
+		closed := make(chan struct{})
+		go func() { b.Close(); close(closed) }()
+		select {
+		case <-closed:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("round %d: Close did not return within 10 s while clients came and went", round)
+		}
+		close(stop)
+		churn.Wait()
+	}
+}
+
+// connectAndLeave sends an MQTT 3.1.1 CONNECT and closes the connection.
+func connectAndLeave(addr, id string) {
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return
+	}
+	defer c.Close()
+	body := append([]byte{0, 4, 'M', 'Q', 'T', 'T', 4, 2, 0, 60, 0, byte(len(id))}, id...)
+	c.SetDeadline(time.Now().Add(time.Second))
+	c.Write(append([]byte{0x10, byte(len(body))}, body...))
+	var ack [4]byte
+	c.Read(ack[:])
 }
