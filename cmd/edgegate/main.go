@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/debug"
+	"sync"
 	"syscall"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -92,22 +93,31 @@ func signalContext() (context.Context, context.CancelFunc) {
 	ctx, cancel := context.WithCancel(context.Background())
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	// stopped, not ctx: the first signal cancels ctx, and the watcher must
+	// still be there for the second.
+	stopped := make(chan struct{})
 	go func() {
 		select {
 		case <-sigs:
 			cancel()
-		case <-ctx.Done():
-			signal.Stop(sigs)
+		case <-stopped:
 			return
 		}
 		select {
 		case s := <-sigs:
 			fmt.Fprintf(os.Stderr, "edgegate: second %v: exiting now\n", s)
 			os.Exit(130)
-		case <-ctx.Done():
+		case <-stopped:
 		}
 	}()
-	return ctx, func() { cancel(); signal.Stop(sigs) }
+	var once sync.Once
+	return ctx, func() {
+		cancel()
+		once.Do(func() {
+			signal.Stop(sigs)
+			close(stopped)
+		})
+	}
 }
 
 // newFlagSet returns the flag set of a command that reports errors to
