@@ -45,7 +45,14 @@ func TestSecondSignalExitsAtOnce(t *testing.T) {
 	}
 
 	p.cmd.Process.Signal(syscall.SIGTERM)
-	time.Sleep(300 * time.Millisecond) // the graceful stop is now waiting for the send
+	// Send the second signal only once the graceful stop is waiting for
+	// the send in flight: earlier, it would count as the first.
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(p.log.String(), "finishing in-flight sends"); {
+		if time.Now().After(deadline) {
+			t.Fatalf("no graceful stop 10 s after SIGTERM:\n%s", p.log)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	start := time.Now()
 	p.cmd.Process.Signal(syscall.SIGTERM)
 	done := make(chan error, 1)
