@@ -67,6 +67,42 @@ func TestPackageLayering(t *testing.T) {
 			t.Errorf("package %s was not checked", pkg)
 		}
 	}
+	// A leaf's tests may also use the package itself (external tests) and
+	// the shared test support.
+	support := []string{"internal/cetest", "internal/mqtttest", "internal/pahoclient", "internal/ceconform"}
+	for rel, allow := range allowed {
+		for _, imp := range testImports(t, rel) {
+			name, path := imp[0], imp[1]
+			if path != rel && !slices.Contains(allow, path) && !slices.Contains(support, path) {
+				t.Errorf("%s imports %s: tests of %s use only what the package may import, itself and %v", name, module+path, rel, support)
+			}
+		}
+	}
+}
+
+// testImports returns the edgegate packages (module path trimmed) that the
+// _test.go files of the package in rel import, as {file, path} pairs.
+func testImports(t *testing.T, rel string) [][2]string {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join("..", rel, "*_test.go"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out [][2]string
+	fset := token.NewFileSet()
+	for _, name := range files {
+		f, err := parser.ParseFile(fset, name, nil, parser.ImportsOnly)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, imp := range f.Imports {
+			ip, _ := strconv.Unquote(imp.Path.Value)
+			if path, ok := strings.CutPrefix(ip, module); ok {
+				out = append(out, [2]string{name, path})
+			}
+		}
+	}
+	return out
 }
 
 // Every package documents itself in doc.go: what it owns, what it must not
