@@ -31,8 +31,14 @@ type Message struct {
 	// ClientID is the MQTT client identifier (assigned by the broker if the
 	// device sent an empty one).
 	ClientID string
-	// Username is the CONNECT user name, "" if none.
+	// Username is the client's authenticated identity: the user name its
+	// password was checked for, or the identity taken from its verified
+	// client certificate; "" for an anonymous client (a CONNECT user name
+	// that nothing checked is never trusted).
 	Username string
+	// AuthMethod says how Username was established: AuthAnonymous,
+	// AuthPassword or AuthCertificate.
+	AuthMethod string
 	// ProtocolVersion is 3 (MQTT 3.1), 4 (MQTT 3.1.1) or 5.
 	ProtocolVersion byte
 	// ContentType is the MQTT 5 content type, "" if absent.
@@ -44,6 +50,13 @@ type Message struct {
 	// none.
 	UserProperties []Property
 }
+
+// How a client authenticated (Message.AuthMethod).
+const (
+	AuthAnonymous   = "anonymous"
+	AuthPassword    = "password"
+	AuthCertificate = "certificate"
+)
 
 // Handler receives every device PUBLISH.
 //

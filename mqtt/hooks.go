@@ -181,6 +181,7 @@ func (b *Broker) message(cl *mochi.Client, pk packets.Packet) Message {
 		PacketID:        pk.PacketID,
 		ClientID:        cl.ID,
 		Username:        string(cl.Properties.Username),
+		AuthMethod:      AuthAnonymous, // no authentication yet (issue 9)
 		ProtocolVersion: cl.Properties.ProtocolVersion,
 		ContentType:     pk.Properties.ContentType,
 	}
