@@ -38,6 +38,7 @@ func TestPackageLayering(t *testing.T) {
 		// metricname writes every metric name with labels; anything may
 		// import it.
 		"internal/metricname": nil,
+		"internal/sdnotify":   nil,
 	}
 	// testOnly packages are test support: only _test.go files import them.
 	testOnly := map[string]bool{"internal/cetest": true, "internal/mqtttest": true}
