@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
-	"io"
 	"net"
 	"testing"
 	"time"
@@ -92,40 +91,7 @@ func (rc *Raw) Publish(topic string, payload []byte, qos byte, id uint16, props 
 // Read reads the next packet (io.EOF when the broker closed the connection).
 func (rc *Raw) Read() (packets.Packet, error) {
 	_ = rc.Conn.SetReadDeadline(time.Now().Add(Timeout))
-	var pk packets.Packet
-	pk.ProtocolVersion = rc.v
-	b, err := rc.br.ReadByte()
-	if err != nil {
-		return pk, err
-	}
-	if err := pk.FixedHeader.Decode(b); err != nil {
-		return pk, err
-	}
-	n, _, err := packets.DecodeLength(rc.br)
-	if err != nil {
-		return pk, err
-	}
-	pk.FixedHeader.Remaining = n
-	body := make([]byte, n)
-	if _, err := io.ReadFull(rc.br, body); err != nil {
-		return pk, err
-	}
-	switch pk.FixedHeader.Type {
-	case packets.Connack:
-		err = pk.ConnackDecode(body)
-	case packets.Puback, packets.Pubrec, packets.Pubcomp, packets.Pubrel:
-		err = pk.PubackDecode(body)
-	case packets.Publish:
-		err = pk.PublishDecode(body)
-	case packets.Suback:
-		err = pk.SubackDecode(body)
-	case packets.Disconnect:
-		err = pk.DisconnectDecode(body)
-	case packets.Pingresp:
-	default:
-		err = fmt.Errorf("unexpected packet type %d", pk.FixedHeader.Type)
-	}
-	return pk, err
+	return readPacket(rc.br, rc.v)
 }
 
 // Ping checks the connection still works (PINGREQ → PINGRESP).
