@@ -87,12 +87,20 @@ type Buffer struct {
 	diskLow atomic.Bool
 	// shrunk is the capacity the disk guard lowered max_bytes to under
 	// drop_oldest (0: max_bytes).
-	shrunk      atomic.Int64
-	shrinkDue   atomic.Bool // the guard tripped: the disk check in Run lowers the capacity
-	lastReclaim time.Time   // the disk check in Run only
-	freeSeen    atomic.Int64
-	sinceCheck  atomic.Int64 // bytes committed since freeSeen was read
-	diskErr     atomic.Bool  // a statfs error was logged
+	shrunk     atomic.Int64
+	shrinkDue  atomic.Bool  // the guard tripped: the disk check in Run lowers the capacity
+	freeSeen   atomic.Int64 // the last reading (diskState.free)
+	availSeen  atomic.Int64 // diskState.avail
+	floorSeen  atomic.Int64 // diskState.floor
+	sinceCheck atomic.Int64 // bytes committed since freeSeen was read
+	diskErr    atomic.Bool  // a statfs error was logged
+
+	// diskMu serialises reading the disk (guard) and guards reserveHeld.
+	diskMu      sync.Mutex
+	reserveHeld bool // the reserve file is allocated
+	// Touched by the periodic disk check in Run only.
+	lastReclaim  time.Time
+	noRoomLogged bool // reclaim found no room and said so
 
 	marks        *markIndex
 	marksMu      sync.Mutex // serialises saving marks
@@ -129,7 +137,10 @@ func Open(cfg Config, log *slog.Logger, m *metrics.Set, opts ...Option) (*Buffer
 	if err := os.MkdirAll(cfg.Dir, 0o750); err != nil {
 		return nil, fmt.Errorf("create buffer dir %s: %w", cfg.Dir, err)
 	}
-	db, err := badger.Open(badgerOptions(cfg.Dir, log))
+	if err := b.preflight(); err != nil {
+		return nil, fmt.Errorf("open buffer %s: %w", cfg.Dir, err)
+	}
+	db, err := openBadger(cfg.Dir, log)
 	if err != nil {
 		return nil, fmt.Errorf("open buffer %s: %w", cfg.Dir, err)
 	}
@@ -145,6 +156,40 @@ func Open(cfg Config, log *slog.Logger, m *metrics.Set, opts ...Option) (*Buffer
 	}
 	b.checkDisk(nil)
 	return b, nil
+}
+
+// preflight makes sure Badger can open and compact what Dir holds without
+// running out of room (which kills the process with SIGBUS, at every
+// restart): it gives up the disk reserve if that makes the difference, and
+// returns a *SpaceError if the free space still falls short.
+func (b *Buffer) preflight() error {
+	dir := b.cfg.Dir
+	b.reserveHeld = reserveHeld(dir)
+	u, err := scanUsage(dir)
+	if err != nil {
+		return err
+	}
+	need := u.headroom()
+	free, err := b.diskFree(dir)
+	if err != nil {
+		return err
+	}
+	if free < need && b.reserveHeld {
+		if err := releaseReserve(dir); err != nil {
+			return err
+		}
+		b.reserveHeld = false
+		b.m.reserveReleases.Inc()
+		b.log.Warn("disk almost full: gave up the disk reserve so that Badger can open", "dir", dir,
+			"free_bytes", free, "badger_needs_bytes", need, "reserve_bytes", reserveSize)
+		if free, err = b.diskFree(dir); err != nil {
+			return err
+		}
+	}
+	if free < need {
+		return &SpaceError{Dir: dir, Free: free, Need: need}
+	}
+	return nil
 }
 
 // load reads the queue names and accounts for the stored records.
@@ -312,12 +357,17 @@ type Stats struct {
 	Bytes   int64                 `json:"bytes"`
 	Records int64                 `json:"records"`
 	Queues  map[string]QueueStats `json:"queues"`
-	// DiskFree is the last free-space reading of the disk guard.
-	DiskFree int64 `json:"disk_free_bytes"`
+	// DiskFree is the last free-space reading of the disk guard, and
+	// DiskFloor the free space below which it refuses appends:
+	// min_free_bytes plus the room Badger may need for what the buffer
+	// holds (its reserve file counts as free).
+	DiskFree  int64 `json:"disk_free_bytes"`
+	DiskFloor int64 `json:"disk_floor_bytes"`
 	// Full is true while the disk guard is tripped or while appends are
 	// being dropped or rejected for lack of room (until usage falls back
-	// under 90% of max_bytes).
-	Full bool `json:"full"`
+	// under 90% of max_bytes); DiskFull while the disk guard is tripped.
+	Full     bool `json:"full"`
+	DiskFull bool `json:"disk_full"`
 }
 
 // Stats returns the current accounting.
@@ -325,11 +375,13 @@ func (b *Buffer) Stats() Stats {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	s := Stats{
-		Bytes:    b.bytes,
-		Records:  b.records,
-		Queues:   make(map[string]QueueStats, len(b.qlist)),
-		DiskFree: b.freeSeen.Load(),
-		Full:     b.diskLow.Load() || b.dropping || b.rejecting,
+		Bytes:     b.bytes,
+		Records:   b.records,
+		Queues:    make(map[string]QueueStats, len(b.qlist)),
+		DiskFree:  b.freeSeen.Load(),
+		DiskFloor: b.floorSeen.Load(),
+		Full:      b.diskLow.Load() || b.dropping || b.rejecting,
+		DiskFull:  b.diskLow.Load(),
 	}
 	for _, q := range b.qlist {
 		s.Queues[q.name] = QueueStats{Records: q.records, Bytes: q.bytes}

@@ -434,7 +434,7 @@ func TestDiskGuard(t *testing.T) {
 			}
 			wantStats(t, b, wantRecords, wantRecords)
 
-			free.Store(int64(MinFreeFloor) + 1) // above the threshold, but within the hysteresis
+			free.Store(b.Stats().DiskFloor + 1) // above the floor, but within the hysteresis
 			b.checkDisk(context.Background())
 			if !b.Stats().Full {
 				t.Fatal("disk guard reset without hysteresis")

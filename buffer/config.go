@@ -31,15 +31,16 @@ type Config struct {
 	// Overflow is what Append does when MaxBytes would be exceeded:
 	// drop_oldest (default) or reject.
 	Overflow Policy `yaml:"overflow"`
-	// MinFreeBytes is the free space below which the file system of Dir is
-	// considered full: Append then fails with ErrFull whatever the policy.
-	// Default 64MiB.
+	// MinFreeBytes is the free space kept for the rest of the system on the
+	// file system of Dir. Append fails with ErrFull whatever the policy
+	// while free space is below it plus the room Badger needs for what the
+	// buffer holds (see doc.go, "Disk space"). Default 64MiB.
 	MinFreeBytes yamlconf.ByteSize `yaml:"min_free_bytes"`
 }
 
-// MinFreeFloor is the smallest min_free_bytes accepted. Measured on a
-// 64 MiB file system filled at 18k events/s: 8 MiB crashed Badger, 16 MiB
-// and more held.
+// MinFreeFloor is the smallest min_free_bytes accepted: the size of the
+// disk reserve, so that the disk guard refuses appends before the reserve
+// is given up.
 const MinFreeFloor yamlconf.ByteSize = 16 << 20
 
 // DefaultConfig returns the defaults, with Dir unset.

@@ -17,11 +17,25 @@
 // # Bounds
 //
 // Stored records are bounded by max_bytes (logical bytes: the sum of record
-// data lengths), max_age, and free disk space (min_free_bytes, watched with
-// statfs because Badger dies with SIGBUS on a full disk). When max_bytes
-// would be exceeded, drop_oldest deletes the oldest records across all queues
-// and reject refuses the Append with ErrFull. Below min_free_bytes every
-// Append fails with ErrFull.
+// data lengths), max_age, and free disk space, watched with statfs because
+// Badger dies with SIGBUS on a full disk. When max_bytes would be exceeded,
+// drop_oldest deletes the oldest records across all queues and reject
+// refuses the Append with ErrFull.
+//
+// # Disk space
+//
+// Badger writes on its own after the appends that cause it (memtable
+// flushes; compactions, which write their output before deleting their
+// input and may rewrite every table). So the buffer keeps free, besides
+// min_free_bytes for the rest of the system, Badger's worst case for what
+// it holds: its tables again, twice its memtable logs, and 16 MiB (see
+// space.go). Below that floor every Append fails with ErrFull; Next and Ack
+// go on, and appends resume once deletes have been compacted away. Part of
+// that room is held as a 16 MiB reserve file, given up when the free space
+// no longer covers Badger's worst case and allocated again once it does.
+// Open refuses (ErrNoSpace) rather than open Badger without that room,
+// after giving up the reserve if that is enough; a panic or a fault on a
+// mapped file while Badger opens is returned as an error.
 //
 // # Queues and leases
 //

@@ -72,10 +72,11 @@ func (b *Buffer) sweepExpired(ctx context.Context) (int, error) {
 	return total, nil
 }
 
-// runGC rewrites value-log files until Badger finds nothing worth it.
+// runGC rewrites value-log files until Badger finds nothing worth it, as
+// long as the rewrite fits on the disk (gcRoom).
 func (b *Buffer) runGC(ctx context.Context) {
 	for range 100 {
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || !b.gcRoom() {
 			return
 		}
 		err := b.db.RunValueLogGC(0.5)

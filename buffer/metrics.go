@@ -23,9 +23,12 @@ type bufMetrics struct {
 	rejectedFull    *metrics.Counter
 	rejectedDisk    *metrics.Counter
 
-	bytes    *metrics.Gauge
-	records  *metrics.Gauge
-	diskFree *metrics.Gauge
+	bytes     *metrics.Gauge
+	records   *metrics.Gauge
+	diskFree  *metrics.Gauge
+	diskFloor *metrics.Gauge
+
+	reserveReleases *metrics.Counter
 
 	commitRecords *metrics.Histogram
 	commitSeconds *metrics.Histogram
@@ -44,6 +47,8 @@ func newMetrics(s *metrics.Set) *bufMetrics {
 		bytes:           s.GetOrCreateGauge(`edgegate_buffer_bytes`, nil),
 		records:         s.GetOrCreateGauge(`edgegate_buffer_records`, nil),
 		diskFree:        s.GetOrCreateGauge(`edgegate_buffer_disk_free_bytes`, nil),
+		diskFloor:       s.GetOrCreateGauge(`edgegate_buffer_disk_floor_bytes`, nil),
+		reserveReleases: s.GetOrCreateCounter(`edgegate_buffer_disk_reserve_released_total`),
 		commitRecords:   s.GetOrCreateHistogram(`edgegate_buffer_commit_records`),
 		commitSeconds:   s.GetOrCreateHistogram(`edgegate_buffer_commit_duration_seconds`),
 	}

@@ -56,10 +56,11 @@ func freeAddr(t *testing.T) string {
 }
 
 type gatewayProc struct {
-	t     *testing.T
-	cmd   *exec.Cmd
-	log   *syncBuffer
-	admin string
+	t      *testing.T
+	cmd    *exec.Cmd
+	log    *syncBuffer
+	admin  string
+	exited chan struct{} // closed once cmd.Wait returned, when a goroutine waits
 }
 
 func startProc(t *testing.T, bin, config, admin string) *gatewayProc {
@@ -90,6 +91,10 @@ func startProc(t *testing.T, bin, config, admin string) *gatewayProc {
 
 func (p *gatewayProc) kill() {
 	p.cmd.Process.Signal(syscall.SIGKILL)
+	if p.exited != nil {
+		<-p.exited
+		return
+	}
 	p.cmd.Wait()
 }
 

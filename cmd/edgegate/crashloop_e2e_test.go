@@ -1,0 +1,250 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/edgegate/edgegate/internal/cetest"
+	"github.com/edgegate/edgegate/internal/mqtttest"
+)
+
+// The crash loop of issue 11 through the real binary: with the buffer on a
+// 64 MiB file system, devices publish through an uplink outage until the
+// disk guard trips, and the gateway is killed (kill -9) every few seconds
+// and started again, as systemd's Restart=always would. Every start must
+// reach "listening" without dying, nothing acknowledged may be lost, and
+// once the uplink is back and the backlog delivered the gateway must accept
+// events again. Before the fix Badger died with SIGBUS in compaction or in
+// Open and every later start died in Open.
+func TestRestartsNearAFullDisk(t *testing.T) {
+	e := newE2E(t, "fills a file system and kills the real binary")
+	disk := mountSmallDisk(t)
+	writeDiskConfig(t, e, filepath.Join(disk, "buffer"), "overflow: reject")
+
+	fleet := startFleet(e.mqtt, 20, 20*time.Millisecond, 900) // ~1.1 MB/s
+	defer fleet.stop()
+
+	// Fill: the gateway runs until the disk guard refuses events, and for
+	// at least 50 s: it saves its resend marks every 30 s, under a key that
+	// sorts before every record, so the compactions that follow rewrite
+	// every table (in the issue's runs Badger died in one of them).
+	p := startListening(t, e)
+	started := time.Now()
+	deadline := started.Add(90 * time.Second)
+	for refusedForDisk(t, e.admin, p) == 0 || time.Since(started) < 50*time.Second {
+		if time.Now().After(deadline) {
+			t.Fatalf("disk guard never tripped (acked %d); log:\n%s", fleet.acked(), tail(p.log.String(), 20))
+		}
+		checkAlive(t, p, "while the disk filled")
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Logf("guard tripped after %d acked events; %s; %s", fleet.acked(), diskFree(disk), logLines(p, "disk"))
+
+	// Near full: kill -9 every 1-3 s, restart at once; devices keep
+	// publishing.
+	const restarts = 12
+	for i := range restarts {
+		time.Sleep(time.Duration(1000+(i*700)%2000) * time.Millisecond)
+		checkAlive(t, p, fmt.Sprintf("before kill %d", i+1))
+		p.kill()
+		p = startListening(t, e)
+	}
+	t.Logf("%d restarts near full; acked %d; %s", restarts, fleet.acked(), diskFree(disk))
+	checkAlive(t, p, "after the restarts")
+
+	// The uplink comes back: every acknowledged event arrives, then the
+	// gateway accepts events again.
+	s := startSink(t, e.uplink)
+	waitDelivered(t, s, fleet, p, 90*time.Second)
+	before := fleet.acked()
+	deadline = time.Now().Add(90 * time.Second)
+	for fleet.acked() < before+100 {
+		if time.Now().After(deadline) {
+			t.Fatalf("not accepting events after the backlog drained (%d acked since); %s; log:\n%s",
+				fleet.acked()-before, diskFree(disk), tail(p.log.String(), 20))
+		}
+		checkAlive(t, p, "while draining")
+		time.Sleep(100 * time.Millisecond)
+	}
+	fleet.stop()
+	waitDelivered(t, s, fleet, p, 60*time.Second)
+	d, total := s.Counts()
+	t.Logf("delivered all %d acknowledged events (%d distinct arrivals, %d in all); %s", fleet.acked(), d, total, diskFree(disk))
+}
+
+// writeDiskConfig writes e's config with the buffer in dir, min_free_bytes
+// 16MiB and the extra buffer settings given.
+func writeDiskConfig(t *testing.T, e e2e, dir string, extra ...string) {
+	t.Helper()
+	buf := append([]string{fmt.Sprintf("dir: %q", dir), "min_free_bytes: 16MiB", "max_bytes: 1GiB"}, extra...)
+	cfg := fmt.Sprintf(`gateway_id: crashloop
+log: {level: info}
+admin: {listen: %q}
+mqtt:
+  listeners: [{id: tcp, type: tcp, address: %q}]
+buffer: {%s}
+uplinks:
+  - {name: cloud, http: {url: "http://%s/", mode: batch}, retry: {initial: 50ms, max: 500ms}}
+`, e.admin, e.mqtt, strings.Join(buf, ", "), e.uplink)
+	if err := os.WriteFile(e.config, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// startListening starts the gateway and waits until its MQTT listener
+// accepts connections (not for /readyz: near a full disk the gateway is
+// not ready, by design). It fails the test if the process dies first.
+func startListening(t *testing.T, e e2e) *gatewayProc {
+	t.Helper()
+	p := &gatewayProc{t: t, log: &syncBuffer{}, admin: e.admin}
+	p.cmd = exec.Command(e.bin, "run", "--config", e.config)
+	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	p.exited = exited
+	go func() { p.cmd.Wait(); close(exited) }()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case <-exited:
+			t.Fatalf("gateway died while starting (%v); log:\n%s", p.cmd.ProcessState, tail(p.log.String(), 40))
+		default:
+		}
+		if c, err := net.DialTimeout("tcp", e.mqtt, time.Second); err == nil {
+			c.Close()
+			return p
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	p.kill()
+	t.Fatalf("gateway not listening after 20s; log:\n%s", tail(p.log.String(), 40))
+	return nil
+}
+
+// checkAlive fails the test if p has exited.
+func checkAlive(t *testing.T, p *gatewayProc, when string) {
+	t.Helper()
+	if p.exited == nil {
+		return
+	}
+	select {
+	case <-p.exited:
+		t.Fatalf("gateway died %s (%v); log:\n%s", when, p.cmd.ProcessState, tail(p.log.String(), 40))
+	default:
+	}
+}
+
+// diskFree describes the free space of the file system holding dir.
+func diskFree(dir string) string {
+	out, err := exec.Command("df", "-B1", "--output=avail", dir).Output()
+	if err != nil {
+		return "free space unknown"
+	}
+	f := strings.Fields(string(out))
+	return "free bytes " + f[len(f)-1]
+}
+
+// fleet is a set of mqtttest.Publishers whose acknowledged messages are
+// recorded by payload.
+type fleet struct {
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	pubs   []*mqtttest.Publisher
+	ackMu  sync.Mutex
+	ack    map[string]bool
+}
+
+// startFleet starts n devices publishing a message every interval, each
+// message {"dev":d,"seq":s,"pad":"…"} padded to about size bytes.
+func startFleet(addr string, n int, interval time.Duration, size int) *fleet {
+	ctx, cancel := context.WithCancel(context.Background())
+	f := &fleet{cancel: cancel, ack: make(map[string]bool)}
+	pad := strings.Repeat("x", max(size-40, 0))
+	for d := range n {
+		p := &mqtttest.Publisher{
+			Addr: addr, ClientID: fmt.Sprintf("dev-%d", d), Topic: fmt.Sprintf("devices/dev-%d/telemetry", d),
+			Interval: interval, Inflight: 32,
+		}
+		p.Payload = func(seq int64) []byte { return fmt.Appendf(nil, `{"dev":%d,"seq":%d,"pad":"%s"}`, d, seq, pad) }
+		p.Acked = func(seq int64) {
+			f.ackMu.Lock()
+			f.ack[fmt.Sprintf("%d/%d", d, seq)] = true
+			f.ackMu.Unlock()
+		}
+		f.pubs = append(f.pubs, p)
+		f.wg.Go(func() { p.Run(ctx) })
+	}
+	return f
+}
+
+func (f *fleet) stop() {
+	f.cancel()
+	f.wg.Wait()
+}
+
+func (f *fleet) acked() int {
+	f.ackMu.Lock()
+	defer f.ackMu.Unlock()
+	return len(f.ack)
+}
+
+// missing returns the acknowledged messages s has not received.
+func (f *fleet) missing(s *cetest.Server) []string {
+	got := make(map[string]bool)
+	for _, e := range s.Events() {
+		var m struct{ Dev, Seq int }
+		if json.Unmarshal(e.Data(), &m) == nil {
+			got[fmt.Sprintf("%d/%d", m.Dev, m.Seq)] = true
+		}
+	}
+	f.ackMu.Lock()
+	defer f.ackMu.Unlock()
+	var out []string
+	for k := range f.ack {
+		if !got[k] {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// waitDelivered waits until every message the fleet saw acknowledged has
+// arrived at s, as long as deliveries keep coming (at most idle without
+// progress), and fails the test otherwise.
+func waitDelivered(t *testing.T, s *cetest.Server, f *fleet, p *gatewayProc, idle time.Duration) {
+	t.Helper()
+	missing := f.missing(s)
+	for last, since := len(missing), time.Now(); len(missing) > 0 && time.Since(since) < idle; {
+		checkAlive(t, p, "while delivering the backlog")
+		time.Sleep(250 * time.Millisecond)
+		if missing = f.missing(s); len(missing) < last {
+			last, since = len(missing), time.Now()
+		}
+	}
+	if len(missing) > 0 {
+		t.Fatalf("%d of %d acknowledged events never arrived (e.g. %v); log:\n%s",
+			len(missing), f.acked(), missing[:min(5, len(missing))], tail(p.log.String(), 30))
+	}
+}
+
+// logLines returns the lines of p's log that contain s.
+func logLines(p *gatewayProc, s string) string {
+	var out []string
+	for _, l := range strings.Split(p.log.String(), "\n") {
+		if strings.Contains(l, s) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
