@@ -11,7 +11,7 @@ import (
 // serveAdmin serves the admin endpoint on g.adminLn until ctx is done:
 //
 //	/healthz  200 while the process runs
-//	/readyz   200 once MQTT listeners are bound and the buffer is open, 503 otherwise
+//	/readyz   200 while MQTT listeners are bound and the buffer accepts events, else 503 and why
 //	/metrics  Prometheus text format
 //	/status   JSON: buffer, uplinks, clients (never secrets)
 //	POST /-/reload  reload the configuration file (as SIGHUP does)
@@ -21,8 +21,8 @@ func (g *Gateway) serveAdmin(ctx context.Context) error {
 		w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if !g.ready.Load() {
-			http.Error(w, "not ready", http.StatusServiceUnavailable)
+		if why := g.notReady(); why != "" {
+			http.Error(w, "not ready: "+why, http.StatusServiceUnavailable)
 			return
 		}
 		w.Write([]byte("ready\n"))
@@ -86,7 +86,14 @@ func (g *Gateway) status() status {
 		GatewayID: g.cfg.GatewayID,
 		Ready:     g.ready.Load(),
 		Clients:   g.broker.Clients(),
-		Buffer:    g.buf.Stats(),
+	}
+	if buf := g.buffer(); buf != nil {
+		st.Buffer = buf.Stats()
+	} else {
+		st.Buffer = bufferStatus{Error: "not open yet"}
+		if why := g.bufDown.Load(); why != nil {
+			st.Buffer = bufferStatus{Error: *why}
+		}
 	}
 	for _, f := range g.forwarders {
 		r := f.cfg.Redacted()

@@ -57,7 +57,7 @@ func TestBoundsDropOldest(t *testing.T) {
 	if dropped == 0 {
 		t.Fatal("no drops counted")
 	}
-	kept := gw.g.buf.Stats().Queues[queueName("cloud")].Records
+	kept := gw.g.buffer().Stats().Queues[queueName("cloud")].Records
 	rcv.Refuse(0)
 	events := rcv.WaitFor(int(kept), 20*time.Second)
 	time.Sleep(200 * time.Millisecond)

@@ -112,7 +112,12 @@ func (g *Gateway) tickRules(ctx context.Context) error {
 				g.log.Error("rule window or stale event is invalid", "err", err)
 				continue
 			}
-			if err := g.buf.Append(ctx, recs, true); err != nil && ctx.Err() == nil {
+			buf := g.buffer()
+			if buf == nil {
+				g.tickLost.Add(len(emits))
+				continue
+			}
+			if err := buf.Append(ctx, recs, true); err != nil && ctx.Err() == nil {
 				g.tickLost.Add(len(emits))
 				g.log.Error("rule window or stale events not stored: buffer refused them", "events", len(emits), "err", err)
 			}

@@ -23,7 +23,10 @@
 // support (internal/cetest, internal/mqtttest).
 //
 // Lifecycle: New opens the buffer and builds every component, and starts no
-// goroutines. Run serves until its context ends or a component fails, then
+// goroutines. A buffer that cannot be opened (disk too full for Badger,
+// damaged, unreadable) does not stop the gateway: it listens, refuses every
+// event, answers /readyz 503 with the reason, and Run opens the buffer as
+// soon as it can (bufferstate.go). Run serves until its context ends or a component fails, then
 // stops MQTT intake, lets the forwarders finish their in-flight sends within
 // shutdown_timeout and stops and closes the buffer; every goroutine it
 // started has exited when it returns.

@@ -115,11 +115,11 @@ func TestMaxAttemptsDeadLetters(t *testing.T) {
 	publishSeq(t, mqtttest.Connect(t, gw.mqtt, "m"), "m1", 0, 5)
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
-		st := gw.g.buf.Stats()
+		st := gw.g.buffer().Stats()
 		if st.Queues[deadLetterName("cloud")].Records == 5 && st.Queues[queueName("cloud")].Records == 0 {
 			return
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	t.Fatalf("buffer after max_attempts: %+v", gw.g.buf.Stats().Queues)
+	t.Fatalf("buffer after max_attempts: %+v", gw.g.buffer().Stats().Queues)
 }

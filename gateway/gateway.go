@@ -41,9 +41,15 @@ type Gateway struct {
 	lastReloadTime atomic.Int64
 	reloadFailures *metrics.Counter
 
-	buf        *buffer.Buffer
-	broker     *mqtt.Broker
-	forwarders []*forwarder
+	// The buffer, once open (see bufferstate.go): until then bufDown says
+	// why not, and bufOpened is closed when it opens.
+	buf          atomic.Pointer[buffer.Buffer]
+	bufDown      atomic.Pointer[string]
+	bufOpened    chan struct{}
+	bufAvailable *metrics.Gauge
+	bufRetry     time.Duration // first wait before opening the buffer again
+	broker       *mqtt.Broker
+	forwarders   []*forwarder
 
 	ready    atomic.Bool
 	adminLn  net.Listener
@@ -53,6 +59,7 @@ type Gateway struct {
 	unmatched *metrics.Counter
 	rejected  *metrics.Counter
 	overload  *metrics.Counter
+	noBuffer  *metrics.Counter
 	resends   *metrics.Counter
 
 	ruleDropped       *metrics.Counter
@@ -103,7 +110,9 @@ func (g *Gateway) current() Config { return *g.cfgPtr.Load() }
 
 // New opens the buffer and builds every component of a compiled
 // configuration (LoadFile, Parse or Compile). It starts no goroutines; Run
-// does.
+// does. A buffer that cannot be opened is not an error: the gateway runs
+// without it, refusing events, until Run manages to open it
+// (bufferstate.go).
 func New(c *Compiled, opts Options) (*Gateway, error) {
 	if c == nil {
 		return nil, errors.New("gateway: no configuration")
@@ -114,14 +123,15 @@ func New(c *Compiled, opts Options) (*Gateway, error) {
 		return nil, err
 	}
 	if err := g.openBuffer(); err != nil {
-		g.closeSenders()
-		return nil, err
+		g.bufferDown(err)
 	}
 	var err error
 	g.broker, err = mqtt.New(c.Config.MQTT, g, g.log.With("component", "mqtt"), g.metrics)
 	if err != nil {
 		g.closeSenders()
-		g.buf.Close()
+		if buf := g.buffer(); buf != nil {
+			buf.Close()
+		}
 		return nil, fmt.Errorf("mqtt: %w", err)
 	}
 	g.registerGauges()
@@ -154,6 +164,10 @@ func newGateway(cfg Config, opts Options) *Gateway {
 		unmatched:      set.NewCounter(`edgegate_events_dropped_total{reason="unmatched_topic"}`),
 		rejected:       set.NewCounter(`edgegate_events_dropped_total{reason="invalid"}`),
 		overload:       set.NewCounter(`edgegate_events_refused_total{reason="buffer_full"}`),
+		noBuffer:       set.NewCounter(`edgegate_events_refused_total{reason="buffer_unavailable"}`),
+		bufAvailable:   set.NewGauge(`edgegate_buffer_available`, nil),
+		bufOpened:      make(chan struct{}),
+		bufRetry:       bufferRetry,
 
 		ruleDropped:       set.NewCounter(`edgegate_events_dropped_total{reason="rule"}`),
 		ruleDeadLettered:  set.NewCounter(`edgegate_events_dead_lettered_total{reason="rule"}`),
@@ -185,28 +199,6 @@ func (g *Gateway) openSenders(uplinks []uplink.Config) error {
 	return nil
 }
 
-// openBuffer opens the buffer and the queues of every uplink.
-func (g *Gateway) openBuffer() error {
-	var err error
-	g.buf, err = buffer.Open(g.cfg.Buffer, g.log.With("component", "buffer"), g.metrics)
-	if err != nil {
-		return fmt.Errorf("open buffer %s: %w", g.cfg.Buffer.Dir, err)
-	}
-	for _, f := range g.forwarders {
-		if f.queue, err = g.buf.Queue(queueName(f.cfg.Name)); err != nil {
-			g.buf.Close()
-			return fmt.Errorf("buffer queue for uplink %s: %w", f.cfg.Name, err)
-		}
-		// Create the local dead-letter queue now so /status lists it.
-		if _, err = g.buf.Queue(deadLetterName(f.cfg.Name)); err != nil {
-			g.buf.Close()
-			return fmt.Errorf("dead-letter queue for uplink %s: %w", f.cfg.Name, err)
-		}
-		f.buf = g.buf
-	}
-	return nil
-}
-
 // registerGauges exports the gateway's state and the rules' metrics.
 func (g *Gateway) registerGauges() {
 	g.metrics.NewGauge(`edgegate_config_last_reload_successful`, func() float64 {
@@ -217,7 +209,7 @@ func (g *Gateway) registerGauges() {
 	})
 	g.metrics.RegisterMetricsWriter(func(w io.Writer) { g.live.Load().rules.WritePrometheus(w) })
 	g.metrics.NewGauge(`edgegate_ready`, func() float64 {
-		if g.ready.Load() {
+		if g.notReady() == "" {
 			return 1
 		}
 		return 0
@@ -242,8 +234,8 @@ func deadLetterName(uplinkName string) string { return "deadletter." + uplinkNam
 // Broker returns the embedded MQTT broker (tests read its bound address).
 func (g *Gateway) Broker() *mqtt.Broker { return g.broker }
 
-// Ready is closed once devices can connect: the MQTT listeners are bound
-// and the buffer is open (what /readyz first answers 200 for).
+// Ready is closed once devices can connect: the MQTT listeners are bound.
+// /readyz also wants the buffer open and accepting events.
 func (g *Gateway) Ready() <-chan struct{} { return g.broker.Ready() }
 
 // AdminAddr returns the bound admin address once Run has started it, or nil.
@@ -258,6 +250,11 @@ func (g *Gateway) AdminAddr() net.Addr {
 // client's goroutine before its acknowledgement: nil means the event is in
 // the buffer (fsync'd for QoS ≥ 1).
 func (g *Gateway) Handle(ctx context.Context, m mqtt.Message) error {
+	buf := g.buffer()
+	if buf == nil {
+		g.noBuffer.Inc()
+		return fmt.Errorf("%w: buffer unavailable", mqtt.ErrOverloaded)
+	}
 	var marks []buffer.Mark
 	if m.QoS > 0 && len(m.ClientID) <= maxMarkedClientID {
 		mark := resendMark(m)
@@ -265,7 +262,7 @@ func (g *Gateway) Handle(ctx context.Context, m mqtt.Message) error {
 			// A resend: if we stored this very message (same client, packet
 			// id, topic and payload) and only its ack was lost, ack it
 			// again without storing a second event with a new id.
-			if v, ok := g.buf.Mark(mark.Key); ok && v == mark.Value {
+			if v, ok := buf.Mark(mark.Key); ok && v == mark.Value {
 				g.resends.Inc()
 				return nil
 			}
@@ -300,7 +297,7 @@ func (g *Gateway) Handle(ctx context.Context, m mqtt.Message) error {
 		publishes = d.Publishes
 	}
 	if len(recs) > 0 {
-		if err := g.buf.Append(ctx, recs, m.QoS > 0, marks...); err != nil {
+		if err := buf.Append(ctx, recs, m.QoS > 0, marks...); err != nil {
 			if errors.Is(err, buffer.ErrFull) || errors.Is(err, buffer.ErrClosed) {
 				g.overload.Inc()
 				return fmt.Errorf("%w: %v", mqtt.ErrOverloaded, err)
@@ -371,7 +368,9 @@ func (g *Gateway) Run(ctx context.Context) (err error) {
 	if g.cfg.Admin.Listen != "" {
 		g.adminLn, err = net.Listen("tcp", g.cfg.Admin.Listen)
 		if err != nil {
-			g.buf.Close()
+			if buf := g.buffer(); buf != nil {
+				buf.Close()
+			}
 			return fmt.Errorf("admin.listen %s: %w", g.cfg.Admin.Listen, err)
 		}
 	}
@@ -384,7 +383,12 @@ func (g *Gateway) Run(ctx context.Context) (err error) {
 	defer stopFwd()
 	fwdGroup, fwdGroupCtx := errgroup.WithContext(fwdCtx)
 	for _, f := range g.forwarders {
-		fwdGroup.Go(func() error { return f.run(fwdGroupCtx) })
+		fwdGroup.Go(func() error {
+			if !g.awaitBuffer(fwdGroupCtx, f.stop) {
+				return nil
+			}
+			return f.run(fwdGroupCtx)
+		})
 	}
 	fwdDone := make(chan error, 1)
 	go func() { fwdDone <- fwdGroup.Wait() }()
@@ -410,21 +414,24 @@ func (g *Gateway) Run(ctx context.Context) (err error) {
 	return nil
 }
 
-// startBuffer runs the buffer with its own context: it outlives intake and
-// forwarders. The returned stop closes the senders, stops and closes the
-// buffer and returns err, or the buffer's error when err is nil.
+// startBuffer runs the buffer (opening it first if New could not) with its
+// own context: it outlives intake and forwarders. The returned stop closes
+// the senders, stops and closes the buffer and returns err, or the
+// buffer's error when err is nil.
 func (g *Gateway) startBuffer(ctx context.Context) (stop func(err error) error) {
 	bufCtx, stopBuf := context.WithCancel(context.WithoutCancel(ctx))
 	bufDone := make(chan error, 1)
-	go func() { bufDone <- g.buf.Run(bufCtx) }()
+	go func() { bufDone <- g.runBuffer(bufCtx) }()
 	return func(err error) error {
 		g.closeSenders()
 		stopBuf()
 		if berr := <-bufDone; berr != nil && err == nil {
 			err = fmt.Errorf("buffer: %w", berr)
 		}
-		if cerr := g.buf.Close(); cerr != nil && err == nil {
-			err = fmt.Errorf("close buffer: %w", cerr)
+		if buf := g.buffer(); buf != nil {
+			if cerr := buf.Close(); cerr != nil && err == nil {
+				err = fmt.Errorf("close buffer: %w", cerr)
+			}
 		}
 		g.log.Info("stopped")
 		return err

@@ -53,8 +53,9 @@ type running struct {
 	done   chan error
 }
 
-// start runs a gateway until the test ends and waits until it is ready.
-func start(t testing.TB, cfg Config) *running {
+// start runs a gateway until the test ends and waits until it is ready
+// (listening). Each adjust changes the gateway between New and Run.
+func start(t testing.TB, cfg Config, adjust ...func(*Gateway)) *running {
 	t.Helper()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	c, err := Compile(cfg)
@@ -64,6 +65,9 @@ func start(t testing.TB, cfg Config) *running {
 	g, err := New(c, Options{Log: log})
 	if err != nil {
 		t.Fatal(err)
+	}
+	for _, a := range adjust {
+		a(g)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &running{g: g, cancel: cancel, done: make(chan error, 1)}

@@ -78,7 +78,7 @@ func TestOutageLosesNothing(t *testing.T) {
 	}
 	wg.Wait()
 	time.Sleep(300 * time.Millisecond) // several failed attempts
-	if st := gw.g.buf.Stats(); st.Records < devices*perDevice/2 {
+	if st := gw.g.buffer().Stats(); st.Records < devices*perDevice/2 {
 		t.Fatalf("buffer holds %d records during the outage, want ≥ %d", st.Records, devices*perDevice/2)
 	}
 	rcv.Refuse(0)

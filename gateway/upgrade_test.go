@@ -157,9 +157,9 @@ func TestUndecodableRecordIsDeadLettered(t *testing.T) {
 		t.Errorf("delivered %v", got)
 	}
 	deadline := time.Now().Add(10 * time.Second)
-	for gw.g.buf.Stats().Queues[deadLetterName("cloud")].Records != 2 {
+	for gw.g.buffer().Stats().Queues[deadLetterName("cloud")].Records != 2 {
 		if time.Now().After(deadline) {
-			t.Fatalf("dead letters: %+v", gw.g.buf.Stats().Queues)
+			t.Fatalf("dead letters: %+v", gw.g.buffer().Stats().Queues)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

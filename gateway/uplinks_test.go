@@ -25,7 +25,7 @@ func TestUplinkOutageIsIsolated(t *testing.T) {
 	gw := start(t, cfg)
 	publishSeq(t, mqtttest.Connect(t, gw.mqtt, "iso"), "iso", 0, 300)
 	checkOrder(t, fast.WaitFor(300, 10*time.Second))
-	if q := gw.g.buf.Stats().Queues[queueName("slow")]; q.Records != 300 {
+	if q := gw.g.buffer().Stats().Queues[queueName("slow")]; q.Records != 300 {
 		t.Fatalf("slow uplink's queue holds %d, want 300", q.Records)
 	}
 	slow.Refuse(0)
