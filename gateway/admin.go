@@ -6,6 +6,8 @@ import (
 	"errors"
 	"net/http"
 	"time"
+
+	"github.com/VictoriaMetrics/metrics"
 )
 
 // serveAdmin serves the admin endpoint on g.adminLn until ctx is done:
@@ -30,6 +32,7 @@ func (g *Gateway) serveAdmin(ctx context.Context) error {
 	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
 		g.metrics.WritePrometheus(w)
+		metrics.WriteProcessMetrics(w) // go_goroutines, process_resident_memory_bytes, process_open_fds, …
 	})
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
