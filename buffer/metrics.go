@@ -23,6 +23,11 @@ type bufMetrics struct {
 	rejectedFull    *metrics.Counter
 	rejectedDisk    *metrics.Counter
 
+	// Retained (delivered) records removed: by age, or to make room.
+	retainedExpired  *metrics.Counter
+	retainedOverflow *metrics.Counter
+	retainedDiskFull *metrics.Counter
+
 	bytes    *metrics.Gauge
 	records  *metrics.Gauge
 	diskFree *metrics.Gauge
@@ -41,11 +46,15 @@ func newMetrics(s *metrics.Set) *bufMetrics {
 		droppedDiskFull: s.GetOrCreateCounter(metricname.With("edgegate_buffer_dropped_total", "reason", reasonDiskFull)),
 		rejectedFull:    s.GetOrCreateCounter(`edgegate_buffer_rejected_total{reason="full"}`),
 		rejectedDisk:    s.GetOrCreateCounter(`edgegate_buffer_rejected_total{reason="disk_full"}`),
-		bytes:           s.GetOrCreateGauge(`edgegate_buffer_bytes`, nil),
-		records:         s.GetOrCreateGauge(`edgegate_buffer_records`, nil),
-		diskFree:        s.GetOrCreateGauge(`edgegate_buffer_disk_free_bytes`, nil),
-		commitRecords:   s.GetOrCreateHistogram(`edgegate_buffer_commit_records`),
-		commitSeconds:   s.GetOrCreateHistogram(`edgegate_buffer_commit_duration_seconds`),
+
+		retainedExpired:  s.GetOrCreateCounter(metricname.With("edgegate_buffer_retained_removed_total", "reason", reasonExpired)),
+		retainedOverflow: s.GetOrCreateCounter(metricname.With("edgegate_buffer_retained_removed_total", "reason", reasonOverflow)),
+		retainedDiskFull: s.GetOrCreateCounter(metricname.With("edgegate_buffer_retained_removed_total", "reason", reasonDiskFull)),
+		bytes:            s.GetOrCreateGauge(`edgegate_buffer_bytes`, nil),
+		records:          s.GetOrCreateGauge(`edgegate_buffer_records`, nil),
+		diskFree:         s.GetOrCreateGauge(`edgegate_buffer_disk_free_bytes`, nil),
+		commitRecords:    s.GetOrCreateHistogram(`edgegate_buffer_commit_records`),
+		commitSeconds:    s.GetOrCreateHistogram(`edgegate_buffer_commit_duration_seconds`),
 	}
 }
 
@@ -57,5 +66,18 @@ func (m *bufMetrics) dropped(reason string) *metrics.Counter {
 		return m.droppedDiskFull
 	default:
 		return m.droppedOverflow
+	}
+}
+
+// retainedRemoved is the counter of retained records removed for reason
+// (delivered records: not data loss, unlike dropped).
+func (m *bufMetrics) retainedRemoved(reason string) *metrics.Counter {
+	switch reason {
+	case reasonExpired:
+		return m.retainedExpired
+	case reasonDiskFull:
+		return m.retainedDiskFull
+	default:
+		return m.retainedOverflow
 	}
 }
