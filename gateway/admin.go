@@ -15,6 +15,7 @@ import (
 //	/metrics  Prometheus text format
 //	/status   JSON: buffer, uplinks, clients (never secrets)
 //	POST /-/reload  reload the configuration file (as SIGHUP does)
+//	/v1/buffer/...  the buffer tools (registerBufferRoutes)
 func (g *Gateway) serveAdmin(ctx context.Context) error {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -48,6 +49,7 @@ func (g *Gateway) serveAdmin(ctx context.Context) error {
 		}
 		w.Write([]byte("reloaded\n"))
 	})
+	g.registerBufferRoutes(mux)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(g.adminLn) }()

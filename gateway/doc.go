@@ -13,6 +13,10 @@
 //     /-/reload): everything valid or nothing changes, and a field that
 //     needs a restart is an error naming it;
 //   - the admin HTTP endpoint (/healthz, /readyz, /metrics, /status);
+//   - the buffer tools (BufferTool): stored events listed, shown, replayed
+//     to an uplink and purged, read as CloudEvents — served under
+//     /v1/buffer/ on a running gateway, and opened on a stopped gateway's
+//     buffer by OpenBufferTool / OpenBufferDir for `edgegate buffer`;
 //   - the lifecycle that starts and stops everything in order.
 //
 // gateway is the only package that imports the other edgegate packages
@@ -33,5 +37,8 @@
 // (mapper, rules, routes), swapped atomically; ReloadFile is safe while Run
 // is active and reloads one at a time. Each forwarder is the one consumer
 // of its uplink's queue: one delivery loop, with acks written beside it. A
-// DryRun is safe for concurrent use.
+// DryRun is safe for concurrent use. A BufferTool is safe for concurrent
+// use: its replays and purges run one at a time, beside the forwarders
+// (they append with the buffer's group commit and delete with
+// buffer.Delete, which a consumer tolerates).
 package gateway
