@@ -27,8 +27,10 @@ type BufferTool struct {
 	buf     *buffer.Buffer
 	cfg     buffer.Config
 	uplinks []string // names, in configuration order; nil: not known (a bare directory)
-	mu      sync.Mutex
-	close   func() error // offline: stops Run if started, closes the buffer
+	// configured: cfg is the gateway's (not OpenBufferDir's stand-in).
+	configured bool
+	mu         sync.Mutex
+	close      func() error // offline: stops Run if started, closes the buffer
 }
 
 // ErrBadRequest marks a request that names something wrong (an unknown
@@ -39,13 +41,21 @@ var ErrBadRequest = errors.New("bad request")
 // every method for a queue that does not exist: the admin API answers 404.
 var ErrNotFound = errors.New("not found")
 
+// ErrBufferLocked and ErrBufferUnclean are OpenBufferTool's and
+// OpenBufferDir's failures to open a buffer (see buffer.ErrLocked,
+// buffer.ErrUnclean): a gateway has it open; it was not closed cleanly.
+var (
+	ErrBufferLocked  = buffer.ErrLocked
+	ErrBufferUnclean = buffer.ErrUnclean
+)
+
 func badRequest(format string, a ...any) error {
 	return fmt.Errorf("%w: %s", ErrBadRequest, fmt.Sprintf(format, a...))
 }
 
 // bufferTool returns the tool over the running gateway's buffer.
 func (g *Gateway) bufferTool() *BufferTool {
-	t := &BufferTool{buf: g.buf, cfg: g.cfg.Buffer}
+	t := &BufferTool{buf: g.buf, cfg: g.cfg.Buffer, configured: true}
 	for _, f := range g.forwarders {
 		t.uplinks = append(t.uplinks, f.cfg.Name)
 	}
@@ -79,7 +89,11 @@ func OpenBufferDir(dir string, log *slog.Logger) (*BufferTool, error) {
 	cfg := buffer.DefaultConfig()
 	cfg.Dir = dir
 	cfg.MinFreeBytes = buffer.MinFreeFloor
-	return openBufferTool(cfg, false, log)
+	t, err := openBufferTool(cfg, false, log)
+	if t != nil {
+		t.configured = false
+	}
+	return t, err
 }
 
 func openBufferTool(cfg buffer.Config, write bool, log *slog.Logger) (*BufferTool, error) {
@@ -94,7 +108,7 @@ func openBufferTool(cfg buffer.Config, write bool, log *slog.Logger) (*BufferToo
 	if err != nil {
 		return nil, err
 	}
-	t := &BufferTool{buf: buf, cfg: cfg, close: buf.Close}
+	t := &BufferTool{buf: buf, cfg: cfg, close: buf.Close, configured: true}
 	if write {
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
@@ -144,8 +158,8 @@ type BufferStats struct {
 	Dir      string        `json:"dir"`
 	Records  int64         `json:"records"`
 	Bytes    int64         `json:"bytes"`
-	MaxBytes int64         `json:"max_bytes"`
-	Retain   string        `json:"retain"` // "0s": no history
+	MaxBytes int64         `json:"max_bytes,omitempty"` // 0: not known (OpenBufferDir)
+	Retain   string        `json:"retain,omitempty"`    // "0s": no history; "": not known
 	DiskFree int64         `json:"disk_free_bytes"`
 	Full     bool          `json:"full"`
 	Queues   []QueueDetail `json:"queues"`
@@ -172,9 +186,11 @@ func (t *BufferTool) Stats() (BufferStats, error) {
 	}
 	s := t.buf.Stats()
 	out := BufferStats{
-		Dir: t.cfg.Dir, Records: s.Records, Bytes: s.Bytes, MaxBytes: int64(t.cfg.MaxBytes),
-		Retain: t.cfg.Retain.String(), DiskFree: s.DiskFree, Full: s.Full,
+		Dir: t.cfg.Dir, Records: s.Records, Bytes: s.Bytes, DiskFree: s.DiskFree, Full: s.Full,
 		Queues: make([]QueueDetail, 0, len(qs)),
+	}
+	if t.configured {
+		out.MaxBytes, out.Retain = int64(t.cfg.MaxBytes), t.cfg.Retain.String()
 	}
 	for _, q := range qs {
 		kind, owner := queueKind(q.Name)
