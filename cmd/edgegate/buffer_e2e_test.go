@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -318,5 +319,90 @@ func TestBufferReplaySincePurgeOffline(t *testing.T) {
 	got = arrivals(t, sink, 12)
 	if got[11].ID() != retained[7].ID || got[11].Extensions()["replayed"] != true {
 		t.Errorf("offline replay delivered %s", got[11])
+	}
+}
+
+// readmeExampleID is the event id the README's buffer examples show.
+const readmeExampleID = "01a233ce-a8ae-74f2-a6a6-f30fb5d75046"
+
+// The README's `edgegate buffer` examples run, in order, against a real
+// gateway holding a dead letter and a retained history: each exits 0 and
+// does what its comment says. Lines with --config run after the gateway
+// has stopped; the others get the test's --admin.
+func TestReadmeBufferExamples(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	section := string(readme)
+	i := strings.Index(section, "## Inspecting and replaying")
+	if i < 0 {
+		t.Fatal("README has no section on inspecting and replaying")
+	}
+	section = section[i:]
+	block := regexp.MustCompile("(?s)```sh\n(.*?)```").FindStringSubmatch(section)
+	if block == nil {
+		t.Fatal("the section has no sh block")
+	}
+	var lines []string
+	for _, l := range strings.Split(block[1], "\n") {
+		if cmd, _, _ := strings.Cut(l, "#"); strings.HasPrefix(cmd, "edgegate buffer ") {
+			lines = append(lines, strings.TrimSpace(cmd))
+		}
+	}
+	if len(lines) < 6 {
+		t.Fatalf("only %d edgegate buffer lines in the README block:\n%s", len(lines), block[1])
+	}
+
+	e := newBufferE2E(t)
+	sink := startSink(t, e.uplink)
+	sink.RejectIf(isPoison)
+	p := startProc(t, e.bin, e.config, e.admin)
+	defer func() { p.kill() }()
+	publishN(t, e.mqtt, "d1", 3, func(i int) string {
+		if i == 1 {
+			return `{"seq":1,"poison":true}`
+		}
+		return fmt.Sprintf(`{"seq":%d}`, i)
+	})
+	sink.WaitFor(2, 20*time.Second)
+	dead := waitQueue(t, e.bin, e.admin, "deadletter.cloud", 1)[0]
+	sink.Respond(nil) // the endpoint is fixed before the replay
+
+	running := true
+	for _, line := range lines {
+		args := strings.Fields(line)[1:]
+		for j, a := range args {
+			switch a {
+			case readmeExampleID:
+				args[j] = dead.ID
+			case "/etc/edgegate/edgegate.yaml":
+				args[j] = e.config
+			}
+		}
+		if slices.Contains(args, "--config") {
+			if running {
+				p.cmd.Process.Signal(syscall.SIGTERM)
+				p.cmd.Wait()
+				running = false
+			}
+		} else {
+			if !running {
+				t.Fatalf("README: %q needs a running gateway after a --config example", line)
+			}
+			args = append(args, "--admin", e.admin)
+		}
+		out := cliOK(t, e.bin, args...)
+		t.Logf("$ %s\n%s", line, out)
+		switch args[1] {
+		case "show":
+			if !strings.Contains(out, `"edgegateerror"`) {
+				t.Errorf("%s: no failure in the shown dead letter", line)
+			}
+		case "replay":
+			if !strings.Contains(out, "replayed ") || strings.Contains(out, "replayed 0 ") {
+				t.Errorf("%s: replayed nothing", line)
+			}
+		}
 	}
 }
