@@ -187,14 +187,14 @@ func (b *Buffer) selectOldestLocked(need int64, reason string) ([][]byte, error)
 // were not retained history (records never delivered).
 func (b *Buffer) selectOldestSplitLocked(need int64, reason string) (keys [][]byte, lost int, err error) {
 	keys, freed, err := b.pickOldestLocked(need, true)
-	b.afterRetainedDropLocked(len(keys), reason)
+	retained := len(keys)
 	if err == nil && freed < need {
 		var more [][]byte
 		more, _, err = b.pickOldestLocked(need-freed, false)
 		lost = len(more)
 		keys = append(keys, more...)
 	}
-	b.afterDropLocked(lost, reason)
+	b.afterDropLocked(lost, retained, reason)
 	return keys, lost, err
 }
 
@@ -273,18 +273,20 @@ func (b *Buffer) selectExpiredLocked(cutoff, retainCutoff int64, limit int) (key
 			break
 		}
 	}
-	b.afterDropLocked(lost, reasonExpired)
-	b.afterRetainedDropLocked(len(keys)-lost, reasonExpired)
+	b.afterDropLocked(lost, len(keys)-lost, reasonExpired)
 	return keys, lost, more, err
 }
 
-func (b *Buffer) afterDropLocked(n int, reason string) {
-	if n == 0 {
+// afterDropLocked publishes the gauges and counts the records removed for
+// reason: lost (never delivered) and retained (delivered, in a history).
+func (b *Buffer) afterDropLocked(lost, retained int, reason string) {
+	if lost+retained == 0 {
 		return
 	}
 	for _, q := range b.qlist {
 		q.updateGauges()
 	}
 	b.updateGaugesLocked()
-	b.m.dropped(reason).Add(n)
+	b.m.dropped.of(reason).Add(lost)
+	b.m.retained.of(reason).Add(retained)
 }

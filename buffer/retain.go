@@ -104,20 +104,6 @@ func (b *Buffer) selectRetainedLocked(need int64) [][]byte {
 	if err != nil {
 		b.log.Error("select retained records to remove", "err", err)
 	}
-	b.afterRetainedDropLocked(len(keys), reasonOverflow)
+	b.afterDropLocked(0, len(keys), reasonOverflow)
 	return keys
-}
-
-// afterRetainedDropLocked counts n retained records removed for reason
-// (they were delivered: this is not data loss, unlike
-// edgegate_buffer_dropped_total).
-func (b *Buffer) afterRetainedDropLocked(n int, reason string) {
-	if n == 0 {
-		return
-	}
-	for _, q := range b.qlist {
-		q.updateGauges()
-	}
-	b.updateGaugesLocked()
-	b.m.retainedRemoved(reason).Add(n)
 }

@@ -142,26 +142,37 @@ func publishN(t *testing.T, broker, device string, n int, payload func(i int) st
 
 func isPoison(e event.Event) bool { return strings.Contains(string(e.Data()), `"poison":true`) }
 
+// seqPayload is {"seq":i}, with "poison":true for i == poison.
+func seqPayload(poison int) func(i int) string {
+	return func(i int) string {
+		if i == poison {
+			return fmt.Sprintf(`{"seq":%d,"poison":true}`, i)
+		}
+		return fmt.Sprintf(`{"seq":%d}`, i)
+	}
+}
+
+// startWithDeadLetter starts a sink that refuses poison events and the
+// gateway, publishes n events of which event poison is refused, and waits
+// until the others arrived and the refused one is a dead letter.
+func startWithDeadLetter(t *testing.T, e e2e, n, poison int) (*cetest.Server, *gatewayProc, summary) {
+	t.Helper()
+	sink := startSink(t, e.uplink)
+	sink.RejectIf(isPoison)
+	p := startProc(t, e.bin, e.config, e.admin)
+	publishN(t, e.mqtt, "d1", n, seqPayload(poison))
+	sink.WaitFor(n-1, 20*time.Second)
+	return sink, p, waitQueue(t, e.bin, e.admin, "deadletter.cloud", 1)[0]
+}
+
 // What an operator does about a dead letter, through the real binary: the
 // uplink refuses an event, `buffer ls` shows it with its error, `buffer
 // show` prints it; the endpoint is fixed and `buffer replay` delivers it,
 // marked replayed, once.
 func TestBufferDeadLetterReplay(t *testing.T) {
 	e := newBufferE2E(t)
-	sink := startSink(t, e.uplink)
-	sink.RejectIf(isPoison)
-	p := startProc(t, e.bin, e.config, e.admin)
+	sink, p, dead := startWithDeadLetter(t, e, 5, 2)
 	defer p.kill()
-
-	publishN(t, e.mqtt, "d1", 5, func(i int) string {
-		if i == 2 {
-			return `{"seq":2,"poison":true}`
-		}
-		return fmt.Sprintf(`{"seq":%d}`, i)
-	})
-	sink.WaitFor(4, 20*time.Second)
-
-	dead := waitQueue(t, e.bin, e.admin, "deadletter.cloud", 1)[0]
 	if dead.ErrorCode != 400 || dead.ErrorDest != "cloud" || dead.Attempts != 1 || !strings.Contains(dead.Error, "refused") {
 		t.Fatalf("dead letter: %+v", dead)
 	}
@@ -227,10 +238,10 @@ func TestBufferReplaySincePurgeOffline(t *testing.T) {
 	p := startProc(t, e.bin, e.config, e.admin)
 	defer p.kill()
 
-	publishN(t, e.mqtt, "d1", 3, func(i int) string { return fmt.Sprintf(`{"seq":%d}`, i) })
+	publishN(t, e.mqtt, "d1", 3, seqPayload(-1))
 	sink.WaitFor(3, 20*time.Second)
 	time.Sleep(20 * time.Millisecond) // T falls between two publishes
-	publishN(t, e.mqtt, "d1", 4, func(i int) string { return fmt.Sprintf(`{"seq":%d}`, 3+i) })
+	publishN(t, e.mqtt, "d2", 4, seqPayload(-1))
 	sink.WaitFor(7, 20*time.Second)
 	retained := waitQueue(t, e.bin, e.admin, "retained.uplink.cloud", 7)
 
@@ -355,18 +366,8 @@ func TestReadmeBufferExamples(t *testing.T) {
 	}
 
 	e := newBufferE2E(t)
-	sink := startSink(t, e.uplink)
-	sink.RejectIf(isPoison)
-	p := startProc(t, e.bin, e.config, e.admin)
+	sink, p, dead := startWithDeadLetter(t, e, 3, 1)
 	defer func() { p.kill() }()
-	publishN(t, e.mqtt, "d1", 3, func(i int) string {
-		if i == 1 {
-			return `{"seq":1,"poison":true}`
-		}
-		return fmt.Sprintf(`{"seq":%d}`, i)
-	})
-	sink.WaitFor(2, 20*time.Second)
-	dead := waitQueue(t, e.bin, e.admin, "deadletter.cloud", 1)[0]
 	sink.Respond(nil) // the endpoint is fixed before the replay
 
 	running := true
