@@ -301,6 +301,24 @@ func TestBufferToolList(t *testing.T) {
 	if code, raw := api.do("GET", "/v1/buffer/events?since=yesterday", nil, nil); code != http.StatusBadRequest || !strings.Contains(string(raw), "RFC 3339") {
 		t.Fatalf("bad time: %d %s", code, raw)
 	}
+
+	// The client: the same listing, and any id reaches Show intact.
+	client := NewBufferClient(gw.g.AdminAddr().String(), "")
+	defer client.Close()
+	res, err := client.List(t.Context(), ListRequest{Queue: "uplink.cloud", Filter: Filter{Subject: "a"}})
+	if err != nil || len(res.Events) != 3 {
+		t.Fatalf("client List = %+v, %v", res, err)
+	}
+	raw, err := client.Show(t.Context(), all.Events[0].ID, "uplink.cloud")
+	if err != nil || !strings.Contains(string(raw), all.Events[0].ID) {
+		t.Fatalf("client Show = %s, %v", raw, err)
+	}
+	for _, id := range []string{"a/b", "x?y#z", "100%", "../stats", " "} {
+		_, err := client.Show(t.Context(), id, "")
+		if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("no event %q", id)) {
+			t.Errorf("client Show(%q) = %v, want no event", id, err)
+		}
+	}
 }
 
 // The list query round-trips through Values, and nothing a client sends
