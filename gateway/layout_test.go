@@ -27,7 +27,7 @@ func TestPackageLayering(t *testing.T) {
 		"buffer":             {"internal/yamlconf", "internal/metricname"},
 		"mqtt":               {"internal/yamlconf", "internal/metricname"},
 		"rules":              {"cloudevent", "internal/yamlconf", "internal/metricname"},
-		"uplink":             {"cloudevent", "internal/yamlconf", "internal/pahoclient", "internal/metricname"},
+		"uplink":             {"cloudevent", "internal/yamlconf", "internal/pahoclient", "internal/metricname", "internal/certfile"},
 		"internal/ceconform": nil,
 		"internal/receiver":  {"internal/ceconform"},
 		"internal/cetest":    {"internal/ceconform", "internal/receiver"},
@@ -38,6 +38,11 @@ func TestPackageLayering(t *testing.T) {
 		// metricname writes every metric name with labels; anything may
 		// import it.
 		"internal/metricname": nil,
+		// certfile keeps a TLS certificate current with its files; anything
+		// that serves or presents one may import it.
+		"internal/certfile": {"internal/yamlconf"},
+		// ratelog aggregates repeated log lines; anything may import it.
+		"internal/ratelog": nil,
 	}
 	// testOnly packages are test support: only _test.go files import them.
 	testOnly := map[string]bool{"internal/cetest": true, "internal/mqtttest": true}
