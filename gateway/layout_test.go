@@ -43,9 +43,10 @@ func TestPackageLayering(t *testing.T) {
 		"internal/certfile": {"internal/yamlconf"},
 		// ratelog aggregates repeated log lines; anything may import it.
 		"internal/ratelog": nil,
+		"internal/testpki": nil,
 	}
 	// testOnly packages are test support: only _test.go files import them.
-	testOnly := map[string]bool{"internal/cetest": true, "internal/mqtttest": true}
+	testOnly := map[string]bool{"internal/cetest": true, "internal/mqtttest": true, "internal/testpki": true}
 	pkgs := sourcePackages(t)
 	for rel, p := range pkgs {
 		for name, f := range p.Files {
@@ -74,7 +75,7 @@ func TestPackageLayering(t *testing.T) {
 	}
 	// A leaf's tests may also use the package itself (external tests) and
 	// the shared test support.
-	support := []string{"internal/cetest", "internal/mqtttest", "internal/pahoclient", "internal/ceconform"}
+	support := []string{"internal/cetest", "internal/mqtttest", "internal/pahoclient", "internal/ceconform", "internal/testpki"}
 	for rel, allow := range allowed {
 		for _, imp := range testImports(t, rel) {
 			name, path := imp[0], imp[1]

@@ -2,49 +2,24 @@ package certfile
 
 import (
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"log/slog"
-	"math/big"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/edgegate/edgegate/internal/testpki"
 	"github.com/edgegate/edgegate/internal/yamlconf"
 )
 
-// writePair writes a fresh self-signed certificate and its key to
-// dir/name.crt and dir/name.key.
-func writePair(t *testing.T, dir, name string) (certFile, keyFile string) {
+// writePair issues a fresh server certificate named name and returns its
+// files.
+func writePair(t *testing.T, ca *testpki.CA, name string) (certFile, keyFile string) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		DNSNames: []string{"localhost"},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certFile, keyFile = filepath.Join(dir, name+".crt"), filepath.Join(dir, name+".key")
-	os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
-	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600)
-	return certFile, keyFile
+	l := ca.Server(t, name)
+	return l.CertFile, l.KeyFile
 }
 
 // copyFile replaces dst with src's content and moves its mtime on.
@@ -69,9 +44,9 @@ func (p *Pair) due() {
 }
 
 func TestPairReload(t *testing.T) {
-	dir := t.TempDir()
-	certFile, keyFile := writePair(t, dir, "first")
-	otherCert, otherKey := writePair(t, dir, "second")
+	ca := testpki.NewCA(t, "test CA")
+	certFile, keyFile := writePair(t, ca, "first")
+	otherCert, otherKey := writePair(t, ca, "second")
 	p, err := Open(certFile, keyFile, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
@@ -111,8 +86,9 @@ func TestPairReload(t *testing.T) {
 // Errors name the field, relative to the tls section, and the file.
 func TestLoadErrors(t *testing.T) {
 	dir := t.TempDir()
-	certFile, keyFile := writePair(t, dir, "a")
-	_, otherKey := writePair(t, dir, "b")
+	ca := testpki.NewCA(t, "test CA")
+	certFile, keyFile := writePair(t, ca, "a")
+	_, otherKey := writePair(t, ca, "b")
 	missing := filepath.Join(dir, "missing.pem")
 	cases := []struct {
 		name, cert, key, path, msg string
@@ -133,7 +109,7 @@ func TestLoadErrors(t *testing.T) {
 				if !errors.As(err, &ye) || ye.Path.String() != tc.path || !strings.Contains(ye.Msg, tc.msg) {
 					t.Errorf("got %v, want %s: …%s…", err, tc.path, tc.msg)
 				}
-				if err != nil && strings.Contains(err.Error(), "PRIVATE KEY") {
+				if err != nil && strings.Contains(err.Error(), "PRIVATE KEY-----") {
 					t.Errorf("error shows key material: %v", err)
 				}
 			}
