@@ -111,16 +111,7 @@ func (t AdminTLSConfig) validate() error {
 	if t.ClientCAFile != "" {
 		errs.Add(yamlconf.Key("client_ca_file"), "is reserved for client-certificate authentication of the admin API, which is not supported yet: use admin.tokens")
 	}
-	switch {
-	case t.CertFile != "" && t.KeyFile == "":
-		errs.Add(yamlconf.Key("key_file"), "is required with admin.tls.cert_file")
-	case t.CertFile == "" && t.KeyFile != "":
-		errs.Add(yamlconf.Key("cert_file"), "is required with admin.tls.key_file")
-	case t.CertFile != "":
-		if _, err := certfile.Load(t.CertFile, t.KeyFile); err != nil {
-			errs.Nest(yamlconf.Path{}, err)
-		}
-	}
+	errs.Nest(yamlconf.Path{}, certfile.Check(t.CertFile, t.KeyFile))
 	return errs.Err()
 }
 

@@ -116,16 +116,7 @@ func (t TLSConfig) validate() error {
 			errs.Add(tlsKey.Key("ca_file"), "%v", err)
 		}
 	}
-	switch {
-	case t.CertFile != "" && t.KeyFile == "":
-		errs.Add(tlsKey.Key("key_file"), "is required with tls.cert_file")
-	case t.CertFile == "" && t.KeyFile != "":
-		errs.Add(tlsKey.Key("cert_file"), "is required with tls.key_file")
-	case t.CertFile != "":
-		if _, err := certfile.Load(t.CertFile, t.KeyFile); err != nil {
-			errs.Nest(tlsKey, err)
-		}
-	}
+	errs.Nest(tlsKey, certfile.Check(t.CertFile, t.KeyFile))
 	if strings.ContainsAny(t.ServerName, " /\x00") {
 		errs.Add(tlsKey.Key("server_name"), "must be a host name")
 	}

@@ -34,6 +34,22 @@ func Load(certFile, keyFile string) (tls.Certificate, error) {
 	return cert, nil
 }
 
+// Check checks the cert_file and key_file settings of a tls section: both
+// or neither set, and a pair that loads. Its errors are Load's, or a
+// missing half at its own path.
+func Check(certFile, keyFile string) error {
+	switch {
+	case certFile != "" && keyFile == "":
+		return yamlconf.Errorf(yamlconf.Key("key_file"), "is required with tls.cert_file")
+	case certFile == "" && keyFile != "":
+		return yamlconf.Errorf(yamlconf.Key("cert_file"), "is required with tls.key_file")
+	case certFile != "":
+		_, err := Load(certFile, keyFile)
+		return err
+	}
+	return nil
+}
+
 // Pair is a certificate and key kept current with their files.
 type Pair struct {
 	certFile, keyFile string

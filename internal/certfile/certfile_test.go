@@ -98,11 +98,23 @@ func TestLoadErrors(t *testing.T) {
 		{"wrong key", certFile, otherKey, "key_file", "not a key for tls.cert_file (" + certFile + ", " + otherKey + ")"},
 		{"key as cert", keyFile, keyFile, "key_file", "not a key for tls.cert_file"},
 	}
+	if err := Check("", ""); err != nil {
+		t.Errorf("Check of neither: %v", err)
+	}
+	if err := Check(certFile, keyFile); err != nil {
+		t.Errorf("Check of a good pair: %v", err)
+	}
+	for _, c := range [][3]string{{certFile, "", "key_file: is required with tls.cert_file"}, {"", keyFile, "cert_file: is required with tls.key_file"}} {
+		if err := Check(c[0], c[1]); err == nil || err.Error() != c[2] {
+			t.Errorf("Check(%q, %q) = %v, want %s", c[0], c[1], err, c[2])
+		}
+	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			for _, load := range []func() error{
 				func() error { _, err := Load(tc.cert, tc.key); return err },
 				func() error { _, err := Open(tc.cert, tc.key, slog.New(slog.DiscardHandler)); return err },
+				func() error { return Check(tc.cert, tc.key) },
 			} {
 				err := load()
 				var ye *yamlconf.Error
