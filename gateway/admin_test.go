@@ -34,26 +34,21 @@ func plainVerifier(calls *atomic.Int32) tokenVerifier {
 	}
 }
 
-// logBuffer is a log destination safe for concurrent use.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func (l *logBuffer) logger() *slog.Logger {
-	return slog.New(slog.NewTextHandler(l, &slog.HandlerOptions{Level: slog.LevelInfo}))
+// newTestLog returns a log at level info that writes to a file of the
+// test (the handler serializes writes), and a function that reads what it
+// wrote.
+func newTestLog(t *testing.T) (*slog.Logger, func() string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "log.txt")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return slog.New(slog.NewTextHandler(f, &slog.HandlerOptions{Level: slog.LevelInfo})), func() string {
+		b, _ := os.ReadFile(path)
+		return string(b)
+	}
 }
 
 // adminCall is one request to the admin endpoint and what it got.
@@ -90,8 +85,8 @@ func TestAdminTokens(t *testing.T) {
 	cfg := testConfig(t, "http://127.0.0.1:1/")
 	cfg.Admin.Tokens = []AdminToken{{Name: "ops", Hash: "$plain$ops-secret"}, {Name: "prometheus", Hash: "$plain$scrape.Token_1~+/=="}}
 	var calls atomic.Int32
-	var logs logBuffer
-	gw := startWith(t, cfg, Options{Log: logs.logger(), verifyToken: plainVerifier(&calls)})
+	logger, readLog := newTestLog(t)
+	gw := startWith(t, cfg, Options{Log: logger, verifyToken: plainVerifier(&calls)})
 	base := "http://" + gw.g.AdminAddr().String()
 	c := http.DefaultClient
 	const realm = `Bearer realm="edgegate admin"`
@@ -161,7 +156,7 @@ func TestAdminTokens(t *testing.T) {
 		}
 	}
 	gw.stop(t)
-	log := logs.String()
+	log := readLog()
 	lines := strings.Count(log, `msg="admin authentication failed"`)
 	if lines != 2 || !strings.Contains(log, `msg="admin authentication failed" component=admin reason=missing remote_addr=127.0.0.1:`) ||
 		!strings.Contains(log, "repeated="+fmt.Sprint(len(routes)*len(refused)-1)) {
@@ -282,8 +277,8 @@ func TestAdminAuthBounded(t *testing.T) {
 		<-release
 		return string(secret) == "right", nil
 	}
-	var logs logBuffer
-	a, err := newAdminAuth([]AdminToken{{Name: "old", Hash: "$broken"}, {Name: "ops", Hash: "$h"}}, verify, logs.logger())
+	logger, readLog := newTestLog(t)
+	a, err := newAdminAuth([]AdminToken{{Name: "old", Hash: "$broken"}, {Name: "ops", Hash: "$h"}}, verify, logger)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -327,7 +322,7 @@ func TestAdminAuthBounded(t *testing.T) {
 		t.Errorf("right token: %q %v", name, err)
 	}
 	a.stop()
-	if log := logs.String(); !strings.Contains(log, `msg="admin token hash unusable: fix admin.tokens" token=old err="unknown hash format"`) {
+	if log := readLog(); !strings.Contains(log, `msg="admin token hash unusable: fix admin.tokens" token=old err="unknown hash format"`) {
 		t.Errorf("the broken hash is not logged:\n%s", log)
 	}
 }
@@ -445,11 +440,11 @@ func TestAdminWarnings(t *testing.T) {
 		{AdminConfig{Listen: ":8443", Tokens: []AdminToken{{"ops", "$h"}}, TLS: AdminTLSConfig{CertFile: "c", KeyFile: "k"}}, ""},
 		{AdminConfig{Listen: "127.0.0.1:8080"}, ""},
 	} {
-		var logs logBuffer
+		logger, readLog := newTestLog(t)
 		cfg := DefaultConfig()
 		cfg.Admin = tc.admin
-		newGateway(cfg, Options{Log: logs.logger()}).warnAdmin()
-		got := logs.String()
+		newGateway(cfg, Options{Log: logger}).warnAdmin()
+		got := readLog()
 		if tc.want == "" && got != "" || !strings.Contains(got, tc.want) || tc.want != "" && !strings.Contains(got, "level=WARN") {
 			t.Errorf("%+v: logged %q, want %q", tc.admin, got, tc.want)
 		}
