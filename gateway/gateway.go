@@ -285,6 +285,10 @@ func deadLetterName(uplinkName string) string { return "deadletter." + uplinkNam
 // Broker returns the embedded MQTT broker (tests read its bound address).
 func (g *Gateway) Broker() *mqtt.Broker { return g.broker }
 
+// Ready is closed once devices can connect: the MQTT listeners are bound
+// and the buffer is open (what /readyz first answers 200 for).
+func (g *Gateway) Ready() <-chan struct{} { return g.broker.Ready() }
+
 // AdminAddr returns the bound admin address once Run has started it, or nil.
 func (g *Gateway) AdminAddr() net.Addr {
 	if g.adminLn == nil {

@@ -42,8 +42,9 @@ func TestPackageLayering(t *testing.T) {
 		// that serves or presents one may import it.
 		"internal/certfile": {"internal/yamlconf"},
 		// ratelog aggregates repeated log lines; anything may import it.
-		"internal/ratelog": nil,
-		"internal/testpki": nil,
+		"internal/ratelog":  nil,
+		"internal/testpki":  nil,
+		"internal/sdnotify": nil,
 	}
 	// testOnly packages are test support: only _test.go files import them.
 	testOnly := map[string]bool{"internal/cetest": true, "internal/mqtttest": true, "internal/testpki": true}
