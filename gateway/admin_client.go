@@ -3,6 +3,8 @@ package gateway
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -19,13 +21,26 @@ type BufferClient struct {
 	http        *http.Client
 }
 
+// ClientOptions configure a BufferClient.
+type ClientOptions struct {
+	// Token is sent as a bearer token when not "" (admin.tokens).
+	Token string
+	// RootCAs verify an https admin API's certificate (admin.tls); nil:
+	// the system's roots.
+	RootCAs *x509.CertPool
+}
+
 // NewBufferClient returns a client of the admin API at base (a URL, or
-// host:port for http), sending token as a bearer token when not "".
-func NewBufferClient(base, token string) *BufferClient {
+// host:port for http).
+func NewBufferClient(base string, opts ClientOptions) *BufferClient {
 	if !strings.Contains(base, "://") {
 		base = "http://" + base
 	}
-	return &BufferClient{base: strings.TrimSuffix(base, "/"), token: token, http: &http.Client{}}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	if opts.RootCAs != nil {
+		tr.TLSClientConfig = &tls.Config{RootCAs: opts.RootCAs, MinVersion: tls.VersionTLS12}
+	}
+	return &BufferClient{base: strings.TrimSuffix(base, "/"), token: opts.Token, http: &http.Client{Transport: tr}}
 }
 
 // Stats is GET /v1/buffer/stats.
@@ -106,7 +121,7 @@ func (c *BufferClient) call(ctx context.Context, method, path string, in, out an
 		err := fmt.Errorf("%s (admin API: %s)", msg, resp.Status)
 		switch {
 		case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
-			err = fmt.Errorf("%w: pass --token or set EDGEGATE_TOKEN", err)
+			err = fmt.Errorf("%w: the admin API wants a token of admin.tokens (--token or EDGEGATE_TOKEN)", err)
 		case resp.StatusCode == http.StatusNotFound && msg == "404 page not found":
 			err = fmt.Errorf("%w: this gateway has no buffer tools (an older version?)", err)
 		}

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -303,7 +304,7 @@ func TestBufferToolList(t *testing.T) {
 	}
 
 	// The client: the same listing, and any id reaches Show intact.
-	client := NewBufferClient(gw.g.AdminAddr().String(), "")
+	client := NewBufferClient(gw.g.AdminAddr().String(), ClientOptions{})
 	defer client.Close()
 	res, err := client.List(t.Context(), ListRequest{Queue: "uplink.cloud", Filter: Filter{Subject: "a"}})
 	if err != nil || len(res.Events) != 3 {
@@ -401,5 +402,31 @@ func TestBufferToolOffline(t *testing.T) {
 	left, _ := ro.List(ListRequest{Queue: "uplink.cloud"})
 	if len(left.Events) != 2 || left.Events[0].ID != res.Events[0].ID || left.Events[1].ID != res.Events[2].ID {
 		t.Fatalf("left: %+v", left)
+	}
+}
+
+// With admin.tokens the buffer routes are not open: 401 without a token
+// or with a wrong one; BufferClient sends its token.
+func TestBufferRoutesNeedToken(t *testing.T) {
+	cfg := testConfig(t, "http://127.0.0.1:1/")
+	cfg.Admin.Tokens = []AdminToken{{Name: "ops", Hash: "$plain$ops-secret"}}
+	var calls atomic.Int32
+	gw := startWith(t, cfg, Options{verifyToken: plainVerifier(&calls)})
+	base := gw.g.AdminAddr().String()
+	for _, r := range [][2]string{
+		{"GET", "/v1/buffer/stats"}, {"GET", "/v1/buffer/events"}, {"GET", "/v1/buffer/events/x"},
+		{"POST", "/v1/buffer/replay"}, {"POST", "/v1/buffer/purge"},
+	} {
+		if got := call(t, http.DefaultClient, r[0], "http://"+base+r[1]); got.code != http.StatusUnauthorized {
+			t.Errorf("%s %s without a token: %d, want 401", r[0], r[1], got.code)
+		}
+	}
+	if _, err := NewBufferClient(base, ClientOptions{Token: "wrong"}).Stats(t.Context()); err == nil ||
+		!strings.Contains(err.Error(), "401") || !strings.Contains(err.Error(), "EDGEGATE_TOKEN") {
+		t.Errorf("Stats with a wrong token: %v", err)
+	}
+	st, err := NewBufferClient(base, ClientOptions{Token: "ops-secret"}).Stats(t.Context())
+	if err != nil || len(st.Queues) != 2 {
+		t.Errorf("Stats with the token: %+v, %v", st, err)
 	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -46,7 +47,8 @@ deadletter.rules) and, with buffer.retain, the events each uplink already
 received (retained.uplink.NAME).
 
 On a running gateway the commands use its admin API (--admin, default
-http://127.0.0.1:8080; --token or EDGEGATE_TOKEN when the API needs one).
+http://127.0.0.1:8080; --token or EDGEGATE_TOKEN when it has admin.tokens,
+--cacert for an https one signed by a private CA).
 On a stopped gateway they open the buffer directly: --config FILE (every
 command), or --dir DIR (stats, ls, show). Reading opens it read-only.
 
@@ -116,7 +118,7 @@ type bufferAPI interface {
 
 // target holds the flags that choose the buffer a subcommand works on.
 type target struct {
-	admin, token, config, dir string
+	admin, token, cacert, config, dir string
 }
 
 const defaultAdmin = "http://127.0.0.1:8080"
@@ -124,6 +126,7 @@ const defaultAdmin = "http://127.0.0.1:8080"
 func (t *target) flags(fs *flag.FlagSet) {
 	fs.StringVar(&t.admin, "admin", "", "admin API of the running gateway (default "+defaultAdmin+")")
 	fs.StringVar(&t.token, "token", "", "bearer token for the admin API (default $EDGEGATE_TOKEN)")
+	fs.StringVar(&t.cacert, "cacert", "", "PEM `file` of the CA that signed an https admin API's certificate (default: the system's)")
 	fs.StringVar(&t.config, "config", "", "stopped gateway: open the buffer this configuration names")
 	fs.StringVar(&t.dir, "dir", "", "stopped gateway: open the buffer in this directory, read-only")
 }
@@ -141,11 +144,21 @@ func (t *target) open(write bool) (bufferAPI, error) {
 		if base == "" {
 			base = defaultAdmin
 		}
-		token := t.token
-		if token == "" {
-			token = os.Getenv("EDGEGATE_TOKEN")
+		opts := gateway.ClientOptions{Token: t.token}
+		if opts.Token == "" {
+			opts.Token = os.Getenv("EDGEGATE_TOKEN")
 		}
-		return gateway.NewBufferClient(base, token), nil
+		if t.cacert != "" {
+			pem, err := os.ReadFile(t.cacert)
+			if err != nil {
+				return nil, fmt.Errorf("--cacert: %w", err)
+			}
+			opts.RootCAs = x509.NewCertPool()
+			if !opts.RootCAs.AppendCertsFromPEM(pem) {
+				return nil, fmt.Errorf("--cacert %s: no PEM certificate in it", t.cacert)
+			}
+		}
+		return gateway.NewBufferClient(base, opts), nil
 	case t.dir != "":
 		if write {
 			return nil, usageError("this command writes: it needs --config (the gateway's buffer settings and uplinks), not --dir")
@@ -166,7 +179,7 @@ func (t *target) open(write bool) (bufferAPI, error) {
 	tool, err := gateway.OpenBufferTool(c, write, nil)
 	admin := ""
 	if l := c.Config.Admin.Listen; l != "" {
-		admin = adminURL(l)
+		admin = adminURL(l, c.Config.Admin.TLS.CertFile != "")
 	}
 	return explainOpen(tool, err, dir, admin)
 }
@@ -189,15 +202,19 @@ func explainOpen(tool *gateway.BufferTool, err error, dir, admin string) (buffer
 }
 
 // adminURL is the URL of an admin.listen address as seen from this host.
-func adminURL(listen string) string {
+func adminURL(listen string, tls bool) string {
+	scheme := "http://"
+	if tls {
+		scheme = "https://"
+	}
 	host, port, err := net.SplitHostPort(listen)
 	if err != nil {
-		return "http://" + listen
+		return scheme + listen
 	}
 	if host == "" || host == "0.0.0.0" || host == "::" {
 		host = "127.0.0.1"
 	}
-	return "http://" + net.JoinHostPort(host, port)
+	return scheme + net.JoinHostPort(host, port)
 }
 
 // sameOwner refuses to write into dir as a user other than its owner:

@@ -2,8 +2,10 @@ package main
 
 import (
 	"bufio"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"regexp"
@@ -17,6 +19,7 @@ import (
 
 	"github.com/edgegate/edgegate/internal/cetest"
 	"github.com/edgegate/edgegate/internal/mqtttest"
+	"github.com/edgegate/edgegate/internal/testpki"
 )
 
 // cli runs the edgegate binary and returns its stdout, stderr and exit code.
@@ -405,5 +408,56 @@ func TestReadmeBufferExamples(t *testing.T) {
 				t.Errorf("%s: replayed nothing", line)
 			}
 		}
+	}
+}
+
+// The buffer commands reach an https admin API with --cacert.
+func TestBufferCommandsOverAdminTLS(t *testing.T) {
+	e := newE2E(t, "builds and runs the real binary")
+	ca := testpki.NewCA(t, "admin CA")
+	leaf := ca.Server(t, "edgegate-admin")
+	setAdmin(t, e.config, fmt.Sprintf("admin:\n  listen: %q\n  tls: {cert_file: %q, key_file: %q}\n", e.admin, leaf.CertFile, leaf.KeyFile))
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool}}}
+	defer client.CloseIdleConnections()
+	p := startProcAt(t, e.bin, e.config, "https://"+e.admin, client)
+	defer p.kill()
+
+	out := cliOK(t, e.bin, "buffer", "stats", "--admin", "https://"+e.admin, "--cacert", ca.File)
+	if !strings.Contains(out, "uplink.cloud") {
+		t.Errorf("stats over https:\n%s", out)
+	}
+	if _, errOut, code := cli(t, e.bin, "buffer", "stats", "--admin", "https://"+e.admin); code != 1 || !strings.Contains(errOut, "certificate") {
+		t.Errorf("stats over https without --cacert: exit %d\n%s", code, errOut)
+	}
+	// A stopped-gateway command names the https URL to use instead.
+	if _, errOut, _ := cli(t, e.bin, "buffer", "ls", "--config", e.config); !strings.Contains(errOut, "--admin https://"+e.admin) {
+		t.Errorf("ls --config on a running gateway:\n%s", errOut)
+	}
+}
+
+// With admin.tokens the buffer routes need a token, like every route but
+// the probes: --token or EDGEGATE_TOKEN.
+func TestBufferCommandsNeedAdminToken(t *testing.T) {
+	e := newE2E(t, "builds and runs the real binary")
+	hash := tokenHash(t, e.bin, "buffer-token")
+	setAdmin(t, e.config, fmt.Sprintf("admin:\n  listen: %q\n  tokens: [{name: ops, hash: %q}]\n", e.admin, hash))
+	p := startProc(t, e.bin, e.config, e.admin)
+	defer p.kill()
+
+	for _, args := range [][]string{
+		{"buffer", "stats", "--admin", e.admin},
+		{"buffer", "ls", "--admin", e.admin, "--token", "wrong"},
+		{"buffer", "purge", "--admin", e.admin, "--queue", "deadletter.cloud", "--all"},
+		{"buffer", "replay", "--admin", e.admin, "--queue", "deadletter.cloud"},
+	} {
+		if _, errOut, code := cli(t, e.bin, args...); code != 1 || !strings.Contains(errOut, "401") || !strings.Contains(errOut, "EDGEGATE_TOKEN") {
+			t.Errorf("%v without the right token: exit %d\n%s", args, code, errOut)
+		}
+	}
+	cliOK(t, e.bin, "buffer", "stats", "--admin", e.admin, "--token", "buffer-token")
+	cmd := exec.Command(e.bin, "buffer", "purge", "--admin", e.admin, "--queue", "deadletter.cloud", "--all")
+	cmd.Env = append(os.Environ(), "EDGEGATE_TOKEN=buffer-token")
+	if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "purged 0 events") {
+		t.Errorf("purge with EDGEGATE_TOKEN: %v\n%s", err, out)
 	}
 }
