@@ -64,7 +64,8 @@ func (b *Buffer) admit(reqs []*appendReq) admission {
 }
 
 // overflowEpisodeLocked logs once when appends start being dropped or
-// rejected for lack of room, and once when usage is back under 90%.
+// rejected for lack of room, and once when usage (retained history aside:
+// it makes room whenever asked) is back under 90%.
 func (b *Buffer) overflowEpisodeLocked(dropped, rejected int, add int64) {
 	max := int64(b.cfg.MaxBytes)
 	switch {
@@ -80,7 +81,7 @@ func (b *Buffer) overflowEpisodeLocked(dropped, rejected int, add int64) {
 			b.log.Warn("buffer full: rejecting appends", "max_bytes", b.cfg.MaxBytes.String())
 		}
 		b.episode += int64(rejected)
-	case (b.dropping || b.rejecting) && (b.bytes+add)*10 <= max*9:
+	case (b.dropping || b.rejecting) && (b.bytes-b.retainedBytesLocked()+add)*10 <= max*9:
 		if b.dropping {
 			b.log.Info("buffer no longer full", "dropped_records", b.episode)
 		} else {

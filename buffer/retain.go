@@ -107,3 +107,14 @@ func (b *Buffer) selectRetainedLocked(need int64) [][]byte {
 	b.afterDropLocked(0, len(keys), reasonOverflow)
 	return keys
 }
+
+// retainedBytesLocked is what the histories hold. The caller holds b.mu.
+func (b *Buffer) retainedBytesLocked() int64 {
+	var n int64
+	for _, q := range b.qlist {
+		if q.retained {
+			n += q.bytes
+		}
+	}
+	return n
+}

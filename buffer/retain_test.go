@@ -141,6 +141,29 @@ func TestRetainedEvictedFirst(t *testing.T) {
 	}
 }
 
+// A full episode ends when what waits for delivery is back under 90%,
+// however much history the delivered records then fill.
+func TestRetainedHistoryDoesNotKeepBufferFull(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Retain = time.Hour
+	cfg.MaxBytes = 10
+	b := open(t, cfg, nil)
+	run(t, b)
+	for i := range 6 {
+		appendT(t, b, rec("up", fmt.Sprint("r", i))) // r0 goes: 12 bytes > 10
+	}
+	if !b.Stats().Full {
+		t.Fatal("Stats.Full = false while dropping")
+	}
+	if err := nextT(t, queueT(t, b, "up"), 10, 0).Ack(); err != nil {
+		t.Fatal(err)
+	}
+	wantStats(t, b, 5, 10) // all of it history now
+	if b.Stats().Full {
+		t.Fatal("Stats.Full = true with nothing waiting, only history")
+	}
+}
+
 func TestRetainConfig(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.MaxAge = time.Hour
