@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/url"
 	"os"
 	"sync"
 	"testing"
@@ -93,31 +92,17 @@ func (r *presenceRecorder) waitFor(t *testing.T, id, want string) []seen {
 }
 
 // droppingDial connects a paho client with a will and returns it with a
-// function that drops its connection without DISCONNECT, as a device that
-// loses power does.
+// function that drops its connection without DISCONNECT.
 func droppingDial(t *testing.T, addr, id, willTopic, willPayload string) (paho.Client, func()) {
 	t.Helper()
-	var mu sync.Mutex
-	var conn net.Conn
-	c, err := mqtttest.Dial("tcp://"+addr, id, func(o *paho.ClientOptions) {
+	c, drop, err := mqtttest.DialDroppable("tcp://"+addr, id, func(o *paho.ClientOptions) {
 		o.SetWill(willTopic, willPayload, 1, false)
-		o.SetCustomOpenConnectionFn(func(u *url.URL, _ paho.ClientOptions) (net.Conn, error) {
-			c, err := net.DialTimeout("tcp", u.Host, mqtttest.Timeout)
-			mu.Lock()
-			conn = c
-			mu.Unlock()
-			return c, err
-		})
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Disconnect(0) })
-	return c, func() {
-		mu.Lock()
-		defer mu.Unlock()
-		conn.Close()
-	}
+	return c, drop
 }
 
 // A device's session: connected before its first message, disconnected
