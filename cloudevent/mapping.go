@@ -125,7 +125,7 @@ type Message struct {
 	// DroppedProperty, if set, is called for each user property that did
 	// not become an extension, with the reason (DropReserved,
 	// DropDuplicate, DropCollision).
-	DroppedProperty func(m *Message, p Property, reason string)
+	DroppedProperty func(m Message, p Property, reason string)
 }
 
 // ErrUnmatched is returned by Map for a topic that matches no template when
@@ -222,7 +222,7 @@ func (mp *Mapper) Map(m Message) (Event, error) {
 	}
 	e.Time = received.UTC()
 
-	e.Extensions = make([]Extension, 2, 7+len(m.UserProperties))
+	e.Extensions = make([]Extension, 2, 5+len(m.UserProperties))
 	e.Extensions[0] = Extension{Name: ExtTopic, Value: String(SanitizeString(m.Topic))}
 	e.Extensions[1] = Extension{Name: ExtQoS, Value: Integer(int32(m.QoS))}
 	setIdentity(&e, m.ClientID, m.Username, m.AuthMethod)

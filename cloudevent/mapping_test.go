@@ -323,7 +323,7 @@ func TestProvenance(t *testing.T) {
 	for _, tt := range tests {
 		tt.msg.Topic, tt.msg.Payload, tt.msg.UserProperties = "devices/door-1/state", []byte(`1`), spoof
 		var drops int
-		tt.msg.DroppedProperty = func(_ *cloudevent.Message, p cloudevent.Property, reason string) {
+		tt.msg.DroppedProperty = func(_ cloudevent.Message, p cloudevent.Property, reason string) {
 			if reason != cloudevent.DropReserved {
 				t.Errorf("%s dropped as %s, want reserved", p.Key, reason)
 			}

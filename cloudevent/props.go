@@ -116,7 +116,7 @@ func foldProperties(e *Event, m *Message) {
 		if pn.names[i] != "" {
 			e.Extensions = append(e.Extensions, Extension{Name: pn.names[i], Value: String(SanitizeString(p.Value))})
 		} else if m.DroppedProperty != nil {
-			m.DroppedProperty(m, p, pn.why[i])
+			m.DroppedProperty(*m, p, pn.why[i])
 		}
 	}
 }

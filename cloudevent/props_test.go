@@ -25,7 +25,7 @@ func mapProps(t testing.TB, props ...Property) ([]Extension, []dropped) {
 	var drops []dropped
 	e, err := m.Map(Message{Topic: "devices/d/t", Payload: []byte(`1`), QoS: 1, ClientID: "d", AuthMethod: "anonymous",
 		UserProperties: props,
-		DroppedProperty: func(_ *Message, p Property, reason string) {
+		DroppedProperty: func(_ Message, p Property, reason string) {
 			drops = append(drops, dropped{p.Key, reason, p.Value})
 		}})
 	if err != nil {

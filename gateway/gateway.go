@@ -369,7 +369,7 @@ func (g *Gateway) store(ctx context.Context, l *live, e *cloudevent.Event, topic
 
 // propertyDropped counts a user property that did not become an
 // extension (cloudevent.Message.DroppedProperty).
-func (g *Gateway) propertyDropped(m *cloudevent.Message, p cloudevent.Property, reason string) {
+func (g *Gateway) propertyDropped(m cloudevent.Message, p cloudevent.Property, reason string) {
 	if c := g.propsDropped[reason]; c != nil {
 		c.Inc()
 	}
@@ -398,7 +398,7 @@ func resendMark(m mqtt.Message) buffer.Mark {
 // data shares m.Payload. dropped, if not nil, hears of every user
 // property that did not become an extension.
 func (l *live) mapMessage(m mqtt.Message, now time.Time, will bool,
-	dropped func(*cloudevent.Message, cloudevent.Property, string)) (cloudevent.Event, error) {
+	dropped func(cloudevent.Message, cloudevent.Property, string)) (cloudevent.Event, error) {
 	var props []cloudevent.Property
 	if len(m.UserProperties) > 0 {
 		props = make([]cloudevent.Property, len(m.UserProperties))
