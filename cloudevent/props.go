@@ -77,8 +77,8 @@ type propNames struct {
 // map rather than searched.
 const maxScanned = 16
 
-// foldProperties appends the extensions of props to e in wire order and
-// reports each dropped property to dropped (if not nil).
+// foldProperties appends the extensions of m's user properties to e in
+// wire order and reports each dropped one to m.DroppedProperty (if set).
 func foldProperties(e *Event, m *Message) {
 	props := m.UserProperties
 	if len(props) == 0 {
@@ -97,7 +97,7 @@ func foldProperties(e *Event, m *Message) {
 	// the order; then the folded ones in wire order.
 	for i, p := range props {
 		if ValidExtensionName(p.Key) {
-			pn.assign(i, p.Key, "")
+			pn.assign(i, p.Key)
 		}
 	}
 	var fold [64]byte
@@ -106,11 +106,10 @@ func foldProperties(e *Event, m *Message) {
 			continue
 		}
 		f := appendFolded(fold[:0], p.Key)
-		if len(f) == 0 || len(f) > MaxExtensionName {
-			pn.assign(i, hashedName(f, p.Key), "")
+		if len(f) > 0 && len(f) <= MaxExtensionName && !pn.assign(i, string(f)) {
 			continue
 		}
-		pn.assign(i, string(f), hashedName(f, p.Key))
+		pn.assign(i, hashedName(f, p.Key))
 	}
 	for i, p := range props {
 		if pn.names[i] != "" {
@@ -121,32 +120,28 @@ func foldProperties(e *Event, m *Message) {
 	}
 }
 
-// assign gives props[i] the name name, or, when a different key has that
-// one, alt ("" for none).
-func (pn *propNames) assign(i int, name, alt string) {
-	key := pn.props[i].Key
-	for {
-		if ReservedForGateway(name) {
-			pn.why[i] = DropReserved
-			return
-		}
-		j, taken := pn.find(name)
-		switch {
-		case !taken:
-			pn.names[i] = name
-			if pn.owner != nil {
-				pn.owner[name] = i
-			}
-			return
-		case pn.props[j].Key == key:
-			pn.why[i] = DropDuplicate
-			return
-		case alt == "":
-			pn.why[i] = DropCollision
-			return
-		}
-		name, alt = alt, ""
+// assign gives props[i] name, unless the name is reserved or taken (by
+// the same key: a duplicate; by a different one: a collision), and records
+// why not. It reports whether a different key has the name.
+func (pn *propNames) assign(i int, name string) (takenByOther bool) {
+	if ReservedForGateway(name) {
+		pn.why[i] = DropReserved
+		return false
 	}
+	j, taken := pn.find(name)
+	switch {
+	case !taken:
+		pn.names[i] = name
+		if pn.owner != nil {
+			pn.owner[name] = i
+		}
+		return false
+	case pn.props[j].Key == pn.props[i].Key:
+		pn.why[i] = DropDuplicate
+		return false
+	}
+	pn.why[i] = DropCollision
+	return true
 }
 
 // find returns the property that has name.
