@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -18,6 +17,9 @@ import (
 
 	"github.com/edgegate/edgegate/buffer"
 	"github.com/edgegate/edgegate/cloudevent"
+	"github.com/edgegate/edgegate/internal/certfile"
+	"github.com/edgegate/edgegate/internal/ratelog"
+	"github.com/edgegate/edgegate/internal/yamlconf"
 	"github.com/edgegate/edgegate/mqtt"
 	"github.com/edgegate/edgegate/rules"
 	"github.com/edgegate/edgegate/uplink"
@@ -45,9 +47,16 @@ type Gateway struct {
 	broker     *mqtt.Broker
 	forwarders []*forwarder
 
-	ready    atomic.Bool
-	adminLn  net.Listener
-	adminSrv *http.Server
+	ready   atomic.Bool
+	adminLn net.Listener
+	// adminAuth checks admin tokens (nil: the routes are open); a reload
+	// with other tokens swaps it.
+	adminAuth         atomic.Pointer[adminAuth]
+	verifyToken       tokenVerifier
+	adminCert         *certfile.Pair // admin.tls; nil: plain HTTP
+	adminAuthFailures map[string]*metrics.Counter
+	adminThrottled    *metrics.Counter
+	adminFailLog      *ratelog.Limiter
 
 	ingested  *metrics.Counter
 	unmatched *metrics.Counter
@@ -74,6 +83,9 @@ type Options struct {
 	ConfigPath string
 	// LogLevel, when set, is adjusted by reloads of log.level.
 	LogLevel *slog.LevelVar
+
+	// verifyToken replaces adminTokenVerifier (tests).
+	verifyToken tokenVerifier
 }
 
 // live holds the parts of the configuration a reload replaces.
@@ -112,6 +124,9 @@ func New(c *Compiled, opts Options) (*Gateway, error) {
 	}
 	g := newGateway(c.Config, opts)
 	g.apply(newLive(c))
+	if err := g.openAdmin(c.Config.Admin); err != nil {
+		return nil, err
+	}
 	if err := g.openSenders(c.uplinks); err != nil {
 		return nil, err
 	}
@@ -144,7 +159,17 @@ func newGateway(cfg Config, opts Options) *Gateway {
 	if level == nil {
 		level = new(slog.LevelVar)
 	}
+	adminLog := log.With("component", "admin")
 	g := &Gateway{
+		verifyToken: opts.verifyToken,
+		adminAuthFailures: map[string]*metrics.Counter{
+			"missing":   set.NewCounter(`edgegate_admin_auth_failures_total{reason="missing"}`),
+			"malformed": set.NewCounter(`edgegate_admin_auth_failures_total{reason="malformed"}`),
+			"invalid":   set.NewCounter(`edgegate_admin_auth_failures_total{reason="invalid"}`),
+		},
+		adminThrottled: set.NewCounter(`edgegate_admin_auth_throttled_total`),
+		adminFailLog:   ratelog.New(adminLog, slog.LevelWarn, "admin authentication failed", adminFailureLogInterval),
+
 		cfg:            cfg,
 		configPath:     opts.ConfigPath,
 		log:            log,
@@ -169,9 +194,27 @@ func newGateway(cfg Config, opts Options) *Gateway {
 		rulePublishFailed: set.NewCounter(`edgegate_rules_publishes_total{result="error"}`),
 		tickLost:          set.NewCounter(`edgegate_rules_emitted_lost_total`),
 	}
+	if g.verifyToken == nil {
+		g.verifyToken = adminTokenVerifier()
+	}
 	g.cfgPtr.Store(&cfg)
 	g.lastReloadOK.Store(true)
 	return g
+}
+
+// openAdmin prepares the admin endpoint's token checks and certificate.
+func (g *Gateway) openAdmin(a AdminConfig) error {
+	auth, err := newAdminAuth(a.Tokens, g.verifyToken, g.log.With("component", "admin"))
+	if err != nil {
+		return err
+	}
+	g.adminAuth.Store(auth)
+	if a.TLS.enabled() {
+		if g.adminCert, err = certfile.Open(a.TLS.CertFile, a.TLS.KeyFile, g.log.With("component", "admin")); err != nil {
+			return yamlconf.Nest(yamlconf.Key("admin").Key("tls"), err)
+		}
+	}
+	return nil
 }
 
 // openSenders builds a sender and a forwarder per uplink.
@@ -434,6 +477,7 @@ func (l *live) evaluate(e *cloudevent.Event, topic, clientID string, now time.Ti
 // buffer. Every goroutine has exited when Run returns.
 func (g *Gateway) Run(ctx context.Context) (err error) {
 	if g.cfg.Admin.Listen != "" {
+		g.warnAdmin()
 		g.adminLn, err = net.Listen("tcp", g.cfg.Admin.Listen)
 		if err != nil {
 			g.buf.Close()

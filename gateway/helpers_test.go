@@ -58,12 +58,21 @@ type running struct {
 // start runs a gateway until the test ends and waits until it is ready.
 func start(t testing.TB, cfg Config) *running {
 	t.Helper()
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	return startWith(t, cfg, Options{})
+}
+
+// startWith is start with options; the log goes to stderr (warnings and
+// errors) unless opts sets one.
+func startWith(t testing.TB, cfg Config, opts Options) *running {
+	t.Helper()
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
 	c, err := Compile(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	g, err := New(c, Options{Log: log})
+	g, err := New(c, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
