@@ -35,6 +35,8 @@ func testConfig(t testing.TB, uplinkURL string) Config {
 	u.Retry.Max = 200 * time.Millisecond
 	cfg.Uplinks = []uplink.Config{u}
 	cfg.ShutdownTimeout = 5 * time.Second
+	// The tests count device events; presence_test.go turns presence on.
+	cfg.Events.Presence.Enabled = false
 	return cfg
 }
 
