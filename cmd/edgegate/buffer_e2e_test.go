@@ -239,7 +239,7 @@ func TestBufferReplaySincePurgeOffline(t *testing.T) {
 	e := newBufferE2E(t)
 	sink := startSink(t, e.uplink)
 	p := startProc(t, e.bin, e.config, e.admin)
-	defer p.kill()
+	defer func() { p.kill() }() // p is restarted below
 
 	publishN(t, e.mqtt, "d1", 3, seqPayload(-1))
 	sink.WaitFor(3, 20*time.Second)
