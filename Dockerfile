@@ -6,8 +6,9 @@
 #
 # The shipped config listens on 127.0.0.1 only, which is useless inside a
 # container: mount a config whose listeners bind 0.0.0.0 and that
-# authenticates devices (see the README's security sections), with
-# buffer.dir under /var/lib/edgegate.
+# authenticates devices, and whose admin port has admin.tokens (see the
+# README's security sections and "Admin API"), with buffer.dir under
+# /var/lib/edgegate.
 #
 # The build runs natively on the builder's platform and cross-compiles
 # (CGO_ENABLED=0) through make, so the patched ristretto is used.

@@ -43,19 +43,19 @@ func badgerOptions(dir string, log *slog.Logger) badger.Options {
 		WithLogger(badgerLogger{log})
 }
 
-// openBadger opens Badger in dir. A panic inside Badger's Open, or a fault
+// openBadger opens Badger with opts. A panic inside Badger's Open, or a fault
 // on a mapped file while it replays its memtable logs in this goroutine
 // (SIGBUS: a file truncated behind its back, a full tmpfs), comes back as
 // an error instead of killing the process: a gateway that dies while
 // opening its buffer dies again at every restart.
-func openBadger(dir string, log *slog.Logger) (db *badger.DB, err error) {
+func openBadger(opts badger.Options) (db *badger.DB, err error) {
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if r := recover(); r != nil {
 			db, err = nil, fmt.Errorf("badger failed while opening: %v", r)
 		}
 	}()
-	return badger.Open(badgerOptions(dir, log))
+	return badger.Open(opts)
 }
 
 // badgerLogger routes Badger's logger to slog, keeping warnings and errors.

@@ -43,6 +43,7 @@ func (b *Buffer) readDisk() (diskState, error) {
 	d := diskState{free: free, need: u.headroom()}
 	d.floor = int64(b.cfg.MinFreeBytes) + d.need
 	switch {
+	case b.readOnly: // nothing may write
 	case b.reserveHeld && free < d.need:
 		if err := releaseReserve(b.cfg.Dir); err != nil {
 			b.log.Error("disk almost full", "err", err)

@@ -24,6 +24,18 @@ const (
 	bufferRetryMax = 5 * time.Minute
 )
 
+// ErrBufferUnavailable is what the buffer's admin routes answer (503) while
+// the buffer is not open.
+var ErrBufferUnavailable = errors.New("buffer unavailable")
+
+// unavailable returns ErrBufferUnavailable with the reason.
+func (g *Gateway) unavailable() error {
+	if why := g.bufDown.Load(); why != nil {
+		return fmt.Errorf("%w: %s", ErrBufferUnavailable, *why)
+	}
+	return ErrBufferUnavailable
+}
+
 // buffer returns the buffer, or nil while it is not open.
 func (g *Gateway) buffer() *buffer.Buffer { return g.buf.Load() }
 
@@ -123,10 +135,7 @@ func (g *Gateway) notReady() string {
 	}
 	buf := g.buffer()
 	if buf == nil {
-		if why := g.bufDown.Load(); why != nil {
-			return "buffer unavailable, refusing events: " + *why
-		}
-		return "buffer not open yet"
+		return "refusing events: " + g.unavailable().Error()
 	}
 	if st := buf.Stats(); st.DiskFull {
 		return fmt.Sprintf("buffer refusing events: disk almost full (%d bytes free, %d needed to accept events)",

@@ -127,6 +127,9 @@ func New(cfg Config, h Handler, log *slog.Logger, set *metrics.Set) (*Broker, er
 	if err := b.srv.AddHook(&brokerHook{b: b}, nil); err != nil {
 		return nil, fmt.Errorf("add broker hook: %w", err)
 	}
+	if err := b.srv.AddHook(newPresenceHook(b, set), nil); err != nil {
+		return nil, fmt.Errorf("add presence hook: %w", err)
+	}
 	return b, nil
 }
 

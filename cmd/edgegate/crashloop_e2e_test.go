@@ -105,7 +105,7 @@ uplinks:
 // not ready, by design). It fails the test if the process dies first.
 func startListening(t *testing.T, e e2e) *gatewayProc {
 	t.Helper()
-	p := &gatewayProc{t: t, log: &syncBuffer{}, admin: e.admin}
+	p := &gatewayProc{t: t, log: &syncBuffer{}}
 	p.cmd = exec.Command(e.bin, "run", "--config", e.config)
 	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
 	if err := p.cmd.Start(); err != nil {
