@@ -24,6 +24,9 @@ const (
 )
 
 func badgerOptions(dir string, log *slog.Logger) badger.Options {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	return badger.DefaultOptions(dir).
 		WithSyncWrites(true). // a commit is an fsync: see doc.go
 		WithMemTableSize(memTableSize).

@@ -148,6 +148,9 @@ func Open(cfg Config, log *slog.Logger, m *metrics.Set, opts ...Option) (*Buffer
 			return nil, fmt.Errorf("open buffer %s: %w", cfg.Dir, err)
 		}
 	}
+	if _, err := verifyDir(cfg.Dir, false); err != nil {
+		return nil, fmt.Errorf("open buffer %s: %w", cfg.Dir, err)
+	}
 	db, err := openBadger(badgerOptions(cfg.Dir, log).WithReadOnly(b.readOnly))
 	if err != nil {
 		if lerr := lockedBy(cfg.Dir); lerr != nil {

@@ -37,6 +37,15 @@
 // after giving up the reserve if that is enough; a panic or a fault on a
 // mapped file while Badger opens is returned as an error.
 //
+// # Damage
+//
+// Open reads every table's index first, where a panic can be caught
+// (Badger reads them in goroutines of its own, where a damaged table kills
+// the process), and refuses tables without a MANIFEST (Badger would delete
+// them): ErrDamaged. Check reads everything without changing the buffer;
+// Repair salvages every readable record into a fresh buffer and keeps the
+// damaged one aside (salvage.go).
+//
 // # Queues and leases
 //
 // Queue.Next leases the oldest records not yet leased; Batch.Ack deletes

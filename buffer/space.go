@@ -6,7 +6,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -74,6 +73,15 @@ func allocated(fi fs.FileInfo) int64 {
 		return int64(st.Blocks) * 512 //nolint:unconvert // field types differ by platform
 	}
 	return fi.Size()
+}
+
+// owner returns the user and group owning fi.
+func owner(fi fs.FileInfo) (uid, gid int, ok bool) {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return 0, 0, false
+	}
+	return int(st.Uid), int(st.Gid), true
 }
 
 // badgerFixed is the room Badger needs on top of its files whatever it
@@ -181,15 +189,4 @@ func releaseReserve(dir string) error {
 		return fmt.Errorf("release disk reserve: %w", err)
 	}
 	return nil
-}
-
-// isBadgerFile reports whether name is one of the files Badger keeps in
-// its directory.
-func isBadgerFile(name string) bool {
-	switch filepath.Ext(name) {
-	case ".sst", ".mem", ".vlog":
-		return true
-	}
-	return name == "MANIFEST" || name == "KEYREGISTRY" || name == "DISCARD" || name == "LOCK" ||
-		strings.HasPrefix(name, "MANIFEST-")
 }

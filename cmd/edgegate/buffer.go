@@ -30,13 +30,13 @@ type bufferCommand struct {
 // bufferCommands is the `edgegate buffer` group, in usage order. A new
 // subcommand is one more entry.
 func bufferCommands() []bufferCommand {
-	return []bufferCommand{
+	return append([]bufferCommand{
 		{"stats", "", "events, bytes and the oldest event per queue", cmdBufferStats},
 		{"ls", "[--queue Q] [filters] [--limit N]", "list stored events, with the failure of dead letters", cmdBufferList},
 		{"show", "ID [--queue Q]", "print one stored event as CloudEvents JSON", cmdBufferShow},
 		{"replay", "--queue Q | --to UPLINK [--since T] [filters]", "send events again to an uplink, marked replayed", cmdBufferReplay},
 		{"purge", "--queue Q (--before T | --id ID | --all) [filters]", "remove what is named from a queue, nothing else", cmdBufferPurge},
-	}
+	}, repairCommands()...)
 }
 
 const bufferUsageHead = `Usage: edgegate buffer COMMAND [flags]

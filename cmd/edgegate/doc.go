@@ -9,11 +9,13 @@
 //	edgegate rules test --config FILE run the rules' own test cases
 //	edgegate buffer stats|ls|show|replay|purge
 //	                                  inspect, replay and purge stored events
+//	edgegate buffer check|repair      find and salvage a damaged buffer
 //	edgegate version
 //
 // The package is main only: flags, signals, the logger, the metrics set and
 // printing. The gateway's work is gateway's (LoadFile, New, Run, ReloadFile
-// on SIGHUP, DryRun for `rules test`, BufferTool for `buffer`, whose
+// on SIGHUP, DryRun for `rules test`, BufferTool for `buffer`, CheckBuffer
+// and RepairBuffer for `buffer check|repair`, whose
 // commands call a running gateway's admin API or open a stopped one's
 // buffer through gateway.OpenBufferTool); sink and simulate are built on
 // internal/receiver and internal/devices. It must not import buffer or
