@@ -109,7 +109,7 @@ type SpaceError struct {
 }
 
 func (e *SpaceError) Error() string {
-	return fmt.Sprintf("%v: %s has %d bytes free, Badger needs %d to open and compact what it holds (free %d bytes)",
+	return fmt.Sprintf("%v: %s has %d bytes free, Badger needs %d to open and compact what it holds (free %d more bytes)",
 		ErrNoSpace, e.Dir, e.Free, e.Need, e.Need-e.Free)
 }
 

@@ -102,7 +102,7 @@ func (g *Gateway) retryOpen(ctx context.Context) bool {
 		}
 		err := g.openBuffer()
 		if err == nil {
-			g.log.Info("buffer opened: accepting events", "dir", g.cfg.Buffer.Dir)
+			g.log.Info("buffer opened", "dir", g.cfg.Buffer.Dir)
 			return true
 		}
 		g.bufferDown(err)

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -52,14 +53,22 @@ func TestRestartsNearAFullDisk(t *testing.T) {
 	// Near full: kill -9 every 1-3 s, restart at once; devices keep
 	// publishing.
 	const restarts = 12
+	saidFull := 0
 	for i := range restarts {
 		time.Sleep(time.Duration(1000+(i*700)%2000) * time.Millisecond)
 		checkAlive(t, p, fmt.Sprintf("before kill %d", i+1))
+		if _, why := readyz(t, e.admin); strings.Contains(why, "disk almost full") {
+			saidFull++
+		}
 		p.kill()
 		p = startListening(t, e)
 	}
-	t.Logf("%d restarts near full; acked %d; %s", restarts, fleet.acked(), diskFree(disk))
+	t.Logf("%d restarts near full; acked %d, refused %d; /readyz said the disk was full %d times; %s",
+		restarts, fleet.acked(), fleet.refused(), saidFull, diskFree(disk))
 	checkAlive(t, p, "after the restarts")
+	if fleet.refused() == 0 || saidFull == 0 {
+		t.Fatalf("near a full disk: %d events refused, /readyz said so %d times; want both", fleet.refused(), saidFull)
+	}
 
 	// The uplink comes back: every acknowledged event arrives, then the
 	// gateway accepts events again.
@@ -79,6 +88,86 @@ func TestRestartsNearAFullDisk(t *testing.T) {
 	waitDelivered(t, s, fleet, p, 60*time.Second)
 	d, total := s.Counts()
 	t.Logf("delivered all %d acknowledged events (%d distinct arrivals, %d in all); %s", fleet.acked(), d, total, diskFree(disk))
+}
+
+// Something else filled the disk while the gateway was down: it starts,
+// listens and refuses events, its buffer unopened (Badger would die in
+// Open) and /readyz saying why; with some room back it opens the buffer
+// and delivers the backlog while still refusing new events; with the disk
+// free again it accepts them.
+func TestStartsOnAFullDisk(t *testing.T) {
+	e := newE2E(t, "fills a file system under the real binary")
+	disk := mountSmallDisk(t)
+	writeDiskConfig(t, e, filepath.Join(disk, "buffer"), "overflow: reject")
+	fl := startFleet(e.mqtt, 4, 5*time.Millisecond, 900)
+	defer fl.stop()
+	p := startListening(t, e)
+	for fl.acked() < 3000 {
+		checkAlive(t, p, "while publishing")
+		time.Sleep(50 * time.Millisecond)
+	}
+	p.kill()
+	backlog := fl.acked()
+
+	// Another program leaves 1 MiB free.
+	ballast := filepath.Join(disk, "ballast")
+	fill := func(leave int64) {
+		t.Helper()
+		os.Remove(ballast)
+		var st syscall.Statfs_t
+		if err := syscall.Statfs(disk, &st); err != nil {
+			t.Fatal(err)
+		}
+		if out, err := exec.Command("fallocate", "-l", fmt.Sprint(int64(st.Bavail)*st.Bsize-leave), ballast).CombinedOutput(); err != nil {
+			t.Fatalf("fallocate: %v %s", err, out)
+		}
+	}
+	fill(1 << 20)
+	p = startListening(t, e)
+	defer func() { p.kill() }()
+	waitReadyz(t, e.admin, p, "not enough disk space")
+	refused := fl.refused()
+	for fl.refused() == refused {
+		checkAlive(t, p, "on a full disk")
+		time.Sleep(20 * time.Millisecond)
+	}
+	if fl.acked() != backlog {
+		t.Fatalf("%d events acknowledged on a full disk", fl.acked()-backlog)
+	}
+	t.Logf("full disk: %s; %s", diskFree(disk), logLines(p, "buffer unavailable"))
+
+	// Some room back: the buffer opens and the backlog is delivered, while
+	// new events are still refused.
+	fill(36 << 20)
+	s := startSink(t, e.uplink)
+	waitDelivered(t, s, fl, p, 30*time.Second)
+	t.Logf("room for Badger: %s; backlog of %d delivered; %s", diskFree(disk), backlog, logLines(p, "disk"))
+
+	// The disk is free again: events are accepted.
+	os.Remove(ballast)
+	before := fl.acked()
+	for deadline := time.Now().Add(30 * time.Second); fl.acked() < before+100; {
+		if time.Now().After(deadline) {
+			t.Fatalf("not accepting events with the disk free; log:\n%s", tail(p.log.String(), 20))
+		}
+		checkAlive(t, p, "with the disk free")
+		time.Sleep(50 * time.Millisecond)
+	}
+	fl.stop()
+	waitDelivered(t, s, fl, p, 30*time.Second)
+}
+
+// waitReadyz waits up to 10 s for /readyz to answer 503 with why in it.
+func waitReadyz(t *testing.T, admin string, p *gatewayProc, why string) {
+	t.Helper()
+	var code int
+	var body string
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if code, body = readyz(t, admin); code == 503 && strings.Contains(body, why) {
+			return
+		}
+	}
+	t.Fatalf("/readyz = %d %q, want 503 with %q; log:\n%s", code, body, why, tail(p.log.String(), 20))
 }
 
 // writeDiskConfig writes e's config with the buffer in dir, min_free_bytes
@@ -191,6 +280,15 @@ func startFleet(addr string, n int, interval time.Duration, size int) *fleet {
 func (f *fleet) stop() {
 	f.cancel()
 	f.wg.Wait()
+}
+
+// refused counts the negative PUBACKs the fleet got.
+func (f *fleet) refused() int64 {
+	var n int64
+	for _, p := range f.pubs {
+		n += p.Stats().Refused
+	}
+	return n
 }
 
 func (f *fleet) acked() int {
