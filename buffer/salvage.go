@@ -429,6 +429,17 @@ func scan(db *badger.DB, r *Report, put func(k, v []byte) error) (err error) {
 		}
 	}()
 	names := map[uint16]string{}
+	var orphans []uint16 // queues whose name was lost with a table
+	defer func() {
+		for _, id := range orphans {
+			name := names[id]
+			r.Problems = append(r.Problems, fmt.Sprintf("queue #%d lost its name: its %d records are in queue %s (edgegate buffer replay --queue %s --to UPLINK sends them)",
+				id, r.Queues[name].Records, name, name))
+			if put != nil && err == nil {
+				err = put(metaQueueKey(name), binary.BigEndian.AppendUint16(nil, id))
+			}
+		}
+	}()
 	return db.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{})
 		defer it.Close()
@@ -449,7 +460,9 @@ func scan(db *badger.DB, r *Report, put func(k, v []byte) error) (err error) {
 			if id, _, ok := parseRecKey(k); ok {
 				name := names[id] // queue keys sort before records
 				if name == "" {
-					name = fmt.Sprintf("queue #%d", id)
+					name = fmt.Sprintf("salvaged.%d", id)
+					names[id] = name
+					orphans = append(orphans, id)
 				}
 				q := r.Queues[name]
 				q.Records++

@@ -8,6 +8,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/dgraph-io/badger/v4/options"
+	"github.com/dgraph-io/badger/v4/table"
+	"github.com/dgraph-io/ristretto/v2/z"
 )
 
 // damagedBuffer writes n records of 300 bytes (one queue, every record
@@ -64,19 +68,22 @@ func files(t *testing.T, dir, suffix string) []string {
 	return out
 }
 
-// drain reads every record of queue q and returns how many there are and
-// whether they are distinct.
+// drain reads every record of every queue and returns how many there are
+// and whether they are distinct.
 func drain(t *testing.T, cfg Config) (n int, distinct bool) {
 	t.Helper()
 	b := open(t, cfg, nil)
 	defer b.Close()
-	q := queueT(t, b, "uplink.cloud")
 	seen := map[string]bool{}
-	for b.Stats().Records > int64(n) {
-		bt := nextT(t, q, 1000, 0)
-		for _, r := range bt.Records() {
-			seen[string(r[:6])] = true
-			n++
+	for name, st := range b.Stats().Queues {
+		q := queueT(t, b, name)
+		for got := int64(0); got < st.Records; {
+			bt := nextT(t, q, 1000, 0)
+			for _, r := range bt.Records() {
+				seen[string(r[:6])] = true
+				n++
+				got++
+			}
 		}
 	}
 	return n, len(seen) == n
@@ -105,6 +112,8 @@ func TestTruncatedTable(t *testing.T) {
 	if len(tables) < 3 {
 		t.Fatalf("want several tables, got %d", len(tables))
 	}
+	// The first table holds the queue's name: the salvaged records of a
+	// queue whose name is lost land in a queue of their own.
 	fi, _ := os.Stat(tables[1])
 	if err := os.Truncate(tables[1], fi.Size()/2); err != nil {
 		t.Fatal(err)
@@ -131,6 +140,44 @@ func TestTruncatedTable(t *testing.T) {
 		t.Fatalf("repaired buffer holds %d records (distinct %v), Repair reported %d", n, distinct, r.Records)
 	}
 	t.Logf("salvaged %d of 30000 records; lost with the table: %d; left behind %v", n, 30000-n, r.Left)
+}
+
+// The table holding a queue's name is lost: its other records are
+// salvaged into a queue of their own, and the report says how to send
+// them.
+func TestLostQueueName(t *testing.T) {
+	cfg := damagedBuffer(t, 30000, false)
+	var named string
+	for _, path := range files(t, cfg.Dir, ".sst") {
+		mf, err := z.OpenMmapFile(path, os.O_RDONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tb, err := table.OpenTable(mf, table.Options{Compression: options.None})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tb.Smallest()[0] == prefixMeta {
+			named = path
+		}
+		mf.Close(-1)
+	}
+	if named == "" {
+		t.Fatal("no table holds the queue names")
+	}
+	if err := os.Truncate(named, 100); err != nil {
+		t.Fatal(err)
+	}
+	r, err := Repair(cfg.Dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Queues["salvaged.1"].Records == 0 || !strings.Contains(strings.Join(r.Problems, "\n"), "buffer replay --queue salvaged.1") {
+		t.Fatalf("Repair = %+v; want the nameless records in queue salvaged.1 and how to send them", r)
+	}
+	if n, distinct := drain(t, cfg); int64(n) != r.Records || !distinct {
+		t.Fatalf("repaired buffer holds %d records (distinct %v), Repair reported %d", n, distinct, r.Records)
+	}
 }
 
 // Without its MANIFEST Badger starts afresh and deletes every table; Open
