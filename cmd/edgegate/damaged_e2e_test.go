@@ -79,7 +79,7 @@ func TestDamagedBuffer(t *testing.T) {
 				if refused.acked() > 0 {
 					t.Fatalf("start %d: %d events acknowledged without a buffer", i+1, refused.acked())
 				}
-				if !strings.Contains(metricsText(t, e.admin), `edgegate_events_refused_total{reason="buffer_unavailable"}`) {
+				if !strings.Contains(adminMetrics(t, e.admin), `edgegate_events_refused_total{reason="buffer_unavailable"}`) {
 					t.Fatal("no edgegate_events_refused_total{reason=\"buffer_unavailable\"}")
 				}
 				if !scanLogFor(p, "buffer unavailable: refusing every event until it opens") {
@@ -124,6 +124,7 @@ func TestDamagedBuffer(t *testing.T) {
 	}
 }
 
+// readyz returns /readyz's status and body.
 func readyz(t *testing.T, admin string) (int, string) {
 	t.Helper()
 	resp, err := http.Get("http://" + admin + "/readyz")
@@ -133,17 +134,6 @@ func readyz(t *testing.T, admin string) (int, string) {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, strings.TrimSpace(string(b))
-}
-
-func metricsText(t *testing.T, admin string) string {
-	t.Helper()
-	resp, err := http.Get("http://" + admin + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return string(b)
 }
 
 // scanLogFor waits up to 5 s for a line of p's log containing s.

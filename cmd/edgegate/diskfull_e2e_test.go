@@ -18,13 +18,16 @@ import (
 
 // mountSmallDisk mounts a 64 MiB tmpfs for the test, or skips it where
 // mounting is not allowed (not root, no privileges).
-func mountSmallDisk(t *testing.T) string {
+func mountSmallDisk(t *testing.T) string { return mountDisk(t, 64) }
+
+// mountDisk mounts a tmpfs of mib MiB for the test, or skips it.
+func mountDisk(t *testing.T, mib int) string {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "disk")
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", dir).CombinedOutput(); err != nil {
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", fmt.Sprintf("size=%dm", mib), "tmpfs", dir).CombinedOutput(); err != nil {
 		t.Skipf("cannot mount a small file system here (%v: %s)", err, strings.TrimSpace(string(out)))
 	}
 	t.Cleanup(func() { exec.Command("umount", "-l", dir).Run() })

@@ -106,18 +106,6 @@ func TestSoak(t *testing.T) {
 	}
 }
 
-// mountDisk mounts a tmpfs of mib MiB for the test, or skips it.
-func mountDisk(t *testing.T, mib int) string {
-	t.Helper()
-	dir := filepath.Join(t.TempDir(), "disk")
-	os.Mkdir(dir, 0o755)
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", fmt.Sprintf("size=%dm", mib), "tmpfs", dir).CombinedOutput(); err != nil {
-		t.Skipf("cannot mount a small file system here (%v: %s)", err, strings.TrimSpace(string(out)))
-	}
-	t.Cleanup(func() { exec.Command("umount", "-l", dir).Run() })
-	return dir
-}
-
 func writeSoakConfig(t *testing.T, e e2e, dir string) {
 	t.Helper()
 	cfg := fmt.Sprintf(`gateway_id: soak
