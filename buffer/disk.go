@@ -188,7 +188,7 @@ func (b *Buffer) reclaim(d diskState) {
 	live := b.bytes
 	b.mu.Unlock()
 	flattened := false
-	if err == nil && live*writeAmplification < (d.free-d.need)/2 {
+	if err == nil && live*writeAmplification < d.free/2 {
 		err = b.db.Flatten(1)
 		flattened = true
 	}

@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -194,7 +196,7 @@ uplinks:
 // not ready, by design). It fails the test if the process dies first.
 func startListening(t *testing.T, e e2e) *gatewayProc {
 	t.Helper()
-	p := &gatewayProc{t: t, log: &syncBuffer{}}
+	p := &gatewayProc{t: t, log: &syncBuffer{}, admin: e.admin}
 	p.cmd = exec.Command(e.bin, "run", "--config", e.config)
 	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
 	if err := p.cmd.Start(); err != nil {
@@ -331,8 +333,17 @@ func waitDelivered(t *testing.T, s *cetest.Server, f *fleet, p *gatewayProc, idl
 		}
 	}
 	if len(missing) > 0 {
-		t.Fatalf("%d of %d acknowledged events never arrived (e.g. %v); log:\n%s",
-			len(missing), f.acked(), missing[:min(5, len(missing))], tail(p.log.String(), 30))
+		d, total := s.Counts()
+		var counters []string
+		for _, l := range strings.Split(adminMetrics(t, p.admin), "\n") {
+			if strings.HasPrefix(l, "edgegate_buffer_appended_total") || strings.HasPrefix(l, "edgegate_buffer_acked_total") ||
+				strings.HasPrefix(l, "edgegate_events_ingested_total") || strings.HasPrefix(l, "edgegate_events_refused_total") ||
+				strings.HasPrefix(l, "edgegate_mqtt_") {
+				counters = append(counters, l)
+			}
+		}
+		t.Fatalf("%d of %d acknowledged events never arrived (e.g. %v); sink: %d distinct, %d in all, violations %v; counters (this process):\n%s\nstatus:\n%s\nlog:\n%s",
+			len(missing), f.acked(), missing[:min(5, len(missing))], d, total, s.Violations(), strings.Join(counters, "\n"), adminStatus(p), tail(p.log.String(), 30))
 	}
 }
 
@@ -345,4 +356,15 @@ func logLines(p *gatewayProc, s string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// adminStatus returns /status of p's admin endpoint, or why not.
+func adminStatus(p *gatewayProc) string {
+	resp, err := http.Get("http://" + p.admin + "/status")
+	if err != nil {
+		return err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
 }

@@ -59,6 +59,7 @@ type gatewayProc struct {
 	t      *testing.T
 	cmd    *exec.Cmd
 	log    *syncBuffer
+	admin  string        // host:port, when known
 	exited chan struct{} // closed once cmd.Wait returned, when a goroutine waits
 }
 
