@@ -32,6 +32,7 @@ func TestPackageLayering(t *testing.T) {
 		"internal/receiver":  {"internal/ceconform"},
 		"internal/cetest":    {"internal/ceconform", "internal/receiver"},
 		"internal/mqtttest":  {"internal/pahoclient"},
+		"internal/certtest":  nil,
 		"internal/devices":   {"internal/pahoclient"},
 		// pahoclient builds every paho client; anything may import it.
 		"internal/pahoclient": nil,
@@ -40,7 +41,7 @@ func TestPackageLayering(t *testing.T) {
 		"internal/metricname": nil,
 	}
 	// testOnly packages are test support: only _test.go files import them.
-	testOnly := map[string]bool{"internal/cetest": true, "internal/mqtttest": true}
+	testOnly := map[string]bool{"internal/cetest": true, "internal/mqtttest": true, "internal/certtest": true}
 	pkgs := sourcePackages(t)
 	for rel, p := range pkgs {
 		for name, f := range p.Files {
@@ -69,7 +70,7 @@ func TestPackageLayering(t *testing.T) {
 	}
 	// A leaf's tests may also use the package itself (external tests) and
 	// the shared test support.
-	support := []string{"internal/cetest", "internal/mqtttest", "internal/pahoclient", "internal/ceconform"}
+	support := []string{"internal/cetest", "internal/mqtttest", "internal/pahoclient", "internal/ceconform", "internal/certtest"}
 	for rel, allow := range allowed {
 		for _, imp := range testImports(t, rel) {
 			name, path := imp[0], imp[1]
