@@ -38,6 +38,9 @@ func LoadFile(path string) (*Compiled, error) {
 // `edgegate.yaml:40:15: rules.rules[2].when: …`). A file that cannot be read
 // is a problem of rules.file in the main file. Every problem of both files
 // is reported at once.
+//
+// Relative paths of the mqtt listeners' tls files are relative to the
+// directory of name.
 func Parse(name string, data []byte) (*Compiled, error) {
 	cfg := DefaultConfig()
 	doc, err := yamlconf.Decode(name, data, &cfg)
@@ -50,6 +53,7 @@ func Parse(name string, data []byte) (*Compiled, error) {
 	inc, incProbs := includeRules(doc, &cfg)
 	decoded := append(yamlconf.Problems(err), incProbs...)
 	probs := decoded
+	cfg.MQTT.ResolveFiles(filepath.Dir(name))
 	c, err := Compile(cfg)
 	for _, e := range yamlconf.Problems(err) {
 		if e = inc.locate(doc, e); !decodedBadly(e, decoded) {

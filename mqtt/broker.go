@@ -17,6 +17,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 	mochi "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/edgegate/edgegate/internal/metricname"
 )
@@ -35,6 +36,13 @@ type Broker struct {
 	m         brokerMetrics
 	srv       *mochi.Server
 	maxPacket uint32
+	warn      *rateLog            // Warn lines about misbehaving devices, rate-limited
+	budget    *semaphore.Weighted // memory for large packets being read (clientConn)
+	retained  retainedSet
+	certs     map[string]*certSource // by listener id; tls and wss listeners
+	// excessLimit is how long a client may stay over its publish rate
+	// (sustainedExcess; tests shorten it before Run).
+	excessLimit time.Duration
 
 	running atomic.Bool
 	ready   chan struct{}
@@ -53,7 +61,13 @@ type brokerMetrics struct {
 	received                                            [3]*metrics.Counter
 	errOverloaded, errRejected, errOther                *metrics.Counter
 	droppedOverloaded, droppedRejected, droppedReserved *metrics.Counter
+	droppedTopicLimit, droppedRate                      *metrics.Counter
 	tooLarge, overloadDisconnects                       *metrics.Counter
+	refusedMaxConns, refusedOrigin, refusedWill         *metrics.Counter
+	tlsHandshakeFailures, tlsReloadOK, tlsReloadFailed  *metrics.Counter
+	rateDelayed, rateDisconnects                        *metrics.Counter
+	refusedSubscriptions, qos2Resends, budgetTimeouts   *metrics.Counter
+	retainRefusedCount, retainRefusedBytes              *metrics.Counter
 }
 
 // New validates cfg and builds the broker. It starts no goroutine and binds
@@ -62,12 +76,25 @@ type brokerMetrics struct {
 //
 //	edgegate_mqtt_messages_received_total{qos="0|1|2"}  device publishes seen
 //	edgegate_mqtt_handler_errors_total{kind="overloaded|rejected|other"}
-//	edgegate_mqtt_messages_dropped_total{reason="overloaded|rejected|reserved_topic"}
+//	edgegate_mqtt_messages_dropped_total{reason="overloaded|rejected|reserved_topic|topic_limit|rate_limited"}
 //	    messages neither stored nor to be resent (QoS 0 not stored, rejected,
-//	    device publish to a '$' topic)
+//	    device publish to a '$' topic or over the topic limits, QoS 0 over
+//	    the publish rate)
 //	edgegate_mqtt_messages_too_large_total  packets/payloads over the limit
 //	edgegate_mqtt_overload_disconnects_total  MQTT 3.1.1 connections closed
 //	    because a QoS 1/2 message could not be stored
+//	edgegate_mqtt_connections_refused_total{reason="max_connections|origin|will_topic|tls_handshake"}
+//	edgegate_mqtt_publish_delayed_total  QoS 1/2 publishes held back to the publish rate
+//	edgegate_mqtt_rate_limit_disconnects_total  clients over the rate for too long
+//	edgegate_mqtt_subscriptions_refused_total{reason="topic_limit"}
+//	edgegate_mqtt_qos2_resends_total  QoS 2 resends answered while PUBREL was awaited
+//	edgegate_mqtt_packet_budget_timeouts_total  connections closed waiting for
+//	    memory to read a large packet
+//	edgegate_mqtt_retained_refused_total{reason="count|bytes"}  messages
+//	    delivered but not retained
+//	edgegate_mqtt_retained_messages, edgegate_mqtt_retained_bytes  gauges
+//	edgegate_mqtt_tls_reloads_total{result="ok|failed"}  certificate file changes
+//	edgegate_mqtt_tls_cert_expiry_timestamp_seconds{listener="…"}  gauge
 //	edgegate_mqtt_clients_connected  gauge
 func New(cfg Config, h Handler, log *slog.Logger, set *metrics.Set) (*Broker, error) {
 	if err := cfg.Validate(); err != nil {
@@ -82,15 +109,21 @@ func New(cfg Config, h Handler, log *slog.Logger, set *metrics.Set) (*Broker, er
 	if set == nil {
 		set = metrics.NewSet()
 	}
+	maxPacket := uint32(cfg.MaxPayloadBytes + packetSlack)
 	b := &Broker{
-		cfg:        cfg,
-		h:          h,
-		log:        log,
-		maxPacket:  uint32(cfg.MaxPayloadBytes + packetSlack),
-		ready:      make(chan struct{}),
-		stop:       make(chan struct{}),
-		handlerCtx: context.Background(),
-		addrs:      make(map[string]net.Addr),
+		cfg:         cfg,
+		h:           h,
+		log:         log,
+		maxPacket:   maxPacket,
+		warn:        newRateLog(log, logEvery),
+		budget:      semaphore.NewWeighted(max(minPacketBudget, 8*int64(maxPacket))),
+		retained:    retainedSet{maxCount: cfg.Limits.MaxRetainedMessages, maxBytes: int64(cfg.Limits.MaxRetainedBytes)},
+		certs:       make(map[string]*certSource),
+		excessLimit: sustainedExcess,
+		ready:       make(chan struct{}),
+		stop:        make(chan struct{}),
+		handlerCtx:  context.Background(),
+		addrs:       make(map[string]net.Addr),
 	}
 	for q := range b.m.received {
 		b.m.received[q] = set.GetOrCreateCounter(metricname.With("edgegate_mqtt_messages_received_total", "qos", strconv.Itoa(q)))
@@ -101,9 +134,38 @@ func New(cfg Config, h Handler, log *slog.Logger, set *metrics.Set) (*Broker, er
 	b.m.droppedOverloaded = set.GetOrCreateCounter(`edgegate_mqtt_messages_dropped_total{reason="overloaded"}`)
 	b.m.droppedRejected = set.GetOrCreateCounter(`edgegate_mqtt_messages_dropped_total{reason="rejected"}`)
 	b.m.droppedReserved = set.GetOrCreateCounter(`edgegate_mqtt_messages_dropped_total{reason="reserved_topic"}`)
+	b.m.droppedTopicLimit = set.GetOrCreateCounter(`edgegate_mqtt_messages_dropped_total{reason="topic_limit"}`)
+	b.m.droppedRate = set.GetOrCreateCounter(`edgegate_mqtt_messages_dropped_total{reason="rate_limited"}`)
 	b.m.tooLarge = set.GetOrCreateCounter(`edgegate_mqtt_messages_too_large_total`)
 	b.m.overloadDisconnects = set.GetOrCreateCounter(`edgegate_mqtt_overload_disconnects_total`)
+	b.m.refusedMaxConns = set.GetOrCreateCounter(`edgegate_mqtt_connections_refused_total{reason="max_connections"}`)
+	b.m.refusedOrigin = set.GetOrCreateCounter(`edgegate_mqtt_connections_refused_total{reason="origin"}`)
+	b.m.refusedWill = set.GetOrCreateCounter(`edgegate_mqtt_connections_refused_total{reason="will_topic"}`)
+	b.m.tlsHandshakeFailures = set.GetOrCreateCounter(`edgegate_mqtt_connections_refused_total{reason="tls_handshake"}`)
+	b.m.tlsReloadOK = set.GetOrCreateCounter(`edgegate_mqtt_tls_reloads_total{result="ok"}`)
+	b.m.tlsReloadFailed = set.GetOrCreateCounter(`edgegate_mqtt_tls_reloads_total{result="failed"}`)
+	b.m.rateDelayed = set.GetOrCreateCounter(`edgegate_mqtt_publish_delayed_total`)
+	b.m.rateDisconnects = set.GetOrCreateCounter(`edgegate_mqtt_rate_limit_disconnects_total`)
+	b.m.refusedSubscriptions = set.GetOrCreateCounter(`edgegate_mqtt_subscriptions_refused_total{reason="topic_limit"}`)
+	b.m.qos2Resends = set.GetOrCreateCounter(`edgegate_mqtt_qos2_resends_total`)
+	b.m.budgetTimeouts = set.GetOrCreateCounter(`edgegate_mqtt_packet_budget_timeouts_total`)
+	b.m.retainRefusedCount = set.GetOrCreateCounter(`edgegate_mqtt_retained_refused_total{reason="count"}`)
+	b.m.retainRefusedBytes = set.GetOrCreateCounter(`edgegate_mqtt_retained_refused_total{reason="bytes"}`)
 	set.GetOrCreateGauge(`edgegate_mqtt_clients_connected`, func() float64 { return float64(b.Clients()) })
+	set.GetOrCreateGauge(`edgegate_mqtt_retained_messages`, func() float64 { n, _ := b.retained.stats(); return float64(n) })
+	set.GetOrCreateGauge(`edgegate_mqtt_retained_bytes`, func() float64 { _, n := b.retained.stats(); return float64(n) })
+	for _, l := range cfg.Listeners {
+		if l.TLS == nil {
+			continue
+		}
+		src, err := newCertSource(l.ID, *l.TLS, b.certReloaded)
+		if err != nil {
+			return nil, fmt.Errorf("mqtt listener %s: tls.%w", l.ID, err)
+		}
+		b.certs[l.ID] = src
+		set.GetOrCreateGauge(metricname.With("edgegate_mqtt_tls_cert_expiry_timestamp_seconds", "listener", l.ID),
+			func() float64 { return float64(src.notAfter().Unix()) })
+	}
 
 	caps := mochi.NewDefaultServerCapabilities()
 	caps.MaximumPacketSize = b.maxPacket
@@ -111,6 +173,8 @@ func New(cfg Config, h Handler, log *slog.Logger, set *metrics.Set) (*Broker, er
 	caps.MaximumInflight = uint16(cfg.MaxInflight)
 	caps.MaximumSessionExpiryInterval = uint32(cfg.SessionExpiry / time.Second)
 	caps.Compatibilities.NoInheritedPropertiesOnAck = true // Paho hangs on acks with properties
+	caps.TopicAliasMaximum = topicAliasMaximum
+	caps.MaximumClients = int64(cfg.Limits.MaxConnections) // also checked at accept
 	// mochi's default (8192) preallocates a 64 KiB outbound queue per
 	// client; devices here mostly publish, and local subscribers are
 	// actuators. 1024 pending writes keep 100 clients under 1 MiB.
@@ -121,6 +185,10 @@ func New(cfg Config, h Handler, log *slog.Logger, set *metrics.Set) (*Broker, er
 		Logger:                 slog.New(mochiLog{log.Handler()}).With("source", "mochi"),
 		SysTopicResendInterval: sysTopicInterval,
 	})
+	// The guard first: it answers packets no other hook should see.
+	if err := b.srv.AddHook(&guardHook{b: b}, nil); err != nil {
+		return nil, fmt.Errorf("add guard hook: %w", err)
+	}
 	if err := b.srv.AddHook(&allowAllAuth{}, nil); err != nil {
 		return nil, fmt.Errorf("add auth hook: %w", err)
 	}
@@ -199,9 +267,9 @@ func (b *Broker) bind(ctx context.Context) ([]*boundListener, error) {
 			}
 			return nil, fmt.Errorf("mqtt listener %s: %w", c.ID, err)
 		}
-		l := &boundListener{cfg: c, ln: ln}
-		if c.Type == TypeWebsocket {
-			l.http = b.websocketServer(c.ID)
+		l := &boundListener{cfg: c, ln: ln, certs: b.certs[c.ID]}
+		if c.Type == TypeWebsocket || c.Type == TypeWSS {
+			l.http = b.websocketServer(l)
 		}
 		lns = append(lns, l)
 		b.mu.Lock()

@@ -10,9 +10,18 @@
 // ErrRejected: MQTT 5 gets 0x99, MQTT 3.1.1 is acked and the message dropped);
 // see Handler. Messages are delivered to local MQTT subscribers only after the
 // Handler accepted them. Messages the gateway itself publishes with
-// Broker.Publish, broker $SYS topics and wills never reach the Handler;
-// device publishes to topics starting with '$' are refused (mochi itself
-// ignores, without an ack, device publishes to $SYS/...).
+// Broker.Publish, broker $SYS topics and wills never reach the Handler.
+//
+// Listeners are TCP, TLS, WebSocket and WebSocket over TLS (listener.go,
+// tls.go); TLS certificates are re-read when their files change, and a
+// verified client certificate's identity is offered to authentication.
+// A guard hook (guard.go) runs before every other hook and answers what
+// mochi would mishandle or what exceeds the limits: device publishes to
+// '$' topics (mochi ignores those to $SYS/... without an ack), topics and
+// filters over the limits, QoS 2 resends awaiting PUBREL (mochi answers
+// 0x91), publishes over a client's rate, retained messages over the
+// retained limits, wills to topics no device may publish to. clientConn
+// (conn.go) bounds the memory of large packets being read at once.
 //
 // Lifecycle: New validates and allocates (no goroutine, nothing bound); Run
 // binds every listener, serves until its context is done, and returns after

@@ -64,12 +64,17 @@ func testConfig(listeners ...ListenerConfig) Config {
 	return cfg
 }
 
-func startBroker(t testing.TB, cfg Config, h Handler) *testBroker {
+// startBroker runs New(cfg, h) until the test ends; each adjust changes the
+// broker before Run.
+func startBroker(t testing.TB, cfg Config, h Handler, adjust ...func(*Broker)) *testBroker {
 	t.Helper()
 	set := metrics.NewSet()
 	b, err := New(cfg, h, nil, set)
 	if err != nil {
 		t.Fatalf("New: %v", err)
+	}
+	for _, a := range adjust {
+		a(b)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	tb := &testBroker{Broker: b, set: set, err: make(chan error, 1)}

@@ -31,6 +31,12 @@ func DialRaw(t testing.TB, addr string, version byte, id string, clean bool) (*R
 	if err != nil {
 		t.Fatalf("dial: %v", err)
 	}
+	return RawOver(t, conn, version, id, clean)
+}
+
+// RawOver is DialRaw over a connection the caller made (TLS, say).
+func RawOver(t testing.TB, conn net.Conn, version byte, id string, clean bool) (*Raw, packets.Packet) {
+	t.Helper()
 	t.Cleanup(func() { conn.Close() })
 	rc := &Raw{t: t, Conn: conn, br: bufio.NewReader(conn), v: version}
 	rc.Send(packets.Packet{
