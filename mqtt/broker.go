@@ -61,7 +61,7 @@ type brokerMetrics struct {
 	received                                            [3]*metrics.Counter
 	errOverloaded, errRejected, errOther                *metrics.Counter
 	droppedOverloaded, droppedRejected, droppedReserved *metrics.Counter
-	droppedTopicLimit, droppedRate                      *metrics.Counter
+	droppedTopicLimit                                   *metrics.Counter
 	tooLarge, overloadDisconnects                       *metrics.Counter
 	refusedMaxConns, refusedOrigin, refusedWill         *metrics.Counter
 	tlsHandshakeFailures, tlsReloadOK, tlsReloadFailed  *metrics.Counter
@@ -76,15 +76,14 @@ type brokerMetrics struct {
 //
 //	edgegate_mqtt_messages_received_total{qos="0|1|2"}  device publishes seen
 //	edgegate_mqtt_handler_errors_total{kind="overloaded|rejected|other"}
-//	edgegate_mqtt_messages_dropped_total{reason="overloaded|rejected|reserved_topic|topic_limit|rate_limited"}
+//	edgegate_mqtt_messages_dropped_total{reason="overloaded|rejected|reserved_topic|topic_limit"}
 //	    messages neither stored nor to be resent (QoS 0 not stored, rejected,
-//	    device publish to a '$' topic or over the topic limits, QoS 0 over
-//	    the publish rate)
+//	    device publish to a '$' topic or over the topic limits)
 //	edgegate_mqtt_messages_too_large_total  packets/payloads over the limit
 //	edgegate_mqtt_overload_disconnects_total  MQTT 3.1.1 connections closed
 //	    because a QoS 1/2 message could not be stored
 //	edgegate_mqtt_connections_refused_total{reason="max_connections|origin|will_topic|tls_handshake"}
-//	edgegate_mqtt_publish_delayed_total  QoS 1/2 publishes held back to the publish rate
+//	edgegate_mqtt_publish_delayed_total  publishes held back to the publish rate
 //	edgegate_mqtt_rate_limit_disconnects_total  clients over the rate for too long
 //	edgegate_mqtt_subscriptions_refused_total{reason="topic_limit"}
 //	edgegate_mqtt_qos2_resends_total  QoS 2 resends answered while PUBREL was awaited
@@ -135,7 +134,6 @@ func New(cfg Config, h Handler, log *slog.Logger, set *metrics.Set) (*Broker, er
 	b.m.droppedRejected = set.GetOrCreateCounter(`edgegate_mqtt_messages_dropped_total{reason="rejected"}`)
 	b.m.droppedReserved = set.GetOrCreateCounter(`edgegate_mqtt_messages_dropped_total{reason="reserved_topic"}`)
 	b.m.droppedTopicLimit = set.GetOrCreateCounter(`edgegate_mqtt_messages_dropped_total{reason="topic_limit"}`)
-	b.m.droppedRate = set.GetOrCreateCounter(`edgegate_mqtt_messages_dropped_total{reason="rate_limited"}`)
 	b.m.tooLarge = set.GetOrCreateCounter(`edgegate_mqtt_messages_too_large_total`)
 	b.m.overloadDisconnects = set.GetOrCreateCounter(`edgegate_mqtt_overload_disconnects_total`)
 	b.m.refusedMaxConns = set.GetOrCreateCounter(`edgegate_mqtt_connections_refused_total{reason="max_connections"}`)

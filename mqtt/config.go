@@ -87,9 +87,9 @@ type LimitsConfig struct {
 	MaxConnections int `yaml:"max_connections"`
 	// PublishRate is the messages per second one connection may publish
 	// on average (a token bucket of PublishBurst); 0 turns the limit off.
-	// Over the rate, QoS 0 messages are dropped (counted) and QoS 1/2
-	// messages are read only as fast as the rate allows; a client that
-	// stays over the rate is disconnected (MQTT 5: DISCONNECT 0x96).
+	// Over the rate, the client's messages are read only as fast as the
+	// rate allows (counted); a client that stays over the rate for 5 s is
+	// disconnected (MQTT 5: DISCONNECT 0x96; counted, logged).
 	PublishRate float64 `yaml:"publish_rate"`
 	// PublishBurst is the token bucket's size: how many messages a client
 	// may publish at once after being quiet.

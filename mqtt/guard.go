@@ -23,7 +23,7 @@ const sustainedExcess = 5 * time.Second
 // (authentication and access control included).
 //
 // A device PUBLISH it answers itself (a refused topic, a QoS 2 resend
-// awaiting PUBREL, a QoS 0 message over the rate) is neutralised: OnPacketRead
+// awaiting PUBREL) is neutralised: OnPacketRead
 // returns a PUBACK for packet identifier 0 instead, which mochi's
 // processPuback ignores (no flow uses identifier 0). Nothing of mochi's
 // publish path then runs for it: no receive quota, no ACL check, no Handler,
@@ -89,20 +89,15 @@ func (h *guardHook) OnPacketRead(cl *mochi.Client, pk packets.Packet) (packets.P
 	return h.b.vetPublish(cl, pk)
 }
 
-// vetPublish counts a device PUBLISH and answers it itself if it is over
-// the rate, to a topic no device may publish to, or a QoS 2 resend whose
-// PUBREL is awaited. Otherwise mochi processes it (and OnPublish hands it
-// to the Handler).
+// vetPublish counts a device PUBLISH, holds it to the client's publish
+// rate, and answers it itself if it is to a topic no device may publish to
+// or a QoS 2 resend whose PUBREL is awaited. Otherwise mochi processes it
+// (and OnPublish hands it to the Handler).
 func (b *Broker) vetPublish(cl *mochi.Client, pk packets.Packet) (packets.Packet, error) {
 	qos := min(pk.FixedHeader.Qos, 2)
 	b.m.received[qos].Inc()
-	if cc, ok := cl.Net.Conn.(*clientConn); ok && cc.lim != nil {
-		switch b.limitRate(cl, cc, qos) {
-		case rateDrop:
-			return neutral(pk), nil
-		case rateDisconnect:
-			return pk, packets.ErrRejectPacket // ends the read loop: the will is sent
-		}
+	if cc, ok := cl.Net.Conn.(*clientConn); ok && cc.lim != nil && b.limitRate(cl, cc) == rateDisconnect {
+		return pk, packets.ErrRejectPacket // ends the read loop: the will is sent
 	}
 	if reason := b.topicRefusal(pk.TopicName); reason != "" {
 		if reason == "reserved_topic" {
@@ -172,15 +167,17 @@ type rateOutcome int
 
 const (
 	ratePass rateOutcome = iota
-	rateDrop
 	rateDisconnect
 )
 
-// limitRate takes a token from the connection's bucket. Over the rate, a
-// QoS 0 message is dropped and a QoS 1/2 one waits for its token (the
-// client's own read goroutine waits, so only it slows down); a client over
-// the rate for sustainedExcess is disconnected (MQTT 5: DISCONNECT 0x96).
-func (b *Broker) limitRate(cl *mochi.Client, cc *clientConn, qos byte) rateOutcome {
+// limitRate takes a token from the connection's bucket. Over the rate, the
+// message waits for its token on the client's own read goroutine, so only
+// that client slows down: the broker stops reading its socket and TCP
+// pushes back. (Dropping QoS 0 instead let a flooder keep a core busy
+// reading and discarding: the other devices' throughput fell by a quarter
+// in BenchmarkNeighboursUnderFlood.) A client over the rate for excessLimit
+// is disconnected (MQTT 5: DISCONNECT 0x96).
+func (b *Broker) limitRate(cl *mochi.Client, cc *clientConn) rateOutcome {
 	now := time.Now()
 	if cc.lim.TokensAt(now) >= float64(cc.lim.Burst())/2 {
 		cc.excessSince = time.Time{} // recovered
@@ -200,12 +197,6 @@ func (b *Broker) limitRate(cl *mochi.Client, cc *clientConn, qos byte) rateOutco
 			cl.Stop(packets.ErrMessageRateTooHigh)
 		}
 		return rateDisconnect
-	}
-	if qos == 0 {
-		b.m.droppedRate.Inc()
-		b.warn.log("rate_drop", "publish dropped: client over its publish rate",
-			"client", cl.ID, "publish_rate", b.cfg.Limits.PublishRate)
-		return rateDrop
 	}
 	b.m.rateDelayed.Inc()
 	r := cc.lim.ReserveN(now, 1)
