@@ -104,9 +104,10 @@ type LimitsConfig struct {
 	// MaxRetainedBytes bounds the size of all retained messages (topic,
 	// payload and properties).
 	MaxRetainedBytes yamlconf.ByteSize `yaml:"max_retained_bytes"`
-	// ServerKeepAlive, when not 0, replaces the keep-alive MQTT 5 clients
-	// ask for (they are told in CONNACK); whole seconds. MQTT 3.1.1 clients
-	// keep their own.
+	// ServerKeepAlive, when not 0, is the longest keep-alive an MQTT 5
+	// client gets: one that asks for more, or for none (0), gets this one
+	// and is told so in CONNACK; whole seconds. MQTT 3.1.1 has no way to
+	// tell a client: those keep their own.
 	ServerKeepAlive time.Duration `yaml:"server_keep_alive"`
 }
 

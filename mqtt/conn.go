@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/x509"
 	"fmt"
+	"io"
 	"net"
 	"time"
 
@@ -136,8 +137,38 @@ func (c *clientConn) release() {
 	}
 }
 
-// Close cancels a wait for budget and closes the connection.
+// lingerTime and lingerBytes bound how long and how much a connection the
+// broker closed drains of what its client still sends.
+const (
+	lingerTime  = 2 * time.Second
+	lingerBytes = 1 << 20
+)
+
+// closeWriter is a connection that can be half-closed (TCP, TLS over TCP).
+type closeWriter interface{ CloseWrite() error }
+
+// Close cancels a wait for budget and ends the connection's sending side
+// (TCP FIN after everything written, e.g. a DISCONNECT); linger closes it
+// fully. Closing at once while the client is still sending would answer
+// its next bytes with a reset, which can destroy what the client has not
+// read yet (mochi's DISCONNECT 0x93 to a client over its receive maximum,
+// for one). Connections that cannot be half-closed close at once.
 func (c *clientConn) Close() error {
 	c.cancel()
+	if cw, ok := c.Conn.(closeWriter); ok && cw.CloseWrite() == nil {
+		return nil
+	}
 	return c.Conn.Close()
+}
+
+// linger runs after mochi is done with the connection: it reads and
+// discards what the client still sends until it closes its side, for at
+// most lingerTime and lingerBytes, then closes the connection.
+func (c *clientConn) linger() {
+	defer c.Conn.Close()
+	if _, ok := c.Conn.(closeWriter); !ok {
+		return
+	}
+	_ = c.Conn.SetReadDeadline(time.Now().Add(lingerTime))
+	_, _ = io.CopyN(io.Discard, c.Conn, lingerBytes)
 }

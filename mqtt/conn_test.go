@@ -135,3 +135,41 @@ func TestPacketBudget(t *testing.T) {
 		t.Errorf("budget timeouts = %s", got)
 	}
 }
+
+// A client the broker disconnects while it is still sending reads the
+// whole answer, DISCONNECT included, and its writes meanwhile are not
+// reset: the broker half-closes and drains before it closes (the Paho
+// interoperability suite's flow control test).
+func TestDisconnectedClientReadsEverything(t *testing.T) {
+	cfg := testConfig()
+	cfg.MaxInflight = 4 // receive maximum
+	tb := startBroker(t, cfg, &recorder{})
+	dev, ack := mqtttest.DialRaw(t, tb.addr("tcp"), 5, "dev", true)
+	if ack.Properties.ReceiveMaximum != 4 {
+		t.Fatalf("receive maximum %d", ack.Properties.ReceiveMaximum)
+	}
+	for i := range 5 { // one over the receive maximum, none released
+		dev.Publish("t", []byte("x"), 2, uint16(i+1), packets.Properties{})
+	}
+	time.Sleep(100 * time.Millisecond) // the broker has answered and closed by now
+	for {
+		pk, err := dev.Read()
+		if err != nil {
+			t.Fatalf("read: %v (before the DISCONNECT)", err)
+		}
+		if pk.FixedHeader.Type == packets.Disconnect {
+			if pk.ReasonCode != packets.ErrReceiveMaximum.Code {
+				t.Errorf("DISCONNECT reason %#x, want 0x93", pk.ReasonCode)
+			}
+			break
+		}
+		// Answer each PUBREC as a client does, after the broker closed.
+		var buf bytes.Buffer
+		rel := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Pubrel, Qos: 1}, PacketID: pk.PacketID, ProtocolVersion: 5}
+		rel.PubrelEncode(&buf)
+		if _, err := dev.Conn.Write(buf.Bytes()); err != nil {
+			t.Fatalf("write PUBREL %d: %v", pk.PacketID, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

@@ -52,13 +52,14 @@ func neutral(pk packets.Packet) packets.Packet {
 	}
 }
 
-// OnConnect applies the server keep-alive to MQTT 5 clients and refuses a
-// will whose topic a device could not publish to.
+// OnConnect caps the keep-alive of MQTT 5 clients at the server
+// keep-alive and refuses a will whose topic a device could not publish to.
 func (h *guardHook) OnConnect(cl *mochi.Client, pk packets.Packet) error {
 	b := h.b
-	if ka := b.cfg.Limits.ServerKeepAlive; ka > 0 && cl.Properties.ProtocolVersion == 5 {
+	if ka := uint16(b.cfg.Limits.ServerKeepAlive / time.Second); ka > 0 && cl.Properties.ProtocolVersion == 5 &&
+		(cl.State.Keepalive == 0 || cl.State.Keepalive > ka) { // 0: the client asked for none
 		cl.State.ServerKeepalive = true // mochi tells the client in CONNACK
-		cl.State.Keepalive = uint16(ka / time.Second)
+		cl.State.Keepalive = ka
 	}
 	if !pk.Connect.WillFlag {
 		return nil

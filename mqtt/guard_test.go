@@ -304,24 +304,30 @@ func TestRetainedLimits(t *testing.T) {
 	}
 }
 
-// server_keep_alive is announced to MQTT 5 clients and enforced; MQTT 3.1.1
-// clients keep their own.
+// server_keep_alive caps the keep-alive of MQTT 5 clients (announced in
+// CONNACK, enforced); MQTT 3.1.1 clients keep their own.
 func TestServerKeepAlive(t *testing.T) {
 	cfg := testConfig()
-	cfg.Limits.ServerKeepAlive = 60 * time.Second
+	cfg.Limits.ServerKeepAlive = 20 * time.Second
 	tb := startBroker(t, cfg, &recorder{})
-	_, ack := mqtttest.DialRaw(t, tb.addr("tcp"), 5, "v5", true)
-	if !ack.Properties.ServerKeepAliveFlag || ack.Properties.ServerKeepAlive != 60 {
-		t.Errorf("CONNACK server keep alive %v %d, want 60", ack.Properties.ServerKeepAliveFlag, ack.Properties.ServerKeepAlive)
-	}
-	mqtttest.DialRaw(t, tb.addr("tcp"), 4, "v3", true)
-	cl, _ := tb.srv.Clients.Get("v3")
-	if cl.State.Keepalive != 30 {
-		t.Errorf("v3 keepalive %d, want its own 30", cl.State.Keepalive)
-	}
-	cl, _ = tb.srv.Clients.Get("v5")
-	if cl.State.Keepalive != 60 {
-		t.Errorf("v5 keepalive %d, want 60", cl.State.Keepalive)
+	for _, tc := range []struct {
+		v         byte
+		asks, got uint16
+		announced bool
+	}{{5, 30, 20, true}, {5, 0, 20, true}, {5, 10, 10, false}, {4, 30, 30, false}} {
+		id := fmt.Sprintf("v%d-%d", tc.v, tc.asks)
+		conn, err := net.Dial("tcp", tb.addr("tcp"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, ack := mqtttest.RawConnect(t, conn, tc.v, packets.ConnectParams{ClientIdentifier: id, Keepalive: tc.asks, Clean: true})
+		if ack.Properties.ServerKeepAliveFlag != tc.announced || (tc.announced && ack.Properties.ServerKeepAlive != tc.got) {
+			t.Errorf("%s: CONNACK server keep alive %v %d, want %v %d", id, ack.Properties.ServerKeepAliveFlag, ack.Properties.ServerKeepAlive, tc.announced, tc.got)
+		}
+		cl, _ := tb.srv.Clients.Get(id)
+		if cl.State.Keepalive != tc.got {
+			t.Errorf("%s: keepalive %d, want %d", id, cl.State.Keepalive, tc.got)
+		}
 	}
 }
 

@@ -270,6 +270,7 @@ func (b *Broker) establish(l *boundListener, conn net.Conn, state *tls.Connectio
 	err := b.srv.EstablishConnection(l.cfg.ID, cc)
 	cancel()
 	cc.release()
+	cc.linger()
 	b.log.Debug("connection closed", "listener", l.cfg.ID, "remote", remote, "err", err)
 }
 

@@ -37,17 +37,18 @@ func DialRaw(t testing.TB, addr string, version byte, id string, clean bool) (*R
 // RawOver is DialRaw over a connection the caller made (TLS, say).
 func RawOver(t testing.TB, conn net.Conn, version byte, id string, clean bool) (*Raw, packets.Packet) {
 	t.Helper()
+	return RawConnect(t, conn, version, packets.ConnectParams{ClientIdentifier: id, Keepalive: 30, Clean: clean})
+}
+
+// RawConnect sends the CONNECT with params over conn (ProtocolName is set
+// to "MQTT") and returns the client and its CONNACK, which must be a
+// success; conn closes when the test ends.
+func RawConnect(t testing.TB, conn net.Conn, version byte, params packets.ConnectParams) (*Raw, packets.Packet) {
+	t.Helper()
 	t.Cleanup(func() { conn.Close() })
 	rc := &Raw{t: t, Conn: conn, br: bufio.NewReader(conn), v: version}
-	rc.Send(packets.Packet{
-		FixedHeader: packets.FixedHeader{Type: packets.Connect},
-		Connect: packets.ConnectParams{
-			ProtocolName:     []byte("MQTT"),
-			ClientIdentifier: id,
-			Keepalive:        30,
-			Clean:            clean,
-		},
-	})
+	params.ProtocolName = []byte("MQTT")
+	rc.Send(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Connect}, Connect: params})
 	ack, err := rc.Read()
 	if err != nil || ack.FixedHeader.Type != packets.Connack || ack.ReasonCode != 0 {
 		t.Fatalf("connect: %+v %v", ack, err)
