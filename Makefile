@@ -16,7 +16,7 @@ CONFIG  ?= configs/edgegate.yaml
 export GOWORK := $(CURDIR)/$(WORK)
 export GOFLAGS := -buildvcs=false
 
-.PHONY: all build run test test-short test-arm test-arm-unpatched bench cross lint fmt clean
+.PHONY: all build run test test-short test-arm test-arm-unpatched bench interop cross lint fmt clean
 
 all: build
 
@@ -53,6 +53,12 @@ test-arm-unpatched: $(WORK)
 bench: build
 	$(GO) run ./cmd/edgebench --edgegate $(BIN)
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s ./buffer ./uplink ./cloudevent ./rules
+
+# The Eclipse Paho interoperability suites (MQTT 3.1.1 and 5, Python 3)
+# against the real binary; PAHO_TESTING is a checkout of
+# github.com/eclipse/paho.mqtt.testing (see scripts/interop.sh).
+interop: build
+	PAHO_TESTING="$(PAHO_TESTING)" ./scripts/interop.sh
 
 # Static binaries for the gateway's targets, in dist/.
 cross: $(WORK)
