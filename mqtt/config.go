@@ -254,7 +254,7 @@ func (l LimitsConfig) Validate() error {
 		errs.Add(yamlconf.Key("max_retained_bytes"), "must not be negative, got %d", l.MaxRetainedBytes)
 	}
 	if k := l.ServerKeepAlive; k < 0 || k > math.MaxUint16*time.Second || k%time.Second != 0 {
-		errs.Add(yamlconf.Key("server_keep_alive"), "must be 0s (the client's own) or whole seconds up to %ds, got %s", math.MaxUint16, k)
+		errs.Add(yamlconf.Key("server_keep_alive"), "must be 0s (clients' own) or whole seconds up to %ds, got %s", math.MaxUint16, k)
 	}
 	return errs.Err()
 }
