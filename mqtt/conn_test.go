@@ -37,9 +37,7 @@ func TestMaxConnections(t *testing.T) {
 	if !refused() {
 		t.Fatal("a third connection was served")
 	}
-	if got := tb.metric(t, `edgegate_mqtt_connections_refused_total{reason="max_connections"}`); got != "1" {
-		t.Errorf("refused = %s, want 1", got)
-	}
+	tb.wantMetric(t, `edgegate_mqtt_connections_refused_total{reason="max_connections"}`, "1")
 	a.Conn.Close()
 	eventually(t, "a's place freed", func() bool { return tb.Clients() == 1 })
 	mqtttest.DialRaw(t, tb.addr("tcp"), 5, "c", true)
@@ -86,9 +84,7 @@ func TestWebsocketOriginCheck(t *testing.T) {
 			t.Errorf("%s with Origin %q: status %d, want %d", tc.listener, tc.origin, got, tc.want)
 		}
 	}
-	if got := tb.metric(t, `edgegate_mqtt_connections_refused_total{reason="origin"}`); got != "3" {
-		t.Errorf("origin refusals = %s, want 3", got)
-	}
+	tb.wantMetric(t, `edgegate_mqtt_connections_refused_total{reason="origin"}`, "3")
 }
 
 // Large packets are read only within the packet budget: while the budget
@@ -131,9 +127,7 @@ func TestPacketBudget(t *testing.T) {
 	readAck(t, slow[0], "first slow packet", packets.Puback, 1, 0)
 	readAck(t, third, "waiting packet", packets.Puback, 1, 0)
 	<-done
-	if got := tb.metric(t, "edgegate_mqtt_packet_budget_timeouts_total"); got != "0" {
-		t.Errorf("budget timeouts = %s", got)
-	}
+	tb.wantMetric(t, "edgegate_mqtt_packet_budget_timeouts_total", "0")
 }
 
 // A client the broker disconnects while it is still sending reads the

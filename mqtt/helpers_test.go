@@ -117,6 +117,14 @@ func (tb *testBroker) metric(t testing.TB, name string) string {
 	return ""
 }
 
+// wantMetric fails the test unless metric line name has value want.
+func (tb *testBroker) wantMetric(t testing.TB, name, want string) {
+	t.Helper()
+	if got := tb.metric(t, name); got != want {
+		t.Errorf("%s = %s, want %s", name, got, want)
+	}
+}
+
 // eventually polls cond until it holds or waitLong passes.
 func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
