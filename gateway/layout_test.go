@@ -25,23 +25,29 @@ func TestPackageLayering(t *testing.T) {
 		"internal/yamlconf":  nil,
 		"cloudevent":         {"internal/yamlconf"},
 		"buffer":             {"internal/yamlconf", "internal/metricname"},
-		"mqtt":               {"internal/yamlconf", "internal/metricname"},
+		"mqtt":               {"internal/yamlconf", "internal/metricname", "internal/certfile", "internal/ratelog"},
 		"rules":              {"cloudevent", "internal/yamlconf", "internal/metricname"},
-		"uplink":             {"cloudevent", "internal/yamlconf", "internal/pahoclient", "internal/metricname"},
+		"uplink":             {"cloudevent", "internal/yamlconf", "internal/pahoclient", "internal/metricname", "internal/certfile"},
 		"internal/ceconform": nil,
 		"internal/receiver":  {"internal/ceconform"},
 		"internal/cetest":    {"internal/ceconform", "internal/receiver"},
 		"internal/mqtttest":  {"internal/pahoclient"},
-		"internal/certtest":  nil,
 		"internal/devices":   {"internal/pahoclient"},
 		// pahoclient builds every paho client; anything may import it.
 		"internal/pahoclient": nil,
 		// metricname writes every metric name with labels; anything may
 		// import it.
 		"internal/metricname": nil,
+		// certfile keeps a TLS certificate current with its files; anything
+		// that serves or presents one may import it.
+		"internal/certfile": {"internal/yamlconf"},
+		// ratelog aggregates repeated log lines; anything may import it.
+		"internal/ratelog":  nil,
+		"internal/testpki":  nil,
+		"internal/sdnotify": nil,
 	}
 	// testOnly packages are test support: only _test.go files import them.
-	testOnly := map[string]bool{"internal/cetest": true, "internal/mqtttest": true, "internal/certtest": true}
+	testOnly := map[string]bool{"internal/cetest": true, "internal/mqtttest": true, "internal/testpki": true}
 	pkgs := sourcePackages(t)
 	for rel, p := range pkgs {
 		for name, f := range p.Files {
@@ -70,7 +76,7 @@ func TestPackageLayering(t *testing.T) {
 	}
 	// A leaf's tests may also use the package itself (external tests) and
 	// the shared test support.
-	support := []string{"internal/cetest", "internal/mqtttest", "internal/pahoclient", "internal/ceconform", "internal/certtest"}
+	support := []string{"internal/cetest", "internal/mqtttest", "internal/pahoclient", "internal/ceconform", "internal/testpki"}
 	for rel, allow := range allowed {
 		for _, imp := range testImports(t, rel) {
 			name, path := imp[0], imp[1]

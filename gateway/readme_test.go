@@ -10,7 +10,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	"github.com/edgegate/edgegate/internal/certtest"
+	"github.com/edgegate/edgegate/internal/testpki"
 	"github.com/edgegate/edgegate/rules"
 )
 
@@ -108,8 +108,8 @@ func pointFiles(n *yaml.Node, files map[string]string) {
 // secret.
 func readmeFiles(t *testing.T) map[string]string {
 	t.Helper()
-	ca := certtest.NewCA(t, "readme CA")
-	leaf := ca.Issue("readme", certtest.Server("readme"))
+	ca := testpki.NewCA(t, "readme CA")
+	leaf := ca.Server(t, "readme")
 	secret := filepath.Join(t.TempDir(), "secret")
 	if err := os.WriteFile(secret, []byte("s3cret\n"), 0o600); err != nil {
 		t.Fatal(err)

@@ -34,7 +34,7 @@ func TestV3HandlerSeesEachMessageOnce(t *testing.T) {
 	for qos := byte(0); qos <= 2; qos++ {
 		want := Message{
 			Topic: fmt.Sprintf("sensors/q%d", qos), Payload: []byte{'p', '0' + qos}, QoS: qos, Retain: qos == 1,
-			ClientID: "dev-1", Username: "alice", AuthMethod: AuthAnonymous, ProtocolVersion: 4,
+			ClientID: "dev-1", Username: "alice", ProtocolVersion: 4, AuthMethod: AuthAnonymous,
 		}
 		got := msgs[qos]
 		if (qos == 0) != (got.PacketID == 0) {

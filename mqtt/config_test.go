@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/edgegate/edgegate/internal/certtest"
+	"github.com/edgegate/edgegate/internal/testpki"
 	"github.com/edgegate/edgegate/internal/yamlconf"
 )
 
@@ -97,9 +97,9 @@ func TestConfigValidate(t *testing.T) {
 // missing or wrong section, files that are missing, unreadable or do not
 // match, client-certificate choices without a CA.
 func TestTLSConfigValidate(t *testing.T) {
-	ca := certtest.NewCA(t, "devices CA")
-	srv := ca.Issue("server", certtest.Server("gateway"))
-	other := ca.Issue("other", certtest.Server("other"))
+	ca := testpki.NewCA(t, "devices CA")
+	srv := ca.Server(t, "gateway")
+	other := ca.Server(t, "other")
 	dir := t.TempDir()
 	garbage := filepath.Join(dir, "garbage.pem")
 	os.WriteFile(garbage, []byte("not PEM"), 0o600)
@@ -117,18 +117,19 @@ func TestTLSConfigValidate(t *testing.T) {
 		{"wss without tls", ListenerConfig{Type: TypeWSS}, "listeners[0].tls: is required for a wss listener"},
 		{"tls on tcp", ListenerConfig{Type: TypeTCP, TLS: good()}, "listeners[0].tls: is only for tls and wss listeners; use type: tls"},
 		{"tls on websocket", ListenerConfig{Type: TypeWebsocket, TLS: good()}, "listeners[0].tls: is only for tls and wss listeners; use type: wss"},
-		{"no cert_file", ListenerConfig{Type: TypeTLS, TLS: &TLSConfig{KeyFile: srv.KeyFile}}, "listeners[0].tls.cert_file: must not be empty"},
-		{"no key_file", ListenerConfig{Type: TypeTLS, TLS: &TLSConfig{CertFile: srv.CertFile}}, "listeners[0].tls.key_file: must not be empty"},
+		{"no files", ListenerConfig{Type: TypeTLS, TLS: &TLSConfig{}}, "listeners[0].tls.cert_file: must not be empty"},
+		{"no cert_file", ListenerConfig{Type: TypeTLS, TLS: &TLSConfig{KeyFile: srv.KeyFile}}, "listeners[0].tls.cert_file: is required with tls.key_file"},
+		{"no key_file", ListenerConfig{Type: TypeTLS, TLS: &TLSConfig{CertFile: srv.CertFile}}, "listeners[0].tls.key_file: is required with tls.cert_file"},
 		{"missing cert", ListenerConfig{Type: TypeTLS, TLS: &TLSConfig{CertFile: missing, KeyFile: srv.KeyFile}},
-			"listeners[0].tls.cert_file: stat " + missing + ": no such file"},
+			"listeners[0].tls.cert_file: open " + missing + ": no such file"},
 		{"cert not PEM", ListenerConfig{Type: TypeTLS, TLS: &TLSConfig{CertFile: garbage, KeyFile: srv.KeyFile}},
-			"listeners[0].tls.cert_file: " + garbage + " holds no PEM certificate"},
+			"listeners[0].tls.key_file: not a key for tls.cert_file (" + garbage + ", " + srv.KeyFile + "): tls: failed to find any PEM data in certificate input"},
 		{"key a directory", ListenerConfig{Type: TypeTLS, TLS: &TLSConfig{CertFile: srv.CertFile, KeyFile: dir}},
-			"listeners[0].tls.key_file: " + dir + " is not a regular file"},
+			"listeners[0].tls.key_file: read " + dir + ": is a directory"},
 		{"key not PEM", ListenerConfig{Type: TypeTLS, TLS: &TLSConfig{CertFile: srv.CertFile, KeyFile: garbage}},
-			"listeners[0].tls.key_file: " + garbage + " does not go with cert_file"},
+			"listeners[0].tls.key_file: not a key for tls.cert_file (" + srv.CertFile + ", " + garbage + "): tls: failed to find any PEM data in key input"},
 		{"key of another cert", ListenerConfig{Type: TypeTLS, TLS: &TLSConfig{CertFile: srv.CertFile, KeyFile: other.KeyFile}},
-			"listeners[0].tls.key_file: " + other.KeyFile + " does not go with cert_file " + srv.CertFile + ": tls: private key does not match public key"},
+			"listeners[0].tls.key_file: not a key for tls.cert_file (" + srv.CertFile + ", " + other.KeyFile + "): tls: private key does not match public key"},
 		{"CA not PEM", ListenerConfig{Type: TypeTLS, TLS: &TLSConfig{CertFile: srv.CertFile, KeyFile: srv.KeyFile, ClientCAFile: garbage}},
 			"listeners[0].tls.client_ca_file: " + garbage + " holds no PEM certificate"},
 		{"client_certs without CA", ListenerConfig{Type: TypeTLS, TLS: &TLSConfig{CertFile: srv.CertFile, KeyFile: srv.KeyFile, ClientCerts: "require"}},

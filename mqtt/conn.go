@@ -119,8 +119,7 @@ func (c *clientConn) reserve(n int64) error {
 	if err := c.b.budget.Acquire(ctx, n); err != nil {
 		if c.ctx.Err() == nil {
 			c.b.m.budgetTimeouts.Inc()
-			c.b.warn.log("packet_budget", "connection closed: no memory to read its packet in time",
-				"remote", c.RemoteAddr().String(), "packet_bytes", n/2, "waited", budgetWait)
+			c.b.logs.budget.Log("remote", c.RemoteAddr().String(), "packet_bytes", n/2, "waited", budgetWait)
 		}
 		return fmt.Errorf("wait for memory to read a %d-byte packet: %w", n/2, err)
 	}

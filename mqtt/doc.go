@@ -10,7 +10,7 @@
 // ErrRejected: MQTT 5 gets 0x99, MQTT 3.1.1 is acked and the message dropped);
 // see Handler. Messages are delivered to local MQTT subscribers only after the
 // Handler accepted them. Messages the gateway itself publishes with
-// Broker.Publish, broker $SYS topics and wills never reach the Handler.
+// Broker.Publish, broker $SYS topics and wills never reach Handle.
 //
 // Listeners are TCP, TLS, WebSocket and WebSocket over TLS (listener.go,
 // tls.go); TLS certificates are re-read when their files change, and a
@@ -20,8 +20,14 @@
 // '$' topics (mochi ignores those to $SYS/... without an ack), topics and
 // filters over the limits, QoS 2 resends awaiting PUBREL (mochi answers
 // 0x91), publishes over a client's rate, retained messages over the
-// retained limits, wills to topics no device may publish to. clientConn
-// (conn.go) bounds the memory of large packets being read at once.
+// retained limits. clientConn (conn.go) bounds the memory of large packets
+// being read at once.
+//
+// Presence (presence.go): a Handler that also implements PresenceHandler
+// learns when devices connect and disconnect, and gets each will after the
+// broker published it. A will to a '$' topic, over the topic or payload
+// limits or not permitted is removed when its device connects, so it is
+// never sent.
 //
 // Lifecycle: New validates and allocates (no goroutine, nothing bound); Run
 // binds every listener, serves until its context is done, and returns after
@@ -35,6 +41,8 @@
 // one client. Broker methods are safe for concurrent use.
 //
 // mqtt must not import buffer, uplink, rules or gateway; of edgegate's
-// packages it imports only internal/yamlconf, for its config errors, and
-// internal/metricname, for its metric names.
+// packages it imports only internal/yamlconf, for its config errors,
+// internal/metricname, for its metric names, internal/certfile, for its
+// listeners' certificates, and internal/ratelog, for its warnings about
+// devices.
 package mqtt

@@ -53,30 +53,14 @@ func neutral(pk packets.Packet) packets.Packet {
 }
 
 // OnConnect caps the keep-alive of MQTT 5 clients at the server
-// keep-alive and refuses a will whose topic a device could not publish to.
+// keep-alive.
 func (h *guardHook) OnConnect(cl *mochi.Client, pk packets.Packet) error {
-	b := h.b
-	if ka := uint16(b.cfg.Limits.ServerKeepAlive / time.Second); ka > 0 && cl.Properties.ProtocolVersion == 5 &&
+	if ka := uint16(h.b.cfg.Limits.ServerKeepAlive / time.Second); ka > 0 && cl.Properties.ProtocolVersion == 5 &&
 		(cl.State.Keepalive == 0 || cl.State.Keepalive > ka) { // 0: the client asked for none
 		cl.State.ServerKeepalive = true // mochi tells the client in CONNACK
 		cl.State.Keepalive = ka
 	}
-	if !pk.Connect.WillFlag {
-		return nil
-	}
-	reason := b.topicRefusal(pk.Connect.WillTopic)
-	if reason == "" {
-		return nil
-	}
-	b.m.refusedWill.Inc()
-	b.warn.log("will_"+reason, "connection refused: will topic not allowed",
-		"client", cl.ID, "remote", cl.Net.Remote, "reason", reason, "topic", clip(pk.Connect.WillTopic))
-	code := packets.ErrTopicNameInvalid
-	if cl.Properties.ProtocolVersion < 5 {
-		code = packets.Err3NotAuthorized // 3.1.1 has no code for a bad will
-	}
-	_ = b.srv.SendConnack(cl, code, false, nil)
-	return packets.ErrTopicNameInvalid
+	return nil
 }
 
 // OnPacketRead vets every device PUBLISH before mochi processes it.
@@ -106,8 +90,7 @@ func (b *Broker) vetPublish(cl *mochi.Client, pk packets.Packet) (packets.Packet
 		} else {
 			b.m.droppedTopicLimit.Inc()
 		}
-		b.warn.log(reason, "publish refused: topic not allowed",
-			"client", cl.ID, "reason", reason, "topic", clip(pk.TopicName), "qos", qos)
+		b.logs.topic.Log("client", cl.ID, "reason", reason, "topic", clip(pk.TopicName), "qos", qos)
 		b.answerRefused(cl, pk, packets.ErrTopicNameInvalid)
 		return neutral(pk), nil
 	}
@@ -190,8 +173,7 @@ func (b *Broker) limitRate(cl *mochi.Client, cc *clientConn) rateOutcome {
 		cc.excessSince = now
 	} else if now.Sub(cc.excessSince) >= b.excessLimit {
 		b.m.rateDisconnects.Inc()
-		b.warn.log("rate_disconnect", "client disconnected: publish rate exceeded for too long",
-			"client", cl.ID, "remote", cl.Net.Remote, "publish_rate", b.cfg.Limits.PublishRate, "over_for", now.Sub(cc.excessSince).Round(time.Millisecond))
+		b.logs.rate.Log("client", cl.ID, "remote", cl.Net.Remote, "publish_rate", b.cfg.Limits.PublishRate, "over_for", now.Sub(cc.excessSince).Round(time.Millisecond))
 		if cl.Properties.ProtocolVersion == 5 {
 			_ = b.srv.DisconnectClient(cl, packets.ErrMessageRateTooHigh)
 		} else {
@@ -222,8 +204,7 @@ func (h *guardHook) OnSubscribe(cl *mochi.Client, pk packets.Packet) packets.Pac
 			out = append(packets.Subscriptions(nil), pk.Filters...)
 		}
 		h.b.m.refusedSubscriptions.Inc()
-		h.b.warn.log("subscribe_topic_limit", "subscription refused: filter over the topic limits",
-			"client", cl.ID, "filter", clip(sub.Filter))
+		h.b.logs.subscribe.Log("client", cl.ID, "filter", clip(sub.Filter))
 		out[i].Filter = invalidFilter
 	}
 	if out != nil {
@@ -286,8 +267,7 @@ func (s *retainedSet) fits(b *Broker, topic string, size int) bool {
 	default:
 		return true
 	}
-	b.warn.log("retain_"+reason, "message not retained: retained limit reached (delivered, not kept)",
-		"topic", clip(topic), "limit", reason, "max_retained_messages", s.maxCount, "max_retained_bytes", s.maxBytes)
+	b.logs.retain.Log("topic", clip(topic), "limit", reason, "max_retained_messages", s.maxCount, "max_retained_bytes", s.maxBytes)
 	return false
 }
 

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"slices"
 	"strings"
@@ -303,36 +302,4 @@ func TestServerKeepAlive(t *testing.T) {
 			t.Errorf("%s: keepalive %d, want %d", id, cl.State.Keepalive, tc.got)
 		}
 	}
-}
-
-// A will to a '$' topic or over the topic limits is refused at CONNECT.
-func TestWillTopicRefused(t *testing.T) {
-	cfg := testConfig()
-	cfg.Limits.MaxTopicLevels = 3
-	tb := startBroker(t, cfg, &recorder{})
-	for _, tc := range []struct {
-		v     byte
-		topic string
-		code  byte
-	}{{5, "$SYS/broker/clients", 0x90}, {4, "$SYS/x", 0x05}, {5, "a/b/c/d", 0x90}, {5, "devices/d/status", 0}} {
-		conn, err := net.Dial("tcp", tb.addr("tcp"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close()
-		var buf bytes.Buffer
-		pk := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Connect}, ProtocolVersion: tc.v,
-			Connect: packets.ConnectParams{ProtocolName: []byte("MQTT"), ClientIdentifier: "w", Keepalive: 30, Clean: true,
-				WillFlag: true, WillTopic: tc.topic, WillPayload: []byte("gone")}}
-		if err := pk.ConnectEncode(&buf); err != nil {
-			t.Fatal(err)
-		}
-		conn.Write(buf.Bytes())
-		conn.SetReadDeadline(time.Now().Add(waitLong))
-		ack := make([]byte, 4)
-		if _, err := io.ReadFull(conn, ack); err != nil || ack[0] != 0x20 || ack[3] != tc.code {
-			t.Errorf("v%d will %q: CONNACK % x (%v), want code %#x", tc.v, tc.topic, ack, err, tc.code)
-		}
-	}
-	tb.wantMetric(t, `edgegate_mqtt_connections_refused_total{reason="will_topic"}`, "3")
 }

@@ -103,10 +103,10 @@ func (s *connSet) wait() { s.wg.Wait() }
 
 // boundListener is one bound ListenerConfig.
 type boundListener struct {
-	cfg   ListenerConfig
-	ln    net.Listener // for tls: the TCP listener; the handshake runs in establish
-	certs *certSource  // tls and wss only
-	http  *http.Server // websocket and wss only
+	cfg  ListenerConfig
+	ln   net.Listener // for tls: the TCP listener; the handshake runs in establish
+	tls  *tls.Config  // tls and wss only
+	http *http.Server // websocket and wss only
 }
 
 // serveTCP accepts until ln is closed.
@@ -143,8 +143,8 @@ func (b *Broker) serveTCP(l *boundListener) {
 // serveWebsocket serves HTTP upgrade requests until l.http is closed.
 func (b *Broker) serveWebsocket(l *boundListener) {
 	ln := l.ln
-	if l.certs != nil {
-		ln = tls.NewListener(ln, l.certs.serverConfig())
+	if l.tls != nil {
+		ln = tls.NewListener(ln, l.tls)
 	}
 	if err := l.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		b.log.Warn("websocket listener stopped", "listener", l.cfg.ID, "err", err)
@@ -196,8 +196,7 @@ func (b *Broker) originCheck(l ListenerConfig) func(*http.Request) bool {
 		}
 		if !ok {
 			b.m.refusedOrigin.Inc()
-			b.warn.log("origin", "websocket connection refused: origin not allowed",
-				"listener", l.ID, "remote", r.RemoteAddr, "origin", origin, "host", r.Host)
+			b.logs.origin.Log("listener", l.ID, "remote", r.RemoteAddr, "origin", origin, "host", r.Host)
 		}
 		return ok
 	}
@@ -239,8 +238,7 @@ func (b *Broker) establish(l *boundListener, conn net.Conn, state *tls.Connectio
 	if err := b.conns.track(conn, b.cfg.Limits.MaxConnections); err != nil {
 		if errors.Is(err, errTooManyConns) {
 			b.m.refusedMaxConns.Inc()
-			b.warn.log("max_connections", "connection refused: max_connections reached",
-				"listener", l.cfg.ID, "remote", remote, "max_connections", b.cfg.Limits.MaxConnections)
+			b.logs.maxConns.Log("listener", l.cfg.ID, "remote", remote, "max_connections", b.cfg.Limits.MaxConnections)
 		}
 		_ = conn.Close()
 		return
@@ -248,10 +246,10 @@ func (b *Broker) establish(l *boundListener, conn net.Conn, state *tls.Connectio
 	defer b.conns.untrack(conn)
 	_ = conn.SetDeadline(time.Now().Add(connectTimeout))
 	if l.cfg.Type == TypeTLS {
-		tc := tls.Server(conn, l.certs.serverConfig())
+		tc := tls.Server(conn, l.tls)
 		if err := tc.Handshake(); err != nil {
-			b.m.tlsHandshakeFailures.Inc()
-			b.warn.log("tls_handshake", "tls handshake failed", "listener", l.cfg.ID, "remote", remote, "err", err)
+			b.m.refusedHandshake.Inc()
+			b.logs.handshake.Log("listener", l.cfg.ID, "remote", remote, "err", err)
 			_ = conn.Close()
 			return
 		}

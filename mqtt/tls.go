@@ -3,21 +3,20 @@ package mqtt
 import (
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/pem"
-	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
-	"sync"
 	"time"
 
 	mochi "github.com/mochi-mqtt/server/v2"
 
+	"github.com/edgegate/edgegate/internal/certfile"
 	"github.com/edgegate/edgegate/internal/yamlconf"
 )
 
-// maxPEMBytes bounds a certificate, key or CA file.
-const maxPEMBytes = 1 << 20
+// maxCAFileBytes bounds a client CA file.
+const maxCAFileBytes = 1 << 20
 
 // validateTLS checks the tls section of listener l (at is its path): present
 // exactly for tls and wss, its files loadable, its choices known.
@@ -38,12 +37,10 @@ func (l ListenerConfig) validateTLS(errs *yamlconf.List, at yamlconf.Path) {
 	}
 	at = at.Key("tls")
 	t := l.TLS
-	_, err := t.load()
-	var fe *fileError
-	if errors.As(err, &fe) {
-		errs.Add(at.Key(fe.key), "%v", fe.err)
-	} else if err != nil {
-		errs.Add(at, "%v", err)
+	if t.CertFile == "" && t.KeyFile == "" {
+		errs.Add(at.Key("cert_file"), "must not be empty (the server certificate, PEM)")
+	} else {
+		errs.Nest(at, certfile.Check(t.CertFile, t.KeyFile))
 	}
 	if t.ClientCAFile == "" {
 		if t.ClientCerts != "" {
@@ -53,6 +50,9 @@ func (l ListenerConfig) validateTLS(errs *yamlconf.List, at yamlconf.Path) {
 			errs.Add(at.Key("identity"), "needs client_ca_file (the CA that signs device certificates)")
 		}
 		return
+	}
+	if _, err := loadCAs(t.ClientCAFile); err != nil {
+		errs.Add(at.Key("client_ca_file"), "%v", err)
 	}
 	switch t.ClientCerts {
 	case "", ClientCertsRequire, ClientCertsOptional:
@@ -66,85 +66,61 @@ func (l ListenerConfig) validateTLS(errs *yamlconf.List, at yamlconf.Path) {
 	}
 }
 
-// fileError is a problem with one of TLSConfig's files; key is its YAML
-// key.
-type fileError struct {
-	key string
-	err error
-}
-
-func (e *fileError) Error() string { return e.key + ": " + e.err.Error() }
-func (e *fileError) Unwrap() error { return e.err }
-
-// load reads t's files and builds the server side of a TLS configuration.
-// Errors are *fileError naming the key of the file at fault.
-func (t *TLSConfig) load() (*tls.Config, error) {
-	if t.CertFile == "" {
-		return nil, &fileError{"cert_file", errors.New("must not be empty (the server certificate, PEM)")}
+// loadCAs reads a PEM file of CA certificates: a regular file of at most
+// maxCAFileBytes holding at least one certificate.
+func loadCAs(path string) (*x509.CertPool, error) {
+	fi, err := os.Stat(path)
+	switch {
+	case err != nil:
+		return nil, err
+	case !fi.Mode().IsRegular():
+		return nil, fmt.Errorf("%s is not a regular file", path)
+	case fi.Size() > maxCAFileBytes:
+		return nil, fmt.Errorf("%s is larger than %d KiB", path, maxCAFileBytes>>10)
 	}
-	if t.KeyFile == "" {
-		return nil, &fileError{"key_file", errors.New("must not be empty (the server certificate's private key, PEM)")}
-	}
-	certPEM, err := readPEM(t.CertFile)
+	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, &fileError{"cert_file", err}
-	}
-	if b, _ := pem.Decode(certPEM); b == nil || b.Type != "CERTIFICATE" {
-		return nil, &fileError{"cert_file", fmt.Errorf("%s holds no PEM certificate", t.CertFile)}
-	}
-	keyPEM, err := readPEM(t.KeyFile)
-	if err != nil {
-		return nil, &fileError{"key_file", err}
-	}
-	cert, err := tls.X509KeyPair(certPEM, keyPEM)
-	if err != nil {
-		return nil, &fileError{"key_file", fmt.Errorf("%s does not go with cert_file %s: %w", t.KeyFile, t.CertFile, err)}
-	}
-	cfg := &tls.Config{
-		MinVersion:   tls.VersionTLS12,
-		Certificates: []tls.Certificate{cert},
-	}
-	if t.ClientCAFile == "" {
-		return cfg, nil
-	}
-	caPEM, err := readPEM(t.ClientCAFile)
-	if err != nil {
-		return nil, &fileError{"client_ca_file", err}
+		return nil, err
 	}
 	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(caPEM) {
-		return nil, &fileError{"client_ca_file", fmt.Errorf("%s holds no PEM certificate", t.ClientCAFile)}
+	if !pool.AppendCertsFromPEM(data) {
+		return nil, fmt.Errorf("%s holds no PEM certificate", path)
 	}
-	cfg.ClientCAs = pool
+	return pool, nil
+}
+
+// serverTLS is what a tls or wss listener serves with: its certificate
+// pair, kept current with its files (certfile: checked at a handshake at
+// most every certfile.Recheck, a pair that does not load keeps the
+// previous one), and, with client_ca_file (read at start), the devices'
+// CAs.
+func serverTLS(id string, t TLSConfig, log *slog.Logger) (*tls.Config, *certfile.Pair, error) {
+	pair, err := certfile.Open(t.CertFile, t.KeyFile, log.With("listener", id))
+	if err != nil {
+		return nil, nil, err
+	}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: pair.GetCertificate}
+	if t.ClientCAFile == "" {
+		return cfg, pair, nil
+	}
+	if cfg.ClientCAs, err = loadCAs(t.ClientCAFile); err != nil {
+		return nil, nil, yamlconf.Errorf(yamlconf.Key("client_ca_file"), "%v", err)
+	}
 	cfg.ClientAuth = tls.RequireAndVerifyClientCert
 	if t.ClientCerts == ClientCertsOptional {
 		cfg.ClientAuth = tls.VerifyClientCertIfGiven
 	}
-	return cfg, nil
+	return cfg, pair, nil
 }
 
-// readPEM reads a regular file of at most maxPEMBytes.
-func readPEM(path string) ([]byte, error) {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return nil, err
+// certExpiry is when the certificate pair serves expires (zero if
+// unknown).
+func certExpiry(pair *certfile.Pair) time.Time {
+	c, err := pair.Certificate()
+	if err != nil || c.Leaf == nil {
+		return time.Time{}
 	}
-	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s is not a regular file", path)
-	}
-	if fi.Size() > maxPEMBytes {
-		return nil, fmt.Errorf("%s is larger than %d KiB", path, maxPEMBytes>>10)
-	}
-	return os.ReadFile(path)
-}
-
-// files lists t's files (the CA file only when set).
-func (t *TLSConfig) files() []string {
-	f := []string{t.CertFile, t.KeyFile}
-	if t.ClientCAFile != "" {
-		f = append(f, t.ClientCAFile)
-	}
-	return f
+	return c.Leaf.NotAfter
 }
 
 // ResolveFiles makes every relative file path of c's listeners relative
@@ -164,124 +140,6 @@ func (c *Config) ResolveFiles(dir string) {
 		}
 		c.Listeners[i].TLS = &r
 	}
-}
-
-// fileStamp is what tells a changed file: modification time and size.
-type fileStamp struct {
-	mod  time.Time
-	size int64
-	err  bool // could not stat
-}
-
-func stampOf(path string) fileStamp {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return fileStamp{err: true}
-	}
-	return fileStamp{mod: fi.ModTime(), size: fi.Size()}
-}
-
-// certSource serves a listener's TLS configuration and reloads it when
-// one of its files changes. It is consulted at every handshake
-// (GetConfigForClient): a stat of two or three files, then the cached
-// configuration. Safe for concurrent use.
-type certSource struct {
-	listener string
-	cfg      TLSConfig
-	reloaded func(listener string, err error) // after a reload attempt; may be nil
-
-	mu     sync.Mutex
-	stamps []fileStamp // of the files as of the current or last tried load
-	cur    *tls.Config
-}
-
-// newCertSource loads the files once; an error names the file's key.
-func newCertSource(listener string, cfg TLSConfig, reloaded func(string, error)) (*certSource, error) {
-	s := &certSource{listener: listener, cfg: cfg, reloaded: reloaded}
-	s.stamps = s.stampFiles()
-	c, err := cfg.load()
-	if err != nil {
-		return nil, err
-	}
-	s.cur = c
-	return s, nil
-}
-
-func (s *certSource) stampFiles() []fileStamp {
-	files := s.cfg.files()
-	st := make([]fileStamp, len(files))
-	for i, f := range files {
-		st[i] = stampOf(f)
-	}
-	return st
-}
-
-// config returns the TLS configuration for the next handshake, reloading
-// first if a file changed since the last attempt. A change that does not
-// load keeps the previous configuration; it is tried again when a file
-// changes again (a certificate and its key are seldom written at once).
-func (s *certSource) config() *tls.Config {
-	st := s.stampFiles()
-	s.mu.Lock()
-	if equalStamps(st, s.stamps) {
-		defer s.mu.Unlock()
-		return s.cur
-	}
-	s.stamps = st
-	c, err := s.cfg.load()
-	if err == nil {
-		s.cur = c
-	}
-	cur := s.cur
-	s.mu.Unlock()
-	if s.reloaded != nil {
-		s.reloaded(s.listener, err)
-	}
-	return cur
-}
-
-// notAfter is the expiry of the certificate in use.
-func (s *certSource) notAfter() time.Time {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if leaf := s.cur.Certificates[0].Leaf; leaf != nil {
-		return leaf.NotAfter
-	}
-	return time.Time{}
-}
-
-func equalStamps(a, b []fileStamp) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if !a[i].mod.Equal(b[i].mod) || a[i].size != b[i].size || a[i].err != b[i].err {
-			return false
-		}
-	}
-	return true
-}
-
-// serverConfig is the tls.Config a listener serves with: every handshake
-// asks s for the current certificates.
-func (s *certSource) serverConfig() *tls.Config {
-	return &tls.Config{
-		MinVersion: tls.VersionTLS12,
-		GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
-			return s.config(), nil
-		},
-	}
-}
-
-// certReloaded logs and counts a reload attempt of listener's files.
-func (b *Broker) certReloaded(listener string, err error) {
-	if err != nil {
-		b.m.tlsReloadFailed.Inc()
-		b.log.Warn("tls files changed but do not load: keeping the previous certificate", "listener", listener, "err", err)
-		return
-	}
-	b.m.tlsReloadOK.Inc()
-	b.log.Info("tls certificate reloaded", "listener", listener, "not_after", b.certs[listener].notAfter())
 }
 
 // certIdentity returns the identity of cl's verified client certificate,

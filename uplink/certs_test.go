@@ -5,7 +5,7 @@ import (
 	"crypto/x509"
 	"testing"
 
-	"github.com/edgegate/edgegate/internal/certtest"
+	"github.com/edgegate/edgegate/internal/testpki"
 )
 
 // testPKI is a CA with a server certificate for 127.0.0.1 and a client
@@ -23,14 +23,14 @@ type testPKI struct {
 
 func newTestPKI(t testing.TB) *testPKI {
 	t.Helper()
-	ca := certtest.NewCA(t, "edgegate test CA")
-	cli := ca.Issue("client", certtest.Client("gateway-1"))
-	other := certtest.NewCA(t, "other CA")
-	intruder := other.Issue("other-client", certtest.Client("intruder"))
+	ca := testpki.NewCA(t, "edgegate test CA")
+	cli := ca.Client(t, "gateway-1")
+	other := testpki.NewCA(t, "other CA")
+	intruder := other.Client(t, "intruder")
 	return &testPKI{
 		caFile:              ca.File,
 		caPool:              ca.Pool,
-		serverCert:          ca.Issue("receiver", certtest.Server("receiver", "receiver.test")).TLS,
+		serverCert:          ca.Server(t, "receiver", "receiver.test").TLS,
 		clientCertFile:      cli.CertFile,
 		clientKeyFile:       cli.KeyFile,
 		otherCAFile:         other.File,

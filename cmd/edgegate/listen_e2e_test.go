@@ -19,8 +19,8 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/mochi-mqtt/server/v2/packets"
 
-	"github.com/edgegate/edgegate/internal/certtest"
 	"github.com/edgegate/edgegate/internal/mqtttest"
+	"github.com/edgegate/edgegate/internal/testpki"
 )
 
 // metricValue reads one metric line of the gateway's /metrics (0 when
@@ -96,14 +96,14 @@ func TestOversizePayloadRefused(t *testing.T) {
 // written next to the config (named relatively in it), and a device
 // certificate.
 type tlsSetup struct {
-	ca     *certtest.CA
-	device *certtest.Leaf
+	ca     *testpki.CA
+	device *testpki.Leaf
 }
 
 func newTLSSetup(t *testing.T, dir string) tlsSetup {
 	t.Helper()
-	ca := certtest.NewCA(t, "devices CA")
-	srv := ca.Issue("gateway", certtest.Server("gateway"))
+	ca := testpki.NewCA(t, "devices CA")
+	srv := ca.Server(t, "gateway")
 	for src, dst := range map[string]string{srv.CertFile: "server.pem", srv.KeyFile: "server-key.pem", ca.File: "devices-ca.pem"} {
 		data, err := os.ReadFile(src)
 		if err != nil {
@@ -113,12 +113,12 @@ func newTLSSetup(t *testing.T, dir string) tlsSetup {
 			t.Fatal(err)
 		}
 	}
-	return tlsSetup{ca: ca, device: ca.Issue("door", certtest.Client("door-front"))}
+	return tlsSetup{ca: ca, device: ca.Client(t, "door-front")}
 }
 
 // client returns a paho adjustment: MQTT 3.1.1, trust the CA, present cert
 // (nil: none).
-func (s tlsSetup) client(cert *certtest.Leaf) func(*paho.ClientOptions) {
+func (s tlsSetup) client(cert *testpki.Leaf) func(*paho.ClientOptions) {
 	c := &tls.Config{RootCAs: s.ca.Pool, MinVersion: tls.VersionTLS12}
 	if cert != nil {
 		c.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &cert.TLS, nil }
