@@ -85,6 +85,7 @@ const (
 	ReasonServerShutdown     = "server_shutdown"
 	ReasonOverloaded         = "overloaded"       // MQTT 3.1.1: a QoS 1/2 message could not be stored
 	ReasonPacketTooLarge     = "packet_too_large" // over the maximum packet size
+	ReasonRateLimited        = "rate_limited"     // over its publish rate for too long
 	ReasonProtocolError      = "protocol_error"   // the broker refused a packet
 	ReasonError              = "error"            // anything else
 )
@@ -262,6 +263,8 @@ func disconnectReason(cause, err error) (reason, detail string) {
 			return ReasonOverloaded, detail
 		case packets.ErrPacketTooLarge:
 			return ReasonPacketTooLarge, detail
+		case packets.ErrMessageRateTooHigh:
+			return ReasonRateLimited, detail
 		}
 		if code.Code >= packets.ErrUnspecifiedError.Code {
 			return ReasonProtocolError, detail

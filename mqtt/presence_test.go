@@ -260,6 +260,7 @@ func TestDisconnectReason(t *testing.T) {
 		{packets.ErrServerShuttingDown, net.ErrClosed, ReasonServerShutdown},
 		{packets.ErrQuotaExceeded, nil, ReasonOverloaded},
 		{packets.ErrPacketTooLarge, packets.ErrPacketTooLarge, ReasonPacketTooLarge},
+		{packets.ErrMessageRateTooHigh, packets.ErrRejectPacket, ReasonRateLimited},
 		{packets.ErrProtocolViolationInvalidTopic, nil, ReasonProtocolError},
 		{errors.New("strange"), nil, ReasonError},
 	} {
