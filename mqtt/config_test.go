@@ -131,7 +131,7 @@ func TestTLSConfigValidate(t *testing.T) {
 		{"key of another cert", ListenerConfig{Type: TypeTLS, TLS: &TLSConfig{CertFile: srv.CertFile, KeyFile: other.KeyFile}},
 			"listeners[0].tls.key_file: not a key for tls.cert_file (" + srv.CertFile + ", " + other.KeyFile + "): tls: private key does not match public key"},
 		{"CA not PEM", ListenerConfig{Type: TypeTLS, TLS: &TLSConfig{CertFile: srv.CertFile, KeyFile: srv.KeyFile, ClientCAFile: garbage}},
-			"listeners[0].tls.client_ca_file: " + garbage + " holds no PEM certificate"},
+			"listeners[0].tls.client_ca_file: " + garbage + ": no PEM certificates found"},
 		{"client_certs without CA", ListenerConfig{Type: TypeTLS, TLS: &TLSConfig{CertFile: srv.CertFile, KeyFile: srv.KeyFile, ClientCerts: "require"}},
 			"listeners[0].tls.client_certs: needs client_ca_file"},
 		{"identity without CA", ListenerConfig{Type: TypeTLS, TLS: &TLSConfig{CertFile: srv.CertFile, KeyFile: srv.KeyFile, Identity: "cn"}},

@@ -3,9 +3,7 @@ package mqtt
 import (
 	"crypto/tls"
 	"crypto/x509"
-	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"time"
 
@@ -14,9 +12,6 @@ import (
 	"github.com/edgegate/edgegate/internal/certfile"
 	"github.com/edgegate/edgegate/internal/yamlconf"
 )
-
-// maxCAFileBytes bounds a client CA file.
-const maxCAFileBytes = 1 << 20
 
 // validateTLS checks the tls section of listener l (at is its path): present
 // exactly for tls and wss, its files loadable, its choices known.
@@ -51,7 +46,7 @@ func (l ListenerConfig) validateTLS(errs *yamlconf.List, at yamlconf.Path) {
 		}
 		return
 	}
-	if _, err := loadCAs(t.ClientCAFile); err != nil {
+	if _, err := certfile.LoadCAs(t.ClientCAFile); err != nil {
 		errs.Add(at.Key("client_ca_file"), "%v", err)
 	}
 	switch t.ClientCerts {
@@ -64,29 +59,6 @@ func (l ListenerConfig) validateTLS(errs *yamlconf.List, at yamlconf.Path) {
 	default:
 		errs.Add(at.Key("identity"), "%q is not supported (cn, san_dns, san_email or san_uri)", t.Identity)
 	}
-}
-
-// loadCAs reads a PEM file of CA certificates: a regular file of at most
-// maxCAFileBytes holding at least one certificate.
-func loadCAs(path string) (*x509.CertPool, error) {
-	fi, err := os.Stat(path)
-	switch {
-	case err != nil:
-		return nil, err
-	case !fi.Mode().IsRegular():
-		return nil, fmt.Errorf("%s is not a regular file", path)
-	case fi.Size() > maxCAFileBytes:
-		return nil, fmt.Errorf("%s is larger than %d KiB", path, maxCAFileBytes>>10)
-	}
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(data) {
-		return nil, fmt.Errorf("%s holds no PEM certificate", path)
-	}
-	return pool, nil
 }
 
 // serverTLS is what a tls or wss listener serves with: its certificate
@@ -103,7 +75,7 @@ func serverTLS(id string, t TLSConfig, log *slog.Logger) (*tls.Config, *certfile
 	if t.ClientCAFile == "" {
 		return cfg, pair, nil
 	}
-	if cfg.ClientCAs, err = loadCAs(t.ClientCAFile); err != nil {
+	if cfg.ClientCAs, err = certfile.LoadCAs(t.ClientCAFile); err != nil {
 		return nil, nil, yamlconf.Errorf(yamlconf.Key("client_ca_file"), "%v", err)
 	}
 	cfg.ClientAuth = tls.RequireAndVerifyClientCert
