@@ -88,4 +88,9 @@ PY
 		failed=1
 	fi
 done
+if [ "$failed" -ne 0 ]; then
+	keep=$(mktemp -d "${TMPDIR:-/tmp}/edgegate-interop.XXXXXX")
+	cp "$work"/*.log "$keep"/
+	echo "logs (suites and gateway): $keep"
+fi
 exit $failed
