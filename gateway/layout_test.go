@@ -26,6 +26,7 @@ func TestPackageLayering(t *testing.T) {
 		"cloudevent":         {"internal/yamlconf"},
 		"buffer":             {"internal/yamlconf", "internal/metricname"},
 		"mqtt":               {"internal/yamlconf", "internal/metricname"},
+		"access":             {"internal/yamlconf"},
 		"rules":              {"cloudevent", "internal/yamlconf", "internal/metricname"},
 		"uplink":             {"cloudevent", "internal/yamlconf", "internal/pahoclient", "internal/metricname"},
 		"internal/ceconform": nil,
