@@ -47,6 +47,8 @@ type Broker struct {
 
 	mu    sync.Mutex
 	addrs map[string]net.Addr
+
+	acc *accessState // access.go
 }
 
 type brokerMetrics struct {
@@ -104,6 +106,7 @@ func New(cfg Config, h Handler, log *slog.Logger, set *metrics.Set) (*Broker, er
 	b.m.tooLarge = set.GetOrCreateCounter(`edgegate_mqtt_messages_too_large_total`)
 	b.m.overloadDisconnects = set.GetOrCreateCounter(`edgegate_mqtt_overload_disconnects_total`)
 	set.GetOrCreateGauge(`edgegate_mqtt_clients_connected`, func() float64 { return float64(b.Clients()) })
+	b.initAccess(set)
 
 	caps := mochi.NewDefaultServerCapabilities()
 	caps.MaximumPacketSize = b.maxPacket
@@ -121,8 +124,8 @@ func New(cfg Config, h Handler, log *slog.Logger, set *metrics.Set) (*Broker, er
 		Logger:                 slog.New(mochiLog{log.Handler()}).With("source", "mochi"),
 		SysTopicResendInterval: sysTopicInterval,
 	})
-	if err := b.srv.AddHook(&allowAllAuth{}, nil); err != nil {
-		return nil, fmt.Errorf("add auth hook: %w", err)
+	if err := b.srv.AddHook(&accessHook{b: b}, nil); err != nil {
+		return nil, fmt.Errorf("add access hook: %w", err)
 	}
 	if err := b.srv.AddHook(&brokerHook{b: b}, nil); err != nil {
 		return nil, fmt.Errorf("add broker hook: %w", err)

@@ -19,8 +19,16 @@
 // all connections are closed and no Handle call is running. The Handler's
 // context is cancelled when shutdown begins.
 //
-// Authentication is allow-all for now; it lives in one mochi hook (auth.go)
-// that per-device authentication replaces.
+// Who may connect, publish and subscribe is decided by an Access
+// (SetAccess; access.go), the only mochi hook that answers mochi's
+// authentication and ACL calls. Without one every client is anonymous and
+// may use every topic. A client's identity is decided once, when it
+// connects, and is what Message.Username and Message.AuthMethod carry. A
+// PUBLISH the Access denies is refused like ErrRejected but with reason
+// 0x87 (not authorized) and never reaches the Handler; a denied SUBSCRIBE
+// gets SUBACK 0x87 (MQTT 5) or 0x80 (3.1.1); a subscription never receives
+// a message on a topic the Access denies it. Broker.Publish is never
+// checked.
 //
 // Concurrency: Handle runs concurrently for different clients, serially for
 // one client. Broker methods are safe for concurrent use.
