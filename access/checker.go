@@ -76,6 +76,14 @@ type Checker struct {
 	warnings      []string
 }
 
+// WithVerifier returns a copy of c that checks secrets with v: one
+// Verifier kept across reloads keeps its cache.
+func (c *Checker) WithVerifier(v *Verifier) *Checker {
+	cc := *c
+	cc.verifier = v
+	return &cc
+}
+
 // Warnings are what the configuration opens beyond loopback, to log at
 // every start and reload.
 func (c *Checker) Warnings() []string { return c.warnings }

@@ -75,10 +75,6 @@ func DefaultConfig() Config {
 	return Config{ClientID: ClientIDUsername}
 }
 
-// SetDefaults makes an `auth:` section decoded over the zero value start
-// from DefaultConfig.
-func (c *Config) SetDefaults() { *c = DefaultConfig() }
-
 // Listener is what Compile needs to know of one MQTT listener.
 type Listener struct {
 	ID      string
@@ -96,7 +92,7 @@ type Options struct {
 	// Listeners are the broker's listeners.
 	Listeners []Listener
 	// Verifier checks secrets; nil: a new one (its cache starts empty).
-	// Share one across reloads.
+	// Share one across reloads (or set it later with WithVerifier).
 	Verifier *Verifier
 }
 
@@ -250,6 +246,9 @@ func anonymousAccess(c Config, hasUsers bool, listeners []Listener, errs *yamlco
 	var open []Listener // beyond loopback
 	for _, l := range listeners {
 		canAuthenticate = canAuthenticate || l.ClientCerts
+		if _, _, err := net.SplitHostPort(l.Address); err != nil {
+			continue // the mqtt section reports it
+		}
 		if !Loopback(l.Address) {
 			open = append(open, l)
 		}

@@ -16,6 +16,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/edgegate/edgegate/access"
 	"github.com/edgegate/edgegate/buffer"
 	"github.com/edgegate/edgegate/cloudevent"
 	"github.com/edgegate/edgegate/mqtt"
@@ -43,6 +44,7 @@ type Gateway struct {
 
 	buf        *buffer.Buffer
 	broker     *mqtt.Broker
+	verifier   *access.Verifier // device secrets; its cache outlives reloads
 	forwarders []*forwarder
 
 	ready    atomic.Bool
@@ -124,6 +126,7 @@ func New(c *Compiled, opts Options) (*Gateway, error) {
 		g.buf.Close()
 		return nil, fmt.Errorf("mqtt: %w", err)
 	}
+	g.setAccess(c.access)
 	g.registerGauges()
 	return g, nil
 }
@@ -146,6 +149,7 @@ func newGateway(cfg Config, opts Options) *Gateway {
 		cfg:            cfg,
 		configPath:     opts.ConfigPath,
 		log:            log,
+		verifier:       access.NewVerifier(access.VerifierOptions{}),
 		level:          level,
 		metrics:        set,
 		reloadFailures: set.NewCounter(`edgegate_config_reload_failures_total`),

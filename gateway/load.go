@@ -50,7 +50,7 @@ func Parse(name string, data []byte) (*Compiled, error) {
 	inc, incProbs := includeRules(doc, &cfg)
 	decoded := append(yamlconf.Problems(err), incProbs...)
 	probs := decoded
-	c, err := Compile(cfg)
+	c, err := compile(cfg, filepath.Dir(name))
 	for _, e := range yamlconf.Problems(err) {
 		if e = inc.locate(doc, e); !decodedBadly(e, decoded) {
 			probs = append(probs, e)

@@ -37,13 +37,15 @@ func (g *Gateway) reloadFile(path string) error {
 		return c.locate(err)
 	}
 	g.apply(newLive(c))
+	g.setAccess(c.access) // new connects and every check from now on; revoked clients are disconnected
 	g.level.Set(cfg.LogLevel())
 	g.cfgPtr.Store(&cfg)
 	g.log.Info("config reloaded", "config", path)
 	return nil
 }
 
-// restartOnly names every changed field that cannot be applied live.
+// restartOnly names every changed field that cannot be applied live. The
+// auth section (and its users file) is not one of them.
 func restartOnly(old, cfg Config) error {
 	var errs yamlconf.List
 	check := func(at yamlconf.Path, a, b any) {

@@ -58,11 +58,13 @@ type Config struct {
 	SessionExpiry time.Duration `yaml:"max_session_expiry"`
 }
 
-// DefaultConfig returns one TCP listener "mqtt" on ":1883", 1 MiB payloads,
-// 1024 inflight messages per client and sessions kept for 1 h.
+// DefaultConfig returns one TCP listener "mqtt" on "127.0.0.1:1883"
+// (loopback: opening it to the network is a decision, see the auth
+// section), 1 MiB payloads, 1024 inflight messages per client and sessions
+// kept for 1 h.
 func DefaultConfig() Config {
 	return Config{
-		Listeners:       []ListenerConfig{{ID: "mqtt", Type: TypeTCP, Address: ":1883"}},
+		Listeners:       []ListenerConfig{{ID: "mqtt", Type: TypeTCP, Address: "127.0.0.1:1883"}},
 		MaxPayloadBytes: 1 << 20,
 		MaxInflight:     1024,
 		SessionExpiry:   time.Hour,
