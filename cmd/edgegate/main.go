@@ -28,6 +28,7 @@ const usage = `edgegate — an edge gateway for IoT device events
 Usage:
   edgegate run [--config FILE]        run the gateway (default config: configs/edgegate.yaml)
   edgegate validate [--config FILE]   check a configuration file and report every error
+  edgegate passwd [--generate]        hash a device secret (read from the terminal or stdin)
   edgegate sink [flags]               receive CloudEvents over HTTP and print them
   edgegate simulate [flags]           simulated MQTT devices publishing JSON telemetry
   edgegate rules test [--config FILE] [--events FILE.jsonl]
@@ -57,6 +58,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdRun(ctx, rest, stderr)
 	case "validate":
 		err = cmdValidate(rest, stdout, stderr)
+	case "passwd":
+		err = cmdPasswd(ctx, rest, os.Stdin, stdout, stderr)
 	case "sink":
 		err = cmdSink(ctx, rest, stdout, stderr)
 	case "simulate":
