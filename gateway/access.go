@@ -22,6 +22,11 @@ func compileAuth(cfg Config, dir string) (*access.Checker, error) {
 // this to their client_ca_file.
 func verifiesClients(mqtt.ListenerConfig) bool { return false }
 
+// Warnings are what the configuration leaves open beyond loopback
+// (anonymous access, no ACL); the gateway logs them at every start and
+// reload.
+func (c *Compiled) Warnings() []string { return c.access.Warnings() }
+
 // setAccess installs the compiled auth section in the broker, with the
 // gateway's Verifier (kept across reloads, with its cache), and logs what
 // it leaves open beyond loopback.

@@ -146,9 +146,13 @@ func cmdValidate(args []string, stdout, stderr io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if _, err := gateway.LoadFile(*path); err != nil {
+	c, err := gateway.LoadFile(*path)
+	if err != nil {
 		printConfigErrors(stderr, err)
 		return errUsage
+	}
+	for _, w := range c.Warnings() {
+		fmt.Fprintf(stderr, "warning: %s\n", w)
 	}
 	fmt.Fprintf(stdout, "%s: ok\n", *path)
 	return nil
