@@ -12,7 +12,7 @@ func TestHashSecretRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.HasPrefix(h, "$argon2id$v=19$m=8192,t=1,p=1$") {
+	if !strings.HasPrefix(h, "$argon2id$v=19$m=4096,t=2,p=1$") {
 		t.Errorf("hash %q does not carry the default parameters", h)
 	}
 	h2, _ := HashSecret([]byte("s3cret"))
