@@ -13,10 +13,14 @@
 //     /-/reload): everything valid or nothing changes, and a field that
 //     needs a restart is an error naming it;
 //   - the admin HTTP endpoint (/healthz, /readyz, /metrics, /status);
+//   - device access: the auth section is compiled by package access with
+//     the MQTT listeners it guards (the cross-section anonymous check),
+//     adapted to mqtt.Access and swapped into the broker at start and at
+//     every reload;
 //   - the lifecycle that starts and stops everything in order.
 //
 // gateway is the only package that imports the other edgegate packages
-// (buffer, mqtt, rules, uplink, cloudevent, internal/yamlconf,
+// (access, buffer, mqtt, rules, uplink, cloudevent, internal/yamlconf,
 // internal/metricname). Logic that grows here moves to a leaf package. It
 // must not import mochi, paho, Badger or sdk-go (mqtt, uplink and buffer own
 // them), the tools' packages (internal/receiver, internal/devices) or test

@@ -18,6 +18,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/edgegate/edgegate/access"
 	"github.com/edgegate/edgegate/rules"
 )
 
@@ -93,7 +94,7 @@ func readmeConfig(t *testing.T, example []byte, files map[string]string) []byte 
 
 // pointFiles replaces the value of every key ending in _file with a
 // generated file of its kind (key_file: a private key; ca_file and
-// cert_file: a certificate; others: a secret).
+// cert_file: a certificate; users_file: a users file; others: a secret).
 func pointFiles(n *yaml.Node, files map[string]string) {
 	if n.Kind == yaml.MappingNode {
 		for i := 0; i+1 < len(n.Content); i += 2 {
@@ -111,7 +112,8 @@ func pointFiles(n *yaml.Node, files map[string]string) {
 	}
 }
 
-// readmeFiles writes a self-signed certificate, its key and a secret.
+// readmeFiles writes a self-signed certificate, its key, a secret and a
+// users file.
 func readmeFiles(t *testing.T) map[string]string {
 	t.Helper()
 	dir := t.TempDir()
@@ -142,7 +144,12 @@ func readmeFiles(t *testing.T) map[string]string {
 		return p
 	}
 	cert := write("cert.pem", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+	hash, err := access.HashSecret([]byte("readme-secret"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	return map[string]string{
+		"users_file": write("users.yaml", []byte("users:\n  - username: readme-device\n    password_hash: \""+hash+"\"\n")),
 		"ca_file":   cert,
 		"cert_file": cert,
 		"key_file":  write("key.pem", pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})),

@@ -23,12 +23,14 @@ echoed) or, when stdin is not a terminal, from the first line of stdin;
 never from the command line, where other users and the shell history would
 see it.
 
-  edgegate passwd                          # type the secret; prints its hash
+  edgegate passwd                            # type the secret; prints its hash
   printf '%s\n' "$SECRET" | edgegate passwd   # from a script
   edgegate passwd --generate --user door-1 >> devices.yaml
 
 With --generate, a random secret (192 bits) is made instead and printed on
-the first line, before its hash: give it to the device, keep only the hash.
+the first line, before its hash: give it to the device, keep only the
+hash. With --user, stdout is only the users entry (append it to a users
+file) and a generated secret goes to stderr.
 
 Flags:
 `
@@ -66,12 +68,15 @@ func cmdPasswd(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	if err != nil {
 		return err
 	}
-	if *generate {
-		fmt.Fprintf(stdout, "%s\n", secret)
-	}
 	if *user != "" {
+		if *generate {
+			fmt.Fprintf(stderr, "secret for %s: %s\n", *user, secret)
+		}
 		fmt.Fprintf(stdout, "- username: %s\n  password_hash: %q\n", strconv.Quote(*user), hash)
 		return nil
+	}
+	if *generate {
+		fmt.Fprintf(stdout, "%s\n", secret)
 	}
 	fmt.Fprintln(stdout, hash)
 	return nil

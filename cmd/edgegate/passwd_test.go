@@ -20,15 +20,30 @@ func TestPasswd(t *testing.T) {
 	}
 
 	out.Reset()
-	if err := cmdPasswd(ctx, []string{"--generate", "--user", "door-1"}, strings.NewReader(""), &out, &errOut); err != nil {
+	if err := cmdPasswd(ctx, []string{"--generate"}, strings.NewReader(""), &out, &errOut); err != nil {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
-	if len(lines) != 3 || len(lines[0]) != 32 || lines[1] != `- username: "door-1"` || !strings.HasPrefix(lines[2], `  password_hash: "$argon2id$`) {
+	if len(lines) != 2 || len(lines[0]) != 32 {
 		t.Fatalf("output:\n%s", out.String())
 	}
-	hash = strings.TrimSuffix(strings.TrimPrefix(lines[2], `  password_hash: "`), `"`)
-	if ok, _ := access.VerifySecret(hash, []byte(lines[0])); !ok {
+	if ok, _ := access.VerifySecret(lines[1], []byte(lines[0])); !ok {
+		t.Error("the generated secret does not verify against its hash")
+	}
+
+	// With --user, stdout is a users entry and nothing else.
+	out.Reset()
+	errOut.Reset()
+	if err := cmdPasswd(ctx, []string{"--generate", "--user", "door-1"}, strings.NewReader(""), &out, &errOut); err != nil {
+		t.Fatal(err)
+	}
+	lines = strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
+	secret, ok := strings.CutPrefix(strings.TrimSpace(errOut.String()), "secret for door-1: ")
+	if len(lines) != 2 || lines[0] != `- username: "door-1"` || !strings.HasPrefix(lines[1], `  password_hash: "$argon2id$`) || !ok {
+		t.Fatalf("stdout:\n%s\nstderr:\n%s", out.String(), errOut.String())
+	}
+	hash = strings.TrimSuffix(strings.TrimPrefix(lines[1], `  password_hash: "`), `"`)
+	if ok, _ := access.VerifySecret(hash, []byte(secret)); !ok {
 		t.Error("the generated secret does not verify against its hash")
 	}
 
