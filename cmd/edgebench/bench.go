@@ -217,6 +217,7 @@ const benchSecret = "bench-secret"
 // section that uses it: each device may publish under its own topics.
 func (b *bench) writeUsers() (string, error) {
 	cmd := exec.Command(b.o.Edgegate, "passwd")
+	cmd.Env = append(os.Environ(), b.o.Env...)
 	cmd.Stdin = strings.NewReader(benchSecret + "\n")
 	out, err := cmd.Output()
 	if err != nil {
