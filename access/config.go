@@ -2,9 +2,7 @@ package access
 
 import (
 	"fmt"
-	"io"
 	"net"
-	"os"
 	"path/filepath"
 	"strings"
 	"unicode/utf8"
@@ -201,20 +199,9 @@ type usersFile struct {
 // loadUsersFile reads and checks a users file. Problems of its content come
 // back located in it; an error reading it is a plain error.
 func loadUsersFile(path string) ([]User, error) {
-	if fi, err := os.Stat(path); err == nil && !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s is not a regular file", path)
-	}
-	f, err := os.Open(path)
+	data, err := yamlconf.ReadFile(path, maxUsersFileBytes)
 	if err != nil {
 		return nil, err
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxUsersFileBytes+1))
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", path, err)
-	}
-	if len(data) > maxUsersFileBytes {
-		return nil, fmt.Errorf("%s is larger than %d MiB", path, maxUsersFileBytes>>20)
 	}
 	var uf usersFile
 	doc, err := yamlconf.Decode(path, data, &uf)

@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -138,7 +137,7 @@ func includeRules(main *yamlconf.Document, cfg *Config) (*rulesInclude, []*yamlc
 	if !filepath.IsAbs(path) {
 		path = filepath.Join(filepath.Dir(main.File()), path)
 	}
-	data, err := readRulesFile(path)
+	data, err := yamlconf.ReadFile(path, maxRulesFileBytes)
 	if err != nil {
 		return nil, append(probs, problem("%v", err))
 	}
@@ -158,23 +157,3 @@ func includeRules(main *yamlconf.Document, cfg *Config) (*rulesInclude, []*yamlc
 	return inc, probs
 }
 
-// readRulesFile reads an included file: a regular file of bounded size (a
-// FIFO or device would block or never end).
-func readRulesFile(path string) ([]byte, error) {
-	if fi, err := os.Stat(path); err == nil && !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s is not a regular file", path)
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxRulesFileBytes+1))
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", path, err)
-	}
-	if len(data) > maxRulesFileBytes {
-		return nil, fmt.Errorf("%s is larger than %d MiB", path, maxRulesFileBytes>>20)
-	}
-	return data, nil
-}

@@ -20,20 +20,11 @@ import (
 	"github.com/edgegate/edgegate/internal/mqtttest"
 )
 
-// authConfig is the gateway config of the auth tests: devices come from
-// devices.yaml, the dashboard is inline; each device may publish under its
-// own devices/{name}/ and read its commands, the dashboard reads every
-// device and $SYS.
-const authConfig = `gateway_id: auth-test
-log: {level: info}
-admin: {listen: %q}
-mqtt:
-  listeners:
-    - {id: tcp, type: tcp, address: %q}
-buffer:
-  dir: %q
-  min_free_bytes: 16MiB
-auth:
+// authSection is the auth section of the auth tests, appended to the
+// e2e config: devices come from devices.yaml, the dashboard is inline;
+// each device may publish under its own devices/{name}/ and read its
+// commands, the dashboard reads every device and $SYS.
+const authSection = `auth:
   users_file: devices.yaml
   users:
     - {username: dashboard, password_hash: %q}
@@ -43,11 +34,20 @@ auth:
       subscribe: ["devices/%%u/cmd/#"]
     - users: [dashboard]
       subscribe: ["devices/#", "$SYS/#"]
-uplinks:
-  - name: cloud
-    http: {url: "http://%s/", mode: batch}
-    retry: {initial: 50ms, max: 500ms}
 `
+
+// appendConfig adds text to the e2e config file.
+func appendConfig(t *testing.T, path, text string) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteString(text); err != nil {
+		t.Fatal(err)
+	}
+}
 
 // hashSecret hashes secret with the binary's own `edgegate passwd`,
 // reading it from stdin.
@@ -109,10 +109,7 @@ func TestDeviceAuthE2E(t *testing.T) {
 	e := newE2E(t, "builds and runs the real binary")
 	users := &userFile{bin: e.bin, dir: e.dir, hashes: map[string]string{}}
 	users.write(t, "d1", "d2")
-	cfg := fmt.Sprintf(authConfig, e.admin, e.mqtt, filepath.Join(e.dir, "buffer"), hashSecret(t, e.bin, "dashboard-secret"), e.uplink)
-	if err := os.WriteFile(e.config, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	appendConfig(t, e.config, fmt.Sprintf(authSection, hashSecret(t, e.bin, "dashboard-secret")))
 	sink := startSink(t, e.uplink)
 	p := startProc(t, e.bin, e.config, e.admin)
 	defer p.kill()
