@@ -8,15 +8,14 @@
 
 GO      ?= go
 BIN     := bin/edgegate
-VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS := -s -w -X main.version=$(VERSION)
+LDFLAGS := $(shell scripts/ldflags.sh)
 WORK    := build/go.work
 CONFIG  ?= configs/edgegate.yaml
 
 export GOWORK := $(CURDIR)/$(WORK)
 export GOFLAGS := -buildvcs=false
 
-.PHONY: all build run test test-short test-arm test-arm-unpatched bench cross lint fmt clean
+.PHONY: all build run test test-short test-arm test-arm-unpatched bench release cross lint fmt clean
 
 all: build
 
@@ -54,9 +53,13 @@ bench: build
 	$(GO) run ./cmd/edgebench --edgegate $(BIN)
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s ./buffer ./uplink ./cloudevent ./rules
 
-# Static binaries for the gateway's targets, in dist/.
-cross: $(WORK)
-	./scripts/cross-build.sh $(VERSION)
+# Stripped static binaries for linux/amd64, arm64, armv7 and armv6 stamped
+# with version, commit and date, install archives and SHA256SUMS, in dist/
+# (VERSION=v1.2.3 make release to name the version).
+release: $(WORK)
+	./scripts/release.sh
+
+cross: release
 
 lint: $(WORK)
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }

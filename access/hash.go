@@ -156,8 +156,8 @@ func parseArgon(s string) (argonHash, error) {
 		return h, errors.New("argon2id salt must be 8 to 64 bytes of unpadded base64")
 	}
 	key, err := enc.DecodeString(parts[5])
-	if err != nil || len(key) < 16 || len(key) > 64 {
-		return h, errors.New("argon2id key must be 16 to 64 bytes of unpadded base64")
+	if err != nil || len(key) < 8 || len(key) > 64 {
+		return h, errors.New("argon2id key must be 8 to 64 bytes of unpadded base64")
 	}
 	return argonHash{memory: uint32(m), time: uint32(t), threads: uint8(p), salt: salt, key: key}, nil
 }

@@ -5,10 +5,12 @@
 // It owns:
 //   - the names: the CloudEvents context attributes and the names an
 //     extension may not take (IsContextAttribute, Reserved), edgegate's own
-//     extension names (ExtTopic, ExtReplayed, ExtError, …), the rule for
-//     extension names (ValidExtensionName), the folding of an MQTT user
-//     property key into one (ExtensionName), and CloudEvents String
-//     sanitising (SanitizeString);
+//     extension names (ExtTopic, ExtReplayed, ExtError, ExtClientID, …) and
+//     the names no device may set (ReservedForGateway), the rule for
+//     extension names (ValidExtensionName), the folding of MQTT user
+//     property keys into distinct names (ExtensionName, props.go), which
+//     content types are CloudEvents formats (CloudEventsFormat), and
+//     CloudEvents String sanitising (SanitizeString);
 //   - the record, Event: attributes, ordered typed extensions, data as a
 //     JSON value or bytes, and the Replayed flag, which encoders render as
 //     replayed=true and the buffer never stores;
@@ -18,7 +20,9 @@
 //   - the CloudEvents JSON format writer (AppendJSON), without reflection;
 //   - the mapping of an MQTT message to an event (Config, Compile,
 //     Mapper.Map): topic templates for source, type and subject, a
-//     time-ordered id, JSON data or data_base64.
+//     time-ordered id, the publisher's identity, JSON data or data_base64
+//     under a content type every uplink mode can carry; and the events of
+//     devices connecting and disconnecting (Mapper.Presence).
 //
 // cloudevent does no I/O and imports no other edgegate package but
 // internal/yamlconf (its config errors); every layer may import it (like

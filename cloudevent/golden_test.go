@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -134,6 +135,7 @@ func TestMapMatchesSDKMapping(t *testing.T) {
 			if err := e.Validate(); err != nil {
 				t.Fatalf("invalid: %v", err)
 			}
+			e = withoutIssue9(e)
 			var se event.Event
 			if err := json.Unmarshal([]byte(old), &se); err != nil {
 				// The sdk-go mapping stored an event sdk-go itself cannot read
@@ -149,9 +151,37 @@ func TestMapMatchesSDKMapping(t *testing.T) {
 				return
 			}
 			se.SetID(e.ID)
+			// The old folding let a device set replayed, and cut a long
+			// name without a hash (withoutIssue9).
+			se.SetExtension(cloudevent.ExtReplayed, nil)
+			se.SetExtension("averylongpropertykey", nil)
 			checkSameAsSDK(t, c.name, &e, se)
 		})
 	}
+}
+
+// withoutIssue9 undoes, on a copy of a record, what issue 9 (security)
+// changed on purpose since the golden file was captured, so that the rest
+// still compares: the publisher's identity extensions (TestProvenance),
+// the declared content type kept in edgegatecontenttype
+// (TestContentTypes), and user properties the old folding lost: a second
+// key folding to a taken name, a long name and a key with no letter or
+// digit ("%%") now get a hash suffix (TestPropertyFolding).
+func withoutIssue9(e cloudevent.Event) cloudevent.Event {
+	var keep []cloudevent.Extension
+	for _, x := range e.Extensions {
+		switch {
+		case x.Name == cloudevent.ExtClientID, x.Name == cloudevent.ExtUser, x.Name == cloudevent.ExtAuth,
+			x.Name == cloudevent.ExtContentType:
+		case len(x.Name) == cloudevent.MaxExtensionName &&
+			(strings.HasPrefix(x.Name, "firmwarevers") || strings.HasPrefix(x.Name, "averylongpro")):
+		case len(x.Name) == 8 && strings.Trim(x.Name, "0123456789abcdef") == "":
+		default:
+			keep = append(keep, x)
+		}
+	}
+	e.Extensions = keep
+	return e
 }
 
 // sameAsValidator compares e with the strict validator's reading of old,

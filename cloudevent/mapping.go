@@ -42,15 +42,24 @@ type Topic struct {
 
 // Config is the events section of the configuration.
 type Config struct {
-	Topics    []Topic `yaml:"topics"`
-	Unmatched string  `yaml:"unmatched"` // generic (default) or drop
+	Topics    []Topic        `yaml:"topics"`
+	Unmatched string         `yaml:"unmatched"` // generic (default) or drop
+	Presence  PresenceConfig `yaml:"presence"`
 }
 
-// DefaultConfig maps devices/{device}/{kind} as the README describes.
+// PresenceConfig is events.presence: whether devices connecting and
+// disconnecting become events (see Mapper.Presence).
+type PresenceConfig struct {
+	Enabled bool `yaml:"enabled"` // default true
+}
+
+// DefaultConfig maps devices/{device}/{kind} as the README describes, and
+// makes presence events.
 func DefaultConfig() Config {
 	return Config{
 		Topics:    []Topic{DefaultTopic()},
 		Unmatched: UnmatchedGeneric,
+		Presence:  PresenceConfig{Enabled: true},
 	}
 }
 
@@ -74,6 +83,17 @@ func genericTopic() Topic {
 	}
 }
 
+// presenceTopic gives presence events their source and subject (the type
+// is TypeConnected or TypeDisconnected).
+func presenceTopic() Topic {
+	return Topic{
+		Match:   "#",
+		Source:  "/edgegate/{gateway_id}/clients/{client_id}",
+		Type:    TypeConnected,
+		Subject: "{client_id}",
+	}
+}
+
 // Validate reports every problem in the section, each a *yamlconf.Error
 // with its path from the section's root.
 func (c Config) Validate() error {
@@ -86,13 +106,26 @@ type Property struct{ Key, Value string }
 
 // Message is what mapping needs of an MQTT publish.
 type Message struct {
-	Topic          string
-	Payload        []byte
-	QoS            byte
-	ClientID       string
+	Topic    string
+	Payload  []byte
+	QoS      byte
+	ClientID string
+	// Username is the client's authenticated identity, "" for an
+	// anonymous client; AuthMethod says how it was established
+	// (anonymous, password, certificate). The event carries both and
+	// ClientID as ExtUser, ExtAuth and ExtClientID.
+	Username       string
+	AuthMethod     string
 	ContentType    string // MQTT 5 content type, "" if absent
 	UserProperties []Property
 	Received       time.Time
+	// Will marks the client's will, published by the broker when its
+	// connection ended abnormally (ExtWill).
+	Will bool
+	// DroppedProperty, if set, is called for each user property that did
+	// not become an extension, with the reason (DropReserved,
+	// DropDuplicate, DropCollision).
+	DroppedProperty func(m Message, p Property, reason string)
 }
 
 // ErrUnmatched is returned by Map for a topic that matches no template when
@@ -104,6 +137,7 @@ type Mapper struct {
 	gatewayID string
 	topics    []compiledTopic
 	generic   *compiledTopic // nil when unmatched is drop
+	presence  *compiledTopic // nil when presence events are off
 }
 
 // Compile checks the configuration and prepares the templates.
@@ -133,6 +167,13 @@ func compile(c Config, gatewayID string) (*Mapper, error) {
 	default:
 		errs.Add(yamlconf.Key("unmatched"), "must be %q or %q, got %q", UnmatchedGeneric, UnmatchedDrop, c.Unmatched)
 	}
+	if c.Presence.Enabled {
+		p, err := compileTopic(presenceTopic())
+		if err != nil {
+			errs.Nest(yamlconf.Key("presence"), err)
+		}
+		m.presence = &p
+	}
 	if len(errs) > 0 {
 		return nil, errs.Err()
 	}
@@ -140,9 +181,14 @@ func compile(c Config, gatewayID string) (*Mapper, error) {
 }
 
 // Map builds the event for m. It never fails on payload content:
-// bytes that are not JSON travel as data_base64. It returns ErrUnmatched
-// when the topic matches no template and unmatched is drop. The event's
-// Data shares m.Payload's bytes.
+// bytes that are not JSON travel as data_base64 (see setData). It returns
+// ErrUnmatched when the topic matches no template and unmatched is drop.
+// The event's Data shares m.Payload's bytes.
+//
+// Extensions, in this order: ExtTopic, ExtQoS, the publisher's identity
+// (ExtClientID, ExtUser unless anonymous, ExtAuth), ExtContentType and
+// ExtWill when they apply, then the user properties (see
+// foldProperties); a user property never sets a name ReservedForGateway.
 func (mp *Mapper) Map(m Message) (Event, error) {
 	var vars [maxVars]string
 	ct := mp.match(m.Topic, &vars)
@@ -176,21 +222,29 @@ func (mp *Mapper) Map(m Message) (Event, error) {
 	}
 	e.Time = received.UTC()
 
-	e.Extensions = make([]Extension, 2, 2+len(m.UserProperties))
+	e.Extensions = make([]Extension, 2, 5+len(m.UserProperties))
 	e.Extensions[0] = Extension{Name: ExtTopic, Value: String(SanitizeString(m.Topic))}
 	e.Extensions[1] = Extension{Name: ExtQoS, Value: Integer(int32(m.QoS))}
-	for _, p := range m.UserProperties {
-		name := ExtensionName(p.Key)
-		if name == "" || Reserved(name) {
-			continue
-		}
-		if _, dup := e.Extension(name); dup {
-			continue // the first property of a name wins
-		}
-		e.Extensions = append(e.Extensions, Extension{Name: name, Value: String(SanitizeString(p.Value))})
-	}
+	setIdentity(&e, m.ClientID, m.Username, m.AuthMethod)
 	setData(&e, m.Payload, m.ContentType)
+	if m.Will {
+		e.Extensions = append(e.Extensions, Extension{Name: ExtWill, Value: Bool(true)})
+	}
+	foldProperties(&e, &m)
 	return e, nil
+}
+
+// setIdentity appends the extensions that say who published: ExtClientID,
+// ExtUser (unless user is "", an anonymous client) and ExtAuth (unless
+// auth is "").
+func setIdentity(e *Event, clientID, user, auth string) {
+	e.Extensions = append(e.Extensions, Extension{Name: ExtClientID, Value: String(SanitizeString(clientID))})
+	if user != "" {
+		e.Extensions = append(e.Extensions, Extension{Name: ExtUser, Value: String(SanitizeString(user))})
+	}
+	if auth != "" {
+		e.Extensions = append(e.Extensions, Extension{Name: ExtAuth, Value: String(SanitizeString(auth))})
+	}
 }
 
 // source checks the expanded source template. A template whose literal
@@ -232,32 +286,51 @@ func appendUUID(dst []byte, id uuid.UUID) []byte {
 	return dst
 }
 
-// setData chooses the representation of the payload: a JSON value
-// as data when the payload is valid JSON and the content type (if any)
-// says JSON, data_base64 otherwise. An empty payload gives an event
+// setData chooses the representation of the payload and its
+// datacontenttype, the same for every uplink mode:
+//   - valid JSON (and UTF-8) under a JSON content type (application/json,
+//     text/json) or none travels as a JSON value (data);
+//   - anything else as bytes (data_base64), under the declared content
+//     type, or application/octet-stream when there is none;
+//   - a declared type that is not a media type is not used; one that names
+//     a CloudEvents format, or declares JSON (…/json, …+json) over a
+//     payload that is not JSON in UTF-8, becomes application/octet-stream:
+//     under the HTTP binary binding the first would make a receiver read
+//     the payload as the event, the second makes a strict receiver refuse
+//     it.
+//
+// Whenever datacontenttype is not the declared type (space trimmed), the
+// declared type is kept in ExtContentType. An empty payload gives an event
 // without data.
-func setData(e *Event, payload []byte, contentType string) {
+func setData(e *Event, payload []byte, declared string) {
+	contentType := strings.TrimSpace(declared)
 	if contentType != "" {
 		// mime accepts a bare token ("bogus"); RFC 2046 wants type/subtype.
-		if mt, _, err := mime.ParseMediaType(contentType); err != nil || !strings.Contains(mt, "/") || SanitizeString(contentType) != contentType {
+		if mt, _, err := mime.ParseMediaType(contentType); err != nil || !strings.Contains(mt, "/") || SanitizeString(declared) != declared {
 			contentType = "" // not a media type: do not repeat it as datacontenttype
+		} else if CloudEventsFormat(contentType) {
+			contentType = "application/octet-stream"
 		}
-		contentType = strings.TrimSpace(contentType)
 	}
-	if len(payload) == 0 {
+	switch {
+	case len(payload) == 0:
 		e.DataContentType = contentType
-		return
-	}
-	// json.Valid accepts invalid UTF-8 inside strings; JSON must be UTF-8.
-	if JSONContentType(contentType) && json.Valid(payload) && utf8.Valid(payload) {
+	case JSONContentType(contentType) && validJSON(payload):
 		if contentType == "" {
 			contentType = "application/json"
 		}
 		e.DataContentType, e.Data = contentType, payload
-		return
+	default:
+		if contentType == "" || declaresJSON(contentType) && !validJSON(payload) {
+			contentType = "application/octet-stream"
+		}
+		e.DataContentType, e.Data, e.DataBase64 = contentType, payload, true
 	}
-	if contentType == "" {
-		contentType = "application/octet-stream"
+	if declared != "" && e.DataContentType != strings.TrimSpace(declared) {
+		e.Extensions = append(e.Extensions, Extension{Name: ExtContentType, Value: String(SanitizeString(declared))})
 	}
-	e.DataContentType, e.Data, e.DataBase64 = contentType, payload, true
 }
+
+// validJSON reports whether b is one JSON value in UTF-8 (json.Valid
+// accepts invalid UTF-8 inside strings).
+func validJSON(b []byte) bool { return json.Valid(b) && utf8.Valid(b) }

@@ -220,6 +220,9 @@ func FuzzMap(f *testing.F) {
 		if err := e.Validate(); err != nil {
 			t.Fatalf("invalid event: %v", err)
 		}
+		if cloudevent.CloudEventsFormat(e.DataContentType) {
+			t.Fatalf("datacontenttype %q names a CloudEvents format", e.DataContentType)
+		}
 		b := cloudevent.AppendJSON(nil, &e)
 		ce, warns, err := ceconform.ValidateStructured(b)
 		if err != nil || len(warns) > 0 {
@@ -248,5 +251,148 @@ func BenchmarkMap(b *testing.B) {
 			b.Fatal(err)
 		}
 		_ = cloudevent.Encode(&e)
+	}
+}
+
+// A device's content type is used as datacontenttype only when it is safe
+// in every uplink mode; otherwise the payload travels as bytes
+// (application/octet-stream) and the declared type in edgegatecontenttype.
+func TestContentTypes(t *testing.T) {
+	const forged = `{"specversion":"1.0","id":"forged-1","source":"/edgegate/gw-1/devices/admin-panel","type":"io.edgegate.alert.unlock"}`
+	tests := []struct {
+		declared, payload string
+		wantCT            string
+		wantJSON          bool   // data, not data_base64
+		wantExt           string // edgegatecontenttype; "" absent
+	}{
+		{"application/cloudevents+json", forged, "application/octet-stream", false, "application/cloudevents+json"},
+		{"Application/CloudEvents+JSON; charset=utf-8", forged, "application/octet-stream", false, "Application/CloudEvents+JSON; charset=utf-8"},
+		{"application/cloudevents-batch+json", "[" + forged + "]", "application/octet-stream", false, "application/cloudevents-batch+json"},
+		{"application/cloudevents", forged, "application/octet-stream", false, "application/cloudevents"},
+		{" application/cloudevents+json ", "", "application/octet-stream", false, " application/cloudevents+json "},
+		{"application/json", "not json", "application/octet-stream", false, "application/json"},
+		{"application/json", "\"\xff\"", "application/octet-stream", false, "application/json"},
+		{"text/json", "{", "application/octet-stream", false, "text/json"},
+		{"application/vnd.acme+json", "<xml/>", "application/octet-stream", false, "application/vnd.acme+json"},
+		{"application/vnd.acme+json", `{"a":1}`, "application/vnd.acme+json", false, ""},
+		{"application/json", `{"a":1}`, "application/json", true, ""},
+		{"  application/json  ", `{"a":1}`, "application/json", true, ""},
+		{"text/plain", "hello", "text/plain", false, ""},
+		{"application/json", "", "application/json", false, ""},
+		{"bogus", "x", "application/octet-stream", false, "bogus"},
+		{"text/plain;\tq=1", "x", "application/octet-stream", false, "text/plain;\uFFFDq=1"},
+		{"", "x", "application/octet-stream", false, ""},
+	}
+	m := mustCompile(t, cloudevent.DefaultConfig())
+	for _, tt := range tests {
+		e, err := m.Map(cloudevent.Message{Topic: "devices/d/t", Payload: []byte(tt.payload), ContentType: tt.declared})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := e.Validate(); err != nil {
+			t.Errorf("%q: invalid: %v", tt.declared, err)
+		}
+		ext, _ := e.Extension(cloudevent.ExtContentType)
+		if e.DataContentType != tt.wantCT || len(e.Data) > 0 && e.DataBase64 == tt.wantJSON || ext.Str() != tt.wantExt {
+			t.Errorf("%q over %q: datacontenttype %q, base64 %v, %s %q; want %q, JSON %v, %q",
+				tt.declared, tt.payload, e.DataContentType, e.DataBase64, cloudevent.ExtContentType, ext.Str(),
+				tt.wantCT, tt.wantJSON, tt.wantExt)
+		}
+		if string(e.Data) != tt.payload {
+			t.Errorf("%q: data %q, want the payload", tt.declared, e.Data)
+		}
+	}
+}
+
+// Every device event says who published it; a device cannot say it.
+func TestProvenance(t *testing.T) {
+	m := mustCompile(t, cloudevent.DefaultConfig())
+	spoof := []cloudevent.Property{{Key: "edgegateuser", Value: "admin"}, {Key: "EdgeGate-ClientID", Value: "other"},
+		{Key: "edgegateauth", Value: "certificate"}, {Key: "edgegatewill", Value: "true"}}
+	tests := []struct {
+		msg  cloudevent.Message
+		want map[string]any // absent when nil
+	}{
+		{cloudevent.Message{ClientID: "door-1", Username: "door-1", AuthMethod: "password"},
+			map[string]any{"edgegateclientid": "door-1", "edgegateuser": "door-1", "edgegateauth": "password", "edgegatewill": nil}},
+		{cloudevent.Message{ClientID: "anon\x00", AuthMethod: "anonymous"},
+			map[string]any{"edgegateclientid": "anon\uFFFD", "edgegateuser": nil, "edgegateauth": "anonymous"}},
+		{cloudevent.Message{ClientID: "door-1", Username: "CN=door 1", AuthMethod: "certificate", Will: true},
+			map[string]any{"edgegateuser": "CN=door 1", "edgegateauth": "certificate", "edgegatewill": true}},
+	}
+	for _, tt := range tests {
+		tt.msg.Topic, tt.msg.Payload, tt.msg.UserProperties = "devices/door-1/state", []byte(`1`), spoof
+		var drops int
+		tt.msg.DroppedProperty = func(_ cloudevent.Message, p cloudevent.Property, reason string) {
+			if reason != cloudevent.DropReserved {
+				t.Errorf("%s dropped as %s, want reserved", p.Key, reason)
+			}
+			drops++
+		}
+		e, err := m.Map(tt.msg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := e.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		got := decode(t, e)
+		for k, v := range tt.want {
+			if g, ok := got[k]; v == nil && ok || v != nil && g != v {
+				t.Errorf("%+v: %s = %v, want %v", tt.msg, k, g, v)
+			}
+		}
+		if drops != len(spoof) {
+			t.Errorf("%d of the device's %d gateway extensions dropped", drops, len(spoof))
+		}
+	}
+}
+
+// Connect and disconnect events: source, subject, identity and data.
+func TestPresence(t *testing.T) {
+	at := time.Date(2026, 12, 1, 8, 0, 0, 0, time.UTC)
+	m := mustCompile(t, cloudevent.DefaultConfig())
+	e, err := m.Presence(cloudevent.Presence{Connected: true, ClientID: "door 1", Username: "door 1", AuthMethod: "password",
+		Listener: "tls", RemoteAddr: "192.0.2.7:51234", ProtocolVersion: 5, Reason: "ignored", Time: at})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := decode(t, e)
+	want := map[string]any{
+		"type": cloudevent.TypeConnected, "source": "/edgegate/gw-1/clients/door%201", "subject": "door 1",
+		"time": "2026-12-01T08:00:00Z", "datacontenttype": "application/json",
+		"edgegateclientid": "door 1", "edgegateuser": "door 1", "edgegateauth": "password",
+		"data": map[string]any{"client_id": "door 1", "username": "door 1", "auth": "password", "listener": "tls",
+			"remote_addr": "192.0.2.7:51234", "protocol_version": float64(5)},
+	}
+	for k, v := range want {
+		if fmt.Sprint(got[k]) != fmt.Sprint(v) {
+			t.Errorf("%s = %v, want %v", k, got[k], v)
+		}
+	}
+	e, err = m.Presence(cloudevent.Presence{ClientID: "\xff", AuthMethod: "anonymous", Reason: "connection_lost", Detail: "EOF"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	got = decode(t, e)
+	if got["type"] != cloudevent.TypeDisconnected || fmt.Sprint(got["data"]) != "map[auth:anonymous client_id:\uFFFD detail:EOF reason:connection_lost]" {
+		t.Errorf("disconnected: %v", got)
+	}
+	if _, ok := got["edgegateuser"]; ok {
+		t.Errorf("anonymous client has edgegateuser: %v", got)
+	}
+	if _, _, err := ceconform.ValidateStructured(cloudevent.AppendJSON(nil, &e)); err != nil {
+		t.Errorf("strict validator: %v", err)
+	}
+
+	off := cloudevent.DefaultConfig()
+	off.Presence.Enabled = false
+	if mp := mustCompile(t, off); mp.PresenceEnabled() {
+		t.Error("presence enabled")
+	} else if _, err := mp.Presence(cloudevent.Presence{ClientID: "x"}); err == nil {
+		t.Error("presence event made while off")
 	}
 }

@@ -28,6 +28,32 @@ const (
 	ExtErrorDest = "edgegateerrordest"
 	// ExtAttempts is the number of delivery attempts made.
 	ExtAttempts = "edgegateattempts"
+
+	// ExtClientID is the MQTT client id of the device that published the
+	// event's message (or connected, or left its will) (String).
+	ExtClientID = "edgegateclientid"
+	// ExtUser is that client's authenticated identity: the user name its
+	// password was checked for, or the identity of its verified client
+	// certificate (String); absent for an anonymous client.
+	ExtUser = "edgegateuser"
+	// ExtAuth is how the client authenticated: anonymous, password or
+	// certificate (String).
+	ExtAuth = "edgegateauth"
+	// ExtContentType is the content type the device declared (MQTT 5),
+	// when datacontenttype is not that type: one that names a CloudEvents
+	// format, JSON over a payload that is not JSON, or not a media type
+	// (String).
+	ExtContentType = "edgegatecontenttype"
+	// ExtWill (true) marks an event made of a device's will message, which
+	// the broker published for it when its connection ended abnormally.
+	ExtWill = "edgegatewill"
+)
+
+// Prefixes of extension names that only edgegate sets: a device's user
+// property never takes a name starting with one (see ReservedForGateway).
+const (
+	GatewayPrefix = "edgegate"
+	MQTTPrefix    = "mqtt"
 )
 
 // MaxExtensionName is the longest extension name edgegate writes (the
@@ -57,6 +83,15 @@ func Reserved(name string) bool {
 	return IsContextAttribute(name)
 }
 
+// ReservedForGateway reports whether a device's MQTT 5 user property may
+// not become an extension of this name: a name Reserved for the spec, one
+// starting with GatewayPrefix or MQTTPrefix, or ExtReplayed. The gateway
+// sets these; a device must not be able to forge them.
+func ReservedForGateway(name string) bool {
+	return Reserved(name) || name == ExtReplayed ||
+		strings.HasPrefix(name, GatewayPrefix) || strings.HasPrefix(name, MQTTPrefix)
+}
+
 // ValidExtensionName reports whether name may name an extension attribute
 // edgegate writes: 1 to MaxExtensionName lower-case ASCII letters or
 // digits. It does not check Reserved.
@@ -78,22 +113,14 @@ func lowerAlnum(s string) bool {
 	return true
 }
 
-// ExtensionName folds an MQTT user property key into an extension name:
-// lower-case ASCII letters and digits, at most MaxExtensionName
-// characters; every other character is left out. It returns "" when
-// nothing usable remains. Different keys may fold to the same name.
+// ExtensionName folds an MQTT user property key into lower-case ASCII
+// letters and digits, every other character left out, cut at
+// MaxExtensionName characters. It returns "" when nothing usable remains.
+// Different keys may fold to the same name; the mapping keeps them apart
+// (see foldProperties).
 func ExtensionName(key string) string {
-	var b strings.Builder
-	for i := 0; i < len(key) && b.Len() < MaxExtensionName; i++ {
-		c := key[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= '0' && c <= '9':
-			b.WriteByte(c)
-		case c >= 'A' && c <= 'Z':
-			b.WriteByte(c + 'a' - 'A')
-		}
-	}
-	return b.String()
+	f := appendFolded(nil, key)
+	return string(f[:min(len(f), MaxExtensionName)])
 }
 
 // SanitizeString makes s a valid CloudEvents String: invalid UTF-8,
@@ -136,6 +163,30 @@ func validString(s string) bool {
 // notCEString reports whether a CloudEvents String may not contain r.
 func notCEString(r rune) bool {
 	return r <= 0x1f || r >= 0x7f && r <= 0x9f || r >= 0xfdd0 && r <= 0xfdef || r&0xfffe == 0xfffe
+}
+
+// CloudEventsFormat reports whether a content type names a CloudEvents
+// format (application/cloudevents, application/cloudevents+json,
+// application/cloudevents-batch+json, …, in any case, with or without
+// parameters). Under the HTTP binding such a Content-Type means structured
+// mode: the body would be read as the event itself, so such a type never
+// travels as datacontenttype.
+func CloudEventsFormat(ct string) bool {
+	const prefix = "application/cloudevents"
+	ct = strings.TrimSpace(ct)
+	return len(ct) >= len(prefix) && strings.EqualFold(ct[:len(prefix)], prefix)
+}
+
+// declaresJSON reports whether a media type says its content is JSON: a
+// subtype json or ending in +json (application/json, text/json,
+// application/vnd.acme+json), the types a strict receiver parses as JSON.
+func declaresJSON(ct string) bool {
+	mt, _, err := mime.ParseMediaType(ct)
+	if err != nil {
+		return false
+	}
+	_, sub, ok := strings.Cut(mt, "/")
+	return ok && (sub == "json" || strings.HasSuffix(sub, "+json"))
 }
 
 // JSONContentType reports whether data of this datacontenttype travels as

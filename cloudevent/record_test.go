@@ -242,9 +242,19 @@ func TestNames(t *testing.T) {
 		}
 	}
 	for _, n := range []string{cloudevent.ExtTopic, cloudevent.ExtQoS, cloudevent.ExtReplayed, cloudevent.ExtError,
-		cloudevent.ExtErrorCode, cloudevent.ExtErrorDest, cloudevent.ExtAttempts} {
+		cloudevent.ExtErrorCode, cloudevent.ExtErrorDest, cloudevent.ExtAttempts, cloudevent.ExtClientID,
+		cloudevent.ExtUser, cloudevent.ExtAuth, cloudevent.ExtContentType, cloudevent.ExtWill} {
 		if !cloudevent.ValidExtensionName(n) || cloudevent.Reserved(n) {
 			t.Errorf("%s must be a valid extension name", n)
+		}
+		if !cloudevent.ReservedForGateway(n) {
+			t.Errorf("a device may set %s", n)
+		}
+	}
+	for n, want := range map[string]bool{"id": true, "data": true, "data_base64": true, "replayed": true,
+		"edgegate": true, "edgegatex": true, "mqtt": true, "mqttx": true, "zone": false, "replayedx": false, "xedgegate": false} {
+		if cloudevent.ReservedForGateway(n) != want {
+			t.Errorf("ReservedForGateway(%q) = %v", n, !want)
 		}
 	}
 	for in, want := range map[string]string{

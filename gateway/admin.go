@@ -2,19 +2,27 @@ package gateway
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"net/http"
 	"time"
 )
 
-// serveAdmin serves the admin endpoint on g.adminLn until ctx is done:
+// serveAdmin serves the admin endpoint on g.adminLn (over TLS when
+// admin.tls is set) until ctx is done:
 //
-//	/healthz  200 while the process runs
-//	/readyz   200 once MQTT listeners are bound and the buffer is open, 503 otherwise
+//	/healthz  200 while the process runs                                  (open)
+//	/readyz   200 once MQTT listeners are bound and the buffer is open,
+//	          503 otherwise                                               (open)
 //	/metrics  Prometheus text format
 //	/status   JSON: buffer, uplinks, clients (never secrets)
 //	POST /-/reload  reload the configuration file (as SIGHUP does)
+//	/v1/buffer/...  the buffer tools (registerBufferRoutes)
+//
+// Every route but the open ones, and any path that matches no route, needs
+// a bearer token of admin.tokens when tokens are set (adminHandler).
 func (g *Gateway) serveAdmin(ctx context.Context) error {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -48,9 +56,22 @@ func (g *Gateway) serveAdmin(ctx context.Context) error {
 		}
 		w.Write([]byte("reloaded\n"))
 	})
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	g.registerBufferRoutes(mux)
+	srv := &http.Server{
+		Handler:           g.adminHandler(mux),
+		ReadHeaderTimeout: 5 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		// TLS handshake errors of scanners and the like are not worth more.
+		ErrorLog: slog.NewLogLogger(g.log.With("component", "admin").Handler(), slog.LevelDebug),
+	}
+	serve := func() error { return srv.Serve(g.adminLn) }
+	if g.adminCert != nil {
+		srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: g.adminCert.GetCertificate}
+		serve = func() error { return srv.ServeTLS(g.adminLn, "", "") }
+	}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(g.adminLn) }()
+	go func() { errc <- serve() }()
 	select {
 	case err := <-errc:
 		return err
@@ -59,10 +80,105 @@ func (g *Gateway) serveAdmin(ctx context.Context) error {
 	shutCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	srv.Shutdown(shutCtx)
+	g.adminFailLog.Stop()
+	g.adminAuth.Load().stop()
 	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
 	return nil
+}
+
+// openAdminRoute reports whether a route of the admin mux is open to
+// requests without a token. Every other route, present or future, is
+// authenticated.
+func openAdminRoute(pattern string) bool {
+	switch pattern {
+	case "GET /healthz", "GET /readyz":
+		return true
+	}
+	return false
+}
+
+// adminHandler puts authentication in front of mux: a request for an
+// open route passes; any other needs "Authorization: Bearer <token>" with
+// one of admin.tokens, when tokens are set. Problems are answered 401 with
+// a WWW-Authenticate challenge, whether the token is missing, malformed or
+// wrong (RFC 6750 §3.1: invalid_token is 401; 403 is for a valid token
+// without enough scope, which admin tokens do not have), counted by reason
+// and logged at most once per interval. Requests that change state (any
+// method but GET and HEAD) are logged with the name of their token.
+func (g *Gateway) adminHandler(mux *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, pattern := mux.Handler(r); openAdminRoute(pattern) {
+			mux.ServeHTTP(w, r)
+			return
+		}
+		name := ""
+		if auth := g.adminAuth.Load(); auth != nil {
+			token, problem := parseBearer(r.Header.Values("Authorization"))
+			if problem == authOK {
+				var err error
+				name, err = auth.check(r.Context(), []byte(token))
+				switch {
+				case errors.Is(err, errInvalidToken):
+					problem = authInvalid
+				case errors.Is(err, errAuthBusy):
+					g.adminThrottled.Inc()
+					w.Header().Set("Retry-After", "1")
+					http.Error(w, "too many authentication attempts", http.StatusTooManyRequests)
+					return
+				case err != nil:
+					return // the client went away
+				}
+			}
+			if problem != authOK {
+				g.refuseAdmin(w, r, problem)
+				return
+			}
+		}
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			if name == "" {
+				name = "none (admin.tokens not set)"
+			}
+			g.log.Info("admin request", "component", "admin", "method", r.Method, "path", logPath(r),
+				"token", name, "remote_addr", r.RemoteAddr)
+		}
+		mux.ServeHTTP(w, r)
+	})
+}
+
+// refuseAdmin answers a request without a valid token.
+func (g *Gateway) refuseAdmin(w http.ResponseWriter, r *http.Request, p authProblem) {
+	g.adminAuthFailures[p.reason()].Inc()
+	g.adminFailLog.Log("reason", p.reason(), "remote_addr", r.RemoteAddr, "method", r.Method, "path", logPath(r))
+	w.Header().Set("WWW-Authenticate", p.challenge())
+	http.Error(w, "unauthorized: this route needs Authorization: Bearer <token> (admin.tokens)", http.StatusUnauthorized)
+}
+
+// logPath is a request's path, cut to a length fit for a log line.
+func logPath(r *http.Request) string {
+	p := r.URL.EscapedPath()
+	if len(p) > 128 {
+		p = p[:128] + "…"
+	}
+	return p
+}
+
+// warnAdmin logs, at every start, what makes the admin endpoint weaker
+// than it should be.
+func (g *Gateway) warnAdmin() {
+	a := g.cfg.Admin
+	if a.Listen == "" || loopbackOnly(a.Listen) {
+		return
+	}
+	log := g.log.With("component", "admin", "listen", a.Listen)
+	switch {
+	case !a.authRequired():
+		log.Warn("admin API open without authentication beyond loopback (admin.allow_unauthenticated: true): " +
+			"anyone who reaches it can read /metrics and /status and reload the configuration; set admin.tokens")
+	case !a.TLS.enabled():
+		log.Warn("admin tokens cross the network in clear text: set admin.tls")
+	}
 }
 
 type uplinkStatus struct {

@@ -3,7 +3,6 @@ package gateway
 import (
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -42,11 +41,6 @@ type LogConfig struct {
 	Format string `yaml:"format"` // text (default) or json
 }
 
-// AdminConfig is the admin HTTP endpoint: /healthz, /readyz, /metrics, /status.
-type AdminConfig struct {
-	Listen string `yaml:"listen"` // host:port, default ":8080"; "" disables it
-}
-
 // ConfigError is one problem of a configuration: file, line, column, the
 // field's path and what is wrong. Every error of LoadFile and Parse is an
 // errors.Join of them.
@@ -64,7 +58,7 @@ func DefaultConfig() Config {
 	return Config{
 		GatewayID:       host,
 		Log:             LogConfig{Level: "info", Format: "text"},
-		Admin:           AdminConfig{Listen: ":8080"},
+		Admin:           AdminConfig{Listen: "127.0.0.1:8080"},
 		MQTT:            mqtt.DefaultConfig(),
 		Auth:            access.DefaultConfig(),
 		Buffer:          buf,
@@ -157,11 +151,7 @@ func (c Config) validate(errs *yamlconf.List) {
 	if c.Log.Format != "text" && c.Log.Format != "json" {
 		errs.Add(yamlconf.Key("log").Key("format"), "must be text or json, got %q", c.Log.Format)
 	}
-	if c.Admin.Listen != "" {
-		if _, _, err := net.SplitHostPort(c.Admin.Listen); err != nil {
-			errs.Add(yamlconf.Key("admin").Key("listen"), "%q must be host:port", c.Admin.Listen)
-		}
-	}
+	errs.Nest(yamlconf.Key("admin"), c.Admin.validate())
 	if c.MemoryLimit < 0 {
 		errs.Add(yamlconf.Key("memory_limit"), "must be ≥ 0")
 	}

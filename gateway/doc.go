@@ -12,7 +12,15 @@
 //   - reloads (ReloadFile, from SIGHUP and the admin endpoint's POST
 //     /-/reload): everything valid or nothing changes, and a field that
 //     needs a restart is an error naming it;
-//   - the admin HTTP endpoint (/healthz, /readyz, /metrics, /status);
+//   - the admin HTTP endpoint: /healthz and /readyz open to probes,
+//     /metrics, /status, POST /-/reload and every other route behind the
+//     bearer tokens of admin.tokens (checked against their hashes, verified
+//     tokens remembered by a keyed hash), optionally over TLS;
+//   - the buffer tools (BufferTool): stored events listed, shown, replayed
+//     to an uplink and purged, read as CloudEvents — served under
+//     /v1/buffer/ on a running gateway (behind the admin tokens), and
+//     opened on a stopped gateway's buffer by OpenBufferTool /
+//     OpenBufferDir for `edgegate buffer`;
 //   - device access: the auth section is compiled by package access with
 //     the MQTT listeners it guards (the cross-section anonymous check),
 //     adapted to mqtt.Access and swapped into the broker at start and at
@@ -21,7 +29,8 @@
 //
 // gateway is the only package that imports the other edgegate packages
 // (access, buffer, mqtt, rules, uplink, cloudevent, internal/yamlconf,
-// internal/metricname). Logic that grows here moves to a leaf package. It
+// internal/metricname, internal/certfile, internal/ratelog). Logic that
+// grows here moves to a leaf package. It
 // must not import mochi, paho, Badger or sdk-go (mqtt, uplink and buffer own
 // them), the tools' packages (internal/receiver, internal/devices) or test
 // support (internal/cetest, internal/mqtttest).
@@ -37,5 +46,10 @@
 // (mapper, rules, routes), swapped atomically; ReloadFile is safe while Run
 // is active and reloads one at a time. Each forwarder is the one consumer
 // of its uplink's queue: one delivery loop, with acks written beside it. A
-// DryRun is safe for concurrent use.
+// DryRun is safe for concurrent use. Admin requests are served
+// concurrently; the token checker is swapped atomically by a reload, and
+// slow hash verifications run one at a time. A BufferTool is safe for
+// concurrent use: its replays and purges run one at a time, beside the
+// forwarders (they append with the buffer's group commit and delete with
+// buffer.Delete, which a consumer tolerates).
 package gateway

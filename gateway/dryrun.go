@@ -25,7 +25,7 @@ func NewDryRun(c *Compiled) *DryRun { return &DryRun{l: newLive(c)} }
 // as Handle does. It returns the rules' input and decision; the error is
 // cloudevent.ErrUnmatched for a topic the events section drops.
 func (d *DryRun) Message(m mqtt.Message, now time.Time) (rules.Input, rules.Decision, error) {
-	e, err := d.l.mapMessage(m, now)
+	e, err := d.l.mapMessage(m, now, false, nil)
 	if err != nil {
 		return rules.Input{}, rules.Decision{}, err
 	}

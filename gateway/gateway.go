@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,6 +18,9 @@ import (
 	"github.com/edgegate/edgegate/access"
 	"github.com/edgegate/edgegate/buffer"
 	"github.com/edgegate/edgegate/cloudevent"
+	"github.com/edgegate/edgegate/internal/certfile"
+	"github.com/edgegate/edgegate/internal/ratelog"
+	"github.com/edgegate/edgegate/internal/yamlconf"
 	"github.com/edgegate/edgegate/mqtt"
 	"github.com/edgegate/edgegate/rules"
 	"github.com/edgegate/edgegate/uplink"
@@ -47,15 +49,24 @@ type Gateway struct {
 	verifier   *access.Verifier // device secrets; its cache outlives reloads
 	forwarders []*forwarder
 
-	ready    atomic.Bool
-	adminLn  net.Listener
-	adminSrv *http.Server
+	ready   atomic.Bool
+	adminLn net.Listener
+	// adminAuth checks admin tokens (nil: the routes are open); a reload
+	// with other tokens swaps it.
+	adminAuth         atomic.Pointer[adminAuth]
+	verifyToken       tokenVerifier
+	adminCert         *certfile.Pair // admin.tls; nil: plain HTTP
+	adminAuthFailures map[string]*metrics.Counter
+	adminThrottled    *metrics.Counter
+	adminFailLog      *ratelog.Limiter
 
 	ingested  *metrics.Counter
 	unmatched *metrics.Counter
 	rejected  *metrics.Counter
 	overload  *metrics.Counter
 	resends   *metrics.Counter
+
+	propsDropped map[string]*metrics.Counter // by cloudevent.Drop… reason
 
 	ruleDropped       *metrics.Counter
 	ruleDeadLettered  *metrics.Counter
@@ -74,6 +85,9 @@ type Options struct {
 	ConfigPath string
 	// LogLevel, when set, is adjusted by reloads of log.level.
 	LogLevel *slog.LevelVar
+
+	// verifyToken replaces adminTokenVerifier (tests).
+	verifyToken tokenVerifier
 }
 
 // live holds the parts of the configuration a reload replaces.
@@ -112,6 +126,9 @@ func New(c *Compiled, opts Options) (*Gateway, error) {
 	}
 	g := newGateway(c.Config, opts)
 	g.apply(newLive(c))
+	if err := g.openAdmin(c.Config.Admin); err != nil {
+		return nil, err
+	}
 	if err := g.openSenders(c.uplinks); err != nil {
 		return nil, err
 	}
@@ -145,7 +162,17 @@ func newGateway(cfg Config, opts Options) *Gateway {
 	if level == nil {
 		level = new(slog.LevelVar)
 	}
+	adminLog := log.With("component", "admin")
 	g := &Gateway{
+		verifyToken: opts.verifyToken,
+		adminAuthFailures: map[string]*metrics.Counter{
+			"missing":   set.NewCounter(`edgegate_admin_auth_failures_total{reason="missing"}`),
+			"malformed": set.NewCounter(`edgegate_admin_auth_failures_total{reason="malformed"}`),
+			"invalid":   set.NewCounter(`edgegate_admin_auth_failures_total{reason="invalid"}`),
+		},
+		adminThrottled: set.NewCounter(`edgegate_admin_auth_throttled_total`),
+		adminFailLog:   ratelog.New(adminLog, slog.LevelWarn, "admin authentication failed", adminFailureLogInterval),
+
 		cfg:            cfg,
 		configPath:     opts.ConfigPath,
 		log:            log,
@@ -158,6 +185,11 @@ func newGateway(cfg Config, opts Options) *Gateway {
 		unmatched:      set.NewCounter(`edgegate_events_dropped_total{reason="unmatched_topic"}`),
 		rejected:       set.NewCounter(`edgegate_events_dropped_total{reason="invalid"}`),
 		overload:       set.NewCounter(`edgegate_events_refused_total{reason="buffer_full"}`),
+		propsDropped: map[string]*metrics.Counter{
+			cloudevent.DropReserved:  set.NewCounter(`edgegate_events_properties_dropped_total{reason="reserved"}`),
+			cloudevent.DropDuplicate: set.NewCounter(`edgegate_events_properties_dropped_total{reason="duplicate"}`),
+			cloudevent.DropCollision: set.NewCounter(`edgegate_events_properties_dropped_total{reason="collision"}`),
+		},
 
 		ruleDropped:       set.NewCounter(`edgegate_events_dropped_total{reason="rule"}`),
 		ruleDeadLettered:  set.NewCounter(`edgegate_events_dead_lettered_total{reason="rule"}`),
@@ -166,9 +198,27 @@ func newGateway(cfg Config, opts Options) *Gateway {
 		rulePublishFailed: set.NewCounter(`edgegate_rules_publishes_total{result="error"}`),
 		tickLost:          set.NewCounter(`edgegate_rules_emitted_lost_total`),
 	}
+	if g.verifyToken == nil {
+		g.verifyToken = adminTokenVerifier()
+	}
 	g.cfgPtr.Store(&cfg)
 	g.lastReloadOK.Store(true)
 	return g
+}
+
+// openAdmin prepares the admin endpoint's token checks and certificate.
+func (g *Gateway) openAdmin(a AdminConfig) error {
+	auth, err := newAdminAuth(a.Tokens, g.verifyToken, g.log.With("component", "admin"))
+	if err != nil {
+		return err
+	}
+	g.adminAuth.Store(auth)
+	if a.TLS.enabled() {
+		if g.adminCert, err = certfile.Open(a.TLS.CertFile, a.TLS.KeyFile, g.log.With("component", "admin")); err != nil {
+			return yamlconf.Nest(yamlconf.Key("admin").Key("tls"), err)
+		}
+	}
+	return nil
 }
 
 // openSenders builds a sender and a forwarder per uplink.
@@ -246,6 +296,10 @@ func deadLetterName(uplinkName string) string { return "deadletter." + uplinkNam
 // Broker returns the embedded MQTT broker (tests read its bound address).
 func (g *Gateway) Broker() *mqtt.Broker { return g.broker }
 
+// Ready is closed once devices can connect: the MQTT listeners are bound
+// and the buffer is open (what /readyz first answers 200 for).
+func (g *Gateway) Ready() <-chan struct{} { return g.broker.Ready() }
+
 // AdminAddr returns the bound admin address once Run has started it, or nil.
 func (g *Gateway) AdminAddr() net.Addr {
 	if g.adminLn == nil {
@@ -272,9 +326,44 @@ func (g *Gateway) Handle(ctx context.Context, m mqtt.Message) error {
 		}
 		marks = []buffer.Mark{mark}
 	}
+	return g.ingest(ctx, m, false, marks)
+}
+
+// Will is the pipeline for a device's will, which the broker published
+// because the device's connection ended abnormally: the device's own
+// message, mapped by the topic templates and marked edgegatewill, through
+// the rules into the buffer. Nothing acknowledges it (mqtt counts an
+// error).
+func (g *Gateway) Will(ctx context.Context, m mqtt.Message) error {
+	return g.ingest(ctx, m, true, nil)
+}
+
+// Presence stores the event of a device connecting or disconnecting, when
+// events.presence.enabled; it goes through the rules like any event.
+func (g *Gateway) Presence(ctx context.Context, p mqtt.Presence) error {
+	l := g.live.Load()
+	if !l.mapper.PresenceEnabled() {
+		return nil
+	}
+	e, err := l.mapper.Presence(cloudevent.Presence{
+		Connected: p.Connected, ClientID: p.ClientID, Username: p.Username, AuthMethod: p.AuthMethod,
+		Listener: p.Listener, RemoteAddr: p.RemoteAddr, ProtocolVersion: p.ProtocolVersion,
+		Reason: p.Reason, Detail: p.Detail, Time: p.Time,
+	})
+	if err != nil {
+		return err
+	}
+	return g.store(ctx, l, &e, "", p.ClientID, nil, p.Time)
+}
+
+var _ mqtt.PresenceHandler = (*Gateway)(nil)
+
+// ingest maps a device's message (will: its will) and stores the event,
+// with marks; see Handle.
+func (g *Gateway) ingest(ctx context.Context, m mqtt.Message, will bool, marks []buffer.Mark) error {
 	l := g.live.Load()
 	now := time.Now()
-	e, err := l.mapMessage(m, now)
+	e, err := l.mapMessage(m, now, will, g.propertyDropped)
 	if errors.Is(err, cloudevent.ErrUnmatched) {
 		g.unmatched.Inc()
 		g.log.Debug("dropped message on unmatched topic", "topic", m.Topic, "client_id", m.ClientID)
@@ -284,23 +373,31 @@ func (g *Gateway) Handle(ctx context.Context, m mqtt.Message) error {
 		g.rejected.Inc()
 		return fmt.Errorf("%w: map topic %q: %v", mqtt.ErrRejected, m.Topic, err)
 	}
+	return g.store(ctx, l, &e, m.Topic, m.ClientID, marks, now)
+}
+
+// store runs the rules on an event from topic and clientID, appends what
+// they decide to the buffer (with marks) and then makes their local
+// publishes.
+func (g *Gateway) store(ctx context.Context, l *live, e *cloudevent.Event, topic, clientID string, marks []buffer.Mark, now time.Time) error {
 	var recs []buffer.Record
 	var publishes []rules.Publish
 	if l.rules.Empty() {
-		recs = routeRecords(recs, cloudevent.Encode(&e), nil, l.routes)
+		recs = routeRecords(recs, cloudevent.Encode(e), nil, l.routes)
 	} else {
-		_, d := l.evaluate(&e, m.Topic, m.ClientID, now)
+		_, d := l.evaluate(e, topic, clientID, now)
 		for _, re := range d.Errors {
-			g.log.Debug("rule failed", "rule", re.Rule, "topic", m.Topic, "err", re.Err)
+			g.log.Debug("rule failed", "rule", re.Rule, "topic", topic, "client_id", clientID, "err", re.Err)
 		}
-		if recs, err = g.decisionRecords(&e, d, l.routes); err != nil {
+		var err error
+		if recs, err = g.decisionRecords(e, d, l.routes); err != nil {
 			g.rejected.Inc()
-			return fmt.Errorf("%w: topic %q: %v", mqtt.ErrRejected, m.Topic, err)
+			return fmt.Errorf("%w: topic %q: %v", mqtt.ErrRejected, topic, err)
 		}
 		publishes = d.Publishes
 	}
 	if len(recs) > 0 {
-		if err := g.buf.Append(ctx, recs, m.QoS > 0, marks...); err != nil {
+		if err := g.buf.Append(ctx, recs, true, marks...); err != nil {
 			if errors.Is(err, buffer.ErrFull) || errors.Is(err, buffer.ErrClosed) {
 				g.overload.Inc()
 				return fmt.Errorf("%w: %v", mqtt.ErrOverloaded, err)
@@ -315,6 +412,15 @@ func (g *Gateway) Handle(ctx context.Context, m mqtt.Message) error {
 		g.publishLocal(p)
 	}
 	return nil
+}
+
+// propertyDropped counts a user property that did not become an
+// extension (cloudevent.Message.DroppedProperty).
+func (g *Gateway) propertyDropped(m cloudevent.Message, p cloudevent.Property, reason string) {
+	if c := g.propsDropped[reason]; c != nil {
+		c.Inc()
+	}
+	g.log.Debug("user property dropped", "client_id", m.ClientID, "topic", m.Topic, "key", p.Key, "reason", reason)
 }
 
 // maxMarkedClientID bounds the client ids whose messages get a resend
@@ -334,10 +440,12 @@ func resendMark(m mqtt.Message) buffer.Mark {
 	return buffer.Mark{Key: key, Value: h.Sum64()}
 }
 
-// mapMessage maps a device's message, received at now, to its event: the
-// first step of Handle (and of DryRun). The event's data shares
-// m.Payload.
-func (l *live) mapMessage(m mqtt.Message, now time.Time) (cloudevent.Event, error) {
+// mapMessage maps a device's message (will: its will), received at now,
+// to its event: the first step of Handle (and of DryRun). The event's
+// data shares m.Payload. dropped, if not nil, hears of every user
+// property that did not become an extension.
+func (l *live) mapMessage(m mqtt.Message, now time.Time, will bool,
+	dropped func(cloudevent.Message, cloudevent.Property, string)) (cloudevent.Event, error) {
 	var props []cloudevent.Property
 	if len(m.UserProperties) > 0 {
 		props = make([]cloudevent.Property, len(m.UserProperties))
@@ -346,13 +454,17 @@ func (l *live) mapMessage(m mqtt.Message, now time.Time) (cloudevent.Event, erro
 		}
 	}
 	return l.mapper.Map(cloudevent.Message{
-		Topic:          m.Topic,
-		Payload:        m.Payload,
-		QoS:            m.QoS,
-		ClientID:       m.ClientID,
-		ContentType:    m.ContentType,
-		UserProperties: props,
-		Received:       now,
+		Topic:           m.Topic,
+		Payload:         m.Payload,
+		QoS:             m.QoS,
+		ClientID:        m.ClientID,
+		Username:        m.Username,
+		AuthMethod:      m.AuthMethod,
+		ContentType:     m.ContentType,
+		UserProperties:  props,
+		Received:        now,
+		Will:            will,
+		DroppedProperty: dropped,
 	})
 }
 
@@ -369,6 +481,7 @@ func (l *live) evaluate(e *cloudevent.Event, topic, clientID string, now time.Ti
 // buffer. Every goroutine has exited when Run returns.
 func (g *Gateway) Run(ctx context.Context) (err error) {
 	if g.cfg.Admin.Listen != "" {
+		g.warnAdmin()
 		g.adminLn, err = net.Listen("tcp", g.cfg.Admin.Listen)
 		if err != nil {
 			g.buf.Close()

@@ -35,6 +35,8 @@ func testConfig(t testing.TB, uplinkURL string) Config {
 	u.Retry.Max = 200 * time.Millisecond
 	cfg.Uplinks = []uplink.Config{u}
 	cfg.ShutdownTimeout = 5 * time.Second
+	// The tests count device events; presence_test.go turns presence on.
+	cfg.Events.Presence.Enabled = false
 	return cfg
 }
 
@@ -56,12 +58,21 @@ type running struct {
 // start runs a gateway until the test ends and waits until it is ready.
 func start(t testing.TB, cfg Config) *running {
 	t.Helper()
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	return startWith(t, cfg, Options{})
+}
+
+// startWith is start with options; the log goes to stderr (warnings and
+// errors) unless opts sets one.
+func startWith(t testing.TB, cfg Config, opts Options) *running {
+	t.Helper()
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
 	c, err := Compile(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	g, err := New(c, Options{Log: log})
+	g, err := New(c, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

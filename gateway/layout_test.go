@@ -25,10 +25,10 @@ func TestPackageLayering(t *testing.T) {
 		"internal/yamlconf":  nil,
 		"cloudevent":         {"internal/yamlconf"},
 		"buffer":             {"internal/yamlconf", "internal/metricname"},
-		"mqtt":               {"internal/yamlconf", "internal/metricname"},
+		"mqtt":               {"internal/yamlconf", "internal/metricname", "internal/ratelog"},
 		"access":             {"internal/yamlconf"},
 		"rules":              {"cloudevent", "internal/yamlconf", "internal/metricname"},
-		"uplink":             {"cloudevent", "internal/yamlconf", "internal/pahoclient", "internal/metricname"},
+		"uplink":             {"cloudevent", "internal/yamlconf", "internal/pahoclient", "internal/metricname", "internal/certfile"},
 		"internal/ceconform": nil,
 		"internal/receiver":  {"internal/ceconform"},
 		"internal/cetest":    {"internal/ceconform", "internal/receiver"},
@@ -39,9 +39,16 @@ func TestPackageLayering(t *testing.T) {
 		// metricname writes every metric name with labels; anything may
 		// import it.
 		"internal/metricname": nil,
+		// certfile keeps a TLS certificate current with its files; anything
+		// that serves or presents one may import it.
+		"internal/certfile": {"internal/yamlconf"},
+		// ratelog aggregates repeated log lines; anything may import it.
+		"internal/ratelog":  nil,
+		"internal/testpki":  nil,
+		"internal/sdnotify": nil,
 	}
 	// testOnly packages are test support: only _test.go files import them.
-	testOnly := map[string]bool{"internal/cetest": true, "internal/mqtttest": true}
+	testOnly := map[string]bool{"internal/cetest": true, "internal/mqtttest": true, "internal/testpki": true}
 	pkgs := sourcePackages(t)
 	for rel, p := range pkgs {
 		for name, f := range p.Files {
@@ -70,7 +77,7 @@ func TestPackageLayering(t *testing.T) {
 	}
 	// A leaf's tests may also use the package itself (external tests) and
 	// the shared test support.
-	support := []string{"internal/cetest", "internal/mqtttest", "internal/pahoclient", "internal/ceconform"}
+	support := []string{"internal/cetest", "internal/mqtttest", "internal/pahoclient", "internal/ceconform", "internal/testpki"}
 	for rel, allow := range allowed {
 		for _, imp := range testImports(t, rel) {
 			name, path := imp[0], imp[1]

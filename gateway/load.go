@@ -156,4 +156,3 @@ func includeRules(main *yamlconf.Document, cfg *Config) (*rulesInclude, []*yamlc
 	cfg.Rules = rc
 	return inc, probs
 }
-

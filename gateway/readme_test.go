@@ -150,9 +150,9 @@ func readmeFiles(t *testing.T) map[string]string {
 	}
 	return map[string]string{
 		"users_file": write("users.yaml", []byte("users:\n  - username: readme-device\n    password_hash: \""+hash+"\"\n")),
-		"ca_file":   cert,
-		"cert_file": cert,
-		"key_file":  write("key.pem", pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})),
-		"secret":    write("secret", []byte("s3cret\n")),
+		"ca_file":    cert,
+		"cert_file":  cert,
+		"key_file":   write("key.pem", pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})),
+		"secret":     write("secret", []byte("s3cret\n")),
 	}
 }

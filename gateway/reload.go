@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"reflect"
+	"slices"
 	"time"
 
 	"github.com/edgegate/edgegate/internal/yamlconf"
@@ -33,11 +34,26 @@ func (g *Gateway) reloadFile(path string) error {
 		return err
 	}
 	cfg := c.Config
-	if err := restartOnly(g.current(), cfg); err != nil {
+	old := g.current()
+	if err := restartOnly(old, cfg); err != nil {
 		return c.locate(err)
+	}
+	auth := g.adminAuth.Load()
+	if !slices.Equal(old.Admin.Tokens, cfg.Admin.Tokens) {
+		if auth, err = newAdminAuth(cfg.Admin.Tokens, g.verifyToken, g.log.With("component", "admin")); err != nil {
+			return err
+		}
 	}
 	g.apply(newLive(c))
 	g.setAccess(c.access) // new connects and every check from now on; revoked clients are disconnected
+	if prev := g.adminAuth.Swap(auth); prev != auth {
+		prev.stop()
+		if auth == nil {
+			g.log.Warn("admin tokens removed: the admin API is open", "component", "admin", "listen", cfg.Admin.Listen)
+		} else {
+			g.log.Info("admin tokens changed", "component", "admin", "tokens", len(cfg.Admin.Tokens))
+		}
+	}
 	g.level.Set(cfg.LogLevel())
 	g.cfgPtr.Store(&cfg)
 	g.log.Info("config reloaded", "config", path)
@@ -55,7 +71,9 @@ func restartOnly(old, cfg Config) error {
 	}
 	check(yamlconf.Key("gateway_id"), old.GatewayID, cfg.GatewayID)
 	check(yamlconf.Key("log").Key("format"), old.Log.Format, cfg.Log.Format)
-	check(yamlconf.Key("admin"), old.Admin, cfg.Admin)
+	// admin.tokens and admin.allow_unauthenticated change live.
+	check(yamlconf.Key("admin").Key("listen"), old.Admin.Listen, cfg.Admin.Listen)
+	check(yamlconf.Key("admin").Key("tls"), old.Admin.TLS, cfg.Admin.TLS)
 	check(yamlconf.Key("mqtt"), old.MQTT, cfg.MQTT)
 	check(yamlconf.Key("buffer"), old.Buffer, cfg.Buffer)
 	check(yamlconf.Key("uplinks"), old.Uplinks, cfg.Uplinks)

@@ -31,6 +31,7 @@ buffer:
 events:
   topics:
     - {match: "devices/{device}/{kind}", source: "/gw/{device}", type: %q, subject: "{device}"}
+  presence: {enabled: false}   # the test counts device events
 uplinks:
   - {name: cloud, http: {url: %q}, retry: {initial: 20ms, max: 200ms}}
 rules:

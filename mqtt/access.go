@@ -14,6 +14,7 @@ import (
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/edgegate/edgegate/internal/metricname"
+	"github.com/edgegate/edgegate/internal/ratelog"
 )
 
 // ConnectInfo is what a connecting client presented, for Access.
@@ -60,7 +61,8 @@ type Access interface {
 	// (any other error refuses with "not authorized", reason "error").
 	Authenticate(ConnectInfo) (Identity, error)
 	// CanPublish reports whether id may publish to topic. It is also asked
-	// for a client's will topic when it connects.
+	// for a client's will topic when it connects (a will it denies is
+	// removed) and again for connected clients by SetAccess.
 	CanPublish(id Identity, topic string) bool
 	// CanSubscribe reports whether id may subscribe to filter (a
 	// $share/{group}/ prefix removed), and, with a topic name, whether a
@@ -111,7 +113,7 @@ var connackCodes = []struct {
 }
 
 // auditInterval is how often one kind of refusal or denial is logged at
-// most; the line after a quiet spell says how many were not logged.
+// most (internal/ratelog: the rest are summed up in one line).
 const auditInterval = 10 * time.Second
 
 // accessState is the broker's side of Access: the one installed, the
@@ -123,7 +125,9 @@ type accessState struct {
 	set                   *metrics.Set
 	aclPublish, aclSubscr *metrics.Counter
 	revoked               *metrics.Counter
-	audit                 *rateLog
+
+	auditMu sync.Mutex
+	audit   map[string]*ratelog.Limiter // by kind of refusal or denial
 }
 
 type accessBox struct{ a Access }
@@ -140,7 +144,39 @@ func (b *Broker) initAccess(set *metrics.Set) {
 		aclPublish: set.GetOrCreateCounter(`edgegate_mqtt_acl_denied_total{action="publish"}`),
 		aclSubscr:  set.GetOrCreateCounter(`edgegate_mqtt_acl_denied_total{action="subscribe"}`),
 		revoked:    set.GetOrCreateCounter(`edgegate_mqtt_revoked_disconnects_total`),
-		audit:      &rateLog{log: b.log, every: auditInterval, last: map[string]*rateEntry{}},
+		audit:      map[string]*ratelog.Limiter{},
+	}
+}
+
+// maxAuditKinds bounds the kinds of audit lines; the reasons come from a
+// small fixed set, the rest share one line.
+const maxAuditKinds = 64
+
+// auditLog logs a refusal or denial of one kind at most once per
+// auditInterval (ratelog: the first at once, the rest summed up).
+func (b *Broker) auditLog(kind, msg string, args ...any) {
+	b.acc.auditMu.Lock()
+	l := b.acc.audit[kind]
+	if l == nil {
+		if len(b.acc.audit) >= maxAuditKinds {
+			kind = "other"
+			l = b.acc.audit[kind]
+		}
+		if l == nil {
+			l = ratelog.New(b.log, slog.LevelWarn, msg, auditInterval)
+			b.acc.audit[kind] = l
+		}
+	}
+	b.acc.auditMu.Unlock()
+	l.Log(args...)
+}
+
+// stopAudit writes the pending audit summaries; Run calls it last.
+func (b *Broker) stopAudit() {
+	b.acc.auditMu.Lock()
+	defer b.acc.auditMu.Unlock()
+	for _, l := range b.acc.audit {
+		l.Stop()
 	}
 }
 
@@ -215,8 +251,21 @@ func (b *Broker) allowPublish(cl *mochi.Client, topic string) bool {
 	}
 	b.acc.aclPublish.Inc()
 	id := b.identity(cl)
-	b.acc.audit.warn("acl:publish", "publish denied by the ACL", "client_id", cl.ID, "user", id.Username, "topic", topic)
+	b.auditLog("acl:publish", "publish denied by the ACL", "client_id", cl.ID, "user", id.Username, "topic", topic)
 	return false
+}
+
+// willPermitted is the publish ACL check of a will's topic, made once at
+// connect by the presence hook, which removes a will that fails it (mochi
+// checks no will against OnACLCheck); SetAccess repeats it for connected
+// clients.
+func (b *Broker) willPermitted(cl *mochi.Client, topic string) bool {
+	a := b.access()
+	if a == nil {
+		return true
+	}
+	v, ok := b.acc.ids.Load(cl)
+	return ok && a.CanPublish(*v.(*Identity), topic)
 }
 
 // allowSubscribe decides whether cl may subscribe to filter, or receive a
@@ -269,9 +318,6 @@ func (b *Broker) onConnect(cl *mochi.Client, pk packets.Packet) bool {
 			return b.refuseConnect(cl, r, Identity{ClientID: cl.ID, Username: info.Username})
 		}
 		id.ClientID = cl.ID
-		if will := &cl.Properties.Will; atomic.LoadUint32(&will.Flag) == 1 && !a.CanPublish(id, will.TopicName) {
-			return b.refuseConnect(cl, &Refusal{Err: ErrNotAuthorized, Reason: "will_denied"}, id)
-		}
 	}
 	b.acc.ids.Store(cl, &id)
 	// A SetAccess since Authenticate may not have seen this client yet.
@@ -309,7 +355,7 @@ func (b *Broker) refuseConnect(cl *mochi.Client, r *Refusal, id Identity) bool {
 	}
 	// Closed before mochi writes its own CONNACK, which then fails.
 	cl.Stop(r.Err)
-	b.acc.audit.warn("refused:"+r.Reason, "connection refused", "reason", r.Reason, "client_id", cl.ID,
+	b.auditLog("refused:"+r.Reason, "connection refused", "reason", r.Reason, "client_id", cl.ID,
 		"user", id.Username, "listener", cl.Net.Listener, "remote", cl.Net.Remote, "reason_code", ack.ReasonCode)
 	return false
 }
@@ -358,7 +404,7 @@ func (h *accessHook) OnSubscribe(cl *mochi.Client, pk packets.Packet) packets.Pa
 		if mochi.IsValidFilter(f.Filter, false) && !h.b.allowSubscribe(cl, f.Filter) {
 			h.b.acc.aclSubscr.Inc()
 			id := h.b.identity(cl)
-			h.b.acc.audit.warn("acl:subscribe", "subscribe denied by the ACL", "client_id", cl.ID, "user", id.Username, "filter", f.Filter)
+			h.b.auditLog("acl:subscribe", "subscribe denied by the ACL", "client_id", cl.ID, "user", id.Username, "filter", f.Filter)
 		}
 	}
 	return pk
@@ -383,44 +429,3 @@ func (h *accessHook) OnDisconnect(cl *mochi.Client, err error, expire bool) {
 
 // OnClientExpired forgets an expired persistent session.
 func (h *accessHook) OnClientExpired(cl *mochi.Client) { h.b.forget(cl) }
-
-// rateLog writes one line per key per interval: the first event logs at
-// once, later ones within the interval are counted and reported
-// ("suppressed") by the next line of that key.
-type rateLog struct {
-	log   *slog.Logger
-	every time.Duration
-	mu    sync.Mutex
-	last  map[string]*rateEntry
-}
-
-type rateEntry struct {
-	at         time.Time
-	suppressed int
-}
-
-// maxRateKeys bounds the keys remembered; keys come from a small fixed set.
-const maxRateKeys = 256
-
-func (r *rateLog) warn(key, msg string, args ...any) {
-	now := time.Now()
-	r.mu.Lock()
-	e := r.last[key]
-	if e != nil && now.Sub(e.at) < r.every {
-		e.suppressed++
-		r.mu.Unlock()
-		return
-	}
-	n := 0
-	if e != nil {
-		n = e.suppressed
-	} else if len(r.last) >= maxRateKeys {
-		clear(r.last)
-	}
-	r.last[key] = &rateEntry{at: now}
-	r.mu.Unlock()
-	if n > 0 {
-		args = append(args, "suppressed", n)
-	}
-	r.log.Warn(msg, args...)
-}

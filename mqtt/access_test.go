@@ -245,22 +245,38 @@ func TestSubscribeDenied(t *testing.T) {
 	}
 }
 
-// A client whose will topic it may not publish to is refused.
+// A will whose topic the client may not publish to is removed when it
+// connects: never sent, counted.
 func TestWillTopicChecked(t *testing.T) {
 	tb := startBroker(t, testConfig(), &recorder{})
-	tb.SetAccess(&fakeAccess{users: map[string]string{"door": "pw"}})
-	c := connectParams("door", "door", "pw")
-	c.WillFlag, c.WillTopic, c.WillPayload = true, "window/state", []byte("gone")
-	_, ack, err := mqtttest.DialRawConnect(t, tb.addr("tcp"), 5, c)
-	if err != nil || ack.ReasonCode != 0x87 {
-		t.Fatalf("CONNACK reason %#x (%v), want 0x87", ack.ReasonCode, err)
+	tb.SetAccess(&fakeAccess{users: map[string]string{"door": "pw", "watcher": "pw"}})
+	watcher := mqtttest.Connect(t, "tcp://"+tb.addr("tcp"), "watcher", func(o *paho.ClientOptions) { o.SetUsername("watcher").SetPassword("pw") })
+	wills := mqtttest.Subscribe(t, watcher, "+/state", 1)
+	for _, topic := range []string{"window/state", "door/state"} {
+		c := connectParams("door", "door", "pw")
+		c.WillFlag, c.WillTopic, c.WillPayload, c.WillQos = true, topic, []byte("gone"), 1
+		rc, ack, err := mqtttest.DialRawConnect(t, tb.addr("tcp"), 5, c)
+		if err != nil || ack.ReasonCode != 0 {
+			t.Fatalf("will %s: CONNACK %#x (%v), want 0", topic, ack.ReasonCode, err)
+		}
+		rc.Conn.Close() // no DISCONNECT: the will is due
 	}
-	c.WillTopic = "door/state"
-	rc, ack, err := mqtttest.DialRawConnect(t, tb.addr("tcp"), 5, c)
-	if err != nil || ack.ReasonCode != 0 {
-		t.Fatalf("CONNACK reason %#x (%v), want 0", ack.ReasonCode, err)
+	select {
+	case m := <-wills:
+		if m.Topic() != "door/state" {
+			t.Errorf("will on %s published", m.Topic())
+		}
+	case <-time.After(waitLong):
+		t.Fatal("the permitted will was not published")
 	}
-	rc.Ping()
+	select {
+	case m := <-wills:
+		t.Errorf("a second will was published: %s", m.Topic())
+	case <-time.After(200 * time.Millisecond):
+	}
+	if got := tb.metric(t, `edgegate_mqtt_wills_dropped_total{reason="not_permitted"}`); got != "1" {
+		t.Errorf("wills dropped as not permitted = %s, want 1", got)
+	}
 }
 
 // SetAccess disconnects the clients the new Access does not admit (their

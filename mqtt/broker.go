@@ -130,6 +130,9 @@ func New(cfg Config, h Handler, log *slog.Logger, set *metrics.Set) (*Broker, er
 	if err := b.srv.AddHook(&brokerHook{b: b}, nil); err != nil {
 		return nil, fmt.Errorf("add broker hook: %w", err)
 	}
+	if err := b.srv.AddHook(newPresenceHook(b, set), nil); err != nil {
+		return nil, fmt.Errorf("add presence hook: %w", err)
+	}
 	return b, nil
 }
 
@@ -187,6 +190,7 @@ func (b *Broker) Run(ctx context.Context) error {
 	loops.Wait()
 	b.conns.wait()
 	_ = b.srv.Close() // stops mochi's $SYS loop; its client wait group is at zero by now
+	b.stopAudit()
 	b.log.Info("mqtt broker stopped")
 	return nil
 }

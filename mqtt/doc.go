@@ -10,9 +10,14 @@
 // ErrRejected: MQTT 5 gets 0x99, MQTT 3.1.1 is acked and the message dropped);
 // see Handler. Messages are delivered to local MQTT subscribers only after the
 // Handler accepted them. Messages the gateway itself publishes with
-// Broker.Publish, broker $SYS topics and wills never reach the Handler;
+// Broker.Publish, broker $SYS topics and wills never reach Handle;
 // device publishes to topics starting with '$' are refused (mochi itself
 // ignores, without an ack, device publishes to $SYS/...).
+//
+// Presence (presence.go): a Handler that also implements PresenceHandler
+// learns when devices connect and disconnect, and gets each will after the
+// broker published it. A will to a '$' topic, over the payload limit or not
+// permitted is removed when its device connects, so it is never sent.
 //
 // Lifecycle: New validates and allocates (no goroutine, nothing bound); Run
 // binds every listener, serves until its context is done, and returns after
@@ -33,7 +38,8 @@
 // Concurrency: Handle runs concurrently for different clients, serially for
 // one client. Broker methods are safe for concurrent use.
 //
-// mqtt must not import buffer, uplink, rules or gateway; of edgegate's
-// packages it imports only internal/yamlconf, for its config errors, and
-// internal/metricname, for its metric names.
+// mqtt must not import buffer, uplink, rules, access or gateway; of
+// edgegate's packages it imports only internal/yamlconf, for its config
+// errors, internal/metricname, for its metric names, and internal/ratelog,
+// for its audit lines.
 package mqtt

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # install.sh: install edgegate as a systemd service on a Raspberry Pi or an
 # edge box. Run as root from the repository (after "make build" or
-# "make cross") or from an unpacked release:
+# "make release") or from an unpacked release archive (dist/edgegate-*.tar.gz):
 #
 #   sudo scripts/install.sh [BINARY]      # default: bin/edgegate
 #
@@ -35,6 +35,11 @@ After=network-online.target
 Wants=network-online.target
 
 [Service]
+# edgegate tells systemd when devices can connect (READY=1) and pings the
+# watchdog; a gateway that hangs is killed and restarted.
+Type=notify
+NotifyAccess=main
+WatchdogSec=30s
 User=edgegate
 Group=edgegate
 ExecStartPre=/usr/local/bin/edgegate validate --config /etc/edgegate/edgegate.yaml

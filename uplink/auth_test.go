@@ -232,45 +232,6 @@ func TestTLS(t *testing.T) {
 	}
 }
 
-func TestClientCertReload(t *testing.T) {
-	pki := newTestPKI(t)
-	r, err := newCertReloader(pki.clientCertFile, pki.clientKeyFile, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	first, _ := r.get(nil)
-	// Swap in the other pair; once the recheck is due it is loaded.
-	for _, f := range [][2]string{{pki.otherClientCertFile, pki.clientCertFile}, {pki.otherClientKeyFile, pki.clientKeyFile}} {
-		b, err := os.ReadFile(f[0])
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(f[1], b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		future := time.Now().Add(time.Minute)
-		os.Chtimes(f[1], future, future)
-	}
-	r.mu.Lock()
-	r.checked = time.Time{}
-	r.mu.Unlock()
-	second, err := r.get(nil)
-	if err != nil || bytes.Equal(first.Certificate[0], second.Certificate[0]) {
-		t.Fatalf("certificate not reloaded (err %v)", err)
-	}
-	// A broken file keeps the last good pair.
-	os.WriteFile(pki.clientKeyFile, []byte("garbage"), 0o600)
-	past := time.Now().Add(2 * time.Minute)
-	os.Chtimes(pki.clientKeyFile, past, past)
-	r.mu.Lock()
-	r.checked = time.Time{}
-	r.mu.Unlock()
-	third, err := r.get(nil)
-	if err != nil || !bytes.Equal(third.Certificate[0], second.Certificate[0]) {
-		t.Fatalf("broken key replaced the good pair (err %v)", err)
-	}
-}
-
 func TestGzip(t *testing.T) {
 	for _, mode := range []string{ModeBatch, ModeBinary, ModeStructured} {
 		t.Run(mode, func(t *testing.T) {

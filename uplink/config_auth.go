@@ -3,6 +3,7 @@ package uplink
 import (
 	"strings"
 
+	"github.com/edgegate/edgegate/internal/certfile"
 	"github.com/edgegate/edgegate/internal/yamlconf"
 )
 
@@ -107,7 +108,7 @@ func (b BasicAuth) validate(mqtt bool) error {
 }
 
 // validate checks the tls section by loading its files; paths are from
-// the sender's section (tls.ca_file), as loadKeyPair's.
+// the sender's section (tls.ca_file).
 func (t TLSConfig) validate() error {
 	var errs yamlconf.List
 	if t.CAFile != "" {
@@ -115,16 +116,7 @@ func (t TLSConfig) validate() error {
 			errs.Add(tlsKey.Key("ca_file"), "%v", err)
 		}
 	}
-	switch {
-	case t.CertFile != "" && t.KeyFile == "":
-		errs.Add(tlsKey.Key("key_file"), "is required with tls.cert_file")
-	case t.CertFile == "" && t.KeyFile != "":
-		errs.Add(tlsKey.Key("cert_file"), "is required with tls.key_file")
-	case t.CertFile != "":
-		if _, err := loadKeyPair(t.CertFile, t.KeyFile); err != nil {
-			errs.Nest(yamlconf.Path{}, err)
-		}
-	}
+	errs.Nest(tlsKey, certfile.Check(t.CertFile, t.KeyFile))
 	if strings.ContainsAny(t.ServerName, " /\x00") {
 		errs.Add(tlsKey.Key("server_name"), "must be a host name")
 	}

@@ -13,7 +13,6 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -333,9 +332,9 @@ func (s *httpSender) sendOne(ctx context.Context, e *cloudevent.Event) *Error {
 // datacontenttype. JSON data without a datacontenttype is declared
 // application/json, as the JSON format implies it. A value with a control
 // character cannot be sent, nor a datacontenttype that is a CloudEvents
-// format (a device may claim application/cloudevents+json): receivers
-// would read the request as structured mode and take the data for the
-// event. Both are errors.
+// format: receivers would read the request as structured mode and take the
+// data for the event (the mapping turns a device's claim of one into
+// application/octet-stream, so this is a safety net). Both are errors.
 func binaryHeaders(e *cloudevent.Event) (http.Header, error) {
 	h := make(http.Header, 8+len(e.Extensions))
 	set := func(key, name, v string) error {
@@ -374,7 +373,7 @@ func binaryHeaders(e *cloudevent.Event) (http.Header, error) {
 		ct = "application/json"
 	}
 	if ct != "" {
-		if ceFormat(ct) {
+		if cloudevent.CloudEventsFormat(ct) { // mapping never makes one: a safety net
 			return nil, fmt.Errorf("datacontenttype %q is a CloudEvents format: binary mode cannot carry it", ct)
 		}
 		if err := set("Content-Type", "datacontenttype", ct); err != nil {
@@ -393,15 +392,6 @@ func binaryHeaders(e *cloudevent.Event) (http.Header, error) {
 		h["Ce-Replayed"] = []string{"true"}
 	}
 	return h, nil
-}
-
-// ceFormat reports whether a media type is a CloudEvents format
-// (application/cloudevents, application/cloudevents+json,
-// application/cloudevents-batch+json, …), case aside.
-func ceFormat(ct string) bool {
-	const prefix = "application/cloudevents"
-	ct = strings.TrimSpace(ct)
-	return len(ct) >= len(prefix) && strings.EqualFold(ct[:len(prefix)], prefix)
 }
 
 // extensionHeader is the canonical header name of an extension (names are

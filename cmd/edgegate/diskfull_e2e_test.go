@@ -45,6 +45,7 @@ admin: {listen: %q}
 mqtt:
   listeners: [{id: tcp, type: tcp, address: %q}]
 buffer: {dir: %q, max_bytes: 1GiB, min_free_bytes: 16MiB, overflow: reject}
+events: {presence: {enabled: false}}
 uplinks:
   - {name: cloud, http: {url: "http://%s/"}, retry: {initial: 50ms, max: 500ms}}
 `, e.admin, e.mqtt, filepath.Join(disk, "buffer"), e.uplink)), 0o644)

@@ -56,15 +56,23 @@ func freeAddr(t *testing.T) string {
 }
 
 type gatewayProc struct {
-	t     *testing.T
-	cmd   *exec.Cmd
-	log   *syncBuffer
-	admin string
+	t   *testing.T
+	cmd *exec.Cmd
+	log *syncBuffer
 }
 
+// startProc starts the binary on config and waits until its admin
+// endpoint (plain HTTP on admin) is ready.
 func startProc(t *testing.T, bin, config, admin string) *gatewayProc {
 	t.Helper()
-	p := &gatewayProc{t: t, log: &syncBuffer{}, admin: admin}
+	return startProcAt(t, bin, config, "http://"+admin, http.DefaultClient)
+}
+
+// startProcAt starts the binary on config and waits until base/readyz
+// answers 200 through client.
+func startProcAt(t *testing.T, bin, config, base string, client *http.Client) *gatewayProc {
+	t.Helper()
+	p := &gatewayProc{t: t, log: &syncBuffer{}}
 	p.cmd = exec.Command(bin, "run", "--config", config)
 	p.cmd.Stdout = p.log
 	p.cmd.Stderr = p.log
@@ -73,7 +81,7 @@ func startProc(t *testing.T, bin, config, admin string) *gatewayProc {
 	}
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
-		resp, err := http.Get("http://" + admin + "/readyz")
+		resp, err := client.Get(base + "/readyz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
@@ -111,6 +119,8 @@ mqtt:
 buffer:
   dir: %q
   min_free_bytes: 16MiB
+events:
+  presence: {enabled: false}   # the tests count device events
 uplinks:
   - name: cloud
     http: {url: "http://%s/", mode: batch}

@@ -18,10 +18,15 @@ import (
 
 	"github.com/edgegate/edgegate/gateway"
 	"github.com/edgegate/edgegate/internal/metricname"
+	"github.com/edgegate/edgegate/internal/sdnotify"
 )
 
-// version is set at build time with -ldflags "-X main.version=…".
-var version = "dev"
+// Stamped at build time by scripts/ldflags.sh (-ldflags "-X main.version=…").
+var (
+	version = "dev"
+	commit  = "unknown"
+	date    = "unknown"
+)
 
 const usage = `edgegate — an edge gateway for IoT device events
 
@@ -33,6 +38,8 @@ Usage:
   edgegate simulate [flags]           simulated MQTT devices publishing JSON telemetry
   edgegate rules test [--config FILE] [--events FILE.jsonl]
                                       run the rules' test cases / show their decisions
+  edgegate buffer stats|ls|show|replay|purge
+                                      inspect, replay and purge stored events and dead letters
   edgegate version                    print the version
 
 Run "edgegate COMMAND -h" for the flags of a command.
@@ -66,8 +73,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdSimulate(ctx, rest, stdout, stderr)
 	case "rules":
 		err = cmdRules(ctx, rest, stdout, stderr)
+	case "buffer":
+		err = cmdBuffer(ctx, rest, stdout, stderr)
 	case "version", "--version":
-		fmt.Fprintf(stdout, "edgegate %s %s %s/%s\n", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+		fmt.Fprintf(stdout, "edgegate %s (commit %s, built %s) %s %s/%s\n", version, commit, date, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 	default:
@@ -191,7 +200,7 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 		h = slog.NewJSONHandler(stderr, hopts)
 	}
 	log := slog.New(h)
-	log.Info("starting edgegate", "version", version, "config", *path)
+	log.Info("starting edgegate", "version", version, "commit", commit, "config", *path)
 	if _, set := os.LookupEnv("GOMEMLIMIT"); !set && cfg.MemoryLimit > 0 {
 		// A soft limit keeps a busy gateway near its live heap instead of
 		// twice it (GOGC=100): ~55 MB RSS instead of ~70 MB under load.
@@ -218,9 +227,37 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 			}
 		}
 	}()
+	notifySystemd(ctx, g, log)
 	if err := g.Run(ctx); err != nil {
 		log.Error("edgegate stopped with an error", "err", err)
 		return err
 	}
 	return nil
+}
+
+// notifySystemd tells systemd (Type=notify, WatchdogSec) when g is ready
+// and when it stops, and pings the watchdog while the process runs. Outside
+// systemd it does nothing.
+func notifySystemd(ctx context.Context, g *gateway.Gateway, log *slog.Logger) {
+	n := sdnotify.FromEnv()
+	if !n.Enabled() {
+		return
+	}
+	notify := func(state string) {
+		if err := n.Notify(state); err != nil {
+			log.Warn("systemd notification failed", "state", state, "err", err)
+		}
+	}
+	go func() {
+		select {
+		case <-g.Ready():
+			notify(sdnotify.Ready)
+		case <-ctx.Done():
+		}
+		<-ctx.Done()
+		notify(sdnotify.Stopping)
+	}()
+	go n.RunWatchdog(context.WithoutCancel(ctx), func(err error) {
+		log.Warn("systemd watchdog ping failed", "err", err)
+	})
 }

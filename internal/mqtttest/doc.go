@@ -3,8 +3,10 @@
 // every client's options in one place; Connect and Dial connect with a
 // timeout, Wait and Publish wait for a token with one, Subscribe collects a
 // subscription's messages, Steady is a device publishing one message at a
-// time until stopped. DialRaw speaks MQTT through mochi's packet codec for
-// what paho cannot send (chosen packet ids, DUP, MQTT 5). StartBroker
+// time until stopped. DialDroppable also returns a way to drop a client's
+// connection without DISCONNECT (so the broker sends its will). DialRaw
+// speaks MQTT through mochi's packet codec for what paho cannot send
+// (chosen packet ids, DUP, MQTT 5). StartBroker
 // serves a plain mochi broker for tests of device-side tools.
 //
 // paho.mqtt.golang v1.5.1 can complete a token without error after a
