@@ -82,6 +82,11 @@ type storedHash interface {
 
 // parseHash parses an argon2id PHC string or a bcrypt hash.
 func parseHash(s string) (storedHash, error) {
+	for i := 0; i < len(s); i++ {
+		if s[i] <= ' ' || s[i] > '~' { // base64 decoding would skip a newline
+			return nil, errors.New("contains a space, a control character or a non-ASCII byte")
+		}
+	}
 	switch {
 	case strings.HasPrefix(s, "$argon2id$"):
 		return parseArgon(s)

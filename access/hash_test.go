@@ -77,6 +77,7 @@ func TestParseHashErrors(t *testing.T) {
 		{"$argon2id$v=19$m=8192,t=1,p=1$c2FsdHNhbHRzYWx0$AAAA", "key"},
 		{"$argon2id$v=19$m=8192,t=1,p=1$c2FsdHNhbHRzYWx0", "malformed"},
 		{"$2b$04$short", "malformed bcrypt"},
+		{"$argon2id$v=19$m=8192,t=1,p=1$c2FsdHNhbHRzYWx0$" + strings.Repeat("A", 21) + "\n" + strings.Repeat("A", 22), "control character"},
 		{"$2b$20$" + strings.Repeat("a", 53), "cost 20 is above"},
 	} {
 		_, err := parseHash(tc.hash)
