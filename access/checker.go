@@ -167,10 +167,14 @@ type acl struct {
 	everyone  []int            // rules for "*"
 	anonymous []int            // rules for "anonymous"
 	byUser    map[string][]int // rules naming a user
+	// denies: some rule has deny_publish (0) or deny_subscribe (1), so a
+	// grant is final only once every rule has been seen.
+	denies [2]bool
 }
 
 type aclRule struct {
-	publish, subscribe []template
+	publish, subscribe         []template
+	denyPublish, denySubscribe []template
 }
 
 // add compiles rule r (at path at) and indexes it.
@@ -179,7 +183,7 @@ func (a *acl) add(r Rule, at yamlconf.Path, errs *yamlconf.List) {
 	if len(r.Users) == 0 {
 		errs.Add(at.Key("users"), "must name at least one user, %q or %q", Everyone, Anonymous)
 	}
-	if len(r.Publish) == 0 && len(r.Subscribe) == 0 {
+	if len(r.Publish)+len(r.Subscribe)+len(r.DenyPublish)+len(r.DenySubscribe) == 0 {
 		errs.Add(at, "grants nothing: add publish and/or subscribe")
 	}
 	compile := func(key string, srcs []string) []template {
@@ -196,6 +200,10 @@ func (a *acl) add(r Rule, at yamlconf.Path, errs *yamlconf.List) {
 	}
 	cr.publish = compile("publish", r.Publish)
 	cr.subscribe = compile("subscribe", r.Subscribe)
+	cr.denyPublish = compile("deny_publish", r.DenyPublish)
+	cr.denySubscribe = compile("deny_subscribe", r.DenySubscribe)
+	a.denies[0] = a.denies[0] || len(cr.denyPublish) > 0
+	a.denies[1] = a.denies[1] || len(cr.denySubscribe) > 0
 	n := len(a.rules)
 	a.rules = append(a.rules, cr)
 	seen := map[string]bool{}
@@ -217,32 +225,47 @@ func (a *acl) add(r Rule, at yamlconf.Path, errs *yamlconf.List) {
 	}
 }
 
-// grants reports whether a rule that applies to id grants s: a topic name
-// (publish, or delivery when sub) or a subscription filter (sub).
+// grants reports whether the rules that apply to id grant s, a topic name
+// (publish; or a delivery when sub) or a subscription filter (sub), and
+// none of them denies it.
 func (a *acl) grants(id Identity, s string, sub bool) bool {
 	vs := newVars(id.Username, id.ClientID)
+	lists := [2][]int{a.anonymous}
 	if id.Method == MethodAnonymous {
 		vs.u = "" // %u never matches an anonymous client
-		return a.grantsBy(a.anonymous, s, sub, vs)
+	} else {
+		lists = [2][]int{a.everyone, a.byUser[id.Username]}
 	}
-	return a.grantsBy(a.everyone, s, sub, vs) || a.grantsBy(a.byUser[id.Username], s, sub, vs)
-}
-
-func (a *acl) grantsBy(rules []int, s string, sub bool, vs vars) bool {
-	for _, i := range rules {
-		r := &a.rules[i]
-		if sub {
-			for j := range r.subscribe {
-				if r.subscribe[j].covers(s, vs) {
-					return true
-				}
+	kind := 0
+	if sub {
+		kind = 1
+	}
+	granted := false
+	for _, rules := range lists {
+		for _, i := range rules {
+			r := &a.rules[i]
+			grant, deny := r.publish, r.denyPublish
+			if sub {
+				grant, deny = r.subscribe, r.denySubscribe
 			}
-			continue
-		}
-		for j := range r.publish {
-			if r.publish[j].matchTopic(s, vs) {
+			if matchAny(deny, s, sub, vs) {
+				return false
+			}
+			granted = granted || matchAny(grant, s, sub, vs)
+			if granted && !a.denies[kind] {
 				return true
 			}
+		}
+	}
+	return granted
+}
+
+// matchAny reports whether one of ts matches topic s (covers filter s,
+// when sub).
+func matchAny(ts []template, s string, sub bool, vs vars) bool {
+	for j := range ts {
+		if sub && ts[j].covers(s, vs) || !sub && ts[j].matchTopic(s, vs) {
+			return true
 		}
 	}
 	return false

@@ -198,6 +198,44 @@ func TestACLDecisions(t *testing.T) {
 	}
 }
 
+// Deny lists take back part of a grant, whichever rule made it: the
+// interoperability suites' broker grants everything but subscriptions to
+// test/nosubscribe, and "#" must still be granted (without delivering
+// test/nosubscribe).
+func TestACLDeny(t *testing.T) {
+	c := DefaultConfig()
+	c.AllowAnonymous = true
+	c.ACL = []Rule{
+		{Users: []string{Anonymous}, Publish: []string{"#"}, Subscribe: []string{"#"}},
+		{Users: []string{Anonymous}, DenySubscribe: []string{"test/nosubscribe"}, DenyPublish: []string{"secret/%c/#"}},
+	}
+	ch := compile(t, c, Options{Listeners: loopback})
+	anon := Identity{ClientID: "c1", Method: MethodAnonymous}
+	for _, tc := range []struct {
+		sub  bool
+		s    string
+		want bool
+	}{
+		{true, "test/nosubscribe", false},
+		{true, "#", true},
+		{true, "+/+", true},
+		{true, "test/+", true},
+		{true, "TopicA/B", true},
+		{false, "test/nosubscribe", true}, // publishing is not denied
+		{false, "secret/c1/x", false},     // deny_publish, with %c
+		{false, "secret/c2/x", true},
+		{true, "secret/c1/x", true},
+	} {
+		got := ch.CanPublish(anon, tc.s)
+		if tc.sub {
+			got = ch.CanSubscribe(anon, tc.s)
+		}
+		if got != tc.want {
+			t.Errorf("sub=%v %s: %v, want %v", tc.sub, tc.s, got, tc.want)
+		}
+	}
+}
+
 func TestAdmits(t *testing.T) {
 	door, dash := testHashes(t)
 	c := DefaultConfig()

@@ -65,6 +65,14 @@ type Rule struct {
 	// Publish and Subscribe are topic filter templates (see template).
 	Publish   []string `yaml:"publish"`
 	Subscribe []string `yaml:"subscribe"`
+	// DenyPublish and DenySubscribe take back part of what the rules
+	// grant these users, whichever rule granted it: a topic a DenyPublish
+	// template matches, a subscription filter a DenySubscribe template
+	// covers entirely, and the deliveries on topics it matches (a
+	// subscription it covers only in part stays, and does not receive
+	// those).
+	DenyPublish   []string `yaml:"deny_publish"`
+	DenySubscribe []string `yaml:"deny_subscribe"`
 }
 
 // DefaultConfig returns no users, anonymous access as for development (see
