@@ -71,6 +71,7 @@ type Checker struct {
 	users         map[string]string // user name → stored hash
 	anonymous     bool
 	clientIDBound bool
+	obscure       bool
 	acl           *acl // nil: no ACL
 	verifier      *Verifier
 	warnings      []string
@@ -83,6 +84,10 @@ func (c *Checker) WithVerifier(v *Verifier) *Checker {
 	cc.verifier = v
 	return &cc
 }
+
+// ObscureDenials reports whether denials should not say they are about
+// authorization (Config.ObscureDenials).
+func (c *Checker) ObscureDenials() bool { return c.obscure }
 
 // Warnings are what the configuration opens beyond loopback, to log at
 // every start and reload.

@@ -47,6 +47,10 @@ type Config struct {
 	// subscribe to every topic that does not start with '$'. Present (even
 	// empty): what no rule grants is refused.
 	ACL []Rule `yaml:"acl"`
+	// ObscureDenials answers MQTT 5 clients 0x80 (unspecified error)
+	// instead of 0x87 (not authorized) for a denied subscription or
+	// publish, so they do not learn why.
+	ObscureDenials bool `yaml:"obscure_denials"`
 }
 
 // User is one password user.
@@ -146,7 +150,7 @@ func Compile(c Config, o Options) (*Checker, error) {
 	default:
 		errs.Add(yamlconf.Key("client_id"), "must be %s or %s, got %q", ClientIDUsername, ClientIDAny, c.ClientID)
 	}
-	ch := &Checker{users: users, clientIDBound: c.ClientID != ClientIDAny, verifier: o.Verifier}
+	ch := &Checker{users: users, clientIDBound: c.ClientID != ClientIDAny, obscure: c.ObscureDenials, verifier: o.Verifier}
 	if ch.verifier == nil {
 		ch.verifier = NewVerifier(VerifierOptions{})
 	}

@@ -41,7 +41,10 @@ func (g *Gateway) setAccess(c *access.Checker) {
 // must not import mqtt).
 type brokerAccess struct{ c *access.Checker }
 
-var _ mqtt.Access = brokerAccess{}
+var (
+	_ mqtt.Access         = brokerAccess{}
+	_ mqtt.DenialObscurer = brokerAccess{}
+)
 
 func (a brokerAccess) Authenticate(ci mqtt.ConnectInfo) (mqtt.Identity, error) {
 	id, err := a.c.Authenticate(access.Request{
@@ -65,6 +68,8 @@ func (a brokerAccess) CanSubscribe(id mqtt.Identity, filter string) bool {
 }
 
 func (a brokerAccess) Admits(id mqtt.Identity) bool { return a.c.Admits(access.Identity(id)) }
+
+func (a brokerAccess) ObscureDenials() bool { return a.c.ObscureDenials() }
 
 // refusal maps why access refused a client to the CONNACK it gets. An
 // unknown user and a wrong password look the same to the client.

@@ -4,6 +4,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -73,6 +74,16 @@ type Access interface {
 	Admits(id Identity) bool
 }
 
+// DenialObscurer is an optional interface of an Access: when
+// ObscureDenials is true, MQTT 5 clients are told 0x80 (unspecified
+// error) instead of 0x87 (not authorized) for a denied SUBSCRIBE filter or
+// PUBLISH, so that a client does not learn that authorization was the
+// reason (mochi's Compatibilities.ObscureNotAuthorized, for publishes
+// too). MQTT 3.1.1 has only 0x80 for subscriptions anyway.
+type DenialObscurer interface {
+	ObscureDenials() bool
+}
+
 // Why Authenticate refuses a client; each decides the CONNACK code.
 var (
 	// ErrBadCredentials: MQTT 5 0x86, MQTT 3.1.1 0x04.
@@ -119,8 +130,9 @@ const auditInterval = 10 * time.Second
 // accessState is the broker's side of Access: the one installed, the
 // identity of every client, the audit counters and logs.
 type accessState struct {
-	cur atomic.Pointer[accessBox] // nil: allow everything
-	ids sync.Map                  // *mochi.Client → *Identity
+	cur     atomic.Pointer[accessBox] // nil: allow everything
+	ids     sync.Map                  // *mochi.Client → *Identity
+	obscure atomic.Bool               // the current Access's ObscureDenials
 
 	set                   *metrics.Set
 	aclPublish, aclSubscr *metrics.Counter
@@ -188,8 +200,11 @@ func (b *Broker) stopAudit() {
 func (b *Broker) SetAccess(a Access) {
 	if a == nil {
 		b.acc.cur.Store(nil)
+		b.acc.obscure.Store(false)
 		return
 	}
+	ob, ok := a.(DenialObscurer)
+	b.acc.obscure.Store(ok && ob.ObscureDenials())
 	b.acc.cur.Store(&accessBox{a})
 	// Clients that authenticate concurrently re-check with a once they
 	// have stored their identity (onConnect), so none slips between.
@@ -266,6 +281,14 @@ func (b *Broker) willPermitted(cl *mochi.Client, topic string) bool {
 	}
 	v, ok := b.acc.ids.Load(cl)
 	return ok && a.CanPublish(*v.(*Identity), topic)
+}
+
+// deniedCode is the reason code of a denied PUBLISH for MQTT 5.
+func (b *Broker) deniedCode() packets.Code {
+	if b.acc.obscure.Load() {
+		return packets.ErrUnspecifiedError
+	}
+	return packets.ErrNotAuthorized
 }
 
 // allowSubscribe decides whether cl may subscribe to filter, or receive a
@@ -376,7 +399,7 @@ func (h *accessHook) ID() string { return "edgegate-access" }
 func (h *accessHook) Provides(b byte) bool {
 	switch b {
 	case mochi.OnConnectAuthenticate, mochi.OnACLCheck, mochi.OnSubscribe,
-		mochi.OnSessionEstablish, mochi.OnDisconnect, mochi.OnClientExpired:
+		mochi.OnSessionEstablish, mochi.OnDisconnect, mochi.OnClientExpired, mochi.OnPacketEncode:
 		return true
 	}
 	return false
@@ -406,6 +429,22 @@ func (h *accessHook) OnSubscribe(cl *mochi.Client, pk packets.Packet) packets.Pa
 			id := h.b.identity(cl)
 			h.b.auditLog("acl:subscribe", "subscribe denied by the ACL", "client_id", cl.ID, "user", id.Username, "filter", f.Filter)
 		}
+	}
+	return pk
+}
+
+// OnPacketEncode obscures the SUBACK codes of denied filters when the
+// Access asks for it: mochi writes 0x87 (MQTT 5) only for a filter its
+// OnACLCheck refused.
+func (h *accessHook) OnPacketEncode(cl *mochi.Client, pk packets.Packet) packets.Packet {
+	if pk.FixedHeader.Type == packets.Suback && h.b.acc.obscure.Load() {
+		codes := slices.Clone(pk.ReasonCodes) // mochi hands the same slice to OnSubscribed
+		for i, c := range codes {
+			if c == packets.ErrNotAuthorized.Code {
+				codes[i] = packets.ErrUnspecifiedError.Code
+			}
+		}
+		pk.ReasonCodes = codes
 	}
 	return pk
 }

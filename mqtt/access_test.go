@@ -24,8 +24,11 @@ type fakeAccess struct {
 	mu        sync.Mutex
 	users     map[string]string
 	anonymous bool
+	obscure   bool
 	seen      []ConnectInfo
 }
+
+func (f *fakeAccess) ObscureDenials() bool { return f.obscure }
 
 func (f *fakeAccess) Authenticate(ci ConnectInfo) (Identity, error) {
 	f.mu.Lock()
@@ -242,6 +245,28 @@ func TestSubscribeDenied(t *testing.T) {
 		}
 	case <-time.After(waitLong):
 		t.Fatal("reader received nothing")
+	}
+}
+
+// With ObscureDenials, MQTT 5 clients are told 0x80 instead of 0x87.
+func TestObscureDenials(t *testing.T) {
+	tb := startBroker(t, testConfig(), &recorder{})
+	tb.SetAccess(&fakeAccess{users: map[string]string{"door": "pw"}, obscure: true})
+	rc, _, err := mqtttest.DialRawConnect(t, tb.addr("tcp"), 5, connectParams("door", "door", "pw"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc.Send(packets.Packet{
+		FixedHeader: packets.FixedHeader{Type: packets.Subscribe, Qos: 1},
+		PacketID:    1,
+		Filters:     packets.Subscriptions{{Filter: "door/#", Qos: 1}, {Filter: "window/#", Qos: 1}},
+	})
+	if ack, err := rc.Read(); err != nil || fmt.Sprint(ack.ReasonCodes) != fmt.Sprint([]byte{1, 0x80}) {
+		t.Errorf("suback %v (%v), want [1 0x80]", ack.ReasonCodes, err)
+	}
+	rc.Publish("window/x", []byte("x"), 1, 2, packets.Properties{})
+	if ack, err := rc.Read(); err != nil || ack.FixedHeader.Type != packets.Puback || ack.ReasonCode != 0x80 {
+		t.Errorf("puback %+v reason %#x (%v), want 0x80", ack.FixedHeader, ack.ReasonCode, err)
 	}
 }
 

@@ -73,7 +73,7 @@ func (b *Broker) onPublish(cl *mochi.Client, pk packets.Packet) error {
 		return b.refuse(cl, pk, packets.ErrTopicNameInvalid)
 	}
 	if !b.allowPublish(cl, pk.TopicName) {
-		return b.refuse(cl, pk, packets.ErrNotAuthorized)
+		return b.refuse(cl, pk, b.deniedCode())
 	}
 	if len(pk.Payload) > b.cfg.MaxPayloadBytes {
 		b.m.tooLarge.Inc()
