@@ -57,7 +57,7 @@
 //
 // # Concurrency
 //
-// Append, Mark, Queue, Next, Stats, Ack and Nack are safe for concurrent
-// use. One consumer per queue is expected, but it may hold several batches
-// at once and ack them in any order.
+// Append, Mark, Queue, Next, Stats, Refusing, Ack and Nack are safe for
+// concurrent use. One consumer per queue is expected, but it may hold
+// several batches at once and ack them in any order.
 package buffer
