@@ -14,7 +14,8 @@ type Batch struct {
 	times []int64 // append time, Unix nanoseconds
 	sizes []int64 // accounted size of each record
 	data  [][]byte
-	done  bool // guarded by q.b.mu
+	done  bool   // guarded by q.b.mu
+	skip  []bool // records Forget kept out of the history; nil: none
 }
 
 // Records returns the records' data, oldest first. The slices belong to the
@@ -24,9 +25,20 @@ func (bt *Batch) Records() [][]byte { return bt.data }
 // AppendedAt returns when record i was appended to the buffer.
 func (bt *Batch) AppendedAt(i int) time.Time { return time.Unix(0, bt.times[i]) }
 
-// Ack deletes the records. The delete is committed to disk but a crash may
-// still redeliver acked records (at-least-once). Records dropped or expired
-// while leased are not counted twice.
+// Forget keeps record i out of the retained history (Config.Retain) when
+// the batch is acked: the caller did not deliver it (it dead-lettered it,
+// say). Call it before Ack, from the goroutine that calls Ack.
+func (bt *Batch) Forget(i int) {
+	if bt.skip == nil {
+		bt.skip = make([]bool, len(bt.seqs))
+	}
+	bt.skip[i] = true
+}
+
+// Ack deletes the records, or with Config.Retain moves them to their
+// queue's history (but those given to Forget). The delete is committed to
+// disk but a crash may still redeliver acked records (at-least-once).
+// Records dropped, expired or deleted while leased are not counted twice.
 func (bt *Batch) Ack() error {
 	q := bt.q
 	b := q.b
@@ -35,6 +47,10 @@ func (bt *Batch) Ack() error {
 	if b.closed {
 		return ErrClosed
 	}
+	hist, err := b.historyFor(q)
+	if err != nil {
+		b.log.Warn("delivered records not retained", "queue", q.name, "err", err)
+	}
 	b.mu.Lock()
 	if bt.done {
 		b.mu.Unlock()
@@ -42,11 +58,12 @@ func (bt *Batch) Ack() error {
 	}
 	bt.done = true
 	keys := make([][]byte, 0, len(bt.seqs))
+	seqs := make([]uint64, 0, len(bt.seqs))
 	slab := make([]byte, 0, len(bt.seqs)*recKeyLen)
-	for _, seq := range bt.seqs {
+	for i, seq := range bt.seqs {
 		n, ok := q.leased[seq]
 		if !ok {
-			continue // dropped or expired meanwhile
+			continue // dropped, expired or deleted meanwhile
 		}
 		delete(q.leased, seq)
 		q.deleting[seq] = struct{}{}
@@ -54,6 +71,10 @@ func (bt *Batch) Ack() error {
 		off := len(slab)
 		slab = recKey(slab, q.id, seq)
 		keys = append(keys, slab[off:])
+		seqs = append(seqs, seq)
+		if hist != nil && (bt.skip == nil || !bt.skip[i]) {
+			hist.addLocked(bt.times[i], bt.data[i])
+		}
 	}
 	q.updateGauges()
 	b.updateGaugesLocked()
@@ -61,11 +82,14 @@ func (bt *Batch) Ack() error {
 	b.mu.Unlock()
 	b.m.acked.Add(len(keys))
 
-	err := b.ackDelete(keys)
+	err = b.ackDelete(keys, hist)
 
 	b.mu.Lock()
-	for _, seq := range bt.seqs {
+	for _, seq := range seqs {
 		delete(q.deleting, seq)
+	}
+	if err == nil {
+		hist.committedLocked()
 	}
 	b.mu.Unlock()
 	if err != nil {

@@ -49,9 +49,16 @@ func benchAppend(b *testing.B, marked bool) {
 }
 
 // BenchmarkNextAck: lease and ack batches of 100 records of 200 B.
-func BenchmarkNextAck(b *testing.B) {
+func BenchmarkNextAck(b *testing.B) { benchNextAck(b, 0) }
+
+// BenchmarkNextAckRetained: the same with retain, each ack moving the
+// records into the history.
+func BenchmarkNextAckRetained(b *testing.B) { benchNextAck(b, time.Hour) }
+
+func benchNextAck(b *testing.B, retain time.Duration) {
 	cfg := testConfig(b)
 	cfg.MaxBytes = 1 << 40
+	cfg.Retain = retain
 	buf := open(b, cfg, nil)
 	run(b, buf)
 	data := make([]byte, 200)

@@ -84,6 +84,8 @@ type Buffer struct {
 	rejecting bool // overflow episode under reject
 	episode   int64
 
+	readOnly bool // ReadOnly: nothing may write
+
 	diskLow atomic.Bool
 	// shrunk is the capacity the disk guard lowered max_bytes to under
 	// drop_oldest (0: max_bytes).
@@ -126,11 +128,21 @@ func Open(cfg Config, log *slog.Logger, m *metrics.Set, opts ...Option) (*Buffer
 	for _, o := range opts {
 		o(b)
 	}
-	if err := os.MkdirAll(cfg.Dir, 0o750); err != nil {
+	if b.readOnly {
+		if err := checkReadOnlyDir(cfg.Dir); err != nil {
+			return nil, err
+		}
+	} else if err := os.MkdirAll(cfg.Dir, 0o750); err != nil {
 		return nil, fmt.Errorf("create buffer dir %s: %w", cfg.Dir, err)
 	}
-	db, err := badger.Open(badgerOptions(cfg.Dir, log))
+	db, err := badger.Open(badgerOptions(cfg.Dir, log).WithReadOnly(b.readOnly))
 	if err != nil {
+		if lerr := lockedBy(cfg.Dir); lerr != nil {
+			return nil, lerr
+		}
+		if uerr := uncleanErr(cfg.Dir, err); b.readOnly && uerr != nil {
+			return nil, uerr
+		}
 		return nil, fmt.Errorf("open buffer %s: %w", cfg.Dir, err)
 	}
 	b.db = db
@@ -241,6 +253,9 @@ func (b *Buffer) loadRecords(txn *badger.Txn) ([]loadedMark, error) {
 // already queued and stopping all its goroutines. Appends made afterwards fail
 // with ErrClosed; Next, Ack and Nack keep working until Close.
 func (b *Buffer) Run(ctx context.Context) error {
+	if b.readOnly {
+		return ErrReadOnly
+	}
 	b.pmu.Lock()
 	switch b.runState {
 	case 0:

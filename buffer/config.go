@@ -35,6 +35,12 @@ type Config struct {
 	// considered full: Append then fails with ErrFull whatever the policy.
 	// Default 64MiB.
 	MinFreeBytes yamlconf.ByteSize `yaml:"min_free_bytes"`
+	// Retain keeps delivered records for this long after they were
+	// appended, in a history per queue, so that they can be replayed on
+	// demand. Retained records count in MaxBytes, are removed first when
+	// room is needed, and never cause an Append to be refused. 0 (the
+	// default) keeps no history. At most MaxAge.
+	Retain time.Duration `yaml:"retain"`
 }
 
 // MinFreeFloor is the smallest min_free_bytes accepted. Measured on a
@@ -69,6 +75,9 @@ func (c Config) Validate() error {
 	case DropOldest, Reject:
 	default:
 		errs.Add(yamlconf.Key("overflow"), "must be %q or %q, not %q", DropOldest, Reject, c.Overflow)
+	}
+	if c.Retain < 0 || c.Retain > c.MaxAge && c.MaxAge > 0 {
+		errs.Add(yamlconf.Key("retain"), "must be between 0 (no history) and max_age (%s)", c.MaxAge)
 	}
 	if c.MinFreeBytes < MinFreeFloor {
 		errs.Add(yamlconf.Key("min_free_bytes"), "must be at least %s: Badger needs room to flush and compact after appends stop (a full disk kills it with SIGBUS)", MinFreeFloor)

@@ -30,6 +30,22 @@
 // ones. Delivery is at-least-once: a crash may redeliver acked records, and
 // leases do not survive a restart.
 //
+// # Inspection and retained history
+//
+// Queues, List and Get read what is stored without leasing it (the admin
+// API's and `edgegate buffer`'s listing); Delete removes records by seq,
+// also from under a running consumer. With retain, Ack moves delivered
+// records to the queue's history (RetainedName: "retained." + name)
+// instead of deleting them, keeping their append time, so they can be
+// replayed on demand; Batch.Forget keeps an undelivered record out. A
+// history counts in max_bytes, goes when older than retain, and is removed
+// first whenever room is needed (under either policy, counted in
+// edgegate_buffer_retained_removed_total, not as dropped).
+//
+// Open with ReadOnly reads a stopped gateway's buffer without writing. A
+// second process cannot open a buffer in use (Badger locks the directory):
+// Open then fails with ErrLocked.
+//
 // # Marks
 //
 // An Append may store a Mark (key, value) with each record; Mark looks the
@@ -44,8 +60,8 @@
 // Open opens Badger and starts no goroutines. Run runs the committer, the
 // expiry sweeper, value-log GC, the disk guard and the mark saver until its
 // context ends; Append needs Run to be active and fails with ErrClosed once
-// it has returned. Next, Ack and Nack work from Open until Close. Close is
-// called after Run has returned.
+// it has returned. Next, Ack, Nack, Queues, List, Get and Delete work from
+// Open until Close. Close is called after Run has returned.
 //
 // # Imports
 //
@@ -57,7 +73,10 @@
 //
 // # Concurrency
 //
-// Append, Mark, Queue, Next, Stats, Refusing, Ack and Nack are safe for
-// concurrent use. One consumer per queue is expected, but it may hold
-// several batches at once and ack them in any order.
+// Append, Mark, Queue, Next, Stats, Refusing, Ack, Nack, Queues, List, Get
+// and Delete are safe for concurrent use. One consumer per queue is expected,
+// but it may hold several batches at once and ack them in any order;
+// Forget is called before Ack, by the batch's holder. A record Delete
+// removes while leased stays in its batch, but the batch's Ack or Nack no
+// longer counts it or hands it out again.
 package buffer

@@ -26,6 +26,16 @@ func (b *Buffer) admit(reqs []*appendReq) admission {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	adm := admission{accepted: make([]*appendReq, 0, len(reqs))}
+	if b.cfg.Overflow == Reject {
+		// Retained history makes room before anything is refused.
+		var total int64
+		for _, r := range reqs {
+			total += r.bytes
+		}
+		if need := b.bytes + total - limit; need > 0 {
+			adm.drops = b.selectRetainedLocked(need)
+		}
+	}
 	for _, r := range reqs {
 		if b.cfg.Overflow == Reject && b.bytes+adm.add+r.bytes > limit {
 			adm.rejected = append(adm.rejected, r)
@@ -34,14 +44,15 @@ func (b *Buffer) admit(reqs []*appendReq) admission {
 		adm.add += r.bytes
 		adm.accepted = append(adm.accepted, r)
 	}
+	lost := 0
 	if need := b.bytes + adm.add - limit; need > 0 && b.cfg.Overflow == DropOldest {
 		var err error
-		adm.drops, err = b.selectOldestLocked(need, reasonOverflow)
+		adm.drops, lost, err = b.selectOldestSplitLocked(need, reasonOverflow)
 		if err != nil {
 			b.log.Error("select records to drop", "err", err)
 		}
 	}
-	b.overflowEpisodeLocked(len(adm.drops), len(adm.rejected), adm.add)
+	b.overflowEpisodeLocked(lost, len(adm.rejected), adm.add)
 	for _, r := range adm.accepted {
 		r.seqs = make([]uint64, len(r.recs))
 		for i, q := range r.qs {
@@ -53,7 +64,8 @@ func (b *Buffer) admit(reqs []*appendReq) admission {
 }
 
 // overflowEpisodeLocked logs once when appends start being dropped or
-// rejected for lack of room, and once when usage is back under 90%.
+// rejected for lack of room, and once when usage (retained history aside:
+// it makes room whenever asked) is back under 90%.
 func (b *Buffer) overflowEpisodeLocked(dropped, rejected int, add int64) {
 	max := int64(b.cfg.MaxBytes)
 	switch {
@@ -69,7 +81,7 @@ func (b *Buffer) overflowEpisodeLocked(dropped, rejected int, add int64) {
 			b.log.Warn("buffer full: rejecting appends", "max_bytes", b.cfg.MaxBytes.String())
 		}
 		b.episode += int64(rejected)
-	case (b.dropping || b.rejecting) && (b.bytes+add)*10 <= max*9:
+	case (b.dropping || b.rejecting) && (b.bytes-b.retainedBytesLocked()+add)*10 <= max*9:
 		if b.dropping {
 			b.log.Info("buffer no longer full", "dropped_records", b.episode)
 		} else {
@@ -90,10 +102,14 @@ type headCursor struct {
 }
 
 // openHeadsLocked opens a cursor on the oldest record of every non-empty
-// queue. The caller closes the iterators and discards txn.
-func (b *Buffer) openHeadsLocked(txn *badger.Txn) ([]*headCursor, error) {
+// queue (only the retained histories, if onlyRetained). The caller closes
+// the iterators and discards txn.
+func (b *Buffer) openHeadsLocked(txn *badger.Txn, onlyRetained bool) ([]*headCursor, error) {
 	var heads []*headCursor
 	for _, q := range b.qlist {
+		if onlyRetained && !q.retained {
+			continue
+		}
 		start := q.seekStartLocked()
 		if start >= q.tail {
 			continue
@@ -159,19 +175,40 @@ func (h *headCursor) dropLocked() {
 	q.floor = max(q.floor, h.seq+1)
 }
 
-// selectOldestLocked chooses the oldest stored records across all queues, by
-// append time, until at least need bytes are freed, removes them from the
-// accounting and returns their keys, which the caller must delete.
+// selectOldestLocked chooses the oldest stored records, retained histories
+// first and then across all queues by append time, until at least need
+// bytes are freed, removes them from the accounting and returns their keys,
+// which the caller must delete.
 func (b *Buffer) selectOldestLocked(need int64, reason string) ([][]byte, error) {
+	keys, _, err := b.selectOldestSplitLocked(need, reason)
+	return keys, err
+}
+
+// selectOldestSplitLocked is selectOldestLocked; lost counts the keys that
+// were not retained history (records never delivered).
+func (b *Buffer) selectOldestSplitLocked(need int64, reason string) (keys [][]byte, lost int, err error) {
+	keys, freed, err := b.pickOldestLocked(need, true)
+	retained := len(keys)
+	if err == nil && freed < need {
+		var more [][]byte
+		more, _, err = b.pickOldestLocked(need-freed, false)
+		lost = len(more)
+		keys = append(keys, more...)
+	}
+	b.afterDropLocked(lost, retained, reason)
+	return keys, lost, err
+}
+
+// pickOldestLocked is selectOldestLocked's walk, over the retained
+// histories only or over every queue, without the metrics.
+func (b *Buffer) pickOldestLocked(need int64, onlyRetained bool) (keys [][]byte, freed int64, err error) {
 	txn := b.db.NewTransaction(false)
 	defer txn.Discard()
-	heads, err := b.openHeadsLocked(txn)
+	heads, err := b.openHeadsLocked(txn, onlyRetained)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	defer func() { closeHeads(heads) }()
-	var keys [][]byte
-	var freed int64
 	for freed < need && len(heads) > 0 {
 		bi := 0
 		for i, h := range heads[1:] {
@@ -194,28 +231,36 @@ func (b *Buffer) selectOldestLocked(need int64, reason string) ([][]byte, error)
 			break
 		}
 	}
-	b.afterDropLocked(len(keys), reason)
-	return keys, err
+	return keys, freed, err
 }
 
-// selectExpiredLocked chooses up to limit records appended before cutoff,
-// like selectOldestLocked. more says the limit was reached.
-func (b *Buffer) selectExpiredLocked(cutoff int64, limit int) (keys [][]byte, more bool, err error) {
+// selectExpiredLocked chooses up to limit records appended before cutoff
+// (retained history: before retainCutoff), like selectOldestLocked. lost
+// counts those that were not retained history; more says the limit was
+// reached.
+func (b *Buffer) selectExpiredLocked(cutoff, retainCutoff int64, limit int) (keys [][]byte, lost int, more bool, err error) {
 	txn := b.db.NewTransaction(false)
 	defer txn.Discard()
-	heads, err := b.openHeadsLocked(txn)
+	heads, err := b.openHeadsLocked(txn, false)
 	if err != nil {
-		return nil, false, err
+		return nil, 0, false, err
 	}
 	defer closeHeads(heads)
 	for _, h := range heads {
-		for h.t < cutoff {
+		c := cutoff
+		if h.q.retained {
+			c = retainCutoff
+		}
+		for h.t < c {
 			if len(keys) >= limit {
 				more = true
 				break
 			}
 			h.dropLocked()
 			keys = append(keys, h.key)
+			if !h.q.retained {
+				lost++
+			}
 			h.it.Next()
 			ok, lerr := h.load()
 			if lerr != nil {
@@ -229,17 +274,20 @@ func (b *Buffer) selectExpiredLocked(cutoff int64, limit int) (keys [][]byte, mo
 			break
 		}
 	}
-	b.afterDropLocked(len(keys), reasonExpired)
-	return keys, more, err
+	b.afterDropLocked(lost, len(keys)-lost, reasonExpired)
+	return keys, lost, more, err
 }
 
-func (b *Buffer) afterDropLocked(n int, reason string) {
-	if n == 0 {
+// afterDropLocked publishes the gauges and counts the records removed for
+// reason: lost (never delivered) and retained (delivered, in a history).
+func (b *Buffer) afterDropLocked(lost, retained int, reason string) {
+	if lost+retained == 0 {
 		return
 	}
 	for _, q := range b.qlist {
 		q.updateGauges()
 	}
 	b.updateGaugesLocked()
-	b.m.dropped(reason).Add(n)
+	b.m.dropped.of(reason).Add(lost)
+	b.m.retained.of(reason).Add(retained)
 }

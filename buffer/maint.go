@@ -52,16 +52,18 @@ func (b *Buffer) sweepExpired(ctx context.Context) (int, error) {
 	if b.closed {
 		return 0, ErrClosed
 	}
-	cutoff := b.now().Add(-b.cfg.MaxAge).UnixNano()
+	now := b.now()
+	cutoff := now.Add(-b.cfg.MaxAge).UnixNano()
+	retainCutoff := now.Add(-b.cfg.Retain).UnixNano() // retain 0: a history left from before goes
 	total := 0
 	for ctx.Err() == nil {
 		b.mu.Lock()
-		keys, more, err := b.selectExpiredLocked(cutoff, expireBatch)
+		keys, lost, more, err := b.selectExpiredLocked(cutoff, retainCutoff, expireBatch)
 		b.mu.Unlock()
 		if derr := b.deleteKeys(keys); derr != nil {
 			err = errors.Join(err, fmt.Errorf("delete expired records: %w", derr))
 		}
-		total += len(keys)
+		total += lost
 		if err != nil || !more {
 			if total > 0 {
 				b.log.Info("removed expired records", "records", total, "max_age", b.cfg.MaxAge.String())

@@ -150,8 +150,9 @@ func markDeltaKey(from uint64) []byte {
 }
 
 // ackDelete deletes acked records' keys together with the marks not saved
-// yet, so no acked record's mark is lost in a crash.
-func (b *Buffer) ackDelete(keys [][]byte) error {
+// yet, so no acked record's mark is lost in a crash, and writes the
+// records' history (nil: none) no later than the deletes.
+func (b *Buffer) ackDelete(keys [][]byte, hist *history) error {
 	if len(keys) == 0 {
 		return nil
 	}
@@ -159,10 +160,13 @@ func (b *Buffer) ackDelete(keys [][]byte) error {
 	defer b.marksMu.Unlock()
 	from, to, data := b.marks.unsaved()
 	if len(data) == 0 {
-		return b.deleteKeysAfter(nil, keys)
+		return b.deleteKeysAfter(hist.write, keys)
 	}
 	key := markDeltaKey(from)
 	err := b.deleteKeysAfter(func(w *txnWriter) error {
+		if err := hist.write(w); err != nil {
+			return err
+		}
 		return w.do(func(txn *badger.Txn) error { return txn.Set(key, data) })
 	}, keys)
 	if err == nil {

@@ -21,6 +21,9 @@ type Queue struct {
 	b    *Buffer
 	name string
 	id   uint16
+	// retained: this is the history of delivered records of another queue
+	// (see RetainedName); nothing consumes it.
+	retained bool
 
 	gRecords, gBytes *metrics.Gauge
 
@@ -42,6 +45,7 @@ func newQueue(b *Buffer, name string, id uint16) *Queue {
 		b:        b,
 		name:     name,
 		id:       id,
+		retained: strings.HasPrefix(name, retainedPrefix),
 		gRecords: b.m.set.GetOrCreateGauge(metricname.With("edgegate_buffer_queue_records", "queue", name), nil),
 		gBytes:   b.m.set.GetOrCreateGauge(metricname.With("edgegate_buffer_queue_bytes", "queue", name), nil),
 		tail:     1,
@@ -57,8 +61,12 @@ func (q *Queue) Name() string { return q.name }
 const maxQueueName = 200
 
 // Queue returns the queue called name, creating and persisting it on first
-// use. Names are 1 to 200 bytes of UTF-8 without control characters.
+// use. Names are 1 to 200 bytes of UTF-8 without control characters, and
+// do not start with "retained." (the histories' names, see RetainedName).
 func (b *Buffer) Queue(name string) (*Queue, error) {
+	if strings.HasPrefix(name, retainedPrefix) {
+		return nil, fmt.Errorf("invalid queue name %q: names starting %q are the buffer's own", name, retainedPrefix)
+	}
 	b.qmu.RLock()
 	q := b.queues[name]
 	b.qmu.RUnlock()
@@ -73,6 +81,13 @@ func (b *Buffer) Queue(name string) (*Queue, error) {
 	if b.closed {
 		return nil, ErrClosed
 	}
+	return b.createQueue(name)
+}
+
+// createQueue returns the queue called name, creating and persisting it if
+// it does not exist. The caller holds closeMu for reading and has checked
+// that the buffer is open.
+func (b *Buffer) createQueue(name string) (*Queue, error) {
 	b.qmu.Lock()
 	defer b.qmu.Unlock()
 	if q := b.queues[name]; q != nil {
@@ -88,7 +103,7 @@ func (b *Buffer) Queue(name string) (*Queue, error) {
 		return nil, fmt.Errorf("create queue %q: %w", name, err)
 	}
 	b.nextID++
-	q = newQueue(b, name, id)
+	q := newQueue(b, name, id)
 	b.mu.Lock()
 	b.qlist = append(b.qlist, q)
 	b.mu.Unlock()
@@ -248,6 +263,9 @@ func (q *Queue) collectNackedLocked(txn *badger.Txn, c *collector) error {
 	i := 0
 	for ; i < len(q.nacked); i++ {
 		seq := q.nacked[i]
+		if _, del := q.deleting[seq]; del {
+			continue
+		}
 		item, err := txn.Get(recKey(key[:0], q.id, seq))
 		if errors.Is(err, badger.ErrKeyNotFound) {
 			continue
@@ -280,6 +298,11 @@ func (q *Queue) collectNewLocked(txn *badger.Txn, c *collector) error {
 		item := it.Item()
 		_, seq, ok := parseRecKey(item.Key())
 		if !ok {
+			continue
+		}
+		if _, del := q.deleting[seq]; del {
+			// Removed by Delete, its delete not yet committed.
+			q.cursor = seq + 1
 			continue
 		}
 		if c.full(int(item.ValueSize()) - valHeadSize) {

@@ -27,6 +27,7 @@ import (
 //	/v1/uplinks  JSON: each uplink's health, backlog and oldest age
 //	/v1/events   the live tail of stored events (Server-Sent Events)
 //	POST /-/reload  reload the configuration file (as SIGHUP does)
+//	/v1/buffer/...  the buffer tools (registerBufferRoutes)
 //
 // Every route but the open ones, and any path that matches no route, needs
 // a bearer token of admin.tokens when tokens are set (adminHandler).
@@ -48,7 +49,7 @@ func (g *Gateway) serveAdmin(ctx context.Context) error {
 	mux.Handle("GET /ui/", http.StripPrefix("/ui", statuspage.Handler()))
 	mux.Handle("GET /{$}", http.RedirectHandler("/ui/", http.StatusFound))
 	mux.HandleFunc("GET /v1/uplinks", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, g.uplinkStatuses(g.buf.Stats(), time.Now()))
+		writeJSON(w, g.uplinkStatuses(g.buf.Stats(), time.Now()), nil)
 	})
 	mux.Handle("GET /v1/events", g.tail.Handler(ctx.Done()))
 	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, _ *http.Request) {
@@ -60,12 +61,12 @@ func (g *Gateway) serveAdmin(ctx context.Context) error {
 		if v := r.URL.Query().Get("clients"); v != "" {
 			n, err := strconv.Atoi(v)
 			if err != nil || n < 0 {
-				http.Error(w, "clients: want a number of clients to list, 0 or more", http.StatusBadRequest)
+				writeJSON(w, nil, badRequest("clients: want the number of clients to list, 0 or more, not %q", v))
 				return
 			}
 			maxClients = n
 		}
-		writeJSON(w, g.status(maxClients))
+		writeJSON(w, g.status(maxClients), nil)
 	})
 	mux.HandleFunc("POST /-/reload", func(w http.ResponseWriter, _ *http.Request) {
 		if g.configPath == "" {
@@ -78,6 +79,7 @@ func (g *Gateway) serveAdmin(ctx context.Context) error {
 		}
 		w.Write([]byte("reloaded\n"))
 	})
+	g.registerBufferRoutes(mux)
 	srv := &http.Server{
 		Handler:           g.adminHandler(mux),
 		ReadHeaderTimeout: 5 * time.Second,

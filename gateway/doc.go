@@ -21,6 +21,11 @@
 //   - what ready means (notReady: device intake open, the MQTT listeners
 //     bound and the buffer accepting events; uplinks are not part of it)
 //     and what /status reports (status.go);
+//   - the buffer tools (BufferTool): stored events listed, shown, replayed
+//     to an uplink and purged, read as CloudEvents — served under
+//     /v1/buffer/ on a running gateway (behind the admin tokens), and
+//     opened on a stopped gateway's buffer by OpenBufferTool /
+//     OpenBufferDir for `edgegate buffer`;
 //   - the lifecycle that starts and stops everything in order.
 //
 // gateway is the only package that imports the other edgegate packages
@@ -44,5 +49,8 @@
 // of its uplink's queue: one delivery loop, with acks written beside it. A
 // DryRun is safe for concurrent use. Admin requests are served
 // concurrently; the token checker is swapped atomically by a reload, and
-// slow hash verifications run one at a time.
+// slow hash verifications run one at a time. A BufferTool is safe for
+// concurrent use: its replays and purges run one at a time, beside the
+// forwarders (they append with the buffer's group commit and delete with
+// buffer.Delete, which a consumer tolerates).
 package gateway

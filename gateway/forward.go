@@ -116,6 +116,7 @@ func (f *forwarder) run(ctx context.Context) error {
 			}
 			return err
 		}
+		events.forget(dead) // only what was delivered joins the retained history
 		acks <- batch
 		f.oldest.Store(0)
 		// batch.linger: after a batch that was not full, let the next one
@@ -171,6 +172,26 @@ type events struct {
 	batch  *buffer.Batch
 	events []*cloudevent.Event
 	index  []int // index[i]: the record events[i] was decoded from; nil: all decoded
+	bad    []int // the records that did not decode
+}
+
+// forget keeps the records that were not delivered (dead, and those that
+// did not decode) out of the buffer's retained history.
+func (e *events) forget(dead []*cloudevent.Event) {
+	for _, i := range e.bad {
+		e.batch.Forget(i)
+	}
+	for _, d := range dead {
+		for i, ev := range e.events {
+			if ev == d {
+				if e.index != nil {
+					i = e.index[i]
+				}
+				e.batch.Forget(i)
+				break
+			}
+		}
+	}
 }
 
 func (e *events) Events() []*cloudevent.Event { return e.events }
@@ -198,6 +219,7 @@ func decodeBatch(b *buffer.Batch) (ev *events, bad [][]byte) {
 				}
 			}
 			bad = append(bad, r)
+			ev.bad = append(ev.bad, i)
 			continue
 		}
 		ev.events = append(ev.events, &all[i])

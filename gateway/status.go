@@ -1,8 +1,6 @@
 package gateway
 
 import (
-	"encoding/json"
-	"net/http"
 	"strings"
 	"time"
 
@@ -193,13 +191,4 @@ func timeOrNil(t time.Time) *time.Time {
 	}
 	t = t.UTC()
 	return &t
-}
-
-// writeJSON answers v as indented JSON.
-func writeJSON(w http.ResponseWriter, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	enc.Encode(v)
 }

@@ -23,6 +23,7 @@ const maxErrorExt = 512
 
 // The two places Delivery changes an event: markFailed, and the Replayed
 // flag (see Delivery.markReplayed), which the senders' encoders write.
+// ForReplay undoes markFailed for a replay on demand.
 
 // markFailed sets on e the extension attributes a dead-lettered event
 // carries: ExtError, ExtErrorCode (when the failure had an HTTP status),
@@ -49,4 +50,16 @@ func markFailed(e *cloudevent.Event, err error, attempts int, uplinkName string)
 	}
 	e.SetExtension(ExtErrorDest, cloudevent.String(uplinkName))
 	e.SetExtension(ExtAttempts, cloudevent.Integer(int32(min(attempts, math.MaxInt32))))
+}
+
+// ForReplay readies a dead-lettered or already delivered event to be sent
+// again on demand (`edgegate buffer replay`): it removes the failure
+// extensions markFailed set, so that a new failure is recorded cleanly,
+// and stores replayed=true, which the senders write as it is (the event is
+// appended afresh, so Delivery would not mark it).
+func ForReplay(e *cloudevent.Event) {
+	for _, name := range []string{ExtError, ExtErrorCode, ExtErrorDest, ExtAttempts} {
+		e.DeleteExtension(name)
+	}
+	e.SetExtension(ExtReplayed, cloudevent.Bool(true))
 }

@@ -39,3 +39,34 @@ func TestMarkFailed(t *testing.T) {
 		t.Errorf("extensions: %v", v.Attrs)
 	}
 }
+
+// ForReplay removes what markFailed added and marks the event replayed; a
+// new failure is then recorded as if it were the first.
+func TestForReplay(t *testing.T) {
+	rec := testRecords(t, 1, 1)[0]
+	orig := validStructured(t, recordJSON(rec))
+	markFailed(rec, &Error{Err: errors.New("400 Bad Request"), StatusCode: 400}, 5, "cloud")
+	ForReplay(rec)
+	v := validStructured(t, recordJSON(rec))
+	for k, want := range orig.Attrs {
+		if v.Attrs[k] != want {
+			t.Errorf("%s changed: %q → %q", k, want, v.Attrs[k])
+		}
+	}
+	for _, k := range []string{ExtError, ExtErrorCode, ExtErrorDest, ExtAttempts} {
+		if _, ok := v.Attrs[k]; ok {
+			t.Errorf("%s kept: %v", k, v.Attrs)
+		}
+	}
+	if v.Attrs[ExtReplayed] != "true" {
+		t.Errorf("replayed = %q, want true", v.Attrs[ExtReplayed])
+	}
+	markFailed(rec, errors.New("connection refused"), 1, "backup")
+	v = validStructured(t, recordJSON(rec))
+	if v.Attrs[ExtError] != "connection refused" || v.Attrs[ExtAttempts] != "1" || v.Attrs[ExtErrorDest] != "backup" {
+		t.Errorf("second failure: %v", v.Attrs)
+	}
+	if _, ok := v.Attrs[ExtErrorCode]; ok {
+		t.Errorf("the first failure's code stayed: %v", v.Attrs)
+	}
+}

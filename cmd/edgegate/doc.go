@@ -7,11 +7,15 @@
 //	edgegate sink                     print the CloudEvents an uplink would deliver
 //	edgegate simulate                 simulated devices publishing telemetry
 //	edgegate rules test --config FILE run the rules' own test cases
+//	edgegate buffer stats|ls|show|replay|purge
+//	                                  inspect, replay and purge stored events
 //	edgegate version
 //
 // The package is main only: flags, signals, the logger, the metrics set and
 // printing. The gateway's work is gateway's (LoadFile, New, Run, ReloadFile
-// on SIGHUP, DryRun for `rules test`); sink and simulate are built on
+// on SIGHUP, DryRun for `rules test`, BufferTool for `buffer`, whose
+// commands call a running gateway's admin API or open a stopped one's
+// buffer through gateway.OpenBufferTool); sink and simulate are built on
 // internal/receiver and internal/devices. It must not import buffer or
 // uplink (gateway wires them) or the test support packages
 // (internal/cetest, internal/mqtttest); code that other programs or tests

@@ -37,6 +37,8 @@ Usage:
   edgegate simulate [flags]           simulated MQTT devices publishing JSON telemetry
   edgegate rules test [--config FILE] [--events FILE.jsonl]
                                       run the rules' test cases / show their decisions
+  edgegate buffer stats|ls|show|replay|purge
+                                      inspect, replay and purge stored events and dead letters
   edgegate version                    print the version
 
 Run "edgegate COMMAND -h" for the flags of a command.
@@ -68,6 +70,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdSimulate(ctx, rest, stdout, stderr)
 	case "rules":
 		err = cmdRules(ctx, rest, stdout, stderr)
+	case "buffer":
+		err = cmdBuffer(ctx, rest, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintf(stdout, "edgegate %s (commit %s, built %s) %s %s/%s\n", version, commit, date, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 	case "help", "-h", "--help":

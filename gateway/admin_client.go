@@ -1,0 +1,138 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+)
+
+// BufferClient calls the buffer routes of a running gateway's admin API
+// (registerBufferRoutes): what `edgegate buffer` uses with --admin. It is
+// safe for concurrent use.
+type BufferClient struct {
+	base, token string
+	http        *http.Client
+}
+
+// ClientOptions configure a BufferClient.
+type ClientOptions struct {
+	// Token is sent as a bearer token when not "" (admin.tokens).
+	Token string
+	// RootCAs verify an https admin API's certificate (admin.tls); nil:
+	// the system's roots.
+	RootCAs *x509.CertPool
+}
+
+// NewBufferClient returns a client of the admin API at base (a URL, or
+// host:port for http).
+func NewBufferClient(base string, opts ClientOptions) *BufferClient {
+	if !strings.Contains(base, "://") {
+		base = "http://" + base
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	if opts.RootCAs != nil {
+		tr.TLSClientConfig = &tls.Config{RootCAs: opts.RootCAs, MinVersion: tls.VersionTLS12}
+	}
+	return &BufferClient{base: strings.TrimSuffix(base, "/"), token: opts.Token, http: &http.Client{Transport: tr}}
+}
+
+// Stats is GET /v1/buffer/stats.
+func (c *BufferClient) Stats(ctx context.Context) (st BufferStats, err error) {
+	err = c.call(ctx, "GET", "/v1/buffer/stats", nil, &st)
+	return st, err
+}
+
+// List is GET /v1/buffer/events.
+func (c *BufferClient) List(ctx context.Context, r ListRequest) (res ListResult, err error) {
+	err = c.call(ctx, "GET", "/v1/buffer/events?"+r.Values().Encode(), nil, &res)
+	return res, err
+}
+
+// Show is GET /v1/buffer/events/{id}: the event's CloudEvents JSON.
+func (c *BufferClient) Show(ctx context.Context, id, queue string) ([]byte, error) {
+	path := "/v1/buffer/events/" + url.PathEscape(id)
+	if queue != "" {
+		path += "?" + url.Values{"queue": {queue}}.Encode()
+	}
+	var raw json.RawMessage
+	err := c.call(ctx, "GET", path, nil, &raw)
+	return raw, err
+}
+
+// Replay is POST /v1/buffer/replay.
+func (c *BufferClient) Replay(ctx context.Context, r ReplayRequest) (res ReplayResult, err error) {
+	err = c.call(ctx, "POST", "/v1/buffer/replay", r, &res)
+	return res, err
+}
+
+// Purge is POST /v1/buffer/purge.
+func (c *BufferClient) Purge(ctx context.Context, r PurgeRequest) (res PurgeResult, err error) {
+	err = c.call(ctx, "POST", "/v1/buffer/purge", r, &res)
+	return res, err
+}
+
+// Close releases idle connections.
+func (c *BufferClient) Close() error { c.http.CloseIdleConnections(); return nil }
+
+// call sends one request and decodes the JSON answer into out (a
+// *json.RawMessage takes the body as it is); an error answer becomes an
+// error with the server's message and what to do about it.
+func (c *BufferClient) call(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
+	if err != nil {
+		return fmt.Errorf("admin API %s: %w", c.base, err)
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("admin API %s: %w\n(is the gateway running? on a stopped gateway use --config FILE or --dir DIR)", c.base, err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return fmt.Errorf("admin API %s: %w", c.base, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		msg := strings.TrimSpace(string(raw))
+		var apiErr APIError
+		if json.Unmarshal(raw, &apiErr) == nil && apiErr.Error != "" {
+			msg = apiErr.Error
+		}
+		err := fmt.Errorf("%s (admin API: %s)", msg, resp.Status)
+		switch {
+		case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
+			err = fmt.Errorf("%w: the admin API wants a token of admin.tokens (--token or EDGEGATE_TOKEN)", err)
+		case resp.StatusCode == http.StatusNotFound && msg == "404 page not found":
+			err = fmt.Errorf("%w: this gateway has no buffer tools (an older version?)", err)
+		}
+		return err
+	}
+	if rm, ok := out.(*json.RawMessage); ok {
+		*rm = raw
+		return nil
+	}
+	if err := json.Unmarshal(raw, out); err != nil {
+		return fmt.Errorf("admin API %s%s: %w", c.base, path, err)
+	}
+	return nil
+}
