@@ -1,10 +1,12 @@
 package gateway
 
 import (
+	"bufio"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -186,5 +188,33 @@ rules:
 	}
 	if got := call(t, http.DefaultClient, "GET", "http://"+g.AdminAddr().String()+"/status?clients=-1"); got.code != http.StatusBadRequest {
 		t.Errorf("?clients=-1: %d, want 400", got.code)
+	}
+
+	// The live tail streams the stored events, and ends when the gateway
+	// stops (a stream never keeps Run from returning).
+	resp, err := http.Get("http://" + g.AdminAddr().String() + "/v1/events?q=dev-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	r := bufio.NewReader(resp.Body)
+	for seen := 0; seen < 4; {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatalf("tail: %v", err)
+		}
+		if strings.HasPrefix(line, "data: ") && strings.Contains(line, `"subject":"dev-a"`) {
+			seen++
+		}
+	}
+	stopped := make(chan struct{})
+	go func() { gw.stop(t); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the gateway did not stop within 5 s with a live tail open")
+	}
+	if _, err := io.Copy(io.Discard, r); err != nil {
+		t.Errorf("tail after stop: %v", err)
 	}
 }

@@ -29,7 +29,7 @@ func TestStatusPageWithTokens(t *testing.T) {
 	base := "http://" + gw.g.AdminAddr().String()
 	dev := mqtttest.Connect(t, gw.mqtt, "door-1")
 
-	b := browsertest.New(t, 20*time.Second, base+"/")
+	b := browsertest.New(t, 60*time.Second, base+"/")
 	b.Do(chromedp.Navigate(base+"/ui/"), chromedp.WaitVisible(chromedp.ID("login")))
 	if !browsertest.Eval[bool](b, `document.getElementById('main').hidden`) {
 		t.Error("data shown before a token was given")

@@ -59,7 +59,7 @@ rules:
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	sim := exec.CommandContext(ctx, bin, "simulate", "--broker", "tcp://"+mqttAddr,
-		"--devices", "3", "--rate", "30", "--duration", "60s", "--progress", "0")
+		"--devices", "3", "--rate", "30", "--duration", "120s", "--progress", "0")
 	var simLog syncBuffer
 	sim.Stdout, sim.Stderr = &simLog, &simLog
 	if err := sim.Start(); err != nil {
@@ -74,7 +74,7 @@ rules:
 	}()
 
 	base := "http://" + admin
-	b := browsertest.New(t, 30*time.Second, base+"/")
+	b := browsertest.New(t, 60*time.Second, base+"/")
 	b.Do(chromedp.Navigate(base + "/"))
 	if loc, _ := chromedp.Run(b.Ctx, chromedp.Location()); loc != base+"/ui/" {
 		t.Errorf("/ went to %s, want %s/ui/", loc, base)
