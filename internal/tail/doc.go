@@ -5,12 +5,12 @@
 //
 // The ring holds the last Size appends (each one device message's records
 // as the gateway appended them: the event per route, the events rules
-// emitted, dead letters) by reference, without copying or decoding them:
-// Add costs a mutex and a slot on the ingest path, whether anyone watches
-// or not. Streams decode what they send. A stream reads the ring at most
+// emitted, dead letters), at most MaxBytes of their data, by reference,
+// without copying or decoding them: Add costs a mutex and a slot on the
+// ingest path, whether anyone watches or not. Streams decode what they send. A stream reads the ring at most
 // every Interval and sends at most Burst events per read, so what it costs
 // is bounded by its reads, not by the ingest rate: events it could not
-// send, or that the ring overwrote before it read them, are counted and
+// send, or that the ring let go before it read them, are counted and
 // reported in a "skipped" message, never queued.
 //
 // tail imports cloudevent (to decode and write the events) and buffer (for

@@ -16,8 +16,12 @@ import (
 
 // Limits of the ring and of each stream.
 const (
-	// Size is how many appends the ring keeps.
+	// Size is how many appends the ring keeps at most.
 	Size = 256
+	// MaxBytes bounds the record data the ring keeps (device payloads may
+	// be up to max_payload_bytes each): beyond it the oldest appends are
+	// let go, the newest is always kept.
+	MaxBytes = 4 << 20
 	// Interval is how often a stream reads the ring at most.
 	Interval = 250 * time.Millisecond
 	// Burst is how many events a stream sends per read at most (with
@@ -42,15 +46,18 @@ const (
 type slot struct {
 	at   time.Time
 	recs []buffer.Record
+	size int // bytes of distinct record data
 }
 
 // Tail is the ring of the most recent appends. The zero value is not
 // usable; call New.
 type Tail struct {
-	mu   sync.Mutex
-	ring [Size]slot
-	next uint64        // sequence number of the next Add; its slot is next%Size
-	wake chan struct{} // closed by the next Add; nil when no stream waits
+	mu    sync.Mutex
+	ring  [Size]slot
+	first uint64        // sequence number of the oldest append kept
+	next  uint64        // sequence number of the next Add; its slot is next%Size
+	held  int           // bytes of the slots from first to next
+	wake  chan struct{} // closed by the next Add; nil when no stream waits
 
 	streams atomic.Int32
 }
@@ -65,9 +72,22 @@ func (t *Tail) Add(recs []buffer.Record, at time.Time) {
 	if len(recs) == 0 {
 		return
 	}
+	size := 0
+	for i, r := range recs {
+		if i == 0 || !sameData(r.Data, recs[i-1].Data) {
+			size += len(r.Data)
+		}
+	}
 	t.mu.Lock()
-	t.ring[t.next%Size] = slot{at: at, recs: recs}
+	if t.next-t.first == Size {
+		t.dropOldest()
+	}
+	t.ring[t.next%Size] = slot{at: at, recs: recs, size: size}
 	t.next++
+	t.held += size
+	for t.held > MaxBytes && t.next-t.first > 1 {
+		t.dropOldest()
+	}
 	if t.wake != nil {
 		close(t.wake)
 		t.wake = nil
@@ -75,15 +95,23 @@ func (t *Tail) Add(recs []buffer.Record, at time.Time) {
 	t.mu.Unlock()
 }
 
+// dropOldest lets the oldest append go. The caller holds mu.
+func (t *Tail) dropOldest() {
+	s := &t.ring[t.first%Size]
+	t.held -= s.size
+	*s = slot{}
+	t.first++
+}
+
 // read appends the entries from sequence number from on to dst. lost
-// counts those the ring overwrote before they were read.
+// counts those the ring let go before they were read.
 func (t *Tail) read(from uint64, dst []slot) (out []slot, next, lost uint64) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	from = min(from, t.next)
-	if t.next-from > Size {
-		lost = t.next - Size - from
-		from = t.next - Size
+	if from < t.first {
+		lost = t.first - from
+		from = t.first
 	}
 	for s := from; s < t.next; s++ {
 		dst = append(dst, t.ring[s%Size])
@@ -115,8 +143,9 @@ func (t *Tail) Handler(done <-chan struct{}) http.Handler {
 
 // Serve streams the appends as Server-Sent Events: first the last
 // Backlog events that match the filter (query parameter q), or, when the
-// request has a Last-Event-ID the ring still holds, every entry after it;
-// then each new event that matches, at most Burst per Interval. Each
+// request has a Last-Event-ID (a reconnect), every entry after it that
+// the ring still holds, the others counted as skipped; then each new
+// event that matches, at most Burst per Interval. Each
 // message is
 //
 //	id: <sequence number of the append>
@@ -125,7 +154,7 @@ func (t *Tail) Handler(done <-chan struct{}) http.Handler {
 //
 // with "data_omitted":<bytes> in place of the event's data when it is
 // larger than MaxData. When events were not sent (over the rate limit, or
-// overwritten in the ring before the stream read them, whether they would
+// let go by the ring before the stream read them, whether they would
 // have matched or not) a message "event: skipped" with data
 // {"skipped":N} comes before the events of that read. A comment line is
 // sent every 15 s of silence.
@@ -153,10 +182,10 @@ func (t *Tail) Serve(w http.ResponseWriter, r *http.Request, done <-chan struct{
 	w.WriteHeader(http.StatusOK)
 
 	t.mu.Lock()
-	head := t.next
+	head, first := t.next, t.first
 	t.mu.Unlock()
-	from, limit, resume := head-min(head, Size), Backlog, false
-	if id, err := strconv.ParseUint(r.Header.Get("Last-Event-ID"), 10, 64); err == nil && id+1 >= from && id < head {
+	from, limit, resume := first, Backlog, false
+	if id, err := strconv.ParseUint(r.Header.Get("Last-Event-ID"), 10, 64); err == nil && id < head {
 		// A reconnect: every entry after the last one it saw.
 		from, limit, resume = id+1, Size, true
 	}

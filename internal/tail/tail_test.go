@@ -265,3 +265,36 @@ func BenchmarkAdd(b *testing.B) {
 		}
 	})
 }
+
+// Large events do not pile up: the ring keeps at most MaxBytes of record
+// data (the newest append always), and a stream counts what it let go.
+func TestByteBound(t *testing.T) {
+	tl := New()
+	big := `"` + strings.Repeat("b", 1<<20) + `"`
+	data := record("big", 0, big)
+	for range 10 {
+		tl.Add([]buffer.Record{{Queue: "uplink.a", Data: data}, {Queue: "uplink.b", Data: data}}, time.Now()) // one event, two queues: counted once
+	}
+	tl.mu.Lock()
+	held, kept := tl.held, tl.next-tl.first
+	tl.mu.Unlock()
+	if held > MaxBytes || kept != uint64(MaxBytes/len(data)) {
+		t.Fatalf("held %d bytes in %d appends, want at most %d in %d", held, kept, MaxBytes, MaxBytes/len(data))
+	}
+	huge := record("huge", 0, `"`+strings.Repeat("h", MaxBytes)+`"`)
+	tl.Add([]buffer.Record{{Queue: "q", Data: huge}}, time.Now())
+	tl.mu.Lock()
+	held, kept = tl.held, tl.next-tl.first
+	tl.mu.Unlock()
+	if kept != 1 || held != len(huge) {
+		t.Fatalf("after one append over the bound: %d appends, %d bytes; want the newest alone", kept, held)
+	}
+	base, _ := serve(t, tl)
+	c := open(t, base, "", "Last-Event-ID", "0")
+	if m := c.next(); m.event != "skipped" || m.data["skipped"] != float64(9) { // it saw 0; 1-9 were let go
+		t.Fatalf("resume after appends let go: %+v", m)
+	}
+	if m := c.next(); subject(m) != "huge" || m.data["data_omitted"] != float64(MaxBytes+2) {
+		t.Fatalf("newest: %+v", m)
+	}
+}
