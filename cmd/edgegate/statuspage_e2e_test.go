@@ -33,6 +33,7 @@ func TestStatusPageInBrowser(t *testing.T) {
 	dir := t.TempDir()
 	mqttAddr, admin, cloudAddr, downAddr := freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t)
 	sink := startSink(t, cloudAddr)
+	startSink(t, downAddr).Refuse(http.StatusServiceUnavailable) // an outage that holds its port
 	cfg := filepath.Join(dir, "edgegate.yaml")
 	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(`gateway_id: pi-in-a-box
 admin: {listen: %q}
@@ -42,7 +43,7 @@ events: {presence: {enabled: false}}
 uplinks:
   - name: cloud
     http: {url: "http://%s/"}
-  - name: backup             # nothing listens there: failing, its backlog grows
+  - name: backup             # answers 503: failing, its backlog grows
     http: {url: "http://%s/"}
     retry: {initial: 100ms, max: 500ms}
 rules:
@@ -103,7 +104,7 @@ rules:
 	}
 	b.Until("the backup uplink failing, with a backlog and an error", func() (bool, string) {
 		state := b.Text(`[data-uplink="backup"] .state`)
-		return state == "failing" && num(uplink("backup", "backlog")) > 0 && strings.Contains(uplink("backup", "last-error"), "connection refused"),
+		return state == "failing" && num(uplink("backup", "backlog")) > 0 && strings.Contains(uplink("backup", "last-error"), "503"),
 			state + " / " + uplink("backup", "backlog") + " / " + uplink("backup", "last-error")
 	})
 	// The numbers move while devices publish.
