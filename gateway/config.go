@@ -82,6 +82,9 @@ type Compiled struct {
 	access  *access.Checker
 	uplinks []uplink.Config    // with GatewayID and StateDir filled in
 	doc     *yamlconf.Document // the file it was parsed from; nil from Compile
+	// hash is the SHA-256 (hex) of the file's bytes followed by those of
+	// the rules file it includes, if any; "" from Compile.
+	hash string
 }
 
 // locate positions later problems of the configuration (a reload's

@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -59,6 +61,12 @@ func Parse(name string, data []byte) (*Compiled, error) {
 		return nil, joinProblems(yamlconf.Sort(name, probs))
 	}
 	c.doc = doc
+	h := sha256.New()
+	h.Write(data)
+	if inc != nil {
+		h.Write(inc.data)
+	}
+	c.hash = hex.EncodeToString(h.Sum(nil))
 	return c, nil
 }
 
@@ -93,7 +101,8 @@ const maxRulesFileBytes = 16 << 20
 
 // rulesInclude is a rules section read from its own file.
 type rulesInclude struct {
-	doc *yamlconf.Document // nil when the file could not be parsed
+	doc  *yamlconf.Document // nil when the file could not be parsed
+	data []byte
 }
 
 // locate positions a Compile problem: a problem of the rules section in
@@ -144,7 +153,7 @@ func includeRules(main *yamlconf.Document, cfg *Config) (*rulesInclude, []*yamlc
 	var rc rules.Config
 	doc, err := yamlconf.Decode(path, data, &rc)
 	probs = append(probs, yamlconf.Problems(err)...)
-	inc := &rulesInclude{doc: doc}
+	inc := &rulesInclude{doc: doc, data: data}
 	if doc == nil {
 		return inc, probs
 	}

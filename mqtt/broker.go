@@ -40,6 +40,7 @@ type Broker struct {
 	ready   chan struct{}
 	stop    chan struct{} // closed when shutdown begins
 	conns   connSet
+	clients clientTable // ClientList (clients.go)
 
 	// handlerCtx is passed to Handle; cancelled when shutdown begins. Set
 	// by Run before the first connection is accepted.
@@ -132,6 +133,9 @@ func New(cfg Config, h Handler, log *slog.Logger, set *metrics.Set) (*Broker, er
 	}
 	if err := b.srv.AddHook(newPresenceHook(b, set), nil); err != nil {
 		return nil, fmt.Errorf("add presence hook: %w", err)
+	}
+	if err := b.srv.AddHook(&clientsHook{b: b}, nil); err != nil {
+		return nil, fmt.Errorf("add clients hook: %w", err)
 	}
 	return b, nil
 }

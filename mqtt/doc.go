@@ -19,6 +19,9 @@
 // broker published it. A will to a '$' topic, over the payload limit or not
 // permitted is removed when its device connects, so it is never sent.
 //
+// ClientList (clients.go) lists the connected devices: identity,
+// listener, remote address, protocol version and since when.
+//
 // Lifecycle: New validates and allocates (no goroutine, nothing bound); Run
 // binds every listener, serves until its context is done, and returns after
 // all connections are closed and no Handle call is running. The Handler's

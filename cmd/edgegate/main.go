@@ -209,7 +209,7 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 
 	set := metrics.NewSet()
 	set.NewGauge(metricname.With("edgegate_build_info", "version", version, "goversion", runtime.Version()), func() float64 { return 1 })
-	g, err := gateway.New(compiled, gateway.Options{Log: log, Metrics: set, LogLevel: level, ConfigPath: *path})
+	g, err := gateway.New(compiled, gateway.Options{Log: log, Metrics: set, LogLevel: level, ConfigPath: *path, Version: version})
 	if err != nil {
 		return err
 	}
