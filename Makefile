@@ -30,12 +30,14 @@ run: build
 
 # The full suite: vet, unit + integration tests under the race detector
 # (all of them: every paho client is built by internal/pahoclient, which
-# keeps paho v1.5.1's session resume from racing with its writer), the
-# 32-bit ARM buffer round trip under qemu, and the real armv7 binary end to
-# end (kill -9 included) under qemu.
+# keeps paho v1.5.1's session resume from racing with its writer; the
+# status page's tests in a headless Chromium, installed if missing, which
+# must not be skipped here), the 32-bit ARM buffer round trip under qemu,
+# and the real armv7 binary end to end (kill -9 included) under qemu.
 test: $(WORK)
 	$(GO) vet ./...
-	$(GO) test -race -timeout 10m ./...
+	./scripts/ensure-chromium.sh >/dev/null
+	EDGEGATE_REQUIRE_BROWSER=1 $(GO) test -race -timeout 10m ./...
 	./scripts/test-arm.sh
 	./scripts/smoke-arm.sh
 

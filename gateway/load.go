@@ -1,8 +1,9 @@
 package gateway
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -53,8 +54,7 @@ func Parse(name string, data []byte) (*Compiled, error) {
 	inc, incProbs := includeRules(doc, &cfg)
 	decoded := append(yamlconf.Problems(err), incProbs...)
 	probs := decoded
-	cfg.MQTT.ResolveFiles(filepath.Dir(name))
-	c, err := Compile(cfg)
+	c, err := compile(cfg, filepath.Dir(name))
 	for _, e := range yamlconf.Problems(err) {
 		if e = inc.locate(doc, e); !decodedBadly(e, decoded) {
 			probs = append(probs, e)
@@ -64,6 +64,12 @@ func Parse(name string, data []byte) (*Compiled, error) {
 		return nil, joinProblems(yamlconf.Sort(name, probs))
 	}
 	c.doc = doc
+	h := sha256.New()
+	h.Write(data)
+	if inc != nil {
+		h.Write(inc.data)
+	}
+	c.hash = hex.EncodeToString(h.Sum(nil))
 	return c, nil
 }
 
@@ -98,7 +104,8 @@ const maxRulesFileBytes = 16 << 20
 
 // rulesInclude is a rules section read from its own file.
 type rulesInclude struct {
-	doc *yamlconf.Document // nil when the file could not be parsed
+	doc  *yamlconf.Document // nil when the file could not be parsed
+	data []byte
 }
 
 // locate positions a Compile problem: a problem of the rules section in
@@ -142,14 +149,14 @@ func includeRules(main *yamlconf.Document, cfg *Config) (*rulesInclude, []*yamlc
 	if !filepath.IsAbs(path) {
 		path = filepath.Join(filepath.Dir(main.File()), path)
 	}
-	data, err := readRulesFile(path)
+	data, err := yamlconf.ReadFile(path, maxRulesFileBytes)
 	if err != nil {
 		return nil, append(probs, problem("%v", err))
 	}
 	var rc rules.Config
 	doc, err := yamlconf.Decode(path, data, &rc)
 	probs = append(probs, yamlconf.Problems(err)...)
-	inc := &rulesInclude{doc: doc}
+	inc := &rulesInclude{doc: doc, data: data}
 	if doc == nil {
 		return inc, probs
 	}
@@ -160,25 +167,4 @@ func includeRules(main *yamlconf.Document, cfg *Config) (*rulesInclude, []*yamlc
 	rc.File = ref
 	cfg.Rules = rc
 	return inc, probs
-}
-
-// readRulesFile reads an included file: a regular file of bounded size (a
-// FIFO or device would block or never end).
-func readRulesFile(path string) ([]byte, error) {
-	if fi, err := os.Stat(path); err == nil && !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s is not a regular file", path)
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxRulesFileBytes+1))
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", path, err)
-	}
-	if len(data) > maxRulesFileBytes {
-		return nil, fmt.Errorf("%s is larger than %d MiB", path, maxRulesFileBytes>>20)
-	}
-	return data, nil
 }

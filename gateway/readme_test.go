@@ -10,6 +10,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/edgegate/edgegate/access"
 	"github.com/edgegate/edgegate/internal/testpki"
 	"github.com/edgegate/edgegate/rules"
 )
@@ -86,7 +87,8 @@ func readmeConfig(t *testing.T, example []byte, files map[string]string) []byte 
 
 // pointFiles replaces the value of every key ending in _file with a
 // generated file of its kind (key_file: a private key; ca_file,
-// client_ca_file and cert_file: a certificate; others: a secret).
+// client_ca_file and cert_file: a certificate; users_file: a users file;
+// others: a secret).
 func pointFiles(n *yaml.Node, files map[string]string) {
 	if n.Kind == yaml.MappingNode {
 		for i := 0; i+1 < len(n.Content); i += 2 {
@@ -104,21 +106,30 @@ func pointFiles(n *yaml.Node, files map[string]string) {
 	}
 }
 
-// readmeFiles writes a CA, a certificate it signed with its key, and a
-// secret.
+// readmeFiles writes a CA, a certificate it signed with its key, a secret
+// and a users file.
 func readmeFiles(t *testing.T) map[string]string {
 	t.Helper()
 	ca := testpki.NewCA(t, "readme CA")
 	leaf := ca.Server(t, "readme")
-	secret := filepath.Join(t.TempDir(), "secret")
-	if err := os.WriteFile(secret, []byte("s3cret\n"), 0o600); err != nil {
+	dir := t.TempDir()
+	write := func(name string, data []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	hash, err := access.HashSecret([]byte("readme-secret"))
+	if err != nil {
 		t.Fatal(err)
 	}
 	return map[string]string{
+		"users_file":     write("users.yaml", []byte("users:\n  - username: readme-device\n    password_hash: \""+hash+"\"\n")),
 		"ca_file":        ca.File,
 		"client_ca_file": ca.File,
 		"cert_file":      leaf.CertFile,
 		"key_file":       leaf.KeyFile,
-		"secret":         secret,
+		"secret":         write("secret", []byte("s3cret\n")),
 	}
 }

@@ -50,6 +50,7 @@ type Broker struct {
 	ready   chan struct{}
 	stop    chan struct{} // closed when shutdown begins
 	conns   connSet
+	clients clientTable // ClientList (clients.go)
 
 	// handlerCtx is passed to Handle; cancelled when shutdown begins. Set
 	// by Run before the first connection is accepted.
@@ -57,6 +58,8 @@ type Broker struct {
 
 	mu    sync.Mutex
 	addrs map[string]net.Addr
+
+	acc *accessState // access.go
 }
 
 type brokerMetrics struct {
@@ -137,6 +140,7 @@ func New(cfg Config, h Handler, log *slog.Logger, set *metrics.Set) (*Broker, er
 		set.GetOrCreateGauge(metricname.With("edgegate_mqtt_tls_cert_expiry_timestamp_seconds", "listener", l.ID),
 			func() float64 { return float64(certExpiry(pair).Unix()) })
 	}
+	b.initAccess(set)
 
 	caps := mochi.NewDefaultServerCapabilities()
 	caps.MaximumPacketSize = b.maxPacket
@@ -160,14 +164,17 @@ func New(cfg Config, h Handler, log *slog.Logger, set *metrics.Set) (*Broker, er
 	if err := b.srv.AddHook(&guardHook{b: b}, nil); err != nil {
 		return nil, fmt.Errorf("add guard hook: %w", err)
 	}
-	if err := b.srv.AddHook(&allowAllAuth{}, nil); err != nil {
-		return nil, fmt.Errorf("add auth hook: %w", err)
+	if err := b.srv.AddHook(&accessHook{b: b}, nil); err != nil {
+		return nil, fmt.Errorf("add access hook: %w", err)
 	}
 	if err := b.srv.AddHook(&brokerHook{b: b}, nil); err != nil {
 		return nil, fmt.Errorf("add broker hook: %w", err)
 	}
 	if err := b.srv.AddHook(newPresenceHook(b, set), nil); err != nil {
 		return nil, fmt.Errorf("add presence hook: %w", err)
+	}
+	if err := b.srv.AddHook(&clientsHook{b: b}, nil); err != nil {
+		return nil, fmt.Errorf("add clients hook: %w", err)
 	}
 	return b, nil
 }
@@ -287,6 +294,7 @@ func (b *Broker) Run(ctx context.Context) error {
 	b.conns.wait()
 	_ = b.srv.Close() // stops mochi's $SYS loop; its client wait group is at zero by now
 	b.logs.stop()
+	b.stopAudit()
 	b.log.Info("mqtt broker stopped")
 	return nil
 }

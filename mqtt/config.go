@@ -151,9 +151,10 @@ const (
 	IdentitySANURI   = "san_uri"
 )
 
-// DefaultConfig returns one TCP listener "mqtt" on "127.0.0.1:1883" (this
-// machine only), 1 MiB payloads, 1024 inflight messages per client,
-// sessions kept for 1 h and DefaultLimits.
+// DefaultConfig returns one TCP listener "mqtt" on "127.0.0.1:1883"
+// (loopback: opening it to the network is a decision, see the auth
+// section), 1 MiB payloads, 1024 inflight messages per client, sessions
+// kept for 1 h and DefaultLimits.
 func DefaultConfig() Config {
 	return Config{
 		Listeners:       []ListenerConfig{{ID: "mqtt", Type: TypeTCP, Address: "127.0.0.1:1883"}},

@@ -155,6 +155,26 @@ func TestTLSConfigValidate(t *testing.T) {
 	}
 }
 
+// Only a tls or wss listener with a client CA authenticates devices by
+// certificate.
+func TestVerifiesClients(t *testing.T) {
+	withCA := &TLSConfig{CertFile: "c", KeyFile: "k", ClientCAFile: "ca"}
+	for _, tc := range []struct {
+		l    ListenerConfig
+		want bool
+	}{
+		{ListenerConfig{Type: TypeTLS, TLS: withCA}, true},
+		{ListenerConfig{Type: TypeWSS, TLS: withCA}, true},
+		{ListenerConfig{Type: TypeTLS, TLS: &TLSConfig{CertFile: "c", KeyFile: "k"}}, false},
+		{ListenerConfig{Type: TypeTCP, TLS: withCA}, false}, // refused by Validate anyway
+		{ListenerConfig{Type: TypeWebsocket}, false},
+	} {
+		if got := tc.l.VerifiesClients(); got != tc.want {
+			t.Errorf("%s with %+v: %v, want %v", tc.l.Type, tc.l.TLS, got, tc.want)
+		}
+	}
+}
+
 // ResolveFiles makes relative tls paths relative to the configuration's
 // directory and leaves absolute ones and the caller's struct alone.
 func TestResolveFiles(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -30,9 +31,10 @@ const minPacketBudget = 64 << 20
 // rate bucket) and follows MQTT's framing to reserve memory for a large
 // packet before mochi sees the end of its fixed header.
 //
-// Read and every field but ctx run on the connection's read goroutine
-// (mochi's read loop, inside EstablishConnection): mochi's hooks for this
-// client run there too. Close may be called from any goroutine.
+// Read and every field but ctx and closing run on the connection's read
+// goroutine (mochi's read loop, inside EstablishConnection): mochi's hooks
+// for this client run there too. Close and the deadline setters may be
+// called from any goroutine.
 type clientConn struct {
 	net.Conn
 	b      *Broker
@@ -52,6 +54,11 @@ type clientConn struct {
 	lost  bool  // malformed remaining length: mochi closes the connection, stop following
 	held  int64 // packet budget held for the current or last large packet
 	done  bool  // the last packet was passed whole: its budget goes at the next Read
+
+	// raw is the TCP connection under Conn (Conn itself, or under its TLS)
+	// for a half-close and the drain after it; nil for websockets.
+	raw     net.Conn
+	closing atomic.Bool // Close half-closed raw: reads stay timed out
 }
 
 // Read passes bytes on to mochi; before it passes the byte that completes
@@ -147,27 +154,53 @@ const (
 type closeWriter interface{ CloseWrite() error }
 
 // Close cancels a wait for budget and ends the connection's sending side
-// (TCP FIN after everything written, e.g. a DISCONNECT); linger closes it
-// fully. Closing at once while the client is still sending would answer
-// its next bytes with a reset, which can destroy what the client has not
-// read yet (mochi's DISCONNECT 0x93 to a client over its receive maximum,
-// for one). Connections that cannot be half-closed close at once.
+// (TCP FIN after everything written, e.g. a DISCONNECT), then makes mochi's
+// read return at once (a read deadline in the past, on the socket: no
+// deadline mochi sets afterwards moves it); linger drains and closes the
+// connection once mochi is done with it. Closing at once while the client
+// is still sending would answer its next bytes with a reset, which can
+// destroy what the client has not read yet (mochi's DISCONNECT 0x93 to a
+// client over its receive maximum, for one). Connections that cannot be
+// half-closed (websockets) close at once.
 func (c *clientConn) Close() error {
 	c.cancel()
-	if cw, ok := c.Conn.(closeWriter); ok && cw.CloseWrite() == nil {
-		return nil
+	if cw, ok := c.Conn.(closeWriter); ok && c.raw != nil && cw.CloseWrite() == nil {
+		c.closing.Store(true)
+		return c.raw.SetReadDeadline(time.Now())
 	}
 	return c.Conn.Close()
 }
 
+// SetDeadline is the connection's, except that after Close reads stay
+// timed out (mochi refreshes the deadline before each packet it reads).
+// closing is read after the deadline is set, so a Close between the two
+// still wins.
+func (c *clientConn) SetDeadline(t time.Time) error {
+	err := c.Conn.SetDeadline(t)
+	if c.closing.Load() {
+		return c.raw.SetReadDeadline(time.Now())
+	}
+	return err
+}
+
+// SetReadDeadline: see SetDeadline.
+func (c *clientConn) SetReadDeadline(t time.Time) error {
+	err := c.Conn.SetReadDeadline(t)
+	if c.closing.Load() {
+		return c.raw.SetReadDeadline(time.Now())
+	}
+	return err
+}
+
 // linger runs after mochi is done with the connection: it reads and
-// discards what the client still sends until it closes its side, for at
-// most lingerTime and lingerBytes, then closes the connection.
+// discards, from the socket under any TLS, what the client still sends
+// until it closes its side, for at most lingerTime and lingerBytes, then
+// closes the connection.
 func (c *clientConn) linger() {
 	defer c.Conn.Close()
-	if _, ok := c.Conn.(closeWriter); !ok {
+	if c.raw == nil || !c.closing.Load() {
 		return
 	}
-	_ = c.Conn.SetReadDeadline(time.Now().Add(lingerTime))
-	_, _ = io.CopyN(io.Discard, c.Conn, lingerBytes)
+	_ = c.raw.SetReadDeadline(time.Now().Add(lingerTime))
+	_, _ = io.CopyN(io.Discard, c.raw, lingerBytes)
 }

@@ -29,20 +29,31 @@
 // limits or not permitted is removed when its device connects, so it is
 // never sent.
 //
+// ClientList (clients.go) lists the connected devices: identity,
+// listener, remote address, protocol version and since when.
+//
 // Lifecycle: New validates and allocates (no goroutine, nothing bound); Run
 // binds every listener, serves until its context is done, and returns after
 // all connections are closed and no Handle call is running. The Handler's
 // context is cancelled when shutdown begins.
 //
-// Authentication is allow-all for now; it lives in one mochi hook (auth.go)
-// that per-device authentication replaces.
+// Who may connect, publish and subscribe is decided by an Access
+// (SetAccess; access.go), the only mochi hook that answers mochi's
+// authentication and ACL calls. Without one every client is anonymous and
+// may use every topic. A client's identity is decided once, when it
+// connects, and is what Message.Username and Message.AuthMethod carry. A
+// PUBLISH the Access denies is refused like ErrRejected but with reason
+// 0x87 (not authorized) and never reaches the Handler; a denied SUBSCRIBE
+// gets SUBACK 0x87 (MQTT 5) or 0x80 (3.1.1); a subscription never receives
+// a message on a topic the Access denies it. Broker.Publish is never
+// checked.
 //
 // Concurrency: Handle runs concurrently for different clients, serially for
 // one client. Broker methods are safe for concurrent use.
 //
-// mqtt must not import buffer, uplink, rules or gateway; of edgegate's
-// packages it imports only internal/yamlconf, for its config errors,
-// internal/metricname, for its metric names, internal/certfile, for its
-// listeners' certificates, and internal/ratelog, for its warnings about
-// devices.
+// mqtt must not import buffer, uplink, rules, access or gateway; of
+// edgegate's packages it imports only internal/yamlconf, for its config
+// errors, internal/metricname, for its metric names, internal/certfile,
+// for its listeners' certificates, and internal/ratelog, for its audit
+// lines and its warnings about devices.
 package mqtt

@@ -289,11 +289,10 @@ func TestServerKeepAlive(t *testing.T) {
 		announced bool
 	}{{5, 30, 20, true}, {5, 0, 20, true}, {5, 10, 10, false}, {4, 30, 30, false}} {
 		id := fmt.Sprintf("v%d-%d", tc.v, tc.asks)
-		conn, err := net.Dial("tcp", tb.addr("tcp"))
-		if err != nil {
-			t.Fatal(err)
+		_, ack, err := mqtttest.DialRawConnect(t, tb.addr("tcp"), tc.v, packets.ConnectParams{ClientIdentifier: id, Keepalive: tc.asks, Clean: true})
+		if err != nil || ack.ReasonCode != 0 {
+			t.Fatalf("%s: connect: %+v %v", id, ack, err)
 		}
-		_, ack := mqtttest.RawConnect(t, conn, tc.v, packets.ConnectParams{ClientIdentifier: id, Keepalive: tc.asks, Clean: true})
 		if ack.Properties.ServerKeepAliveFlag != tc.announced || (tc.announced && ack.Properties.ServerKeepAlive != tc.got) {
 			t.Errorf("%s: CONNACK server keep alive %v %d, want %v %d", id, ack.Properties.ServerKeepAliveFlag, ack.Properties.ServerKeepAlive, tc.announced, tc.got)
 		}

@@ -73,6 +73,9 @@ func (b *Broker) onPublish(cl *mochi.Client, pk packets.Packet) error {
 		b.log.Debug("publish to reserved topic refused", "client", cl.ID, "topic", pk.TopicName)
 		return b.refuse(cl, pk, packets.ErrTopicNameInvalid)
 	}
+	if !b.allowPublish(cl, pk.TopicName) {
+		return b.refuse(cl, pk, b.deniedCode())
+	}
 	if len(pk.Payload) > b.cfg.MaxPayloadBytes {
 		b.m.tooLarge.Inc()
 		b.log.Debug("payload too large, refused", "client", cl.ID, "topic", pk.TopicName,
@@ -173,6 +176,7 @@ func (b *Broker) writeAck(cl *mochi.Client, pk packets.Packet, code packets.Code
 }
 
 func (b *Broker) message(cl *mochi.Client, pk packets.Packet) Message {
+	id := b.identity(cl)
 	m := Message{
 		Topic:           pk.TopicName,
 		Payload:         pk.Payload,
@@ -181,8 +185,8 @@ func (b *Broker) message(cl *mochi.Client, pk packets.Packet) Message {
 		Dup:             pk.FixedHeader.Dup,
 		PacketID:        pk.PacketID,
 		ClientID:        cl.ID,
-		Username:        string(cl.Properties.Username),
-		AuthMethod:      AuthAnonymous, // no authentication yet (issue 9)
+		Username:        id.Username,
+		AuthMethod:      id.Method,
 		ProtocolVersion: cl.Properties.ProtocolVersion,
 		ContentType:     pk.Properties.ContentType,
 	}

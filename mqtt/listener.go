@@ -245,6 +245,7 @@ func (b *Broker) establish(l *boundListener, conn net.Conn, state *tls.Connectio
 	}
 	defer b.conns.untrack(conn)
 	_ = conn.SetDeadline(time.Now().Add(connectTimeout))
+	raw := conn
 	if l.cfg.Type == TypeTLS {
 		tc := tls.Server(conn, l.tls)
 		if err := tc.Handshake(); err != nil {
@@ -258,6 +259,9 @@ func (b *Broker) establish(l *boundListener, conn net.Conn, state *tls.Connectio
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cc := &clientConn{Conn: conn, b: b, ctx: ctx, cancel: cancel}
+	if _, ws := conn.(*wsConn); !ws {
+		cc.raw = raw
+	}
 	if state != nil && l.cfg.TLS != nil {
 		cc.peer = verifiedLeaf(*state)
 		cc.identity = l.cfg.TLS.Identity

@@ -164,15 +164,6 @@ func (h *presenceHook) OnSessionEstablish(cl *mochi.Client, pk packets.Packet) {
 	cl.Properties.Will = mochi.Will{}
 }
 
-// willPermitted is the publish ACL check of a will's topic, made once at
-// connect (mochi checks no will against OnACLCheck). Device
-// authentication (issue 9, Access.CanPublish) decides here; until then
-// every topic that is not a '$' topic is permitted.
-func (b *Broker) willPermitted(cl *mochi.Client, topic string) bool {
-	_, _ = cl, topic
-	return true
-}
-
 func (h *presenceHook) OnSessionEstablished(cl *mochi.Client, pk packets.Packet) {
 	if cl.Net.Inline {
 		return

@@ -95,6 +95,12 @@ func certExpiry(pair *certfile.Pair) time.Time {
 	return c.Leaf.NotAfter
 }
 
+// VerifiesClients reports whether the listener authenticates devices by
+// their certificate: a tls or wss listener with a client_ca_file.
+func (l ListenerConfig) VerifiesClients() bool {
+	return (l.Type == TypeTLS || l.Type == TypeWSS) && l.TLS != nil && l.TLS.ClientCAFile != ""
+}
+
 // ResolveFiles makes every relative file path of c's listeners relative
 // to dir (the configuration file's directory). The gateway calls it after
 // decoding, before validating.

@@ -45,14 +45,24 @@ func edgegateBinary(t testing.TB) string {
 	return buildOnce.path
 }
 
+// handedOut holds the addresses freeAddr returned: the kernel may give a
+// port that was just closed to the next bind to port 0, so two calls could
+// otherwise return the same address.
+var handedOut sync.Map
+
 func freeAddr(t testing.TB) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := l.Addr().String()
+		l.Close()
+		if _, dup := handedOut.LoadOrStore(addr, true); !dup {
+			return addr
+		}
 	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 type gatewayProc struct {

@@ -127,10 +127,10 @@ func (s tlsSetup) client(cert *testpki.Leaf) func(*paho.ClientOptions) {
 }
 
 // Devices publish over TLS without a client certificate and over mutual
-// TLS with one; without a certificate the mutual-TLS listener refuses the
-// handshake. A device publishes over WSS; a browser page from a foreign
-// origin cannot open the WebSocket. Certificate paths are relative to the
-// config file.
+// TLS with one, whose events carry the certificate's identity; without a
+// certificate the mutual-TLS listener refuses the handshake. A device
+// publishes over WSS; a browser page from a foreign origin cannot open the
+// WebSocket. Certificate paths are relative to the config file.
 func TestTLSAndWSSDevices(t *testing.T) {
 	e := newE2E(t, "builds and runs the real binary")
 	ts := newTLSSetup(t, e.dir)
@@ -150,6 +150,8 @@ func TestTLSAndWSSDevices(t *testing.T) {
       type: wss
       address: %q
       tls: {cert_file: server.pem, key_file: server-key.pem}
+auth:
+  allow_anonymous: true   # the devices without a certificate
 `, e.mqtt, tlsAddr, mtlsAddr, wssAddr), e.admin, e.uplink)
 	s := startSink(t, e.uplink)
 	p := startProc(t, e.bin, e.config, e.admin)
@@ -185,6 +187,14 @@ func TestTLSAndWSSDevices(t *testing.T) {
 	var got []string
 	for _, ev := range events {
 		got = append(got, string(ev.Data()))
+		ext := ev.Extensions()
+		want := [2]any{nil, "anonymous"} // edgegateuser, edgegateauth
+		if ev.Subject() == "door-front" {
+			want = [2]any{"door-front", "certificate"}
+		}
+		if have := [2]any{ext["edgegateuser"], ext["edgegateauth"]}; have != want {
+			t.Errorf("event of %s: edgegateuser, edgegateauth = %v, want %v", ev.Subject(), have, want)
+		}
 	}
 	for _, via := range []string{"tls", "mtls", "wss"} {
 		if !strings.Contains(strings.Join(got, " "), `"via":"`+via+`"`) {

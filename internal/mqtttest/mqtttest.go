@@ -21,12 +21,16 @@ const Timeout = 10 * time.Second
 
 // Options returns the options every test client starts from: broker (a URL
 // such as tcp://127.0.0.1:1883), client id, clean session, no automatic
-// reconnect, 5 s connect timeout, 30 s keep-alive, 10 s write timeout, at
-// most 100 messages resent at once after a reconnect.
+// reconnect, 5 s connect timeout, 30 s keep-alive with 60 s to answer a
+// ping, 10 s write timeout, at most 100 messages resent at once after a
+// reconnect. The broker answers a PINGREQ in order, after every publish
+// sent before it is stored: a test that pipelines a thousand QoS 1
+// publishes on a loaded machine can wait longer than paho's default 10 s
+// for it, and paho would call the connection lost.
 func Options(broker, id string) *paho.ClientOptions {
 	return paho.NewClientOptions().AddBroker(broker).SetClientID(id).
 		SetCleanSession(true).SetAutoReconnect(false).
-		SetConnectTimeout(5 * time.Second).SetKeepAlive(30 * time.Second).
+		SetConnectTimeout(5 * time.Second).SetKeepAlive(30 * time.Second).SetPingTimeout(60 * time.Second).
 		SetWriteTimeout(10 * time.Second).SetMaxResumePubInFlight(100)
 }
 

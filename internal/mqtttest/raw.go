@@ -27,33 +27,31 @@ type Raw struct {
 // the client and its CONNACK; the connection closes when the test ends.
 func DialRaw(t testing.TB, addr string, version byte, id string, clean bool) (*Raw, packets.Packet) {
 	t.Helper()
-	conn, err := net.DialTimeout("tcp", addr, Timeout)
-	if err != nil {
-		t.Fatalf("dial: %v", err)
-	}
-	return RawOver(t, conn, version, id, clean)
-}
-
-// RawOver is DialRaw over a connection the caller made (TLS, say).
-func RawOver(t testing.TB, conn net.Conn, version byte, id string, clean bool) (*Raw, packets.Packet) {
-	t.Helper()
-	return RawConnect(t, conn, version, packets.ConnectParams{ClientIdentifier: id, Keepalive: 30, Clean: clean})
-}
-
-// RawConnect sends the CONNECT with params over conn (ProtocolName is set
-// to "MQTT") and returns the client and its CONNACK, which must be a
-// success; conn closes when the test ends.
-func RawConnect(t testing.TB, conn net.Conn, version byte, params packets.ConnectParams) (*Raw, packets.Packet) {
-	t.Helper()
-	t.Cleanup(func() { conn.Close() })
-	rc := &Raw{t: t, Conn: conn, br: bufio.NewReader(conn), v: version}
-	params.ProtocolName = []byte("MQTT")
-	rc.Send(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Connect}, Connect: params})
-	ack, err := rc.Read()
+	rc, ack, err := DialRawConnect(t, addr, version, packets.ConnectParams{ClientIdentifier: id, Keepalive: 30, Clean: clean})
 	if err != nil || ack.FixedHeader.Type != packets.Connack || ack.ReasonCode != 0 {
 		t.Fatalf("connect: %+v %v", ack, err)
 	}
 	return rc, ack
+}
+
+// DialRawConnect connects to addr with protocol version and the CONNECT
+// parameters c (the protocol name and the user name and password flags are
+// filled in) and returns the client and the broker's answer, whatever it
+// is; the connection closes when the test ends.
+func DialRawConnect(t testing.TB, addr string, version byte, c packets.ConnectParams) (*Raw, packets.Packet, error) {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", addr, Timeout)
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	rc := &Raw{t: t, Conn: conn, br: bufio.NewReader(conn), v: version}
+	c.ProtocolName = []byte("MQTT")
+	c.UsernameFlag = len(c.Username) > 0
+	c.PasswordFlag = len(c.Password) > 0
+	rc.Send(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Connect}, Connect: c})
+	ack, err := rc.Read()
+	return rc, ack, err
 }
 
 // Send encodes and writes pk.
