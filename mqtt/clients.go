@@ -21,6 +21,21 @@ type ClientInfo struct {
 	ConnectedSince                 time.Time
 }
 
+// clientInfo describes cl, connected since since; its identity comes from
+// message, the one place identity is read.
+func (b *Broker) clientInfo(cl *mochi.Client, since time.Time) ClientInfo {
+	id := b.message(cl, packets.Packet{})
+	return ClientInfo{
+		ClientID:        id.ClientID,
+		Username:        id.Username,
+		AuthMethod:      id.AuthMethod,
+		Listener:        cl.Net.Listener,
+		RemoteAddr:      cl.Net.Remote,
+		ProtocolVersion: cl.Properties.ProtocolVersion,
+		ConnectedSince:  since,
+	}
+}
+
 // clientTable is the connected devices, by mochi client: a device that
 // takes over its own session is a new *mochi.Client, so its old
 // connection's late disconnect removes only the old entry.
@@ -67,16 +82,7 @@ func (h *clientsHook) OnSessionEstablished(cl *mochi.Client, _ packets.Packet) {
 	if cl.Net.Inline {
 		return
 	}
-	id := h.b.message(cl, packets.Packet{})
-	info := ClientInfo{
-		ClientID:        id.ClientID,
-		Username:        id.Username,
-		AuthMethod:      id.AuthMethod,
-		Listener:        cl.Net.Listener,
-		RemoteAddr:      cl.Net.Remote,
-		ProtocolVersion: cl.Properties.ProtocolVersion,
-		ConnectedSince:  time.Now(),
-	}
+	info := h.b.clientInfo(cl, time.Now())
 	t := &h.b.clients
 	t.mu.Lock()
 	if t.m == nil {

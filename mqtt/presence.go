@@ -64,11 +64,9 @@ type PresenceHandler interface {
 // Presence is a device that connected or disconnected.
 type Presence struct {
 	Connected bool // false: disconnected
-	// ClientID, Username and AuthMethod are as in Message.
-	ClientID, Username, AuthMethod string
-	Listener                       string // listener id
-	RemoteAddr                     string
-	ProtocolVersion                byte // 3, 4 (3.1.1) or 5
+	// ClientInfo is who connected or disconnected; its ConnectedSince is
+	// Time for a connect and zero for a disconnect.
+	ClientInfo
 	// Reason says why a device disconnected (one of the Reason…
 	// constants); Detail is the error text, if any.
 	Reason, Detail string
@@ -193,17 +191,13 @@ func (h *presenceHook) OnWillSent(cl *mochi.Client, pk packets.Packet) {
 }
 
 func (h *presenceHook) presence(cl *mochi.Client, connected bool, err error) {
-	id := h.b.message(cl, packets.Packet{}) // the one place identity is read
-	p := Presence{
-		Connected:       connected,
-		ClientID:        id.ClientID,
-		Username:        id.Username,
-		AuthMethod:      id.AuthMethod,
-		Listener:        cl.Net.Listener,
-		RemoteAddr:      cl.Net.Remote,
-		ProtocolVersion: cl.Properties.ProtocolVersion,
-		Time:            time.Now(),
+	now := time.Now()
+	p := Presence{Connected: connected, Time: now}
+	var since time.Time
+	if connected {
+		since = now
 	}
+	p.ClientInfo = h.b.clientInfo(cl, since)
 	if !connected {
 		p.Reason, p.Detail = disconnectReason(cl.StopCause(), err)
 	}
