@@ -15,7 +15,7 @@ CONFIG  ?= configs/edgegate.yaml
 export GOWORK := $(CURDIR)/$(WORK)
 export GOFLAGS := -buildvcs=false
 
-.PHONY: all build run test test-short test-arm test-arm-unpatched bench soak release cross lint fmt clean
+.PHONY: all build run test test-short test-arm test-arm-unpatched bench soak interop release cross lint fmt clean
 
 all: build
 
@@ -30,12 +30,14 @@ run: build
 
 # The full suite: vet, unit + integration tests under the race detector
 # (all of them: every paho client is built by internal/pahoclient, which
-# keeps paho v1.5.1's session resume from racing with its writer), the
-# 32-bit ARM buffer round trip under qemu, and the real armv7 binary end to
-# end (kill -9 included) under qemu.
+# keeps paho v1.5.1's session resume from racing with its writer; the
+# status page's tests in a headless Chromium, installed if missing, which
+# must not be skipped here), the 32-bit ARM buffer round trip under qemu,
+# and the real armv7 binary end to end (kill -9 included) under qemu.
 test: $(WORK)
 	$(GO) vet ./...
-	$(GO) test -race -timeout 10m ./...
+	./scripts/ensure-chromium.sh >/dev/null
+	EDGEGATE_REQUIRE_BROWSER=1 $(GO) test -race -timeout 10m ./...
 	./scripts/test-arm.sh
 	./scripts/smoke-arm.sh
 
@@ -64,6 +66,12 @@ SOAK_REPORT   ?= soak-report.json
 soak: $(WORK)
 	nice -n 10 $(GO) test -tags soak -run '^TestSoak$$' -timeout 0 -v ./cmd/edgegate \
 		-args -soak.duration=$(SOAK_DURATION) -soak.report=$(CURDIR)/$(SOAK_REPORT)
+
+# The Eclipse Paho interoperability suites (MQTT 3.1.1 and 5, Python 3)
+# against the real binary; PAHO_TESTING is a checkout of
+# github.com/eclipse/paho.mqtt.testing (see scripts/interop.sh).
+interop: build
+	PAHO_TESTING="$(PAHO_TESTING)" ./scripts/interop.sh
 
 # Stripped static binaries for linux/amd64, arm64, armv7 and armv6 stamped
 # with version, commit and date, install archives and SHA256SUMS, in dist/

@@ -354,9 +354,15 @@ func TestReject(t *testing.T) {
 	b := open(t, cfg, m)
 	run(t, b)
 	appendT(t, b, rec("q", "12"), rec("q", "34"))
+	if r := b.Refusing(); r != "" {
+		t.Fatalf("Refusing() = %q before a rejection", r)
+	}
 	err := b.Append(context.Background(), []Record{rec("q", "56"), rec("r", "7")}, true)
 	if !errors.Is(err, ErrFull) {
 		t.Fatalf("Append over max_bytes = %v, want ErrFull", err)
+	}
+	if r := b.Refusing(); !strings.Contains(r, "overflow: reject") {
+		t.Fatalf("Refusing() = %q after a rejection", r)
 	}
 	wantStats(t, b, 2, 4) // nothing of the refused Append stored
 	appendT(t, b, rec("q", "56"))
@@ -367,8 +373,8 @@ func TestReject(t *testing.T) {
 	if err := nextT(t, q, 2, 0).Ack(); err != nil {
 		t.Fatal(err)
 	}
-	if b.Stats().Full {
-		t.Fatal("Stats.Full = true after acks freed space")
+	if b.Stats().Full || b.Refusing() != "" {
+		t.Fatalf("Stats.Full = true or Refusing() = %q after acks freed space", b.Refusing())
 	}
 	appendT(t, b, rec("q", "78"), rec("r", "9"))
 	want(t, nextT(t, q, 10, 0), "56", "78")
@@ -425,6 +431,9 @@ func TestDiskGuard(t *testing.T) {
 			if !s.Full || s.DiskFree != 1<<19 {
 				t.Fatalf("Stats = %+v, want Full and DiskFree %d", s, 1<<19)
 			}
+			if r := b.Refusing(); !strings.Contains(r, "min_free_bytes") {
+				t.Fatalf("Refusing() = %q with low disk", r)
+			}
 			if err := b.Append(context.Background(), []Record{rec("q", "3")}, true); !errors.Is(err, ErrFull) {
 				t.Fatalf("Append with low disk = %v, want ErrFull", err)
 			}
@@ -441,8 +450,8 @@ func TestDiskGuard(t *testing.T) {
 			}
 			free.Store(1 << 30)
 			b.checkDisk(context.Background())
-			if b.Stats().Full {
-				t.Fatal("disk guard still tripped")
+			if b.Stats().Full || b.Refusing() != "" {
+				t.Fatalf("disk guard still tripped: Refusing() = %q", b.Refusing())
 			}
 			appendT(t, b, rec("q", "4"))
 			stop()

@@ -96,8 +96,8 @@
 //
 // # Concurrency
 //
-// Append, Mark, Queue, Next, Stats, Ack, Nack, Queues, List, Get and
-// Delete are safe for concurrent use. One consumer per queue is expected,
+// Append, Mark, Queue, Next, Stats, Refusing, Ack, Nack, Queues, List, Get
+// and Delete are safe for concurrent use. One consumer per queue is expected,
 // but it may hold several batches at once and ack them in any order;
 // Forget is called before Ack, by the batch's holder. A record Delete
 // removes while leased stays in its batch, but the batch's Ack or Nack no

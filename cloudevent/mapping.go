@@ -33,6 +33,19 @@ const (
 // named) or, as the last segment, "#" (any remaining levels). Source, Type and
 // Subject are templates that may use the variables of Match plus
 // {gateway_id}, {topic} and {client_id}.
+//
+// Source, Type and Subject may be left out (or empty); each then takes a
+// default that depends only on which variables Match names (withDefaults):
+// a level named {device} is the device, a level named {kind} the kind of
+// message, and without them the publishing client is the device:
+//
+//	source   /edgegate/{gateway_id}/devices/{device}   or /edgegate/{gateway_id}/clients/{client_id}
+//	type     io.edgegate.device.{kind}                 or io.edgegate.mqtt.message
+//	subject  {device}                                  or {client_id}
+//
+// So every event of an entry has a subject naming its device, and rule
+// state keyed on the subject is kept per device. An entry with only
+// match: devices/{device}/{kind} is DefaultTopic.
 type Topic struct {
 	Match   string `yaml:"match"`
 	Source  string `yaml:"source"`
@@ -67,18 +80,52 @@ func DefaultConfig() Config {
 func DefaultTopic() Topic {
 	return Topic{
 		Match:   "devices/{device}/{kind}",
-		Source:  "/edgegate/{gateway_id}/devices/{device}",
-		Type:    "io.edgegate.device.{kind}",
+		Source:  defaultDeviceSource,
+		Type:    defaultKindType,
 		Subject: "{device}",
 	}
+}
+
+// Default templates of an events.topics entry (see Topic).
+const (
+	defaultDeviceSource = "/edgegate/{gateway_id}/devices/{device}"
+	defaultClientSource = "/edgegate/{gateway_id}/clients/{client_id}"
+	defaultKindType     = "io.edgegate.device.{kind}"
+	defaultType         = "io.edgegate.mqtt.message"
+)
+
+// withDefaults fills the templates t leaves empty, by the variables its
+// match names (names, from compileTopic): see Topic.
+func (t Topic) withDefaults(names map[string]int) Topic {
+	_, device := names["device"]
+	_, kind := names["kind"]
+	if t.Source == "" {
+		t.Source = defaultClientSource
+		if device {
+			t.Source = defaultDeviceSource
+		}
+	}
+	if t.Type == "" {
+		t.Type = defaultType
+		if kind {
+			t.Type = defaultKindType
+		}
+	}
+	if t.Subject == "" {
+		t.Subject = "{client_id}"
+		if device {
+			t.Subject = "{device}"
+		}
+	}
+	return t
 }
 
 // genericTopic maps any topic when unmatched is "generic".
 func genericTopic() Topic {
 	return Topic{
 		Match:   "#",
-		Source:  "/edgegate/{gateway_id}/clients/{client_id}",
-		Type:    "io.edgegate.mqtt.message",
+		Source:  defaultClientSource,
+		Type:    defaultType,
 		Subject: "{topic}",
 	}
 }
@@ -88,7 +135,7 @@ func genericTopic() Topic {
 func presenceTopic() Topic {
 	return Topic{
 		Match:   "#",
-		Source:  "/edgegate/{gateway_id}/clients/{client_id}",
+		Source:  defaultClientSource,
 		Type:    TypeConnected,
 		Subject: "{client_id}",
 	}
@@ -213,7 +260,7 @@ func (mp *Mapper) Map(m Message) (Event, error) {
 	e := Event{ID: s[:endID], Source: mp.source(ct, s[endID:endSource])}
 	// Type and subject are trimmed as sdk-go's setters did.
 	if e.Type = strings.TrimSpace(s[endSource:endType]); e.Type == "" {
-		e.Type = "io.edgegate.mqtt.message"
+		e.Type = defaultType
 	}
 	e.Subject = strings.TrimSpace(s[endType:])
 	received := m.Received

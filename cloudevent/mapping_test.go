@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +16,11 @@ import (
 	"github.com/edgegate/edgegate/cloudevent"
 	"github.com/edgegate/edgegate/internal/ceconform"
 )
+
+// only is a config of one template, dropping unmatched topics.
+func only(topic cloudevent.Topic) cloudevent.Config {
+	return cloudevent.Config{Topics: []cloudevent.Topic{topic}, Unmatched: cloudevent.UnmatchedDrop}
+}
 
 func mustCompile(t testing.TB, c cloudevent.Config) *cloudevent.Mapper {
 	t.Helper()
@@ -115,6 +121,46 @@ func TestMap(t *testing.T) {
 			msg:  cloudevent.Message{Topic: "devices//t", Payload: []byte(`1`), Received: at},
 			want: map[string]any{"source": "/edgegate/gw-1/devices/"}, absent: []string{"subject"},
 		},
+		// An events.topics entry may leave source, type and subject out;
+		// each takes the default the README documents, so every event of
+		// the entry has a subject naming its device (rule state keyed on
+		// the subject is per device, never shared).
+		{
+			name: "defaults with device and kind named",
+			cfg:  only(cloudevent.Topic{Match: "devices/{device}/{kind}"}),
+			msg:  cloudevent.Message{Topic: "devices/th-01/telemetry", ClientID: "th 7", Payload: []byte(`1`), Received: at},
+			want: map[string]any{"source": "/edgegate/gw-1/devices/th-01", "type": "io.edgegate.device.telemetry", "subject": "th-01"},
+		},
+		{
+			name: "defaults with device named",
+			cfg:  only(cloudevent.Topic{Match: "plant/{device}/#"}),
+			msg:  cloudevent.Message{Topic: "plant/p-2/a/b", ClientID: "th 7", Payload: []byte(`1`), Received: at},
+			want: map[string]any{"source": "/edgegate/gw-1/devices/p-2", "type": "io.edgegate.mqtt.message", "subject": "p-2"},
+		},
+		{
+			name: "defaults with kind named",
+			cfg:  only(cloudevent.Topic{Match: "sensors/+/{kind}"}),
+			msg:  cloudevent.Message{Topic: "sensors/x/temp", ClientID: "th 7", Payload: []byte(`1`), Received: at},
+			want: map[string]any{"source": "/edgegate/gw-1/clients/th%207", "type": "io.edgegate.device.temp", "subject": "th 7"},
+		},
+		{
+			name: "defaults without device",
+			cfg:  only(cloudevent.Topic{Match: "factory/{line}"}),
+			msg:  cloudevent.Message{Topic: "factory/l1", ClientID: "th 7", Payload: []byte(`1`), Received: at},
+			want: map[string]any{"source": "/edgegate/gw-1/clients/th%207", "type": "io.edgegate.mqtt.message", "subject": "th 7"},
+		},
+		{
+			name: "default subject only",
+			cfg:  only(cloudevent.Topic{Match: "site/{site}/#", Source: "/sites/{site}", Type: "io.site"}),
+			msg:  cloudevent.Message{Topic: "site/b/x", ClientID: "th 7", Payload: []byte(`1`), Received: at},
+			want: map[string]any{"source": "/sites/b", "type": "io.site", "subject": "th 7"},
+		},
+		{
+			name: "templates set are kept",
+			cfg:  only(cloudevent.Topic{Match: "devices/{device}/{kind}", Source: "/s/{kind}", Type: "t", Subject: "{topic}"}),
+			msg:  cloudevent.Message{Topic: "devices/d/k", ClientID: "th 7", Payload: []byte(`1`), Received: at},
+			want: map[string]any{"source": "/s/k", "type": "t", "subject": "devices/d/k"},
+		},
 		{
 			name: "multi-level wildcard",
 			cfg: cloudevent.Config{Topics: []cloudevent.Topic{{Match: "site/{site}/#", Source: "/sites/{site}", Type: "io.site", Subject: "{topic}"}},
@@ -154,6 +200,21 @@ func TestMap(t *testing.T) {
 	}
 }
 
+// An entry with only match: devices/{device}/{kind} is the default
+// template (TestMap has the defaults of other entries).
+func TestTopicDefaultsMakeDefaultTopic(t *testing.T) {
+	at := time.Date(2026, 11, 23, 3, 0, 0, 0, time.UTC)
+	short := mustCompile(t, cloudevent.Config{Topics: []cloudevent.Topic{{Match: cloudevent.DefaultTopic().Match}}})
+	full := mustCompile(t, cloudevent.DefaultConfig())
+	msg := cloudevent.Message{Topic: "devices/a b/telemetry", ClientID: "c", Payload: []byte(`{"t":1}`), Received: at}
+	a, _ := short.Map(msg)
+	b, _ := full.Map(msg)
+	a.ID, b.ID = "", ""
+	if !reflect.DeepEqual(a, b) {
+		t.Errorf("match only:\n%+v\nDefaultTopic:\n%+v", a, b)
+	}
+}
+
 func TestIDsAreUniqueAndOrdered(t *testing.T) {
 	m := mustCompile(t, cloudevent.DefaultConfig())
 	prev := ""
@@ -179,7 +240,7 @@ func TestConfigErrors(t *testing.T) {
 	}{
 		{cloudevent.Config{Topics: []cloudevent.Topic{{Match: "a/{x}", Source: "/s/{y}", Type: "t"}}}, []string{"topics[0].source: unknown variable {y}"}},
 		{cloudevent.Config{Topics: []cloudevent.Topic{{Match: "a/#/b", Source: "/s", Type: "t"}}}, []string{"topics[0].match: \"a/#/b\": # must be the last level"}},
-		{cloudevent.Config{Topics: []cloudevent.Topic{{Match: "a/{x}/{x}", Source: "/s", Type: ""}}}, []string{"topics[0].match", "appears twice", "topics[0].type: must not be empty"}},
+		{cloudevent.Config{Topics: []cloudevent.Topic{{Match: "a/{x}/{x}", Source: "/s", Type: "{y}"}}}, []string{"topics[0].match", "appears twice", "topics[0].type: unknown variable {y}"}},
 		{cloudevent.Config{Topics: []cloudevent.Topic{{Match: "a", Source: "/s", Type: "t{"}}}, []string{"topics[0].type: unclosed {"}},
 		{cloudevent.Config{Unmatched: "keep"}, []string{`unmatched: must be "generic" or "drop"`}},
 	}

@@ -97,19 +97,16 @@ func compileTopic(t Topic) (compiledTopic, error) {
 			ct.segments = append(ct.segments, segment{kind: segLiteral, text: lv})
 		}
 	}
+	t = t.withDefaults(names)
 	var err error
 	if ct.source, err = parseTemplate(t.Source, names); err != nil {
 		errs.Add(yamlconf.Key("source"), "%v", err)
-	} else if t.Source == "" {
-		errs.Add(yamlconf.Key("source"), "must not be empty")
 	} else if _, err := url.Parse(renderForCheck(ct.source)); err != nil {
 		errs.Add(yamlconf.Key("source"), "%q is not a URI reference: %v", t.Source, err)
 	}
 	ct.plainSource = plainPath(ct.source)
 	if ct.typ, err = parseTemplate(t.Type, names); err != nil {
 		errs.Add(yamlconf.Key("type"), "%v", err)
-	} else if t.Type == "" {
-		errs.Add(yamlconf.Key("type"), "must not be empty")
 	}
 	if ct.subject, err = parseTemplate(t.Subject, names); err != nil {
 		errs.Add(yamlconf.Key("subject"), "%v", err)

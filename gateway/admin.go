@@ -3,23 +3,31 @@ package gateway
 import (
 	"context"
 	"crypto/tls"
-	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
+
+	"github.com/edgegate/edgegate/internal/statuspage"
 )
 
 // serveAdmin serves the admin endpoint on g.adminLn (over TLS when
 // admin.tls is set) until ctx is done:
 //
 //	/healthz  200 while the process runs                                  (open)
-//	/readyz   200 while MQTT listeners are bound and the buffer accepts
-//	          events, else 503 and why                                    (open)
+//	/readyz   200 while device intake is open (notReady), 503 with the
+//	          reasons otherwise                                           (open)
+//	/ui/      the status page: static files, no data                      (open)
 //	/metrics  Prometheus text format
-//	/status   JSON: buffer, uplinks, clients (never secrets)
+//	/status   JSON: readiness, config, devices, counters, buffer, uplinks,
+//	          rules (never secrets)
+//	/v1/uplinks  JSON: each uplink's health, backlog and oldest age
+//	/v1/events   the live tail of stored events (Server-Sent Events)
 //	POST /-/reload  reload the configuration file (as SIGHUP does)
 //	/v1/buffer/...  the buffer tools (registerBufferRoutes)
 //
@@ -31,22 +39,37 @@ func (g *Gateway) serveAdmin(ctx context.Context) error {
 		w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if why := g.notReady(); why != "" {
-			http.Error(w, "not ready: "+why, http.StatusServiceUnavailable)
+		if why := g.notReady(); len(why) > 0 {
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			w.Header().Set("X-Content-Type-Options", "nosniff")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprintf(w, "not ready:\n%s\n", strings.Join(why, "\n"))
 			return
 		}
 		w.Write([]byte("ready\n"))
 	})
+	mux.Handle("GET /ui/", http.StripPrefix("/ui", statuspage.Handler()))
+	mux.Handle("GET /{$}", http.RedirectHandler("/ui/", http.StatusFound))
+	mux.HandleFunc("GET /v1/uplinks", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, g.uplinkStatuses(g.bufferStats(), time.Now()), nil)
+	})
+	mux.Handle("GET /v1/events", g.tail.Handler(ctx.Done()))
 	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
 		g.metrics.WritePrometheus(w)
 		metrics.WriteProcessMetrics(w) // go_goroutines, process_resident_memory_bytes, process_open_fds, …
 	})
-	mux.HandleFunc("GET /status", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		enc.Encode(g.status())
+	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
+		maxClients := -1
+		if v := r.URL.Query().Get("clients"); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 0 {
+				writeJSON(w, nil, badRequest("clients: want the number of clients to list, 0 or more, not %q", v))
+				return
+			}
+			maxClients = n
+		}
+		writeJSON(w, g.status(maxClients), nil)
 	})
 	mux.HandleFunc("POST /-/reload", func(w http.ResponseWriter, _ *http.Request) {
 		if g.configPath == "" {
@@ -96,7 +119,7 @@ func (g *Gateway) serveAdmin(ctx context.Context) error {
 // authenticated.
 func openAdminRoute(pattern string) bool {
 	switch pattern {
-	case "GET /healthz", "GET /readyz":
+	case "GET /healthz", "GET /readyz", "GET /ui/", "GET /{$}":
 		return true
 	}
 	return false
@@ -182,41 +205,4 @@ func (g *Gateway) warnAdmin() {
 	case !a.TLS.enabled():
 		log.Warn("admin tokens cross the network in clear text: set admin.tls")
 	}
-}
-
-type uplinkStatus struct {
-	Name string `json:"name"`
-	Type string `json:"type"`
-	Mode string `json:"mode"`
-	URL  string `json:"url"` // redacted: no credentials or query values
-	Up   bool   `json:"up"`
-}
-
-type status struct {
-	GatewayID string         `json:"gateway_id"`
-	Ready     bool           `json:"ready"`
-	Clients   int            `json:"mqtt_clients"`
-	Buffer    any            `json:"buffer"`
-	Uplinks   []uplinkStatus `json:"uplinks"`
-}
-
-func (g *Gateway) status() status {
-	st := status{
-		GatewayID: g.cfg.GatewayID,
-		Ready:     g.ready.Load(),
-		Clients:   g.broker.Clients(),
-	}
-	if buf := g.buffer(); buf != nil {
-		st.Buffer = buf.Stats()
-	} else {
-		st.Buffer = bufferStatus{Error: "not open yet"}
-		if why := g.bufDown.Load(); why != nil {
-			st.Buffer = bufferStatus{Error: *why}
-		}
-	}
-	for _, f := range g.forwarders {
-		r := f.cfg.Redacted()
-		st.Uplinks = append(st.Uplinks, uplinkStatus{Name: r.Name, Type: r.Type(), Mode: r.Mode(), URL: r.URL(), Up: f.delivery.Up()})
-	}
-	return st
 }

@@ -104,6 +104,7 @@ type APIError struct {
 // writeJSON writes v, or err as an APIError with its status.
 func writeJSON(w http.ResponseWriter, v any, err error) {
 	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store") // live state
 	if err != nil {
 		status := http.StatusInternalServerError
 		switch {

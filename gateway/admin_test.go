@@ -91,15 +91,17 @@ func TestAdminTokens(t *testing.T) {
 	c := http.DefaultClient
 	const realm = `Bearer realm="edgegate admin"`
 
-	for _, p := range []string{"/healthz", "/readyz"} {
+	// The probes and the status page's files (which hold no data) are open.
+	for _, p := range []string{"/healthz", "/readyz", "/ui/", "/ui/app.js", "/"} {
 		if got := call(t, c, "GET", base+p); got.code != http.StatusOK {
-			t.Errorf("GET %s without a token: %d, want 200 (probes stay open)", p, got.code)
+			t.Errorf("GET %s without a token: %d, want 200 (probes and the page stay open)", p, got.code)
 		}
 		if got := call(t, c, "GET", base+p, "Bearer wrong"); got.code != http.StatusOK {
 			t.Errorf("GET %s with a wrong token: %d, want 200", p, got.code)
 		}
 	}
-	routes := [][2]string{{"GET", "/metrics"}, {"GET", "/status"}, {"POST", "/-/reload"}, {"GET", "/v1/future"}, {"POST", "/healthz"}, {"GET", "/healthz/../metrics"}}
+	routes := [][2]string{{"GET", "/metrics"}, {"GET", "/status"}, {"POST", "/-/reload"}, {"GET", "/v1/future"}, {"POST", "/healthz"}, {"GET", "/healthz/../metrics"},
+		{"GET", "/v1/uplinks"}, {"GET", "/v1/events"}, {"POST", "/ui/"}, {"GET", "/ui/../status"}}
 	refused := []struct {
 		name      string
 		auth      []string
@@ -128,7 +130,7 @@ func TestAdminTokens(t *testing.T) {
 
 	// The right tokens, scheme in any case.
 	for i, auth := range []string{"Bearer ops-secret", "bearer ops-secret", "BEARER   scrape.Token_1~+/=="} {
-		for _, r := range [][2]string{{"GET", "/metrics"}, {"GET", "/status"}} {
+		for _, r := range [][2]string{{"GET", "/metrics"}, {"GET", "/status"}, {"GET", "/v1/uplinks"}} {
 			if got := call(t, c, r[0], base+r[1], auth); got.code != http.StatusOK {
 				t.Errorf("%s %s with token %d: %d %s", r[0], r[1], i, got.code, got.body)
 			}

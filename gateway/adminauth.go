@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/edgegate/edgegate/access"
 	"github.com/edgegate/edgegate/internal/ratelog"
 )
 
@@ -23,12 +24,8 @@ import (
 type tokenVerifier func(hash string, secret []byte) (bool, error)
 
 // adminTokenVerifier returns the verifier of admin tokens: the same code as
-// device secrets, owned by package access. nil (until it is wired) makes a
-// configuration with admin.tokens fail to start, never an open endpoint.
-func adminTokenVerifier() tokenVerifier {
-	// WIRING (lead, at merge of package access): return access.VerifySecret
-	return nil
-}
+// device secrets, owned by package access.
+func adminTokenVerifier() tokenVerifier { return access.VerifySecret }
 
 const (
 	// adminTokenCacheSize bounds the verified tokens remembered: a handful

@@ -127,25 +127,10 @@ func (g *Gateway) awaitBuffer(ctx context.Context, stop <-chan struct{}) bool {
 	return false
 }
 
-// notReady says why /readyz answers 503, or "" when the gateway is ready:
-// its MQTT listeners are bound and its buffer accepts events.
-func (g *Gateway) notReady() string {
-	if !g.ready.Load() {
-		return "not listening (starting or stopping)"
+// bufferStats returns the buffer's accounting, zero while it is not open.
+func (g *Gateway) bufferStats() buffer.Stats {
+	if buf := g.buffer(); buf != nil {
+		return buf.Stats()
 	}
-	buf := g.buffer()
-	if buf == nil {
-		return "refusing events: " + g.unavailable().Error()
-	}
-	if st := buf.Stats(); st.DiskFull {
-		return fmt.Sprintf("buffer refusing events: disk almost full (%d bytes free, %d needed to accept events)",
-			st.DiskFree, st.DiskFloor)
-	}
-	return ""
-}
-
-// bufferStatus is /status's buffer section while the buffer is not open.
-type bufferStatus struct {
-	Available bool   `json:"available"`
-	Error     string `json:"error"`
+	return buffer.Stats{}
 }

@@ -33,7 +33,7 @@ func TestRunsWithoutItsBufferUntilItOpens(t *testing.T) {
 	if code != http.StatusServiceUnavailable || !strings.Contains(body, "buffer unavailable") || !strings.Contains(body, cfg.Buffer.Dir) {
 		t.Fatalf("/readyz = %d %q, want 503 naming the buffer and why", code, body)
 	}
-	if code, body := get(t, admin+"/status"); code != http.StatusOK || !strings.Contains(body, `"available": false`) {
+	if code, body := get(t, admin+"/status"); code != http.StatusOK || !strings.Contains(body, `buffer: refusing events: buffer unavailable`) {
 		t.Fatalf("/status = %d %s", code, body)
 	}
 	addr := strings.TrimPrefix(gw.mqtt, "tcp://")

@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"time"
 
+	"github.com/edgegate/edgegate/access"
 	"github.com/edgegate/edgegate/buffer"
 	"github.com/edgegate/edgegate/cloudevent"
 	"github.com/edgegate/edgegate/internal/yamlconf"
@@ -23,6 +24,7 @@ type Config struct {
 	Log             LogConfig         `yaml:"log"`
 	Admin           AdminConfig       `yaml:"admin"`
 	MQTT            mqtt.Config       `yaml:"mqtt"`
+	Auth            access.Config     `yaml:"auth"`
 	Buffer          buffer.Config     `yaml:"buffer"`
 	Events          cloudevent.Config `yaml:"events"`
 	Uplinks         []uplink.Config   `yaml:"uplinks"`
@@ -58,6 +60,7 @@ func DefaultConfig() Config {
 		Log:             LogConfig{Level: "info", Format: "text"},
 		Admin:           AdminConfig{Listen: "127.0.0.1:8080"},
 		MQTT:            mqtt.DefaultConfig(),
+		Auth:            access.DefaultConfig(),
 		Buffer:          buf,
 		Events:          cloudevent.DefaultConfig(),
 		ShutdownTimeout: 10 * time.Second,
@@ -76,8 +79,12 @@ type Compiled struct {
 
 	mapper  *cloudevent.Mapper
 	rules   *rules.Set
+	access  *access.Checker
 	uplinks []uplink.Config    // with GatewayID and StateDir filled in
 	doc     *yamlconf.Document // the file it was parsed from; nil from Compile
+	// hash is the SHA-256 (hex) of the file's bytes followed by those of
+	// the rules file it includes, if any; "" from Compile.
+	hash string
 }
 
 // locate positions later problems of the configuration (a reload's
@@ -91,11 +98,26 @@ func (c *Compiled) locate(err error) error {
 
 // Compile checks cfg completely and builds what the gateway runs. Every
 // problem is a *ConfigError with its path from the file's root (LoadFile
-// and Parse add file, line and column), joined with errors.Join.
-func Compile(cfg Config) (*Compiled, error) {
+// and Parse add file, line and column), joined with errors.Join. A
+// relative auth.users_file or mqtt tls file is read from the working
+// directory.
+func Compile(cfg Config) (*Compiled, error) { return compile(cfg, "") }
+
+// compile is Compile with relative files (auth.users_file, the mqtt
+// listeners' tls files) read from dir.
+func compile(cfg Config, dir string) (*Compiled, error) {
 	var errs yamlconf.List
+	cfg.MQTT.ResolveFiles(dir)
 	cfg.validate(&errs)
 	errs.Nest(yamlconf.Key("mqtt"), cfg.MQTT.Validate())
+	checker, err := compileAuth(cfg, dir)
+	for _, e := range yamlconf.Problems(err) {
+		if e.File != "" { // located in the users file
+			errs = append(errs, e)
+		} else {
+			errs.Nest(yamlconf.Key("auth"), e)
+		}
+	}
 	errs.Nest(yamlconf.Key("buffer"), cfg.Buffer.Validate())
 	mapper, err := cloudevent.Compile(cfg.Events, cfg.GatewayID)
 	errs.Nest(yamlconf.Key("events"), err)
@@ -109,7 +131,7 @@ func Compile(cfg Config) (*Compiled, error) {
 	if len(errs) > 0 {
 		return nil, errs.Err()
 	}
-	c := &Compiled{Config: cfg, mapper: mapper, rules: set}
+	c := &Compiled{Config: cfg, mapper: mapper, rules: set, access: checker}
 	for _, u := range cfg.Uplinks {
 		u.GatewayID = cfg.GatewayID
 		if u.MQTT != nil && u.MQTT.StateDir == "" {

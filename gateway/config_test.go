@@ -7,16 +7,19 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/edgegate/edgegate/cloudevent"
 	"github.com/edgegate/edgegate/internal/yamlconf"
 	"github.com/edgegate/edgegate/rules"
 )
 
-// Every file in configs/ must load as shipped.
+// Every file in configs/ (and configs/interop/) must load as shipped.
 func TestShippedConfigsLoad(t *testing.T) {
 	files, err := filepath.Glob("../configs/*.yaml")
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no configs found: %v", err)
 	}
+	more, _ := filepath.Glob("../configs/interop/*.yaml")
+	files = append(files, more...)
 	for _, f := range files {
 		if _, err := LoadFile(f); err != nil {
 			t.Errorf("%s:\n%v", f, err)
@@ -132,4 +135,35 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 	})
+}
+
+// An events.topics entry may leave source, type and subject out (the
+// README's mapping table gives their defaults): the file loads, and events
+// get a subject naming the device, so rule state is kept per device.
+func TestTopicDefaultsFromFile(t *testing.T) {
+	c, err := Parse("defaults.yaml", []byte(`
+gateway_id: gw
+events:
+  topics:
+    - match: sensors/{device}/{kind}
+    - match: bridge/+/#
+uplinks:
+  - name: cloud
+    http: { url: "http://127.0.0.1:1/" }
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct{ topic, source, typ, subject string }{
+		{"sensors/th-1/temp", "/edgegate/gw/devices/th-1", "io.edgegate.device.temp", "th-1"},
+		{"bridge/zb/x", "/edgegate/gw/clients/dev-9", "io.edgegate.mqtt.message", "dev-9"},
+	} {
+		e, err := c.mapper.Map(cloudevent.Message{Topic: tt.topic, ClientID: "dev-9", Payload: []byte(`1`)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.Source != tt.source || e.Type != tt.typ || e.Subject != tt.subject {
+			t.Errorf("%s: source %q type %q subject %q, want %q %q %q", tt.topic, e.Source, e.Type, e.Subject, tt.source, tt.typ, tt.subject)
+		}
+	}
 }

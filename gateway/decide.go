@@ -117,10 +117,14 @@ func (g *Gateway) tickRules(ctx context.Context) error {
 				g.tickLost.Add(len(emits))
 				continue
 			}
-			if err := buf.Append(ctx, recs, true); err != nil && ctx.Err() == nil {
-				g.tickLost.Add(len(emits))
-				g.log.Error("rule window or stale events not stored: buffer refused them", "events", len(emits), "err", err)
+			if err := buf.Append(ctx, recs, true); err != nil {
+				if ctx.Err() == nil {
+					g.tickLost.Add(len(emits))
+					g.log.Error("rule window or stale events not stored: buffer refused them", "events", len(emits), "err", err)
+				}
+				continue
 			}
+			g.tail.Add(recs, now)
 		}
 	}
 }

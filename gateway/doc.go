@@ -12,20 +12,30 @@
 //   - reloads (ReloadFile, from SIGHUP and the admin endpoint's POST
 //     /-/reload): everything valid or nothing changes, and a field that
 //     needs a restart is an error naming it;
-//   - the admin HTTP endpoint: /healthz and /readyz open to probes,
-//     /metrics, /status, POST /-/reload and every other route behind the
-//     bearer tokens of admin.tokens (checked against their hashes, verified
-//     tokens remembered by a keyed hash), optionally over TLS;
+//   - the admin HTTP endpoint: /healthz and /readyz open to probes, the
+//     status page's files (internal/statuspage) open too, and /metrics,
+//     /status, /v1/uplinks, the live tail /v1/events (internal/tail),
+//     POST /-/reload and every other route behind the bearer tokens of
+//     admin.tokens (checked against their hashes, verified tokens
+//     remembered by a keyed hash), optionally over TLS;
+//   - what ready means (notReady: device intake open, the MQTT listeners
+//     bound and the buffer accepting events; uplinks are not part of it)
+//     and what /status reports (status.go);
 //   - the buffer tools (BufferTool): stored events listed, shown, replayed
 //     to an uplink and purged, read as CloudEvents — served under
 //     /v1/buffer/ on a running gateway (behind the admin tokens), and
 //     opened on a stopped gateway's buffer by OpenBufferTool /
 //     OpenBufferDir for `edgegate buffer`;
+//   - device access: the auth section is compiled by package access with
+//     the MQTT listeners it guards (the cross-section anonymous check),
+//     adapted to mqtt.Access and swapped into the broker at start and at
+//     every reload;
 //   - the lifecycle that starts and stops everything in order.
 //
 // gateway is the only package that imports the other edgegate packages
-// (buffer, mqtt, rules, uplink, cloudevent, internal/yamlconf,
-// internal/metricname, internal/certfile, internal/ratelog). Logic that grows here moves to a leaf package. It
+// (access, buffer, mqtt, rules, uplink, cloudevent, internal/yamlconf,
+// internal/metricname, internal/certfile, internal/ratelog, internal/tail,
+// internal/statuspage). Logic that grows here moves to a leaf package. It
 // must not import mochi, paho, Badger or sdk-go (mqtt, uplink and buffer own
 // them), the tools' packages (internal/receiver, internal/devices) or test
 // support (internal/cetest, internal/mqtttest).

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -13,6 +14,7 @@ import (
 	"github.com/edgegate/edgegate/buffer"
 	"github.com/edgegate/edgegate/cloudevent"
 	"github.com/edgegate/edgegate/internal/metricname"
+	"github.com/edgegate/edgegate/internal/tail"
 	"github.com/edgegate/edgegate/uplink"
 )
 
@@ -33,6 +35,12 @@ type forwarder struct {
 
 	stop     chan struct{}
 	stopOnce sync.Once
+
+	tail *tail.Tail // hears of dead letters; nil: none
+	// oldest is the append time (Unix ns) of the first record of the batch
+	// in hand, the oldest this uplink has not delivered; 0 when no batch
+	// is in hand.
+	oldest atomic.Int64
 
 	deadLetters *metrics.Counter
 	ackFailures *metrics.Counter
@@ -93,6 +101,9 @@ func (f *forwarder) run(ctx context.Context) error {
 			return fmt.Errorf("uplink %s: read buffer: %w", f.cfg.Name, err)
 		}
 		n := len(batch.Records())
+		if n > 0 {
+			f.oldest.Store(batch.AppendedAt(0).UnixNano())
+		}
 		events, bad := decodeBatch(batch)
 		dead, err := f.delivery.Deliver(ctx, fetchCtx, events)
 		if err == nil && len(dead)+len(bad) > 0 {
@@ -107,6 +118,7 @@ func (f *forwarder) run(ctx context.Context) error {
 		}
 		events.forget(dead) // only what was delivered joins the retained history
 		acks <- batch
+		f.oldest.Store(0)
 		// batch.linger: after a batch that was not full, let the next one
 		// fill for a while instead of sending many small requests.
 		if linger := f.cfg.Batch.Linger; linger > 0 && n < f.cfg.Batch.MaxEvents {
@@ -140,6 +152,9 @@ func (f *forwarder) toDeadLetter(ctx, fetchCtx context.Context, dead []*cloudeve
 		err := f.buf.Append(ctx, recs, true)
 		if err == nil {
 			f.deadLetters.Add(len(recs))
+			if f.tail != nil {
+				f.tail.Add(recs, time.Now())
+			}
 			return nil
 		}
 		if !errors.Is(err, buffer.ErrFull) {

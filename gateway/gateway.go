@@ -15,10 +15,12 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/edgegate/edgegate/access"
 	"github.com/edgegate/edgegate/buffer"
 	"github.com/edgegate/edgegate/cloudevent"
 	"github.com/edgegate/edgegate/internal/certfile"
 	"github.com/edgegate/edgegate/internal/ratelog"
+	"github.com/edgegate/edgegate/internal/tail"
 	"github.com/edgegate/edgegate/internal/yamlconf"
 	"github.com/edgegate/edgegate/mqtt"
 	"github.com/edgegate/edgegate/rules"
@@ -51,7 +53,12 @@ type Gateway struct {
 	bufAvailable *metrics.Gauge
 	bufRetry     time.Duration // first wait before opening the buffer again
 	broker       *mqtt.Broker
+	verifier     *access.Verifier // device secrets; its cache outlives reloads
 	forwarders   []*forwarder
+	tail         *tail.Tail // the recent appends, for the status page's live tail
+
+	version string    // Options.Version
+	started time.Time // when New was called
 
 	ready   atomic.Bool
 	adminLn net.Listener
@@ -90,6 +97,8 @@ type Options struct {
 	ConfigPath string
 	// LogLevel, when set, is adjusted by reloads of log.level.
 	LogLevel *slog.LevelVar
+	// Version is the binary's version, reported by /status.
+	Version string
 
 	// verifyToken replaces adminTokenVerifier (tests).
 	verifyToken tokenVerifier
@@ -100,11 +109,14 @@ type live struct {
 	mapper *cloudevent.Mapper
 	rules  *rules.Set
 	routes []string // queue names of the default route: every uplink
+
+	configHash string    // Compiled.hash
+	loadedAt   time.Time // when this configuration was applied
 }
 
 // newLive takes the reloadable parts of a compiled configuration.
 func newLive(c *Compiled) *live {
-	l := &live{mapper: c.mapper, rules: c.rules}
+	l := &live{mapper: c.mapper, rules: c.rules, configHash: c.hash, loadedAt: time.Now()}
 	for _, u := range c.Config.Uplinks {
 		l.routes = append(l.routes, queueName(u.Name))
 	}
@@ -151,6 +163,7 @@ func New(c *Compiled, opts Options) (*Gateway, error) {
 		}
 		return nil, fmt.Errorf("mqtt: %w", err)
 	}
+	g.setAccess(c.access)
 	g.registerGauges()
 	return g, nil
 }
@@ -182,7 +195,11 @@ func newGateway(cfg Config, opts Options) *Gateway {
 
 		cfg:            cfg,
 		configPath:     opts.ConfigPath,
+		tail:           tail.New(),
+		version:        opts.Version,
+		started:        time.Now(),
 		log:            log,
+		verifier:       access.NewVerifier(access.VerifierOptions{}),
 		level:          level,
 		metrics:        set,
 		reloadFailures: set.NewCounter(`edgegate_config_reload_failures_total`),
@@ -240,6 +257,7 @@ func (g *Gateway) openSenders(uplinks []uplink.Config) error {
 			return fmt.Errorf("uplink %s: %w", u.Name, err)
 		}
 		f := newForwarder(u, sender, g.log, g.metrics)
+		f.tail = g.tail
 		f.deadLetter = deadLetterName(u.Name)
 		if u.DeadLetter != "" {
 			f.deadLetter = queueName(u.DeadLetter)
@@ -259,7 +277,7 @@ func (g *Gateway) registerGauges() {
 	})
 	g.metrics.RegisterMetricsWriter(func(w io.Writer) { g.live.Load().rules.WritePrometheus(w) })
 	g.metrics.NewGauge(`edgegate_ready`, func() float64 {
-		if g.notReady() == "" {
+		if len(g.notReady()) == 0 {
 			return 1
 		}
 		return 0
@@ -403,6 +421,7 @@ func (g *Gateway) store(ctx context.Context, l *live, e *cloudevent.Event, topic
 			return fmt.Errorf("buffer event: %w", err)
 		}
 		g.ingested.Inc()
+		g.tail.Add(recs, now)
 	}
 	// Local actuation happens once the device's event is safe, with or
 	// without a cloud link.

@@ -80,6 +80,13 @@ func startWith(t testing.TB, cfg Config, opts Options, adjust ...func(*Gateway))
 	for _, a := range adjust {
 		a(g)
 	}
+	return runGateway(t, g, cfg.MQTT.Listeners[0].ID)
+}
+
+// runGateway runs g until the test ends and waits until it is ready;
+// running.mqtt is the address of its listener.
+func runGateway(t testing.TB, g *Gateway, listener string) *running {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &running{g: g, cancel: cancel, done: make(chan error, 1)}
 	go func() { r.done <- g.Run(ctx) }()
@@ -90,7 +97,7 @@ func startWith(t testing.TB, cfg Config, opts Options, adjust ...func(*Gateway))
 	case <-time.After(10 * time.Second):
 		t.Fatal("gateway not ready after 10s")
 	}
-	r.mqtt = "tcp://" + g.Broker().Addr(cfg.MQTT.Listeners[0].ID).String()
+	r.mqtt = "tcp://" + g.Broker().Addr(listener).String()
 	t.Cleanup(func() { r.stop(t) })
 	return r
 }

@@ -25,7 +25,8 @@ func TestPackageLayering(t *testing.T) {
 		"internal/yamlconf":  nil,
 		"cloudevent":         {"internal/yamlconf"},
 		"buffer":             {"internal/yamlconf", "internal/metricname"},
-		"mqtt":               {"internal/yamlconf", "internal/metricname"},
+		"mqtt":               {"internal/yamlconf", "internal/metricname", "internal/ratelog", "internal/certfile"},
+		"access":             {"internal/yamlconf"},
 		"rules":              {"cloudevent", "internal/yamlconf", "internal/metricname"},
 		"uplink":             {"cloudevent", "internal/yamlconf", "internal/pahoclient", "internal/metricname", "internal/certfile"},
 		"internal/ceconform": nil,
@@ -45,9 +46,13 @@ func TestPackageLayering(t *testing.T) {
 		"internal/ratelog":  nil,
 		"internal/testpki":  nil,
 		"internal/sdnotify": nil,
+		// tail keeps the recent buffer appends and streams them.
+		"internal/tail":        {"cloudevent", "buffer"},
+		"internal/statuspage":  nil,
+		"internal/browsertest": nil,
 	}
 	// testOnly packages are test support: only _test.go files import them.
-	testOnly := map[string]bool{"internal/cetest": true, "internal/mqtttest": true, "internal/testpki": true}
+	testOnly := map[string]bool{"internal/cetest": true, "internal/mqtttest": true, "internal/testpki": true, "internal/browsertest": true}
 	pkgs := sourcePackages(t)
 	for rel, p := range pkgs {
 		for name, f := range p.Files {

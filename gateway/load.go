@@ -1,8 +1,9 @@
 package gateway
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -38,6 +39,9 @@ func LoadFile(path string) (*Compiled, error) {
 // `edgegate.yaml:40:15: rules.rules[2].when: …`). A file that cannot be read
 // is a problem of rules.file in the main file. Every problem of both files
 // is reported at once.
+//
+// Relative paths of the mqtt listeners' tls files are relative to the
+// directory of name.
 func Parse(name string, data []byte) (*Compiled, error) {
 	cfg := DefaultConfig()
 	doc, err := yamlconf.Decode(name, data, &cfg)
@@ -50,7 +54,7 @@ func Parse(name string, data []byte) (*Compiled, error) {
 	inc, incProbs := includeRules(doc, &cfg)
 	decoded := append(yamlconf.Problems(err), incProbs...)
 	probs := decoded
-	c, err := Compile(cfg)
+	c, err := compile(cfg, filepath.Dir(name))
 	for _, e := range yamlconf.Problems(err) {
 		if e = inc.locate(doc, e); !decodedBadly(e, decoded) {
 			probs = append(probs, e)
@@ -60,6 +64,12 @@ func Parse(name string, data []byte) (*Compiled, error) {
 		return nil, joinProblems(yamlconf.Sort(name, probs))
 	}
 	c.doc = doc
+	h := sha256.New()
+	h.Write(data)
+	if inc != nil {
+		h.Write(inc.data)
+	}
+	c.hash = hex.EncodeToString(h.Sum(nil))
 	return c, nil
 }
 
@@ -94,7 +104,8 @@ const maxRulesFileBytes = 16 << 20
 
 // rulesInclude is a rules section read from its own file.
 type rulesInclude struct {
-	doc *yamlconf.Document // nil when the file could not be parsed
+	doc  *yamlconf.Document // nil when the file could not be parsed
+	data []byte
 }
 
 // locate positions a Compile problem: a problem of the rules section in
@@ -138,14 +149,14 @@ func includeRules(main *yamlconf.Document, cfg *Config) (*rulesInclude, []*yamlc
 	if !filepath.IsAbs(path) {
 		path = filepath.Join(filepath.Dir(main.File()), path)
 	}
-	data, err := readRulesFile(path)
+	data, err := yamlconf.ReadFile(path, maxRulesFileBytes)
 	if err != nil {
 		return nil, append(probs, problem("%v", err))
 	}
 	var rc rules.Config
 	doc, err := yamlconf.Decode(path, data, &rc)
 	probs = append(probs, yamlconf.Problems(err)...)
-	inc := &rulesInclude{doc: doc}
+	inc := &rulesInclude{doc: doc, data: data}
 	if doc == nil {
 		return inc, probs
 	}
@@ -156,25 +167,4 @@ func includeRules(main *yamlconf.Document, cfg *Config) (*rulesInclude, []*yamlc
 	rc.File = ref
 	cfg.Rules = rc
 	return inc, probs
-}
-
-// readRulesFile reads an included file: a regular file of bounded size (a
-// FIFO or device would block or never end).
-func readRulesFile(path string) ([]byte, error) {
-	if fi, err := os.Stat(path); err == nil && !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s is not a regular file", path)
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxRulesFileBytes+1))
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", path, err)
-	}
-	if len(data) > maxRulesFileBytes {
-		return nil, fmt.Errorf("%s is larger than %d MiB", path, maxRulesFileBytes>>20)
-	}
-	return data, nil
 }

@@ -1,23 +1,17 @@
 package gateway
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/edgegate/edgegate/access"
+	"github.com/edgegate/edgegate/internal/testpki"
 	"github.com/edgegate/edgegate/rules"
 )
 
@@ -92,8 +86,9 @@ func readmeConfig(t *testing.T, example []byte, files map[string]string) []byte 
 }
 
 // pointFiles replaces the value of every key ending in _file with a
-// generated file of its kind (key_file: a private key; ca_file and
-// cert_file: a certificate; others: a secret).
+// generated file of its kind (key_file: a private key; ca_file,
+// client_ca_file and cert_file: a certificate; users_file: a users file;
+// others: a secret).
 func pointFiles(n *yaml.Node, files map[string]string) {
 	if n.Kind == yaml.MappingNode {
 		for i := 0; i+1 < len(n.Content); i += 2 {
@@ -111,29 +106,13 @@ func pointFiles(n *yaml.Node, files map[string]string) {
 	}
 }
 
-// readmeFiles writes a self-signed certificate, its key and a secret.
+// readmeFiles writes a CA, a certificate it signed with its key, a secret
+// and a users file.
 func readmeFiles(t *testing.T) map[string]string {
 	t.Helper()
+	ca := testpki.NewCA(t, "readme CA")
+	leaf := ca.Server(t, "readme")
 	dir := t.TempDir()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "readme"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true,
-		KeyUsage:    x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
 	write := func(name string, data []byte) string {
 		p := filepath.Join(dir, name)
 		if err := os.WriteFile(p, data, 0o600); err != nil {
@@ -141,11 +120,16 @@ func readmeFiles(t *testing.T) map[string]string {
 		}
 		return p
 	}
-	cert := write("cert.pem", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+	hash, err := access.HashSecret([]byte("readme-secret"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	return map[string]string{
-		"ca_file":   cert,
-		"cert_file": cert,
-		"key_file":  write("key.pem", pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})),
-		"secret":    write("secret", []byte("s3cret\n")),
+		"users_file":     write("users.yaml", []byte("users:\n  - username: readme-device\n    password_hash: \""+hash+"\"\n")),
+		"ca_file":        ca.File,
+		"client_ca_file": ca.File,
+		"cert_file":      leaf.CertFile,
+		"key_file":       leaf.KeyFile,
+		"secret":         write("secret", []byte("s3cret\n")),
 	}
 }

@@ -45,6 +45,7 @@ func (g *Gateway) reloadFile(path string) error {
 		}
 	}
 	g.apply(newLive(c))
+	g.setAccess(c.access) // new connects and every check from now on; revoked clients are disconnected
 	if prev := g.adminAuth.Swap(auth); prev != auth {
 		prev.stop()
 		if auth == nil {
@@ -59,7 +60,8 @@ func (g *Gateway) reloadFile(path string) error {
 	return nil
 }
 
-// restartOnly names every changed field that cannot be applied live.
+// restartOnly names every changed field that cannot be applied live. The
+// auth section (and its users file) is not one of them.
 func restartOnly(old, cfg Config) error {
 	var errs yamlconf.List
 	check := func(at yamlconf.Path, a, b any) {

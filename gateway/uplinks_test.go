@@ -38,10 +38,10 @@ func TestMQTTUplink(t *testing.T) {
 	var mu sync.Mutex
 	got := map[string]int{} // topic → count
 	var ids []string
-	cloud, err := mqtt.New(mqtt.Config{
-		Listeners:       []mqtt.ListenerConfig{{ID: "cloud", Type: mqtt.TypeTCP, Address: "127.0.0.1:0"}},
-		MaxPayloadBytes: 1 << 20, MaxInflight: 100, SessionExpiry: time.Hour,
-	}, mqtt.HandlerFunc(func(_ context.Context, m mqtt.Message) error {
+	cloudCfg := mqtt.DefaultConfig()
+	cloudCfg.Listeners = []mqtt.ListenerConfig{{ID: "cloud", Type: mqtt.TypeTCP, Address: "127.0.0.1:0"}}
+	cloudCfg.MaxInflight = 100
+	cloud, err := mqtt.New(cloudCfg, mqtt.HandlerFunc(func(_ context.Context, m mqtt.Message) error {
 		var ev struct {
 			SpecVersion string `json:"specversion"`
 			ID          string `json:"id"`

@@ -64,12 +64,17 @@ func testConfig(listeners ...ListenerConfig) Config {
 	return cfg
 }
 
-func startBroker(t testing.TB, cfg Config, h Handler) *testBroker {
+// startBroker runs New(cfg, h) until the test ends; each adjust changes the
+// broker before Run.
+func startBroker(t testing.TB, cfg Config, h Handler, adjust ...func(*Broker)) *testBroker {
 	t.Helper()
 	set := metrics.NewSet()
 	b, err := New(cfg, h, nil, set)
 	if err != nil {
 		t.Fatalf("New: %v", err)
+	}
+	for _, a := range adjust {
+		a(b)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	tb := &testBroker{Broker: b, set: set, err: make(chan error, 1)}
@@ -110,6 +115,14 @@ func (tb *testBroker) metric(t testing.TB, name string) string {
 	}
 	t.Fatalf("metric %s not found in\n%s", name, buf.String())
 	return ""
+}
+
+// wantMetric fails the test unless metric line name has value want.
+func (tb *testBroker) wantMetric(t testing.TB, name, want string) {
+	t.Helper()
+	if got := tb.metric(t, name); got != want {
+		t.Errorf("%s = %s, want %s", name, got, want)
+	}
 }
 
 // eventually polls cond until it holds or waitLong passes.

@@ -34,10 +34,15 @@ func (h *brokerHook) Provides(b byte) bool {
 //
 // A plain error would be acked with 0x00 and delivered, so none is returned.
 func (h *brokerHook) OnPublish(cl *mochi.Client, pk packets.Packet) (packets.Packet, error) {
-	if cl.Net.Inline { // Broker.Publish: never fed back to the Handler.
-		return pk, nil
+	if !cl.Net.Inline { // Broker.Publish is never fed back to the Handler.
+		if err := h.b.onPublish(cl, pk); err != nil {
+			return pk, err
+		}
 	}
-	return pk, h.b.onPublish(cl, pk)
+	if pk.FixedHeader.Retain && len(pk.Payload) > 0 && !h.b.retained.fits(h.b, pk.TopicName, retainedSize(pk)) {
+		pk.FixedHeader.Retain = false // delivered (and stored as an event), not retained
+	}
+	return pk, nil
 }
 
 // OnDisconnect counts connections mochi closed because a packet exceeded
@@ -59,18 +64,17 @@ func (h *brokerHook) OnPacketEncode(cl *mochi.Client, pk packets.Packet) packets
 }
 
 // onPublish hands one device PUBLISH to the Handler and maps the outcome to
-// what mochi should do (see brokerHook.OnPublish).
+// what mochi should do (see brokerHook.OnPublish). guardHook counted it and
+// refused '$' topics already.
 func (b *Broker) onPublish(cl *mochi.Client, pk packets.Packet) error {
 	qos := pk.FixedHeader.Qos
-	if qos > 2 { // cannot happen: the decoder refuses QoS 3
-		qos = 2
-	}
-	b.m.received[qos].Inc()
-
-	if strings.HasPrefix(pk.TopicName, "$") {
+	if strings.HasPrefix(pk.TopicName, "$") { // a safety net: guardHook answers these
 		b.m.droppedReserved.Inc()
 		b.log.Debug("publish to reserved topic refused", "client", cl.ID, "topic", pk.TopicName)
 		return b.refuse(cl, pk, packets.ErrTopicNameInvalid)
+	}
+	if !b.allowPublish(cl, pk.TopicName) {
+		return b.refuse(cl, pk, b.deniedCode())
 	}
 	if len(pk.Payload) > b.cfg.MaxPayloadBytes {
 		b.m.tooLarge.Inc()
@@ -172,6 +176,7 @@ func (b *Broker) writeAck(cl *mochi.Client, pk packets.Packet, code packets.Code
 }
 
 func (b *Broker) message(cl *mochi.Client, pk packets.Packet) Message {
+	id := b.identity(cl)
 	m := Message{
 		Topic:           pk.TopicName,
 		Payload:         pk.Payload,
@@ -180,8 +185,8 @@ func (b *Broker) message(cl *mochi.Client, pk packets.Packet) Message {
 		Dup:             pk.FixedHeader.Dup,
 		PacketID:        pk.PacketID,
 		ClientID:        cl.ID,
-		Username:        string(cl.Properties.Username),
-		AuthMethod:      AuthAnonymous, // no authentication yet (issue 9)
+		Username:        id.Username,
+		AuthMethod:      id.Method,
 		ProtocolVersion: cl.Properties.ProtocolVersion,
 		ContentType:     pk.Properties.ContentType,
 	}

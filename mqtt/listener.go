@@ -1,15 +1,22 @@
 package mqtt
 
 import (
+	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/gorilla/websocket"
+	"golang.org/x/time/rate"
+
+	"github.com/edgegate/edgegate/internal/yamlconf"
 )
 
 // Our listeners bind in Run (so a bind error is returned, naming the
@@ -48,18 +55,24 @@ func (s *connSet) enter() bool {
 
 func (s *connSet) leave() { s.wg.Done() }
 
-// track registers an open connection; false once shutdown began.
-func (s *connSet) track(c net.Conn) bool {
+var errTooManyConns = errors.New("too many connections")
+
+// track registers an open connection unless max are open already
+// (errTooManyConns) or shutdown began (net.ErrClosed).
+func (s *connSet) track(c net.Conn, max int) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed {
-		return false
+	switch {
+	case s.closed:
+		return net.ErrClosed
+	case len(s.conns) >= max:
+		return errTooManyConns
 	}
 	if s.conns == nil {
 		s.conns = make(map[net.Conn]struct{})
 	}
 	s.conns[c] = struct{}{}
-	return true
+	return nil
 }
 
 func (s *connSet) untrack(c net.Conn) {
@@ -91,8 +104,9 @@ func (s *connSet) wait() { s.wg.Wait() }
 // boundListener is one bound ListenerConfig.
 type boundListener struct {
 	cfg  ListenerConfig
-	ln   net.Listener
-	http *http.Server // websocket only
+	ln   net.Listener // for tls: the TCP listener; the handshake runs in establish
+	tls  *tls.Config  // tls and wss only
+	http *http.Server // websocket and wss only
 }
 
 // serveTCP accepts until ln is closed.
@@ -121,24 +135,26 @@ func (b *Broker) serveTCP(l *boundListener) {
 		}
 		go func() {
 			defer b.conns.leave()
-			b.establish(l.cfg.ID, conn)
+			b.establish(l, conn, nil)
 		}()
 	}
 }
 
 // serveWebsocket serves HTTP upgrade requests until l.http is closed.
 func (b *Broker) serveWebsocket(l *boundListener) {
-	if err := l.http.Serve(l.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+	ln := l.ln
+	if l.tls != nil {
+		ln = tls.NewListener(ln, l.tls)
+	}
+	if err := l.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		b.log.Warn("websocket listener stopped", "listener", l.cfg.ID, "err", err)
 	}
 }
 
-func (b *Broker) websocketServer(id string) *http.Server {
+func (b *Broker) websocketServer(l *boundListener) *http.Server {
 	up := &websocket.Upgrader{
 		Subprotocols: []string{"mqtt"},
-		// Devices are not browsers; authentication, not Origin, guards the
-		// broker.
-		CheckOrigin: func(*http.Request) bool { return true },
+		CheckOrigin:  b.originCheck(l.cfg),
 	}
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !b.conns.enter() {
@@ -148,10 +164,10 @@ func (b *Broker) websocketServer(id string) *http.Server {
 		defer b.conns.leave()
 		ws, err := up.Upgrade(w, r, nil) // writes the error response itself
 		if err != nil {
-			b.log.Debug("websocket upgrade failed", "listener", id, "remote", r.RemoteAddr, "err", err)
+			b.log.Debug("websocket upgrade failed", "listener", l.cfg.ID, "remote", r.RemoteAddr, "err", err)
 			return
 		}
-		b.establish(id, &wsConn{Conn: ws.NetConn(), ws: ws})
+		b.establish(l, &wsConn{Conn: ws.NetConn(), ws: ws}, r.TLS)
 	})
 	return &http.Server{
 		Handler:           h,
@@ -160,16 +176,104 @@ func (b *Broker) websocketServer(id string) *http.Server {
 	}
 }
 
-// establish runs one client connection until it ends.
-func (b *Broker) establish(listener string, conn net.Conn) {
-	if !b.conns.track(conn) {
+// originCheck accepts an upgrade request without an Origin header (a
+// device), else one whose Origin is in l.AllowedOrigins ("*": any) or, with
+// none configured, whose Origin host equals the request's Host.
+func (b *Broker) originCheck(l ListenerConfig) func(*http.Request) bool {
+	allowed := make(map[string]bool, len(l.AllowedOrigins))
+	for _, o := range l.AllowedOrigins {
+		allowed[normalOrigin(o)] = true
+	}
+	return func(r *http.Request) bool {
+		origin := r.Header.Get("Origin")
+		if origin == "" {
+			return true
+		}
+		ok := allowed["*"] || allowed[normalOrigin(origin)]
+		if len(allowed) == 0 {
+			u, err := url.Parse(origin)
+			ok = err == nil && strings.EqualFold(u.Host, r.Host)
+		}
+		if !ok {
+			b.m.refusedOrigin.Inc()
+			b.logs.origin.Log("listener", l.ID, "remote", r.RemoteAddr, "origin", origin, "host", r.Host)
+		}
+		return ok
+	}
+}
+
+// normalOrigin lower-cases an origin and drops a trailing slash.
+func normalOrigin(o string) string {
+	return strings.TrimSuffix(strings.ToLower(strings.TrimSpace(o)), "/")
+}
+
+// validateOrigins checks allowed_origins: only for websocket listeners,
+// each "*" or scheme://host[:port].
+func (l ListenerConfig) validateOrigins(errs *yamlconf.List, at yamlconf.Path) {
+	if len(l.AllowedOrigins) == 0 {
+		return
+	}
+	if l.Type != TypeWebsocket && l.Type != TypeWSS {
+		errs.Add(at.Key("allowed_origins"), "is only for websocket and wss listeners")
+		return
+	}
+	for i, o := range l.AllowedOrigins {
+		if o == "*" {
+			continue
+		}
+		u, err := url.Parse(o)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
+			strings.TrimSuffix(u.Path, "/") != "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+			errs.Add(at.Key("allowed_origins").Index(i), "%q must be \"*\" or an origin such as https://dash.example.com (scheme, host, optional port; no path)", o)
+		}
+	}
+}
+
+// establish runs one client connection until it ends: counted against
+// max_connections, its TLS handshake completed (tls listeners; wss ones
+// arrive with state, the HTTP server's completed handshake), then handed
+// to mochi.
+func (b *Broker) establish(l *boundListener, conn net.Conn, state *tls.ConnectionState) {
+	remote := conn.RemoteAddr().String()
+	if err := b.conns.track(conn, b.cfg.Limits.MaxConnections); err != nil {
+		if errors.Is(err, errTooManyConns) {
+			b.m.refusedMaxConns.Inc()
+			b.logs.maxConns.Log("listener", l.cfg.ID, "remote", remote, "max_connections", b.cfg.Limits.MaxConnections)
+		}
 		_ = conn.Close()
 		return
 	}
 	defer b.conns.untrack(conn)
 	_ = conn.SetDeadline(time.Now().Add(connectTimeout))
-	err := b.srv.EstablishConnection(listener, conn)
-	b.log.Debug("connection closed", "listener", listener, "remote", conn.RemoteAddr().String(), "err", err)
+	raw := conn
+	if l.cfg.Type == TypeTLS {
+		tc := tls.Server(conn, l.tls)
+		if err := tc.Handshake(); err != nil {
+			b.m.refusedHandshake.Inc()
+			b.logs.handshake.Log("listener", l.cfg.ID, "remote", remote, "err", err)
+			_ = conn.Close()
+			return
+		}
+		st := tc.ConnectionState()
+		conn, state = tc, &st
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cc := &clientConn{Conn: conn, b: b, ctx: ctx, cancel: cancel}
+	if _, ws := conn.(*wsConn); !ws {
+		cc.raw = raw
+	}
+	if state != nil && l.cfg.TLS != nil {
+		cc.peer = verifiedLeaf(*state)
+		cc.identity = l.cfg.TLS.Identity
+	}
+	if r := b.cfg.Limits.PublishRate; r > 0 {
+		cc.lim = rate.NewLimiter(rate.Limit(r), b.cfg.Limits.PublishBurst)
+	}
+	err := b.srv.EstablishConnection(l.cfg.ID, cc)
+	cancel()
+	cc.release()
+	cc.linger()
+	b.log.Debug("connection closed", "listener", l.cfg.ID, "remote", remote, "err", err)
 }
 
 // wsConn presents a websocket connection as the byte stream mochi reads:

@@ -64,11 +64,9 @@ type PresenceHandler interface {
 // Presence is a device that connected or disconnected.
 type Presence struct {
 	Connected bool // false: disconnected
-	// ClientID, Username and AuthMethod are as in Message.
-	ClientID, Username, AuthMethod string
-	Listener                       string // listener id
-	RemoteAddr                     string
-	ProtocolVersion                byte // 3, 4 (3.1.1) or 5
+	// ClientInfo is who connected or disconnected; its ConnectedSince is
+	// Time for a connect and zero for a disconnect.
+	ClientInfo
 	// Reason says why a device disconnected (one of the Reason…
 	// constants); Detail is the error text, if any.
 	Reason, Detail string
@@ -85,6 +83,7 @@ const (
 	ReasonServerShutdown     = "server_shutdown"
 	ReasonOverloaded         = "overloaded"       // MQTT 3.1.1: a QoS 1/2 message could not be stored
 	ReasonPacketTooLarge     = "packet_too_large" // over the maximum packet size
+	ReasonRateLimited        = "rate_limited"     // over its publish rate for too long
 	ReasonProtocolError      = "protocol_error"   // the broker refused a packet
 	ReasonError              = "error"            // anything else
 )
@@ -99,6 +98,7 @@ type presenceHook struct {
 	notStored        map[bool]*metrics.Counter // Presence, by Connected
 	willNotStored    *metrics.Counter
 	willReserved     *metrics.Counter
+	willTopicLimit   *metrics.Counter
 	willTooLarge     *metrics.Counter
 	willNotPermitted *metrics.Counter
 }
@@ -106,7 +106,7 @@ type presenceHook struct {
 // newPresenceHook registers its metrics in set:
 //
 //	edgegate_mqtt_presence_not_stored_total{event="connected|disconnected|will"}
-//	edgegate_mqtt_wills_dropped_total{reason="reserved_topic|too_large|not_permitted"}
+//	edgegate_mqtt_wills_dropped_total{reason="reserved_topic|topic_limit|too_large|not_permitted"}
 //	    wills removed at connect, never sent
 func newPresenceHook(b *Broker, set *metrics.Set) *presenceHook {
 	h := &presenceHook{b: b}
@@ -117,6 +117,7 @@ func newPresenceHook(b *Broker, set *metrics.Set) *presenceHook {
 	}
 	h.willNotStored = set.GetOrCreateCounter(`edgegate_mqtt_presence_not_stored_total{event="will"}`)
 	h.willReserved = set.GetOrCreateCounter(`edgegate_mqtt_wills_dropped_total{reason="reserved_topic"}`)
+	h.willTopicLimit = set.GetOrCreateCounter(`edgegate_mqtt_wills_dropped_total{reason="topic_limit"}`)
 	h.willTooLarge = set.GetOrCreateCounter(`edgegate_mqtt_wills_dropped_total{reason="too_large"}`)
 	h.willNotPermitted = set.GetOrCreateCounter(`edgegate_mqtt_wills_dropped_total{reason="not_permitted"}`)
 	return h
@@ -146,6 +147,8 @@ func (h *presenceHook) OnSessionEstablish(cl *mochi.Client, pk packets.Packet) {
 	switch {
 	case strings.HasPrefix(topic, "$"):
 		dropped = h.willReserved
+	case h.b.overTopicLimits(topic):
+		dropped = h.willTopicLimit
 	case len(cl.Properties.Will.Payload) > h.b.cfg.MaxPayloadBytes:
 		dropped = h.willTooLarge
 	case !h.b.willPermitted(cl, topic):
@@ -157,15 +160,6 @@ func (h *presenceHook) OnSessionEstablish(cl *mochi.Client, pk packets.Packet) {
 	h.b.log.Debug("will removed: the device may not publish it", "client", cl.ID, "topic", topic,
 		"payload_bytes", len(cl.Properties.Will.Payload))
 	cl.Properties.Will = mochi.Will{}
-}
-
-// willPermitted is the publish ACL check of a will's topic, made once at
-// connect (mochi checks no will against OnACLCheck). Device
-// authentication (issue 9, Access.CanPublish) decides here; until then
-// every topic that is not a '$' topic is permitted.
-func (b *Broker) willPermitted(cl *mochi.Client, topic string) bool {
-	_, _ = cl, topic
-	return true
 }
 
 func (h *presenceHook) OnSessionEstablished(cl *mochi.Client, pk packets.Packet) {
@@ -197,17 +191,13 @@ func (h *presenceHook) OnWillSent(cl *mochi.Client, pk packets.Packet) {
 }
 
 func (h *presenceHook) presence(cl *mochi.Client, connected bool, err error) {
-	id := h.b.message(cl, packets.Packet{}) // the one place identity is read
-	p := Presence{
-		Connected:       connected,
-		ClientID:        id.ClientID,
-		Username:        id.Username,
-		AuthMethod:      id.AuthMethod,
-		Listener:        cl.Net.Listener,
-		RemoteAddr:      cl.Net.Remote,
-		ProtocolVersion: cl.Properties.ProtocolVersion,
-		Time:            time.Now(),
+	now := time.Now()
+	p := Presence{Connected: connected, Time: now}
+	var since time.Time
+	if connected {
+		since = now
 	}
+	p.ClientInfo = h.b.clientInfo(cl, since)
 	if !connected {
 		p.Reason, p.Detail = disconnectReason(cl.StopCause(), err)
 	}
@@ -258,6 +248,8 @@ func disconnectReason(cause, err error) (reason, detail string) {
 			return ReasonOverloaded, detail
 		case packets.ErrPacketTooLarge:
 			return ReasonPacketTooLarge, detail
+		case packets.ErrMessageRateTooHigh:
+			return ReasonRateLimited, detail
 		}
 		if code.Code >= packets.ErrUnspecifiedError.Code {
 			return ReasonProtocolError, detail

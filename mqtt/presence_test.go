@@ -165,6 +165,7 @@ func TestWillRemoved(t *testing.T) {
 	rec := &presenceRecorder{}
 	cfg := testConfig()
 	cfg.MaxPayloadBytes = 16
+	cfg.Limits.MaxTopicLevels = 3
 	tb := startBroker(t, cfg, rec)
 	sub := mqtttest.Connect(t, "tcp://"+tb.addr("tcp"), "watcher")
 	sys := mqtttest.Subscribe(t, sub, "$SYS/forged", 0)
@@ -172,6 +173,7 @@ func TestWillRemoved(t *testing.T) {
 	for _, tc := range []struct{ id, topic, payload, metric string }{
 		{"sys", "$SYS/forged", "x", `edgegate_mqtt_wills_dropped_total{reason="reserved_topic"}`},
 		{"big", "devices/big/status", "0123456789abcdefg", `edgegate_mqtt_wills_dropped_total{reason="too_large"}`},
+		{"deep", "devices/deep/status/x", "x", `edgegate_mqtt_wills_dropped_total{reason="topic_limit"}`},
 	} {
 		_, drop := droppingDial(t, tb.addr("tcp"), tc.id, tc.topic, tc.payload)
 		rec.waitFor(t, tc.id, "connected")
@@ -258,6 +260,7 @@ func TestDisconnectReason(t *testing.T) {
 		{packets.ErrServerShuttingDown, net.ErrClosed, ReasonServerShutdown},
 		{packets.ErrQuotaExceeded, nil, ReasonOverloaded},
 		{packets.ErrPacketTooLarge, packets.ErrPacketTooLarge, ReasonPacketTooLarge},
+		{packets.ErrMessageRateTooHigh, packets.ErrRejectPacket, ReasonRateLimited},
 		{packets.ErrProtocolViolationInvalidTopic, nil, ReasonProtocolError},
 		{errors.New("strange"), nil, ReasonError},
 	} {

@@ -114,7 +114,7 @@ func TestV5PropertiesReachHandler(t *testing.T) {
 	}
 	m := msgs[0]
 	want := Message{
-		Topic: "sensors/a", Payload: []byte(`{"t":21}`), QoS: 1, PacketID: m.PacketID, ClientID: "dev5", ProtocolVersion: 5, AuthMethod: AuthAnonymous,
+		Topic: "sensors/a", Payload: []byte(`{"t":21}`), QoS: 1, PacketID: m.PacketID, ClientID: "dev5", AuthMethod: AuthAnonymous, ProtocolVersion: 5,
 		ContentType: "application/json", PayloadFormat: 1,
 		UserProperties: []Property{{"unit", "C"}, {"unit", "K"}},
 	}

@@ -26,6 +26,10 @@ if [ ! -f /etc/edgegate/edgegate.yaml ]; then
 else
 	echo "install: kept the existing /etc/edgegate/edgegate.yaml"
 fi
+# The config may hold uplink credentials and the users' hashes: readable by
+# root and the gateway only.
+chown root:edgegate /etc/edgegate/edgegate.yaml
+chmod 0640 /etc/edgegate/edgegate.yaml
 /usr/local/bin/edgegate validate --config /etc/edgegate/edgegate.yaml
 
 cat >/etc/systemd/system/edgegate.service <<'UNIT'

@@ -37,6 +37,7 @@ admin: {listen: "127.0.0.1:$admin"}
 mqtt:
   listeners: [{id: tcp, type: tcp, address: "127.0.0.1:$mqtt"}]
 buffer: {dir: "$tmp/buffer", min_free_bytes: 16MiB}
+events: {presence: {enabled: false}}   # count device messages only
 uplinks:
   - {name: cloud, http: {url: "http://127.0.0.1:$up/"}, retry: {initial: 50ms, max: 500ms}}
 YAML

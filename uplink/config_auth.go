@@ -112,7 +112,7 @@ func (b BasicAuth) validate(mqtt bool) error {
 func (t TLSConfig) validate() error {
 	var errs yamlconf.List
 	if t.CAFile != "" {
-		if _, err := loadCAFile(t.CAFile); err != nil {
+		if _, err := certfile.LoadCAs(t.CAFile); err != nil {
 			errs.Add(tlsKey.Key("ca_file"), "%v", err)
 		}
 	}

@@ -38,8 +38,8 @@ type Batch interface {
 // paced.
 //
 // Deliver and Wait are not safe for concurrent use: one goroutine (the
-// gateway's forwarder) drives a Delivery. Up may be called from any
-// goroutine.
+// gateway's forwarder) drives a Delivery. Up and Health may be called from
+// any goroutine.
 type Delivery struct {
 	name    string
 	cfg     DeliveryConfig
@@ -53,6 +53,7 @@ type Delivery struct {
 	replayBefore time.Time
 
 	up        atomic.Bool // last send succeeded (or none failed yet)
+	health    health
 	delivered *metrics.Counter
 	replayed  *metrics.Counter
 	failures  *metrics.Counter
@@ -109,6 +110,8 @@ func (d *Delivery) Up() bool { return d.up.Load() }
 // batch at once while a send in progress completes. err is non-nil only
 // when one of them ended Deliver: the batch is then not delivered (nack it).
 func (d *Delivery) Deliver(ctx, waitCtx context.Context, batch Batch) (dead []*cloudevent.Event, err error) {
+	d.health.busy.Store(true)
+	defer d.health.busy.Store(false)
 	out := &outgoing{batch: batch, events: batch.Events()}
 	b := newBisect(len(out.events))
 	attempts := 0 // for the records pending
@@ -124,6 +127,7 @@ func (d *Delivery) Deliver(ctx, waitCtx context.Context, batch Batch) (dead []*c
 		accepted, retry, retryAfter := b.result(err)
 		d.delivered.Add(accepted)
 		if err == nil {
+			d.health.succeeded(time.Now())
 			if !d.up.Swap(true) {
 				d.log.Info("uplink recovered: delivering buffered events", "attempts", attempts)
 			}
@@ -132,6 +136,7 @@ func (d *Delivery) Deliver(ctx, waitCtx context.Context, batch Batch) (dead []*c
 			continue
 		}
 		d.failures.Inc()
+		d.health.failed(time.Now(), err, retry)
 		if !retry {
 			attempts = 0 // a permanent failure: bisect splits or isolates
 			continue

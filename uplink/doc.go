@@ -56,7 +56,9 @@
 // failure or a restart replayed=true (paced by replay.max_rate), and
 // returns the refused events with the failure as extension attributes for
 // the caller to dead-letter. The caller (the gateway's forwarder) reads a
-// batch from its buffer, calls Deliver, dead-letters, and acks.
+// batch from its buffer, calls Deliver, dead-letters, and acks. Health
+// reports what the loop has seen (idle, delivering or failing, the last
+// success, the last error), for the gateway's /status.
 //
 // # Partial batches
 //

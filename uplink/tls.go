@@ -2,10 +2,8 @@ package uplink
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"log/slog"
-	"os"
 
 	"github.com/edgegate/edgegate/internal/certfile"
 	"github.com/edgegate/edgegate/internal/yamlconf"
@@ -13,19 +11,6 @@ import (
 
 // tlsKey is the path of the tls section in a sender's section.
 var tlsKey = yamlconf.Key("tls")
-
-// loadCAFile reads a PEM bundle of CA certificates.
-func loadCAFile(path string) (*x509.CertPool, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(b) {
-		return nil, fmt.Errorf("%s: no PEM certificates found", path)
-	}
-	return pool, nil
-}
 
 // buildTLSConfig returns the client TLS configuration for t, or nil when t
 // is empty. The client certificate is reloaded when its files change
@@ -40,7 +25,7 @@ func buildTLSConfig(t TLSConfig, log *slog.Logger) (*tls.Config, error) {
 		InsecureSkipVerify: t.InsecureSkipVerify, //nolint:gosec // the user asked for it
 	}
 	if t.CAFile != "" {
-		pool, err := loadCAFile(t.CAFile)
+		pool, err := certfile.LoadCAs(t.CAFile)
 		if err != nil {
 			return nil, fmt.Errorf("tls.ca_file: %w", err)
 		}

@@ -8,7 +8,9 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/edgegate/edgegate/internal/devices"
@@ -28,6 +30,7 @@ type benchOptions struct {
 	Edgegate string
 	Devices  int
 	Mode     string // batch | binary | structured
+	Auth     bool   // one user per device and a per-device ACL
 	Inflight int
 	Timeout  time.Duration // bound on the load phase of a run
 	Drain    time.Duration // how long to wait for events after the load, with no progress
@@ -45,6 +48,8 @@ type result struct {
 	QoS          int     `json:"qos"`
 	Mode         string  `json:"mode"`
 	Devices      int     `json:"devices"`
+	Auth         bool    `json:"auth"`
+	ConnectSec   float64 `json:"connect_s"` // all devices connected (and authenticated)
 	TargetRate   float64 `json:"target_rate,omitempty"`
 	Published    int64   `json:"published"`
 	PubErrors    int64   `json:"pub_errors"`
@@ -94,7 +99,7 @@ uplinks:
 // measures the result. A failure is reported in result.Error.
 func runOnce(ctx context.Context, o benchOptions, spec runSpec) result {
 	start := time.Now()
-	b := &bench{o: o, spec: spec, res: result{Name: spec.Name, QoS: int(spec.QoS), Mode: o.Mode, Devices: o.Devices, TargetRate: spec.Rate}}
+	b := &bench{o: o, spec: spec, res: result{Name: spec.Name, QoS: int(spec.QoS), Mode: o.Mode, Devices: o.Devices, Auth: o.Auth, TargetRate: spec.Rate}}
 	if err := b.run(ctx); err != nil {
 		b.fail(err)
 	}
@@ -143,11 +148,7 @@ func (b *bench) run(ctx context.Context) error {
 	if err := b.startGateway(ctx); err != nil {
 		return err
 	}
-	before, err := readProcStats(b.gw.pid())
-	if err != nil {
-		return err
-	}
-	lr, timedOut, err := b.load(ctx)
+	lr, before, timedOut, err := b.load(ctx)
 	if err != nil {
 		return err
 	}
@@ -193,10 +194,53 @@ func (b *bench) setUp() error {
 		return err
 	}
 	cfg := gatewayConfig(b.admin, b.mqttAddr, filepath.Join(dir, "data"), "http://"+ln.Addr().String()+"/", b.o.Mode)
+	if b.o.Auth {
+		section, err := b.writeUsers()
+		if err != nil {
+			return err
+		}
+		cfg += section
+	}
 	if err := os.WriteFile(b.configPath(), []byte(cfg), 0o600); err != nil {
 		return fmt.Errorf("write config: %w", err)
 	}
 	return nil
+}
+
+// benchSecret is every bench device's secret. Each device is its own user,
+// so the gateway verifies each once (its cache is keyed by user); sharing
+// the secret and its hash only spares edgebench hashing thousands.
+const benchSecret = "bench-secret"
+
+// writeUsers writes a users file with one user per device, all with the
+// hash `edgegate passwd` makes of benchSecret, and returns the auth
+// section that uses it: each device may publish under its own topics.
+func (b *bench) writeUsers() (string, error) {
+	cmd := exec.Command(b.o.Edgegate, "passwd")
+	cmd.Env = append(os.Environ(), b.o.Env...)
+	cmd.Stdin = strings.NewReader(benchSecret + "\n")
+	out, err := cmd.Output()
+	if err != nil {
+		return "", fmt.Errorf("edgegate passwd: %w", err)
+	}
+	hash := strings.TrimSpace(string(out))
+	var users strings.Builder
+	users.WriteString("users:\n")
+	cfg := loadConfig("", b.o, b.spec)
+	for i := range b.o.Devices {
+		fmt.Fprintf(&users, "  - {username: %q, password_hash: %q}\n", cfg.ClientIDPrefix+cfg.DeviceID(i), hash)
+	}
+	path := filepath.Join(b.dir, "devices.yaml")
+	if err := os.WriteFile(path, []byte(users.String()), 0o600); err != nil {
+		return "", fmt.Errorf("write users: %w", err)
+	}
+	return fmt.Sprintf(`auth:
+  users_file: %q
+  acl:
+    - users: ["*"]
+      publish: ["devices/%%u/#"]
+      subscribe: ["devices/%%u/cmd/#"]
+`, path), nil
 }
 
 func (b *bench) configPath() string { return filepath.Join(b.dir, "edgegate.yaml") }
@@ -214,20 +258,27 @@ func (b *bench) startGateway(ctx context.Context) error {
 }
 
 // load connects the devices, publishes spec's load within --timeout and waits for
-// the receiver to drain. timedOut reports a throughput run cut short by --timeout.
-func (b *bench) load(ctx context.Context) (lr devices.Result, timedOut bool, err error) {
+// the receiver to drain. before is edgegate's process statistics once the devices are
+// connected (the CPU of connecting, authentication included, is not the load's).
+// timedOut reports a throughput run cut short by --timeout.
+func (b *bench) load(ctx context.Context) (lr devices.Result, before procStats, timedOut bool, err error) {
+	start := time.Now()
 	b.fleet, err = devices.Connect(ctx, loadConfig("tcp://"+b.mqttAddr, b.o, b.spec))
 	if err != nil {
-		return lr, false, err
+		return lr, before, false, err
 	}
-	b.logf("%d devices connected, publishing", b.o.Devices)
+	b.res.ConnectSec = time.Since(start).Seconds()
+	if before, err = readProcStats(b.gw.pid()); err != nil {
+		return lr, before, false, err
+	}
+	b.logf("%d devices connected in %.1fs, publishing", b.o.Devices, b.res.ConnectSec)
 	loadCtx, cancel := context.WithTimeout(ctx, b.o.Timeout)
 	lr = b.fleet.Run(loadCtx)
 	timedOut = loadCtx.Err() != nil && ctx.Err() == nil && b.spec.Duration == 0
 	cancel()
 	b.logf("published %d (%d failed) in %s; draining", lr.Sent, lr.Failed, lr.End.Sub(lr.Start).Round(time.Millisecond))
 	waitDrain(ctx, b.rec, lr.Sent, b.o.Drain)
-	return lr, timedOut, nil
+	return lr, before, timedOut, nil
 }
 
 // measure fills the result from what the devices published, what the receiver got

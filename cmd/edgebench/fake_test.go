@@ -68,6 +68,14 @@ type fakeConfig struct {
 			Subject string `yaml:"subject"`
 		} `yaml:"topics"`
 	} `yaml:"events"`
+	Auth struct {
+		UsersFile string `yaml:"users_file"`
+		ACL       []struct {
+			Users     []string `yaml:"users"`
+			Publish   []string `yaml:"publish"`
+			Subscribe []string `yaml:"subscribe"`
+		} `yaml:"acl"`
+	} `yaml:"auth"`
 	Uplinks []struct {
 		Name string `yaml:"name"`
 		HTTP struct {
@@ -82,6 +90,14 @@ type fakeConfig struct {
 // every device message as a CloudEvent (batches of up to 100, or binary) until SIGTERM.
 // It is not durable: messages are forwarded after the PUBACK.
 func fakeEdgegate(args []string) error {
+	if len(args) == 1 && args[0] == "passwd" {
+		secret, err := io.ReadAll(os.Stdin)
+		if err != nil || len(secret) == 0 {
+			return fmt.Errorf("passwd: no secret on stdin (%v)", err)
+		}
+		fmt.Println("$argon2id$fake")
+		return nil
+	}
 	if len(args) != 3 || args[0] != "run" || args[1] != "--config" {
 		return fmt.Errorf("usage: run --config FILE, got %q", args)
 	}
@@ -92,6 +108,21 @@ func fakeEdgegate(args []string) error {
 	var cfg fakeConfig
 	if err := yaml.Unmarshal(b, &cfg); err != nil {
 		return err
+	}
+	if f := cfg.Auth.UsersFile; f != "" {
+		var users struct {
+			Users []struct {
+				Username     string `yaml:"username"`
+				PasswordHash string `yaml:"password_hash"`
+			} `yaml:"users"`
+		}
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return err
+		}
+		if err := yaml.Unmarshal(b, &users); err != nil || len(users.Users) == 0 || users.Users[0].PasswordHash != "$argon2id$fake" {
+			return fmt.Errorf("users file %s: %v %+v", f, err, users)
+		}
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
 	defer stop()
@@ -219,18 +250,22 @@ func (l *testLog) Write(p []byte) (int, error) {
 func TestRunOnceFakeGateway(t *testing.T) {
 	tests := []struct {
 		mode string
+		auth bool
 		spec runSpec
 	}{
-		{"batch", runSpec{Name: "throughput-qos1", QoS: 1, Messages: 200}},
-		{"binary", runSpec{Name: "throughput-qos0", QoS: 0, Messages: 50}},
-		{"batch", runSpec{Name: "latency-qos1", QoS: 1, Rate: 500, Duration: 500 * time.Millisecond}},
+		{"batch", false, runSpec{Name: "throughput-qos1", QoS: 1, Messages: 200}},
+		{"binary", false, runSpec{Name: "throughput-qos0", QoS: 0, Messages: 50}},
+		{"batch", false, runSpec{Name: "latency-qos1", QoS: 1, Rate: 500, Duration: 500 * time.Millisecond}},
+		{"batch", true, runSpec{Name: "auth-qos1", QoS: 1, Messages: 50}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.mode+"/"+tt.spec.Name, func(t *testing.T) {
 			if testing.Short() && tt.spec.Messages > 100 {
 				t.Skip("short")
 			}
-			r := runOnce(context.Background(), fakeOptions(t, tt.mode), tt.spec)
+			o := fakeOptions(t, tt.mode)
+			o.Auth = tt.auth
+			r := runOnce(context.Background(), o, tt.spec)
 			t.Logf("%+v", r)
 			if r.Error != "" {
 				t.Fatalf("run failed: %s", r.Error)

@@ -12,9 +12,10 @@ import (
 const deviceTopic = "devices/{device}/telemetry"
 
 // loadConfig returns the devices of one run: o.Devices clients d-001, d-002, … publishing
-// spec's load as bench-<id>, without reconnecting.
+// spec's load as bench-<id>, without reconnecting. With o.Auth a device's client id
+// is its id, as its user name, so that the ACL's %u is the topic's device.
 func loadConfig(broker string, o benchOptions, spec runSpec) devices.Config {
-	return devices.Config{
+	c := devices.Config{
 		Broker:         broker,
 		Devices:        o.Devices,
 		IDPrefix:       "d-",
@@ -33,6 +34,10 @@ func loadConfig(broker string, o benchOptions, spec runSpec) devices.Config {
 			return func(seq int64, now time.Time) []byte { return devicePayload(id, seq, now.UnixNano()) }
 		},
 	}
+	if o.Auth {
+		c.ClientIDPrefix, c.PerDeviceUser, c.Password = "", true, benchSecret
+	}
+	return c
 }
 
 // devicePayload is the JSON the devices publish and the recorder expects back as the

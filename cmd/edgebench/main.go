@@ -53,6 +53,7 @@ func parseFlags(args []string, stderr io.Writer) (cliConfig, error) {
 	fs.Float64Var(&c.rate, "rate", 5000, "total msgs/s of the fixed-rate latency run (0 = skip it)")
 	fs.DurationVar(&c.duration, "duration", 10*time.Second, "length of the fixed-rate run")
 	fs.StringVar(&c.opts.Mode, "mode", "batch", "uplink mode: batch, binary or structured")
+	fs.BoolVar(&c.opts.Auth, "auth", false, "devices authenticate (one user per device, argon2id as edgegate passwd hashes it) and a per-device ACL grants each its own topics")
 	fs.IntVar(&c.opts.Inflight, "inflight", 64, "QoS 1 publishes outstanding per device")
 	fs.Int64Var(&c.opts.ValidateEvery, "validate-every", 10, "check one request in N strictly against CloudEvents 1.0 (1 = all; strict checks cost the receiver CPU it shares with the gateway)")
 	fs.DurationVar(&c.opts.Timeout, "timeout", 30*time.Second, "longest load phase of a throughput run")
@@ -175,10 +176,10 @@ func verdict(results []result, ctxErr error) error {
 
 func printTable(w io.Writer, results []result) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "run\tqos\tmode\tdevices\tpublished\treceived\tevents/s\tp50 ms\tp99 ms\tmax ms\tlost\tdup\tinvalid\tpub err\tpeak RSS MB\tCPU s\tCPU %\trequests\t")
+	fmt.Fprintln(tw, "run\tqos\tmode\tauth\tdevices\tconnect s\tpublished\treceived\tevents/s\tp50 ms\tp99 ms\tmax ms\tlost\tdup\tinvalid\tpub err\tpeak RSS MB\tCPU s\tCPU %\trequests\t")
 	for _, r := range results {
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%d\t%d\t%.0f\t%.1f\t%.1f\t%.1f\t%d\t%d\t%d\t%d\t%.1f\t%.2f\t%.0f\t%d\t\n",
-			r.Name, r.QoS, r.Mode, r.Devices, r.Published, r.Received, r.EventsPerSec,
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%v\t%d\t%.1f\t%d\t%d\t%.0f\t%.1f\t%.1f\t%.1f\t%d\t%d\t%d\t%d\t%.1f\t%.2f\t%.0f\t%d\t\n",
+			r.Name, r.QoS, r.Mode, r.Auth, r.Devices, r.ConnectSec, r.Published, r.Received, r.EventsPerSec,
 			r.P50ms, r.P99ms, r.Maxms, r.Lost, r.Duplicated, r.Invalid, r.PubErrors,
 			r.PeakRSSMB, r.CPUSeconds, r.CPUPercent, r.Requests)
 	}

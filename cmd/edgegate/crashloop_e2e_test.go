@@ -299,36 +299,61 @@ func (f *fleet) acked() int {
 	return len(f.ack)
 }
 
-// missing returns the acknowledged messages s has not received.
-func (f *fleet) missing(s *cetest.Server) []string {
-	got := make(map[string]bool)
-	for _, e := range s.Events() {
-		var m struct{ Dev, Seq int }
-		if json.Unmarshal(e.Data(), &m) == nil {
-			got[fmt.Sprintf("%d/%d", m.Dev, m.Seq)] = true
-		}
-	}
+// ackedNow returns the messages acknowledged so far.
+func (f *fleet) ackedNow() map[string]bool {
 	f.ackMu.Lock()
 	defer f.ackMu.Unlock()
-	var out []string
+	out := make(map[string]bool, len(f.ack))
 	for k := range f.ack {
-		if !got[k] {
+		out[k] = true
+	}
+	return out
+}
+
+// arrived is what a sink received, by "dev/seq", decoded as it comes.
+type arrived struct {
+	got map[string]bool
+	n   int // events of s.Events() decoded
+}
+
+// update decodes the events s received since the last update.
+func (a *arrived) update(s *cetest.Server) {
+	events := s.Events()
+	for _, e := range events[a.n:] {
+		var m struct{ Dev, Seq int }
+		if json.Unmarshal(e.Data(), &m) == nil {
+			a.got[fmt.Sprintf("%d/%d", m.Dev, m.Seq)] = true
+		}
+	}
+	a.n = len(events)
+}
+
+// missing returns the messages of want that have not arrived.
+func (a *arrived) missing(want map[string]bool) []string {
+	var out []string
+	for k := range want {
+		if !a.got[k] {
 			out = append(out, k)
 		}
 	}
 	return out
 }
 
-// waitDelivered waits until every message the fleet saw acknowledged has
-// arrived at s, as long as deliveries keep coming (at most idle without
-// progress), and fails the test otherwise.
+// waitDelivered waits until every message the fleet has seen acknowledged
+// so far arrives at s (devices may go on publishing), as long as
+// deliveries keep coming (at most idle without progress), and fails the
+// test otherwise.
 func waitDelivered(t *testing.T, s *cetest.Server, f *fleet, p *gatewayProc, idle time.Duration) {
 	t.Helper()
-	missing := f.missing(s)
+	want := f.ackedNow()
+	a := &arrived{got: make(map[string]bool)}
+	a.update(s)
+	missing := a.missing(want)
 	for last, since := len(missing), time.Now(); len(missing) > 0 && time.Since(since) < idle; {
 		checkAlive(t, p, "while delivering the backlog")
 		time.Sleep(250 * time.Millisecond)
-		if missing = f.missing(s); len(missing) < last {
+		a.update(s)
+		if missing = a.missing(want); len(missing) < last {
 			last, since = len(missing), time.Now()
 		}
 	}
@@ -343,7 +368,7 @@ func waitDelivered(t *testing.T, s *cetest.Server, f *fleet, p *gatewayProc, idl
 			}
 		}
 		t.Fatalf("%d of %d acknowledged events never arrived (e.g. %v); sink: %d distinct, %d in all, violations %v; counters (this process):\n%s\nstatus:\n%s\nlog:\n%s",
-			len(missing), f.acked(), missing[:min(5, len(missing))], d, total, s.Violations(), strings.Join(counters, "\n"), adminStatus(p), tail(p.log.String(), 30))
+			len(missing), len(want), missing[:min(5, len(missing))], d, total, s.Violations(), strings.Join(counters, "\n"), adminStatus(p), tail(p.log.String(), 30))
 	}
 }
 

@@ -24,7 +24,7 @@ var buildOnce struct {
 	err  error
 }
 
-func edgegateBinary(t *testing.T) string {
+func edgegateBinary(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "edgegate-bin-")
@@ -45,18 +45,28 @@ func edgegateBinary(t *testing.T) string {
 	return buildOnce.path
 }
 
-func freeAddr(t *testing.T) string {
+// handedOut holds the addresses freeAddr returned: the kernel may give a
+// port that was just closed to the next bind to port 0, so two calls could
+// otherwise return the same address.
+var handedOut sync.Map
+
+func freeAddr(t testing.TB) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := l.Addr().String()
+		l.Close()
+		if _, dup := handedOut.LoadOrStore(addr, true); !dup {
+			return addr
+		}
 	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 type gatewayProc struct {
-	t      *testing.T
+	t      testing.TB
 	cmd    *exec.Cmd
 	log    *syncBuffer
 	admin  string        // host:port, when known
@@ -65,14 +75,14 @@ type gatewayProc struct {
 
 // startProc starts the binary on config and waits until its admin
 // endpoint (plain HTTP on admin) is ready.
-func startProc(t *testing.T, bin, config, admin string) *gatewayProc {
+func startProc(t testing.TB, bin, config, admin string) *gatewayProc {
 	t.Helper()
 	return startProcAt(t, bin, config, "http://"+admin, http.DefaultClient)
 }
 
 // startProcAt starts the binary on config and waits until base/readyz
 // answers 200 through client.
-func startProcAt(t *testing.T, bin, config, base string, client *http.Client) *gatewayProc {
+func startProcAt(t testing.TB, bin, config, base string, client *http.Client) *gatewayProc {
 	t.Helper()
 	p := &gatewayProc{t: t, log: &syncBuffer{}}
 	p.cmd = exec.Command(bin, "run", "--config", config)
@@ -110,19 +120,26 @@ func (p *gatewayProc) kill() {
 // startSink starts the shared strict receiver (cetest) on addr, the uplink
 // address the gateway's config names: it refuses and reports requests that
 // are not strictly valid CloudEvents 1.0 and records every event.
-func startSink(t *testing.T, addr string) *cetest.Server {
+func startSink(t testing.TB, addr string) *cetest.Server {
 	return cetest.NewServer(t, cetest.Addr(addr))
 }
 
-func writeConfig(t *testing.T, dir, mqttAddr, admin, uplinkAddr string) string {
+func writeConfig(t testing.TB, dir, mqttAddr, admin, uplinkAddr string) string {
+	t.Helper()
+	return writeConfigMQTT(t, dir, fmt.Sprintf(`mqtt:
+  listeners:
+    - {id: tcp, type: tcp, address: %q}
+`, mqttAddr), admin, uplinkAddr)
+}
+
+// writeConfigMQTT writes the test configuration with mqttSection (YAML,
+// "mqtt:" included) as its mqtt section.
+func writeConfigMQTT(t testing.TB, dir, mqttSection, admin, uplinkAddr string) string {
 	t.Helper()
 	cfg := fmt.Sprintf(`gateway_id: crash-test
 log: {level: info}
 admin: {listen: %q}
-mqtt:
-  listeners:
-    - {id: tcp, type: tcp, address: %q}
-buffer:
+%sbuffer:
   dir: %q
   min_free_bytes: 16MiB
 events:
@@ -131,7 +148,7 @@ uplinks:
   - name: cloud
     http: {url: "http://%s/", mode: batch}
     retry: {initial: 50ms, max: 500ms}
-`, admin, mqttAddr, filepath.Join(dir, "buffer"), uplinkAddr)
+`, admin, mqttSection, filepath.Join(dir, "buffer"), uplinkAddr)
 	path := filepath.Join(dir, "edgegate.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)

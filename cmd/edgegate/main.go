@@ -33,6 +33,7 @@ const usage = `edgegate — an edge gateway for IoT device events
 Usage:
   edgegate run [--config FILE]        run the gateway (default config: configs/edgegate.yaml)
   edgegate validate [--config FILE]   check a configuration file and report every error
+  edgegate passwd [--generate]        hash a device secret (read from the terminal or stdin)
   edgegate sink [flags]               receive CloudEvents over HTTP and print them
   edgegate simulate [flags]           simulated MQTT devices publishing JSON telemetry
   edgegate rules test [--config FILE] [--events FILE.jsonl]
@@ -64,6 +65,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdRun(ctx, rest, stderr)
 	case "validate":
 		err = cmdValidate(rest, stdout, stderr)
+	case "passwd":
+		err = cmdPasswd(ctx, rest, os.Stdin, stdout, stderr)
 	case "sink":
 		err = cmdSink(ctx, rest, stdout, stderr)
 	case "simulate":
@@ -152,9 +155,13 @@ func cmdValidate(args []string, stdout, stderr io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if _, err := gateway.LoadFile(*path); err != nil {
+	c, err := gateway.LoadFile(*path)
+	if err != nil {
 		printConfigErrors(stderr, err)
 		return errUsage
+	}
+	for _, w := range c.Warnings() {
+		fmt.Fprintf(stderr, "warning: %s\n", w)
 	}
 	fmt.Fprintf(stdout, "%s: ok\n", *path)
 	return nil
@@ -202,7 +209,7 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 
 	set := metrics.NewSet()
 	set.NewGauge(metricname.With("edgegate_build_info", "version", version, "goversion", runtime.Version()), func() float64 { return 1 })
-	g, err := gateway.New(compiled, gateway.Options{Log: log, Metrics: set, LogLevel: level, ConfigPath: *path})
+	g, err := gateway.New(compiled, gateway.Options{Log: log, Metrics: set, LogLevel: level, ConfigPath: *path, Version: version})
 	if err != nil {
 		return err
 	}

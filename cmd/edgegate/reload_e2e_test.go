@@ -250,7 +250,7 @@ func (s *versionSink) snapshot() ([]int, map[int]int, []string) {
 
 // adminMetrics returns the gateway's /metrics text, starting with a newline
 // so every metric line can be matched as "\nname value\n".
-func adminMetrics(t *testing.T, admin string) string {
+func adminMetrics(t testing.TB, admin string) string {
 	t.Helper()
 	resp, err := http.Get("http://" + admin + "/metrics")
 	if err != nil {

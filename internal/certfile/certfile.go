@@ -2,7 +2,9 @@ package certfile
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"sync"
@@ -141,4 +143,18 @@ func (p *Pair) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 // (tls.Config.GetClientCertificate).
 func (p *Pair) GetClientCertificate(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
 	return p.Certificate()
+}
+
+// LoadCAs reads a PEM bundle of CA certificates (a ca_file or
+// client_ca_file) into a pool; a file without a certificate is an error.
+func LoadCAs(path string) (*x509.CertPool, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(b) {
+		return nil, fmt.Errorf("%s: no PEM certificates found", path)
+	}
+	return pool, nil
 }

@@ -128,3 +128,17 @@ func TestLoadErrors(t *testing.T) {
 		})
 	}
 }
+
+// LoadCAs reads a CA bundle; a file without certificates is an error.
+func TestLoadCAs(t *testing.T) {
+	ca := testpki.NewCA(t, "devices CA")
+	pool, err := LoadCAs(ca.File)
+	if err != nil || !pool.Equal(ca.Pool) {
+		t.Errorf("LoadCAs(%s) = %v, %v", ca.File, pool, err)
+	}
+	garbage := filepath.Join(t.TempDir(), "garbage.pem")
+	os.WriteFile(garbage, []byte("not PEM"), 0o600)
+	if _, err := LoadCAs(garbage); err == nil || !strings.Contains(err.Error(), garbage+": no PEM certificates found") {
+		t.Errorf("LoadCAs(garbage) = %v", err)
+	}
+}

@@ -1,7 +1,8 @@
 // Package certfile owns a TLS certificate and its private key read from PEM
 // files and re-read when either file changes, so a renewed certificate is
-// served (or presented) without a restart. Load reads a pair once and
-// Check checks the settings of one; Open keeps one current for a tls.Config, as a server's GetCertificate or a
+// served (or presented) without a restart, and the CA bundles that verify
+// peers (LoadCAs). Load reads a pair once and Check checks the settings of
+// one; Open keeps one current for a tls.Config, as a server's GetCertificate or a
 // client's GetClientCertificate.
 //
 // Every file is checked at most every Recheck, lazily, during handshakes:

@@ -27,7 +27,10 @@ type Config struct {
 	Topic          string // topic template; {device} is the device id
 	Username       string
 	Password       string
-	CleanSession   bool
+	// PerDeviceUser makes each device log in with its client id as user
+	// name (and Password), instead of Username.
+	PerDeviceUser bool
+	CleanSession  bool
 	// Reconnect reconnects a device after a lost connection (at most 5 s
 	// apart) instead of leaving it disconnected.
 	Reconnect      bool
@@ -71,10 +74,14 @@ func (c *Config) applyDefaults() {
 // clientOptions returns the paho options of device id: the one place they
 // are built.
 func (c Config) clientOptions(id string) *paho.ClientOptions {
+	user := c.Username
+	if c.PerDeviceUser {
+		user = c.ClientIDPrefix + id
+	}
 	return paho.NewClientOptions().
 		AddBroker(c.Broker).
 		SetClientID(c.ClientIDPrefix + id).
-		SetUsername(c.Username).
+		SetUsername(user).
 		SetPassword(c.Password).
 		SetCleanSession(c.CleanSession).
 		SetConnectTimeout(c.ConnectTimeout).

@@ -26,26 +26,31 @@ type Raw struct {
 // the client and its CONNACK; the connection closes when the test ends.
 func DialRaw(t testing.TB, addr string, version byte, id string, clean bool) (*Raw, packets.Packet) {
 	t.Helper()
+	rc, ack, err := DialRawConnect(t, addr, version, packets.ConnectParams{ClientIdentifier: id, Keepalive: 30, Clean: clean})
+	if err != nil || ack.FixedHeader.Type != packets.Connack || ack.ReasonCode != 0 {
+		t.Fatalf("connect: %+v %v", ack, err)
+	}
+	return rc, ack
+}
+
+// DialRawConnect connects to addr with protocol version and the CONNECT
+// parameters c (the protocol name and the user name and password flags are
+// filled in) and returns the client and the broker's answer, whatever it
+// is; the connection closes when the test ends.
+func DialRawConnect(t testing.TB, addr string, version byte, c packets.ConnectParams) (*Raw, packets.Packet, error) {
+	t.Helper()
 	conn, err := net.DialTimeout("tcp", addr, Timeout)
 	if err != nil {
 		t.Fatalf("dial: %v", err)
 	}
 	t.Cleanup(func() { conn.Close() })
 	rc := &Raw{t: t, Conn: conn, br: bufio.NewReader(conn), v: version}
-	rc.Send(packets.Packet{
-		FixedHeader: packets.FixedHeader{Type: packets.Connect},
-		Connect: packets.ConnectParams{
-			ProtocolName:     []byte("MQTT"),
-			ClientIdentifier: id,
-			Keepalive:        30,
-			Clean:            clean,
-		},
-	})
+	c.ProtocolName = []byte("MQTT")
+	c.UsernameFlag = len(c.Username) > 0
+	c.PasswordFlag = len(c.Password) > 0
+	rc.Send(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Connect}, Connect: c})
 	ack, err := rc.Read()
-	if err != nil || ack.FixedHeader.Type != packets.Connack || ack.ReasonCode != 0 {
-		t.Fatalf("connect: %+v %v", ack, err)
-	}
-	return rc, ack
+	return rc, ack, err
 }
 
 // Send encodes and writes pk.

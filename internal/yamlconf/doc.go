@@ -17,7 +17,9 @@
 // first when its type implements Defaulter, so an explicit 0 stays 0.
 //
 // ByteSize, the "512MiB" type of every size setting, lives here so that the
-// packages with size settings (buffer, uplink, gateway) share one parser.
+// packages with size settings (buffer, uplink, gateway) share one parser;
+// ReadFile, so that every file a configuration includes is read with the
+// same bounds.
 //
 // yamlconf imports no other edgegate package; every package that owns a
 // configuration section may import it. It holds no state: its functions are
