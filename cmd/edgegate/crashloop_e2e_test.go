@@ -30,6 +30,7 @@ import (
 // Open and every later start died in Open.
 func TestRestartsNearAFullDisk(t *testing.T) {
 	e := newE2E(t, "fills a file system and kills the real binary")
+	release := holdPort(t, e.uplink)
 	disk := mountSmallDisk(t)
 	writeDiskConfig(t, e, filepath.Join(disk, "buffer"), "overflow: reject")
 
@@ -74,6 +75,7 @@ func TestRestartsNearAFullDisk(t *testing.T) {
 
 	// The uplink comes back: every acknowledged event arrives, then the
 	// gateway accepts events again.
+	release()
 	s := startSink(t, e.uplink)
 	waitDelivered(t, s, fleet, p, 90*time.Second)
 	before := fleet.acked()
@@ -99,6 +101,7 @@ func TestRestartsNearAFullDisk(t *testing.T) {
 // free again it accepts them.
 func TestStartsOnAFullDisk(t *testing.T) {
 	e := newE2E(t, "fills a file system under the real binary")
+	release := holdPort(t, e.uplink)
 	disk := mountSmallDisk(t)
 	writeDiskConfig(t, e, filepath.Join(disk, "buffer"), "overflow: reject")
 	fl := startFleet(e.mqtt, 4, 5*time.Millisecond, 900)
@@ -141,6 +144,7 @@ func TestStartsOnAFullDisk(t *testing.T) {
 	// Some room back: the buffer opens and the backlog is delivered, while
 	// new events are still refused.
 	fill(36 << 20)
+	release()
 	s := startSink(t, e.uplink)
 	waitDelivered(t, s, fl, p, 30*time.Second)
 	t.Logf("room for Badger: %s; backlog of %d delivered; %s", diskFree(disk), backlog, logLines(p, "disk"))
@@ -392,4 +396,38 @@ func adminStatus(p *gatewayProc) string {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return string(b)
+}
+
+// holdPort keeps addr bound while the uplink is meant to be down:
+// connections are accepted and closed at once (the gateway retries), so no
+// other program on the machine (another test's server, in a parallel test
+// run) can take the free port and acknowledge the gateway's deliveries.
+// release frees it for the real receiver; it is also called when the test
+// ends.
+func holdPort(t *testing.T, addr string) (release func()) {
+	t.Helper()
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	var once sync.Once
+	release = func() {
+		once.Do(func() {
+			l.Close()
+			<-done
+		})
+	}
+	t.Cleanup(release)
+	return release
 }

@@ -45,6 +45,7 @@ func TestDamagedBuffer(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			e := newE2E(t, "damages the buffer of the real binary")
+			release := holdPort(t, e.uplink)
 			dir := filepath.Join(e.dir, "buffer")
 			// Events stored while the uplink is down; a clean stop writes
 			// them into a table.
@@ -104,6 +105,7 @@ func TestDamagedBuffer(t *testing.T) {
 			}
 
 			// Repaired: ready, delivers what was salvaged, accepts events.
+			release()
 			s := startSink(t, e.uplink)
 			p = startProc(t, e.bin, e.config, e.admin)
 			defer p.kill()
