@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/edgegate/edgegate/internal/devices"
+	"github.com/edgegate/edgegate/internal/freeport"
 )
 
 // runSpec is one benchmark run.
@@ -188,8 +189,8 @@ func (b *bench) setUp() error {
 	go func() { defer close(b.srvDone); _ = b.srv.Serve(ln) }()
 
 	var err1, err2 error
-	b.admin, err1 = freePort()
-	b.mqttAddr, err2 = freePort()
+	b.admin, err1 = freeport.Addr()
+	b.mqttAddr, err2 = freeport.Addr()
 	if err := errors.Join(err1, err2); err != nil {
 		return err
 	}

@@ -2,13 +2,10 @@ package main
 
 import (
 	"fmt"
-	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -16,6 +13,7 @@ import (
 	"time"
 
 	"github.com/edgegate/edgegate/internal/cetest"
+	"github.com/edgegate/edgegate/internal/freeport"
 	"github.com/edgegate/edgegate/internal/mqtttest"
 )
 
@@ -47,56 +45,15 @@ func edgegateBinary(t testing.TB) string {
 	return buildOnce.path
 }
 
-// handedOut holds the addresses freeAddr returned, so that two calls never
-// return the same address.
-var handedOut sync.Map
-
 // freeAddr returns a free 127.0.0.1 address for a gateway to listen on or
-// to send to. The port is taken below the kernel's ephemeral range: an
-// address here is often unbound for a while (an uplink that is meant to be
-// down, a receiver started later), and a port from the ephemeral range
-// could meanwhile be handed to a bind to port 0 in another package's test
-// (an httptest receiver) running in parallel, which would then receive
-// this test's events.
+// to send to (see internal/freeport for why not simply port 0).
 func freeAddr(t testing.TB) string {
 	t.Helper()
-	lo, hi := belowEphemeral()
-	for range 1000 {
-		port := 0
-		if hi > lo {
-			port = lo + rand.IntN(hi-lo)
-		}
-		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
-		if err != nil {
-			continue // in use
-		}
-		addr := l.Addr().String()
-		l.Close()
-		if _, dup := handedOut.LoadOrStore(addr, true); !dup {
-			return addr
-		}
-	}
-	t.Fatal("no free port")
-	return ""
-}
-
-// belowEphemeral is the range of ports freeAddr picks from: from 10000 up
-// to the start of the kernel's ephemeral range (net.ipv4.ip_local_port_range),
-// or 0, 0 (any port the kernel gives) when that range starts too low.
-func belowEphemeral() (lo, hi int) {
-	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	addr, err := freeport.Addr()
 	if err != nil {
-		return 0, 0
+		t.Fatal(err)
 	}
-	f := strings.Fields(string(b))
-	if len(f) < 1 {
-		return 0, 0
-	}
-	start, err := strconv.Atoi(f[0])
-	if err != nil || start < 12000 {
-		return 0, 0
-	}
-	return 10000, start
+	return addr
 }
 
 type gatewayProc struct {
