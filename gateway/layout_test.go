@@ -81,7 +81,7 @@ func TestPackageLayering(t *testing.T) {
 	}
 	// A leaf's tests may also use the package itself (external tests) and
 	// the shared test support.
-	support := []string{"internal/cetest", "internal/mqtttest", "internal/pahoclient", "internal/ceconform", "internal/testpki"}
+	support := []string{"internal/cetest", "internal/mqtttest", "internal/pahoclient", "internal/ceconform", "internal/testpki", "internal/freeport"}
 	for rel, allow := range allowed {
 		for _, imp := range testImports(t, rel) {
 			name, path := imp[0], imp[1]

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/edgegate/edgegate/cloudevent"
 	"github.com/edgegate/edgegate/internal/ceconform"
+	"github.com/edgegate/edgegate/internal/freeport"
 )
 
 func TestSendModes(t *testing.T) {
@@ -277,12 +277,12 @@ func TestTimeout(t *testing.T) {
 }
 
 func TestConnectionRefused(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	// Below the ephemeral range: no parallel test's bind to port 0 can
+	// take it while this test expects it closed.
+	addr, err := freeport.Addr()
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := ln.Addr().String()
-	ln.Close()
 	for _, mode := range []string{ModeBatch, ModeBinary, ModeStructured} {
 		t.Run(mode, func(t *testing.T) {
 			s := newTestSender(t, "http://user:hunter2@"+addr+"/ingest?token=sekrit", mode, nil)
