@@ -48,7 +48,7 @@ type forwarder struct {
 
 func newForwarder(cfg uplink.Config, sender uplink.Sender, log *slog.Logger, set *metrics.Set) *forwarder {
 	log = log.With("component", "forwarder", "uplink", cfg.Name)
-	return &forwarder{
+	f := &forwarder{
 		cfg:         cfg,
 		sender:      sender,
 		delivery:    uplink.NewDelivery(cfg, sender, log, set),
@@ -57,6 +57,20 @@ func newForwarder(cfg uplink.Config, sender uplink.Sender, log *slog.Logger, set
 		deadLetters: set.NewCounter(metricname.With("edgegate_forward_events_dead_lettered_total", "uplink", cfg.Name)),
 		ackFailures: set.NewCounter(metricname.With("edgegate_forward_ack_failures_total", "uplink", cfg.Name)),
 	}
+	set.NewGauge(metricname.With("edgegate_uplink_oldest_age_seconds", "uplink", cfg.Name), func() float64 {
+		return f.oldestAge(time.Now())
+	})
+	return f
+}
+
+// oldestAge is how long, at now, the oldest event not yet delivered has
+// waited: 0 when no batch is in hand.
+func (f *forwarder) oldestAge(now time.Time) float64 {
+	t := f.oldest.Load()
+	if t == 0 {
+		return 0
+	}
+	return max(0, now.Sub(time.Unix(0, t)).Seconds())
 }
 
 // stopFetching makes run return after the batch in hand is delivered (or

@@ -179,9 +179,7 @@ func (g *Gateway) uplinkStatuses(bs buffer.Stats, now time.Time) []uplinkStatus 
 			Delivered: h.Delivered, DeadLettered: f.deadLetters.Get(),
 			Backlog: q.Records, BacklogBytes: q.Bytes, DeadLetterQueue: f.deadLetter,
 		}
-		if t := f.oldest.Load(); t != 0 {
-			u.OldestAge = max(0, now.Sub(time.Unix(0, t)).Seconds())
-		}
+		u.OldestAge = f.oldestAge(now)
 		out = append(out, u)
 	}
 	return out

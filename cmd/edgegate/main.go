@@ -17,7 +17,6 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/edgegate/edgegate/gateway"
-	"github.com/edgegate/edgegate/internal/metricname"
 	"github.com/edgegate/edgegate/internal/sdnotify"
 )
 
@@ -207,9 +206,10 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 		debug.SetMemoryLimit(int64(cfg.MemoryLimit))
 	}
 
-	set := metrics.NewSet()
-	set.NewGauge(metricname.With("edgegate_build_info", "version", version, "goversion", runtime.Version()), func() float64 { return 1 })
-	g, err := gateway.New(compiled, gateway.Options{Log: log, Metrics: set, LogLevel: level, ConfigPath: *path, Version: version})
+	// /metrics carries # HELP and # TYPE lines: VictoriaMetrics/metrics
+	// writes them only with this process-wide switch, so main sets it, once.
+	metrics.ExposeMetadata(true)
+	g, err := gateway.New(compiled, gateway.Options{Log: log, Metrics: metrics.NewSet(), LogLevel: level, ConfigPath: *path, Version: version})
 	if err != nil {
 		return err
 	}
