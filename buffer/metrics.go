@@ -30,6 +30,7 @@ func MetricsHelp() map[string]string {
 		"edgegate_buffer_commit_duration_seconds":     "Time of one group commit, fsync included.",
 		"edgegate_buffer_queue_records":               "Records waiting in a queue (an uplink's backlog, dead letters, retained history).",
 		"edgegate_buffer_queue_bytes":                 "Bytes of the records waiting in a queue.",
+		"edgegate_clock_jumps_total":                  "Steps of the wall clock beyond 2s (against the monotonic clock), by direction.",
 	}
 }
 
@@ -67,6 +68,8 @@ type bufMetrics struct {
 
 	reserveReleases *metrics.Counter
 
+	clockForward, clockBack *metrics.Counter
+
 	commitRecords *metrics.PrometheusHistogram
 	commitSeconds *metrics.PrometheusHistogram
 }
@@ -86,6 +89,8 @@ func newMetrics(s *metrics.Set) *bufMetrics {
 		diskFree:        s.GetOrCreateGauge(`edgegate_buffer_disk_free_bytes`, nil),
 		diskFloor:       s.GetOrCreateGauge(`edgegate_buffer_disk_floor_bytes`, nil),
 		reserveReleases: s.GetOrCreateCounter(`edgegate_buffer_disk_reserve_released_total`),
+		clockForward:    s.GetOrCreateCounter(`edgegate_clock_jumps_total{direction="forward"}`),
+		clockBack:       s.GetOrCreateCounter(`edgegate_clock_jumps_total{direction="backward"}`),
 		commitRecords:   s.GetOrCreatePrometheusHistogramExt(`edgegate_buffer_commit_records`, commitRecordsBuckets()),
 		commitSeconds:   s.GetOrCreatePrometheusHistogramExt(`edgegate_buffer_commit_duration_seconds`, commitSecondsBuckets()),
 	}
