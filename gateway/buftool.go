@@ -56,9 +56,7 @@ func badRequest(format string, a ...any) error {
 // bufferTool returns the tool over the running gateway's buffer.
 func (g *Gateway) bufferTool() *BufferTool {
 	t := &BufferTool{buf: g.buffer(), cfg: g.cfg.Buffer, configured: true}
-	for _, f := range g.forwarders {
-		t.uplinks = append(t.uplinks, f.cfg.Name)
-	}
+	t.uplinks = g.uplinks.Load().names()
 	return t
 }
 
