@@ -41,11 +41,24 @@ func (g *Gateway) reloadFile(ctx context.Context, path string, opts uplinkChange
 	if err != nil {
 		return err
 	}
+	if err := g.applyConfig(ctx, c, opts); err != nil {
+		return err
+	}
+	g.log.Info("config reloaded", "config", path)
+	return nil
+}
+
+// applyConfig makes a compiled configuration the running one, all of it or
+// nothing: a restart-only change is refused by name, and only then does
+// anything change (live parts, device access, admin tokens, log level,
+// uplinks). The caller holds reloadMu.
+func (g *Gateway) applyConfig(ctx context.Context, c *Compiled, opts uplinkChange) error {
 	cfg := c.Config
 	old := g.current()
 	if err := restartOnly(old, cfg); err != nil {
 		return c.locate(err)
 	}
+	var err error
 	auth := g.adminAuth.Load()
 	if !slices.Equal(old.Admin.Tokens, cfg.Admin.Tokens) {
 		if auth, err = newAdminAuth(cfg.Admin.Tokens, g.verifyToken, g.log.With("component", "admin")); err != nil {
@@ -79,7 +92,6 @@ func (g *Gateway) reloadFile(ctx context.Context, path string, opts uplinkChange
 		opts.Handoff = cfg.ShutdownTimeout
 	}
 	plan.commit(ctx, opts)
-	g.log.Info("config reloaded", "config", path)
 	return nil
 }
 
