@@ -226,3 +226,110 @@ func getJSON(t *testing.T, url string, v any) {
 		t.Fatalf("GET %s: %v", url, err)
 	}
 }
+
+// uplinkEntry is the part of a /v1/uplinks entry the tests read.
+type uplinkEntry struct {
+	Name    string `json:"name"`
+	State   string `json:"state"`
+	Removed bool   `json:"removed"`
+	Backlog int64  `json:"backlog"`
+}
+
+// uplinks returns /v1/uplinks by name.
+func uplinks(t *testing.T, admin string) map[string]uplinkEntry {
+	t.Helper()
+	var list []uplinkEntry
+	getJSON(t, "http://"+admin+"/v1/uplinks", &list)
+	out := map[string]uplinkEntry{}
+	for _, u := range list {
+		out[u.Name] = u
+	}
+	return out
+}
+
+// Uplinks are added and removed by reloads of the real binary: an added
+// uplink gets the events published from then on; a removed (renamed)
+// one's backlog stays, listed as removed, until `edgegate buffer replay`
+// moves it to another uplink; a reload with removed_backlog=drop drops
+// it. Removed uplinks' metrics go.
+func TestUplinkAddRemove(t *testing.T) {
+	e := newE2E(t, "builds and runs the real binary")
+	bAddr := freeAddr(t)
+	setUplinks(t, e.config, "", httpUplinkYAML("cloud", e.uplink))
+	a, b := startSink(t, e.uplink), startSink(t, bAddr)
+	b.Refuse(http.StatusServiceUnavailable)
+	p := startProc(t, e.bin, e.config, e.admin)
+	defer p.kill()
+	reload := func(query string, list ...string) {
+		t.Helper()
+		setUplinks(t, e.config, "", strings.Join(list, ""))
+		resp, err := http.Post("http://"+e.admin+"/-/reload"+query, "", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("reload%s: %s\n%s", query, resp.Status, p.log)
+		}
+	}
+	seq := 0
+	publish := func(n int) {
+		t.Helper()
+		publishN(t, e.mqtt, "d1", n, func(int) string { seq++; return fmt.Sprintf(`{"seq":%d}`, seq-1) })
+	}
+
+	publish(20)
+	arrivals(t, a, 20)
+
+	// "second" is added; its endpoint is down, so a backlog builds.
+	reload("", httpUplinkYAML("cloud", e.uplink), httpUplinkYAML("second", bAddr))
+	publish(30)
+	arrivals(t, a, 50)
+	eventuallyE2E(t, "second's backlog", func() bool { return uplinks(t, e.admin)["second"].Backlog == 30 })
+
+	// Renamed to "third" (a removal and an addition): second's backlog
+	// stays, listed as removed, and its metrics go.
+	reload("", httpUplinkYAML("cloud", e.uplink), httpUplinkYAML("third", bAddr))
+	b.Refuse(0)
+	if u := uplinks(t, e.admin)["second"]; !u.Removed || u.State != "removed" || u.Backlog != 30 {
+		t.Errorf("/v1/uplinks: removed uplink second is %+v, want removed with a backlog of 30", u)
+	}
+	if m := adminMetrics(t, e.admin); strings.Contains(m, `uplink="second"`) {
+		t.Errorf("/metrics still reports the removed uplink second")
+	}
+	publish(10)
+	arrivals(t, a, 60)
+	arrivals(t, b, 10)
+
+	// The backlog moves to third.
+	out := cliOK(t, e.bin, "buffer", "replay", "--admin", "http://"+e.admin, "--queue", "uplink.second", "--to", "third")
+	if !strings.Contains(out, "30") {
+		t.Errorf("buffer replay output: %s", out)
+	}
+	got := arrivals(t, b, 40)
+	for _, ev := range got[10:] {
+		if s := seqOf(t, ev.Data()); s < 20 || s >= 50 {
+			t.Errorf("replayed backlog holds seq %d, want 20..49", s)
+		}
+	}
+	eventuallyE2E(t, "second gone from /v1/uplinks", func() bool {
+		_, listed := uplinks(t, e.admin)["second"]
+		return !listed
+	})
+
+	// third is removed with its backlog dropped.
+	b.Refuse(http.StatusServiceUnavailable)
+	publish(10)
+	eventuallyE2E(t, "third's backlog", func() bool { return uplinks(t, e.admin)["third"].Backlog == 10 })
+	reload("?removed_backlog=drop", httpUplinkYAML("cloud", e.uplink))
+	if u, listed := uplinks(t, e.admin)["third"]; listed {
+		t.Errorf("/v1/uplinks lists third after its backlog was dropped: %+v", u)
+	}
+	if !strings.Contains(p.log.String(), "its backlog is dropped") {
+		t.Errorf("the drop is not logged:\n%s", p.log)
+	}
+	arrivals(t, a, 70)
+	if d := a.Duplicates(); d != 0 {
+		t.Errorf("cloud got %d events twice", d)
+	}
+}
