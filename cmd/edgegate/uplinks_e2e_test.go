@@ -199,37 +199,17 @@ func TestUplinkChangeUnderLoad(t *testing.T) {
 			t.Errorf("the log lacks %q:\n%s", want, log)
 		}
 	}
-	var ups []struct {
-		Name, URL string
-		Removed   bool
-	}
-	getJSON(t, "http://"+e.admin+"/v1/uplinks", &ups)
-	if len(ups) != 1 || ups[0].Name != "cloud" || !strings.Contains(ups[0].URL, newAddr) {
+	if ups := uplinks(t, e.admin); len(ups) != 1 || !strings.Contains(ups["cloud"].URL, newAddr) {
 		t.Errorf("/v1/uplinks after the change: %+v", ups)
 	}
 	t.Logf("acked %d; old endpoint %d events, new %d, %d at both (the abandoned batch)",
 		want, len(old.Events()), len(next.Events()), both)
 }
 
-// getJSON decodes the JSON answer of url (admin, no token) into v.
-func getJSON(t *testing.T, url string, v any) {
-	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET %s: %s", url, resp.Status)
-	}
-	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
-		t.Fatalf("GET %s: %v", url, err)
-	}
-}
-
 // uplinkEntry is the part of a /v1/uplinks entry the tests read.
 type uplinkEntry struct {
 	Name    string `json:"name"`
+	URL     string `json:"url"`
 	State   string `json:"state"`
 	Removed bool   `json:"removed"`
 	Backlog int64  `json:"backlog"`
@@ -239,7 +219,10 @@ type uplinkEntry struct {
 func uplinks(t *testing.T, admin string) map[string]uplinkEntry {
 	t.Helper()
 	var list []uplinkEntry
-	getJSON(t, "http://"+admin+"/v1/uplinks", &list)
+	code, _, body := adminDo(t, http.DefaultClient, "GET", "http://"+admin+"/v1/uplinks", "")
+	if err := json.Unmarshal([]byte(body), &list); code != http.StatusOK || err != nil {
+		t.Fatalf("/v1/uplinks: %d %v %s", code, err, body)
+	}
 	out := map[string]uplinkEntry{}
 	for _, u := range list {
 		out[u.Name] = u
