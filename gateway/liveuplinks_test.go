@@ -63,7 +63,11 @@ func TestApplyUplinksLive(t *testing.T) {
 	// other goes while its endpoint is down: its backlog stays.
 	c.Refuse(http.StatusServiceUnavailable)
 	publishSeq(t, dev, "live", 100, 20)
+	running := gw.g.uplinks.Load().find("cloud")
 	apply(uplinkChange{}, cloud(b.URL()))
+	if gw.g.uplinks.Load().find("cloud") != running {
+		t.Error("an unchanged uplink was restarted by a change of another")
+	}
 	st := uplinkByName(gw.g, "other")
 	if !st.Removed || st.State != stateRemoved || st.Backlog != 20 {
 		t.Errorf("removed uplink's status: %+v, want removed with a backlog of 20", st)
