@@ -55,6 +55,7 @@ func gatewayHelp() map[string]string {
 		"edgegate_rules_emitted_lost_total":           "Events emitted by rule timers that could not be stored.",
 		"edgegate_forward_events_dead_lettered_total": "Events the uplink refused for good, moved to its dead-letter queue.",
 		"edgegate_forward_ack_failures_total":         "Delivered batches the buffer failed to remove (they are sent again).",
+		"edgegate_uplink_handoffs_abandoned_total":    "Batches in flight abandoned when their uplink changed (nacked, sent again by the new configuration).",
 		"edgegate_uplink_oldest_age_seconds":          "How long the oldest event the uplink has not delivered has waited (0: none in hand).",
 	}
 }
