@@ -144,7 +144,7 @@ func printStatus(w io.Writer, st gateway.Status) error {
 	fmt.Fprintln(w, devices)
 
 	b := st.Buffer
-	fmt.Fprintf(w, "buffer   %d events, %s; %s free on disk", b.Records, humanBytes(b.Bytes), humanBytes(b.DiskFree))
+	fmt.Fprintf(w, "buffer   %d event%s, %s; %s free on disk", b.Records, plural(int(b.Records)), humanBytes(b.Bytes), humanBytes(b.DiskFree))
 	switch {
 	case b.DiskFull:
 		fmt.Fprint(w, ", DISK FULL: refusing events")

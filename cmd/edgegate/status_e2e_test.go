@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -162,5 +163,80 @@ func TestStatusNotReady(t *testing.T) {
 	srv.Close()
 	if _, errOut, code := cli(t, bin, "status", "--admin", srv.URL); code != 1 || !strings.Contains(errOut, "is the gateway running?") {
 		t.Errorf("no gateway: exit %d\n%s", code, errOut)
+	}
+}
+
+// The README's `edgegate status` examples run against a real gateway and
+// exit 0, and its example output has the lines and columns the real one
+// has, in 80 columns.
+func TestReadmeStatusExamples(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	section := string(readme)
+	i := strings.Index(section, "### At a terminal: edgegate status")
+	if i < 0 {
+		t.Fatal("README has no section on edgegate status")
+	}
+	section = section[i:]
+	cmds := regexp.MustCompile("(?s)```sh\n(.*?)```").FindStringSubmatch(section)
+	example := regexp.MustCompile("(?s)```text\n(.*?)```").FindStringSubmatch(section)
+	if cmds == nil || example == nil {
+		t.Fatal("the section needs an sh block of commands and a text block of output")
+	}
+	checkWidth(t, example[1])
+
+	e := newE2E(t, "builds and runs the real binary")
+	p := startProc(t, e.bin, e.config, e.admin)
+	defer p.kill()
+	dev := mqtttest.Connect(t, "tcp://"+e.mqtt, "dev-1")
+	defer dev.Disconnect(50)
+	mqtttest.Publish(t, dev, "devices/dev-1/telemetry", 1, `{"seq":1}`)
+	real := waitStatus(t, e.bin, regexp.MustCompile(`(?m)^cloud +failing`), "--admin", e.admin)
+
+	n := 0
+	for _, l := range strings.Split(cmds[1], "\n") {
+		line, _, _ := strings.Cut(l, "#")
+		args := strings.Fields(line)
+		if len(args) < 2 || args[0] != "edgegate" || args[1] != "status" {
+			continue
+		}
+		n++
+		args = args[1:]
+		if j := slices.Index(args, "--config"); j >= 0 {
+			args[j+1] = e.config
+		} else {
+			args = append(args, "--admin", e.admin)
+		}
+		out := cliOK(t, e.bin, args...)
+		if slices.Contains(args, "--json") && !json.Valid([]byte(out)) {
+			t.Errorf("README %q: not JSON:\n%s", line, out)
+		}
+	}
+	if n < 3 {
+		t.Fatalf("only %d edgegate status lines in the README block", n)
+	}
+
+	// The example's shape is the real output's: the verdict line, the
+	// labelled lines in order, the uplink table's header, the error line.
+	shape := func(out string) []string {
+		var s []string
+		for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+			switch f := strings.Fields(l); {
+			case len(f) == 0, strings.HasPrefix(l, " "), strings.HasPrefix(l, "cloud"), strings.HasPrefix(l, "backup"):
+			case regexp.MustCompile(`^\S+ \S+: (NOT )?READY$`).MatchString(l):
+				s = append(s, "VERDICT")
+			case f[0] == "UPLINK":
+				s = append(s, strings.Join(f, " "))
+			default:
+				s = append(s, f[0])
+			}
+		}
+		return s
+	}
+	got, want := shape(real), slices.DeleteFunc(shape(example[1]), func(s string) bool { return s == "dead" })
+	if !slices.Equal(got, want) {
+		t.Errorf("README example output\n%s\nis not shaped like the real one\n%s\n(%q vs %q)", example[1], real, want, got)
 	}
 }
