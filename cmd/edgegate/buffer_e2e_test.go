@@ -438,11 +438,7 @@ func TestBufferCommandsOverAdminTLS(t *testing.T) {
 // With admin.tokens the buffer routes need a token, like every route but
 // the probes: --token or EDGEGATE_TOKEN.
 func TestBufferCommandsNeedAdminToken(t *testing.T) {
-	e := newE2E(t, "builds and runs the real binary")
-	hash := tokenHash(t, e.bin, "buffer-token")
-	setAdmin(t, e.config, fmt.Sprintf("admin:\n  listen: %q\n  tokens: [{name: ops, hash: %q}]\n", e.admin, hash))
-	p := startProc(t, e.bin, e.config, e.admin)
-	defer p.kill()
+	e := startWithAdminToken(t, "buffer-token")
 
 	for _, args := range [][]string{
 		{"buffer", "stats", "--admin", e.admin},

@@ -106,11 +106,7 @@ func TestStatusE2E(t *testing.T) {
 // With admin.tokens, status needs a token (--token-file, --token or
 // EDGEGATE_TOKEN) and says so when it has none.
 func TestStatusNeedsToken(t *testing.T) {
-	e := newE2E(t, "builds and runs the real binary")
-	hash := tokenHash(t, e.bin, "status-token")
-	setAdmin(t, e.config, fmt.Sprintf("admin:\n  listen: %q\n  tokens: [{name: ops, hash: %q}]\n", e.admin, hash))
-	p := startProc(t, e.bin, e.config, e.admin)
-	defer p.kill()
+	e := startWithAdminToken(t, "status-token")
 
 	if _, errOut, code := cli(t, e.bin, "status", "--admin", e.admin); code != 1 || !strings.Contains(errOut, "401") || !strings.Contains(errOut, "--token-file") {
 		t.Errorf("no token: exit %d\n%s", code, errOut)
