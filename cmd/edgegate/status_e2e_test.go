@@ -166,22 +166,13 @@ func TestStatusNotReady(t *testing.T) {
 // exit 0, and its example output has the lines and columns the real one
 // has, in 80 columns.
 func TestReadmeStatusExamples(t *testing.T) {
-	readme, err := os.ReadFile("../../README.md")
-	if err != nil {
-		t.Fatal(err)
+	const heading = "### At a terminal: edgegate status"
+	lines := readmeCommands(readmeBlock(t, heading, "sh"), "edgegate status")
+	example := readmeBlock(t, heading, "text")
+	checkWidth(t, example)
+	if len(lines) < 3 {
+		t.Fatalf("only %d edgegate status lines in the README block", len(lines))
 	}
-	section := string(readme)
-	i := strings.Index(section, "### At a terminal: edgegate status")
-	if i < 0 {
-		t.Fatal("README has no section on edgegate status")
-	}
-	section = section[i:]
-	cmds := regexp.MustCompile("(?s)```sh\n(.*?)```").FindStringSubmatch(section)
-	example := regexp.MustCompile("(?s)```text\n(.*?)```").FindStringSubmatch(section)
-	if cmds == nil || example == nil {
-		t.Fatal("the section needs an sh block of commands and a text block of output")
-	}
-	checkWidth(t, example[1])
 
 	e := newE2E(t, "builds and runs the real binary")
 	p := startProc(t, e.bin, e.config, e.admin)
@@ -191,15 +182,8 @@ func TestReadmeStatusExamples(t *testing.T) {
 	mqtttest.Publish(t, dev, "devices/dev-1/telemetry", 1, `{"seq":1}`)
 	real := waitStatus(t, e.bin, regexp.MustCompile(`(?m)^cloud +failing`), "--admin", e.admin)
 
-	n := 0
-	for _, l := range strings.Split(cmds[1], "\n") {
-		line, _, _ := strings.Cut(l, "#")
-		args := strings.Fields(line)
-		if len(args) < 2 || args[0] != "edgegate" || args[1] != "status" {
-			continue
-		}
-		n++
-		args = args[1:]
+	for _, line := range lines {
+		args := strings.Fields(line)[1:]
 		if j := slices.Index(args, "--config"); j >= 0 {
 			args[j+1] = e.config
 		} else {
@@ -209,9 +193,6 @@ func TestReadmeStatusExamples(t *testing.T) {
 		if slices.Contains(args, "--json") && !json.Valid([]byte(out)) {
 			t.Errorf("README %q: not JSON:\n%s", line, out)
 		}
-	}
-	if n < 3 {
-		t.Fatalf("only %d edgegate status lines in the README block", n)
 	}
 
 	// The example's shape is the real output's: the verdict line, the
@@ -231,8 +212,8 @@ func TestReadmeStatusExamples(t *testing.T) {
 		}
 		return s
 	}
-	got, want := shape(real), slices.DeleteFunc(shape(example[1]), func(s string) bool { return s == "dead" })
+	got, want := shape(real), slices.DeleteFunc(shape(example), func(s string) bool { return s == "dead" })
 	if !slices.Equal(got, want) {
-		t.Errorf("README example output\n%s\nis not shaped like the real one\n%s\n(%q vs %q)", example[1], real, want, got)
+		t.Errorf("README example output\n%s\nis not shaped like the real one\n%s\n(%q vs %q)", example, real, want, got)
 	}
 }
