@@ -142,7 +142,7 @@ type target struct {
 }
 
 func (t *target) flags(fs *pflag.FlagSet) {
-	t.adminFlags.flags(fs, "admin API of the running gateway (default "+defaultAdmin+")")
+	t.adminFlags.flags(fs, "`URL` of the running gateway's admin API (default "+defaultAdmin+")")
 	fs.StringVarP(&t.config, "config", "c", "", "stopped gateway: open the buffer this configuration `file` names")
 	fs.StringVar(&t.dir, "dir", "", "stopped gateway: open the buffer in this directory, read-only")
 }

@@ -54,7 +54,7 @@ non-zero: the buffer holds their events; see their STATE column.`,
 			return showStatus(cmd.Context(), &o, a.stdout)
 		},
 	}
-	o.adminFlags.flags(cmd.Flags(), "admin API of the gateway (default: the admin.listen of --config, else "+defaultAdmin+")")
+	o.adminFlags.flags(cmd.Flags(), "`URL` of the gateway's admin API (default: the admin.listen of --config, else "+defaultAdmin+")")
 	configFlag(cmd, &o.config, "", "configuration `file` whose admin.listen to ask")
 	cmd.Flags().IntVar(&o.devices, "devices", 5, "list at most this many connected devices by id")
 	cmd.Flags().BoolVar(&o.asJSON, "json", false, "print the admin API's /status JSON")
@@ -120,28 +120,25 @@ func printStatus(w io.Writer, st gateway.Status) error {
 	}
 	fmt.Fprintf(w, "%s %s: %s\n", id, st.Version, verdict)
 	for _, why := range st.NotReady {
-		fmt.Fprintf(w, "  %s\n", clip(why, statusWidth-2))
-	}
-	reload := "last reload ok"
-	if !st.Config.LastReloadOK {
-		reload = "LAST RELOAD FAILED: the file on disk is not what runs"
+		fmt.Fprint(w, wrap("  "+why, statusWidth, "    "))
 	}
 	fmt.Fprintf(w, "up       %s (since %s)\n", age(now.Sub(st.StartedAt)), st.StartedAt.UTC().Format(time.RFC3339))
-	fmt.Fprintf(w, "config   sha256 %s, loaded %s ago, %s\n", short(st.Config.Hash, 12), age(now.Sub(st.Config.LoadedAt)), reload)
-
-	devices := fmt.Sprintf("devices  %d online", st.Clients)
-	if len(st.ClientList) > 0 {
-		ids := make([]string, len(st.ClientList))
-		for i, c := range st.ClientList {
-			ids[i] = c.ClientID
-		}
-		list := strings.Join(ids, ", ")
-		if len(ids) < st.Clients {
-			list += fmt.Sprintf(", … %d more", st.Clients-len(ids))
-		}
-		devices = clip(devices+": "+list, statusWidth)
+	config := "config   sha256 " + short(st.Config.Hash, 12)
+	if !st.Config.LoadedAt.IsZero() {
+		config += ", loaded " + age(now.Sub(st.Config.LoadedAt)) + " ago"
 	}
-	fmt.Fprintln(w, devices)
+	if st.Config.LastReloadOK {
+		config += ", last reload ok"
+	} else {
+		config += ", LAST RELOAD FAILED (see the log)"
+	}
+	fmt.Fprint(w, wrap(config, statusWidth, "         "))
+
+	ids := make([]string, len(st.ClientList))
+	for i, c := range st.ClientList {
+		ids[i] = c.ClientID
+	}
+	fmt.Fprintln(w, devicesLine(st.Clients, ids))
 
 	b := st.Buffer
 	fmt.Fprintf(w, "buffer   %d event%s, %s; %s free on disk", b.Records, plural(int(b.Records)), humanBytes(b.Bytes), humanBytes(b.DiskFree))
@@ -188,36 +185,59 @@ func printStatus(w io.Writer, st gateway.Status) error {
 	return nil
 }
 
-// wrap breaks s into lines of at most width columns at spaces (a longer
-// word stays whole), indenting every line but the first.
+// wrap breaks s into lines of at most width columns at spaces, keeping
+// its spacing and indenting every line but the first; a word longer than
+// a line stays whole. The result ends with a newline.
 func wrap(s string, width int, indent string) string {
 	var b strings.Builder
-	line := 0
-	for i, word := range strings.Fields(s) {
-		n := utf8.RuneCountInString(word)
-		switch {
-		case i == 0:
-		case line+1+n > width:
-			b.WriteString("\n" + indent)
-			line = utf8.RuneCountInString(indent)
-		default:
-			b.WriteByte(' ')
-			line++
+	for utf8.RuneCountInString(s) > width {
+		lead := len(s) - len(strings.TrimLeft(s, " "))
+		cut, col := -1, 0
+		for i, r := range s {
+			if col > width {
+				break
+			}
+			if r == ' ' && i > lead {
+				cut = i
+			}
+			col++
 		}
-		b.WriteString(word)
-		line += n
+		if cut < 0 { // the first word is longer than a line
+			if cut = strings.IndexByte(s[lead:], ' '); cut < 0 {
+				break
+			}
+			cut += lead
+		}
+		b.WriteString(strings.TrimRight(s[:cut], " ") + "\n")
+		s = indent + strings.TrimLeft(s[cut:], " ")
 	}
-	b.WriteByte('\n')
+	b.WriteString(s + "\n")
 	return b.String()
 }
 
-// clip cuts s to at most n runes, marking the cut with "…".
-func clip(s string, n int) string {
-	r := []rune(s)
-	if len(r) <= n {
-		return s
+// devicesLine is "devices  N online: a, b, … M more", with as many of
+// the listed ids as fit in statusWidth.
+func devicesLine(online int, ids []string) string {
+	line := fmt.Sprintf("devices  %d online", online)
+	var shown []string
+	for _, id := range ids {
+		more := ""
+		if rest := online - len(shown) - 1; rest > 0 {
+			more = fmt.Sprintf(", … %d more", rest)
+		}
+		if try := line + ": " + strings.Join(append(shown, id), ", ") + more; utf8.RuneCountInString(try) > statusWidth {
+			break
+		}
+		shown = append(shown, id)
 	}
-	return string(r[:n-1]) + "…"
+	if len(shown) == 0 {
+		return line
+	}
+	line += ": " + strings.Join(shown, ", ")
+	if rest := online - len(shown); rest > 0 {
+		line += fmt.Sprintf(", … %d more", rest)
+	}
+	return line
 }
 
 func short(s string, n int) string {
