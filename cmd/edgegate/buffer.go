@@ -422,12 +422,14 @@ func newBufferReplayCmd(a *app) *cobra.Command {
 		"send events again to an uplink, marked replayed", `Queues stored events for an uplink again, oldest first, marked replayed=true
 and without a dead letter's failure extensions. The uplink delivers them behind
 what is already waiting, with its usual retries; a new failure dead-letters
-them afresh. Dead letters move out of their queue (unless --keep); retained
-and queued events are copied.
+them afresh. Dead letters, and the backlog of an uplink removed from the
+configuration, move out of their queue (unless --keep); retained and queued
+events are copied.
 
   --queue deadletter.cloud                 every dead letter of uplink cloud, back to cloud
   --to cloud --since 2h                    what cloud received in the last 2 hours (buffer.retain)
-  --queue deadletter.rules --to archive    the rules' dead letters, to uplink archive`,
+  --queue deadletter.rules --to archive    the rules' dead letters, to uplink archive
+  --queue uplink.old --to cloud            the backlog of removed uplink old, to cloud`,
 		func(cmd *cobra.Command, _ []string) error {
 			return bufferReplay(cmd.Context(), &o, a.stdout)
 		})
@@ -437,7 +439,7 @@ and queued events are copied.
 	fs.StringVar(&o.to, "to", "", "uplink to send to (default: the queue's own uplink)")
 	o.ff.bind(fs, true)
 	fs.IntVar(&o.limit, "limit", 0, "at most this many events (0: all)")
-	fs.BoolVar(&o.keep, "keep", false, "leave replayed dead letters in their queue")
+	fs.BoolVar(&o.keep, "keep", false, "leave replayed dead letters (or a removed uplink's backlog) in their queue")
 	fs.BoolVar(&o.asJSON, "json", false, "print the result as JSON")
 	return cmd
 }

@@ -365,10 +365,10 @@ func TestCmdSink(t *testing.T) {
 	select {
 	case err := <-done:
 		if err != nil {
-			t.Fatalf("cmdSink: %v", err)
+			t.Fatalf("sink: %v", err)
 		}
 	case <-time.After(10 * time.Second):
-		t.Fatal("cmdSink did not stop")
+		t.Fatal("sink did not stop")
 	}
 	out := stdout.String()
 	for _, mode := range []string{"batch", "binary", "structured"} {

@@ -172,7 +172,10 @@ func printStatus(w io.Writer, st gateway.Status) error {
 			oldest = age(time.Duration(u.OldestAge * float64(time.Second)))
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%d\n", u.Name, state, u.Backlog, oldest, u.Delivered, u.DeadLettered)
-		if u.LastError != "" && !u.Up {
+		switch {
+		case u.Removed:
+			failing = append(failing, fmt.Sprintf("%s: removed from the configuration; its backlog waits: edgegate buffer replay --queue uplink.%s --to UPLINK, or purge it", u.Name, u.Name))
+		case u.LastError != "" && !u.Up:
 			failing = append(failing, u.Name+": "+strings.Join(strings.Fields(u.LastError), " "))
 		}
 	}
@@ -211,7 +214,7 @@ func wrap(s string, width int, indent string) string {
 		b.WriteString(strings.TrimRight(s[:cut], " ") + "\n")
 		s = indent + strings.TrimLeft(s[cut:], " ")
 	}
-	b.WriteString(s + "\n")
+	b.WriteString(strings.TrimRight(s, " ") + "\n")
 	return b.String()
 }
 

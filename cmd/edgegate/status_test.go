@@ -49,7 +49,8 @@ func TestPrintStatusFits80Columns(t *testing.T) {
 	st.Clients = 40
 	raw := `{"clients": [{"client_id": "` + strings.Repeat("d", 30) + `-1"}, {"client_id": "` + strings.Repeat("d", 30) + `-2"}, {"client_id": "` + strings.Repeat("d", 30) + `-3"}],
 		"uplinks": [{"name": "cloud", "state": "failing", "up": false, "consecutive_failures": 12, "backlog": 123456789, "oldest_age_seconds": 7200,
-		"last_error": "` + strings.Repeat("boom ", 40) + `"}, {"name": "archive", "state": "idle", "up": true, "delivered": 5}]}`
+		"last_error": "` + strings.Repeat("boom ", 40) + `"}, {"name": "archive", "state": "idle", "up": true, "delivered": 5},
+		{"name": "old", "state": "removed", "removed": true, "backlog": 7}]}`
 	if err := json.Unmarshal([]byte(raw), &st); err != nil {
 		t.Fatal(err)
 	}
@@ -72,6 +73,8 @@ func TestPrintStatusFits80Columns(t *testing.T) {
 		"\ncloud    failing(12)  123456789  2h0m    0     0\n",
 		"\narchive  idle         0          -       5     0\n",
 		"\ncloud: boom boom",
+		"\nold      removed      7          -       0     0\n",
+		"\nold: removed from the configuration; its backlog waits: edgegate buffer replay\n    --queue uplink.old --to UPLINK, or purge it\n",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("no %q", want)
