@@ -19,6 +19,7 @@ import (
 	"github.com/edgegate/edgegate/buffer"
 	"github.com/edgegate/edgegate/cloudevent"
 	"github.com/edgegate/edgegate/internal/certfile"
+	"github.com/edgegate/edgegate/internal/configstore"
 	"github.com/edgegate/edgegate/internal/ratelog"
 	"github.com/edgegate/edgegate/internal/tail"
 	"github.com/edgegate/edgegate/internal/yamlconf"
@@ -40,7 +41,16 @@ type Gateway struct {
 	live   atomic.Pointer[live]
 	cfgPtr atomic.Pointer[Config] // the configuration in effect
 
+	// Applies run one at a time under reloadMu (apply.go); running is the
+	// configuration in effect with its version and document, store keeps
+	// them on disk, localHash is the local file's hash when it was last
+	// applied (guarded by reloadMu).
 	reloadMu       sync.Mutex
+	running        atomic.Pointer[appliedConfig]
+	configs        *configstore.Store
+	localHash      string
+	configVerifier configVerifier
+	health         healthWatch
 	lastReloadOK   atomic.Bool
 	lastReloadTime atomic.Int64
 	reloadFailures *metrics.Counter
@@ -145,6 +155,7 @@ func New(c *Compiled, opts Options) (*Gateway, error) {
 	}
 	g := newGateway(c.Config, opts)
 	g.apply(newLive(c))
+	g.startApplied(c)
 	if err := g.openAdmin(c.Config.Admin); err != nil {
 		return nil, err
 	}
@@ -509,6 +520,7 @@ func (g *Gateway) Run(ctx context.Context) (err error) {
 	}
 	stopBuffer := g.startBuffer(ctx)
 	defer func() { err = stopBuffer(err) }()
+	defer g.startHealth(ctx)()
 
 	// Forwarders stop fetching when intake has stopped; their in-flight
 	// sends get ShutdownTimeout to finish.

@@ -2,63 +2,9 @@ package gateway
 
 import (
 	"reflect"
-	"slices"
-	"time"
 
 	"github.com/edgegate/edgegate/internal/yamlconf"
 )
-
-// ReloadFile loads path as a start does (LoadFile: decoded, checked and
-// compiled once) and applies what can change while running. Nothing
-// changes unless everything is valid; a field that needs a restart is an
-// error naming it (file:line:col: mqtt: change requires restart), and the
-// running configuration stays. SIGHUP and the admin endpoint both come
-// here.
-func (g *Gateway) ReloadFile(path string) error {
-	g.reloadMu.Lock()
-	defer g.reloadMu.Unlock()
-	err := g.reloadFile(path)
-	g.lastReloadOK.Store(err == nil)
-	if err != nil {
-		g.reloadFailures.Inc()
-		g.log.Error("config reload failed: keeping the running configuration", "config", path, "err", err)
-		return err
-	}
-	g.lastReloadTime.Store(time.Now().Unix())
-	return nil
-}
-
-func (g *Gateway) reloadFile(path string) error {
-	c, err := LoadFile(path)
-	if err != nil {
-		return err
-	}
-	cfg := c.Config
-	old := g.current()
-	if err := restartOnly(old, cfg); err != nil {
-		return c.locate(err)
-	}
-	auth := g.adminAuth.Load()
-	if !slices.Equal(old.Admin.Tokens, cfg.Admin.Tokens) {
-		if auth, err = newAdminAuth(cfg.Admin.Tokens, g.verifyToken, g.log.With("component", "admin")); err != nil {
-			return err
-		}
-	}
-	g.apply(newLive(c))
-	g.setAccess(c.access) // new connects and every check from now on; revoked clients are disconnected
-	if prev := g.adminAuth.Swap(auth); prev != auth {
-		prev.stop()
-		if auth == nil {
-			g.log.Warn("admin tokens removed: the admin API is open", "component", "admin", "listen", cfg.Admin.Listen)
-		} else {
-			g.log.Info("admin tokens changed", "component", "admin", "tokens", len(cfg.Admin.Tokens))
-		}
-	}
-	g.level.Set(cfg.LogLevel())
-	g.cfgPtr.Store(&cfg)
-	g.log.Info("config reloaded", "config", path)
-	return nil
-}
 
 // restartOnly names every changed field that cannot be applied live. The
 // auth section (and its users file) is not one of them.
