@@ -30,6 +30,7 @@ import (
 //	/v1/events   the live tail of stored events (Server-Sent Events)
 //	POST /-/reload  reload the configuration file (as SIGHUP does)
 //	/v1/buffer/...  the buffer tools (registerBufferRoutes)
+//	/v1/config...   remote configuration (registerConfigRoutes)
 //
 // Every route but the open ones, and any path that matches no route, needs
 // a bearer token of admin.tokens when tokens are set (adminHandler).
@@ -83,6 +84,7 @@ func (g *Gateway) serveAdmin(ctx context.Context) error {
 		w.Write([]byte("reloaded\n"))
 	})
 	g.registerBufferRoutes(mux)
+	g.registerConfigRoutes(mux)
 	srv := &http.Server{
 		Handler:           g.adminHandler(mux),
 		ReadHeaderTimeout: 5 * time.Second,

@@ -137,7 +137,7 @@ func (g *Gateway) applyLocked(ctx context.Context, u ConfigUpdate) (ApplyResult,
 	prev := g.running.Load()
 	res, c, err := g.prepare(u, prev)
 	if err == nil && !u.DryRun && !res.Unchanged {
-		err = g.commit(u, c, &res, prev)
+		prev, err = g.commit(u, c, &res, prev)
 	}
 	g.report(ctx, u, res, err)
 	if err == nil && res.Applied && u.Source != SourceRollback && u.Source != SourceFile && u.Source != SourceSIGHUP {
@@ -193,16 +193,16 @@ func (g *Gateway) prepare(u ConfigUpdate, prev *appliedConfig) (ApplyResult, *Co
 	return res, c, nil
 }
 
-// commit persists c and makes it current. Everything that can fail comes
-// before anything changes.
-func (g *Gateway) commit(u ConfigUpdate, c *Compiled, res *ApplyResult, prev *appliedConfig) error {
+// commit persists c and makes it current, and returns prev as recorded in
+// the history. Everything that can fail comes before anything changes.
+func (g *Gateway) commit(u ConfigUpdate, c *Compiled, res *ApplyResult, prev *appliedConfig) (*appliedConfig, error) {
 	cfg := c.Config
 	old := g.current()
 	auth := g.adminAuth.Load()
 	if !slices.Equal(old.Admin.Tokens, cfg.Admin.Tokens) {
 		var err error
 		if auth, err = newAdminAuth(cfg.Admin.Tokens, g.verifyToken, g.log.With("component", "admin")); err != nil {
-			return refuse(RefusedInvalid, err)
+			return prev, refuse(RefusedInvalid, err)
 		}
 	}
 	localHash := g.localHash
@@ -215,7 +215,7 @@ func (g *Gateway) commit(u ConfigUpdate, c *Compiled, res *ApplyResult, prev *ap
 		// rollback goes back to.
 		e, err := g.configs.Record(prev.entry, prev.data, prev.sig)
 		if err != nil {
-			return refuse(RefusedPersist, fmt.Errorf("config state %s: %w", g.configs.Dir(), err))
+			return prev, refuse(RefusedPersist, fmt.Errorf("config state %s: %w", g.configs.Dir(), err))
 		}
 		prev = &appliedConfig{entry: e, data: prev.data, sig: prev.sig, recorded: true}
 		g.running.Store(prev)
@@ -223,7 +223,7 @@ func (g *Gateway) commit(u ConfigUpdate, c *Compiled, res *ApplyResult, prev *ap
 	entry := configstore.Entry{Version: res.Version, Hash: c.hash, Signed: res.Signed, Source: u.Source, Origin: u.Origin, AppliedAt: time.Now().UTC()}
 	entry, err := g.configs.Save(entry, u.Data, u.Signature, localHash)
 	if err != nil {
-		return refuse(RefusedPersist, fmt.Errorf("config state %s: %w", g.configs.Dir(), err))
+		return prev, refuse(RefusedPersist, fmt.Errorf("config state %s: %w", g.configs.Dir(), err))
 	}
 	// Seam of live uplinks (i10-uplinks): applyUplinks(ctx, c.uplinks,
 	// uplinkChange{dropRemoved: u.DropRemovedBacklog}) goes here; on error
@@ -246,7 +246,7 @@ func (g *Gateway) commit(u ConfigUpdate, c *Compiled, res *ApplyResult, prev *ap
 	g.running.Store(&appliedConfig{entry: entry, data: u.Data, sig: u.Signature, recorded: true})
 	g.localHash = localHash
 	res.Version, res.Applied = entry.Version, true
-	return nil
+	return prev, nil
 }
 
 // report logs, counts and emits the outcome of an update.

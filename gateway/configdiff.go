@@ -35,6 +35,10 @@ func diffValue(a, b reflect.Value, at yamlconf.Path, out *[]string) {
 		}
 		diffValue(a.Elem(), b.Elem(), at, out)
 	case reflect.Struct:
+		if reflect.PointerTo(a.Type()).Implements(yamlUnmarshaler) {
+			add(at) // decoded its own way: one value
+			return
+		}
 		found := false
 		for i := 0; i < a.NumField(); i++ {
 			f := a.Type().Field(i)
@@ -43,8 +47,11 @@ func diffValue(a, b reflect.Value, at yamlconf.Path, out *[]string) {
 				continue
 			}
 			found = true
+			if name == "" {
+				name = strings.ToLower(f.Name)
+			}
 			p := at.Key(name)
-			if name == "" && opts == "inline" {
+			if opts == "inline" {
 				p = at
 			}
 			diffValue(a.Field(i), b.Field(i), p, out)
@@ -53,6 +60,10 @@ func diffValue(a, b reflect.Value, at yamlconf.Path, out *[]string) {
 			add(at)
 		}
 	case reflect.Slice, reflect.Array:
+		if reflect.PointerTo(a.Type()).Implements(yamlUnmarshaler) {
+			add(at) // decoded its own way: one value
+			return
+		}
 		for i := 0; i < max(a.Len(), b.Len()); i++ {
 			if i >= a.Len() || i >= b.Len() {
 				add(at.Index(i))
@@ -82,6 +93,8 @@ func diffValue(a, b reflect.Value, at yamlconf.Path, out *[]string) {
 		add(at)
 	}
 }
+
+var yamlUnmarshaler = reflect.TypeFor[yaml.Unmarshaler]()
 
 // redactedValue replaces every secret of a configuration shown by GET
 // /v1/config.
