@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -90,7 +91,7 @@ func (g *Gateway) registerConfigRoutes(mux *http.ServeMux) {
 			writeConfigError(w, http.StatusRequestEntityTooLarge, fmt.Errorf("config body: %w (at most %d bytes)", err, maxConfigBytes), nil)
 			return
 		}
-		res, err := g.Apply(r.Context(), ConfigUpdate{
+		res, err := g.Apply(context.WithoutCancel(r.Context()), ConfigUpdate{ // a client that hangs up does not cut the uplinks' handoff short
 			Source: SourceAdmin, Origin: "push", Data: data, Signature: []byte(r.Header.Get(SignatureHeader)),
 			DryRun: dry, DropRemovedBacklog: drop,
 		})
@@ -113,7 +114,7 @@ func (g *Gateway) registerConfigRoutes(mux *http.ServeMux) {
 			writeConfigError(w, http.StatusBadRequest, fmt.Errorf("rollback body: want {\"version\": N}: %w", err), nil)
 			return
 		}
-		res, err := g.Rollback(r.Context(), req.Version, "requested through the admin API")
+		res, err := g.Rollback(context.WithoutCancel(r.Context()), req.Version, "requested through the admin API")
 		g.answerApply(w, res, err)
 	})
 }

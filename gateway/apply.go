@@ -7,13 +7,13 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"slices"
 	"time"
 
 	"github.com/edgegate/edgegate/buffer"
 	"github.com/edgegate/edgegate/cloudevent"
 	"github.com/edgegate/edgegate/internal/configstore"
 	"github.com/edgegate/edgegate/internal/metricname"
+	"github.com/edgegate/edgegate/internal/yamlconf"
 )
 
 // The sources of a ConfigUpdate.
@@ -137,7 +137,7 @@ func (g *Gateway) applyLocked(ctx context.Context, u ConfigUpdate) (ApplyResult,
 	prev := g.running.Load()
 	res, c, err := g.prepare(u, prev)
 	if err == nil && !u.DryRun && !res.Unchanged {
-		prev, err = g.commit(u, c, &res, prev)
+		prev, err = g.commit(ctx, u, c, &res, prev)
 	}
 	g.report(ctx, u, res, err)
 	if err == nil && res.Applied && u.Source != SourceRollback && u.Source != SourceFile && u.Source != SourceSIGHUP {
@@ -180,7 +180,9 @@ func (g *Gateway) prepare(u ConfigUpdate, prev *appliedConfig) (ApplyResult, *Co
 	if err := restartOnly(old, c.Config); err != nil {
 		return res, nil, refuse(RefusedInvalid, c.locate(err))
 	}
-	res.Diff = diffPaths(old, c.Config)
+	for _, p := range yamlconf.Diff(old, c.Config) {
+		res.Diff = append(res.Diff, p.String())
+	}
 	switch {
 	case u.restore != nil:
 		res.Version = u.restore.Version
@@ -195,21 +197,12 @@ func (g *Gateway) prepare(u ConfigUpdate, prev *appliedConfig) (ApplyResult, *Co
 
 // commit persists c and makes it current, and returns prev as recorded in
 // the history. Everything that can fail comes before anything changes.
-func (g *Gateway) commit(u ConfigUpdate, c *Compiled, res *ApplyResult, prev *appliedConfig) (*appliedConfig, error) {
-	cfg := c.Config
-	old := g.current()
-	auth := g.adminAuth.Load()
-	if !slices.Equal(old.Admin.Tokens, cfg.Admin.Tokens) {
-		var err error
-		if auth, err = newAdminAuth(cfg.Admin.Tokens, g.verifyToken, g.log.With("component", "admin")); err != nil {
-			return prev, refuse(RefusedInvalid, err)
-		}
-	}
+func (g *Gateway) commit(ctx context.Context, u ConfigUpdate, c *Compiled, res *ApplyResult, prev *appliedConfig) (*appliedConfig, error) {
 	localHash := g.localHash
 	if u.Source == SourceFile || u.Source == SourceSIGHUP {
 		localHash = c.hash
 	}
-	g.configs.SetKeep(cfg.RemoteConfig.History)
+	g.configs.SetKeep(c.Config.RemoteConfig.History)
 	if !prev.recorded {
 		// The configuration before this one is kept too: it is what a
 		// rollback goes back to.
@@ -225,24 +218,14 @@ func (g *Gateway) commit(u ConfigUpdate, c *Compiled, res *ApplyResult, prev *ap
 	if err != nil {
 		return prev, refuse(RefusedPersist, fmt.Errorf("config state %s: %w", g.configs.Dir(), err))
 	}
-	// Seam of live uplinks (i10-uplinks): applyUplinks(ctx, c.uplinks,
-	// uplinkChange{dropRemoved: u.DropRemovedBacklog}) goes here; on error
-	// the previous entry is saved as active again and the update refused
-	// (RefusedUplinks). Until then restartOnly refuses uplink changes.
-	_ = u.DropRemovedBacklog
-
-	g.apply(newLive(c))
-	g.setAccess(c.access) // new connects and every check from now on; revoked clients are disconnected
-	if was := g.adminAuth.Swap(auth); was != auth {
-		was.stop()
-		if auth == nil {
-			g.log.Warn("admin tokens removed: the admin API is open", "component", "admin", "listen", cfg.Admin.Listen)
-		} else {
-			g.log.Info("admin tokens changed", "component", "admin", "tokens", len(cfg.Admin.Tokens))
+	// Restart-only fields were checked by prepare; applyConfig checks
+	// them again and builds the uplinks' senders before anything changes.
+	if err := g.applyConfig(ctx, c, uplinkChange{DropRemovedBacklog: u.DropRemovedBacklog}); err != nil {
+		if _, rerr := g.configs.Save(prev.entry, prev.data, prev.sig, g.localHash); rerr != nil {
+			g.log.Error("config state: the previous configuration could not be made active again", "component", "config", "err", rerr)
 		}
+		return prev, refuse(RefusedUplinks, err)
 	}
-	g.level.Set(cfg.LogLevel())
-	g.cfgPtr.Store(&cfg)
 	g.running.Store(&appliedConfig{entry: entry, data: u.Data, sig: u.Signature, recorded: true})
 	g.localHash = localHash
 	res.Version, res.Applied = entry.Version, true
@@ -347,26 +330,36 @@ func (g *Gateway) emitConfigEvent(ctx context.Context, typ string, c cloudevent.
 }
 
 // ReloadFile applies the local configuration file at path (Apply with
-// Source "file"): SIGHUP and POST /-/reload come here. Nothing changes
-// unless everything is valid; a field that needs a restart is an error
-// naming it (file:line:col: mqtt: change requires restart).
+// Source "file"): POST /-/reload comes here, SIGHUP to ReloadSIGHUP.
+// Nothing changes unless everything is valid; a field that needs a restart
+// is an error naming it (file:line:col: mqtt.listeners[1].address: change
+// requires restart). A removed uplink's backlog is kept (see
+// uplinkChange).
 func (g *Gateway) ReloadFile(path string) error {
-	return g.reloadFrom(SourceFile, path)
+	return g.reload(context.Background(), path, uplinkChange{})
 }
 
 // ReloadSIGHUP is ReloadFile on SIGHUP (Source "sighup").
-func (g *Gateway) ReloadSIGHUP(path string) error { return g.reloadFrom(SourceSIGHUP, path) }
+func (g *Gateway) ReloadSIGHUP(path string) error {
+	return g.reloadFrom(context.Background(), SourceSIGHUP, path, uplinkChange{})
+}
 
-func (g *Gateway) reloadFrom(source, path string) error {
+// reload is ReloadFile with the choices a reload may make about the
+// uplinks.
+func (g *Gateway) reload(ctx context.Context, path string, opts uplinkChange) error {
+	return g.reloadFrom(ctx, SourceFile, path, opts)
+}
+
+func (g *Gateway) reloadFrom(ctx context.Context, source, path string, opts uplinkChange) error {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		err = refuse(RefusedInvalid, fmt.Errorf("read config: %w", err))
 		g.reloadMu.Lock()
-		g.report(context.Background(), ConfigUpdate{Source: source, Origin: path}, ApplyResult{Source: source}, err)
+		g.report(ctx, ConfigUpdate{Source: source, Origin: path}, ApplyResult{Source: source}, err)
 		g.reloadMu.Unlock()
 		return err
 	}
-	_, err = g.Apply(context.Background(), ConfigUpdate{Source: source, Origin: path, Data: data})
+	_, err = g.Apply(ctx, ConfigUpdate{Source: source, Origin: path, Data: data, DropRemovedBacklog: opts.DropRemovedBacklog})
 	return err
 }
 

@@ -37,7 +37,7 @@ func (g *Gateway) sampleHealth() healthSample {
 	for _, r := range g.live.Load().rules.Stats() {
 		s.ruleErrors += r.Errors
 	}
-	for _, f := range g.forwarders {
+	for _, f := range g.uplinks.Load().list {
 		s.uplinks[f.cfg.Name] = f.delivery.Health()
 	}
 	return s

@@ -1,28 +1,91 @@
 package gateway
 
 import (
-	"reflect"
+	"context"
+	"slices"
+	"strings"
 
 	"github.com/edgegate/edgegate/internal/yamlconf"
 )
 
-// restartOnly names every changed field that cannot be applied live. The
-// auth section (and its users file) is not one of them.
-func restartOnly(old, cfg Config) error {
-	var errs yamlconf.List
-	check := func(at yamlconf.Path, a, b any) {
-		if !reflect.DeepEqual(a, b) {
-			errs.Add(at, "change requires restart")
+// applyConfig makes a compiled configuration the running one, all of it or
+// nothing: a restart-only change is refused by name, and only then does
+// anything change (live parts, device access, admin tokens, log level,
+// uplinks). The caller holds reloadMu.
+func (g *Gateway) applyConfig(ctx context.Context, c *Compiled, opts uplinkChange) error {
+	cfg := c.Config
+	old := g.current()
+	if err := restartOnly(old, cfg); err != nil {
+		return c.locate(err)
+	}
+	var err error
+	auth := g.adminAuth.Load()
+	if !slices.Equal(old.Admin.Tokens, cfg.Admin.Tokens) {
+		if auth, err = newAdminAuth(cfg.Admin.Tokens, g.verifyToken, g.log.With("component", "admin")); err != nil {
+			return err
 		}
 	}
-	check(yamlconf.Key("gateway_id"), old.GatewayID, cfg.GatewayID)
-	check(yamlconf.Key("log").Key("format"), old.Log.Format, cfg.Log.Format)
-	// admin.tokens and admin.allow_unauthenticated change live.
-	check(yamlconf.Key("admin").Key("listen"), old.Admin.Listen, cfg.Admin.Listen)
-	check(yamlconf.Key("admin").Key("tls"), old.Admin.TLS, cfg.Admin.TLS)
-	check(yamlconf.Key("mqtt"), old.MQTT, cfg.MQTT)
-	check(yamlconf.Key("buffer"), old.Buffer, cfg.Buffer)
-	check(yamlconf.Key("uplinks"), old.Uplinks, cfg.Uplinks)
-	check(yamlconf.Key("memory_limit"), old.MemoryLimit, cfg.MemoryLimit)
+	// The uplinks' senders are built before anything changes; the routes
+	// (live) switch before the uplinks do, so no event is routed to an
+	// uplink that is no longer running, and an added uplink's queue
+	// fills from the moment it is routed to.
+	plan, err := g.prepareUplinks(c.uplinks)
+	if err != nil {
+		if auth != g.adminAuth.Load() {
+			auth.stop()
+		}
+		return err
+	}
+	g.apply(newLive(c))
+	g.setAccess(c.access) // new connects and every check from now on; revoked clients are disconnected
+	if prev := g.adminAuth.Swap(auth); prev != auth {
+		prev.stop()
+		if auth == nil {
+			g.log.Warn("admin tokens removed: the admin API is open", "component", "admin", "listen", cfg.Admin.Listen)
+		} else {
+			g.log.Info("admin tokens changed", "component", "admin", "tokens", len(cfg.Admin.Tokens))
+		}
+	}
+	g.level.Set(cfg.LogLevel())
+	g.cfgPtr.Store(&cfg)
+	if opts.Handoff <= 0 {
+		opts.Handoff = cfg.ShutdownTimeout
+	}
+	plan.commit(ctx, opts)
+	return nil
+}
+
+// restartOnlyFields are the parts of the configuration that cannot change
+// while the gateway runs: a change of any field under them is refused,
+// named by its full path. Everything else (log.level, admin.tokens and
+// admin.allow_unauthenticated, auth, events, uplinks, rules,
+// shutdown_timeout) changes live. README.md's table of what changes live
+// is checked against this list.
+var restartOnlyFields = []struct {
+	path string
+	get  func(Config) any
+}{
+	{"gateway_id", func(c Config) any { return c.GatewayID }},
+	{"log.format", func(c Config) any { return c.Log.Format }},
+	{"admin.listen", func(c Config) any { return c.Admin.Listen }},
+	{"admin.tls", func(c Config) any { return c.Admin.TLS }},
+	{"mqtt", func(c Config) any { return c.MQTT }},
+	{"buffer", func(c Config) any { return c.Buffer }},
+	{"memory_limit", func(c Config) any { return c.MemoryLimit }},
+}
+
+// restartOnly names every changed field that cannot be applied live, down
+// to the leaf: mqtt.listeners[1].address, not mqtt.
+func restartOnly(old, cfg Config) error {
+	var errs yamlconf.List
+	for _, f := range restartOnlyFields {
+		at := yamlconf.Path{}
+		for _, k := range strings.Split(f.path, ".") {
+			at = at.Key(k)
+		}
+		for _, p := range yamlconf.Diff(f.get(old), f.get(cfg)) {
+			errs.Add(at.Join(p), "change requires restart")
+		}
+	}
 	return errs.Err()
 }

@@ -109,7 +109,7 @@ func TestReloadUnderLoad(t *testing.T) {
 	time.Sleep(200 * time.Millisecond)
 	write("127.0.0.1:1884", "io.third")
 	code, body := reload()
-	if code != http.StatusUnprocessableEntity || !strings.Contains(body, path+":5:3: mqtt: change requires restart") {
+	if code != http.StatusUnprocessableEntity || !strings.Contains(body, path+":6:37: mqtt.listeners[0].address: change requires restart") {
 		t.Fatalf("restart-only change: %d %q", code, body)
 	}
 	time.Sleep(100 * time.Millisecond)
