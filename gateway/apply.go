@@ -135,13 +135,14 @@ func (g *Gateway) Apply(ctx context.Context, u ConfigUpdate) (ApplyResult, error
 
 func (g *Gateway) applyLocked(ctx context.Context, u ConfigUpdate) (ApplyResult, error) {
 	prev := g.running.Load()
+	before := g.sampleHealth()
 	res, c, err := g.prepare(u, prev)
 	if err == nil && !u.DryRun && !res.Unchanged {
 		prev, err = g.commit(ctx, u, c, &res, prev)
 	}
 	g.report(ctx, u, res, err)
 	if err == nil && res.Applied && u.Source != SourceRollback && u.Source != SourceFile && u.Source != SourceSIGHUP {
-		g.watchHealth(prev, res)
+		g.watchHealth(prev, res, before)
 	}
 	return res, err
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 
 	"github.com/edgegate/edgegate/cloudevent"
+	"github.com/edgegate/edgegate/internal/freeport"
 	"github.com/edgegate/edgegate/internal/mqtttest"
 )
 
@@ -298,4 +299,36 @@ func TestStartupUsesPushedConfigUntilLocalEdit(t *testing.T) {
 		t.Fatalf("restart after a local edit runs %+v", got.entry)
 	}
 	g.buffer().Close()
+}
+
+// A remote config that points the uplink at a closed port is rolled back
+// within the health window; the rolledback event (and the applied one
+// before it) reaches the restored uplink.
+func TestHealthWindowRollsBackBrokenUplink(t *testing.T) {
+	e := startApply(t, "10s")
+	closed, err := freeport.Addr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := e.url
+	e.url = "http://" + closed + "/"
+	var res ApplyResult
+	if code, _, body := e.do("PUT", "/v1/config", e.doc("v2", "10s", ""), &res); code != 200 || !res.Applied || !slices.Contains(res.Diff, "uplinks[0].http.url") {
+		t.Fatalf("push: %d %s", code, body)
+	}
+	e.url = good
+	waitUntil(t, "the rollback", func() bool { return e.g.running.Load().entry.Version == 1 })
+	waitUntil(t, "the rolledback event at the restored uplink", func() bool {
+		return len(configEvents(e.rcv)[cloudevent.TypeConfigRolledBack]) == 1
+	})
+	ev := configEvents(e.rcv)
+	if r := ev[cloudevent.TypeConfigRolledBack][0]; !strings.Contains(r.Reason, "uplink cloud fails every send since the change") {
+		t.Errorf("rolledback event %+v", r)
+	}
+	if len(ev[cloudevent.TypeConfigApplied]) != 1 {
+		t.Errorf("the applied event of the bad config did not reach the restored uplink: %v", ev)
+	}
+	if h, _ := e.g.configs.History(); len(h) != 2 || h[0].Version != 2 || h[0].RolledBack == "" {
+		t.Errorf("history after the rollback: %+v", h)
+	}
 }

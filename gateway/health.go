@@ -80,8 +80,9 @@ func unhealthy(before, now healthSample, errorsBefore float64) string {
 }
 
 // watchHealth starts the health window of the configuration res, applied
-// over prev; called with reloadMu held.
-func (g *Gateway) watchHealth(prev *appliedConfig, res ApplyResult) {
+// over prev when the gateway was as before says; called with reloadMu
+// held.
+func (g *Gateway) watchHealth(prev *appliedConfig, res ApplyResult, before healthSample) {
 	window := g.current().RemoteConfig.HealthWindow
 	w := &g.health
 	w.mu.Lock()
@@ -101,13 +102,13 @@ func (g *Gateway) watchHealth(prev *appliedConfig, res ApplyResult) {
 	ctx, cancel := context.WithTimeout(parent, window)
 	w.cancel = cancel
 	gen := w.gen
-	before := g.sampleHealth()
 	var errorsBefore float64
-	if l := g.live.Load(); l != nil {
-		if age := time.Since(g.appliedAt(prev)).Seconds(); age >= 1 {
-			errorsBefore = float64(before.ruleErrors) / age
-		}
+	if age := before.at.Sub(g.appliedAt(prev)).Seconds(); age >= 1 {
+		errorsBefore = float64(before.ruleErrors) / age
 	}
+	// Rule errors count from now, in the new rule set (whose rules kept by
+	// name carry their counters over).
+	before.at, before.ruleErrors = time.Now(), g.sampleHealth().ruleErrors
 	tick := min(time.Second, max(window/20, 10*time.Millisecond))
 	w.wg.Add(1)
 	go func() {
