@@ -188,7 +188,15 @@ type versionSink struct {
 func startVersionSink(t *testing.T, addr string) *versionSink {
 	t.Helper()
 	s := &versionSink{versions: map[int]int{}, byVer: map[int]int{}}
-	startSink(t, addr).Respond(func(w http.ResponseWriter, r *cetest.Request) int {
+	s.serve(t, addr)
+	return s
+}
+
+// serve records what a receiver on addr gets too (an uplink's URL changed
+// to it).
+func (s *versionSink) serve(t *testing.T, addr string) *cetest.Server {
+	srv := startSink(t, addr)
+	srv.Respond(func(w http.ResponseWriter, r *cetest.Request) int {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		for _, e := range r.Events {
@@ -211,7 +219,7 @@ func startVersionSink(t *testing.T, addr string) *versionSink {
 		}
 		return http.StatusOK
 	})
-	return s
+	return srv
 }
 
 // count is the number of distinct events received with version v.
