@@ -121,17 +121,6 @@ func configEvents(rcv interface{ Events() []event.Event }) map[string][]cloudeve
 	return out
 }
 
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // The admin API's config routes: a dry run diffs without applying, a push
 // applies and is kept, repeating it changes nothing, every bad document is
 // refused with its problems located in "push" and the running config
@@ -200,7 +189,7 @@ func TestConfigAdminAPI(t *testing.T) {
 		t.Errorf("rollback to a version not kept: %d %s", code, body)
 	}
 
-	waitUntil(t, "the config events", func() bool {
+	waitFor(t, "the config events", func() bool {
 		ev := configEvents(e.rcv)
 		return len(ev[cloudevent.TypeConfigApplied]) == 1 && len(ev[cloudevent.TypeConfigRejected]) == 4 && len(ev[cloudevent.TypeConfigRolledBack]) == 1
 	})
@@ -248,8 +237,8 @@ func TestHealthWindowRollsBackErrorStorm(t *testing.T) {
 	if code, _, body := e.do("PUT", "/v1/config", e.doc("v2", "5s", `when: "int(topic) > 0"`), &res); code != 200 || !res.Applied {
 		t.Fatalf("push: %d %s", code, body)
 	}
-	waitUntil(t, "the rollback", func() bool { return e.g.running.Load().entry.Version == 1 })
-	waitUntil(t, "the rolledback event", func() bool { return len(configEvents(e.rcv)[cloudevent.TypeConfigRolledBack]) == 1 })
+	waitFor(t, "the rollback", func() bool { return e.g.running.Load().entry.Version == 1 })
+	waitFor(t, "the rolledback event", func() bool { return len(configEvents(e.rcv)[cloudevent.TypeConfigRolledBack]) == 1 })
 	r := configEvents(e.rcv)[cloudevent.TypeConfigRolledBack][0]
 	if !strings.Contains(r.Reason, "rule errors at") || r.PreviousVersion != 2 || r.Version != 1 {
 		t.Errorf("rolledback event %+v", r)
@@ -317,8 +306,8 @@ func TestHealthWindowRollsBackBrokenUplink(t *testing.T) {
 		t.Fatalf("push: %d %s", code, body)
 	}
 	e.url = good
-	waitUntil(t, "the rollback", func() bool { return e.g.running.Load().entry.Version == 1 })
-	waitUntil(t, "the rolledback event at the restored uplink", func() bool {
+	waitFor(t, "the rollback", func() bool { return e.g.running.Load().entry.Version == 1 })
+	waitFor(t, "the rolledback event at the restored uplink", func() bool {
 		return len(configEvents(e.rcv)[cloudevent.TypeConfigRolledBack]) == 1
 	})
 	ev := configEvents(e.rcv)

@@ -148,15 +148,9 @@ func (t *target) open(write bool) (bufferAPI, error) {
 		if opts.Token == "" {
 			opts.Token = os.Getenv("EDGEGATE_TOKEN")
 		}
-		if t.cacert != "" {
-			pem, err := os.ReadFile(t.cacert)
-			if err != nil {
-				return nil, fmt.Errorf("--cacert: %w", err)
-			}
-			opts.RootCAs = x509.NewCertPool()
-			if !opts.RootCAs.AppendCertsFromPEM(pem) {
-				return nil, fmt.Errorf("--cacert %s: no PEM certificate in it", t.cacert)
-			}
+		var err error
+		if opts.RootCAs, err = rootCAs(t.cacert); err != nil {
+			return nil, err
 		}
 		return gateway.NewBufferClient(base, opts), nil
 	case t.dir != "":
@@ -199,6 +193,23 @@ func explainOpen(tool *gateway.BufferTool, err error, dir, admin string) (buffer
 		return nil, fmt.Errorf("%v\nthe gateway stopped without closing the buffer (a crash, kill -9, power loss): start it once, or run a command that writes (replay, purge) with --config as the user that owns %s", err, dir)
 	}
 	return nil, err
+}
+
+// rootCAs reads the --cacert file, if any ("" gives nil: the system's
+// roots).
+func rootCAs(file string) (*x509.CertPool, error) {
+	if file == "" {
+		return nil, nil
+	}
+	pem, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("--cacert: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("--cacert %s: no PEM certificate in it", file)
+	}
+	return pool, nil
 }
 
 // adminURL is the URL of an admin.listen address as seen from this host.

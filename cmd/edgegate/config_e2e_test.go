@@ -8,15 +8,9 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
-
-	paho "github.com/eclipse/paho.mqtt.golang"
-
-	"github.com/edgegate/edgegate/internal/mqtttest"
 )
 
 // versionRulesInline is the rules section of a pushed document: every
@@ -102,40 +96,8 @@ func TestConfigPushUnderLoadE2E(t *testing.T) {
 		}
 	}()
 
-	var lost atomic.Int32
-	dev, err := mqtttest.Dial("tcp://"+c.mqtt, "steady", func(o *paho.ClientOptions) {
-		o.SetConnectionLostHandler(func(paho.Client, error) { lost.Add(1) })
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dev.Disconnect(50)
-	var (
-		mu    sync.Mutex
-		acked []int
-		stop  = make(chan struct{})
-		wg    sync.WaitGroup
-	)
-	wg.Go(func() {
-		mqtttest.Steady(dev, "devices/d1/telemetry", 2*time.Millisecond, stop, func(seq int) {
-			mu.Lock()
-			acked = append(acked, seq)
-			mu.Unlock()
-		})
-	})
-	stopPublishing := sync.OnceFunc(func() { close(stop); wg.Wait() })
-	defer stopPublishing()
-	waitFor := func(what string, cond func() bool) {
-		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
-		for !cond() {
-			if time.Now().After(deadline) {
-				stopPublishing()
-				t.Fatalf("timed out waiting for %s", what)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	}
+	dev := startSteady(t, c.mqtt)
+	waitFor, stopPublishing := dev.waitFor, dev.stop
 
 	waitFor("version 1 events", func() bool { return rec.count(1) >= 50 })
 	// A dry run shows what would change and changes nothing.
@@ -183,9 +145,7 @@ func TestConfigPushUnderLoadE2E(t *testing.T) {
 		t.Errorf("config get after the refusals: %s", errOut)
 	}
 
-	mu.Lock()
-	sent := append([]int(nil), acked...)
-	mu.Unlock()
+	sent := dev.sent()
 	waitFor("every acked event at a sink", func() bool { return rec.has(sent) })
 	m := c.metrics(t)
 	for _, want := range []string{
@@ -199,8 +159,8 @@ func TestConfigPushUnderLoadE2E(t *testing.T) {
 			t.Errorf("/metrics lacks %q", strings.TrimSpace(want))
 		}
 	}
-	lostConns := lost.Load()
-	dev.Disconnect(50)
+	lostConns := dev.lost.Load()
+	dev.c.Disconnect(50)
 	p.cmd.Process.Signal(syscall.SIGTERM)
 	p.cmd.Wait()
 	stopped = true

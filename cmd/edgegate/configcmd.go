@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/x509"
 	"flag"
 	"fmt"
 	"io"
@@ -51,15 +50,9 @@ func (a *adminFlags) client() (*gateway.BufferClient, error) {
 		}
 		opts.Token = strings.TrimSpace(string(b))
 	}
-	if a.cacert != "" {
-		pem, err := os.ReadFile(a.cacert)
-		if err != nil {
-			return nil, fmt.Errorf("--cacert: %w", err)
-		}
-		opts.RootCAs = x509.NewCertPool()
-		if !opts.RootCAs.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("--cacert %s: no PEM certificate in it", a.cacert)
-		}
+	var err error
+	if opts.RootCAs, err = rootCAs(a.cacert); err != nil {
+		return nil, err
 	}
 	return gateway.NewBufferClient(a.to, opts), nil
 }
