@@ -30,6 +30,9 @@ type ClientOptions struct {
 	// RootCAs verify an https admin API's certificate (admin.tls); nil:
 	// the system's roots.
 	RootCAs *x509.CertPool
+	// Certificates are presented as the client's certificate
+	// (admin.tls.client_ca_file).
+	Certificates []tls.Certificate
 }
 
 // NewBufferClient returns a client of the admin API at base (a URL, or
@@ -39,8 +42,8 @@ func NewBufferClient(base string, opts ClientOptions) *BufferClient {
 		base = "http://" + base
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
-	if opts.RootCAs != nil {
-		tr.TLSClientConfig = &tls.Config{RootCAs: opts.RootCAs, MinVersion: tls.VersionTLS12}
+	if opts.RootCAs != nil || len(opts.Certificates) > 0 {
+		tr.TLSClientConfig = &tls.Config{RootCAs: opts.RootCAs, Certificates: opts.Certificates, MinVersion: tls.VersionTLS12}
 	}
 	return &BufferClient{base: strings.TrimSuffix(base, "/"), token: opts.Token, http: &http.Client{Transport: tr}}
 }

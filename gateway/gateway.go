@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -81,6 +82,7 @@ type Gateway struct {
 	adminAuth         atomic.Pointer[adminAuth]
 	verifyToken       tokenVerifier
 	adminCert         *certfile.Pair // admin.tls; nil: plain HTTP
+	adminClientCAs    *x509.CertPool // admin.tls.client_ca_file; nil: no client certificates
 	adminAuthFailures map[string]*metrics.Counter
 	adminThrottled    *metrics.Counter
 	adminFailLog      *ratelog.Limiter
@@ -258,6 +260,11 @@ func (g *Gateway) openAdmin(a AdminConfig) error {
 	if a.TLS.enabled() {
 		if g.adminCert, err = certfile.Open(a.TLS.CertFile, a.TLS.KeyFile, g.log.With("component", "admin")); err != nil {
 			return yamlconf.Nest(yamlconf.Key("admin").Key("tls"), err)
+		}
+		if a.TLS.ClientCAFile != "" {
+			if g.adminClientCAs, err = certfile.LoadCAs(a.TLS.ClientCAFile); err != nil {
+				return yamlconf.Nest(yamlconf.Key("admin").Key("tls").Key("client_ca_file"), err)
+			}
 		}
 	}
 	return nil

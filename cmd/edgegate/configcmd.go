@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"flag"
 	"fmt"
 	"io"
@@ -16,7 +17,8 @@ const configUsage = `Usage: edgegate config COMMAND [flags]
 
 Remote configuration of a running gateway, through its admin API
 (--to URL, default http://127.0.0.1:8080; --token-file F or
-EDGEGATE_TOKEN when it has admin.tokens):
+EDGEGATE_TOKEN when it has admin.tokens, or --cert/--key when it takes
+client certificates; --cacert for its own certificate):
 
   push [--dry-run] [--drop-removed-backlog] [--sig FILE] FILE
                         apply FILE (validated, diffed, kept in the history;
@@ -31,13 +33,15 @@ EDGEGATE_TOKEN when it has admin.tokens):
 
 // adminFlags are the flags that reach a running gateway's admin API.
 type adminFlags struct {
-	to, token, tokenFile, cacert string
+	to, tokenFile, cacert, cert, key string
 }
 
 func (a *adminFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&a.to, "to", defaultAdmin, "admin API of the gateway")
 	fs.StringVar(&a.tokenFile, "token-file", "", "`file` holding the bearer token for the admin API (default $EDGEGATE_TOKEN)")
 	fs.StringVar(&a.cacert, "cacert", "", "PEM `file` of the CA that signed an https admin API's certificate (default: the system's)")
+	fs.StringVar(&a.cert, "cert", "", "PEM `file` of a client certificate (admin.tls.client_ca_file), with --key")
+	fs.StringVar(&a.key, "key", "", "PEM `file` of the client certificate's key")
 }
 
 // client returns the admin client the flags name.
@@ -53,6 +57,13 @@ func (a *adminFlags) client() (*gateway.BufferClient, error) {
 	var err error
 	if opts.RootCAs, err = rootCAs(a.cacert); err != nil {
 		return nil, err
+	}
+	if a.cert != "" || a.key != "" {
+		pair, err := tls.LoadX509KeyPair(a.cert, a.key)
+		if err != nil {
+			return nil, fmt.Errorf("--cert/--key: %w", err)
+		}
+		opts.Certificates = []tls.Certificate{pair}
 	}
 	return gateway.NewBufferClient(a.to, opts), nil
 }
