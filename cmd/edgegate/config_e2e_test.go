@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -11,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/edgegate/edgegate/internal/testpki"
 )
 
 // versionRulesInline is the rules section of a pushed document: every
@@ -277,5 +280,30 @@ func TestConfigRollbackE2E(t *testing.T) {
 	if !regexp.MustCompile(`(?m)^2 .*rolled back: health window: uplink cloud fails every send`).MatchString(out) ||
 		!regexp.MustCompile(`(?m)^1 +\*`).MatchString(out) {
 		t.Errorf("config history:\n%s", out)
+	}
+}
+
+// The admin API of the real binary with admin.tls.client_ca_file and no
+// tokens: `edgegate config get` with a client certificate gets the config,
+// without one it is refused 401.
+func TestConfigClientCertificateE2E(t *testing.T) {
+	e := newE2E(t, "builds and runs the real binary")
+	ca := testpki.NewCA(t, "admin CA")
+	srv := ca.Server(t, "edgegate-admin")
+	ops := ca.Client(t, "ops-laptop")
+	setAdmin(t, e.config, fmt.Sprintf("admin:\n  listen: %q\n  tls: {cert_file: %q, key_file: %q, client_ca_file: %q}\n",
+		e.admin, srv.CertFile, srv.KeyFile, ca.File))
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool, Certificates: []tls.Certificate{ops.TLS}}}}
+	defer client.CloseIdleConnections()
+	p := startProcAt(t, e.bin, e.config, "https://"+e.admin, client)
+	defer p.kill()
+	to := []string{"--to", "https://" + e.admin, "--cacert", ca.File}
+	out, errOut, code := cli(t, e.bin, append(append([]string{"config", "get"}, to...), "--cert", ops.CertFile, "--key", ops.KeyFile)...)
+	if code != 0 || !strings.Contains(out, "gateway_id: crash-test") {
+		t.Errorf("config get with a client certificate: exit %d\n%s%s", code, out, errOut)
+	}
+	_, errOut, code = cli(t, e.bin, append([]string{"config", "get"}, to...)...)
+	if code != 1 || !strings.Contains(errOut, "401 Unauthorized") {
+		t.Errorf("config get without a certificate: exit %d: %s", code, errOut)
 	}
 }
