@@ -8,11 +8,16 @@
 //     publishes and ticks; DryRun takes the same mapping and rules steps
 //     without a buffer, for `edgegate rules test`;
 //   - the forwarders, one per uplink: buffer batch → uplink.Delivery →
-//     dead letters → ack;
+//     dead letters → ack; the running set of them (uplinks.go) is
+//     replaced live by applyUplinks: a changed uplink's new generation
+//     takes over its queue after the old one finished or abandoned its
+//     batch in hand, a removed one's backlog stays on disk (or is dropped
+//     when the reload says so);
 //   - the one apply path of every configuration change (Apply, apply.go:
 //     the local file on SIGHUP and POST /-/reload, PUT /v1/config, pull
 //     and MQTT channels, rollbacks): everything valid or nothing changes, a
-//     field that needs a restart is an error naming it; applied
+//     field that needs a restart is an error naming it down to the leaf
+//     (restartOnlyFields), applyConfig makes it current; applied
 //     configurations are kept in the state directory (internal/configstore)
 //     and used again at start while the local file is unchanged
 //     (LoadStartup); each outcome is logged, counted and reported as an
@@ -59,9 +64,13 @@
 // client. Each message uses one snapshot of what a reload may change
 // (mapper, rules, routes), swapped atomically; Apply (and ReloadFile,
 // Rollback) is safe while Run is active, and applies run one at a time
-// under one mutex; the health window's goroutine is Run's (it ends before
-// Run returns) and takes that mutex to roll back. Each forwarder is the one consumer
-// of its uplink's queue: one delivery loop, with acks written beside it. A
+// (reloadMu); the health window's goroutine is Run's (it ends before Run
+// returns) and takes reloadMu to roll back. Each forwarder is the one
+// consumer of its uplink's queue: one delivery loop, with acks written
+// beside it; a change of the uplinks (upMu, taken inside reloadMu) starts a
+// changed uplink's new forwarder only once the old one has returned, so a
+// queue never has two. The set is read lock-free (an atomic pointer to a
+// set that is never modified). A
 // DryRun is safe for concurrent use. Admin requests are served
 // concurrently; the token checker is swapped atomically by a reload, and
 // slow hash verifications run one at a time. A BufferTool is safe for

@@ -277,6 +277,7 @@ func (g *Gateway) openSenders(uplinks []uplink.Config) error {
 	if err != nil {
 		return err
 	}
+	p.initial = true
 	p.commit(context.Background(), uplinkChange{})
 	return nil
 }

@@ -5,12 +5,15 @@ import (
 	"encoding/json"
 	"net/http"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
 
 	"github.com/edgegate/edgegate/internal/mqtttest"
+	"github.com/edgegate/edgegate/mqtt"
 	"github.com/edgegate/edgegate/uplink"
 )
 
@@ -60,7 +63,11 @@ func TestApplyUplinksLive(t *testing.T) {
 	// other goes while its endpoint is down: its backlog stays.
 	c.Refuse(http.StatusServiceUnavailable)
 	publishSeq(t, dev, "live", 100, 20)
+	running := gw.g.uplinks.Load().find("cloud")
 	apply(uplinkChange{}, cloud(b.URL()))
+	if gw.g.uplinks.Load().find("cloud") != running {
+		t.Error("an unchanged uplink was restarted by a change of another")
+	}
 	st := uplinkByName(gw.g, "other")
 	if !st.Removed || st.State != stateRemoved || st.Backlog != 20 {
 		t.Errorf("removed uplink's status: %+v, want removed with a backlog of 20", st)
@@ -116,4 +123,73 @@ func uplinkByName(g *Gateway, name string) uplinkStatus {
 		}
 	}
 	return uplinkStatus{}
+}
+
+// An MQTT uplink changed live (its topic) keeps one client id connected at
+// a time: the old client disconnects before the new one connects, so the
+// cloud broker never takes a session over (which the old client would see
+// as a lost connection), and every event arrives, on the new topic after
+// the change.
+func TestApplyUplinksMQTTClientID(t *testing.T) {
+	var mu sync.Mutex
+	topics := map[string]int{}
+	cloud := startCloudBroker(t, func(m mqtt.Message, _ string) {
+		mu.Lock()
+		topics[m.Topic]++
+		mu.Unlock()
+	})
+	cfg := testConfig(t, "http://unused")
+	cfg.Uplinks = []uplink.Config{mqttUplink("iot", cloud)}
+	gw := start(t, cfg)
+	dev := mqtttest.Connect(t, gw.mqtt, "m1")
+	count := func(topic string) int {
+		mu.Lock()
+		defer mu.Unlock()
+		return topics[topic]
+	}
+	waitUntil := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s: %v", what, topics)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	const before = "gateways/gw-test/events/io.edgegate.device.telemetry"
+	// Events flow while the uplink changes, so both generations have
+	// something to send.
+	var acked atomic.Int32
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		mqtttest.Steady(dev, "devices/m1/telemetry", time.Millisecond, stop, func(int) { acked.Add(1) })
+	})
+	waitUntil("events on the first topic", func() bool { return count(before) >= 30 })
+
+	next := cfg
+	u := mqttUplink("iot", cloud)
+	m := *u.MQTT
+	m.Topic = "changed/{gateway_id}"
+	u.MQTT = &m
+	next.Uplinks = []uplink.Config{u}
+	compiled, err := Compile(next)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw.g.reloadMu.Lock()
+	err = gw.g.applyConfig(context.Background(), compiled, uplinkChange{})
+	gw.g.reloadMu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitUntil("events on the new topic", func() bool { return count("changed/gw-test") >= 30 })
+	close(stop)
+	wg.Wait()
+	waitUntil("every acknowledged event", func() bool { return count(before)+count("changed/gw-test") >= int(acked.Load()) })
+	lost := gw.g.metrics.GetOrCreateCounter(`edgegate_uplink_mqtt_connection_lost_total{uplink="iot"}`).Get()
+	if lost != 0 {
+		t.Errorf("the MQTT uplink lost its connection %d times: two clients with one id were connected", lost)
+	}
 }

@@ -74,6 +74,7 @@ type uplinkPlan struct {
 	base    *uplinkSet      // the set it was prepared against
 	next    []uplink.Config // the new configuration of every uplink
 	senders []uplink.Sender // for next[i]; nil: unchanged, the running one stays
+	initial bool            // the uplinks New starts with: nothing to log
 }
 
 // prepareUplinks builds the senders of the uplinks of next that are new
@@ -165,7 +166,7 @@ func (p *uplinkPlan) commit(ctx context.Context, opts uplinkChange) {
 		if old := prev[f]; old != nil {
 			f.delivery.Continue(old.delivery)
 			g.log.Info("uplink changed: the new configuration takes over its queue", "uplink", f.cfg.Name, "config", f.cfg.Redacted())
-		} else {
+		} else if !p.initial {
 			g.log.Info("uplink added", "uplink", f.cfg.Name, "config", f.cfg.Redacted())
 		}
 		g.fwd.launch(g, f)
