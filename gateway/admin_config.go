@@ -58,6 +58,10 @@ type RollbackRequest struct {
 func (g *Gateway) registerConfigRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/config", func(w http.ResponseWriter, _ *http.Request) {
 		a := g.running.Load()
+		if len(a.data) == 0 {
+			writeConfigError(w, http.StatusNotFound, errors.New("the running configuration was not loaded from a document"), nil)
+			return
+		}
 		doc, err := redactDocument(a.data)
 		if err != nil {
 			writeJSON(w, nil, fmt.Errorf("redact the running config: %w", err))

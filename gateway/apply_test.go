@@ -147,6 +147,9 @@ func TestConfigAdminAPI(t *testing.T) {
 	if code != 200 || !res.Applied || res.Version != 2 || res.PreviousVersion != 1 || res.Source != SourceAdmin {
 		t.Fatalf("push: %d %s", code, body)
 	}
+	if st := e.g.status(0).Config; st.Version != 2 || st.Source != SourceAdmin || st.Hash != res.Hash {
+		t.Errorf("/status config after the push: %+v", st)
+	}
 	code, _, body = e.do("PUT", "/v1/config", e.doc("v2", "0s", ""), &res)
 	if code != 200 || res.Applied || !res.Unchanged || res.Version != 2 {
 		t.Fatalf("push again: %d %s", code, body)
