@@ -31,12 +31,12 @@ client certificates; --cacert for its own certificate):
                         one before the running one)
 `
 
-// adminFlags are the flags that reach a running gateway's admin API.
-type adminFlags struct {
+// configAdminFlags are the flags that reach a running gateway's admin API.
+type configAdminFlags struct {
 	to, tokenFile, cacert, cert, key string
 }
 
-func (a *adminFlags) register(fs *flag.FlagSet) {
+func (a *configAdminFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&a.to, "to", defaultAdmin, "admin API of the gateway")
 	fs.StringVar(&a.tokenFile, "token-file", "", "`file` holding the bearer token for the admin API (default $EDGEGATE_TOKEN)")
 	fs.StringVar(&a.cacert, "cacert", "", "PEM `file` of the CA that signed an https admin API's certificate (default: the system's)")
@@ -45,7 +45,7 @@ func (a *adminFlags) register(fs *flag.FlagSet) {
 }
 
 // client returns the admin client the flags name.
-func (a *adminFlags) client() (*gateway.BufferClient, error) {
+func (a *configAdminFlags) client() (*gateway.BufferClient, error) {
 	opts := gateway.ClientOptions{Token: os.Getenv("EDGEGATE_TOKEN")}
 	if a.tokenFile != "" {
 		b, err := os.ReadFile(a.tokenFile)
@@ -165,7 +165,7 @@ func cmdConfig(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	sub, rest := args[0], args[1:]
 	fs := newFlagSet("config "+sub, configUsage, stderr)
-	var af adminFlags
+	var af configAdminFlags
 	af.register(fs)
 	var push configPushArgs
 	want := 0
