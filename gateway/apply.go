@@ -124,8 +124,10 @@ type appliedConfig struct {
 // log level, device access, admin tokens) → report (a log line, the
 // counter edgegate_config_applies_total{source,result} and an
 // io.edgegate.config.* event through every uplink). If any step fails the
-// running configuration stays and the error is an *ApplyError. A document
-// equal to the running one is a success that changes nothing. Applies run
+// running configuration stays and the error is an *ApplyError. A remote
+// document equal to the running one is a success that changes nothing; the
+// local file is applied again (the files it names, such as
+// auth.users_file, may have changed). Applies run
 // one at a time; Apply is safe while Run is active.
 func (g *Gateway) Apply(ctx context.Context, u ConfigUpdate) (ApplyResult, error) {
 	g.reloadMu.Lock()
@@ -164,7 +166,8 @@ func (g *Gateway) prepare(u ConfigUpdate, prev *appliedConfig) (ApplyResult, *Co
 		return res, nil, refuse(RefusedInvalid, err)
 	}
 	res.Hash = c.hash
-	if c.hash == prev.entry.Hash {
+	local := u.Source == SourceFile || u.Source == SourceSIGHUP
+	if c.hash == prev.entry.Hash && !local {
 		res.Version, res.Unchanged = prev.entry.Version, true
 		return res, c, nil
 	}
@@ -185,6 +188,10 @@ func (g *Gateway) prepare(u ConfigUpdate, prev *appliedConfig) (ApplyResult, *Co
 		res.Diff = append(res.Diff, p.String())
 	}
 	switch {
+	case c.hash == prev.entry.Hash:
+		// The local file again: applied again, since the files it names
+		// (auth.users_file, certificates) may have changed; same version.
+		res.Version = prev.entry.Version
 	case u.restore != nil:
 		res.Version = u.restore.Version
 	case v.Signed:
