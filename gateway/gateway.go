@@ -70,7 +70,12 @@ type Gateway struct {
 	uplinks atomic.Pointer[uplinkSet]
 	upMu    sync.Mutex
 	fwd     *forwarding // nil until Run starts the forwarders
-	tail    *tail.Tail  // the recent appends, for the status page's live tail
+	// handoffsAbandoned counts the batches in hand a changed or removed
+	// uplink abandoned at the handoff bound; removedDropped the events of
+	// removed uplinks' backlogs a reload dropped.
+	handoffsAbandoned *metrics.Counter
+	removedDropped    *metrics.Counter
+	tail              *tail.Tail // the recent appends, for the status page's live tail
 
 	version string    // Options.Version
 	started time.Time // when New was called
@@ -241,6 +246,8 @@ func newGateway(cfg Config, opts Options) *Gateway {
 		rulePublished:     set.NewCounter(`edgegate_rules_publishes_total{result="ok"}`),
 		rulePublishFailed: set.NewCounter(`edgegate_rules_publishes_total{result="error"}`),
 		tickLost:          set.NewCounter(`edgegate_rules_emitted_lost_total`),
+		handoffsAbandoned: set.NewCounter(`edgegate_uplink_handoffs_abandoned_total`),
+		removedDropped:    set.NewCounter(`edgegate_events_dropped_total{reason="uplink_removed"}`),
 	}
 	if g.verifyToken == nil {
 		g.verifyToken = adminTokenVerifier()

@@ -95,6 +95,9 @@ func TestApplyUplinksLive(t *testing.T) {
 	if q := gw.g.buffer().Stats().Queues[queueName("other")]; q.Records != 0 {
 		t.Errorf("dropped backlog: %d events left", q.Records)
 	}
+	if n := gw.g.removedDropped.Get(); n != 10 {
+		t.Errorf(`edgegate_events_dropped_total{reason="uplink_removed"} = %d, want 10`, n)
+	}
 	checkSeqsFrom(t, b.WaitFor(90, 10*time.Second), 50)
 }
 

@@ -84,7 +84,7 @@ type counters struct {
 	Delivered    uint64 `json:"events_delivered"`     // by every uplink
 	DeadLettered uint64 `json:"events_dead_lettered"` // by uplinks and rules
 	Refused      uint64 `json:"events_refused"`       // the buffer had no room
-	Dropped      uint64 `json:"events_dropped"`       // unmatched topic, invalid, by a rule
+	Dropped      uint64 `json:"events_dropped"`       // unmatched topic, invalid, by a rule, a removed uplink's backlog
 }
 
 // uplinkStatus is one uplink in /status and /v1/uplinks.
@@ -146,7 +146,7 @@ func (g *Gateway) status(maxClients int) status {
 			Ingested:     g.ingested.Get(),
 			DeadLettered: g.ruleDeadLettered.Get(),
 			Refused:      g.overload.Get() + g.noBuffer.Get(),
-			Dropped:      g.unmatched.Get() + g.rejected.Get() + g.ruleDropped.Get(),
+			Dropped:      g.unmatched.Get() + g.rejected.Get() + g.ruleDropped.Get() + g.removedDropped.Get(),
 		},
 		ClientList: []clientStatus{},
 		Rules:      []ruleStatus{},

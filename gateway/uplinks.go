@@ -195,10 +195,16 @@ func (g *Gateway) retire(ctx context.Context, fs []*forwarder, handoff time.Dura
 		case <-timer.C:
 		case <-ctx.Done():
 		}
-		g.log.Warn("uplink change: abandoning the send in flight; the new configuration sends it again",
-			"uplink", f.cfg.Name, "handoff", handoff)
 		for _, f := range fs {
-			if f.abandon != nil {
+			if f.abandon == nil {
+				continue
+			}
+			select {
+			case <-f.done:
+			default:
+				g.handoffsAbandoned.Inc()
+				g.log.Warn("uplink change: abandoning the send in flight; the new configuration sends it again",
+					"uplink", f.cfg.Name, "handoff", handoff)
 				f.abandon()
 			}
 		}
@@ -233,6 +239,7 @@ func (g *Gateway) removeUplink(name string, drop bool) {
 		g.log.Error("uplink removed: dropping its backlog failed; what is left stays in the buffer", "uplink", name, "err", err)
 		return
 	}
+	g.removedDropped.Add(res.Purged)
 	g.log.Warn("uplink removed: its backlog is dropped", "uplink", name, "events", res.Purged)
 }
 

@@ -199,6 +199,9 @@ func TestUplinkChangeUnderLoad(t *testing.T) {
 			t.Errorf("the log lacks %q:\n%s", want, log)
 		}
 	}
+	if !strings.Contains(adminMetrics(t, e.admin), "\nedgegate_uplink_handoffs_abandoned_total 1\n") {
+		t.Error("/metrics: edgegate_uplink_handoffs_abandoned_total is not 1")
+	}
 	if ups := uplinks(t, e.admin); len(ups) != 1 || !strings.Contains(ups["cloud"].URL, newAddr) {
 		t.Errorf("/v1/uplinks after the change: %+v", ups)
 	}
