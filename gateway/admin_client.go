@@ -167,6 +167,9 @@ func (c *BufferClient) do(ctx context.Context, method, path string, body []byte,
 // PushOptions are the choices of PushConfig.
 type PushOptions struct {
 	DryRun bool // validate and diff only
+	// Force accepts an older signed version (honoured from the gateway's
+	// own host only).
+	Force bool
 	// DropRemovedBacklog drops the queues of the uplinks the push removes.
 	DropRemovedBacklog bool
 	// Signature is a detached signature line (Edgegate-Signature).
@@ -182,6 +185,9 @@ func (c *BufferClient) PushConfig(ctx context.Context, doc []byte, o PushOptions
 	}
 	if o.DropRemovedBacklog {
 		q.Set("removed_backlog", "drop")
+	}
+	if o.Force {
+		q.Set("force", "true")
 	}
 	path := "/v1/config"
 	if len(q) > 0 {

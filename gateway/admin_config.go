@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 
@@ -49,7 +51,9 @@ type RollbackRequest struct {
 //	PUT  /v1/config           apply a document (Apply, Source "admin");
 //	                          ?dry_run=true validates and diffs only;
 //	                          ?removed_backlog=drop drops removed uplinks' queues;
-//	                          a detached signature in Edgegate-Signature
+//	                          a detached signature in Edgegate-Signature;
+//	                          ?force=true (from loopback only) accepts an
+//	                          older signed version
 //	GET  /v1/config/history   the kept configurations, newest first
 //	POST /v1/config/rollback  {"version": N} or the previous one
 //
@@ -81,6 +85,17 @@ func (g *Gateway) registerConfigRoutes(mux *http.ServeMux) {
 			writeConfigError(w, http.StatusBadRequest, fmt.Errorf("dry_run: %w", err), nil)
 			return
 		}
+		force, err := boolParam(q.Get("force"))
+		if err != nil {
+			writeConfigError(w, http.StatusBadRequest, fmt.Errorf("force: %w", err), nil)
+			return
+		}
+		if force && !fromLoopback(r) {
+			// Going back to an older signed version is for an operator
+			// on the box, never for a stolen token from afar.
+			writeConfigError(w, http.StatusForbidden, errors.New("force: only from the gateway itself (a loopback address)"), nil)
+			return
+		}
 		drop := false
 		switch v := q.Get("removed_backlog"); v {
 		case "", "keep":
@@ -97,7 +112,7 @@ func (g *Gateway) registerConfigRoutes(mux *http.ServeMux) {
 		}
 		res, err := g.Apply(context.WithoutCancel(r.Context()), ConfigUpdate{ // a client that hangs up does not cut the uplinks' handoff short
 			Source: SourceAdmin, Origin: "push", Data: data, Signature: []byte(r.Header.Get(SignatureHeader)),
-			DryRun: dry, DropRemovedBacklog: drop,
+			DryRun: dry, Force: force, DropRemovedBacklog: drop,
 		})
 		g.answerApply(w, res, err)
 	})
@@ -167,4 +182,14 @@ func boolParam(s string) (bool, error) {
 		return false, nil
 	}
 	return strconv.ParseBool(s)
+}
+
+// fromLoopback reports whether a request comes from this host.
+func fromLoopback(r *http.Request) bool {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return false
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.Unmap().IsLoopback()
 }

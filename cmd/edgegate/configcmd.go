@@ -20,7 +20,7 @@ Remote configuration of a running gateway, through its admin API
 EDGEGATE_TOKEN when it has admin.tokens, or --cert/--key when it takes
 client certificates; --cacert for its own certificate):
 
-  push [--dry-run] [--drop-removed-backlog] [--sig FILE] FILE
+  push [--dry-run] [--drop-removed-backlog] [--force] [--sig FILE] FILE
                         apply FILE (validated, diffed, kept in the history;
                         rolled back if the gateway gets worse within
                         remote_config.health_window)
@@ -73,6 +73,7 @@ type configPushArgs struct {
 	File               string
 	DryRun             bool
 	DropRemovedBacklog bool
+	Force              bool   // accept an older signed version (on the gateway's host only)
 	SigFile            string // a detached signature (FILE.sig), sent as Edgegate-Signature
 }
 
@@ -82,7 +83,7 @@ func configPush(ctx context.Context, cl *gateway.BufferClient, a configPushArgs,
 	if err != nil {
 		return err
 	}
-	o := gateway.PushOptions{DryRun: a.DryRun, DropRemovedBacklog: a.DropRemovedBacklog}
+	o := gateway.PushOptions{DryRun: a.DryRun, DropRemovedBacklog: a.DropRemovedBacklog, Force: a.Force}
 	if a.SigFile != "" {
 		sig, err := os.ReadFile(a.SigFile)
 		if err != nil {
@@ -173,6 +174,7 @@ func cmdConfig(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	case "push":
 		fs.BoolVar(&push.DryRun, "dry-run", false, "validate and show what would change; apply nothing")
 		fs.BoolVar(&push.DropRemovedBacklog, "drop-removed-backlog", false, "drop the undelivered events of uplinks the file removes (default: kept on disk)")
+		fs.BoolVar(&push.Force, "force", false, "accept a signed version older than the running one (only on the gateway's own host)")
 		fs.StringVar(&push.SigFile, "sig", "", "detached signature `file` (default: none, or the one embedded in FILE)")
 		want = 1
 	case "diff":
