@@ -2,105 +2,113 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"strconv"
 	"strings"
 
+	"github.com/spf13/cobra"
+
 	"github.com/edgegate/edgegate/gateway"
 )
 
-const configUsage = `Usage: edgegate config COMMAND [flags]
-
-Remote configuration of a running gateway, through its admin API
-(--to URL, default http://127.0.0.1:8080; --token-file F or
-EDGEGATE_TOKEN when it has admin.tokens, or --cert/--key when it takes
-client certificates; --cacert for its own certificate):
-
-  push [--dry-run] [--drop-removed-backlog] [--force] [--sig FILE] FILE
-                        apply FILE (validated, diffed, kept in the history;
-                        rolled back if the gateway gets worse within
-                        remote_config.health_window)
-  get                   print the running configuration (secrets redacted)
-  diff FILE             the keys FILE would change (a dry-run push)
-  history               the configurations kept, newest first
-  rollback [VERSION]    apply a kept configuration again (default: the
-                        one before the running one)
-`
-
-// configAdminFlags are the flags that reach a running gateway's admin API.
-type configAdminFlags struct {
-	to, tokenFile, cacert, cert, key string
+// configOptions are the flags every config command shares: the gateway's
+// admin API (--to, an alias of --admin, as operators read it in a push).
+type configOptions struct {
+	adminFlags
 }
 
-func (a *configAdminFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&a.to, "to", defaultAdmin, "admin API of the gateway")
-	fs.StringVar(&a.tokenFile, "token-file", "", "`file` holding the bearer token for the admin API (default $EDGEGATE_TOKEN)")
-	fs.StringVar(&a.cacert, "cacert", "", "PEM `file` of the CA that signed an https admin API's certificate (default: the system's)")
-	fs.StringVar(&a.cert, "cert", "", "PEM `file` of a client certificate (admin.tls.client_ca_file), with --key")
-	fs.StringVar(&a.key, "key", "", "PEM `file` of the client certificate's key")
+func (o *configOptions) register(cmd *cobra.Command) {
+	o.adminFlags.flags(cmd.Flags(), "`URL` of the gateway's admin API (default "+defaultAdmin+")")
+	cmd.Flags().StringVar(&o.admin, "to", "", "the same as --admin")
 }
 
-// client returns the admin client the flags name.
-func (a *configAdminFlags) client() (*gateway.BufferClient, error) {
-	opts := gateway.ClientOptions{Token: os.Getenv("EDGEGATE_TOKEN")}
-	if a.tokenFile != "" {
-		b, err := os.ReadFile(a.tokenFile)
-		if err != nil {
-			return nil, fmt.Errorf("--token-file: %w", err)
-		}
-		opts.Token = strings.TrimSpace(string(b))
+func newConfigCmd(a *app) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "config",
+		Short: "change a running gateway's configuration through its admin API",
+		Long: `Remote configuration of a running gateway through its admin API (--to URL,
+default ` + defaultAdmin + `; --token-file F, --token or $` + tokenEnv + ` when it
+has admin.tokens, --cert/--key when it takes client certificates, --cacert for
+its own certificate). A pushed file is validated, diffed, kept in the
+gateway's history and rolled back if the gateway gets worse within
+remote_config.health_window.`,
+		GroupID: groupGateway,
+		Args:    cobra.ArbitraryArgs,
+		RunE:    groupRun,
 	}
-	var err error
-	if opts.RootCAs, err = rootCAs(a.cacert); err != nil {
-		return nil, err
-	}
-	if a.cert != "" || a.key != "" {
-		pair, err := tls.LoadX509KeyPair(a.cert, a.key)
-		if err != nil {
-			return nil, fmt.Errorf("--cert/--key: %w", err)
-		}
-		opts.Certificates = []tls.Certificate{pair}
-	}
-	return gateway.NewBufferClient(a.to, opts), nil
+	cmd.AddCommand(newConfigPushCmd(a, false), newConfigPushCmd(a, true), newConfigGetCmd(a),
+		newConfigHistoryCmd(a), newConfigRollbackCmd(a))
+	return cmd
 }
 
 // configPushArgs are the arguments of config push and config diff.
 type configPushArgs struct {
-	File               string
+	configOptions
 	DryRun             bool
 	DropRemovedBacklog bool
 	Force              bool   // accept an older signed version (on the gateway's host only)
 	SigFile            string // a detached signature (FILE.sig), sent as Edgegate-Signature
 }
 
+// newConfigPushCmd is config push, or config diff (a dry-run push).
+func newConfigPushCmd(a *app, diff bool) *cobra.Command {
+	var o configPushArgs
+	cmd := &cobra.Command{
+		Use:   "push FILE [--to URL] [--token-file F] [--dry-run]",
+		Short: "apply a configuration file to a running gateway",
+		Example: `  edgegate config push --to https://gw-17:8443 --token-file ops.token --cacert admin.crt new.yaml
+  edgegate config push --dry-run new.yaml`,
+		Args: fileArg,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return configPush(cmd.Context(), &o, args[0], a.stdout)
+		},
+	}
+	if diff {
+		o.DryRun = true
+		cmd.Use = "diff FILE [--to URL] [--token-file F]"
+		cmd.Short = "the keys a configuration file would change on a running gateway (nothing is applied)"
+		cmd.Example = `  edgegate config diff --token-file ops.token new.yaml`
+	} else {
+		cmd.Flags().BoolVar(&o.DryRun, "dry-run", false, "validate and show what would change; apply nothing")
+		cmd.Flags().BoolVar(&o.DropRemovedBacklog, "drop-removed-backlog", false, "drop the undelivered events of uplinks the file removes (default: kept on disk)")
+		cmd.Flags().BoolVar(&o.Force, "force", false, "accept a signed version older than the running one (only on the gateway's own host)")
+		cmd.Flags().StringVar(&o.SigFile, "sig", "", "detached signature `file` (default: none, or the one embedded in FILE)")
+	}
+	o.register(cmd)
+	return cmd
+}
+
 // configPush applies a file to the gateway and prints what changed.
-func configPush(ctx context.Context, cl *gateway.BufferClient, a configPushArgs, stdout io.Writer) error {
-	doc, err := os.ReadFile(a.File)
+func configPush(ctx context.Context, o *configPushArgs, file string, stdout io.Writer) error {
+	doc, err := os.ReadFile(file)
 	if err != nil {
 		return err
 	}
-	o := gateway.PushOptions{DryRun: a.DryRun, DropRemovedBacklog: a.DropRemovedBacklog, Force: a.Force}
-	if a.SigFile != "" {
-		sig, err := os.ReadFile(a.SigFile)
+	p := gateway.PushOptions{DryRun: o.DryRun, DropRemovedBacklog: o.DropRemovedBacklog, Force: o.Force}
+	if o.SigFile != "" {
+		sig, err := os.ReadFile(o.SigFile)
 		if err != nil {
 			return fmt.Errorf("--sig: %w", err)
 		}
-		o.Signature = strings.TrimSpace(string(sig))
+		p.Signature = strings.TrimSpace(string(sig))
 	}
-	res, err := cl.PushConfig(ctx, doc, o)
+	cl, err := o.client(defaultAdmin)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	res, err := cl.PushConfig(ctx, doc, p)
 	if err != nil {
 		return err
 	}
 	switch {
 	case res.DryRun:
 		if len(res.Diff) == 0 {
-			fmt.Fprintf(stdout, "%s: valid; no key would change\n", a.File)
+			fmt.Fprintf(stdout, "%s: valid; no key would change\n", file)
 		} else {
-			fmt.Fprintf(stdout, "%s: valid; would change:\n", a.File)
+			fmt.Fprintf(stdout, "%s: valid; would change:\n", file)
 		}
 	case res.Unchanged:
 		fmt.Fprintf(stdout, "unchanged: the gateway runs this configuration (version %d)\n", res.Version)
@@ -113,8 +121,27 @@ func configPush(ctx context.Context, cl *gateway.BufferClient, a configPushArgs,
 	return nil
 }
 
+func newConfigGetCmd(a *app) *cobra.Command {
+	var o configOptions
+	cmd := &cobra.Command{
+		Use:   "get [--to URL] [--token-file F]",
+		Short: "print the running configuration (secrets redacted); its version and hash go to stderr",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return configGet(cmd.Context(), &o, a.stdout, a.stderr)
+		},
+	}
+	o.register(cmd)
+	return cmd
+}
+
 // configGet prints the running configuration.
-func configGet(ctx context.Context, cl *gateway.BufferClient, stdout, stderr io.Writer) error {
+func configGet(ctx context.Context, o *configOptions, stdout, stderr io.Writer) error {
+	cl, err := o.client(defaultAdmin)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
 	doc, version, hash, err := cl.RunningConfig(ctx)
 	if err != nil {
 		return err
@@ -124,8 +151,27 @@ func configGet(ctx context.Context, cl *gateway.BufferClient, stdout, stderr io.
 	return err
 }
 
+func newConfigHistoryCmd(a *app) *cobra.Command {
+	var o configOptions
+	cmd := &cobra.Command{
+		Use:   "history [--to URL] [--token-file F]",
+		Short: "the configurations the gateway keeps, newest first (* marks the active one)",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return configHistory(cmd.Context(), &o, a.stdout)
+		},
+	}
+	o.register(cmd)
+	return cmd
+}
+
 // configHistory prints the kept configurations.
-func configHistory(ctx context.Context, cl *gateway.BufferClient, stdout io.Writer) error {
+func configHistory(ctx context.Context, o *configOptions, stdout io.Writer) error {
+	cl, err := o.client(defaultAdmin)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
 	h, err := cl.ConfigHistory(ctx)
 	if err != nil {
 		return err
@@ -145,8 +191,40 @@ func configHistory(ctx context.Context, cl *gateway.BufferClient, stdout io.Writ
 	return nil
 }
 
+func newConfigRollbackCmd(a *app) *cobra.Command {
+	var o configOptions
+	cmd := &cobra.Command{
+		Use:   "rollback [VERSION] [--to URL] [--token-file F]",
+		Short: "apply a kept configuration again (default: the one before the running one)",
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) > 1 {
+				return usageError("unexpected argument %q: give at most one VERSION", args[1])
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var version int64
+			if len(args) == 1 {
+				v, err := strconv.ParseInt(args[0], 10, 64)
+				if err != nil || v <= 0 {
+					return usageError("VERSION must be a version number from config history, not %q", args[0])
+				}
+				version = v
+			}
+			return configRollback(cmd.Context(), &o, version, a.stdout)
+		},
+	}
+	o.register(cmd)
+	return cmd
+}
+
 // configRollback applies a kept configuration again.
-func configRollback(ctx context.Context, cl *gateway.BufferClient, version int64, stdout io.Writer) error {
+func configRollback(ctx context.Context, o *configOptions, version int64, stdout io.Writer) error {
+	cl, err := o.client(defaultAdmin)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
 	res, err := cl.RollbackConfig(ctx, version)
 	if err != nil {
 		return err
@@ -155,66 +233,13 @@ func configRollback(ctx context.Context, cl *gateway.BufferClient, version int64
 	return nil
 }
 
-// cmdConfig runs `edgegate config COMMAND`.
-func cmdConfig(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Fprint(stderr, configUsage)
-		if len(args) == 0 {
-			return errUsage
-		}
-		return nil
+// fileArg wants exactly one argument, the configuration file.
+func fileArg(_ *cobra.Command, args []string) error {
+	switch {
+	case len(args) == 0:
+		return usageError("which configuration FILE?")
+	case len(args) > 1:
+		return usageError("unexpected argument %q: give one FILE", args[1])
 	}
-	sub, rest := args[0], args[1:]
-	fs := newFlagSet("config "+sub, configUsage, stderr)
-	var af configAdminFlags
-	af.register(fs)
-	var push configPushArgs
-	want := 0
-	switch sub {
-	case "push":
-		fs.BoolVar(&push.DryRun, "dry-run", false, "validate and show what would change; apply nothing")
-		fs.BoolVar(&push.DropRemovedBacklog, "drop-removed-backlog", false, "drop the undelivered events of uplinks the file removes (default: kept on disk)")
-		fs.BoolVar(&push.Force, "force", false, "accept a signed version older than the running one (only on the gateway's own host)")
-		fs.StringVar(&push.SigFile, "sig", "", "detached signature `file` (default: none, or the one embedded in FILE)")
-		want = 1
-	case "diff":
-		push.DryRun = true
-		want = 1
-	case "get", "history":
-	case "rollback":
-		want = -1 // optional VERSION
-	default:
-		fmt.Fprintf(stderr, "edgegate config: unknown command %q\n\n%s", sub, configUsage)
-		return errUsage
-	}
-	if err := fs.Parse(rest); err != nil {
-		return err
-	}
-	n := fs.NArg()
-	if want >= 0 && n != want || want < 0 && n > 1 {
-		fmt.Fprintf(stderr, "edgegate config %s: wrong number of arguments\n\n%s", sub, configUsage)
-		return errUsage
-	}
-	cl, err := af.client()
-	if err != nil {
-		return err
-	}
-	defer cl.Close()
-	switch sub {
-	case "push", "diff":
-		push.File = fs.Arg(0)
-		return configPush(ctx, cl, push, stdout)
-	case "get":
-		return configGet(ctx, cl, stdout, stderr)
-	case "history":
-		return configHistory(ctx, cl, stdout)
-	}
-	var version int64
-	if n == 1 {
-		if version, err = strconv.ParseInt(fs.Arg(0), 10, 64); err != nil || version <= 0 {
-			fmt.Fprintf(stderr, "edgegate config rollback: VERSION must be a version number from config history, not %q\n", fs.Arg(0))
-			return errUsage
-		}
-	}
-	return configRollback(ctx, cl, version, stdout)
+	return nil
 }
