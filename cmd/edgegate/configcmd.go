@@ -19,6 +19,16 @@ type configOptions struct {
 	adminFlags
 }
 
+// call runs f with a client of the admin API o names.
+func (o *configOptions) call(f func(*gateway.BufferClient) error) error {
+	cl, err := o.client(defaultAdmin)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	return f(cl)
+}
+
 func (o *configOptions) register(cmd *cobra.Command) {
 	o.adminFlags.flags(cmd.Flags(), "`URL` of the gateway's admin API (default "+defaultAdmin+")")
 	cmd.Flags().StringVar(&o.admin, "to", "", "the same as --admin")
@@ -94,13 +104,11 @@ func configPush(ctx context.Context, o *configPushArgs, file string, stdout io.W
 		}
 		p.Signature = strings.TrimSpace(string(sig))
 	}
-	cl, err := o.client(defaultAdmin)
-	if err != nil {
+	var res gateway.ApplyResult
+	if err := o.call(func(cl *gateway.BufferClient) (err error) {
+		res, err = cl.PushConfig(ctx, doc, p)
 		return err
-	}
-	defer cl.Close()
-	res, err := cl.PushConfig(ctx, doc, p)
-	if err != nil {
+	}); err != nil {
 		return err
 	}
 	switch {
@@ -137,18 +145,15 @@ func newConfigGetCmd(a *app) *cobra.Command {
 
 // configGet prints the running configuration.
 func configGet(ctx context.Context, o *configOptions, stdout, stderr io.Writer) error {
-	cl, err := o.client(defaultAdmin)
-	if err != nil {
+	return o.call(func(cl *gateway.BufferClient) error {
+		doc, version, hash, err := cl.RunningConfig(ctx)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stderr, "# version %d, hash %s\n", version, hash)
+		_, err = stdout.Write(doc)
 		return err
-	}
-	defer cl.Close()
-	doc, version, hash, err := cl.RunningConfig(ctx)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(stderr, "# version %d, hash %s\n", version, hash)
-	_, err = stdout.Write(doc)
-	return err
+	})
 }
 
 func newConfigHistoryCmd(a *app) *cobra.Command {
@@ -167,13 +172,11 @@ func newConfigHistoryCmd(a *app) *cobra.Command {
 
 // configHistory prints the kept configurations.
 func configHistory(ctx context.Context, o *configOptions, stdout io.Writer) error {
-	cl, err := o.client(defaultAdmin)
-	if err != nil {
+	var h gateway.ConfigHistory
+	if err := o.call(func(cl *gateway.BufferClient) (err error) {
+		h, err = cl.ConfigHistory(ctx)
 		return err
-	}
-	defer cl.Close()
-	h, err := cl.ConfigHistory(ctx)
-	if err != nil {
+	}); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "%-8s %-7s %-12s %-9s %-20s %s\n", "VERSION", "ACTIVE", "HASH", "SOURCE", "APPLIED", "NOTE")
@@ -220,13 +223,11 @@ func newConfigRollbackCmd(a *app) *cobra.Command {
 
 // configRollback applies a kept configuration again.
 func configRollback(ctx context.Context, o *configOptions, version int64, stdout io.Writer) error {
-	cl, err := o.client(defaultAdmin)
-	if err != nil {
+	var res gateway.ApplyResult
+	if err := o.call(func(cl *gateway.BufferClient) (err error) {
+		res, err = cl.RollbackConfig(ctx, version)
 		return err
-	}
-	defer cl.Close()
-	res, err := cl.RollbackConfig(ctx, version)
-	if err != nil {
+	}); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "rolled back to version %d (hash %.12s, was version %d)\n", res.Version, res.Hash, res.PreviousVersion)
