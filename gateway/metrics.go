@@ -40,6 +40,7 @@ func gatewayHelp() map[string]string {
 		"edgegate_build_info":                         "Always 1; labels name the gateway's version and the Go version that built it.",
 		"edgegate_admin_auth_failures_total":          "Admin API requests refused for their bearer token, by reason.",
 		"edgegate_admin_auth_throttled_total":         "Admin API requests refused because their client failed authentication too often.",
+		"edgegate_config_applies_total":               "Configuration applies by source (file, sighup, admin, pull, mqtt, rollback) and result.",
 		"edgegate_config_reload_failures_total":       "Configuration reloads that failed (the running configuration was kept).",
 		"edgegate_config_last_reload_successful":      "1 if the last configuration reload succeeded (or none was tried), else 0.",
 		"edgegate_ready":                              "1 while device intake is open (/readyz answers 200), else 0.",
