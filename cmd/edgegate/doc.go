@@ -10,6 +10,7 @@
 //	edgegate buffer stats|ls|show|replay|purge
 //	                                  inspect, replay and purge stored events
 //	edgegate buffer check|repair      find and salvage a damaged buffer
+//	edgegate config reference         print the configuration reference
 //	edgegate version
 //
 // The package is main only: flags, signals, the logger, the metrics set and
@@ -18,7 +19,8 @@
 // and RepairBuffer for `buffer check|repair`, whose
 // commands call a running gateway's admin API or open a stopped one's
 // buffer through gateway.OpenBufferTool); sink and simulate are built on
-// internal/receiver and internal/devices. It must not import buffer or
+// internal/receiver and internal/devices; `config reference` prints the
+// generated reference package docs embeds. It must not import buffer or
 // uplink (gateway wires them) or the test support packages
 // (internal/cetest, internal/mqtttest); code that other programs or tests
 // could use belongs in a package, not here. It is the only place, with
