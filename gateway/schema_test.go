@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -251,5 +252,89 @@ func TestSchemaRejectsBrokenConfig(t *testing.T) {
 				t.Errorf("the loader accepts what the schema refuses")
 			}
 		})
+	}
+}
+
+// Every value an enum of the schema offers loads, and a value outside it
+// is refused by both: the editor never flags what the gateway takes, nor
+// offers what it refuses. Each enum of schemaOptions has a configuration
+// here that sets it.
+func TestSchemaEnumsLoad(t *testing.T) {
+	schema := compileSchema(t, generated(t)[schemaFile])
+	files := readmeFiles(t)
+	tls := fmt.Sprintf("{cert_file: %q, key_file: %q}", files["cert_file"], files["key_file"])
+	listener := func(typ, tls string) string {
+		return fmt.Sprintf("mqtt: {listeners: [{id: a, type: %s, address: '127.0.0.1:0'%s}]}\n", typ, tls)
+	}
+	clientCA := func(key string) func(v any) string {
+		return func(v any) string {
+			return listener("tls", fmt.Sprintf(", tls: {cert_file: %q, key_file: %q, client_ca_file: %q, %s: %v}", files["cert_file"], files["key_file"], files["ca_file"], key, v))
+		}
+	}
+	sets := map[configschema.Field]func(v any) string{
+		configschema.FieldOf[LogConfig]("Level"):  func(v any) string { return fmt.Sprintf("log: {level: %v}\n", v) },
+		configschema.FieldOf[LogConfig]("Format"): func(v any) string { return fmt.Sprintf("log: {format: %v}\n", v) },
+		configschema.FieldOf[mqtt.ListenerConfig]("Type"): func(v any) string {
+			if v == mqtt.TypeTLS || v == mqtt.TypeWSS {
+				return listener(fmt.Sprint(v), ", tls: "+tls)
+			}
+			return listener(fmt.Sprint(v), "")
+		},
+		configschema.FieldOf[mqtt.TLSConfig]("ClientCerts"):  clientCA("client_certs"),
+		configschema.FieldOf[mqtt.TLSConfig]("Identity"):     clientCA("identity"),
+		configschema.FieldOf[access.Config]("ClientID"):      func(v any) string { return fmt.Sprintf("auth: {client_id: %v}\n", v) },
+		configschema.FieldOf[buffer.Config]("Overflow"):      func(v any) string { return fmt.Sprintf("buffer: {dir: /tmp/eg, overflow: %v}\n", v) },
+		configschema.FieldOf[cloudevent.Config]("Unmatched"): func(v any) string { return fmt.Sprintf("events: {unmatched: %v}\n", v) },
+		configschema.FieldOf[uplink.HTTPConfig]("Mode"): func(v any) string {
+			return fmt.Sprintf("uplinks: [{name: cloud, http: {url: 'http://127.0.0.1:9/', mode: %v}}]\n", v)
+		},
+		configschema.FieldOf[uplink.HTTPConfig]("Compression"): func(v any) string {
+			return fmt.Sprintf("uplinks: [{name: cloud, http: {url: 'http://127.0.0.1:9/', compression: %v}}]\n", v)
+		},
+		configschema.FieldOf[uplink.MQTTConfig]("SessionStore"): func(v any) string {
+			return fmt.Sprintf("uplinks: [{name: cloud, mqtt: {url: 'tcp://127.0.0.1:9', session_store: %v}}]\n", v)
+		},
+		configschema.FieldOf[rules.Rule]("OnError"): func(v any) string {
+			return fmt.Sprintf("rules: {rules: [{name: r, on_error: %v, actions: [{drop: true}]}]}\n", v)
+		},
+		configschema.FieldOf[rules.Schema]("OnInvalid"): func(v any) string {
+			return fmt.Sprintf("rules: {schemas: [{type: t, schema: {type: object}, on_invalid: %v}]}\n", v)
+		},
+		configschema.FieldOf[rules.PublishSpec]("QoS"): func(v any) string {
+			return fmt.Sprintf("rules: {rules: [{name: r, actions: [{publish: {topic: \"'a'\", payload: \"'x'\", qos: %v}}]}]}\n", v)
+		},
+	}
+	// base completes a configuration with what set does not name.
+	base := func(set string) string {
+		out := set
+		if !strings.HasPrefix(set, "buffer:") {
+			out += "buffer: {dir: /tmp/eg}\n"
+		}
+		if !strings.HasPrefix(set, "uplinks:") {
+			out += "uplinks: [{name: cloud, http: {url: 'http://127.0.0.1:9/'}}]\n"
+		}
+		return out
+	}
+	for field, values := range schemaOptions().Enums {
+		set, ok := sets[field]
+		if !ok {
+			t.Errorf("no configuration sets %s: add one to TestSchemaEnumsLoad", field)
+			continue
+		}
+		outside := any("bogus")
+		if _, isInt := values[0].(int); isInt {
+			outside = 7
+		}
+		for _, v := range append(values, outside) {
+			data := []byte(base(set(v)))
+			_, loadErr := Parse("enum.yaml", data)
+			schemaErr := validateYAML(schema, data)
+			switch {
+			case v == outside && (loadErr == nil || schemaErr == nil):
+				t.Errorf("%s = %v: loader error %v, schema error %v; want both to refuse it", field, v, loadErr, schemaErr)
+			case v != outside && (loadErr != nil || schemaErr != nil):
+				t.Errorf("%s = %v:\n%s\nloader error %v, schema error %v; want both to accept it", field, v, data, loadErr, schemaErr)
+			}
+		}
 	}
 }
