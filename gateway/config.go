@@ -20,8 +20,8 @@ import (
 // Config is the whole edgegate configuration file. Each section belongs to
 // the package that uses it; Config only composes them.
 type Config struct {
-	// GatewayID names this gateway in events ({gateway_id} in sources and
-	// topics), in the uplinks' MQTT client ids and in metrics: 1-64
+	// GatewayID names this gateway in its events ({gateway_id} in sources
+	// and topics), in the uplinks' MQTT client ids and in /status: 1-64
 	// letters, digits, '.', '_' or '-'. Default: the host name.
 	GatewayID string `yaml:"gateway_id"`
 	// Log sets the level and format of the log (standard error).

@@ -63,8 +63,14 @@ func (w *jsonWriter) node(s *Schema, head []kv) {
 		w.scalar(h.v)
 	}
 	if s.Description != "" {
+		// Plain text for every editor; VS Code shows the Markdown one on
+		// hover, keys in backticks as code.
 		key("description")
-		w.scalar(s.Description)
+		w.scalar(strings.ReplaceAll(s.Description, "`", ""))
+		if md := markdownText(s.Description); strings.Contains(md, "`") {
+			key("markdownDescription")
+			w.scalar(md)
+		}
 	}
 	switch len(s.Type) {
 	case 0:

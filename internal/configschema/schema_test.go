@@ -86,15 +86,16 @@ func TestGenerate(t *testing.T) {
 		t.Errorf("keys %v, want %s", keys, want)
 	}
 	for _, tc := range []struct{ key, want string }{
-		{"name", `"description":"` + "`name`" + ` names the example; see also ` + "`max_size`" + `."`},
+		{"name", `"description":"name names the example; see also max_size."`},
+		{"name", `"markdownDescription":"` + "`name`" + ` names the example; see also ` + "`max_size`" + `."`},
 		{"max_size", `"default":"1MiB"`},
 		{"max_size", `"oneOf":[`},
 		{"every", `"default":"90s"`},
 		{"every", `"pattern":`},
 		{"mode", `"enum":["fast","slow"]`},
 		{"items", `"required":["id"]`},
-		{"items", `"weight":{"default":7,"description":"` + "`weight`" + ` weighs it.","type":"integer"}`},
-		{"items", `"on":{"description":"` + "`on`" + ` switches it on.","type":["boolean","null"]}`},
+		{"items", `"weight":{"default":7,"description":"weight weighs it.","markdownDescription":"` + "`weight`" + ` weighs it.","type":"integer"}`},
+		{"items", `"on":{"description":"on switches it on.","markdownDescription":"` + "`on`" + ` switches it on.","type":["boolean","null"]}`},
 		{"labels", `"additionalProperties":{"type":"string"}`},
 	} {
 		raw := string(compact(t, got.Properties[tc.key]))
