@@ -142,6 +142,16 @@ func Generate(root reflect.Type, o Options) (*Schema, error) {
 			g.errs = append(g.errs, fmt.Errorf("Required: %s is not a type of the configuration", t))
 		}
 	}
+	for t := range o.OneOf {
+		if !g.usedReq[t] {
+			g.errs = append(g.errs, fmt.Errorf("OneOf: %s is not a type of the configuration", t))
+		}
+	}
+	for _, t := range o.OneKey {
+		if !g.usedReq[t] {
+			g.errs = append(g.errs, fmt.Errorf("OneKey: %s is not a type of the configuration", t))
+		}
+	}
 	sort.Strings(g.undocumented)
 	for _, k := range g.undocumented {
 		g.errs = append(g.errs, fmt.Errorf("%s has no description: write a doc comment on its Go field", k))
@@ -189,7 +199,7 @@ type generator struct {
 	comments     map[string]string // "pkgpath.Type.Field" and "pkgpath.Type"
 	read         map[string]bool   // packages whose comments are in
 	usedEnum     map[Field]bool
-	usedReq      map[reflect.Type]bool
+	usedReq      map[reflect.Type]bool // struct types seen
 	undocumented []string
 	errs         []error
 }
@@ -257,8 +267,8 @@ func (g *generator) structure(t reflect.Type, def reflect.Value, at string) *Sch
 		}
 		s.Props = append(s.Props, Prop{f.key, p})
 	}
+	g.usedReq[t] = true // seen: its Options entries name a type
 	if req, ok := g.o.Required[t]; ok {
-		g.usedReq[t] = true
 		s.Required = g.checkKeys(t, "Required", req, keys)
 	}
 	if one, ok := g.o.OneOf[t]; ok {

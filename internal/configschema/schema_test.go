@@ -131,8 +131,9 @@ func TestGenerateErrors(t *testing.T) {
 	o := exampleOptions()
 	o.Enums[FieldOf[exampleItem]("Gone")] = []any{"x"}
 	o.Required[reflect.TypeFor[undocumented]()] = []string{"bare"}
+	o.OneOf = map[reflect.Type][]string{reflect.TypeFor[exampleItem](): {"id", "gone"}}
 	_, err := Generate(reflect.TypeFor[exampleConfig](), o)
-	for _, want := range []string{"Enums: configschema.exampleItem.Gone is not a field", "Required: configschema.undocumented is not a type"} {
+	for _, want := range []string{"Enums: configschema.exampleItem.Gone is not a field", "Required: configschema.undocumented is not a type", `OneOf: configschema.exampleItem has no key "gone"`} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("error %v, want %q", err, want)
 		}
