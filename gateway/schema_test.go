@@ -77,6 +77,9 @@ func schemaOptions() configschema.Options {
 		},
 		OneOf:  map[reflect.Type][]string{reflect.TypeFor[uplink.Config](): {"http", "mqtt"}},
 		OneKey: []reflect.Type{reflect.TypeFor[rules.Action]()},
+		RequiredWhen: map[reflect.Type][]configschema.When{
+			reflect.TypeFor[mqtt.ListenerConfig](): {{Key: "type", Values: []any{mqtt.TypeTLS, mqtt.TypeWSS}, Require: "tls"}},
+		},
 	}
 }
 
@@ -241,6 +244,7 @@ func TestSchemaRejectsBrokenConfig(t *testing.T) {
 		{"bad uplink mode", "buffer: {dir: /tmp/eg}\nuplinks: [{name: cloud, http: {url: 'http://127.0.0.1:9/', mode: fast}}]\n", "/uplinks/0/http/mode"},
 		{"missing required", "buffer: {dir: /tmp/eg}\nuplinks: [{http: {url: 'http://127.0.0.1:9/'}}]\n", "name"},
 		{"two senders", "buffer: {dir: /tmp/eg}\nuplinks: [{name: cloud, http: {url: 'http://127.0.0.1:9/'}, mqtt: {url: 'tcp://127.0.0.1:9'}}]\n", "oneOf"},
+		{"tls listener without tls", good + "mqtt: {listeners: [{id: a, type: wss, address: '127.0.0.1:0'}]}\n", "/mqtt/listeners/0"},
 		{"two kinds in one action", good + "rules: {rules: [{name: r, actions: [{drop: true, route: [cloud]}]}]}\n", "/rules/rules/0/actions/0"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -151,6 +151,20 @@ func (w *jsonWriter) node(s *Schema, head []kv) {
 		}
 		w.buf.WriteByte(']')
 	}
+	if len(s.When) > 0 {
+		key("allOf")
+		conds := make([]any, len(s.When))
+		for i, c := range s.When {
+			conds[i] = map[string]any{
+				"if": map[string]any{
+					"properties": map[string]any{c.Key: map[string]any{"enum": c.Values}},
+					"required":   []string{c.Key},
+				},
+				"then": map[string]any{"required": []string{c.Require}},
+			}
+		}
+		w.scalar(conds)
+	}
 	if s.OneKey {
 		key("minProperties")
 		w.scalar(1)
@@ -184,40 +198,51 @@ func (s *Schema) Markdown(title string) []byte {
 	}
 	b.WriteString("\n\n## General\n\n")
 	for _, p := range general {
-		entry(&b, p.Key, p.Schema, nil)
+		entry(&b, p.Key, p.Schema, s)
 	}
 	for _, p := range sections {
 		fmt.Fprintf(&b, "## %s\n\n", p.Key)
-		walk(&b, p.Key, p.Schema, nil)
+		walk(&b, p.Key, p.Schema, s)
 	}
 	return bytes.TrimRight(b.Bytes(), "\n")
 }
 
-// walk writes the entry of key at and of every key under it.
-func walk(b *bytes.Buffer, at string, s *Schema, required []string) {
-	entry(b, at, s, required)
+// walk writes the entry of key at, a key of the mapping parent, and of
+// every key under it.
+func walk(b *bytes.Buffer, at string, s, parent *Schema) {
+	entry(b, at, s, parent)
 	switch {
 	case s.Props != nil:
 		for _, p := range s.Props {
-			walk(b, at+"."+p.Key, p.Schema, s.Required)
+			walk(b, at+"."+p.Key, p.Schema, s)
 		}
 	case s.Items != nil && s.Items.Props != nil:
 		for _, p := range s.Items.Props {
-			walk(b, at+"[]."+p.Key, p.Schema, s.Items.Required)
+			walk(b, at+"[]."+p.Key, p.Schema, s.Items)
 		}
 	case s.Values != nil && s.Values.Props != nil:
 		for _, p := range s.Values.Props {
-			walk(b, at+".<name>."+p.Key, p.Schema, s.Values.Required)
+			walk(b, at+".<name>."+p.Key, p.Schema, s.Values)
 		}
 	}
 }
 
 // entry writes one key: heading, facts, description.
-func entry(b *bytes.Buffer, at string, s *Schema, required []string) {
+func entry(b *bytes.Buffer, at string, s, parent *Schema) {
 	fmt.Fprintf(b, "### `%s`\n\n", at)
 	facts := []string{s.Kind}
-	if contains(required, at[strings.LastIndexAny(at, ".")+1:]) {
+	key := at[strings.LastIndexAny(at, ".")+1:]
+	if contains(parent.Required, key) {
 		facts = append(facts, "required")
+	}
+	for _, c := range parent.When {
+		if c.Require == key {
+			vals := make([]string, len(c.Values))
+			for i, v := range c.Values {
+				vals[i] = inline(v)
+			}
+			facts = append(facts, "required when "+c.Key+" is "+strings.Join(vals, " or "))
+		}
 	}
 	if s.Default != nil {
 		facts = append(facts, "default "+inline(s.Default))

@@ -49,6 +49,16 @@ type Options struct {
 	// OneKey lists struct types whose mapping holds exactly one key (a rule
 	// action).
 	OneKey []reflect.Type
+	// RequiredWhen lists keys of a struct type's mapping that are required
+	// when another key has one of some values (a tls listener's tls).
+	RequiredWhen map[reflect.Type][]When
+}
+
+// When makes Require required when Key is one of Values.
+type When struct {
+	Key     string
+	Values  []any
+	Require string
 }
 
 // Schema is one node of the schema: what a key accepts, with the facts the
@@ -71,6 +81,8 @@ type Schema struct {
 	OneOf []string
 	// OneKey: the mapping holds exactly one key.
 	OneKey bool
+	// When: keys required when another has some values.
+	When []When
 	// Raw is the schema a type gives itself (JSONSchema), used as is.
 	Raw map[string]any
 	// Kind names the type for people: "string", "duration", "list of
@@ -145,6 +157,11 @@ func Generate(root reflect.Type, o Options) (*Schema, error) {
 	for t := range o.OneOf {
 		if !g.usedReq[t] {
 			g.errs = append(g.errs, fmt.Errorf("OneOf: %s is not a type of the configuration", t))
+		}
+	}
+	for t := range o.RequiredWhen {
+		if !g.usedReq[t] {
+			g.errs = append(g.errs, fmt.Errorf("RequiredWhen: %s is not a type of the configuration", t))
 		}
 	}
 	for _, t := range o.OneKey {
@@ -278,6 +295,10 @@ func (g *generator) structure(t reflect.Type, def reflect.Value, at string) *Sch
 		if ot == t {
 			s.OneKey = true
 		}
+	}
+	for _, w := range g.o.RequiredWhen[t] {
+		g.checkKeys(t, "RequiredWhen", []string{w.Key, w.Require}, keys)
+		s.When = append(s.When, w)
 	}
 	return s
 }

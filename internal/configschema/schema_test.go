@@ -132,8 +132,10 @@ func TestGenerateErrors(t *testing.T) {
 	o.Enums[FieldOf[exampleItem]("Gone")] = []any{"x"}
 	o.Required[reflect.TypeFor[undocumented]()] = []string{"bare"}
 	o.OneOf = map[reflect.Type][]string{reflect.TypeFor[exampleItem](): {"id", "gone"}}
+	o.RequiredWhen = map[reflect.Type][]When{reflect.TypeFor[exampleItem](): {{Key: "id", Values: []any{"x"}, Require: "lost"}}}
 	_, err := Generate(reflect.TypeFor[exampleConfig](), o)
-	for _, want := range []string{"Enums: configschema.exampleItem.Gone is not a field", "Required: configschema.undocumented is not a type", `OneOf: configschema.exampleItem has no key "gone"`} {
+	for _, want := range []string{"Enums: configschema.exampleItem.Gone is not a field", "Required: configschema.undocumented is not a type",
+		`OneOf: configschema.exampleItem has no key "gone"`, `RequiredWhen: configschema.exampleItem has no key "lost"`} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("error %v, want %q", err, want)
 		}
