@@ -275,38 +275,27 @@ func TestSchemaEnumsLoad(t *testing.T) {
 			return listener("tls", fmt.Sprintf(", tls: {cert_file: %q, key_file: %q, client_ca_file: %q, %s: %v}", files["cert_file"], files["key_file"], files["ca_file"], key, v))
 		}
 	}
+	format := func(f string) func(v any) string { return func(v any) string { return fmt.Sprintf(f, v) } }
 	sets := map[configschema.Field]func(v any) string{
-		configschema.FieldOf[LogConfig]("Level"):  func(v any) string { return fmt.Sprintf("log: {level: %v}\n", v) },
-		configschema.FieldOf[LogConfig]("Format"): func(v any) string { return fmt.Sprintf("log: {format: %v}\n", v) },
+		configschema.FieldOf[LogConfig]("Level"):  format("log: {level: %v}\n"),
+		configschema.FieldOf[LogConfig]("Format"): format("log: {format: %v}\n"),
 		configschema.FieldOf[mqtt.ListenerConfig]("Type"): func(v any) string {
 			if v == mqtt.TypeTLS || v == mqtt.TypeWSS {
 				return listener(fmt.Sprint(v), ", tls: "+tls)
 			}
 			return listener(fmt.Sprint(v), "")
 		},
-		configschema.FieldOf[mqtt.TLSConfig]("ClientCerts"):  clientCA("client_certs"),
-		configschema.FieldOf[mqtt.TLSConfig]("Identity"):     clientCA("identity"),
-		configschema.FieldOf[access.Config]("ClientID"):      func(v any) string { return fmt.Sprintf("auth: {client_id: %v}\n", v) },
-		configschema.FieldOf[buffer.Config]("Overflow"):      func(v any) string { return fmt.Sprintf("buffer: {dir: /tmp/eg, overflow: %v}\n", v) },
-		configschema.FieldOf[cloudevent.Config]("Unmatched"): func(v any) string { return fmt.Sprintf("events: {unmatched: %v}\n", v) },
-		configschema.FieldOf[uplink.HTTPConfig]("Mode"): func(v any) string {
-			return fmt.Sprintf("uplinks: [{name: cloud, http: {url: 'http://127.0.0.1:9/', mode: %v}}]\n", v)
-		},
-		configschema.FieldOf[uplink.HTTPConfig]("Compression"): func(v any) string {
-			return fmt.Sprintf("uplinks: [{name: cloud, http: {url: 'http://127.0.0.1:9/', compression: %v}}]\n", v)
-		},
-		configschema.FieldOf[uplink.MQTTConfig]("SessionStore"): func(v any) string {
-			return fmt.Sprintf("uplinks: [{name: cloud, mqtt: {url: 'tcp://127.0.0.1:9', session_store: %v}}]\n", v)
-		},
-		configschema.FieldOf[rules.Rule]("OnError"): func(v any) string {
-			return fmt.Sprintf("rules: {rules: [{name: r, on_error: %v, actions: [{drop: true}]}]}\n", v)
-		},
-		configschema.FieldOf[rules.Schema]("OnInvalid"): func(v any) string {
-			return fmt.Sprintf("rules: {schemas: [{type: t, schema: {type: object}, on_invalid: %v}]}\n", v)
-		},
-		configschema.FieldOf[rules.PublishSpec]("QoS"): func(v any) string {
-			return fmt.Sprintf("rules: {rules: [{name: r, actions: [{publish: {topic: \"'a'\", payload: \"'x'\", qos: %v}}]}]}\n", v)
-		},
+		configschema.FieldOf[mqtt.TLSConfig]("ClientCerts"):     clientCA("client_certs"),
+		configschema.FieldOf[mqtt.TLSConfig]("Identity"):        clientCA("identity"),
+		configschema.FieldOf[access.Config]("ClientID"):         format("auth: {client_id: %v}\n"),
+		configschema.FieldOf[buffer.Config]("Overflow"):         format("buffer: {dir: /tmp/eg, overflow: %v}\n"),
+		configschema.FieldOf[cloudevent.Config]("Unmatched"):    format("events: {unmatched: %v}\n"),
+		configschema.FieldOf[uplink.HTTPConfig]("Mode"):         format("uplinks: [{name: cloud, http: {url: 'http://127.0.0.1:9/', mode: %v}}]\n"),
+		configschema.FieldOf[uplink.HTTPConfig]("Compression"):  format("uplinks: [{name: cloud, http: {url: 'http://127.0.0.1:9/', compression: %v}}]\n"),
+		configschema.FieldOf[uplink.MQTTConfig]("SessionStore"): format("uplinks: [{name: cloud, mqtt: {url: 'tcp://127.0.0.1:9', session_store: %v}}]\n"),
+		configschema.FieldOf[rules.Rule]("OnError"):             format("rules: {rules: [{name: r, on_error: %v, actions: [{drop: true}]}]}\n"),
+		configschema.FieldOf[rules.Schema]("OnInvalid"):         format("rules: {schemas: [{type: t, schema: {type: object}, on_invalid: %v}]}\n"),
+		configschema.FieldOf[rules.PublishSpec]("QoS"):          format("rules: {rules: [{name: r, actions: [{publish: {topic: \"'a'\", payload: \"'x'\", qos: %v}}]}]}\n"),
 	}
 	// base completes a configuration with what set does not name.
 	base := func(set string) string {

@@ -97,15 +97,7 @@ func TestReadmeTroubleshooting(t *testing.T) {
 		}
 	}
 	for _, line := range commands {
-		args := strings.Fields(line)[1:]
-		for j, a := range args {
-			switch a {
-			case readmeExampleID:
-				args[j] = dead.ID
-			case "/etc/edgegate/edgegate.yaml":
-				args[j] = e.config
-			}
-		}
+		args := readmeArgs(line, dead.ID, e.config)
 		if args[0] == "buffer" && !slices.Contains(args, "--config") {
 			args = append(args, "--admin", e.admin)
 		}

@@ -31,8 +31,6 @@ type Options struct {
 	// keys a file leaves out (DefaultConfig()). Nil: the root type's zero
 	// value, or its SetDefaults.
 	Default any
-	// Omit lists keys of the root that are left out.
-	Omit []string
 	// HideDefault lists keys of the root whose default is not shown (it
 	// depends on the machine: the host name).
 	HideDefault []string
@@ -130,13 +128,6 @@ func Generate(root reflect.Type, o Options) (*Schema, error) {
 	s := g.structure(root, def, "")
 	s.Description = o.Description
 	s.Type = []string{"object"}
-	for _, key := range o.Omit {
-		n := len(s.Props)
-		s.Props = removeProp(s.Props, key)
-		if len(s.Props) == n {
-			g.errs = append(g.errs, fmt.Errorf("Omit: the root has no key %q", key))
-		}
-	}
 	for _, key := range o.HideDefault {
 		if p := s.prop(key); p != nil {
 			p.Default = nil
@@ -149,24 +140,13 @@ func Generate(root reflect.Type, o Options) (*Schema, error) {
 			g.errs = append(g.errs, fmt.Errorf("Enums: %s is not a field of the configuration", f))
 		}
 	}
-	for t := range o.Required {
-		if !g.usedReq[t] {
-			g.errs = append(g.errs, fmt.Errorf("Required: %s is not a type of the configuration", t))
-		}
-	}
-	for t := range o.OneOf {
-		if !g.usedReq[t] {
-			g.errs = append(g.errs, fmt.Errorf("OneOf: %s is not a type of the configuration", t))
-		}
-	}
-	for t := range o.RequiredWhen {
-		if !g.usedReq[t] {
-			g.errs = append(g.errs, fmt.Errorf("RequiredWhen: %s is not a type of the configuration", t))
-		}
-	}
-	for _, t := range o.OneKey {
-		if !g.usedReq[t] {
-			g.errs = append(g.errs, fmt.Errorf("OneKey: %s is not a type of the configuration", t))
+	for what, types := range map[string][]reflect.Type{
+		"Required": keysOf(o.Required), "OneOf": keysOf(o.OneOf), "RequiredWhen": keysOf(o.RequiredWhen), "OneKey": o.OneKey,
+	} {
+		for _, t := range types {
+			if !g.usedReq[t] {
+				g.errs = append(g.errs, fmt.Errorf("%s: %s is not a type of the configuration", what, t))
+			}
 		}
 	}
 	sort.Strings(g.undocumented)
@@ -174,6 +154,14 @@ func Generate(root reflect.Type, o Options) (*Schema, error) {
 		g.errs = append(g.errs, fmt.Errorf("%s has no description: write a doc comment on its Go field", k))
 	}
 	return s, errors.Join(g.errs...)
+}
+
+func keysOf[V any](m map[reflect.Type]V) []reflect.Type {
+	out := make([]reflect.Type, 0, len(m))
+	for t := range m {
+		out = append(out, t)
+	}
+	return out
 }
 
 func removeProp(props []Prop, key string) []Prop {
