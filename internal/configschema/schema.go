@@ -135,9 +135,10 @@ func Generate(root reflect.Type, o Options) (*Schema, error) {
 			g.errs = append(g.errs, fmt.Errorf("HideDefault: the root has no key %q", key))
 		}
 	}
+	var stale []string // Options entries that name nothing
 	for f := range o.Enums {
 		if !g.usedEnum[f] {
-			g.errs = append(g.errs, fmt.Errorf("Enums: %s is not a field of the configuration", f))
+			stale = append(stale, fmt.Sprintf("Enums: %s is not a field of the configuration", f))
 		}
 	}
 	for what, types := range map[string][]reflect.Type{
@@ -145,9 +146,13 @@ func Generate(root reflect.Type, o Options) (*Schema, error) {
 	} {
 		for _, t := range types {
 			if !g.usedReq[t] {
-				g.errs = append(g.errs, fmt.Errorf("%s: %s is not a type of the configuration", what, t))
+				stale = append(stale, fmt.Sprintf("%s: %s is not a type of the configuration", what, t))
 			}
 		}
+	}
+	sort.Strings(stale)
+	for _, msg := range stale {
+		g.errs = append(g.errs, errors.New(msg))
 	}
 	sort.Strings(g.undocumented)
 	for _, k := range g.undocumented {
