@@ -331,3 +331,45 @@ func TestSchemaEnumsLoad(t *testing.T) {
 		}
 	}
 }
+
+// The README's VS Code settings map the shipped configurations to schemas
+// that exist: every schema path is a generated schema, and every relative
+// pattern matches a shipped file that names that schema on its first line.
+func TestReadmeEditorSettings(t *testing.T) {
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile("(?s)```json\n(\\{ \"yaml.schemas\".*?)```").FindSubmatch(readme)
+	if m == nil {
+		t.Fatal("README has no json block with the yaml.schemas setting")
+	}
+	var settings struct {
+		Schemas map[string][]string `json:"yaml.schemas"`
+	}
+	if err := json.Unmarshal(m[1], &settings); err != nil {
+		t.Fatalf("the yaml.schemas block is not JSON: %v", err)
+	}
+	gen := generated(t)
+	for schema, patterns := range settings.Schemas {
+		path := filepath.Join("..", schema)
+		if _, ok := gen[path]; !ok {
+			t.Errorf("yaml.schemas names %s, not a generated schema", schema)
+		}
+		for _, p := range patterns {
+			if filepath.IsAbs(p) {
+				continue // where install.sh puts it
+			}
+			files, _ := filepath.Glob(filepath.Join("..", p))
+			if len(files) == 0 {
+				t.Errorf("yaml.schemas: %s matches no file", p)
+			}
+			for _, f := range files {
+				data, _ := os.ReadFile(f)
+				if ml := modeline.FindSubmatch(data); ml == nil || filepath.Join(filepath.Dir(f), string(ml[1])) != path {
+					t.Errorf("yaml.schemas maps %s to %s, but its first line names another schema", f, schema)
+				}
+			}
+		}
+	}
+}
