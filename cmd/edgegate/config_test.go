@@ -15,7 +15,7 @@ func TestConfigReference(t *testing.T) {
 		t.Fatal(err)
 	}
 	var out, errOut bytes.Buffer
-	if code := run([]string{"config", "reference"}, &out, &errOut); code != 0 {
+	if code := runArgs([]string{"config", "reference"}, &out, &errOut); code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut.String())
 	}
 	if !bytes.Equal(out.Bytes(), want) {
@@ -27,11 +27,11 @@ func TestConfigReference(t *testing.T) {
 		}
 	}
 	for _, args := range [][]string{{"config"}, {"config", "bogus"}, {"config", "reference", "extra"}} {
-		if code := run(args, &out, &errOut); code != 2 {
+		if code := runArgs(args, &out, &errOut); code != 2 {
 			t.Errorf("edgegate %s: exit %d, want 2 (usage)", strings.Join(args, " "), code)
 		}
 	}
-	if code := run([]string{"config", "-h"}, &out, &errOut); code != 0 {
+	if code := runArgs([]string{"config", "-h"}, &out, &errOut); code != 0 {
 		t.Errorf("edgegate config -h: exit %d", code)
 	}
 }

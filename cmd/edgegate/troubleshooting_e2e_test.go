@@ -39,11 +39,7 @@ func TestReadmeTroubleshooting(t *testing.T) {
 	}
 	var commands []string // in sh blocks: run
 	for _, b := range regexp.MustCompile("(?s)```sh\n(.*?)```").FindAllStringSubmatch(section, -1) {
-		for _, l := range strings.Split(b[1], "\n") {
-			if cmd, _, _ := strings.Cut(l, "#"); strings.HasPrefix(cmd, "edgegate ") {
-				commands = append(commands, strings.TrimSpace(cmd))
-			}
-		}
+		commands = append(commands, readmeCommands(b[1], "edgegate ")...)
 	}
 	prose := regexp.MustCompile("(?s)```.*?```").ReplaceAllString(section, "")
 	var named [][]string // in the text: must be commands
@@ -98,7 +94,7 @@ func TestReadmeTroubleshooting(t *testing.T) {
 	}
 	for _, line := range commands {
 		args := readmeArgs(line, dead.ID, e.config)
-		if args[0] == "buffer" && !slices.Contains(args, "--config") {
+		if (args[0] == "buffer" || args[0] == "status") && !slices.Contains(args, "--config") {
 			args = append(args, "--admin", e.admin)
 		}
 		out := cliOK(t, e.bin, args...)
