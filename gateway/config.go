@@ -47,6 +47,11 @@ type Config struct {
 	// Rules filter, transform, route and derive events, and answer devices
 	// locally; or name a file that holds them (rules: {file: rules.yaml}).
 	Rules rules.Config `yaml:"rules"`
+	// RemoteConfig keeps and watches the configurations applied while the
+	// gateway runs (pushed to the admin API, pulled, or received over
+	// MQTT): their history and the automatic rollback of one that makes
+	// the gateway less healthy.
+	RemoteConfig RemoteConfig `yaml:"remote_config"`
 	// ShutdownTimeout bounds a graceful stop (SIGTERM or SIGINT): intake
 	// stops, the uplinks get this long to deliver what is in flight, then
 	// the buffer is closed; what is not delivered stays in the buffer for
@@ -88,6 +93,7 @@ func DefaultConfig() Config {
 		Auth:            access.DefaultConfig(),
 		Buffer:          buf,
 		Events:          cloudevent.DefaultConfig(),
+		RemoteConfig:    DefaultRemoteConfig(),
 		ShutdownTimeout: 10 * time.Second,
 		MemoryLimit:     40 << 20,
 	}
@@ -110,6 +116,13 @@ type Compiled struct {
 	// hash is the SHA-256 (hex) of the file's bytes followed by those of
 	// the rules file it includes, if any; "" from Compile.
 	hash string
+	data []byte // the document; nil from Compile
+
+	// applied is the remotely applied configuration this is (LoadStartup),
+	// with localHash the hash of the local file then; nil for the local
+	// file itself.
+	applied   *appliedConfig
+	localHash string
 }
 
 // locate positions later problems of the configuration (a reload's
@@ -183,6 +196,7 @@ func (c Config) validate(errs *yamlconf.List) {
 		errs.Add(yamlconf.Key("log").Key("format"), "must be text or json, got %q", c.Log.Format)
 	}
 	errs.Nest(yamlconf.Key("admin"), c.Admin.validate())
+	errs.Nest(yamlconf.Key("remote_config"), c.RemoteConfig.validate())
 	if c.MemoryLimit < 0 {
 		errs.Add(yamlconf.Key("memory_limit"), "must be ≥ 0")
 	}

@@ -83,11 +83,11 @@ forwarded to cloud endpoints (CloudEvents over HTTP, MQTT).`,
 		newValidateCmd(a),
 		newStatusCmd(a),
 		newBufferCmd(a),
+		newConfigCmd(a),
 		newPasswdCmd(a),
 		newSinkCmd(a),
 		newSimulateCmd(a),
 		newRulesCmd(a),
-		newConfigCmd(a),
 		newVersionCmd(a),
 	)
 	return root

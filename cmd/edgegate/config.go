@@ -8,11 +8,10 @@ import (
 	"github.com/edgegate/edgegate/docs"
 )
 
-func newConfigCmd(a *app) *cobra.Command {
-	cmd := groupCmd("config", "the configuration reference",
-		"Documents the configuration file.")
-	cmd.GroupID = groupTools
-	cmd.AddCommand(&cobra.Command{
+// newConfigReferenceCmd is config reference: the generated reference that
+// package docs embeds, offline (no admin API).
+func newConfigReferenceCmd(a *app) *cobra.Command {
+	return &cobra.Command{
 		Use:   "reference",
 		Short: "print every configuration key: type, default, description",
 		Long: `Prints the configuration reference (Markdown): every key of the
@@ -24,6 +23,5 @@ Schema, for editors (see the README, "Reference and editor support").`,
 			_, err := io.WriteString(a.stdout, docs.ConfigReference())
 			return err
 		},
-	})
-	return cmd
+	}
 }
