@@ -31,6 +31,19 @@ func (c *steppedClock) pass(d time.Duration) { c.wall.advance(d); c.mono.advance
 // step moves the wall clock alone.
 func (c *steppedClock) step(d time.Duration) { c.wall.advance(d) }
 
+// openStepped opens and runs a buffer with max_age 1h on a stepped clock
+// set to March 2026.
+func openStepped(t *testing.T) (*Buffer, *steppedClock, *metrics.Set) {
+	t.Helper()
+	clk := newSteppedClock(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
+	m := metrics.NewSet()
+	cfg := testConfig(t)
+	cfg.MaxAge = time.Hour
+	b := open(t, cfg, m, clk.options()...)
+	run(t, b)
+	return b, clk, m
+}
+
 func sweepN(t *testing.T, b *Buffer, want int) {
 	t.Helper()
 	n, err := b.sweepExpired(context.Background())
@@ -43,12 +56,7 @@ func sweepN(t *testing.T, b *Buffer, want int) {
 // nothing: records stored before it age by the monotonic clock, and expire
 // when they really are max_age old; records stored after age as usual.
 func TestClockStepForwardExpiresNothing(t *testing.T) {
-	clk := newSteppedClock(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
-	m := metrics.NewSet()
-	cfg := testConfig(t)
-	cfg.MaxAge = time.Hour
-	b := open(t, cfg, m, clk.options()...)
-	run(t, b)
+	b, clk, m := openStepped(t)
 	appendT(t, b, rec("a", "before1"), rec("b", "before2"))
 	clk.pass(10 * time.Minute)
 	if s := b.watchClock(); s != 0 {
@@ -84,12 +92,7 @@ func TestClockStepForwardExpiresNothing(t *testing.T) {
 // those behind them: expiry, like delivery, goes in append order); Next
 // hands out records in the order they were appended.
 func TestClockStepBackKeepsOrderAndRecords(t *testing.T) {
-	clk := newSteppedClock(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
-	m := metrics.NewSet()
-	cfg := testConfig(t)
-	cfg.MaxAge = time.Hour
-	b := open(t, cfg, m, clk.options()...)
-	run(t, b)
+	b, clk, m := openStepped(t)
 	appendT(t, b, rec("q", "1"))
 	clk.pass(time.Second)
 	clk.step(-2 * time.Hour)
