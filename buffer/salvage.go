@@ -113,9 +113,38 @@ func dirFiles(dir string) (tables []string, manifest bool, err error) {
 	return tables, manifest, nil
 }
 
+// listedTables returns the table files of dir that make up the buffer: the
+// ones its MANIFEST lists, or every one when the MANIFEST is missing or
+// cannot be read (Badger's Open then fails on it, or would delete them all).
+//
+// A table file the MANIFEST does not list is the output of a flush or a
+// compaction that a kill -9 interrupted: Badger creates the file (empty
+// until it is truncated to size and written), syncs it, and only then adds
+// it to the MANIFEST; its records are still in the memtable log or in the
+// source tables the MANIFEST lists. Badger deletes such a file when it
+// opens, so it is not damage, even when it is empty or half written.
+func listedTables(dir string, tables []string) []string {
+	f, err := os.Open(filepath.Join(dir, badger.ManifestFilename))
+	if err != nil {
+		return tables
+	}
+	defer f.Close()
+	opts := badgerOptions(dir, nil)
+	mf, _, err := badger.ReplayManifestFile(f, opts.ExternalMagicVersion, opts)
+	if err != nil {
+		return tables
+	}
+	return slices.DeleteFunc(slices.Clone(tables), func(name string) bool {
+		id, ok := table.ParseFileID(name)
+		_, listed := mf.Tables[id]
+		return ok && !listed
+	})
+}
+
 // verifyDir reports, as a *DamageError, what in dir would make Badger crash
-// while opening it or throw data away: an unreadable table file, or table
-// files without a MANIFEST. thorough also checks every block's checksum.
+// while opening it or throw data away: an unreadable table file that the
+// MANIFEST lists (listedTables), or table files without a MANIFEST.
+// thorough also checks every block's checksum.
 func verifyDir(dir string, thorough bool) ([]string, error) {
 	tables, manifest, err := dirFiles(dir)
 	if err != nil {
@@ -125,7 +154,7 @@ func verifyDir(dir string, thorough bool) ([]string, error) {
 	if len(tables) > 0 && !manifest {
 		problems = append(problems, fmt.Sprintf("%d table files but no MANIFEST (Badger would delete them)", len(tables)))
 	}
-	for _, name := range tables {
+	for _, name := range listedTables(dir, tables) {
 		if err := verifyTable(filepath.Join(dir, name), thorough); err != nil {
 			problems = append(problems, err.Error())
 			bad = append(bad, name)
@@ -227,7 +256,7 @@ func Repair(dir string, log *slog.Logger) (Report, error) {
 	if err := os.MkdirAll(fresh, 0o750); err != nil {
 		return r, fmt.Errorf("create %s: %w", fresh, err)
 	}
-	good := slices.DeleteFunc(tables, func(n string) bool { return slices.Contains(bad, n) })
+	good := slices.DeleteFunc(listedTables(dir, tables), func(n string) bool { return slices.Contains(bad, n) })
 	r.Left = bad
 	// The logs are tried whole first, then without the memtable logs, then
 	// without the value logs: Badger cannot open past a damaged one.
