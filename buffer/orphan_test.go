@@ -2,9 +2,11 @@ package buffer
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -79,5 +81,42 @@ func TestListedEmptyTableIsDamage(t *testing.T) {
 	}
 	if _, err := Open(cfg, nil, nil); !errors.Is(err, ErrDamaged) || !strings.Contains(err.Error(), filepath.Base(ssts[0])) {
 		t.Fatalf("Open = %v, want ErrDamaged naming %s", err, filepath.Base(ssts[0]))
+	}
+}
+
+// kill -9 between Badger creating a memtable log or value log and sizing it
+// leaves the file empty, and Badger then refused to open ("while opening
+// fid: 1 err: Create a new file"). Open removes it (it holds nothing).
+func TestEmptyLogAfterKill(t *testing.T) {
+	for _, ext := range []string{".mem", ".vlog"} {
+		t.Run(ext, func(t *testing.T) {
+			cfg := damagedBuffer(t, 20000, true)
+			logs := files(t, cfg.Dir, ext)
+			if len(logs) == 0 {
+				t.Fatalf("want a crash image with %s files", ext)
+			}
+			var last int
+			for _, p := range logs {
+				fid, err := strconv.Atoi(strings.TrimSuffix(filepath.Base(p), ext))
+				if err != nil {
+					t.Fatal(err)
+				}
+				last = max(last, fid)
+			}
+			empty := filepath.Join(cfg.Dir, fmt.Sprintf("%0*d%s", len(strings.TrimSuffix(filepath.Base(logs[0]), ext)), last+1, ext))
+			if err := os.WriteFile(empty, nil, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			r, err := Check(cfg.Dir, nil)
+			if err != nil || len(r.Problems) > 0 || r.Records != 20000 {
+				t.Fatalf("Check = %+v, %v; want 20000 records, no problems", r, err)
+			}
+			if fi, err := os.Stat(empty); err != nil || fi.Size() != 0 {
+				t.Fatalf("Check changed the buffer: %v, %v", fi, err)
+			}
+			if n, distinct := drain(t, cfg); n != 20000 || !distinct {
+				t.Fatalf("reopened buffer holds %d records (distinct %v), want 20000", n, distinct)
+			}
+		})
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/dgraph-io/badger/v4/pb"
 	"github.com/dgraph-io/badger/v4/table"
 	"github.com/dgraph-io/ristretto/v2/z"
+	"golang.org/x/sys/unix"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -164,6 +165,50 @@ func verifyDir(dir string, thorough bool) ([]string, error) {
 		return bad, &DamageError{Dir: dir, Problems: problems}
 	}
 	return nil, nil
+}
+
+// dropEmptyLogs removes the memtable logs and value logs of dir that are
+// empty: kill -9 between Badger creating one and sizing it leaves it so,
+// and Badger then refuses to open the buffer ("while opening fid: 1 err:
+// Create a new file"). An empty log holds nothing. It holds the lock Badger
+// takes on dir while it looks, so that it never removes the log a running
+// Badger has just created, and returns ErrLocked when it cannot take it.
+func dropEmptyLogs(dir string, log *slog.Logger) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("read buffer dir: %w", err)
+	}
+	defer d.Close()
+	if err := unix.Flock(int(d.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return fmt.Errorf("%w: %s", ErrLocked, dir)
+		}
+		return fmt.Errorf("lock buffer dir: %w", err)
+	}
+	defer unix.Flock(int(d.Fd()), unix.LOCK_UN) //nolint:errcheck // closing d unlocks too
+	ents, err := d.ReadDir(-1)
+	if err != nil {
+		return fmt.Errorf("read buffer dir: %w", err)
+	}
+	for _, e := range ents {
+		if !emptyLog(e) {
+			continue
+		}
+		if err := os.Remove(filepath.Join(dir, e.Name())); err != nil {
+			return fmt.Errorf("remove empty log: %w", err)
+		}
+		log.Warn("removed an empty log file that a crash left behind (it held nothing)", "dir", dir, "file", e.Name())
+	}
+	return nil
+}
+
+// emptyLog reports whether e is a memtable log or value log of size 0.
+func emptyLog(e fs.DirEntry) bool {
+	if ext := filepath.Ext(e.Name()); ext != ".mem" && ext != ".vlog" {
+		return false
+	}
+	fi, err := e.Info()
+	return err == nil && fi.Mode().IsRegular() && fi.Size() == 0
 }
 
 // Report is what Check found in a buffer, or what Repair salvaged from it.
@@ -371,7 +416,7 @@ func withScratch(dir string, tables []string, synth bool, log *slog.Logger, fn f
 		name, ext := e.Name(), filepath.Ext(e.Name())
 		src, dst := filepath.Join(dir, name), filepath.Join(scratch, name)
 		switch {
-		case slices.Contains(drop, ext):
+		case slices.Contains(drop, ext), emptyLog(e): // see dropEmptyLogs
 		case ext == ".sst":
 			if synth && !slices.Contains(tables, name) {
 				continue
