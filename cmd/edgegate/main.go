@@ -40,6 +40,9 @@ Usage:
                                       run the rules' test cases / show their decisions
   edgegate buffer stats|ls|show|replay|purge
                                       inspect, replay and purge stored events and dead letters
+  edgegate keygen --out NAME          make an ed25519 key pair for signing configs
+  edgegate config sign --key NAME.key [--version N] [--detached] FILE
+                                      sign a configuration file
   edgegate version                    print the version
 
 Run "edgegate COMMAND -h" for the flags of a command.
@@ -75,6 +78,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdRules(ctx, rest, stdout, stderr)
 	case "buffer":
 		err = cmdBuffer(ctx, rest, stdout, stderr)
+	case "keygen":
+		err = cmdKeygen(rest, stdout, stderr)
+	case "config":
+		err = cmdConfig(ctx, rest, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintf(stdout, "edgegate %s (commit %s, built %s) %s %s/%s\n", version, commit, date, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 	case "help", "-h", "--help":
