@@ -130,10 +130,15 @@ func TestMQTTConfigValidate(t *testing.T) {
 	} {
 		c := DefaultMQTTConfig()
 		tc.mod(&c)
-		err := c.Validate()
-		if (err == nil) != (tc.want == "") || (err != nil && !strings.Contains(err.Error(), tc.want)) {
-			t.Errorf("%+v: err = %v, want %q", c, err, tc.want)
-		}
+		checkErr(t, c, c.Validate(), tc.want)
+	}
+}
+
+// checkErr checks that err contains want, or is nil when want is "".
+func checkErr(t *testing.T, what any, err error, want string) {
+	t.Helper()
+	if (err == nil) != (want == "") || (err != nil && !strings.Contains(err.Error(), want)) {
+		t.Errorf("%+v: err = %v, want %q", what, err, want)
 	}
 }
 

@@ -312,9 +312,6 @@ func TestPullConfigValidate(t *testing.T) {
 	} {
 		c := DefaultPullConfig()
 		tc.mod(&c)
-		err := c.Validate()
-		if (err == nil) != (tc.want == "") || (err != nil && !strings.Contains(err.Error(), tc.want)) {
-			t.Errorf("%+v: err = %v, want %q", c, err, tc.want)
-		}
+		checkErr(t, c, c.Validate(), tc.want)
 	}
 }

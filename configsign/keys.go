@@ -108,27 +108,21 @@ func parseKeyLine(s, prefix string, size int) ([]byte, error) {
 }
 
 // ReadPublicKeyFile reads a NAME.pub file.
-func ReadPublicKeyFile(path string) (PublicKey, error) {
-	s, err := readKeyFile(path)
-	if err != nil {
-		return PublicKey{}, err
-	}
-	k, err := ParsePublicKey(s)
-	if err != nil {
-		return PublicKey{}, fmt.Errorf("%s: %w", path, err)
-	}
-	return k, nil
-}
+func ReadPublicKeyFile(path string) (PublicKey, error) { return readKey(path, ParsePublicKey) }
 
 // ReadPrivateKeyFile reads a NAME.key file.
-func ReadPrivateKeyFile(path string) (PrivateKey, error) {
+func ReadPrivateKeyFile(path string) (PrivateKey, error) { return readKey(path, ParsePrivateKey) }
+
+// readKey reads a key file and parses its line; errors name the file.
+func readKey[K any](path string, parse func(string) (K, error)) (K, error) {
+	var zero K
 	s, err := readKeyFile(path)
 	if err != nil {
-		return PrivateKey{}, err
+		return zero, err
 	}
-	k, err := ParsePrivateKey(s)
+	k, err := parse(s)
 	if err != nil {
-		return PrivateKey{}, fmt.Errorf("%s: %w", path, err)
+		return zero, fmt.Errorf("%s: %w", path, err)
 	}
 	return k, nil
 }
