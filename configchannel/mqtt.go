@@ -104,6 +104,7 @@ type MQTTChannel struct {
 	apply         ApplyFunc
 	log           *slog.Logger
 	queue         chan mqttMessage
+	resub         chan struct{} // Resubscribe
 
 	results        map[string]*metrics.Counter
 	statusFailures *metrics.Counter
@@ -130,6 +131,7 @@ func NewMQTT(cfg MQTTConfig, gatewayID string, conn Conn, apply ApplyFunc, log *
 		apply:          apply,
 		log:            log,
 		queue:          make(chan mqttMessage, mqttQueue),
+		resub:          make(chan struct{}, 1),
 		results:        map[string]*metrics.Counter{},
 		statusFailures: m.GetOrCreateCounter("edgegate_config_mqtt_status_failures_total"),
 	}
@@ -144,6 +146,34 @@ func NewMQTT(cfg MQTTConfig, gatewayID string, conn Conn, apply ApplyFunc, log *
 // connects) and applies the documents that arrive, one at a time, until
 // ctx is done. It returns nil when ctx is done.
 func (c *MQTTChannel) Run(ctx context.Context) error {
+	if !c.subscribe(ctx) {
+		return nil
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-c.resub:
+			if !c.subscribe(ctx) {
+				return nil
+			}
+		case m := <-c.queue:
+			c.handle(ctx, m)
+		}
+	}
+}
+
+// Resubscribe makes Run subscribe again, through Conn: the gateway calls
+// it when the uplink's connection was replaced (a changed uplink).
+func (c *MQTTChannel) Resubscribe() {
+	select {
+	case c.resub <- struct{}{}:
+	default:
+	}
+}
+
+// subscribe subscribes, retrying until it succeeds (true) or ctx is done.
+func (c *MQTTChannel) subscribe(ctx context.Context) bool {
 	for n := 1; ; n++ {
 		err := c.conn.Subscribe(ctx, c.topic, c.receive)
 		c.mu.Lock()
@@ -154,25 +184,17 @@ func (c *MQTTChannel) Run(ctx context.Context) error {
 		}
 		c.mu.Unlock()
 		if err == nil {
-			break
+			c.log.Info("config channel subscribed", "topic", c.topic, "status_topic", c.status)
+			return true
 		}
 		if ctx.Err() != nil {
-			return nil
+			return false
 		}
 		if n == 1 || n%10 == 0 {
 			c.log.Warn("config channel: cannot subscribe yet: retrying", "topic", c.topic, "attempts", n, "err", err)
 		}
 		if !sleep(ctx, jittered(backoff(n, time.Second, time.Minute), 0.1)) {
-			return nil
-		}
-	}
-	c.log.Info("config channel subscribed", "topic", c.topic, "status_topic", c.status)
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case m := <-c.queue:
-			c.handle(ctx, m)
+			return false
 		}
 	}
 }

@@ -20,6 +20,7 @@ type fakeConn struct {
 	failFirst  int
 	topic      string
 	handler    func([]byte, bool)
+	subscribes int
 	subscribed chan struct{}
 	published  chan [2]string
 }
@@ -32,7 +33,10 @@ func (f *fakeConn) Subscribe(_ context.Context, topic string, h func([]byte, boo
 		return errors.New("connect tcp://cloud: connection refused")
 	}
 	f.topic, f.handler = topic, h
-	close(f.subscribed)
+	f.subscribes++
+	if f.subscribes == 1 {
+		close(f.subscribed)
+	}
 	return nil
 }
 
@@ -100,6 +104,21 @@ func TestMQTTChannel(t *testing.T) {
 	conn.handler([]byte(strings.Repeat("x", MaxDocument+1)), false)
 	if st := next(); st.Result != "rejected" || !strings.Contains(st.Errors[0], "larger than") {
 		t.Errorf("status = %+v", st)
+	}
+	// A replaced uplink connection: Run subscribes again.
+	c.Resubscribe()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		conn.mu.Lock()
+		n := conn.subscribes
+		conn.mu.Unlock()
+		if n == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Resubscribe: %d subscribes", n)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 	cancel()
 	if err := <-done; err != nil {

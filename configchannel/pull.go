@@ -22,14 +22,11 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 
+	"github.com/edgegate/edgegate/configsign"
 	"github.com/edgegate/edgegate/internal/metricname"
 	"github.com/edgegate/edgegate/internal/ratelog"
 	"github.com/edgegate/edgegate/internal/yamlconf"
 )
-
-// SignatureHeader carries a detached signature line with a pulled (or
-// pushed) document.
-const SignatureHeader = "Edgegate-Signature"
 
 // PullConfig is remote_config.pull: poll a URL for the configuration.
 type PullConfig struct {
@@ -302,7 +299,7 @@ func (p *Puller) fetch(ctx context.Context) (*Update, bool, error) {
 	if len(bytes.TrimSpace(data)) == 0 {
 		return nil, false, fmt.Errorf("GET %s: empty document", p.origin)
 	}
-	sig := []byte(resp.Header.Get(SignatureHeader))
+	sig := []byte(resp.Header.Get(configsign.Header))
 	h := sha256.New()
 	h.Write(data)
 	h.Write([]byte{0})

@@ -16,6 +16,7 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 
+	"github.com/edgegate/edgegate/configsign"
 	"github.com/edgegate/edgegate/internal/freeport"
 )
 
@@ -45,7 +46,7 @@ func (s *configServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("ETag", s.etag)
 	}
 	if s.sig != "" {
-		w.Header().Set(SignatureHeader, s.sig)
+		w.Header().Set(configsign.Header, s.sig)
 	}
 	w.Header().Set("Content-Type", "application/yaml")
 	fmt.Fprint(w, s.doc)

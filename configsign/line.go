@@ -9,6 +9,10 @@ import (
 	"strings"
 )
 
+// Header is the HTTP header that carries a detached signature line with a
+// pushed or pulled document.
+const Header = "Edgegate-Signature"
+
 // linePrefix starts every signature line, at the line's first column.
 const linePrefix = "# edgegate-signature:"
 
