@@ -90,7 +90,9 @@ func (r *recorder) count() int {
 func newPuller(t *testing.T, url string, mod func(*PullConfig)) (*Puller, *recorder, *metrics.Set) {
 	t.Helper()
 	cfg := DefaultPullConfig()
-	cfg.URL, cfg.Interval = url, time.Second
+	// The interval is the request timeout too: long enough for a TLS
+	// handshake on a loaded machine under -race.
+	cfg.URL, cfg.Interval = url, 10*time.Second
 	if mod != nil {
 		mod(&cfg)
 	}
@@ -211,6 +213,10 @@ func TestPullErrorsAreHarmless(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv.set(func(s *configServer) { s.respond = tc.respond })
+			if tc.name == "slow" { // the timeout is the interval (at most 30s): shorten it
+				defer func(d time.Duration) { p.client.Timeout = d }(p.client.Timeout)
+				p.client.Timeout = 500 * time.Millisecond
+			}
 			got, err := p.Poll(context.Background())
 			if got != "error" || err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("poll = %s, %v; want error containing %q", got, err, tc.want)
@@ -259,7 +265,7 @@ func TestPullRun(t *testing.T) {
 	}
 	ts := httptest.NewServer(srv)
 	defer ts.Close()
-	p, rec, m := newPuller(t, ts.URL, func(c *PullConfig) { c.Jitter = 0 })
+	p, rec, m := newPuller(t, ts.URL, func(c *PullConfig) { c.Jitter, c.Interval = 0, time.Second })
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() { done <- p.Run(ctx) }()
