@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -76,6 +77,42 @@ func (c PullConfig) Validate() error {
 	return errs.Err()
 }
 
+// ResolveFiles makes a relative token_file and ca_file relative to dir,
+// the configuration file's directory.
+func (c *PullConfig) ResolveFiles(dir string) {
+	for _, p := range []*string{&c.TokenFile, &c.CAFile} {
+		if *p != "" && !filepath.IsAbs(*p) {
+			*p = filepath.Join(dir, *p)
+		}
+	}
+}
+
+// CheckFiles reads ca_file, which is read once (the token file is read at
+// every poll, so it may appear later); the error is relative to the
+// section.
+func (c PullConfig) CheckFiles() error {
+	if c.CAFile == "" {
+		return nil
+	}
+	if _, err := loadCAs(c.CAFile); err != nil {
+		return yamlconf.Errorf(yamlconf.Key("ca_file"), "%v", err)
+	}
+	return nil
+}
+
+// loadCAs reads a PEM bundle of CA certificates.
+func loadCAs(path string) (*x509.CertPool, error) {
+	pem, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("%s holds no PEM certificate", path)
+	}
+	return pool, nil
+}
+
 func isLoopback(host string) bool {
 	ip := net.ParseIP(host)
 	return host == "localhost" || (ip != nil && ip.IsLoopback())
@@ -129,13 +166,9 @@ func NewPuller(cfg PullConfig, apply ApplyFunc, log *slog.Logger, m *metrics.Set
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	if cfg.CAFile != "" {
-		pem, err := os.ReadFile(cfg.CAFile)
+		pool, err := loadCAs(cfg.CAFile)
 		if err != nil {
 			return nil, fmt.Errorf("remote_config.pull.ca_file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("remote_config.pull.ca_file: %s holds no PEM certificate", cfg.CAFile)
 		}
 		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 	}

@@ -294,11 +294,18 @@ func TestPullCAFile(t *testing.T) {
 	if got, err := p.Poll(context.Background()); got != "error" || !strings.Contains(err.Error(), "certificate") {
 		t.Errorf("without ca_file: %s, %v", got, err)
 	}
-	os.WriteFile(ca, []byte("not pem"), 0o644)
 	cfg := DefaultPullConfig()
-	cfg.URL, cfg.CAFile = ts.URL, ca
+	cfg.URL, cfg.CAFile = ts.URL, "ca.pem"
+	cfg.ResolveFiles(filepath.Dir(ca))
+	if cfg.CAFile != ca || cfg.CheckFiles() != nil {
+		t.Errorf("ResolveFiles: ca_file %s, CheckFiles %v", cfg.CAFile, cfg.CheckFiles())
+	}
+	os.WriteFile(ca, []byte("not pem"), 0o644)
 	if _, err := NewPuller(cfg, (&recorder{}).apply, nil, nil); err == nil || !strings.Contains(err.Error(), "no PEM certificate") {
 		t.Errorf("bad ca_file: %v", err)
+	}
+	if err := cfg.CheckFiles(); err == nil || !strings.Contains(err.Error(), "ca_file: "+ca+" holds no PEM certificate") {
+		t.Errorf("CheckFiles: %v", err)
 	}
 }
 
