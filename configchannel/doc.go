@@ -14,7 +14,8 @@
 // configchannel must not import gateway, uplink, buffer, mqtt or rules: the
 // gateway wires it (the MQTT uplink's sender satisfies Conn). It imports
 // only configsign (the signature header's name), internal/yamlconf,
-// internal/metricname and internal/ratelog of edgegate's packages.
+// internal/metricname, internal/ratelog and internal/certfile (ca_file) of
+// edgegate's packages.
 //
 // Concurrency: Puller.Run and MQTTChannel.Run each run one goroutine (the
 // caller's) that calls the ApplyFunc one document at a time; the MQTT

@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -24,6 +23,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/edgegate/edgegate/configsign"
+	"github.com/edgegate/edgegate/internal/certfile"
 	"github.com/edgegate/edgegate/internal/metricname"
 	"github.com/edgegate/edgegate/internal/ratelog"
 	"github.com/edgegate/edgegate/internal/yamlconf"
@@ -94,23 +94,10 @@ func (c PullConfig) CheckFiles() error {
 	if c.CAFile == "" {
 		return nil
 	}
-	if _, err := loadCAs(c.CAFile); err != nil {
+	if _, err := certfile.LoadCAs(c.CAFile); err != nil {
 		return yamlconf.Errorf(yamlconf.Key("ca_file"), "%v", err)
 	}
 	return nil
-}
-
-// loadCAs reads a PEM bundle of CA certificates.
-func loadCAs(path string) (*x509.CertPool, error) {
-	pem, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("%s holds no PEM certificate", path)
-	}
-	return pool, nil
 }
 
 func isLoopback(host string) bool {
@@ -166,7 +153,7 @@ func NewPuller(cfg PullConfig, apply ApplyFunc, log *slog.Logger, m *metrics.Set
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	if cfg.CAFile != "" {
-		pool, err := loadCAs(cfg.CAFile)
+		pool, err := certfile.LoadCAs(cfg.CAFile)
 		if err != nil {
 			return nil, fmt.Errorf("remote_config.pull.ca_file: %w", err)
 		}

@@ -301,10 +301,10 @@ func TestPullCAFile(t *testing.T) {
 		t.Errorf("ResolveFiles: ca_file %s, CheckFiles %v", cfg.CAFile, cfg.CheckFiles())
 	}
 	os.WriteFile(ca, []byte("not pem"), 0o644)
-	if _, err := NewPuller(cfg, (&recorder{}).apply, nil, nil); err == nil || !strings.Contains(err.Error(), "no PEM certificate") {
+	if _, err := NewPuller(cfg, (&recorder{}).apply, nil, nil); err == nil || !strings.Contains(err.Error(), "no PEM certificates found") {
 		t.Errorf("bad ca_file: %v", err)
 	}
-	if err := cfg.CheckFiles(); err == nil || !strings.Contains(err.Error(), "ca_file: "+ca+" holds no PEM certificate") {
+	if err := cfg.CheckFiles(); err == nil || !strings.Contains(err.Error(), "ca_file: "+ca+": no PEM certificates found") {
 		t.Errorf("CheckFiles: %v", err)
 	}
 }

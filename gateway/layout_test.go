@@ -53,7 +53,7 @@ func TestPackageLayering(t *testing.T) {
 		// configsign owns keys and signature lines: standard library only.
 		"configsign": nil,
 		// configchannel pulls and receives configs for the apply path.
-		"configchannel": {"configsign", "internal/yamlconf", "internal/metricname", "internal/ratelog"},
+		"configchannel": {"configsign", "internal/yamlconf", "internal/metricname", "internal/ratelog", "internal/certfile"},
 	}
 	// testOnly packages are test support: only _test.go files import them.
 	testOnly := map[string]bool{"internal/cetest": true, "internal/mqtttest": true, "internal/testpki": true, "internal/browsertest": true}
