@@ -1,47 +1,21 @@
 package main
 
 import (
-	"context"
 	"crypto/rand"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/edgegate/edgegate/configsign"
 )
-
-const keygenUsage = `Usage: edgegate keygen --out NAME
-
-Makes an ed25519 key pair for signing configurations: NAME.key (the private
-key, mode 0600: keep it off the gateways) and NAME.pub (the public key: put
-its line in remote_config.public_keys). Existing files are never
-overwritten. Prints the key id that signatures name.
-
-Flags:
-`
 
 // keygenOptions are the flags of keygen.
 type keygenOptions struct {
 	Out string // NAME: writes NAME.key and NAME.pub
-}
-
-// cmdKeygen runs `edgegate keygen`.
-func cmdKeygen(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("keygen", keygenUsage, stderr)
-	var o keygenOptions
-	fs.StringVar(&o.Out, "out", "", "write NAME.key and NAME.pub")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if o.Out == "" || fs.NArg() > 0 {
-		fmt.Fprint(stderr, "edgegate keygen: --out NAME is required and takes no arguments\n\n")
-		fs.Usage()
-		return errUsage
-	}
-	return keygen(o, stdout)
 }
 
 // keygen writes a new key pair and reports it on stdout.
@@ -57,23 +31,6 @@ func keygen(o keygenOptions, stdout io.Writer) error {
 	return nil
 }
 
-const configSignUsage = `Usage: edgegate config sign --key NAME.key [--version N] [--detached] [-o OUT] FILE
-
-Signs a configuration file with an ed25519 private key (see keygen). The
-signature line
-
-  # edgegate-signature: v1 version=N key=KEYID sig=...
-
-is written as the file's last line (a YAML comment; an existing signature
-line is replaced), or with --detached alone into FILE.sig (send it as the
-Edgegate-Signature header). The version defaults to the current Unix time
-in seconds (or one more than the file's previous signature, if that is
-newer); a gateway refuses a version older than the one it runs. The file is
-rewritten in place unless -o names another file (- for stdout).
-
-Flags:
-`
-
 // signOptions are the flags and argument of config sign.
 type signOptions struct {
 	Key      string // private key file
@@ -82,34 +39,6 @@ type signOptions struct {
 	Out      string // "" = FILE (embedded) or FILE.sig (detached); "-" = stdout
 	File     string
 	Now      func() time.Time
-}
-
-// cmdConfig runs `edgegate config SUBCOMMAND`.
-func cmdConfig(_ context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] != "sign" {
-		fmt.Fprint(stderr, "Usage: edgegate config sign [flags] FILE\n")
-		return errUsage
-	}
-	fs := newFlagSet("config sign", configSignUsage, stderr)
-	o := signOptions{Now: time.Now}
-	fs.StringVar(&o.Key, "key", "", "private key file (NAME.key from keygen)")
-	fs.Int64Var(&o.Version, "version", 0, "the version to sign (> 0; default: the current Unix time)")
-	fs.BoolVar(&o.Detached, "detached", false, "write the signature line to FILE.sig instead of into FILE")
-	fs.StringVar(&o.Out, "o", "", "write to OUT instead (- for stdout)")
-	if err := fs.Parse(args[1:]); err != nil {
-		return err
-	}
-	if o.Key == "" || fs.NArg() != 1 {
-		fmt.Fprint(stderr, "edgegate config sign: --key and one FILE are required\n\n")
-		fs.Usage()
-		return errUsage
-	}
-	if setFlag(fs, "version") && o.Version <= 0 {
-		fmt.Fprintf(stderr, "edgegate config sign: --version %d: must be > 0\n", o.Version)
-		return errUsage
-	}
-	o.File = fs.Arg(0)
-	return signConfig(o, stdout, stderr)
 }
 
 // signConfig signs o.File and writes the result; it reports the version
@@ -204,9 +133,81 @@ func replaceFile(path string, data []byte) error {
 	return os.Rename(tmp.Name(), path)
 }
 
-// setFlag reports whether the command line set the flag name.
-func setFlag(fs *flag.FlagSet, name string) bool {
-	set := false
-	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
-	return set
+// newConfigCmd is the config group: configuration files and a running
+// gateway's configuration.
+func newConfigCmd(a *app) *cobra.Command {
+	cmd := groupCmd("config", "sign configuration files",
+		"Commands for configuration files: sign one for gateways that hold public keys (remote_config.public_keys).")
+	cmd.GroupID = groupGateway
+	cmd.AddCommand(newConfigSignCmd(a))
+	return cmd
+}
+
+func newKeygenCmd(a *app) *cobra.Command {
+	var o keygenOptions
+	cmd := &cobra.Command{
+		Use:   "keygen --out NAME",
+		Short: "make an ed25519 key pair for signing configs",
+		Long: `Makes an ed25519 key pair for signing configurations: NAME.key (the private
+key, mode 0600: keep it off the gateways) and NAME.pub (the public key: put
+its line in remote_config.public_keys). Existing files are never
+overwritten. Prints the key id that signatures name.`,
+		Example: `  edgegate keygen --out ops   # ops.key and ops.pub`,
+		GroupID: groupGateway,
+		Args:    noArgs,
+		RunE: func(*cobra.Command, []string) error {
+			if o.Out == "" {
+				return usageError("--out NAME is required")
+			}
+			return keygen(o, a.stdout)
+		},
+	}
+	cmd.Flags().StringVar(&o.Out, "out", "", "write `NAME`.key and NAME.pub")
+	cmd.MarkFlagFilename("out")
+	return cmd
+}
+
+// newConfigSignCmd is "config sign", a subcommand of the config group.
+func newConfigSignCmd(a *app) *cobra.Command {
+	o := signOptions{Now: time.Now}
+	cmd := &cobra.Command{
+		Use:   "sign --key NAME.key [--version N] [--detached] [-o OUT] FILE",
+		Short: "sign a configuration file (embedded or detached signature)",
+		Long: `Signs a configuration file with an ed25519 private key (see keygen). The
+signature line
+
+  # edgegate-signature: v1 version=N key=KEYID sig=...
+
+is written as the file's last line (a YAML comment; an existing signature
+line is replaced), or with --detached alone into FILE.sig (send it as the
+Edgegate-Signature header). The version defaults to the current Unix time
+in seconds (or one more than the file's previous signature, if that is
+newer); a gateway refuses a version older than the one it runs. The file is
+rewritten in place unless -o names another file (- for stdout).`,
+		Example: `  edgegate config sign --key ops.key gw-1.yaml
+  edgegate config sign --key ops.key --detached --version 1796175700 gw-2.yaml`,
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) != 1 {
+				return usageError("want one FILE, got %d arguments", len(args))
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if o.Key == "" {
+				return usageError("--key is required")
+			}
+			if cmd.Flags().Changed("version") && o.Version <= 0 {
+				return usageError("--version %d: must be > 0", o.Version)
+			}
+			o.File = args[0]
+			return signConfig(o, a.stdout, a.stderr)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.Key, "key", "", "private key file (`NAME.key` from keygen)")
+	f.Int64Var(&o.Version, "version", 0, "the version to sign, > 0 (default: the current Unix time)")
+	f.BoolVar(&o.Detached, "detached", false, "write the signature line to FILE.sig instead of into FILE")
+	f.StringVarP(&o.Out, "output", "o", "", "write to `OUT` instead (- for stdout)")
+	cmd.MarkFlagFilename("key", "key")
+	return cmd
 }
