@@ -47,8 +47,10 @@ func TestPackageLayering(t *testing.T) {
 		"internal/testpki":  nil,
 		"internal/sdnotify": nil,
 		// tail keeps the recent buffer appends and streams them.
-		"internal/tail":        {"cloudevent", "buffer"},
-		"internal/statuspage":  nil,
+		"internal/tail":       {"cloudevent", "buffer"},
+		"internal/statuspage": nil,
+		// configstore keeps applied configurations on disk for gateway.
+		"internal/configstore": nil,
 		"internal/browsertest": nil,
 		// configsign owns keys and signature lines: standard library only.
 		"configsign": nil,

@@ -133,16 +133,6 @@ func replaceFile(path string, data []byte) error {
 	return os.Rename(tmp.Name(), path)
 }
 
-// newConfigCmd is the config group: configuration files and a running
-// gateway's configuration.
-func newConfigCmd(a *app) *cobra.Command {
-	cmd := groupCmd("config", "sign configuration files",
-		"Commands for configuration files: sign one for gateways that hold public keys (remote_config.public_keys).")
-	cmd.GroupID = groupGateway
-	cmd.AddCommand(newConfigSignCmd(a))
-	return cmd
-}
-
 func newKeygenCmd(a *app) *cobra.Command {
 	var o keygenOptions
 	cmd := &cobra.Command{
