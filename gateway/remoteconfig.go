@@ -4,6 +4,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/edgegate/edgegate/configchannel"
 	"github.com/edgegate/edgegate/internal/yamlconf"
 )
 
@@ -22,11 +23,21 @@ type RemoteConfig struct {
 	// (io.edgegate.config.applied|rejected|rolledback) through every
 	// uplink (default true).
 	Events bool `yaml:"events"`
+	// PublicKeys (lines of NAME.pub files) and PublicKeyFiles: when any is
+	// set, every configuration but the local file must carry a valid
+	// signature by one of them (configsign; signatures.go).
+	PublicKeys     []string `yaml:"public_keys"`
+	PublicKeyFiles []string `yaml:"public_key_files"`
+	// Pull and MQTT are the channels that need no inbound connection
+	// (configchannel; channels.go).
+	Pull configchannel.PullConfig `yaml:"pull"`
+	MQTT configchannel.MQTTConfig `yaml:"mqtt"`
 }
 
 // DefaultRemoteConfig is the remote_config section's defaults.
 func DefaultRemoteConfig() RemoteConfig {
-	return RemoteConfig{History: 10, HealthWindow: 60 * time.Second, Events: true}
+	return RemoteConfig{History: 10, HealthWindow: 60 * time.Second, Events: true,
+		Pull: configchannel.DefaultPullConfig(), MQTT: configchannel.DefaultMQTTConfig()}
 }
 
 // validate checks the section; paths are relative to it.
@@ -38,6 +49,8 @@ func (r RemoteConfig) validate() error {
 	if r.HealthWindow < 0 {
 		errs.Add(yamlconf.Key("health_window"), "must be ≥ 0 (0 disables automatic rollback)")
 	}
+	errs.Nest(yamlconf.Key("pull"), r.Pull.Validate())
+	errs.Nest(yamlconf.Key("mqtt"), r.MQTT.Validate())
 	return errs.Err()
 }
 
