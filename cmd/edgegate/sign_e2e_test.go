@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -122,5 +123,60 @@ func TestKeygenAndSign(t *testing.T) {
 	}
 	if _, errOut, code := edgegateCmd(t, dir, "config", "sign", "--key", "ops.pub", "gw.yaml"); code != 1 || !strings.Contains(errOut, "ops.pub: private key: is an \"edgegate-ed25519-public\" line") {
 		t.Errorf("signing with the public key: exit %d, %q", code, errOut)
+	}
+}
+
+// The README's signing commands run as shown and print what it shows (key
+// ids and the default version vary).
+func TestReadmeSigningCommands(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(readme), "\n## Signed configs\n")
+	if !ok {
+		t.Fatal("README has no section Signed configs")
+	}
+	block := regexp.MustCompile("(?s)```sh\n(.*?)```").FindStringSubmatch(section)
+	if block == nil {
+		t.Fatal("the Signed configs section has no sh block")
+	}
+	dir := t.TempDir()
+	for _, f := range []string{"gw-1.yaml", "gw-2.yaml"} {
+		os.WriteFile(filepath.Join(dir, f), []byte("gateway_id: "+strings.TrimSuffix(f, ".yaml")+"\n"), 0o644)
+	}
+	vary := strings.NewReplacer(regexp.QuoteMeta("954e74e15c7a5ab8"), "[0-9a-f]{16}", "1796175663", `\d+`)
+	var cmd []string
+	var want []string
+	run := func() {
+		if cmd == nil {
+			return
+		}
+		out, errOut, code := edgegateCmd(t, dir, cmd[1:]...)
+		if code != 0 {
+			t.Fatalf("%v: exit %d: %s", cmd, code, errOut)
+		}
+		re := regexp.MustCompile("^" + vary.Replace(regexp.QuoteMeta(strings.Join(want, "\n"))) + "\n$")
+		if !re.MatchString(out) {
+			t.Errorf("%v printed\n%s\nthe README shows\n%s", cmd, out, strings.Join(want, "\n"))
+		}
+		cmd, want = nil, nil
+	}
+	for _, line := range strings.Split(strings.TrimSpace(block[1]), "\n") {
+		if c, ok := strings.CutPrefix(line, "# "); ok {
+			want = append(want, c)
+			continue
+		}
+		run()
+		cmd = strings.Fields(line)
+	}
+	run()
+	signed, _ := os.ReadFile(filepath.Join(dir, "gw-1.yaml"))
+	if _, line, err := configsign.Split(signed); err != nil || line == nil {
+		t.Errorf("gw-1.yaml not signed: %q, %v", signed, err)
+	}
+	sig, _ := os.ReadFile(filepath.Join(dir, "gw-2.yaml.sig"))
+	if l, err := configsign.ParseLine(string(sig)); err != nil || l.Version != 1796175700 {
+		t.Errorf("gw-2.yaml.sig = %q, %v", sig, err)
 	}
 }
