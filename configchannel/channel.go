@@ -79,9 +79,20 @@ func (p *Percent) UnmarshalYAML(n *yaml.Node) error {
 }
 
 // MarshalYAML writes the percentage.
-func (p Percent) MarshalYAML() (any, error) {
-	return strconv.FormatFloat(float64(p)*100, 'f', -1, 64) + "%", nil
+func (p Percent) MarshalYAML() (any, error) { return p.String(), nil }
+
+// String is the percentage as YAML takes it: "10%".
+func (p Percent) String() string {
+	return strconv.FormatFloat(float64(p)*100, 'f', -1, 64) + "%"
 }
+
+// JSONSchema describes the YAML form for editors: a string "N%".
+func (Percent) JSONSchema() map[string]any {
+	return map[string]any{"type": "string", "pattern": `^\s*([0-9]+(\.[0-9]*)?|\.[0-9]+)\s*%\s*$`}
+}
+
+// JSONSchemaKind names the type in the configuration reference.
+func (Percent) JSONSchemaKind() string { return "percentage" }
 
 // jittered spreads d by ±j at random.
 func jittered(d time.Duration, j Percent) time.Duration {

@@ -13,24 +13,30 @@ import (
 // kept and watched.
 type RemoteConfig struct {
 	// History is how many applied configurations are kept on disk, in
-	// <dir of buffer.dir>/config/history (default 10, at least 2).
+	// config/history beside the buffer's directory (at least 2).
 	History int `yaml:"history"`
 	// HealthWindow is how long the gateway watches its health after a
-	// remote apply and rolls back a configuration that made it worse
-	// (health.go). 0 disables automatic rollback.
+	// remote apply and rolls back a configuration that made it worse. 0
+	// disables automatic rollback.
 	HealthWindow time.Duration `yaml:"health_window"`
 	// Events reports every apply, rejection and rollback as a CloudEvent
 	// (io.edgegate.config.applied|rejected|rolledback) through every
-	// uplink (default true).
+	// uplink.
 	Events bool `yaml:"events"`
-	// PublicKeys (lines of NAME.pub files) and PublicKeyFiles: when any is
-	// set, every configuration but the local file must carry a valid
-	// signature by one of them (configsign; signatures.go).
-	PublicKeys     []string `yaml:"public_keys"`
+	// PublicKeys are ed25519 public keys, each the line of a NAME.pub file
+	// made by edgegate keygen. When any key is set (here or in
+	// public_key_files), every configuration but the local file must carry
+	// a valid signature by one of them and a newer version
+	// (configsign; signatures.go).
+	PublicKeys []string `yaml:"public_keys"`
+	// PublicKeyFiles are NAME.pub files (relative to the configuration
+	// file), read like public_keys.
 	PublicKeyFiles []string `yaml:"public_key_files"`
-	// Pull and MQTT are the channels that need no inbound connection
-	// (configchannel; channels.go).
+	// Pull polls a URL for the configuration: no inbound connection needed
+	// (configchannel; channels.go). Changes need a restart.
 	Pull configchannel.PullConfig `yaml:"pull"`
+	// MQTT receives configurations on a topic of an MQTT uplink's own
+	// connection and answers on a status topic. Changes need a restart.
 	MQTT configchannel.MQTTConfig `yaml:"mqtt"`
 }
 
