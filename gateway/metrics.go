@@ -9,6 +9,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/edgegate/edgegate/buffer"
+	"github.com/edgegate/edgegate/configchannel"
 	"github.com/edgegate/edgegate/internal/metricname"
 	"github.com/edgegate/edgegate/mqtt"
 	"github.com/edgegate/edgegate/rules"
@@ -17,7 +18,8 @@ import (
 
 // MetricsHelp returns the HELP text of every edgegate metric family, by
 // family name: the gateway's own (here) and those of the packages that
-// create the rest (buffer, mqtt, rules and uplink, each its MetricsHelp).
+// create the rest (buffer, configchannel, mqtt, rules and uplink, each its
+// MetricsHelp).
 func MetricsHelp() map[string]string {
 	help := gatewayHelp()
 	for _, h := range packagesHelp() {
@@ -30,7 +32,7 @@ func MetricsHelp() map[string]string {
 
 // packagesHelp returns the HELP texts of the packages the gateway wires.
 func packagesHelp() []map[string]string {
-	return []map[string]string{buffer.MetricsHelp(), mqtt.MetricsHelp(), rules.MetricsHelp(), uplink.MetricsHelp()}
+	return []map[string]string{buffer.MetricsHelp(), configchannel.MetricsHelp(), mqtt.MetricsHelp(), rules.MetricsHelp(), uplink.MetricsHelp()}
 }
 
 // gatewayHelp returns the HELP text of every family the gateway itself

@@ -44,13 +44,14 @@ has admin.tokens, --cert/--key when it takes client certificates, --cacert for
 its own certificate). A pushed file is validated, diffed, kept in the
 gateway's history and rolled back if the gateway gets worse within
 remote_config.health_window. "config reference" prints every key of the
-configuration file, offline.`,
+configuration file, and "config sign" signs a file for gateways that hold
+public keys (remote_config.public_keys); both work offline.`,
 		GroupID: groupGateway,
 		Args:    cobra.ArbitraryArgs,
 		RunE:    groupRun,
 	}
 	cmd.AddCommand(newConfigPushCmd(a, false), newConfigPushCmd(a, true), newConfigGetCmd(a),
-		newConfigHistoryCmd(a), newConfigRollbackCmd(a), newConfigReferenceCmd(a))
+		newConfigHistoryCmd(a), newConfigRollbackCmd(a), newConfigReferenceCmd(a), newConfigSignCmd(a))
 	return cmd
 }
 
