@@ -51,8 +51,9 @@ test-arm: $(WORK)
 test-arm-unpatched: $(WORK)
 	-./scripts/test-arm.sh --unpatched
 
+# BENCH_FLAGS: e.g. --mode batch,binary,structured --devices 100,1000 --outage 60s --json bench.json
 bench: build
-	$(GO) run ./cmd/edgebench --edgegate $(BIN)
+	./$(BIN) bench $(BENCH_FLAGS)
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s ./buffer ./uplink ./cloudevent ./rules
 
 # The fault soak (not part of make test; CI may skip it): the real binary

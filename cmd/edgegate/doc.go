@@ -10,6 +10,7 @@
 //	edgegate buffer stats|ls|show|replay|purge
 //	                                  inspect, replay and purge stored events
 //	edgegate buffer check|repair      find and salvage a damaged buffer
+//	edgegate bench                    benchmark this binary next to the raw broker
 //	edgegate version
 //
 // The package is main only: flags, signals, the logger, the metrics set and
@@ -18,11 +19,11 @@
 // and RepairBuffer for `buffer check|repair`, whose
 // commands call a running gateway's admin API or open a stopped one's
 // buffer through gateway.OpenBufferTool); sink and simulate are built on
-// internal/receiver and internal/devices. It must not import buffer or
+// internal/receiver and internal/devices, bench is internal/bench. It must not import buffer or
 // uplink (gateway wires them) or the test support packages
 // (internal/cetest, internal/mqtttest); code that other programs or tests
-// could use belongs in a package, not here. It is the only place, with
-// edgebench's main, where the process exits (os.Exit).
+// could use belongs in a package, not here. It is the only place where the
+// process exits (os.Exit).
 //
 // Concurrency: each command runs on the main goroutine. A signal goroutine
 // cancels the command's context on the first SIGINT or SIGTERM and exits at

@@ -40,6 +40,7 @@ Usage:
                                       run the rules' test cases / show their decisions
   edgegate buffer stats|ls|show|replay|purge
                                       inspect, replay and purge stored events and dead letters
+  edgegate bench [flags]              benchmark this binary end to end next to the raw broker
   edgegate version                    print the version
 
 Run "edgegate COMMAND -h" for the flags of a command.
@@ -75,6 +76,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdRules(ctx, rest, stdout, stderr)
 	case "buffer":
 		err = cmdBuffer(ctx, rest, stdout, stderr)
+	case "bench":
+		err = cmdBench(ctx, rest, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintf(stdout, "edgegate %s (commit %s, built %s) %s %s/%s\n", version, commit, date, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 	case "help", "-h", "--help":

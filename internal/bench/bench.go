@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"context"
@@ -20,10 +20,15 @@ import (
 // runSpec is one benchmark run.
 type runSpec struct {
 	Name     string
+	Mode     string // batch | binary | structured | ceiling
+	Devices  int
 	QoS      byte
 	Messages int64         // per device (throughput runs)
 	Rate     float64       // total msgs/s (fixed-rate runs)
 	Duration time.Duration // fixed-rate runs
+	// Outage makes the receiver refuse every request (503) for this long,
+	// starting a third into a fixed-rate run.
+	Outage time.Duration
 }
 
 // benchOptions are the settings shared by every run.
@@ -71,13 +76,34 @@ type result struct {
 	PeakRSSMB    float64 `json:"peak_rss_mb"`
 	CPUSeconds   float64 `json:"cpu_s"`
 	CPUPercent   float64 `json:"cpu_pct"`
-	WallSeconds  float64 `json:"wall_s"`
-	StopSeconds  float64 `json:"stop_s"`
-	Error        string  `json:"error,omitempty"`
-	Dir          string  `json:"dir,omitempty"`
+	// CPUPer1kEvents is the gateway's CPU seconds per 1,000 events received.
+	CPUPer1kEvents float64 `json:"cpu_s_per_1k_events"`
+	// DiskWriteBytes is what the gateway process caused to be written to
+	// storage during the load (/proc/PID/io write_bytes); DiskBytesPerEvent
+	// divides it by the events received.
+	DiskWriteBytes    int64   `json:"disk_write_bytes"`
+	DiskBytesPerEvent float64 `json:"disk_bytes_per_event"`
+	// CeilingRatio is EventsPerSec over the ceiling run's with the same QoS
+	// and devices (throughput runs).
+	CeilingRatio float64 `json:"ceiling_ratio"`
+	// Outage runs: Backlog is how many published events had not arrived when
+	// the receiver came back; DrainPerSec the rate at which events arrived
+	// from then until every event published before the outage's end had,
+	// live traffic included; DrainRatio that over the target rate; DrainSec
+	// how long it took.
+	OutageSec   float64 `json:"outage_s"`
+	Backlog     int64   `json:"backlog"`
+	DrainPerSec float64 `json:"drain_events_per_sec"`
+	DrainRatio  float64 `json:"drain_ratio"`
+	DrainSec    float64 `json:"drain_s"`
+	WallSeconds float64 `json:"wall_s"`
+	StopSeconds float64 `json:"stop_s"`
+	Error       string  `json:"error,omitempty"`
+	Dir         string  `json:"dir,omitempty"`
 }
 
-// gatewayConfig renders the edgegate config of one run.
+// gatewayConfig renders the edgegate config of one run: the topic mapping
+// and benchRules, so events pay for rule evaluation as in production.
 func gatewayConfig(admin, mqttAddr, dataDir, uplinkURL, mode string) string {
 	return fmt.Sprintf(`gateway_id: bench
 log: {level: warn}
@@ -93,7 +119,28 @@ events:
     - {match: "devices/{device}/{kind}", source: "/edgegate/{gateway_id}/devices/{device}", type: "io.edgegate.device.{kind}", subject: "{device}"}
 uplinks:
   - {name: cloud, http: {url: %q, mode: %s}}
-`, admin, mqttAddr, dataDir, uplinkURL, mode)
+%s`, admin, mqttAddr, dataDir, uplinkURL, mode, benchRules(10))
+}
+
+// benchRules returns n rules of the usual shapes (type test, threshold,
+// subject/topic test, extension test) that match no bench event, so every
+// event is evaluated against all of them and still reaches the uplink.
+func benchRules(n int) string {
+	var b strings.Builder
+	b.WriteString("rules:\n  rules:\n")
+	for i := range n {
+		switch i % 4 {
+		case 0:
+			fmt.Fprintf(&b, "    - {name: r%d, when: \"type == 'io.acme.kind%d' && data.seq > 30\", actions: [{route: [cloud]}]}\n", i, i)
+		case 1:
+			fmt.Fprintf(&b, "    - {name: r%d, when: \"data.seq < -%d\", actions: [{drop: true}]}\n", i, i)
+		case 2:
+			fmt.Fprintf(&b, "    - {name: r%d, when: \"subject == 'dev-%d' || topic startsWith 'alarms/'\", actions: [{set: {data.x: \"'1'\"}}]}\n", i, i)
+		case 3:
+			fmt.Fprintf(&b, "    - {name: r%d, when: \"ext.mqttqos == 2 && data.seq < %d\", actions: [{drop: true}]}\n", i, i)
+		}
+	}
+	return b.String()
 }
 
 // runOnce starts a fresh edgegate and receiver, runs spec's load through them and
@@ -128,7 +175,7 @@ type bench struct {
 
 func (b *bench) logf(format string, args ...any) {
 	if b.o.Log != nil {
-		fmt.Fprintf(b.o.Log, "edgebench: %s: "+format+"\n", append([]any{b.spec.Name}, args...)...)
+		fmt.Fprintf(b.o.Log, "bench: %s: "+format+"\n", append([]any{b.spec.Name}, args...)...)
 	}
 }
 
@@ -170,7 +217,7 @@ func (b *bench) run(ctx context.Context) error {
 // setUp makes the temp dir, starts the receiver (first, so its port is ours for
 // certain) and writes edgegate's config.
 func (b *bench) setUp() error {
-	dir, err := os.MkdirTemp("", "edgebench-*")
+	dir, err := os.MkdirTemp("", "edgegate-bench-*")
 	if err != nil {
 		return fmt.Errorf("temp dir: %w", err)
 	}
@@ -210,7 +257,7 @@ func (b *bench) setUp() error {
 
 // benchSecret is every bench device's secret. Each device is its own user,
 // so the gateway verifies each once (its cache is keyed by user); sharing
-// the secret and its hash only spares edgebench hashing thousands.
+// the secret and its hash only spares the bench hashing thousands.
 const benchSecret = "bench-secret"
 
 // writeUsers writes a users file with one user per device, all with the
@@ -273,13 +320,84 @@ func (b *bench) load(ctx context.Context) (lr devices.Result, before procStats, 
 		return lr, before, false, err
 	}
 	b.logf("%d devices connected in %.1fs, publishing", b.o.Devices, b.res.ConnectSec)
-	loadCtx, cancel := context.WithTimeout(ctx, b.o.Timeout)
+	loadCtx, cancel := context.WithTimeout(ctx, b.o.Timeout+b.spec.Duration)
+	outageDone := make(chan outageResult, 1)
+	if b.spec.Outage > 0 {
+		go func() { outageDone <- b.outage(loadCtx) }()
+	}
 	lr = b.fleet.Run(loadCtx)
+	if b.spec.Outage > 0 {
+		b.setOutage(<-outageDone)
+	}
 	timedOut = loadCtx.Err() != nil && ctx.Err() == nil && b.spec.Duration == 0
 	cancel()
 	b.logf("published %d (%d failed) in %s; draining", lr.Sent, lr.Failed, lr.End.Sub(lr.Start).Round(time.Millisecond))
-	waitDrain(ctx, b.rec, lr.Sent, b.o.Drain)
+	waitCount(ctx, func() int64 { return int64(b.rec.unique()) }, lr.Sent, b.o.Drain)
 	return lr, before, timedOut, nil
+}
+
+// outageResult is what outage saw.
+type outageResult struct {
+	backlog  int64
+	drained  int64         // events that arrived from the receiver's return until caught up
+	drainFor time.Duration // from the receiver's return until caught up (0: never)
+}
+
+// outage waits a third of the run, makes the receiver refuse every request
+// for spec.Outage, and then measures the drain: from the receiver's return
+// until as many distinct events have arrived as had been published when it
+// came back. It polls every 5 ms, well under the drain times measured.
+func (b *bench) outage(ctx context.Context) outageResult {
+	var r outageResult
+	sleep := func(d time.Duration) bool {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-ctx.Done():
+			return false
+		case <-t.C:
+			return true
+		}
+	}
+	if !sleep(b.spec.Duration / 3) {
+		return r
+	}
+	b.rec.down.Store(true)
+	b.logf("receiver down for %s", b.spec.Outage)
+	ok := sleep(b.spec.Outage)
+	b.rec.down.Store(false)
+	if !ok {
+		return r
+	}
+	back := time.Now()
+	sent, got := b.fleet.Progress().Sent, int64(b.rec.unique())
+	r.backlog = sent - got
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		n := int64(b.rec.unique())
+		if n >= sent {
+			r.drained, r.drainFor = n-got, time.Since(back)
+			return r
+		}
+		select {
+		case <-ctx.Done():
+			return r
+		case <-tick.C:
+		}
+	}
+}
+
+// setOutage records an outage run's figures.
+func (b *bench) setOutage(o outageResult) {
+	r := &b.res
+	r.OutageSec, r.Backlog, r.DrainSec = b.spec.Outage.Seconds(), o.backlog, o.drainFor.Seconds()
+	if o.drainFor > 0 {
+		r.DrainPerSec = float64(o.drained) / o.drainFor.Seconds()
+		r.DrainRatio = r.DrainPerSec / b.spec.Rate
+	} else if r.Error == "" {
+		r.Error = "the backlog of the outage did not drain before the load ended"
+	}
 }
 
 // measure fills the result from what the devices published, what the receiver got
@@ -296,6 +414,11 @@ func (b *bench) measure(lr devices.Result, before, after procStats) {
 	r.Invalid, r.InvalidFirst = snap.Invalid, snap.Sample
 	r.PeakRSSMB = float64(after.PeakRSS) / (1 << 20)
 	r.CPUSeconds = (after.CPU - before.CPU).Seconds()
+	r.DiskWriteBytes = after.WriteBytes - before.WriteBytes
+	if acc.Received > 0 {
+		r.CPUPer1kEvents = 1000 * r.CPUSeconds / float64(acc.Received)
+		r.DiskBytesPerEvent = float64(r.DiskWriteBytes) / float64(acc.Received)
+	}
 	if !snap.Last.IsZero() && snap.Last.After(lr.Start) {
 		span := snap.Last.Sub(lr.Start).Seconds()
 		r.EventsPerSec = float64(acc.Received) / span
@@ -330,27 +453,6 @@ func (b *bench) close() {
 	}
 	if b.dir != "" && !b.o.Keep {
 		os.RemoveAll(b.dir)
-	}
-}
-
-// waitDrain waits until the receiver has want distinct events, or no new event has
-// arrived for idle, or ctx is done.
-func waitDrain(ctx context.Context, recv *recorder, want int64, idle time.Duration) {
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	last, lastChange := recv.unique(), time.Now()
-	for int64(last) < want {
-		select {
-		case <-ctx.Done():
-			return
-		case now := <-tick.C:
-			n := recv.unique()
-			if n != last {
-				last, lastChange = n, now
-			} else if now.Sub(lastChange) > idle {
-				return
-			}
-		}
 	}
 }
 

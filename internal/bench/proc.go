@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"context"
@@ -134,8 +134,9 @@ func tailFile(path string, n int) string {
 
 // procStats is what /proc says about a process.
 type procStats struct {
-	PeakRSS int64         // VmHWM, bytes
-	CPU     time.Duration // utime + stime
+	PeakRSS    int64         // VmHWM, bytes
+	CPU        time.Duration // utime + stime
+	WriteBytes int64         // write_bytes of /proc/PID/io: caused to be written to storage
 }
 
 // readProcStats reads /proc/PID/status and /proc/PID/stat.
@@ -153,8 +154,31 @@ func readProcStats(pid int) (procStats, error) {
 	if err != nil {
 		return ps, fmt.Errorf("read process stat: %w", err)
 	}
-	ps.CPU, err = parseCPUTime(string(stat))
+	if ps.CPU, err = parseCPUTime(string(stat)); err != nil {
+		return ps, err
+	}
+	pio, err := os.ReadFile(filepath.Join(dir, "io"))
+	if err != nil {
+		return ps, fmt.Errorf("read process io: %w", err)
+	}
+	ps.WriteBytes, err = parseWriteBytes(string(pio))
 	return ps, err
+}
+
+// parseWriteBytes returns the write_bytes line of /proc/PID/io.
+func parseWriteBytes(pio string) (int64, error) {
+	for line := range strings.Lines(pio) {
+		rest, ok := strings.CutPrefix(line, "write_bytes:")
+		if !ok {
+			continue
+		}
+		n, err := strconv.ParseInt(strings.TrimSpace(rest), 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("parse write_bytes: %w", err)
+		}
+		return n, nil
+	}
+	return 0, errors.New("no write_bytes in process io")
 }
 
 // parseVmHWM returns the VmHWM line of /proc/PID/status in bytes.

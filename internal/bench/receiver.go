@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"bytes"
@@ -35,6 +35,8 @@ type recorder struct {
 	validateEvery int64 // 1: every request
 	http          *receiver.Handler
 	seen          atomic.Int64 // requests offered to Check
+	// down makes the recorder refuse every request with 503 (an outage).
+	down atomic.Bool
 
 	mu        sync.Mutex
 	counts    map[eventKey]uint32
@@ -69,7 +71,13 @@ type devicePayloadJSON struct {
 	SentNS int64  `json:"sent_ns"`
 }
 
-func (r *recorder) ServeHTTP(w http.ResponseWriter, req *http.Request) { r.http.ServeHTTP(w, req) }
+func (r *recorder) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	if r.down.Load() {
+		http.Error(w, "outage", http.StatusServiceUnavailable)
+		return
+	}
+	r.http.ServeHTTP(w, req)
+}
 
 // accept records a request the Handler accepted: checked, with the events
 // the validator read; unchecked, with the data decodePayloads finds.

@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"bytes"
@@ -26,10 +26,10 @@ import (
 	"github.com/edgegate/edgegate/internal/mqtttest"
 )
 
-// The test binary doubles as a stand-in edgegate: with EDGEBENCH_FAKE_EDGEGATE=1 it runs
+// The test binary doubles as a stand-in edgegate: with BENCH_FAKE_EDGEGATE=1 it runs
 // fakeEdgegate instead of the tests, so runOnce can be tested before bin/edgegate exists.
 func TestMain(m *testing.M) {
-	if os.Getenv("EDGEBENCH_FAKE_EDGEGATE") == "1" {
+	if os.Getenv("BENCH_FAKE_EDGEGATE") == "1" {
 		if err := fakeEdgegate(os.Args[1:]); err != nil {
 			fmt.Fprintln(os.Stderr, "fake edgegate:", err)
 			os.Exit(1)
@@ -40,7 +40,7 @@ func TestMain(m *testing.M) {
 }
 
 // fakeConfig is the part of the edgegate config the fake reads; it also pins the keys
-// edgebench writes (TestGatewayConfig decodes with KnownFields).
+// the bench writes (TestGatewayConfig decodes with KnownFields).
 type fakeConfig struct {
 	GatewayID string `yaml:"gateway_id"`
 	Log       struct {
@@ -83,6 +83,13 @@ type fakeConfig struct {
 			Mode string `yaml:"mode"`
 		} `yaml:"http"`
 	} `yaml:"uplinks"`
+	Rules struct {
+		Rules []struct {
+			Name    string           `yaml:"name"`
+			When    string           `yaml:"when"`
+			Actions []map[string]any `yaml:"actions"`
+		} `yaml:"rules"`
+	} `yaml:"rules"`
 }
 
 // fakeEdgegate implements `edgegate run --config FILE` just well enough for the bench:
@@ -235,7 +242,7 @@ func fakeOptions(t *testing.T, mode string) benchOptions {
 		Inflight: 16,
 		Timeout:  20 * time.Second,
 		Drain:    3 * time.Second,
-		Env:      []string{"EDGEBENCH_FAKE_EDGEGATE=1"},
+		Env:      []string{"BENCH_FAKE_EDGEGATE=1"},
 		Log:      &testLog{t: t},
 	}
 }
@@ -286,9 +293,21 @@ func TestRunOnceFakeGateway(t *testing.T) {
 	}
 }
 
+// The ceiling counts every message the same devices publish to the
+// in-process broker, at QoS 0 and 1, and keeps their latencies.
+func TestRunCeiling(t *testing.T) {
+	for _, q := range []byte{0, 1} {
+		o := fakeOptions(t, modeCeiling)
+		r := runCeiling(context.Background(), o, runSpec{Name: "throughput", Mode: modeCeiling, Devices: o.Devices, QoS: q, Messages: 40})
+		if r.Error != "" || r.Published != 200 || r.Received != 200 || r.Lost != 0 || r.EventsPerSec <= 0 || r.P50ms <= 0 || r.Mode != modeCeiling {
+			t.Errorf("qos %d: %+v", q, r)
+		}
+	}
+}
+
 func TestRunOnceGatewayFails(t *testing.T) {
 	o := fakeOptions(t, "batch")
-	o.Env = []string{"EDGEBENCH_FAKE_EDGEGATE=1"}
+	o.Env = []string{"BENCH_FAKE_EDGEGATE=1"}
 	o.Edgegate = "/nonexistent/edgegate"
 	r := runOnce(context.Background(), o, runSpec{Name: "x", QoS: 1, Messages: 1})
 	if !strings.Contains(r.Error, "start /nonexistent/edgegate") {
