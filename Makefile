@@ -38,6 +38,7 @@ test: $(WORK)
 	$(GO) vet ./...
 	./scripts/ensure-chromium.sh >/dev/null
 	EDGEGATE_REQUIRE_BROWSER=1 $(GO) test -race -timeout 10m ./...
+	$(GO) test -run 'Allocations$$' ./...   # allocation budgets: skipped under -race
 	./scripts/test-arm.sh
 	./scripts/smoke-arm.sh
 
