@@ -8,8 +8,8 @@ import (
 )
 
 // `edgegate bench --quick --json -` runs the ceiling and the real binary
-// end to end (throughput at QoS 0 and 1, a fixed-rate run and an outage)
-// with tiny numbers, and its JSON holds every figure the README's
+// end to end (throughput at QoS 0 and 1, a fixed-rate run, an outage and
+// an overload) with tiny numbers, and its JSON holds every figure the README's
 // performance table is made of, each plausible.
 func TestBenchQuick(t *testing.T) {
 	if testing.Short() {
@@ -36,7 +36,8 @@ func TestBenchQuick(t *testing.T) {
 	}
 	every := []string{"name", "mode", "qos", "devices", "published", "received", "events_per_sec", "p50_ms", "p99_ms",
 		"max_ms", "lost", "lost_acked", "duplicated", "invalid_events", "peak_rss_mb", "cpu_s", "cpu_s_per_1k_events",
-		"disk_write_bytes", "disk_bytes_per_event", "ceiling_ratio", "backlog", "drain_events_per_sec", "drain_ratio"}
+		"disk_write_bytes", "disk_bytes_per_event", "ceiling_ratio", "backlog", "drain_events_per_sec", "drain_ratio",
+		"offered_per_sec", "steady_devices", "steady_p50_ms", "steady_p99_ms", "dropped"}
 	num := func(r map[string]any, k string) float64 { f, _ := r[k].(float64); return f }
 	seen := map[string]bool{}
 	for _, r := range rep.Runs {
@@ -62,11 +63,14 @@ func TestBenchQuick(t *testing.T) {
 		if r["name"] == "throughput-qos1" && num(r, "ceiling_ratio") <= 0 {
 			t.Errorf("%s: no ratio to the ceiling: %v", name, r)
 		}
+		if r["name"] == "overload-qos1-2x" && (num(r, "offered_per_sec") <= 0 || num(r, "steady_devices") != 10 || num(r, "steady_p99_ms") <= 0) {
+			t.Errorf("%s: no offered load or steady devices: %v", name, r)
+		}
 		if r["name"] == "outage-qos1-200/s" && (num(r, "backlog") <= 0 || num(r, "drain_events_per_sec") <= 0 || num(r, "drain_ratio") <= 0) {
 			t.Errorf("%s: no backlog or drain: %v", name, r)
 		}
 	}
-	for _, want := range []string{"ceiling/throughput-qos0", "ceiling/throughput-qos1", "batch/throughput-qos0", "batch/throughput-qos1",
+	for _, want := range []string{"batch/overload-qos1-2x", "ceiling/throughput-qos0", "ceiling/throughput-qos1", "batch/throughput-qos0", "batch/throughput-qos1",
 		"batch/latency-qos1-200/s", "batch/outage-qos1-200/s"} {
 		if !seen[want] {
 			t.Errorf("no run %s in %v", want, seen)

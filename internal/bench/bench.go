@@ -29,6 +29,13 @@ type runSpec struct {
 	// Outage makes the receiver refuse every request (503) for this long,
 	// starting a third into a fixed-rate run.
 	Outage time.Duration
+	// Overload runs: Rate is set, before the run, to OverloadFactor × the
+	// events/s of the same mode's QoS 1 throughput run; Steady devices
+	// publish SteadyRate msgs/s in all beside that load, and their latency
+	// is reported on its own.
+	OverloadFactor float64
+	Steady         int
+	SteadyRate     float64
 }
 
 // benchOptions are the settings shared by every run.
@@ -96,10 +103,19 @@ type result struct {
 	DrainPerSec float64 `json:"drain_events_per_sec"`
 	DrainRatio  float64 `json:"drain_ratio"`
 	DrainSec    float64 `json:"drain_s"`
-	WallSeconds float64 `json:"wall_s"`
-	StopSeconds float64 `json:"stop_s"`
-	Error       string  `json:"error,omitempty"`
-	Dir         string  `json:"dir,omitempty"`
+	// Overload runs: the load offered (total msgs/s the load devices try),
+	// the steady devices' own latency, and what the gateway refused or
+	// dropped by its policy (edgegate_mqtt_messages_dropped_total and
+	// edgegate_buffer_dropped_total at the end of the run).
+	OfferedPerSec float64 `json:"offered_per_sec"`
+	SteadyDevices int     `json:"steady_devices"`
+	SteadyP50ms   float64 `json:"steady_p50_ms"`
+	SteadyP99ms   float64 `json:"steady_p99_ms"`
+	Dropped       int64   `json:"dropped"`
+	WallSeconds   float64 `json:"wall_s"`
+	StopSeconds   float64 `json:"stop_s"`
+	Error         string  `json:"error,omitempty"`
+	Dir           string  `json:"dir,omitempty"`
 }
 
 // gatewayConfig renders the edgegate config of one run: the topic mapping
@@ -171,6 +187,7 @@ type bench struct {
 	gw        *gatewayProc
 	gwStopped bool
 	fleet     *devices.Fleet
+	steady    *devices.Fleet // overload runs: the devices within their rate
 }
 
 func (b *bench) logf(format string, args ...any) {
@@ -205,6 +222,14 @@ func (b *bench) run(ctx context.Context) error {
 		return err
 	}
 	b.fleet.Close()
+	if b.steady != nil {
+		b.steady.Close()
+	}
+	if b.spec.OverloadFactor > 0 {
+		if b.res.Dropped, err = scrapeDropped(ctx, b.admin); err != nil {
+			return err
+		}
+	}
 	b.stopGateway()
 	b.measure(lr, before, after)
 	if timedOut && b.res.Error == "" {
@@ -278,6 +303,10 @@ func (b *bench) writeUsers() (string, error) {
 	for i := range b.o.Devices {
 		fmt.Fprintf(&users, "  - {username: %q, password_hash: %q}\n", cfg.ClientIDPrefix+cfg.DeviceID(i), hash)
 	}
+	steady := steadyConfig("", b.o, b.spec)
+	for i := range b.spec.Steady {
+		fmt.Fprintf(&users, "  - {username: %q, password_hash: %q}\n", steady.ClientIDPrefix+steady.DeviceID(i), hash)
+	}
 	path := filepath.Join(b.dir, "devices.yaml")
 	if err := os.WriteFile(path, []byte(users.String()), 0o600); err != nil {
 		return "", fmt.Errorf("write users: %w", err)
@@ -315,6 +344,12 @@ func (b *bench) load(ctx context.Context) (lr devices.Result, before procStats, 
 	if err != nil {
 		return lr, before, false, err
 	}
+	if b.spec.Steady > 0 {
+		if b.steady, err = devices.Connect(ctx, steadyConfig("tcp://"+b.mqttAddr, b.o, b.spec)); err != nil {
+			return lr, before, false, err
+		}
+		b.rec.setSteady(steadyPrefix)
+	}
 	b.res.ConnectSec = time.Since(start).Seconds()
 	if before, err = readProcStats(b.gw.pid()); err != nil {
 		return lr, before, false, err
@@ -325,7 +360,14 @@ func (b *bench) load(ctx context.Context) (lr devices.Result, before procStats, 
 	if b.spec.Outage > 0 {
 		go func() { outageDone <- b.outage(loadCtx) }()
 	}
+	steadyDone := make(chan devices.Result, 1)
+	if b.steady != nil {
+		go func() { steadyDone <- b.steady.Run(loadCtx) }()
+	}
 	lr = b.fleet.Run(loadCtx)
+	if b.steady != nil {
+		lr = mergeResults(lr, <-steadyDone)
+	}
 	if b.spec.Outage > 0 {
 		b.setOutage(<-outageDone)
 	}
@@ -409,6 +451,11 @@ func (b *bench) measure(lr devices.Result, before, after procStats) {
 	r := &b.res
 	r.Published, r.PubErrors, r.Received = lr.Sent, lr.Failed, acc.Received
 	r.P50ms, r.P99ms, r.Maxms = ms(lat.P50), ms(lat.P99), ms(lat.Max)
+	if b.spec.Steady > 0 {
+		sl := summarizeLatencies(snap.SteadyLatencies)
+		r.SteadyDevices, r.SteadyP50ms, r.SteadyP99ms = b.spec.Steady, ms(sl.P50), ms(sl.P99)
+		r.OfferedPerSec = b.spec.Rate
+	}
 	r.Lost, r.LostAcked, r.Duplicated, r.Unexpected = acc.Lost, acc.LostAcked, acc.Duplicated, acc.Unexpected
 	r.Foreign, r.BadRequests, r.Requests = snap.Foreign, snap.Bad, snap.Requests
 	r.Invalid, r.InvalidFirst = snap.Invalid, snap.Sample
@@ -445,6 +492,9 @@ func (b *bench) stopGateway() {
 func (b *bench) close() {
 	if b.fleet != nil {
 		b.fleet.Close()
+	}
+	if b.steady != nil {
+		b.steady.Close()
 	}
 	b.stopGateway()
 	if b.srv != nil {

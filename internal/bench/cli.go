@@ -36,6 +36,9 @@ func Main(ctx context.Context, edgegate string, args []string, stdout, stderr io
 		}
 		o := c.opts
 		o.Mode, o.Devices = spec.Mode, spec.Devices
+		if spec.OverloadFactor > 0 {
+			spec.Rate = overloadRate(rep.Runs, spec, c.rate)
+		}
 		if spec.Mode == modeCeiling {
 			rep.Runs = append(rep.Runs, runCeiling(ctx, o, spec))
 		} else {
@@ -118,6 +121,7 @@ type cliConfig struct {
 	rate     float64
 	duration time.Duration
 	outage   time.Duration
+	overload time.Duration
 	ceiling  bool
 	json     string
 }
@@ -149,6 +153,7 @@ func parseFlags(args []string, edgegate string, stderr io.Writer) (cliConfig, er
 	fs.Float64Var(&c.rate, "rate", 5000, "total msgs/s of the fixed-rate latency and outage runs (0 = skip them)")
 	fs.DurationVar(&c.duration, "duration", 10*time.Second, "length of the fixed-rate run")
 	fs.DurationVar(&c.outage, "outage", 0, "also run an outage: the receiver refuses (503) for this long in the middle of a fixed-rate run of 3x its length; reports backlog and drain rate (0 = skip)")
+	fs.DurationVar(&c.overload, "overload", 0, "also run an overload: QoS 1 load at 2x the mode's measured QoS 1 throughput (2x --rate without one) for this long, beside 10 steady devices at 100 msgs/s in all whose latency is reported apart; reports what was refused or dropped (0 = skip)")
 	fs.StringVar(&modes, "mode", "batch,binary", "uplink modes, a comma list of batch, binary, structured")
 	fs.BoolVar(&c.ceiling, "ceiling", true, "also measure the raw ceiling (in-process broker, counting Handler) and each throughput run's ratio to it")
 	fs.BoolVar(&c.opts.Auth, "auth", false, "devices authenticate (one user per device, argon2id as edgegate passwd hashes it) and a per-device ACL grants each its own topics")
@@ -158,7 +163,7 @@ func parseFlags(args []string, edgegate string, stderr io.Writer) (cliConfig, er
 	fs.DurationVar(&c.opts.Drain, "drain", 10*time.Second, "after the load, stop waiting for events once none arrived for this long")
 	fs.BoolVar(&c.opts.Keep, "keep", false, "keep each run's temp dir (config, data, edgegate.log)")
 	fs.StringVar(&c.json, "json", "", "also write the results as JSON to this file (- = stdout, instead of the table)")
-	fs.BoolVar(&quick, "quick", false, "tiny numbers (3 devices, 20 messages each, 200 msgs/s for 1 s, a 1 s outage, batch mode) unless set explicitly: checks the bench itself")
+	fs.BoolVar(&quick, "quick", false, "tiny numbers (3 devices, 20 messages each, 200 msgs/s for 1 s, a 1 s outage, a 2 s overload, batch mode) unless set explicitly: checks the bench itself")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -178,6 +183,7 @@ func parseFlags(args []string, edgegate string, stderr io.Writer) (cliConfig, er
 		quickDefault("rate", func() { c.rate = 200 })
 		quickDefault("duration", func() { c.duration = time.Second })
 		quickDefault("outage", func() { c.outage = time.Second })
+		quickDefault("overload", func() { c.overload = 2 * time.Second })
 		quickDefault("mode", func() { modes = "batch" })
 		quickDefault("validate-every", func() { c.opts.ValidateEvery = 1 })
 		quickDefault("drain", func() { c.opts.Drain = 5 * time.Second })
@@ -214,6 +220,9 @@ func parseFlags(args []string, edgegate string, stderr io.Writer) (cliConfig, er
 	if c.outage < 0 {
 		errs = append(errs, fmt.Errorf("--outage: must be >= 0, got %s", c.outage))
 	}
+	if c.overload < 0 {
+		errs = append(errs, fmt.Errorf("--overload: must be >= 0, got %s", c.overload))
+	}
 	if c.opts.Inflight < 1 {
 		errs = append(errs, fmt.Errorf("--inflight: must be >= 1, got %d", c.opts.Inflight))
 	}
@@ -246,22 +255,42 @@ func (c cliConfig) plan() []runSpec {
 					specs = append(specs, runSpec{Name: fmt.Sprintf("throughput-qos%d", q), Mode: mode, Devices: n, QoS: q, Messages: c.messages})
 				}
 			}
-			if mode == modeCeiling || c.rate <= 0 {
+			if mode == modeCeiling || c.rate <= 0 && c.overload <= 0 {
 				continue
 			}
-			specs = append(specs, runSpec{
-				Name: fmt.Sprintf("latency-qos%d-%s/s", latQoS, rate), Mode: mode, Devices: n,
-				QoS: latQoS, Rate: c.rate, Duration: c.duration,
-			})
-			if c.outage > 0 {
+			if c.rate > 0 {
+				specs = append(specs, runSpec{
+					Name: fmt.Sprintf("latency-qos%d-%s/s", latQoS, rate), Mode: mode, Devices: n,
+					QoS: latQoS, Rate: c.rate, Duration: c.duration,
+				})
+			}
+			if c.outage > 0 && c.rate > 0 {
 				specs = append(specs, runSpec{
 					Name: fmt.Sprintf("outage-qos%d-%s/s", latQoS, rate), Mode: mode, Devices: n,
 					QoS: latQoS, Rate: c.rate, Duration: 3 * c.outage, Outage: c.outage,
 				})
 			}
+			if c.overload > 0 {
+				specs = append(specs, runSpec{
+					Name: "overload-qos1-2x", Mode: mode, Devices: n, QoS: 1, Duration: c.overload,
+					OverloadFactor: 2, Steady: 10, SteadyRate: 100,
+				})
+			}
 		}
 	}
 	return specs
+}
+
+// overloadRate is the load of an overload run: its factor times the
+// events/s of the QoS 1 throughput run with the same mode and devices, or
+// times rate without one.
+func overloadRate(runs []result, spec runSpec, rate float64) float64 {
+	for _, r := range runs {
+		if r.Mode == spec.Mode && r.Devices == spec.Devices && r.QoS == 1 && r.Name == "throughput-qos1" && r.EventsPerSec > 0 {
+			return spec.OverloadFactor * r.EventsPerSec
+		}
+	}
+	return spec.OverloadFactor * rate
 }
 
 // setRatios gives each gateway throughput run its ratio to the ceiling run
@@ -305,16 +334,17 @@ func printTable(w io.Writer, rep Report) {
 	fmt.Fprintf(w, "%s %s/%s, %d CPUs, load average %.2f at start, %.2f at end\n",
 		m.Time.Format(time.RFC3339), m.GOOS, m.GOARCH, m.CPUs, m.LoadAvgStart[0], m.LoadAvgEnd[0])
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "run\tmode\tqos\tdevices\tpublished\treceived\tevents/s\tof ceiling\tp50 ms\tp99 ms\tmax ms\tlost\tdup\tinvalid\tpeak RSS MB\tCPU s/1k ev\tdisk B/ev\tbacklog\tdrain ev/s\t")
+	fmt.Fprintln(tw, "run\tmode\tqos\tdevices\tpublished\treceived\tevents/s\tof ceiling\tp50 ms\tp99 ms\tmax ms\tlost\tdup\tinvalid\tpeak RSS MB\tCPU s/1k ev\tdisk B/ev\tbacklog\tdrain ev/s\toffered/s\tsteady p99\tdropped\t")
 	for _, r := range rep.Runs {
 		ratio := ""
 		if r.CeilingRatio > 0 {
 			ratio = fmt.Sprintf("%.0f%%", 100*r.CeilingRatio)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%.0f\t%s\t%.1f\t%.1f\t%.1f\t%d\t%d\t%d\t%.1f\t%.3f\t%.0f\t%d\t%.0f\t\n",
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%.0f\t%s\t%.1f\t%.1f\t%.1f\t%d\t%d\t%d\t%.1f\t%.3f\t%.0f\t%d\t%.0f\t%.0f\t%.1f\t%d\t\n",
 			r.Name, r.Mode, r.QoS, r.Devices, r.Published, r.Received, r.EventsPerSec, ratio,
 			r.P50ms, r.P99ms, r.Maxms, r.Lost, r.Duplicated, r.Invalid,
-			r.PeakRSSMB, r.CPUPer1kEvents, r.DiskBytesPerEvent, r.Backlog, r.DrainPerSec)
+			r.PeakRSSMB, r.CPUPer1kEvents, r.DiskBytesPerEvent, r.Backlog, r.DrainPerSec,
+			r.OfferedPerSec, r.SteadyP99ms, r.Dropped)
 	}
 	tw.Flush()
 	for _, r := range rep.Runs {

@@ -162,6 +162,10 @@ func fakeEdgegate(args []string) error {
 			w.WriteHeader(http.StatusOK)
 			return
 		}
+		if r.URL.Path == "/metrics" {
+			fmt.Fprintln(w, `edgegate_mqtt_messages_dropped_total{reason="overloaded"} 3`)
+			return
+		}
 		http.NotFound(w, r)
 	})}
 	go func() { _ = admin.Serve(adminLn) }()
@@ -264,6 +268,7 @@ func TestRunOnceFakeGateway(t *testing.T) {
 		{"binary", false, runSpec{Name: "throughput-qos0", QoS: 0, Messages: 50}},
 		{"batch", false, runSpec{Name: "latency-qos1", QoS: 1, Rate: 500, Duration: 500 * time.Millisecond}},
 		{"batch", true, runSpec{Name: "auth-qos1", QoS: 1, Messages: 50}},
+		{"batch", true, runSpec{Name: "overload", QoS: 1, Rate: 500, Duration: 500 * time.Millisecond, OverloadFactor: 2, Steady: 2, SteadyRate: 40}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.mode+"/"+tt.spec.Name, func(t *testing.T) {
@@ -288,6 +293,9 @@ func TestRunOnceFakeGateway(t *testing.T) {
 			}
 			if tt.spec.Rate > 0 && (r.Published < 100 || r.Published > 300) {
 				t.Errorf("published %d at 500 msg/s for 0.5 s", r.Published)
+			}
+			if tt.spec.Steady > 0 && (r.SteadyDevices != 2 || r.SteadyP99ms <= 0 || r.Dropped != 3 || r.OfferedPerSec != 500) {
+				t.Errorf("overload: steady %d p99 %v dropped %d offered %v", r.SteadyDevices, r.SteadyP99ms, r.Dropped, r.OfferedPerSec)
 			}
 		})
 	}

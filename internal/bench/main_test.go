@@ -28,7 +28,9 @@ func TestPlan(t *testing.T) {
 		{[]string{"--quick"}, []string{
 			"ceiling/3/throughput-qos0", "ceiling/3/throughput-qos1",
 			"batch/3/throughput-qos0", "batch/3/throughput-qos1", "batch/3/latency-qos1-200/s", "batch/3/outage-qos1-200/s",
+			"batch/3/overload-qos1-2x",
 		}},
+		{[]string{"--rate", "0", "--messages", "0", "--overload", "1m", "--mode", "binary"}, []string{"binary/100/overload-qos1-2x"}},
 	}
 	for _, tt := range tests {
 		c, err := parseFlags(tt.args, "edgegate", io.Discard)
@@ -51,6 +53,20 @@ func TestPlan(t *testing.T) {
 	}
 }
 
+func TestOverloadRate(t *testing.T) {
+	runs := []result{
+		{Mode: modeCeiling, Name: "throughput-qos1", QoS: 1, Devices: 100, EventsPerSec: 50000},
+		{Mode: "batch", Name: "throughput-qos0", QoS: 0, Devices: 100, EventsPerSec: 30000},
+		{Mode: "batch", Name: "throughput-qos1", QoS: 1, Devices: 100, EventsPerSec: 20000},
+	}
+	if got := overloadRate(runs, runSpec{Mode: "batch", Devices: 100, OverloadFactor: 2}, 5000); got != 40000 {
+		t.Errorf("with a throughput run: %v, want 40000", got)
+	}
+	if got := overloadRate(runs, runSpec{Mode: "binary", Devices: 100, OverloadFactor: 2}, 5000); got != 10000 {
+		t.Errorf("without one: %v, want 2 x --rate", got)
+	}
+}
+
 func TestSetRatios(t *testing.T) {
 	runs := []result{
 		{Mode: modeCeiling, QoS: 1, Devices: 100, EventsPerSec: 50000},
@@ -65,8 +81,8 @@ func TestSetRatios(t *testing.T) {
 }
 
 func TestParseFlagsErrors(t *testing.T) {
-	_, err := parseFlags([]string{"--qos", "2", "--mode", "batch,x", "--devices", "0", "--duration", "0", "--outage", "-1s"}, "edgegate", io.Discard)
-	for _, want := range []string{"--qos: must be 0 or 1", "--mode: must be batch, binary or structured", "--devices: must be >= 1", "--duration: must be > 0", "--outage: must be >= 0"} {
+	_, err := parseFlags([]string{"--qos", "2", "--mode", "batch,x", "--devices", "0", "--duration", "0", "--outage", "-1s", "--overload", "-1s"}, "edgegate", io.Discard)
+	for _, want := range []string{"--overload: must be >= 0", "--qos: must be 0 or 1", "--mode: must be batch, binary or structured", "--devices: must be >= 1", "--duration: must be > 0", "--outage: must be >= 0"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("err = %v, want %q", err, want)
 		}

@@ -223,3 +223,45 @@ func parseCPUTime(stat string) (time.Duration, error) {
 	}
 	return time.Duration(ticks) * time.Second / clockTicks, nil
 }
+
+// droppedMetrics are the counters of messages the gateway refused or
+// dropped by its declared policy.
+var droppedMetrics = []string{"edgegate_mqtt_messages_dropped_total", "edgegate_buffer_dropped_total"}
+
+// scrapeDropped sums droppedMetrics (every label set) from the gateway's
+// admin /metrics.
+func scrapeDropped(ctx context.Context, admin string) (int64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+admin+"/metrics", nil)
+	if err != nil {
+		return 0, fmt.Errorf("metrics request: %w", err)
+	}
+	resp, err := (&http.Client{Timeout: 5 * time.Second}).Do(req)
+	if err != nil {
+		return 0, fmt.Errorf("scrape metrics: %w", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("scrape metrics: %s %v", resp.Status, err)
+	}
+	return sumCounters(string(body), droppedMetrics), nil
+}
+
+// sumCounters adds up the samples of the named metrics in Prometheus text.
+func sumCounters(text string, names []string) int64 {
+	var n float64
+	for line := range strings.Lines(text) {
+		for _, name := range names {
+			rest, ok := strings.CutPrefix(line, name)
+			if !ok || rest == "" || (rest[0] != ' ' && rest[0] != '{') {
+				continue
+			}
+			f := strings.Fields(rest[strings.LastIndexByte(rest, '}')+1:])
+			if len(f) > 0 {
+				v, _ := strconv.ParseFloat(f[0], 64)
+				n += v
+			}
+		}
+	}
+	return int64(n)
+}

@@ -48,6 +48,19 @@ func TestParseWriteBytes(t *testing.T) {
 	}
 }
 
+func TestSumCounters(t *testing.T) {
+	text := `# TYPE edgegate_mqtt_messages_dropped_total counter
+edgegate_mqtt_messages_dropped_total{reason="overloaded"} 7
+edgegate_mqtt_messages_dropped_total{reason="rejected"} 2
+edgegate_mqtt_messages_dropped_totalx 100
+edgegate_buffer_dropped_total{reason="overflow",queue="a b}"} 1e3
+edgegate_buffer_dropped 5
+`
+	if got := sumCounters(text, droppedMetrics); got != 1009 {
+		t.Errorf("sumCounters = %d, want 1009", got)
+	}
+}
+
 func TestReadProcStatsSelf(t *testing.T) {
 	ps, err := readProcStats(os.Getpid())
 	if err != nil {
