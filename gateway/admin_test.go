@@ -199,13 +199,7 @@ uplinks: [{name: cloud, http: {url: %q}}]
 		}
 	}
 	write("127.0.0.1:0", "first")
-	c, err := LoadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var calls atomic.Int32
-	gw := startWith(t, c.Config, Options{ConfigPath: path, verifyToken: plainVerifier(&calls)})
-	url := "http://" + gw.g.AdminAddr().String()
+	url := startFromFile(t, path)
 	write("127.0.0.1:0", "second")
 	if got := call(t, http.DefaultClient, "POST", url+"/-/reload", "Bearer first"); got.code != http.StatusOK {
 		t.Fatalf("reload: %d %s", got.code, got.body)
@@ -221,6 +215,20 @@ uplinks: [{name: cloud, http: {url: %q}}]
 	if want := path + ":3:11: admin.listen: change requires restart"; got.code != http.StatusUnprocessableEntity || !strings.Contains(got.body, want) {
 		t.Errorf("listen change: %d %q, want 422 %q", got.code, got.body, want)
 	}
+}
+
+// startFromFile runs a gateway from the config file at path (which POST
+// /-/reload reads again), its admin tokens "$plain$" hashes, and returns
+// the admin endpoint's base URL.
+func startFromFile(t *testing.T, path string) string {
+	t.Helper()
+	c, err := LoadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var calls atomic.Int32
+	gw := startWith(t, c.Config, Options{ConfigPath: path, verifyToken: plainVerifier(&calls)})
+	return "http://" + gw.g.AdminAddr().String()
 }
 
 // admin.pprof serves Go's profiles behind the admin token; off (the
@@ -242,13 +250,7 @@ uplinks: [{name: cloud, http: {url: %q}}]
 		}
 	}
 	write(false)
-	c, err := LoadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var calls atomic.Int32
-	gw := startWith(t, c.Config, Options{ConfigPath: path, verifyToken: plainVerifier(&calls)})
-	url := "http://" + gw.g.AdminAddr().String()
+	url := startFromFile(t, path)
 	cl := http.DefaultClient
 	paths := []string{"/debug/pprof/", "/debug/pprof/heap?debug=1", "/debug/pprof/goroutine?debug=1", "/debug/pprof/cmdline", "/debug/pprof/profile?seconds=1"}
 	for _, p := range paths {

@@ -115,18 +115,8 @@ func (d *jsonDecoder) object(depth int) (any, bool) {
 			return nil, false
 		}
 		m[k] = v
-		d.space()
-		if d.i >= len(d.b) {
-			return nil, false
-		}
-		switch d.b[d.i] {
-		case ',':
-			d.i++
-		case '}':
-			d.i++
-			return m, true
-		default:
-			return nil, false
+		if more, ok := d.after('}'); !more {
+			return m, ok
 		}
 	}
 }
@@ -148,20 +138,29 @@ func (d *jsonDecoder) array(depth int) (any, bool) {
 			return nil, false
 		}
 		a = append(a, v)
-		d.space()
-		if d.i >= len(d.b) {
-			return nil, false
-		}
-		switch d.b[d.i] {
-		case ',':
-			d.i++
-		case ']':
-			d.i++
-			return a, true
-		default:
-			return nil, false
+		if more, ok := d.after(']'); !more {
+			return a, ok
 		}
 	}
+}
+
+// after reads what follows a member or element: ',' (more: another one
+// follows) or end (ok: the object or array is complete); anything else is
+// an error.
+func (d *jsonDecoder) after(end byte) (more, ok bool) {
+	d.space()
+	if d.i >= len(d.b) {
+		return false, false
+	}
+	switch d.b[d.i] {
+	case ',':
+		d.i++
+		return true, true
+	case end:
+		d.i++
+		return false, true
+	}
+	return false, false
 }
 
 // number reads a number in JSON's grammar as a float64.
