@@ -29,7 +29,8 @@ import (
 //	          rules (never secrets)
 //	/v1/uplinks  JSON: each uplink's health, backlog and oldest age
 //	/v1/events   the live tail of stored events (Server-Sent Events)
-//	POST /-/reload  reload the configuration file (as SIGHUP does)
+//	POST /-/reload  reload the configuration file (as SIGHUP does);
+//	                ?removed_backlog=drop drops removed uplinks' backlogs
 //	/v1/buffer/...  the buffer tools (registerBufferRoutes)
 //	/debug/pprof/   Go's profiles, while admin.pprof is true (404 otherwise)
 //
@@ -73,12 +74,22 @@ func (g *Gateway) serveAdmin(ctx context.Context) error {
 		}
 		writeJSON(w, g.status(maxClients), nil)
 	})
-	mux.HandleFunc("POST /-/reload", func(w http.ResponseWriter, _ *http.Request) {
+	mux.HandleFunc("POST /-/reload", func(w http.ResponseWriter, r *http.Request) {
 		if g.configPath == "" {
 			http.Error(w, "reload is not available: the gateway was not started from a file", http.StatusNotFound)
 			return
 		}
-		if err := g.ReloadFile(g.configPath); err != nil {
+		var opts uplinkChange
+		switch v := r.URL.Query().Get("removed_backlog"); v {
+		case "", "keep":
+		case "drop":
+			opts.DropRemovedBacklog = true
+		default:
+			http.Error(w, fmt.Sprintf("removed_backlog: want keep or drop, not %q", v), http.StatusBadRequest)
+			return
+		}
+		// A client that hangs up does not cut the uplinks' handoff short.
+		if err := g.reload(context.WithoutCancel(r.Context()), g.configPath, opts); err != nil {
 			http.Error(w, err.Error(), http.StatusUnprocessableEntity)
 			return
 		}

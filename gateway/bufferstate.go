@@ -46,17 +46,18 @@ func (g *Gateway) openBuffer() error {
 	if err != nil {
 		return err
 	}
-	for _, f := range g.forwarders {
-		if f.queue, err = buf.Queue(queueName(f.cfg.Name)); err != nil {
-			buf.Close()
-			return fmt.Errorf("buffer queue for uplink %s: %w", f.cfg.Name, err)
+	// Create the uplinks' queues now so /status lists them; each
+	// forwarder attaches to its own when it starts. A change of the
+	// uplinks waits (upMu), so none is missed.
+	g.upMu.Lock()
+	defer g.upMu.Unlock()
+	for _, f := range g.uplinks.Load().list {
+		for _, q := range []string{queueName(f.cfg.Name), deadLetterName(f.cfg.Name)} {
+			if _, err = buf.Queue(q); err != nil {
+				buf.Close()
+				return fmt.Errorf("queue %s of uplink %s: %w", q, f.cfg.Name, err)
+			}
 		}
-		// Create the local dead-letter queue now so /status lists it.
-		if _, err = buf.Queue(deadLetterName(f.cfg.Name)); err != nil {
-			buf.Close()
-			return fmt.Errorf("dead-letter queue for uplink %s: %w", f.cfg.Name, err)
-		}
-		f.buf = buf
 	}
 	g.buf.Store(buf)
 	g.bufDown.Store(nil)

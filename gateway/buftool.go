@@ -56,9 +56,7 @@ func badRequest(format string, a ...any) error {
 // bufferTool returns the tool over the running gateway's buffer.
 func (g *Gateway) bufferTool() *BufferTool {
 	t := &BufferTool{buf: g.buffer(), cfg: g.cfg.Buffer, configured: true}
-	for _, f := range g.forwarders {
-		t.uplinks = append(t.uplinks, f.cfg.Name)
-	}
+	t.uplinks = g.uplinks.Load().names()
 	return t
 }
 
@@ -461,8 +459,9 @@ type ReplayRequest struct {
 	To string `json:"to,omitempty"`
 	// Limit caps the events replayed (0: no limit).
 	Limit int `json:"limit,omitempty"`
-	// Keep leaves replayed dead letters in their queue; by default they
-	// move (a replay that fails dead-letters them afresh).
+	// Keep leaves replayed dead letters (and a removed uplink's backlog)
+	// in their queue; by default they move (a replay that fails
+	// dead-letters them afresh).
 	Keep bool `json:"keep,omitempty"`
 }
 
@@ -471,7 +470,7 @@ type ReplayResult struct {
 	Queue    string `json:"queue"`
 	To       string `json:"to"`
 	Replayed int    `json:"replayed"` // events queued for To
-	Removed  int    `json:"removed"`  // dead letters removed from Queue
+	Removed  int    `json:"removed"`  // dead letters (or a removed uplink's backlog) removed from Queue
 	Skipped  int    `json:"skipped"`  // records that are not events, left in place
 }
 
@@ -479,7 +478,8 @@ type ReplayResult struct {
 // marked replayed=true and without the failure extensions of a dead
 // letter (a new failure is recorded afresh). It appends them to the
 // uplink's queue, behind what is waiting there, and returns once they
-// are stored; the uplink's forwarder delivers them. Dead letters move
+// are stored; the uplink's forwarder delivers them. Dead letters and the
+// backlog of a removed uplink (its queue, which no forwarder reads) move
 // (unless Keep); retained or still queued events are copied. Only what
 // is stored when Replay starts is looked at.
 func (t *BufferTool) Replay(ctx context.Context, req ReplayRequest) (ReplayResult, error) {
@@ -509,7 +509,10 @@ func (t *BufferTool) Replay(ctx context.Context, req ReplayRequest) (ReplayResul
 	if req.Queue == dst {
 		return ReplayResult{}, badRequest("the events in %q are waiting for %s already", req.Queue, req.To)
 	}
-	move := kind == KindDeadLetter && !req.Keep
+	// Dead letters move, and so does the backlog of a removed uplink (its
+	// queue feeds nothing now); other events are copied.
+	removed := kind == KindUplink && !slices.Contains(t.uplinks, owner)
+	move := (kind == KindDeadLetter || removed) && !req.Keep
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	end, err := t.queueEnd(req.Queue)

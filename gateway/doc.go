@@ -8,10 +8,15 @@
 //     publishes and ticks; DryRun takes the same mapping and rules steps
 //     without a buffer, for `edgegate rules test`;
 //   - the forwarders, one per uplink: buffer batch → uplink.Delivery →
-//     dead letters → ack;
+//     dead letters → ack; the running set of them (uplinks.go) is
+//     replaced live by applyUplinks: a changed uplink's new generation
+//     takes over its queue after the old one finished or abandoned its
+//     batch in hand, a removed one's backlog stays on disk (or is dropped
+//     when the reload says so);
 //   - reloads (ReloadFile, from SIGHUP and the admin endpoint's POST
-//     /-/reload): everything valid or nothing changes, and a field that
-//     needs a restart is an error naming it;
+//     /-/reload; applyConfig applies a compiled configuration): everything
+//     valid or nothing changes, and a field that needs a restart is an
+//     error naming it down to the leaf (restartOnlyFields);
 //   - the admin HTTP endpoint: /healthz and /readyz open to probes, the
 //     status page's files (internal/statuspage) open too, and /metrics,
 //     /status, /v1/uplinks, the live tail /v1/events (internal/tail),
@@ -52,8 +57,12 @@
 // Concurrency: the broker calls Handle concurrently, one call at a time per
 // client. Each message uses one snapshot of what a reload may change
 // (mapper, rules, routes), swapped atomically; ReloadFile is safe while Run
-// is active and reloads one at a time. Each forwarder is the one consumer
-// of its uplink's queue: one delivery loop, with acks written beside it. A
+// is active and reloads one at a time (reloadMu). Each forwarder is the one
+// consumer of its uplink's queue: one delivery loop, with acks written
+// beside it; a change of the uplinks (upMu, taken inside reloadMu) starts a
+// changed uplink's new forwarder only once the old one has returned, so a
+// queue never has two. The set is read lock-free (an atomic pointer to a
+// set that is never modified). A
 // DryRun is safe for concurrent use. Admin requests are served
 // concurrently; the token checker is swapped atomically by a reload, and
 // slow hash verifications run one at a time. A BufferTool is safe for

@@ -35,6 +35,10 @@ type forwarder struct {
 
 	stop     chan struct{}
 	stopOnce sync.Once
+	// While Run runs it (see forwarding.launch): done is closed when it
+	// has returned, abandon cancels its in-flight send. nil otherwise.
+	done    chan struct{}
+	abandon context.CancelFunc
 
 	tail *tail.Tail // hears of dead letters; nil: none
 	// oldest is the append time (Unix ns) of the first record of the batch
@@ -49,14 +53,29 @@ type forwarder struct {
 func newForwarder(cfg uplink.Config, sender uplink.Sender, log *slog.Logger, set *metrics.Set) *forwarder {
 	log = log.With("component", "forwarder", "uplink", cfg.Name)
 	return &forwarder{
-		cfg:         cfg,
-		sender:      sender,
-		delivery:    uplink.NewDelivery(cfg, sender, log, set),
-		log:         log,
-		stop:        make(chan struct{}),
-		deadLetters: set.NewCounter(metricname.With("edgegate_forward_events_dead_lettered_total", "uplink", cfg.Name)),
-		ackFailures: set.NewCounter(metricname.With("edgegate_forward_ack_failures_total", "uplink", cfg.Name)),
+		cfg:      cfg,
+		sender:   sender,
+		delivery: uplink.NewDelivery(cfg, sender, log, set),
+		log:      log,
+		stop:     make(chan struct{}),
+		// A changed uplink's next generation continues the counters.
+		deadLetters: set.GetOrCreateCounter(metricname.With("edgegate_forward_events_dead_lettered_total", "uplink", cfg.Name)),
+		ackFailures: set.GetOrCreateCounter(metricname.With("edgegate_forward_ack_failures_total", "uplink", cfg.Name)),
 	}
+}
+
+// attach opens the uplink's queue and dead-letter queue in buf: run reads
+// the one and appends to the other.
+func (f *forwarder) attach(buf *buffer.Buffer) error {
+	var err error
+	if f.queue, err = buf.Queue(queueName(f.cfg.Name)); err != nil {
+		return fmt.Errorf("buffer queue for uplink %s: %w", f.cfg.Name, err)
+	}
+	if _, err = buf.Queue(f.deadLetter); err != nil {
+		return fmt.Errorf("dead-letter queue for uplink %s: %w", f.cfg.Name, err)
+	}
+	f.buf = buf
+	return nil
 }
 
 // stopFetching makes run return after the batch in hand is delivered (or

@@ -54,8 +54,17 @@ type Gateway struct {
 	bufRetry     time.Duration // first wait before opening the buffer again
 	broker       *mqtt.Broker
 	verifier     *access.Verifier // device secrets; its cache outlives reloads
-	forwarders   []*forwarder
-	tail         *tail.Tail // the recent appends, for the status page's live tail
+	// The running uplinks (uplinks.go): replaced by applyUplinks, one
+	// change at a time (upMu, which also guards fwd).
+	uplinks atomic.Pointer[uplinkSet]
+	upMu    sync.Mutex
+	fwd     *forwarding // nil until Run starts the forwarders
+	// handoffsAbandoned counts the batches in hand a changed or removed
+	// uplink abandoned at the handoff bound; removedDropped the events of
+	// removed uplinks' backlogs a reload dropped.
+	handoffsAbandoned *metrics.Counter
+	removedDropped    *metrics.Counter
+	tail              *tail.Tail // the recent appends, for the status page's live tail
 
 	version string    // Options.Version
 	started time.Time // when New was called
@@ -224,6 +233,8 @@ func newGateway(cfg Config, opts Options) *Gateway {
 		rulePublished:     set.NewCounter(`edgegate_rules_publishes_total{result="ok"}`),
 		rulePublishFailed: set.NewCounter(`edgegate_rules_publishes_total{result="error"}`),
 		tickLost:          set.NewCounter(`edgegate_rules_emitted_lost_total`),
+		handoffsAbandoned: set.NewCounter(`edgegate_uplink_handoffs_abandoned_total`),
+		removedDropped:    set.NewCounter(`edgegate_events_dropped_total{reason="uplink_removed"}`),
 	}
 	if g.verifyToken == nil {
 		g.verifyToken = adminTokenVerifier()
@@ -250,20 +261,13 @@ func (g *Gateway) openAdmin(a AdminConfig) error {
 
 // openSenders builds a sender and a forwarder per uplink.
 func (g *Gateway) openSenders(uplinks []uplink.Config) error {
-	for _, u := range uplinks {
-		sender, err := uplink.New(u, g.log.With("component", "uplink", "uplink", u.Name), g.metrics)
-		if err != nil {
-			g.closeSenders()
-			return fmt.Errorf("uplink %s: %w", u.Name, err)
-		}
-		f := newForwarder(u, sender, g.log, g.metrics)
-		f.tail = g.tail
-		f.deadLetter = deadLetterName(u.Name)
-		if u.DeadLetter != "" {
-			f.deadLetter = queueName(u.DeadLetter)
-		}
-		g.forwarders = append(g.forwarders, f)
+	g.uplinks.Store(&uplinkSet{})
+	p, err := g.prepareUplinks(uplinks)
+	if err != nil {
+		return err
 	}
+	p.initial = true
+	p.commit(context.Background(), uplinkChange{})
 	return nil
 }
 
@@ -287,12 +291,10 @@ func (g *Gateway) registerGauges() {
 // closeSenders releases the senders' connections (paho goroutines, idle
 // HTTP connections).
 func (g *Gateway) closeSenders() {
-	for _, f := range g.forwarders {
-		if c, ok := f.sender.(io.Closer); ok {
-			if err := c.Close(); err != nil {
-				g.log.Warn("close uplink", "uplink", f.cfg.Name, "err", err)
-			}
-		}
+	g.upMu.Lock()
+	defer g.upMu.Unlock()
+	for _, f := range g.uplinks.Load().list {
+		closeSender(g, f.sender, f.cfg.Name)
 	}
 }
 
@@ -520,19 +522,12 @@ func (g *Gateway) Run(ctx context.Context) (err error) {
 
 	// Forwarders stop fetching when intake has stopped; their in-flight
 	// sends get ShutdownTimeout to finish.
-	fwdCtx, stopFwd := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopFwd()
-	fwdGroup, fwdGroupCtx := errgroup.WithContext(fwdCtx)
-	for _, f := range g.forwarders {
-		fwdGroup.Go(func() error {
-			if !g.awaitBuffer(fwdGroupCtx, f.stop) {
-				return nil
-			}
-			return f.run(fwdGroupCtx)
-		})
-	}
-	fwdDone := make(chan error, 1)
-	go func() { fwdDone <- fwdGroup.Wait() }()
+	fwd := g.startForwarding(ctx)
+	defer func() {
+		g.stopForwarding(fwd)
+		fwd.abandonAll()
+		<-fwd.wait()
+	}()
 
 	// Intake (MQTT and admin) runs until ctx is done or a component fails.
 	runCtx, cancelRun := context.WithCancel(ctx)
@@ -542,8 +537,8 @@ func (g *Gateway) Run(ctx context.Context) (err error) {
 	var runErr error
 	select {
 	case runErr = <-intakeDone:
-		runErr = errors.Join(runErr, g.finishSends(fwdDone, stopFwd))
-	case runErr = <-fwdDone:
+		runErr = errors.Join(runErr, g.finishSends(fwd))
+	case runErr = <-fwd.failed:
 		// A forwarder only returns early on a fatal buffer error.
 		g.ready.Store(false)
 		cancelRun()
@@ -592,7 +587,7 @@ func (g *Gateway) startIntake(ctx context.Context) <-chan error {
 		case <-g.broker.Ready():
 			g.ready.Store(true)
 			g.log.Info("edgegate ready", "gateway_id", g.cfg.GatewayID, "admin", g.cfg.Admin.Listen,
-				"buffer", g.cfg.Buffer.Dir, "uplinks", len(g.forwarders))
+				"buffer", g.cfg.Buffer.Dir, "uplinks", len(g.uplinks.Load().list))
 		case <-intakeCtx.Done():
 		}
 		return nil
@@ -604,23 +599,22 @@ func (g *Gateway) startIntake(ctx context.Context) <-chan error {
 }
 
 // finishSends stops the forwarders fetching once intake has stopped and
-// gives their in-flight sends ShutdownTimeout; then it abandons them
-// (stopFwd), to be delivered again after a restart.
-func (g *Gateway) finishSends(fwdDone <-chan error, stopFwd context.CancelFunc) error {
+// gives their in-flight sends ShutdownTimeout; then it abandons them, to be
+// delivered again after a restart. It returns a forwarder's fatal error.
+func (g *Gateway) finishSends(fwd *forwarding) error {
 	g.ready.Store(false)
 	shutdownTimeout := g.current().ShutdownTimeout
 	g.log.Info("shutting down: intake stopped, finishing in-flight sends", "timeout", shutdownTimeout)
-	for _, f := range g.forwarders {
-		f.stopFetching()
-	}
+	g.stopForwarding(fwd)
 	timer := time.NewTimer(shutdownTimeout)
 	defer timer.Stop()
+	done := fwd.wait()
 	select {
-	case err := <-fwdDone:
-		return err
+	case <-done:
 	case <-timer.C:
 		g.log.Warn("shutdown timeout: abandoning in-flight sends; they are delivered again after restart")
-		stopFwd()
-		return <-fwdDone
+		fwd.abandonAll()
+		<-done
 	}
+	return fwd.err()
 }

@@ -3,7 +3,9 @@ package gateway
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -131,5 +133,66 @@ func readmeFiles(t *testing.T) map[string]string {
 		"cert_file":      leaf.CertFile,
 		"key_file":       leaf.KeyFile,
 		"secret":         write("secret", []byte("s3cret\n")),
+	}
+}
+
+// README.md's table of what changes live on a reload says what
+// restartOnlyFields says, and covers every key of the configuration.
+func TestReadmeReloadTable(t *testing.T) {
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	table := regexp.MustCompile("(?m)^\\| Key \\| On reload \\|\n\\|---\\|---\\|\n((?:\\|.*\n)+)").FindSubmatch(readme)
+	if table == nil {
+		t.Fatal("README.md has no table | Key | On reload |")
+	}
+	live, restart := map[string]bool{}, map[string]bool{}
+	for _, row := range strings.Split(strings.TrimSpace(string(table[1])), "\n") {
+		cells := strings.Split(strings.Trim(row, "|"), "|")
+		if len(cells) != 2 {
+			t.Fatalf("table row %q: want two cells", row)
+		}
+		into := live
+		switch how := strings.TrimSpace(cells[1]); {
+		case strings.HasPrefix(how, "restart"):
+			into = restart
+		case !strings.HasPrefix(how, "live"):
+			t.Fatalf("table row %q: say live or restart", row)
+		}
+		for _, k := range regexp.MustCompile("`([^`]+)`").FindAllStringSubmatch(cells[0], -1) {
+			into[k[1]] = true
+		}
+	}
+	var want []string
+	for _, f := range restartOnlyFields {
+		want = append(want, f.path)
+		if !restart[f.path] {
+			t.Errorf("README.md's reload table does not say %s needs a restart", f.path)
+		}
+	}
+	for k := range restart {
+		if !slices.Contains(want, k) {
+			t.Errorf("README.md's reload table says %s needs a restart; restartOnly lets it change live", k)
+		}
+	}
+	// Every key is in the table, or each of its section's keys is.
+	rt := reflect.TypeFor[Config]()
+	for i := range rt.NumField() {
+		f := rt.Field(i)
+		key, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if live[key] || restart[key] {
+			continue
+		}
+		if f.Type.Kind() != reflect.Struct {
+			t.Errorf("README.md's reload table does not say whether %s changes live", key)
+			continue
+		}
+		for j := range f.Type.NumField() {
+			sub, _, _ := strings.Cut(f.Type.Field(j).Tag.Get("yaml"), ",")
+			if k := key + "." + sub; !live[k] && !restart[k] {
+				t.Errorf("README.md's reload table does not say whether %s changes live", k)
+			}
+		}
 	}
 }

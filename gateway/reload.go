@@ -1,8 +1,9 @@
 package gateway
 
 import (
-	"reflect"
+	"context"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/edgegate/edgegate/internal/yamlconf"
@@ -11,13 +12,20 @@ import (
 // ReloadFile loads path as a start does (LoadFile: decoded, checked and
 // compiled once) and applies what can change while running. Nothing
 // changes unless everything is valid; a field that needs a restart is an
-// error naming it (file:line:col: mqtt: change requires restart), and the
-// running configuration stays. SIGHUP and the admin endpoint both come
-// here.
+// error naming it (file:line:col: mqtt.listeners[1].address: change
+// requires restart), and the running configuration stays. SIGHUP and the
+// admin endpoint both come here. A removed uplink's backlog is kept (see
+// uplinkChange).
 func (g *Gateway) ReloadFile(path string) error {
+	return g.reload(context.Background(), path, uplinkChange{})
+}
+
+// reload is ReloadFile with the choices a reload may make about the
+// uplinks.
+func (g *Gateway) reload(ctx context.Context, path string, opts uplinkChange) error {
 	g.reloadMu.Lock()
 	defer g.reloadMu.Unlock()
-	err := g.reloadFile(path)
+	err := g.reloadFile(ctx, path, opts)
 	g.lastReloadOK.Store(err == nil)
 	if err != nil {
 		g.reloadFailures.Inc()
@@ -28,21 +36,45 @@ func (g *Gateway) ReloadFile(path string) error {
 	return nil
 }
 
-func (g *Gateway) reloadFile(path string) error {
+func (g *Gateway) reloadFile(ctx context.Context, path string, opts uplinkChange) error {
 	c, err := LoadFile(path)
 	if err != nil {
 		return err
 	}
+	if err := g.applyConfig(ctx, c, opts); err != nil {
+		return err
+	}
+	g.log.Info("config reloaded", "config", path)
+	return nil
+}
+
+// applyConfig makes a compiled configuration the running one, all of it or
+// nothing: a restart-only change is refused by name, and only then does
+// anything change (live parts, device access, admin tokens, log level,
+// uplinks). The caller holds reloadMu.
+func (g *Gateway) applyConfig(ctx context.Context, c *Compiled, opts uplinkChange) error {
 	cfg := c.Config
 	old := g.current()
 	if err := restartOnly(old, cfg); err != nil {
 		return c.locate(err)
 	}
+	var err error
 	auth := g.adminAuth.Load()
 	if !slices.Equal(old.Admin.Tokens, cfg.Admin.Tokens) {
 		if auth, err = newAdminAuth(cfg.Admin.Tokens, g.verifyToken, g.log.With("component", "admin")); err != nil {
 			return err
 		}
+	}
+	// The uplinks' senders are built before anything changes; the routes
+	// (live) switch before the uplinks do, so no event is routed to an
+	// uplink that is no longer running, and an added uplink's queue
+	// fills from the moment it is routed to.
+	plan, err := g.prepareUplinks(c.uplinks)
+	if err != nil {
+		if auth != g.adminAuth.Load() {
+			auth.stop()
+		}
+		return err
 	}
 	g.apply(newLive(c))
 	g.setAccess(c.access) // new connects and every check from now on; revoked clients are disconnected
@@ -56,27 +88,44 @@ func (g *Gateway) reloadFile(path string) error {
 	}
 	g.level.Set(cfg.LogLevel())
 	g.cfgPtr.Store(&cfg)
-	g.log.Info("config reloaded", "config", path)
+	if opts.Handoff <= 0 {
+		opts.Handoff = cfg.ShutdownTimeout
+	}
+	plan.commit(ctx, opts)
 	return nil
 }
 
-// restartOnly names every changed field that cannot be applied live. The
-// auth section (and its users file) is not one of them.
+// restartOnlyFields are the parts of the configuration that cannot change
+// while the gateway runs: a change of any field under them is refused,
+// named by its full path. Everything else (log.level, admin.tokens and
+// admin.allow_unauthenticated, auth, events, uplinks, rules,
+// shutdown_timeout) changes live. README.md's table of what changes live
+// is checked against this list.
+var restartOnlyFields = []struct {
+	path string
+	get  func(Config) any
+}{
+	{"gateway_id", func(c Config) any { return c.GatewayID }},
+	{"log.format", func(c Config) any { return c.Log.Format }},
+	{"admin.listen", func(c Config) any { return c.Admin.Listen }},
+	{"admin.tls", func(c Config) any { return c.Admin.TLS }},
+	{"mqtt", func(c Config) any { return c.MQTT }},
+	{"buffer", func(c Config) any { return c.Buffer }},
+	{"memory_limit", func(c Config) any { return c.MemoryLimit }},
+}
+
+// restartOnly names every changed field that cannot be applied live, down
+// to the leaf: mqtt.listeners[1].address, not mqtt.
 func restartOnly(old, cfg Config) error {
 	var errs yamlconf.List
-	check := func(at yamlconf.Path, a, b any) {
-		if !reflect.DeepEqual(a, b) {
-			errs.Add(at, "change requires restart")
+	for _, f := range restartOnlyFields {
+		at := yamlconf.Path{}
+		for _, k := range strings.Split(f.path, ".") {
+			at = at.Key(k)
+		}
+		for _, p := range yamlconf.Diff(f.get(old), f.get(cfg)) {
+			errs.Add(at.Join(p), "change requires restart")
 		}
 	}
-	check(yamlconf.Key("gateway_id"), old.GatewayID, cfg.GatewayID)
-	check(yamlconf.Key("log").Key("format"), old.Log.Format, cfg.Log.Format)
-	// admin.tokens and admin.allow_unauthenticated change live.
-	check(yamlconf.Key("admin").Key("listen"), old.Admin.Listen, cfg.Admin.Listen)
-	check(yamlconf.Key("admin").Key("tls"), old.Admin.TLS, cfg.Admin.TLS)
-	check(yamlconf.Key("mqtt"), old.MQTT, cfg.MQTT)
-	check(yamlconf.Key("buffer"), old.Buffer, cfg.Buffer)
-	check(yamlconf.Key("uplinks"), old.Uplinks, cfg.Uplinks)
-	check(yamlconf.Key("memory_limit"), old.MemoryLimit, cfg.MemoryLimit)
 	return errs.Err()
 }

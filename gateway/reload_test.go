@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -17,6 +18,8 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/edgegate/edgegate/internal/mqtttest"
+	"github.com/edgegate/edgegate/internal/yamlconf"
+	"github.com/edgegate/edgegate/uplink"
 )
 
 const reloadConfig = `gateway_id: gw-reload
@@ -108,7 +111,7 @@ func TestReloadUnderLoad(t *testing.T) {
 	time.Sleep(200 * time.Millisecond)
 	write("127.0.0.1:1884", "io.third")
 	code, body := reload()
-	if code != http.StatusUnprocessableEntity || !strings.Contains(body, path+":5:3: mqtt: change requires restart") {
+	if code != http.StatusUnprocessableEntity || !strings.Contains(body, path+":6:37: mqtt.listeners[0].address: change requires restart") {
 		t.Fatalf("restart-only change: %d %q", code, body)
 	}
 	time.Sleep(100 * time.Millisecond)
@@ -132,4 +135,49 @@ func TestReloadUnderLoad(t *testing.T) {
 		t.Errorf("device disconnected %d times during reloads", lost.Load())
 	}
 	t.Logf("sent %d, types %v", sent.Load(), types)
+}
+
+// restartOnly names each changed field that needs a restart by its full
+// path, and nothing that changes live.
+func TestRestartOnlyNamesTheLeaf(t *testing.T) {
+	base := testConfig(t, "http://a/")
+	tests := []struct {
+		name   string
+		change func(*Config)
+		want   []string
+	}{
+		{"live changes only", func(c *Config) {
+			c.Log.Level = "debug"
+			c.Uplinks[0].HTTP.URL = "http://b/"
+			c.ShutdownTimeout = time.Minute
+		}, nil},
+		{"a listener's address", func(c *Config) { c.MQTT.Listeners[0].Address = "127.0.0.1:1884" },
+			[]string{"mqtt.listeners[0].address: change requires restart"}},
+		{"a listener added and a buffer size", func(c *Config) {
+			l := c.MQTT.Listeners[0]
+			l.ID = "second"
+			c.MQTT.Listeners = append(c.MQTT.Listeners, l)
+			c.Buffer.MaxBytes *= 2
+		}, []string{"mqtt.listeners[1]: change requires restart", "buffer.max_bytes: change requires restart"}},
+		{"gateway id and log format", func(c *Config) { c.GatewayID = "other"; c.Log.Format = "json" },
+			[]string{"gateway_id: change requires restart", "log.format: change requires restart"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			next := base
+			next.MQTT.Listeners = slices.Clone(base.MQTT.Listeners)
+			u := base.Uplinks[0]
+			h := *u.HTTP
+			u.HTTP = &h
+			next.Uplinks = []uplink.Config{u}
+			tt.change(&next)
+			var got []string
+			for _, e := range yamlconf.Problems(restartOnly(base, next)) {
+				got = append(got, e.Error())
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("restartOnly = %q, want %q", got, tt.want)
+			}
+		})
+	}
 }

@@ -79,7 +79,7 @@ type counters struct {
 	Delivered    uint64 `json:"events_delivered"`     // by every uplink
 	DeadLettered uint64 `json:"events_dead_lettered"` // by uplinks and rules
 	Refused      uint64 `json:"events_refused"`       // the buffer had no room
-	Dropped      uint64 `json:"events_dropped"`       // unmatched topic, invalid, by a rule
+	Dropped      uint64 `json:"events_dropped"`       // unmatched topic, invalid, by a rule, a removed uplink's backlog
 }
 
 // uplinkStatus is one uplink in /status and /v1/uplinks.
@@ -105,7 +105,14 @@ type uplinkStatus struct {
 	OldestAge float64 `json:"oldest_age_seconds"`
 	// DeadLetterQueue is where the events it refuses go.
 	DeadLetterQueue string `json:"dead_letter_queue"`
+	// Removed: the configuration no longer has this uplink, but its queue
+	// still holds events (state "removed"): replay them to another uplink
+	// or purge them with `edgegate buffer`, or add the uplink again.
+	Removed bool `json:"removed,omitempty"`
 }
+
+// stateRemoved is the state of an uplink that was removed with a backlog.
+const stateRemoved = "removed"
 
 type ruleStatus struct {
 	Name        string `json:"name"`
@@ -134,7 +141,7 @@ func (g *Gateway) status(maxClients int) status {
 			Ingested:     g.ingested.Get(),
 			DeadLettered: g.ruleDeadLettered.Get(),
 			Refused:      g.overload.Get() + g.noBuffer.Get(),
-			Dropped:      g.unmatched.Get() + g.rejected.Get() + g.ruleDropped.Get(),
+			Dropped:      g.unmatched.Get() + g.rejected.Get() + g.ruleDropped.Get() + g.removedDropped.Get(),
 		},
 		ClientList: []clientStatus{},
 		Rules:      []ruleStatus{},
@@ -167,8 +174,9 @@ func (g *Gateway) status(maxClients int) status {
 // uplinkStatuses reports every uplink's health, backlog (from bs) and
 // oldest age at now.
 func (g *Gateway) uplinkStatuses(bs buffer.Stats, now time.Time) []uplinkStatus {
-	out := make([]uplinkStatus, 0, len(g.forwarders))
-	for _, f := range g.forwarders {
+	running := g.uplinks.Load()
+	out := make([]uplinkStatus, 0, len(running.list))
+	for _, f := range running.list {
 		r := f.cfg.Redacted()
 		h := f.delivery.Health()
 		q := bs.Queues[queueName(f.cfg.Name)]
@@ -183,6 +191,19 @@ func (g *Gateway) uplinkStatuses(bs buffer.Stats, now time.Time) []uplinkStatus 
 			u.OldestAge = max(0, now.Sub(time.Unix(0, t)).Seconds())
 		}
 		out = append(out, u)
+	}
+	names := make([]string, 0, len(bs.Queues))
+	for name, q := range bs.Queues {
+		if q.Records > 0 {
+			names = append(names, name)
+		}
+	}
+	for _, name := range removedUplinks(names, running) {
+		q := bs.Queues[queueName(name)]
+		out = append(out, uplinkStatus{
+			Name: name, State: stateRemoved, Removed: true,
+			Backlog: q.Records, BacklogBytes: q.Bytes, DeadLetterQueue: deadLetterName(name),
+		})
 	}
 	return out
 }

@@ -38,38 +38,14 @@ func TestMQTTUplink(t *testing.T) {
 	var mu sync.Mutex
 	got := map[string]int{} // topic → count
 	var ids []string
-	cloudCfg := mqtt.DefaultConfig()
-	cloudCfg.Listeners = []mqtt.ListenerConfig{{ID: "cloud", Type: mqtt.TypeTCP, Address: "127.0.0.1:0"}}
-	cloudCfg.MaxInflight = 100
-	cloud, err := mqtt.New(cloudCfg, mqtt.HandlerFunc(func(_ context.Context, m mqtt.Message) error {
-		var ev struct {
-			SpecVersion string `json:"specversion"`
-			ID          string `json:"id"`
-			Type        string `json:"type"`
-		}
-		if err := json.Unmarshal(m.Payload, &ev); err != nil || ev.SpecVersion != "1.0" || ev.ID == "" {
-			t.Errorf("cloud broker got a non-CloudEvent on %s: %s", m.Topic, m.Payload)
-		}
+	cloud := startCloudBroker(t, func(m mqtt.Message, id string) {
 		mu.Lock()
 		got[m.Topic]++
-		ids = append(ids, ev.ID)
+		ids = append(ids, id)
 		mu.Unlock()
-		return nil
-	}), nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- cloud.Run(ctx) }()
-	defer func() { cancel(); <-done }()
-	<-cloud.Ready()
-
+	})
 	cfg := testConfig(t, "http://unused")
-	u := uplink.DefaultConfig()
-	m := uplink.DefaultMQTTConfig()
-	u.Name, m.URL, u.MQTT = "iot", "tcp://"+cloud.Addr("cloud").String(), &m
-	cfg.Uplinks = []uplink.Config{u}
+	cfg.Uplinks = []uplink.Config{mqttUplink("iot", cloud)}
 	gw := start(t, cfg)
 	publishSeq(t, mqtttest.Connect(t, gw.mqtt, "m1"), "m1", 0, 50)
 
@@ -88,4 +64,42 @@ func TestMQTTUplink(t *testing.T) {
 	if n := got["gateways/gw-test/events/io.edgegate.device.telemetry"]; n < 50 {
 		t.Fatalf("cloud broker topics: %v", got)
 	}
+}
+
+// startCloudBroker runs a second broker, the cloud end of an MQTT uplink,
+// until the test ends: each message must be a structured CloudEvent and
+// is handed to got with its id.
+func startCloudBroker(t *testing.T, got func(m mqtt.Message, id string)) *mqtt.Broker {
+	t.Helper()
+	cloudCfg := mqtt.DefaultConfig()
+	cloudCfg.Listeners = []mqtt.ListenerConfig{{ID: "cloud", Type: mqtt.TypeTCP, Address: "127.0.0.1:0"}}
+	cloudCfg.MaxInflight = 100
+	cloud, err := mqtt.New(cloudCfg, mqtt.HandlerFunc(func(_ context.Context, m mqtt.Message) error {
+		var ev struct {
+			SpecVersion string `json:"specversion"`
+			ID          string `json:"id"`
+		}
+		if err := json.Unmarshal(m.Payload, &ev); err != nil || ev.SpecVersion != "1.0" || ev.ID == "" {
+			t.Errorf("cloud broker got a non-CloudEvent on %s: %s", m.Topic, m.Payload)
+		}
+		got(m, ev.ID)
+		return nil
+	}), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- cloud.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	<-cloud.Ready()
+	return cloud
+}
+
+// mqttUplink returns an MQTT uplink with the defaults to the cloud broker.
+func mqttUplink(name string, cloud *mqtt.Broker) uplink.Config {
+	u := uplink.DefaultConfig()
+	m := uplink.DefaultMQTTConfig()
+	u.Name, m.URL, u.MQTT = name, "tcp://"+cloud.Addr("cloud").String(), &m
+	return u
 }

@@ -62,8 +62,10 @@ type Delivery struct {
 // NewDelivery returns the delivery loop of the uplink cfg describes,
 // sending with sender. It registers edgegate_forward_events_delivered_total,
 // edgegate_forward_events_replayed_total, edgegate_forward_send_failures_total
-// and edgegate_uplink_up {uplink} on set. log may be nil (discard); set may
-// be nil (a private set). It starts no goroutines.
+// and edgegate_uplink_up {uplink} on set. A Delivery built again for the
+// same uplink name (a changed uplink's next generation) continues the
+// counters and takes edgegate_uplink_up over. log may be nil (discard); set
+// may be nil (a private set). It starts no goroutines.
 func NewDelivery(cfg Config, sender Sender, log *slog.Logger, set *metrics.Set) *Delivery {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -78,15 +80,17 @@ func NewDelivery(cfg Config, sender Sender, log *slog.Logger, set *metrics.Set) 
 		log:          log,
 		backoff:      newBackoff(cfg.Retry, nil),
 		replayBefore: time.Now(),
-		delivered:    set.NewCounter(metricname.With("edgegate_forward_events_delivered_total", "uplink", cfg.Name)),
-		replayed:     set.NewCounter(metricname.With("edgegate_forward_events_replayed_total", "uplink", cfg.Name)),
-		failures:     set.NewCounter(metricname.With("edgegate_forward_send_failures_total", "uplink", cfg.Name)),
+		delivered:    set.GetOrCreateCounter(metricname.With("edgegate_forward_events_delivered_total", "uplink", cfg.Name)),
+		replayed:     set.GetOrCreateCounter(metricname.With("edgegate_forward_events_replayed_total", "uplink", cfg.Name)),
+		failures:     set.GetOrCreateCounter(metricname.With("edgegate_forward_send_failures_total", "uplink", cfg.Name)),
 	}
 	if r := cfg.Replay.MaxRate; r > 0 {
 		d.limiter = rate.NewLimiter(rate.Limit(r), max(cfg.Batch.MaxEvents, int(r), 1))
 	}
 	d.up.Store(true)
-	set.NewGauge(metricname.With("edgegate_uplink_up", "uplink", cfg.Name), func() float64 {
+	up := metricname.With("edgegate_uplink_up", "uplink", cfg.Name)
+	set.UnregisterMetric(up) // the previous generation's, if any
+	set.NewGauge(up, func() float64 {
 		if d.up.Load() {
 			return 1
 		}
@@ -94,6 +98,13 @@ func NewDelivery(cfg Config, sender Sender, log *slog.Logger, set *metrics.Set) 
 	})
 	return d
 }
+
+// Continue makes d the next generation of prev, the Delivery of the same
+// uplink before its configuration changed: events prev would not have
+// marked replayed (appended after its last failure) are not marked by d
+// either, since a reload is not an outage. Call it before d's first
+// Deliver and after prev's last Deliver has returned.
+func (d *Delivery) Continue(prev *Delivery) { d.replayBefore = prev.replayBefore }
 
 // Up reports whether the last send succeeded (true before any failed). It
 // is safe for concurrent use.

@@ -498,17 +498,19 @@ func cmdBufferReplay(ctx context.Context, args []string, stdout, stderr io.Write
 		`Queues stored events for an uplink again, oldest first, marked replayed=true
 and without a dead letter's failure extensions. The uplink delivers them behind
 what is already waiting, with its usual retries; a new failure dead-letters
-them afresh. Dead letters move out of their queue (unless --keep); retained
-and queued events are copied.
+them afresh. Dead letters, and the backlog of an uplink removed from the
+configuration, move out of their queue (unless --keep); retained and queued
+events are copied.
 
   --queue deadletter.cloud                 every dead letter of uplink cloud, back to cloud
   --to cloud --since 2h                    what cloud received in the last 2 hours (buffer.retain)
-  --queue deadletter.rules --to archive    the rules' dead letters, to uplink archive`, stderr, &t)
+  --queue deadletter.rules --to archive    the rules' dead letters, to uplink archive
+  --queue uplink.old --to cloud            the backlog of removed uplink old, to cloud`, stderr, &t)
 	queue := fs.String("queue", "", "queue to replay (default with --to: the uplink's retained history)")
 	to := fs.String("to", "", "uplink to send to (default: the queue's own uplink)")
 	ff.bind(fs, true)
 	limit := fs.Int("limit", 0, "at most this many events (0: all)")
-	keep := fs.Bool("keep", false, "leave replayed dead letters in their queue")
+	keep := fs.Bool("keep", false, "leave replayed dead letters (or a removed uplink's backlog) in their queue")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	if err := noArgs(fs, args); err != nil {
 		return err

@@ -433,6 +433,23 @@ func (d *decoder) fieldsOf(t reflect.Type) map[string][]int {
 		return f
 	}
 	out := map[string][]int{}
+	for _, f := range yamlFields(t) {
+		out[f.name] = f.index
+	}
+	d.fields[t] = out
+	return out
+}
+
+// yamlField is one YAML key of a struct type and the index of its field.
+type yamlField struct {
+	name  string
+	index []int
+}
+
+// yamlFields lists the YAML keys of a struct type in field order,
+// following `yaml:",inline"` embedded structs as yaml.v3 does.
+func yamlFields(t reflect.Type) []yamlField {
+	var out []yamlField
 	var walk func(t reflect.Type, prefix []int)
 	walk = func(t reflect.Type, prefix []int) {
 		for i := range t.NumField() {
@@ -456,10 +473,9 @@ func (d *decoder) fieldsOf(t reflect.Type) map[string][]int {
 			if name == "" {
 				name = strings.ToLower(f.Name)
 			}
-			out[name] = idx
+			out = append(out, yamlField{name: name, index: idx})
 		}
 	}
 	walk(t, nil)
-	d.fields[t] = out
 	return out
 }
