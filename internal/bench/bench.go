@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -53,6 +54,11 @@ type benchOptions struct {
 	ValidateEvery int64
 	Env           []string  // extra environment for edgegate
 	Log           io.Writer // progress lines
+	// ProfileDir, when set, receives each gateway run's CPU profile of
+	// ProfileSeconds from half a second into its load, and its
+	// allocation profile at the end of the load (admin.pprof).
+	ProfileDir     string
+	ProfileSeconds int
 }
 
 // result is the outcome of one run; times are in milliseconds or seconds as named.
@@ -120,10 +126,11 @@ type result struct {
 
 // gatewayConfig renders the edgegate config of one run: the topic mapping
 // and benchRules, so events pay for rule evaluation as in production.
-func gatewayConfig(admin, mqttAddr, dataDir, uplinkURL, mode string) string {
+// pprof turns on admin.pprof (--profile).
+func gatewayConfig(admin, mqttAddr, dataDir, uplinkURL, mode string, pprof bool) string {
 	return fmt.Sprintf(`gateway_id: bench
 log: {level: warn}
-admin: {listen: %q}
+admin: {listen: %q, pprof: %v}
 mqtt:
   listeners:
     - {id: tcp, type: tcp, address: %q}
@@ -135,7 +142,7 @@ events:
     - {match: "devices/{device}/{kind}", source: "/edgegate/{gateway_id}/devices/{device}", type: "io.edgegate.device.{kind}", subject: "{device}"}
 uplinks:
   - {name: cloud, http: {url: %q, mode: %s}}
-%s`, admin, mqttAddr, dataDir, uplinkURL, mode, benchRules(10))
+%s`, admin, pprof, mqttAddr, dataDir, uplinkURL, mode, benchRules(10))
 }
 
 // benchRules returns n rules of the usual shapes (type test, threshold,
@@ -266,7 +273,7 @@ func (b *bench) setUp() error {
 	if err := errors.Join(err1, err2); err != nil {
 		return err
 	}
-	cfg := gatewayConfig(b.admin, b.mqttAddr, filepath.Join(dir, "data"), "http://"+ln.Addr().String()+"/", b.o.Mode)
+	cfg := gatewayConfig(b.admin, b.mqttAddr, filepath.Join(dir, "data"), "http://"+ln.Addr().String()+"/", b.o.Mode, b.o.ProfileDir != "")
 	if b.o.Auth {
 		section, err := b.writeUsers()
 		if err != nil {
@@ -364,7 +371,16 @@ func (b *bench) load(ctx context.Context) (lr devices.Result, before procStats, 
 	if b.steady != nil {
 		go func() { steadyDone <- b.steady.Run(loadCtx) }()
 	}
+	profiled := make(chan error, 1)
+	if b.o.ProfileDir != "" {
+		go func() { profiled <- b.profileCPU(loadCtx) }()
+	}
 	lr = b.fleet.Run(loadCtx)
+	if b.o.ProfileDir != "" {
+		if err := errors.Join(<-profiled, b.fetchProfile(ctx, "allocs", "")); err != nil {
+			b.logf("profile: %v", err)
+		}
+	}
 	if b.steady != nil {
 		lr = mergeResults(lr, <-steadyDone)
 	}
@@ -376,6 +392,42 @@ func (b *bench) load(ctx context.Context) (lr devices.Result, before procStats, 
 	b.logf("published %d (%d failed) in %s; draining", lr.Sent, lr.Failed, lr.End.Sub(lr.Start).Round(time.Millisecond))
 	waitCount(ctx, func() int64 { return int64(b.rec.unique()) }, lr.Sent, b.o.Drain)
 	return lr, before, timedOut, nil
+}
+
+// profileCPU waits half a second into the load and fetches a CPU profile
+// of ProfileSeconds.
+func (b *bench) profileCPU(ctx context.Context) error {
+	t := time.NewTimer(500 * time.Millisecond)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return nil
+	case <-t.C:
+	}
+	return b.fetchProfile(ctx, "profile", "seconds="+strconv.Itoa(b.o.ProfileSeconds))
+}
+
+// fetchProfile saves the gateway's /debug/pprof/NAME?QUERY as
+// ProfileDir/MODE-RUN-NAME.pb.gz.
+func (b *bench) fetchProfile(ctx context.Context, name, query string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+b.admin+"/debug/pprof/"+name+"?"+query, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("%s profile: %w", name, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s profile: %s %v", name, resp.Status, err)
+	}
+	file := strings.NewReplacer("/", "_", " ", "_").Replace(b.o.Mode+"-"+b.spec.Name+"-"+name) + ".pb.gz"
+	if err := os.WriteFile(filepath.Join(b.o.ProfileDir, file), body, 0o644); err != nil {
+		return fmt.Errorf("save %s profile: %w", name, err)
+	}
+	return nil
 }
 
 // outageResult is what outage saw.

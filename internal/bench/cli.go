@@ -161,6 +161,8 @@ func parseFlags(args []string, edgegate string, stderr io.Writer) (cliConfig, er
 	fs.Int64Var(&c.opts.ValidateEvery, "validate-every", 10, "check one request in N strictly against CloudEvents 1.0 (1 = all; strict checks cost the receiver CPU it shares with the gateway)")
 	fs.DurationVar(&c.opts.Timeout, "timeout", 30*time.Second, "longest load phase of a throughput run")
 	fs.DurationVar(&c.opts.Drain, "drain", 10*time.Second, "after the load, stop waiting for events once none arrived for this long")
+	fs.StringVar(&c.opts.ProfileDir, "profile", "", "save each gateway run's CPU profile (--profile-seconds from just after the load starts) and allocation profile (at the end of the load) in this directory, for go tool pprof")
+	fs.IntVar(&c.opts.ProfileSeconds, "profile-seconds", 5, "length of the CPU profiles of --profile")
 	fs.BoolVar(&c.opts.Keep, "keep", false, "keep each run's temp dir (config, data, edgegate.log)")
 	fs.StringVar(&c.json, "json", "", "also write the results as JSON to this file (- = stdout, instead of the table)")
 	fs.BoolVar(&quick, "quick", false, "tiny numbers (3 devices, 20 messages each, 200 msgs/s for 1 s, a 1 s outage, a 2 s overload, batch mode) unless set explicitly: checks the bench itself")
@@ -225,6 +227,14 @@ func parseFlags(args []string, edgegate string, stderr io.Writer) (cliConfig, er
 	}
 	if c.opts.Inflight < 1 {
 		errs = append(errs, fmt.Errorf("--inflight: must be >= 1, got %d", c.opts.Inflight))
+	}
+	if c.opts.ProfileSeconds < 1 {
+		errs = append(errs, fmt.Errorf("--profile-seconds: must be >= 1, got %d", c.opts.ProfileSeconds))
+	}
+	if c.opts.ProfileDir != "" {
+		if err := os.MkdirAll(c.opts.ProfileDir, 0o755); err != nil {
+			errs = append(errs, fmt.Errorf("--profile: %w", err))
+		}
 	}
 	if c.opts.Timeout <= 0 || c.opts.Drain <= 0 {
 		errs = append(errs, errors.New("--timeout and --drain: must be > 0"))

@@ -12,14 +12,17 @@
 //
 //	edgegate bench [--devices 100[,1000]] [--qos 0|1] [--messages 500]
 //	               [--rate 5000] [--duration 10s] [--outage 0] [--mode batch,binary]
-//	               [--ceiling=true] [--auth] [--quick] [--json FILE|-]
+//	               [--ceiling=true] [--overload 0] [--auth] [--quick] [--profile DIR] [--json FILE|-]
 //
 // By default it runs, per device count, the ceiling's QoS 0 and QoS 1
 // throughput runs, then per uplink mode a QoS 0 and a QoS 1 throughput run
 // (--messages per device, as fast as acks come), a QoS 1 latency run at a
 // fixed --rate for --duration and, with --outage, a fixed-rate run of 3×
 // --outage whose receiver refuses every request (503) for --outage after a
-// third of it. --quick uses tiny numbers: it checks the bench, not the
+// third of it; with --overload, a QoS 1 run at twice the mode's measured
+// QoS 1 throughput beside 10 steady devices (issue 11). --profile DIR turns
+// on the gateway's admin.pprof and saves each run's CPU and allocation
+// profiles there. --quick uses tiny numbers: it checks the bench, not the
 // gateway. Main returns an error if a run failed, a QoS 1 run lost an
 // acknowledged message, or an event violated CloudEvents 1.0.
 //

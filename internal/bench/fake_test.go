@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -48,6 +49,7 @@ type fakeConfig struct {
 	} `yaml:"log"`
 	Admin struct {
 		Listen string `yaml:"listen"`
+		PProf  bool   `yaml:"pprof"`
 	} `yaml:"admin"`
 	MQTT struct {
 		Listeners []struct {
@@ -160,6 +162,10 @@ func fakeEdgegate(args []string) error {
 	admin := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/readyz" {
 			w.WriteHeader(http.StatusOK)
+			return
+		}
+		if strings.HasPrefix(r.URL.Path, "/debug/pprof/") && cfg.Admin.PProf {
+			fmt.Fprintln(w, "a profile of", r.URL.Path)
 			return
 		}
 		if r.URL.Path == "/metrics" {
@@ -309,6 +315,21 @@ func TestRunCeiling(t *testing.T) {
 		r := runCeiling(context.Background(), o, runSpec{Name: "throughput", Mode: modeCeiling, Devices: o.Devices, QoS: q, Messages: 40})
 		if r.Error != "" || r.Published != 200 || r.Received != 200 || r.Lost != 0 || r.EventsPerSec <= 0 || r.P50ms <= 0 || r.Mode != modeCeiling {
 			t.Errorf("qos %d: %+v", q, r)
+		}
+	}
+}
+
+// --profile saves each run's CPU and allocation profiles.
+func TestRunOnceProfiles(t *testing.T) {
+	o := fakeOptions(t, "batch")
+	o.ProfileDir, o.ProfileSeconds = t.TempDir(), 1
+	r := runOnce(context.Background(), o, runSpec{Name: "latency-qos1-100/s", QoS: 1, Rate: 100, Duration: time.Second})
+	if r.Error != "" {
+		t.Fatal(r.Error)
+	}
+	for _, name := range []string{"batch-latency-qos1-100_s-profile.pb.gz", "batch-latency-qos1-100_s-allocs.pb.gz"} {
+		if b, err := os.ReadFile(filepath.Join(o.ProfileDir, name)); err != nil || !strings.HasPrefix(string(b), "a profile of /debug/pprof/") {
+			t.Errorf("%s: %q, %v", name, b, err)
 		}
 	}
 }
