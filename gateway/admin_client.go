@@ -6,16 +6,18 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 )
 
-// BufferClient calls the buffer routes of a running gateway's admin API
-// (registerBufferRoutes): what `edgegate buffer` uses with --admin. It is
-// safe for concurrent use.
+// BufferClient calls a running gateway's admin API: the buffer routes
+// (registerBufferRoutes), what `edgegate buffer` uses with --admin, and
+// /status, what `edgegate status` prints. It is safe for concurrent use.
 type BufferClient struct {
 	base, token string
 	http        *http.Client
@@ -78,6 +80,30 @@ func (c *BufferClient) Purge(ctx context.Context, r PurgeRequest) (res PurgeResu
 	return res, err
 }
 
+// Status is GET /status as the admin API answers it (serveAdmin).
+type Status = status
+
+// Status is GET /status?clients=N, listing at most clients connected
+// devices (all when negative): the decoded answer and its JSON as sent.
+func (c *BufferClient) Status(ctx context.Context, clients int) (st Status, raw []byte, err error) {
+	path := "/status"
+	if clients >= 0 {
+		path += "?clients=" + strconv.Itoa(clients)
+	}
+	var rm json.RawMessage
+	if err := c.call(ctx, "GET", path, nil, &rm); err != nil {
+		return st, nil, err
+	}
+	if err := json.Unmarshal(rm, &st); err != nil {
+		return st, nil, fmt.Errorf("admin API %s/status: %w", c.base, err)
+	}
+	return st, rm, nil
+}
+
+// ErrAdminUnreachable is the error of a client whose admin API does not
+// answer (no gateway running there, a wrong address).
+var ErrAdminUnreachable = errors.New("is the gateway running?")
+
 // Close releases idle connections.
 func (c *BufferClient) Close() error { c.http.CloseIdleConnections(); return nil }
 
@@ -105,7 +131,7 @@ func (c *BufferClient) call(ctx context.Context, method, path string, in, out an
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return fmt.Errorf("admin API %s: %w\n(is the gateway running? on a stopped gateway use --config FILE or --dir DIR)", c.base, err)
+		return fmt.Errorf("admin API %s: %w\n(%w)", c.base, err, ErrAdminUnreachable)
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
@@ -121,7 +147,7 @@ func (c *BufferClient) call(ctx context.Context, method, path string, in, out an
 		err := fmt.Errorf("%s (admin API: %s)", msg, resp.Status)
 		switch {
 		case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
-			err = fmt.Errorf("%w: the admin API wants a token of admin.tokens (--token or EDGEGATE_TOKEN)", err)
+			err = fmt.Errorf("%w: the admin API wants a token of admin.tokens (--token, --token-file or EDGEGATE_TOKEN)", err)
 		case resp.StatusCode == http.StatusNotFound && msg == "404 page not found":
 			err = fmt.Errorf("%w: this gateway has no buffer tools (an older version?)", err)
 		}

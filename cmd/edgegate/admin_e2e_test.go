@@ -40,6 +40,18 @@ func tokenHash(t *testing.T, bin, token string) string {
 	return lines[len(lines)-1]
 }
 
+// startWithAdminToken starts the real binary with one admin token, ops,
+// whose secret is token; the gateway is killed when the test ends.
+func startWithAdminToken(t *testing.T, token string) e2e {
+	t.Helper()
+	e := newE2E(t, "builds and runs the real binary")
+	hash := tokenHash(t, e.bin, token)
+	setAdmin(t, e.config, fmt.Sprintf("admin:\n  listen: %q\n  tokens: [{name: ops, hash: %q}]\n", e.admin, hash))
+	p := startProc(t, e.bin, e.config, e.admin)
+	t.Cleanup(p.kill)
+	return e
+}
+
 // setAdmin replaces the admin section of config (writeConfig's, or one
 // setAdmin wrote: everything up to mqtt:) with section.
 func setAdmin(t *testing.T, config, section string) {

@@ -3,105 +3,69 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"strings"
 	"syscall"
 	"text/tabwriter"
 	"time"
 
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
 	"github.com/edgegate/edgegate/gateway"
 )
 
-// bufferCommand is one subcommand of `edgegate buffer`.
-type bufferCommand struct {
-	name     string
-	synopsis string // arguments, for the usage
-	help     string
-	run      func(ctx context.Context, args []string, stdout, stderr io.Writer) error
-}
-
-// bufferCommands is the `edgegate buffer` group, in usage order. A new
-// subcommand is one more entry.
-func bufferCommands() []bufferCommand {
-	return append([]bufferCommand{
-		{"stats", "", "events, bytes and the oldest event per queue", cmdBufferStats},
-		{"ls", "[--queue Q] [filters] [--limit N]", "list stored events, with the failure of dead letters", cmdBufferList},
-		{"show", "ID [--queue Q]", "print one stored event as CloudEvents JSON", cmdBufferShow},
-		{"replay", "--queue Q | --to UPLINK [--since T] [filters]", "send events again to an uplink, marked replayed", cmdBufferReplay},
-		{"purge", "--queue Q (--before T | --id ID | --all) [filters]", "remove what is named from a queue, nothing else", cmdBufferPurge},
-	}, repairCommands()...)
-}
-
-const bufferUsageHead = `Usage: edgegate buffer COMMAND [flags]
-
-Inspect and replay what the gateway's buffer holds: the events waiting for
+func newBufferCmd(a *app) *cobra.Command {
+	cmd := groupCmd("buffer", "inspect, replay and purge stored events and dead letters",
+		`Inspect and replay what the gateway's buffer holds: the events waiting for
 each uplink (queue uplink.NAME), the dead letters (deadletter.NAME,
 deadletter.rules) and, with buffer.retain, the events each uplink already
 received (retained.uplink.NAME).
 
 On a running gateway the commands use its admin API (--admin, default
-http://127.0.0.1:8080; --token or EDGEGATE_TOKEN when it has admin.tokens,
---cacert for an https one signed by a private CA).
+http://127.0.0.1:8080; --token, --token-file or EDGEGATE_TOKEN when it has
+admin.tokens, --cacert for an https one signed by a private CA).
 On a stopped gateway they open the buffer directly: --config FILE (every
 command), or --dir DIR (stats, ls, show). Reading opens it read-only.
 
-Commands:
-`
-
-const bufferUsageTail = `
 Times (--since, --until, --before) are when the gateway stored an event (a
 dead letter: when it was dead-lettered): RFC 3339 (2026-11-23T03:41:07Z),
 a local date and time (2026-11-23 03:41, 2026-11-23), or a duration ago
-(90m, 2h).
-
-Run "edgegate buffer COMMAND -h" for the flags of a command.
-`
-
-func bufferUsage(w io.Writer) {
-	fmt.Fprint(w, bufferUsageHead)
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	for _, c := range bufferCommands() {
-		fmt.Fprintf(tw, "  %s %s\t%s\n", c.name, c.synopsis, c.help)
-	}
-	tw.Flush()
-	fmt.Fprint(w, bufferUsageTail)
+(90m, 2h).`)
+	cmd.GroupID = groupGateway
+	cmd.AddCommand(
+		newBufferStatsCmd(a),
+		newBufferListCmd(a),
+		newBufferShowCmd(a),
+		newBufferReplayCmd(a),
+		newBufferPurgeCmd(a),
+		newBufferCheckCmd(a),
+		newBufferRepairCmd(a),
+	)
+	return cmd
 }
 
-// cmdBuffer runs `edgegate buffer COMMAND`.
-func cmdBuffer(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		bufferUsage(stderr)
-		return errUsage
-	}
-	switch args[0] {
-	case "-h", "--help", "help":
-		bufferUsage(stdout)
-		return nil
-	}
-	for _, c := range bufferCommands() {
-		if c.name != args[0] {
-			continue
-		}
-		err := c.run(ctx, args[1:], stdout, stderr)
-		switch {
-		case err == nil || errors.Is(err, flag.ErrHelp) || err == errUsage:
+// bufferSub returns a subcommand of `edgegate buffer`; run's errors from
+// an admin API that does not answer also say what to do on a stopped
+// gateway.
+func bufferSub(use, short, long string, run func(cmd *cobra.Command, args []string) error) *cobra.Command {
+	return &cobra.Command{
+		Use:   use,
+		Short: short,
+		Long:  long,
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			err := run(cmd, args)
+			if errors.Is(err, gateway.ErrAdminUnreachable) {
+				err = fmt.Errorf("%w\n(on a stopped gateway use --config FILE or --dir DIR)", err)
+			}
 			return err
-		case errors.Is(err, errUsage): // a usage error with its message
-			fmt.Fprintf(stderr, "edgegate buffer %s: %s\n", c.name, strings.TrimPrefix(err.Error(), errUsage.Error()+": "))
-			return errUsage
-		}
-		return fmt.Errorf("%s: %w", c.name, err)
+		},
 	}
-	fmt.Fprintf(stderr, "edgegate buffer: unknown command %q\n\n", args[0])
-	bufferUsage(stderr)
-	return errUsage
 }
 
 // bufferAPI is what the subcommands need: the admin API of a running
@@ -118,16 +82,13 @@ type bufferAPI interface {
 
 // target holds the flags that choose the buffer a subcommand works on.
 type target struct {
-	admin, token, cacert, config, dir string
+	adminFlags
+	config, dir string
 }
 
-const defaultAdmin = "http://127.0.0.1:8080"
-
-func (t *target) flags(fs *flag.FlagSet) {
-	fs.StringVar(&t.admin, "admin", "", "admin API of the running gateway (default "+defaultAdmin+")")
-	fs.StringVar(&t.token, "token", "", "bearer token for the admin API (default $EDGEGATE_TOKEN)")
-	fs.StringVar(&t.cacert, "cacert", "", "PEM `file` of the CA that signed an https admin API's certificate (default: the system's)")
-	fs.StringVar(&t.config, "config", "", "stopped gateway: open the buffer this configuration names")
+func (t *target) flags(fs *pflag.FlagSet) {
+	t.adminFlags.flags(fs, "`URL` of the running gateway's admin API (default "+defaultAdmin+")")
+	fs.StringVarP(&t.config, "config", "c", "", "stopped gateway: open the buffer this configuration `file` names")
 	fs.StringVar(&t.dir, "dir", "", "stopped gateway: open the buffer in this directory, read-only")
 }
 
@@ -140,25 +101,11 @@ func (t *target) open(write bool) (bufferAPI, error) {
 	case (t.config != "" || t.dir != "") && t.admin != "":
 		return nil, usageError("--admin is for a running gateway, --config and --dir for a stopped one: give one")
 	case t.config == "" && t.dir == "":
-		base := t.admin
-		if base == "" {
-			base = defaultAdmin
+		c, err := t.client(defaultAdmin)
+		if err != nil {
+			return nil, err
 		}
-		opts := gateway.ClientOptions{Token: t.token}
-		if opts.Token == "" {
-			opts.Token = os.Getenv("EDGEGATE_TOKEN")
-		}
-		if t.cacert != "" {
-			pem, err := os.ReadFile(t.cacert)
-			if err != nil {
-				return nil, fmt.Errorf("--cacert: %w", err)
-			}
-			opts.RootCAs = x509.NewCertPool()
-			if !opts.RootCAs.AppendCertsFromPEM(pem) {
-				return nil, fmt.Errorf("--cacert %s: no PEM certificate in it", t.cacert)
-			}
-		}
-		return gateway.NewBufferClient(base, opts), nil
+		return c, nil
 	case t.dir != "":
 		if write {
 			return nil, usageError("this command writes: it needs --config (the gateway's buffer settings and uplinks), not --dir")
@@ -201,22 +148,6 @@ func explainOpen(tool *gateway.BufferTool, err error, dir, admin string) (buffer
 	return nil, err
 }
 
-// adminURL is the URL of an admin.listen address as seen from this host.
-func adminURL(listen string, tls bool) string {
-	scheme := "http://"
-	if tls {
-		scheme = "https://"
-	}
-	host, port, err := net.SplitHostPort(listen)
-	if err != nil {
-		return scheme + listen
-	}
-	if host == "" || host == "0.0.0.0" || host == "::" {
-		host = "127.0.0.1"
-	}
-	return scheme + net.JoinHostPort(host, port)
-}
-
 // sameOwner refuses to write into dir as a user other than its owner:
 // files Badger creates would belong to us (root, under sudo), and the
 // gateway's service user could no longer open its own buffer.
@@ -235,46 +166,12 @@ func sameOwner(dir string) error {
 	return nil
 }
 
-// usageError is a flag problem: exit status 2.
-func usageError(format string, a ...any) error {
-	return fmt.Errorf("%w: %s", errUsage, fmt.Sprintf(format, a...))
-}
-
-// parseFlags parses args with fs, allowing positional arguments between
-// flags (show ID --queue Q), and returns the positional ones.
-func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err
-		}
-		if fs.NArg() == 0 {
-			return pos, nil
-		}
-		pos = append(pos, fs.Arg(0))
-		args = fs.Args()[1:]
-	}
-}
-
-// newBufferFlags returns the flag set of `edgegate buffer NAME` with the
-// target flags.
-func newBufferFlags(name, synopsis, help string, stderr io.Writer, t *target) *flag.FlagSet {
-	fs := flag.NewFlagSet("buffer "+name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: edgegate buffer %s %s\n\n%s\n\nFlags:\n", name, synopsis, help)
-		fs.PrintDefaults()
-	}
-	t.flags(fs)
-	return fs
-}
-
 // filterFlags binds the event filters.
 type filterFlags struct {
 	since, until, id, typ, source, subject string
 }
 
-func (f *filterFlags) bind(fs *flag.FlagSet, until bool) {
+func (f *filterFlags) bind(fs *pflag.FlagSet, until bool) {
 	fs.StringVar(&f.since, "since", "", "only events stored at or after this `time`")
 	if until {
 		fs.StringVar(&f.until, "until", "", "only events stored before this `time`")
@@ -329,13 +226,19 @@ func parseTime(s string, now time.Time) (time.Time, error) {
 	return time.Time{}, fmt.Errorf("%q is not a time: want RFC 3339 (2026-11-23T03:41:07Z), a local 2026-11-23 03:41, a date, or a duration ago (90m)", s)
 }
 
-func cmdBufferStats(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func newBufferStatsCmd(a *app) *cobra.Command {
 	var t target
-	fs := newBufferFlags("stats", "[--json]", "Events, bytes and the oldest event per queue.", stderr, &t)
-	asJSON := fs.Bool("json", false, "print JSON")
-	if err := noArgs(fs, args); err != nil {
-		return err
-	}
+	var asJSON bool
+	cmd := bufferSub("stats [--json]", "events, bytes and the oldest event per queue",
+		"Events, bytes and the oldest event per queue.", func(cmd *cobra.Command, _ []string) error {
+			return bufferStats(cmd.Context(), &t, asJSON, a.stdout)
+		})
+	t.flags(cmd.Flags())
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func bufferStats(ctx context.Context, t *target, asJSON bool, stdout io.Writer) error {
 	api, err := t.open(false)
 	if err != nil {
 		return err
@@ -345,7 +248,7 @@ func cmdBufferStats(ctx context.Context, args []string, stdout, stderr io.Writer
 	if err != nil {
 		return err
 	}
-	if *asJSON {
+	if asJSON {
 		return printJSON(stdout, st)
 	}
 	fmt.Fprintf(stdout, "buffer %s: %d events, %s", st.Dir, st.Records, humanBytes(st.Bytes))
@@ -374,33 +277,48 @@ func cmdBufferStats(ctx context.Context, args []string, stdout, stderr io.Writer
 	return tw.Flush()
 }
 
-func cmdBufferList(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	var t target
-	var ff filterFlags
-	fs := newBufferFlags("ls", "[--queue Q] [filters] [--limit N] [--json]",
-		"Lists stored events oldest first, queue by queue: where, when stored, id, type,\nsource, size, and for dead letters the failure (HTTP status, text).", stderr, &t)
-	queue := fs.String("queue", "", "only this queue (default: every queue)")
-	ff.bind(fs, true)
-	after := fs.Uint64("after", 0, "with --queue: only events after this position (SEQ)")
-	limit := fs.Int("limit", 50, "at most this many events")
-	asJSON := fs.Bool("json", false, "print one JSON object per event")
-	if err := noArgs(fs, args); err != nil {
-		return err
-	}
-	f, err := ff.filter(time.Now())
+func newBufferListCmd(a *app) *cobra.Command {
+	var o listOptions
+	cmd := bufferSub("ls [--queue Q] [filters] [--limit N] [--json]", "list stored events, with the failure of dead letters",
+		"Lists stored events oldest first, queue by queue: where, when stored, id, type,\nsource, size, and for dead letters the failure (HTTP status, text).",
+		func(cmd *cobra.Command, _ []string) error {
+			return bufferList(cmd.Context(), &o, a.stdout, a.stderr)
+		})
+	fs := cmd.Flags()
+	o.t.flags(fs)
+	fs.StringVar(&o.queue, "queue", "", "only this queue (default: every queue)")
+	o.ff.bind(fs, true)
+	fs.Uint64Var(&o.after, "after", 0, "with --queue: only events after this position (SEQ)")
+	fs.IntVar(&o.limit, "limit", 50, "at most this many events")
+	fs.BoolVar(&o.asJSON, "json", false, "print one JSON object per event")
+	return cmd
+}
+
+// listOptions are the flags of `buffer ls`.
+type listOptions struct {
+	t      target
+	ff     filterFlags
+	queue  string
+	after  uint64
+	limit  int
+	asJSON bool
+}
+
+func bufferList(ctx context.Context, o *listOptions, stdout, stderr io.Writer) error {
+	f, err := o.ff.filter(time.Now())
 	if err != nil {
 		return err
 	}
-	api, err := t.open(false)
+	api, err := o.t.open(false)
 	if err != nil {
 		return err
 	}
 	defer api.Close()
-	res, err := api.List(ctx, gateway.ListRequest{Filter: f, Queue: *queue, After: *after, Limit: *limit})
+	res, err := api.List(ctx, gateway.ListRequest{Filter: f, Queue: o.queue, After: o.after, Limit: o.limit})
 	if err != nil {
 		return err
 	}
-	if *asJSON {
+	if o.asJSON {
 		enc := json.NewEncoder(stdout)
 		for _, e := range res.Events {
 			if err := enc.Encode(e); err != nil {
@@ -460,25 +378,32 @@ func failure(e gateway.EventSummary) string {
 	return strings.TrimSpace(b.String())
 }
 
-func cmdBufferShow(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func newBufferShowCmd(a *app) *cobra.Command {
 	var t target
-	fs := newBufferFlags("show", "ID [--queue Q]",
-		"Prints the stored event with this id as CloudEvents JSON (a dead letter with its\nfailure extensions). An event kept in several queues needs --queue.", stderr, &t)
-	queue := fs.String("queue", "", "look in this queue only")
-	pos, err := parseFlags(fs, args)
-	if err != nil {
-		return err
+	var queue string
+	cmd := bufferSub("show ID [--queue Q]", "print one stored event as CloudEvents JSON",
+		"Prints the stored event with this id as CloudEvents JSON (a dead letter with its\nfailure extensions). An event kept in several queues needs --queue.",
+		func(cmd *cobra.Command, args []string) error {
+			return bufferShow(cmd.Context(), &t, args[0], queue, a.stdout)
+		})
+	cmd.Args = func(_ *cobra.Command, args []string) error {
+		if len(args) != 1 || args[0] == "" {
+			return usageError("want the ID of one event, got %d arguments", len(args))
+		}
+		return nil
 	}
-	if len(pos) != 1 || pos[0] == "" {
-		fs.Usage()
-		return errUsage
-	}
+	t.flags(cmd.Flags())
+	cmd.Flags().StringVar(&queue, "queue", "", "look in this queue only")
+	return cmd
+}
+
+func bufferShow(ctx context.Context, t *target, id, queue string, stdout io.Writer) error {
 	api, err := t.open(false)
 	if err != nil {
 		return err
 	}
 	defer api.Close()
-	raw, err := api.Show(ctx, pos[0], *queue)
+	raw, err := api.Show(ctx, id, queue)
 	if err != nil {
 		return err
 	}
@@ -491,11 +416,10 @@ func cmdBufferShow(ctx context.Context, args []string, stdout, stderr io.Writer)
 	return err
 }
 
-func cmdBufferReplay(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	var t target
-	var ff filterFlags
-	fs := newBufferFlags("replay", "--queue Q | --to UPLINK [--since T] [filters] [--limit N] [--keep]",
-		`Queues stored events for an uplink again, oldest first, marked replayed=true
+func newBufferReplayCmd(a *app) *cobra.Command {
+	var o replayOptions
+	cmd := bufferSub("replay (--queue Q | --to UPLINK) [--since T] [filters] [--limit N] [--keep]",
+		"send events again to an uplink, marked replayed", `Queues stored events for an uplink again, oldest first, marked replayed=true
 and without a dead letter's failure extensions. The uplink delivers them behind
 what is already waiting, with its usual retries; a new failure dead-letters
 them afresh. Dead letters, and the backlog of an uplink removed from the
@@ -505,34 +429,48 @@ events are copied.
   --queue deadletter.cloud                 every dead letter of uplink cloud, back to cloud
   --to cloud --since 2h                    what cloud received in the last 2 hours (buffer.retain)
   --queue deadletter.rules --to archive    the rules' dead letters, to uplink archive
-  --queue uplink.old --to cloud            the backlog of removed uplink old, to cloud`, stderr, &t)
-	queue := fs.String("queue", "", "queue to replay (default with --to: the uplink's retained history)")
-	to := fs.String("to", "", "uplink to send to (default: the queue's own uplink)")
-	ff.bind(fs, true)
-	limit := fs.Int("limit", 0, "at most this many events (0: all)")
-	keep := fs.Bool("keep", false, "leave replayed dead letters (or a removed uplink's backlog) in their queue")
-	asJSON := fs.Bool("json", false, "print the result as JSON")
-	if err := noArgs(fs, args); err != nil {
-		return err
-	}
-	if *queue == "" && *to == "" {
-		fs.Usage()
+  --queue uplink.old --to cloud            the backlog of removed uplink old, to cloud`,
+		func(cmd *cobra.Command, _ []string) error {
+			return bufferReplay(cmd.Context(), &o, a.stdout)
+		})
+	fs := cmd.Flags()
+	o.t.flags(fs)
+	fs.StringVar(&o.queue, "queue", "", "queue to replay (default with --to: the uplink's retained history)")
+	fs.StringVar(&o.to, "to", "", "uplink to send to (default: the queue's own uplink)")
+	o.ff.bind(fs, true)
+	fs.IntVar(&o.limit, "limit", 0, "at most this many events (0: all)")
+	fs.BoolVar(&o.keep, "keep", false, "leave replayed dead letters (or a removed uplink's backlog) in their queue")
+	fs.BoolVar(&o.asJSON, "json", false, "print the result as JSON")
+	return cmd
+}
+
+// replayOptions are the flags of `buffer replay`.
+type replayOptions struct {
+	t            target
+	ff           filterFlags
+	queue, to    string
+	limit        int
+	keep, asJSON bool
+}
+
+func bufferReplay(ctx context.Context, o *replayOptions, stdout io.Writer) error {
+	if o.queue == "" && o.to == "" {
 		return usageError("name --queue, --to or both")
 	}
-	f, err := ff.filter(time.Now())
+	f, err := o.ff.filter(time.Now())
 	if err != nil {
 		return err
 	}
-	api, err := t.open(true)
+	api, err := o.t.open(true)
 	if err != nil {
 		return err
 	}
 	defer api.Close()
-	res, err := api.Replay(ctx, gateway.ReplayRequest{Filter: f, Queue: *queue, To: *to, Limit: *limit, Keep: *keep})
+	res, err := api.Replay(ctx, gateway.ReplayRequest{Filter: f, Queue: o.queue, To: o.to, Limit: o.limit, Keep: o.keep})
 	if err != nil {
 		return err
 	}
-	if *asJSON {
+	if o.asJSON {
 		return printJSON(stdout, res)
 	}
 	fmt.Fprintf(stdout, "replayed %d event%s from %s to %s", res.Replayed, plural(res.Replayed), res.Queue, res.To)
@@ -546,36 +484,47 @@ events are copied.
 	return nil
 }
 
-func cmdBufferPurge(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	var t target
-	var ff filterFlags
-	fs := newBufferFlags("purge", "--queue Q (--before T | --id ID | --all) [filters]",
-		"Removes from one queue the events named, and nothing else. Events an uplink\nis sending at that moment are still delivered.", stderr, &t)
-	queue := fs.String("queue", "", "queue to purge (required)")
-	before := fs.String("before", "", "events stored before this `time`")
-	ff.bind(fs, false)
-	all := fs.Bool("all", false, "every event of the queue (or every one the filters select)")
-	asJSON := fs.Bool("json", false, "print the result as JSON")
-	if err := noArgs(fs, args); err != nil {
-		return err
-	}
-	if *queue == "" {
-		fs.Usage()
+func newBufferPurgeCmd(a *app) *cobra.Command {
+	var o purgeOptions
+	cmd := bufferSub("purge --queue Q (--before T | --id ID | --all) [filters]", "remove what is named from a queue, nothing else",
+		"Removes from one queue the events named, and nothing else. Events an uplink\nis sending at that moment are still delivered.",
+		func(cmd *cobra.Command, _ []string) error {
+			return bufferPurge(cmd.Context(), &o, a.stdout)
+		})
+	fs := cmd.Flags()
+	o.t.flags(fs)
+	fs.StringVar(&o.queue, "queue", "", "queue to purge (required)")
+	fs.StringVar(&o.before, "before", "", "events stored before this `time`")
+	o.ff.bind(fs, false)
+	fs.BoolVar(&o.all, "all", false, "every event of the queue (or every one the filters select)")
+	fs.BoolVar(&o.asJSON, "json", false, "print the result as JSON")
+	return cmd
+}
+
+// purgeOptions are the flags of `buffer purge`.
+type purgeOptions struct {
+	t             target
+	ff            filterFlags
+	queue, before string
+	all, asJSON   bool
+}
+
+func bufferPurge(ctx context.Context, o *purgeOptions, stdout io.Writer) error {
+	if o.queue == "" {
 		return usageError("--queue is required")
 	}
-	f, err := ff.filter(time.Now())
+	f, err := o.ff.filter(time.Now())
 	if err != nil {
 		return err
 	}
-	req := gateway.PurgeRequest{Queue: *queue, Filter: f, All: *all}
-	if req.Before, err = parseTimeFlag("before", *before, time.Now()); err != nil {
+	req := gateway.PurgeRequest{Queue: o.queue, Filter: f, All: o.all}
+	if req.Before, err = parseTimeFlag("before", o.before, time.Now()); err != nil {
 		return err
 	}
 	if f == (gateway.Filter{}) && req.Before.IsZero() && !req.All {
-		fs.Usage()
 		return usageError("name what to remove: --before, --id, --type, --source, --subject or --since, or --all")
 	}
-	api, err := t.open(true)
+	api, err := o.t.open(true)
 	if err != nil {
 		return err
 	}
@@ -584,23 +533,10 @@ func cmdBufferPurge(ctx context.Context, args []string, stdout, stderr io.Writer
 	if err != nil {
 		return err
 	}
-	if *asJSON {
+	if o.asJSON {
 		return printJSON(stdout, res)
 	}
 	fmt.Fprintf(stdout, "purged %d event%s from %s\n", res.Purged, plural(res.Purged), res.Queue)
-	return nil
-}
-
-// noArgs parses flags and refuses positional arguments.
-func noArgs(fs *flag.FlagSet, args []string) error {
-	pos, err := parseFlags(fs, args)
-	if err != nil {
-		return err
-	}
-	if len(pos) > 0 {
-		fs.Usage()
-		return usageError("unexpected argument %q", pos[0])
-	}
 	return nil
 }
 

@@ -344,28 +344,10 @@ const readmeExampleID = "01a233ce-a8ae-74f2-a6a6-f30fb5d75046"
 // does what its comment says. Lines with --config run after the gateway
 // has stopped; the others get the test's --admin.
 func TestReadmeBufferExamples(t *testing.T) {
-	readme, err := os.ReadFile("../../README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	section := string(readme)
-	i := strings.Index(section, "## Inspecting and replaying")
-	if i < 0 {
-		t.Fatal("README has no section on inspecting and replaying")
-	}
-	section = section[i:]
-	block := regexp.MustCompile("(?s)```sh\n(.*?)```").FindStringSubmatch(section)
-	if block == nil {
-		t.Fatal("the section has no sh block")
-	}
-	var lines []string
-	for _, l := range strings.Split(block[1], "\n") {
-		if cmd, _, _ := strings.Cut(l, "#"); strings.HasPrefix(cmd, "edgegate buffer ") {
-			lines = append(lines, strings.TrimSpace(cmd))
-		}
-	}
+	block := readmeBlock(t, "## Inspecting and replaying", "sh")
+	lines := readmeCommands(block, "edgegate buffer ")
 	if len(lines) < 6 {
-		t.Fatalf("only %d edgegate buffer lines in the README block:\n%s", len(lines), block[1])
+		t.Fatalf("only %d edgegate buffer lines in the README block:\n%s", len(lines), block)
 	}
 
 	e := newBufferE2E(t)
@@ -438,11 +420,7 @@ func TestBufferCommandsOverAdminTLS(t *testing.T) {
 // With admin.tokens the buffer routes need a token, like every route but
 // the probes: --token or EDGEGATE_TOKEN.
 func TestBufferCommandsNeedAdminToken(t *testing.T) {
-	e := newE2E(t, "builds and runs the real binary")
-	hash := tokenHash(t, e.bin, "buffer-token")
-	setAdmin(t, e.config, fmt.Sprintf("admin:\n  listen: %q\n  tokens: [{name: ops, hash: %q}]\n", e.admin, hash))
-	p := startProc(t, e.bin, e.config, e.admin)
-	defer p.kill()
+	e := startWithAdminToken(t, "buffer-token")
 
 	for _, args := range [][]string{
 		{"buffer", "stats", "--admin", e.admin},

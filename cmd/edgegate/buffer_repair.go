@@ -1,54 +1,74 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
 	"slices"
 	"strings"
 
+	"github.com/spf13/cobra"
+
 	"github.com/edgegate/edgegate/gateway"
 )
 
-// repairCommands are `edgegate buffer check` and `edgegate buffer repair`:
-// they work on a stopped gateway's buffer only (Badger lets one process
-// open it).
-func repairCommands() []bufferCommand {
-	return []bufferCommand{
-		{"check", "(--config FILE | --dir DIR) [--json]", "read every file and record of a stopped gateway's buffer; exit 1 if damaged", cmdBufferCheck},
-		{"repair", "(--config FILE | --dir DIR) [--json]", "salvage every readable record into a fresh buffer; keep the damaged one aside", cmdBufferRepair},
-	}
+// newBufferCheckCmd and newBufferRepairCmd are `edgegate buffer check`
+// and `edgegate buffer repair`: they work on a stopped gateway's buffer
+// only (Badger lets one process open it).
+func newBufferCheckCmd(a *app) *cobra.Command {
+	var o repairOptions
+	cmd := bufferSub("check (--config FILE | --dir DIR) [--json]", "read every file and record of a stopped gateway's buffer; exit 1 if damaged",
+		"Read every table (checksums included), the MANIFEST and every record of a\nstopped gateway's buffer, through a scratch copy: nothing in the buffer changes.\nExit status 1 if it is damaged.",
+		func(cmd *cobra.Command, _ []string) error {
+			return bufferCheck(&o, a.stdout)
+		})
+	o.flags(cmd)
+	return cmd
 }
 
-// repairFlags parses the flags of check and repair and returns the buffer
-// directory.
-func repairFlags(name, help string, args []string, stderr io.Writer) (dir string, asJSON bool, err error) {
-	fs := newFlagSet("buffer "+name, fmt.Sprintf("Usage: edgegate buffer %s (--config FILE | --dir DIR) [--json]\n\n%s\n\nFlags:\n", name, help), stderr)
-	config := fs.String("config", "", "the gateway's configuration: its buffer.dir")
-	fs.StringVar(&dir, "dir", "", "the buffer directory")
-	fs.BoolVar(&asJSON, "json", false, "print the report as JSON")
-	if err := noArgs(fs, args); err != nil {
-		return "", false, err
-	}
+func newBufferRepairCmd(a *app) *cobra.Command {
+	var o repairOptions
+	cmd := bufferSub("repair (--config FILE | --dir DIR) [--json]", "salvage every readable record into a fresh buffer; keep the damaged one aside",
+		"Salvage every readable record of a stopped gateway's buffer into a fresh buffer\nin the same directory, keeping queues, positions, append times and resend marks.\nThe damaged buffer is moved aside to DIR.damaged-TIME; what could not be read\nis listed. Records deleted shortly before the damage may be delivered again.",
+		func(cmd *cobra.Command, _ []string) error {
+			return bufferRepair(&o, a.stdout)
+		})
+	o.flags(cmd)
+	return cmd
+}
+
+// repairOptions are the flags of check and repair.
+type repairOptions struct {
+	config, dir string
+	asJSON      bool
+}
+
+func (o *repairOptions) flags(cmd *cobra.Command) {
+	configFlag(cmd, &o.config, "", "the gateway's configuration `file`: its buffer.dir")
+	cmd.Flags().StringVar(&o.dir, "dir", "", "the buffer directory")
+	cmd.Flags().BoolVar(&o.asJSON, "json", false, "print the report as JSON")
+}
+
+// bufferDir returns the buffer directory the flags name.
+func (o *repairOptions) bufferDir() (string, error) {
 	switch {
-	case (*config == "") == (dir == ""):
-		return "", false, usageError("give --config or --dir")
-	case *config != "":
-		c, err := gateway.LoadFile(*config)
+	case (o.config == "") == (o.dir == ""):
+		return "", usageError("give --config or --dir")
+	case o.config != "":
+		c, err := gateway.LoadFile(o.config)
 		if err != nil {
-			return "", false, err
+			return "", err
 		}
-		dir = c.Config.Buffer.Dir
+		return c.Config.Buffer.Dir, nil
 	}
-	return dir, asJSON, nil
+	return o.dir, nil
 }
 
 // errDamaged makes check exit 1 once it has printed its report.
 var errDamaged = errors.New("the buffer is damaged: stop the gateway and run `edgegate buffer repair`")
 
-func cmdBufferCheck(_ context.Context, args []string, stdout, stderr io.Writer) error {
-	dir, asJSON, err := repairFlags("check", "Read every table (checksums included), the MANIFEST and every record of a\nstopped gateway's buffer, through a scratch copy: nothing in the buffer changes.\nExit status 1 if it is damaged.", args, stderr)
+func bufferCheck(o *repairOptions, stdout io.Writer) error {
+	dir, err := o.bufferDir()
 	if err != nil {
 		return err
 	}
@@ -56,7 +76,7 @@ func cmdBufferCheck(_ context.Context, args []string, stdout, stderr io.Writer) 
 	if err != nil {
 		return explainLocked(err)
 	}
-	if asJSON {
+	if o.asJSON {
 		if err := printJSON(stdout, r); err != nil {
 			return err
 		}
@@ -69,8 +89,8 @@ func cmdBufferCheck(_ context.Context, args []string, stdout, stderr io.Writer) 
 	return nil
 }
 
-func cmdBufferRepair(_ context.Context, args []string, stdout, stderr io.Writer) error {
-	dir, asJSON, err := repairFlags("repair", "Salvage every readable record of a stopped gateway's buffer into a fresh buffer\nin the same directory, keeping queues, positions, append times and resend marks.\nThe damaged buffer is moved aside to DIR.damaged-TIME; what could not be read\nis listed. Records deleted shortly before the damage may be delivered again.", args, stderr)
+func bufferRepair(o *repairOptions, stdout io.Writer) error {
+	dir, err := o.bufferDir()
 	if err != nil {
 		return err
 	}
@@ -78,7 +98,7 @@ func cmdBufferRepair(_ context.Context, args []string, stdout, stderr io.Writer)
 	if err != nil {
 		return explainLocked(err)
 	}
-	if asJSON {
+	if o.asJSON {
 		return printJSON(stdout, r)
 	}
 	printReport(stdout, r, "salvaged")

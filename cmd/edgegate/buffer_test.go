@@ -63,21 +63,21 @@ func FuzzParseTime(f *testing.F) {
 // exit 2 for a usage error with its message.
 func TestBufferCommandUsage(t *testing.T) {
 	var out, errb bytes.Buffer
-	if code := run([]string{"buffer", "help"}, &out, &errb); code != 0 {
+	if code := runArgs([]string{"buffer", "help"}, &out, &errb); code != 0 {
 		t.Fatalf("buffer help: exit %d\n%s", code, errb.String())
 	}
-	for _, c := range bufferCommands() {
-		if !strings.Contains(out.String(), "  "+c.name+" ") {
-			t.Errorf("usage lacks %s:\n%s", c.name, out.String())
+	for _, c := range newBufferCmd(&app{}).Commands() {
+		if !strings.Contains(out.String(), "  "+c.Name()+" ") {
+			t.Errorf("usage lacks %s:\n%s", c.Name(), out.String())
 		}
 	}
 	for _, tc := range []struct {
 		args []string
 		want string
 	}{
-		{[]string{"buffer"}, "Usage: edgegate buffer COMMAND"},
+		{[]string{"buffer"}, "edgegate buffer COMMAND"},
 		{[]string{"buffer", "nope"}, `unknown command "nope"`},
-		{[]string{"buffer", "show"}, "Usage: edgegate buffer show ID"},
+		{[]string{"buffer", "show"}, "edgegate buffer show: want the ID of one event"},
 		{[]string{"buffer", "ls", "--since", "yesterday"}, `--since: "yesterday" is not a time`},
 		{[]string{"buffer", "ls", "extra"}, `unexpected argument "extra"`},
 		{[]string{"buffer", "replay"}, "name --queue, --to or both"},
@@ -88,18 +88,18 @@ func TestBufferCommandUsage(t *testing.T) {
 	} {
 		out.Reset()
 		errb.Reset()
-		if code := run(tc.args, &out, &errb); code != 2 || !strings.Contains(errb.String(), tc.want) {
+		if code := runArgs(tc.args, &out, &errb); code != 2 || !strings.Contains(errb.String(), tc.want) {
 			t.Errorf("%v: exit %d, want 2 with %q\n%s", tc.args, code, tc.want, errb.String())
 		}
 	}
 	// A stopped gateway's directory that holds no buffer.
 	dir := t.TempDir()
-	if code := run([]string{"buffer", "stats", "--dir", dir}, &out, &errb); code != 1 || !strings.Contains(errb.String(), "no buffer in "+dir) {
+	if code := runArgs([]string{"buffer", "stats", "--dir", dir}, &out, &errb); code != 1 || !strings.Contains(errb.String(), "no buffer in "+dir) {
 		t.Errorf("stats --dir on an empty directory: exit %d\n%s", code, errb.String())
 	}
 	// No gateway at --admin: say what to do.
 	errb.Reset()
-	if code := run([]string{"buffer", "stats", "--admin", "127.0.0.1:1"}, &out, &errb); code != 1 || !strings.Contains(errb.String(), "is the gateway running?") {
+	if code := runArgs([]string{"buffer", "stats", "--admin", "127.0.0.1:1"}, &out, &errb); code != 1 || !strings.Contains(errb.String(), "is the gateway running?") {
 		t.Errorf("stats with no gateway: exit %d\n%s", code, errb.String())
 	}
 }

@@ -4,26 +4,35 @@
 //
 //	edgegate run --config FILE        run the gateway
 //	edgegate validate --config FILE   check a configuration file, report every error
-//	edgegate sink                     print the CloudEvents an uplink would deliver
-//	edgegate simulate                 simulated devices publishing telemetry
-//	edgegate rules test --config FILE run the rules' own test cases
+//	edgegate status                   health, uplinks, backlog and devices of a running gateway
 //	edgegate buffer stats|ls|show|replay|purge
 //	                                  inspect, replay and purge stored events
 //	edgegate buffer check|repair      find and salvage a damaged buffer
+//	edgegate passwd                   hash a device secret
+//	edgegate sink                     print the CloudEvents an uplink would deliver
+//	edgegate simulate                 simulated devices publishing telemetry
+//	edgegate rules test --config FILE run the rules' own test cases
 //	edgegate bench                    benchmark this binary next to the raw broker
+//	edgegate completion bash|zsh|fish shell completion
 //	edgegate version
 //
-// The package is main only: flags, signals, the logger, the metrics set and
-// printing. The gateway's work is gateway's (LoadFile, New, Run, ReloadFile
-// on SIGHUP, DryRun for `rules test`, BufferTool for `buffer`, CheckBuffer
-// and RepairBuffer for `buffer check|repair`, whose
-// commands call a running gateway's admin API or open a stopped one's
-// buffer through gateway.OpenBufferTool); sink and simulate are built on
-// internal/receiver and internal/devices, bench is internal/bench. It must not import buffer or
-// uplink (gateway wires them) or the test support packages
-// (internal/cetest, internal/mqtttest); code that other programs or tests
-// could use belongs in a package, not here. It is the only place where the
-// process exits (os.Exit).
+// The package is main only: the command line (spf13/cobra), signals, the
+// logger, the metrics set and printing. cli.go holds the tree: app (the
+// streams every command shares; no package-level state), newRootCmd, the
+// exit codes (0 ok, 1 error, 2 usage, 130 on a second signal) and the
+// usage template; each command group has its own file with a
+// newXCmd(*app) *cobra.Command constructor that newRootCmd adds.
+//
+// The gateway's work is gateway's (LoadFile, New, Run, ReloadFile on
+// SIGHUP, DryRun for `rules test`, BufferClient for the admin API that
+// `status` and `buffer` call on a running gateway, BufferTool, CheckBuffer
+// and RepairBuffer for a stopped one's buffer through
+// gateway.OpenBufferTool); sink and simulate are built on internal/receiver
+// and internal/devices, bench is internal/bench (which owns its flags). It
+// must not import buffer or uplink (gateway wires them) or the test support
+// packages (internal/cetest, internal/mqtttest); code that other programs
+// or tests could use belongs in a package, not here. It is the only place
+// where the process exits (os.Exit).
 //
 // Concurrency: each command runs on the main goroutine. A signal goroutine
 // cancels the command's context on the first SIGINT or SIGTERM and exits at

@@ -12,47 +12,54 @@ import (
 	"os"
 	"strconv"
 
+	"github.com/spf13/cobra"
+
 	"github.com/edgegate/edgegate/access"
 )
 
-const passwdUsage = `Usage: edgegate passwd [--generate] [--user NAME]
-
-Prints the argon2id hash of a secret, for auth.users[].password_hash (and
+func newPasswdCmd(a *app) *cobra.Command {
+	var generate bool
+	var user string
+	cmd := &cobra.Command{
+		Use:   "passwd [--generate] [--user NAME]",
+		Short: "hash a device secret (read from the terminal or stdin)",
+		Long: `Prints the argon2id hash of a secret, for auth.users[].password_hash (and
 the admin tokens). The secret is read from the terminal (asked twice, not
 echoed) or, when stdin is not a terminal, from the first line of stdin;
 never from the command line, where other users and the shell history would
 see it.
 
-  edgegate passwd                            # type the secret; prints its hash
-  printf '%s\n' "$SECRET" | edgegate passwd   # from a script
-  edgegate passwd --generate --user door-1 >> devices.yaml
-
 With --generate, a random secret (192 bits) is made instead and printed on
 the first line, before its hash: give it to the device, keep only the
 hash. With --user, stdout is only the users entry (append it to a users
-file) and a generated secret goes to stderr.
-
-Flags:
-`
+file) and a generated secret goes to stderr.`,
+		Example: `  edgegate passwd                            # type the secret; prints its hash
+  printf '%s\n' "$SECRET" | edgegate passwd   # from a script
+  edgegate passwd --generate --user door-1 >> devices.yaml`,
+		GroupID: groupTools,
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return usageError("unexpected argument %q: the secret is never taken from the command line", args[0])
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return passwd(cmd.Context(), generate, user, a.stdin, a.stdout, a.stderr)
+		},
+	}
+	cmd.Flags().BoolVar(&generate, "generate", false, "make a random secret, print it and its hash")
+	cmd.Flags().StringVar(&user, "user", "", "print a users entry for user `NAME` instead of the bare hash")
+	return cmd
+}
 
 // secretBytes is the entropy of a generated secret.
 const secretBytes = 24
 
-// cmdPasswd runs `edgegate passwd`.
-func cmdPasswd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	fs := newFlagSet("passwd", passwdUsage, stderr)
-	generate := fs.Bool("generate", false, "make a random secret, print it and its hash")
-	user := fs.String("user", "", "print a users entry for user NAME instead of the bare hash")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "edgegate passwd: unexpected argument %q: the secret is never taken from the command line\n\n", fs.Arg(0))
-		fs.Usage()
-		return errUsage
-	}
+// passwd hashes a secret read from stdin, or a generated one, and prints
+// the hash (or a users entry for user).
+func passwd(ctx context.Context, generate bool, user string, stdin io.Reader, stdout, stderr io.Writer) error {
 	var secret []byte
-	if *generate {
+	if generate {
 		b := make([]byte, secretBytes)
 		if _, err := rand.Read(b); err != nil {
 			return err
@@ -68,14 +75,14 @@ func cmdPasswd(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	if err != nil {
 		return err
 	}
-	if *user != "" {
-		if *generate {
-			fmt.Fprintf(stderr, "secret for %s: %s\n", *user, secret)
+	if user != "" {
+		if generate {
+			fmt.Fprintf(stderr, "secret for %s: %s\n", user, secret)
 		}
-		fmt.Fprintf(stdout, "- username: %s\n  password_hash: %q\n", strconv.Quote(*user), hash)
+		fmt.Fprintf(stdout, "- username: %s\n  password_hash: %q\n", strconv.Quote(user), hash)
 		return nil
 	}
-	if *generate {
+	if generate {
 		fmt.Fprintf(stdout, "%s\n", secret)
 	}
 	fmt.Fprintln(stdout, hash)

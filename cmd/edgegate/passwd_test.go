@@ -11,7 +11,7 @@ import (
 func TestPasswd(t *testing.T) {
 	ctx := context.Background()
 	var out, errOut strings.Builder
-	if err := cmdPasswd(ctx, nil, strings.NewReader("s3cret pass\r\nignored\n"), &out, &errOut); err != nil {
+	if err := runCmd(ctx, []string{"passwd"}, strings.NewReader("s3cret pass\r\nignored\n"), &out, &errOut); err != nil {
 		t.Fatal(err)
 	}
 	hash := strings.TrimSuffix(out.String(), "\n")
@@ -20,7 +20,7 @@ func TestPasswd(t *testing.T) {
 	}
 
 	out.Reset()
-	if err := cmdPasswd(ctx, []string{"--generate"}, strings.NewReader(""), &out, &errOut); err != nil {
+	if err := runCmd(ctx, []string{"passwd", "--generate"}, strings.NewReader(""), &out, &errOut); err != nil {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
@@ -34,7 +34,7 @@ func TestPasswd(t *testing.T) {
 	// With --user, stdout is a users entry and nothing else.
 	out.Reset()
 	errOut.Reset()
-	if err := cmdPasswd(ctx, []string{"--generate", "--user", "door-1"}, strings.NewReader(""), &out, &errOut); err != nil {
+	if err := runCmd(ctx, []string{"passwd", "--generate", "--user", "door-1"}, strings.NewReader(""), &out, &errOut); err != nil {
 		t.Fatal(err)
 	}
 	lines = strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
@@ -57,12 +57,14 @@ func TestPasswd(t *testing.T) {
 		{nil, "", "empty secret"},
 		{nil, strings.Repeat("x", 5000), "at most 4 KiB"},
 	} {
-		err := cmdPasswd(ctx, tc.args, strings.NewReader(tc.stdin), &out, &errOut)
+		err := runCmd(ctx, append([]string{"passwd"}, tc.args...), strings.NewReader(tc.stdin), &out, &errOut)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("passwd %q <%.10q: err = %v, want %q", tc.args, tc.stdin, err, tc.want)
 		}
 	}
-	if !strings.Contains(errOut.String(), "never taken from the command line") {
-		t.Errorf("an argument is not refused with a reason:\n%s", errOut.String())
+	errOut.Reset()
+	if code := execute(ctx, []string{"passwd", "s3cret"}, app{stdin: strings.NewReader(""), stdout: &out, stderr: &errOut}); code != 2 ||
+		!strings.Contains(errOut.String(), "never taken from the command line") {
+		t.Errorf("an argument is not refused with a reason: exit %d\n%s", code, errOut.String())
 	}
 }

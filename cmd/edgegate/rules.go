@@ -6,12 +6,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"strings"
 	"time"
+
+	"github.com/spf13/cobra"
 
 	"github.com/edgegate/edgegate/cloudevent"
 	"github.com/edgegate/edgegate/gateway"
@@ -19,9 +20,21 @@ import (
 	"github.com/edgegate/edgegate/rules"
 )
 
-const rulesUsage = `Usage: edgegate rules test [--config FILE] [--events FILE.jsonl] [-v]
+func newRulesCmd(a *app) *cobra.Command {
+	cmd := groupCmd("rules", "run the rules' test cases, show their decisions",
+		"Tools for the rules section of a configuration.")
+	cmd.GroupID = groupTools
+	cmd.AddCommand(newRulesTestCmd(a))
+	return cmd
+}
 
-Runs the test cases of the rules section (rules.tests) and reports each as
+func newRulesTestCmd(a *app) *cobra.Command {
+	var path, eventsPath string
+	var verbose bool
+	cmd := &cobra.Command{
+		Use:   "test [--config FILE] [--events FILE.jsonl] [-v]",
+		Short: "run the rules' test cases / show their decisions",
+		Long: `Runs the test cases of the rules section (rules.tests) and reports each as
 PASS or FAIL with the differences; exits non-zero when one fails. With
 --events, also runs every event of the file through the rules and prints the
 decision (routes, changed event, emitted events, local publishes,
@@ -31,37 +44,23 @@ MQTT message {"topic": "devices/t1/telemetry", "payload": {...} or "text",
 CloudEvent by the events section. Events are evaluated at their time
 (or now), in file order, sharing state.
 
-Flags:
-`
-
-// cmdRules runs `edgegate rules test`.
-func cmdRules(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] != "test" {
-		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
-			fmt.Fprint(stdout, rulesUsage)
-			return nil
-		}
-		fmt.Fprint(stderr, rulesUsage)
-		return errUsage
+Exit status: 0 every test passed, 1 a test failed, 2 the configuration is
+invalid.`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := gateway.LoadFile(path)
+			if err != nil {
+				printConfigErrors(a.stderr, err)
+				return errUsage
+			}
+			return runRulesTest(cmd.Context(), c, eventsPath, verbose, a.stdout)
+		},
 	}
-	fs := flag.NewFlagSet("rules test", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, rulesUsage)
-		fs.PrintDefaults()
-	}
-	path := configFlag(fs)
-	eventsPath := fs.String("events", "", "JSONL file of events to run through the rules")
-	verbose := fs.Bool("v", false, "print the decision of every test step")
-	if err := fs.Parse(args[1:]); err != nil {
-		return err
-	}
-	c, err := gateway.LoadFile(*path)
-	if err != nil {
-		printConfigErrors(stderr, err)
-		return errUsage
-	}
-	return runRulesTest(ctx, c, *eventsPath, *verbose, stdout)
+	configFlag(cmd, &path, defaultConfig, "configuration `file` whose rules to test")
+	cmd.Flags().StringVar(&eventsPath, "events", "", "JSONL `file` of events to run through the rules")
+	cmd.MarkFlagFilename("events", "jsonl", "json")
+	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "print the decision of every test step")
+	return cmd
 }
 
 // uplinkNames are the route names the rules may use.

@@ -51,7 +51,7 @@ func TestRulesExamplesPass(t *testing.T) {
 	for _, f := range exampleRuleConfigs(t) {
 		t.Run(filepath.Base(f), func(t *testing.T) {
 			var out, stderr bytes.Buffer
-			err := cmdRules(context.Background(), []string{"test", "--config", f}, &out, &stderr)
+			err := runCmd(context.Background(), []string{"rules", "test", "--config", f}, nil, &out, &stderr)
 			if stderr.Len() > 0 {
 				t.Logf("stderr: %s", stderr.String())
 			}
@@ -130,10 +130,10 @@ func TestRulesEventsFile(t *testing.T) {
 
 func TestRulesUsage(t *testing.T) {
 	var out, errOut bytes.Buffer
-	if err := cmdRules(context.Background(), nil, &out, &errOut); err != errUsage {
-		t.Fatalf("err = %v", err)
+	if code := runArgs([]string{"rules"}, &out, &errOut); code != 2 {
+		t.Fatalf("exit %d", code)
 	}
-	if !strings.Contains(errOut.String(), "Usage: edgegate rules test") {
+	if !strings.Contains(errOut.String(), "edgegate rules COMMAND") || !strings.Contains(errOut.String(), "\n  test ") {
 		t.Fatal(errOut.String())
 	}
 }

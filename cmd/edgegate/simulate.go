@@ -3,13 +3,14 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"math"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/spf13/cobra"
 
 	"github.com/edgegate/edgegate/internal/devices"
 )
@@ -32,25 +33,28 @@ type simConfig struct {
 	timeout  time.Duration
 }
 
-// cmdSimulate runs `edgegate simulate`: N MQTT devices publishing JSON telemetry to a
-// broker at a fixed total rate. It blocks until every device has sent --count messages,
-// --duration has passed or ctx is cancelled (an interrupt is a normal end), then prints a
-// summary to stdout (progress lines go to stderr). It returns an error for bad flags, a failed connect, or if any
-// publish failed. -h prints the usage and returns nil.
-func cmdSimulate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	cfg, err := parseSimFlags(args, stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	return runSimulate(ctx, cfg, stdout, stderr)
-}
-
-func parseSimFlags(args []string, stderr io.Writer) (simConfig, error) {
+func newSimulateCmd(a *app) *cobra.Command {
 	var c simConfig
-	fs := newFlagSet("simulate", "Usage: edgegate simulate [flags]\n\nSimulated MQTT devices publishing JSON telemetry.\n\nFlags:\n", stderr)
+	cmd := &cobra.Command{
+		Use:   "simulate [flags]",
+		Short: "simulated MQTT devices publishing JSON telemetry",
+		Long: `Simulated MQTT devices publishing JSON telemetry: --devices paho clients, one
+connection each, publishing to --topic at --rate messages per second in
+total. It stops after --count messages per device, after --duration, or when
+interrupted, and prints a summary to stdout (progress lines go to stderr).
+Exit status 1 when a device cannot connect or a publish fails.`,
+		Example: `  edgegate simulate --devices 10 --rate 5
+  edgegate simulate --devices 100 --rate 0 --count 1000 --qos 1   # as fast as acks allow`,
+		GroupID: groupTools,
+		Args:    noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := c.validate(); err != nil {
+				return err
+			}
+			return runSimulate(cmd.Context(), c, a.stdout, a.stderr)
+		},
+	}
+	fs := cmd.Flags()
 	fs.StringVar(&c.broker, "broker", "tcp://127.0.0.1:1883", "MQTT broker URL (tcp://, ssl://, ws://)")
 	fs.IntVar(&c.devices, "devices", 10, "number of simulated devices, one MQTT connection each")
 	fs.Float64Var(&c.rate, "rate", 10, "total messages per second across all devices (0 = as fast as possible)")
@@ -61,17 +65,11 @@ func parseSimFlags(args []string, stderr io.Writer) (simConfig, error) {
 	fs.StringVar(&c.prefix, "prefix", "sim-", "device id prefix (ids are PREFIX001, PREFIX002, ...)")
 	fs.StringVar(&c.username, "username", "", "MQTT username")
 	fs.StringVar(&c.password, "password", "", "MQTT password")
-	fs.BoolVar(&c.clean, "clean", true, "connect with a clean session")
+	fs.BoolVar(&c.clean, "clean", true, "connect with a clean session (--clean=false for a persistent one)")
 	fs.DurationVar(&c.progress, "progress", 5*time.Second, "interval of the progress lines on stderr (0 = none)")
 	fs.IntVar(&c.inflight, "inflight", 32, "QoS>=1 publishes outstanding per device before waiting for acks")
 	fs.DurationVar(&c.timeout, "timeout", 10*time.Second, "connect and ack timeout")
-	if err := fs.Parse(args); err != nil {
-		return c, err
-	}
-	if fs.NArg() > 0 {
-		return c, fmt.Errorf("simulate: unexpected argument %q", fs.Arg(0))
-	}
-	return c, c.validate()
+	return cmd
 }
 
 func (c simConfig) validate() error {

@@ -82,7 +82,7 @@ func TestSimulateCount(t *testing.T) {
 		t.Run("qos"+qos, func(t *testing.T) {
 			b := startTestBroker(t)
 			var stdout, stderr bytes.Buffer
-			err := cmdSimulate(context.Background(), []string{
+			err := runSub(context.Background(), "simulate", []string{
 				"--broker", b.url, "--devices", "3", "--count", "25", "--rate", "0", "--qos", qos,
 				"--prefix", "dev-", "--topic", "devices/{device}/telemetry",
 			}, &stdout, &stderr)
@@ -121,7 +121,7 @@ func TestSimulateRateAndDuration(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	start := time.Now()
 	// 100 msg/s over 4 devices for 500 ms: about 50 messages; the run must stop by itself.
-	err := cmdSimulate(context.Background(), []string{
+	err := runSub(context.Background(), "simulate", []string{
 		"--broker", b.url, "--devices", "4", "--rate", "100", "--duration", "500ms", "--progress", "100ms",
 	}, &stdout, &stderr)
 	if err != nil {
@@ -152,7 +152,7 @@ func TestSimulateDurationWhenBrokerGone(t *testing.T) {
 	time.AfterFunc(300*time.Millisecond, b.Close)
 	var stdout, stderr bytes.Buffer
 	start := time.Now()
-	err := cmdSimulate(context.Background(), []string{
+	err := runSub(context.Background(), "simulate", []string{
 		"--broker", b.URL, "--devices", "2", "--rate", "100", "--duration", "1s", "--timeout", "1s", "--progress", "0",
 	}, &stdout, &stderr)
 	if el := time.Since(start); el > 5*time.Second { // slack for a loaded machine; without the fix it takes 30 s
@@ -168,7 +168,7 @@ func TestSimulateCancel(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(300*time.Millisecond, cancel)
 	var stdout, stderr bytes.Buffer
-	err := cmdSimulate(ctx, []string{"--broker", b.url, "--devices", "2", "--rate", "50", "--progress", "0"}, &stdout, &stderr)
+	err := runSub(ctx, "simulate", []string{"--broker", b.url, "--devices", "2", "--rate", "50", "--progress", "0"}, &stdout, &stderr)
 	if err != nil {
 		t.Fatalf("interrupted simulate should end cleanly, got %v", err)
 	}
@@ -180,7 +180,7 @@ func TestSimulateCancel(t *testing.T) {
 func TestSimulateConnectError(t *testing.T) {
 	// Nothing listens on port 1 of 127.0.0.1.
 	var stdout, stderr bytes.Buffer
-	err := cmdSimulate(context.Background(), []string{"--broker", "tcp://127.0.0.1:1", "--devices", "2", "--count", "1", "--timeout", "2s"}, &stdout, &stderr)
+	err := runSub(context.Background(), "simulate", []string{"--broker", "tcp://127.0.0.1:1", "--devices", "2", "--count", "1", "--timeout", "2s"}, &stdout, &stderr)
 	if err == nil || !strings.Contains(err.Error(), "connect sim-001") {
 		t.Fatalf("err = %v, want a connect error naming the device", err)
 	}
@@ -198,11 +198,11 @@ func TestSimulateFlags(t *testing.T) {
 		{[]string{"--topic", "devices/+/x"}, "--topic: must be"},
 		{[]string{"--count", "-2", "--inflight", "0"}, "--inflight: must be >= 1"},
 		{[]string{"extra"}, `unexpected argument "extra"`},
-		{[]string{"--nope"}, "flag provided but not defined"},
+		{[]string{"--nope"}, "unknown flag: --nope"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
-			err := cmdSimulate(context.Background(), tt.args, io.Discard, io.Discard)
+			err := runSub(context.Background(), "simulate", tt.args, io.Discard, io.Discard)
 			if tt.want == "" {
 				if err != nil {
 					t.Fatalf("err = %v, want nil", err)

@@ -5,8 +5,6 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log"
@@ -22,53 +20,57 @@ import (
 	"unicode/utf8"
 
 	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/spf13/cobra"
 
 	"github.com/edgegate/edgegate/internal/receiver"
 )
 
-const sinkUsage = `usage: edgegate sink [flags]
-
-Receive CloudEvents over HTTP (binary, structured or batch mode), check them
+func newSinkCmd(a *app) *cobra.Command {
+	var o sinkOptions
+	var listen string
+	cmd := &cobra.Command{
+		Use:   "sink [flags]",
+		Short: "receive CloudEvents over HTTP and print them",
+		Long: `Receive CloudEvents over HTTP (binary, structured or batch mode), check them
 strictly against CloudEvents 1.0 and print them. Violations are printed to
-stderr as "sink: INVALID …" and answered 400, unless --lenient.
+stderr as "sink: INVALID …" and answered 400, unless --lenient. It runs until
+interrupted and then prints how many events it received.`,
+		Example: `  edgegate sink                    # uplink url: http://127.0.0.1:8081/
+  edgegate sink --status 503       # an endpoint that is down`,
+		GroupID: groupTools,
+		Args:    noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runSink(cmd.Context(), listen, o, a.stdout, a.stderr)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&listen, "listen", "127.0.0.1:8081", "address to listen on (host:port)")
+	f.IntVar(&o.status, "status", http.StatusOK, "HTTP status to answer with, e.g. 503 to simulate failures")
+	f.BoolVar(&o.quiet, "quiet", false, "do not print events (only a count at exit)")
+	f.StringVar(&o.format, "format", "pretty", "output: pretty (one line per event) or json (one CloudEvent JSON per line)")
+	f.BoolVar(&o.lenient, "lenient", false, "accept requests that violate CloudEvents 1.0 (still reported on stderr) instead of answering 400")
+	return cmd
+}
 
-flags:
-`
-
-// cmdSink runs `edgegate sink`: a CloudEvents HTTP receiver for testing
+// runSink runs `edgegate sink`: a CloudEvents HTTP receiver for testing
 // uplinks. It accepts binary, structured and batch requests, validates each
 // strictly against CloudEvents 1.0 (internal/ceconform), prints every event to
-// stdout and answers --status. A request that violates the spec gets one
+// stdout and answers o.status. A request that violates the spec gets one
 // "sink: INVALID …" line per violation on stderr and a 400 with the reasons,
-// unless --lenient (internal/receiver does the receiving). It returns when
+// unless o.lenient (internal/receiver does the receiving). It returns when
 // ctx is cancelled.
-func cmdSink(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("sink", sinkUsage, stderr)
-	listen := fs.String("listen", "127.0.0.1:8081", "address to listen on (host:port)")
-	status := fs.Int("status", http.StatusOK, "HTTP status to answer with, e.g. 503 to simulate failures")
-	quiet := fs.Bool("quiet", false, "do not print events (only a count at exit)")
-	format := fs.String("format", "pretty", "output: pretty (one line per event) or json (one CloudEvent JSON per line)")
-	lenient := fs.Bool("lenient", false, "accept requests that violate CloudEvents 1.0 (still reported on stderr) instead of answering 400")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return err
+func runSink(ctx context.Context, listen string, o sinkOptions, stdout, stderr io.Writer) error {
+	if o.status < 200 || o.status > 599 {
+		return fmt.Errorf("sink: --status %d: must be between 200 and 599", o.status)
 	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("sink: unexpected argument %q", fs.Arg(0))
-	}
-	if *status < 200 || *status > 599 {
-		return fmt.Errorf("sink: --status %d: must be between 200 and 599", *status)
-	}
-	if *format != "pretty" && *format != "json" {
-		return fmt.Errorf("sink: --format %q: must be pretty or json", *format)
+	if o.format != "pretty" && o.format != "json" {
+		return fmt.Errorf("sink: --format %q: must be pretty or json", o.format)
 	}
 
-	h := newSinkHandler(sinkOptions{status: *status, quiet: *quiet, format: *format, lenient: *lenient}, stdout, stderr)
-	ln, err := net.Listen("tcp", *listen)
+	h := newSinkHandler(o, stdout, stderr)
+	ln, err := net.Listen("tcp", listen)
 	if err != nil {
-		return fmt.Errorf("sink: listen %s: %w", *listen, err)
+		return fmt.Errorf("sink: listen %s: %w", listen, err)
 	}
 	srv := &http.Server{
 		Handler:           h,
@@ -76,7 +78,7 @@ func cmdSink(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          log.New(stderr, "sink: ", 0),
 	}
-	fmt.Fprintf(stderr, "edgegate sink listening on http://%s (answering %d)\n", ln.Addr(), *status)
+	fmt.Fprintf(stderr, "edgegate sink listening on http://%s (answering %d)\n", ln.Addr(), o.status)
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

@@ -330,7 +330,7 @@ func TestCmdSink(t *testing.T) {
 	var stdout syncBuffer
 	done := make(chan error, 1)
 	go func() {
-		done <- cmdSink(ctx, []string{"--listen", "127.0.0.1:0", "--format", "pretty"}, &stdout, pw)
+		done <- runSub(ctx, "sink", []string{"--listen", "127.0.0.1:0", "--format", "pretty"}, &stdout, pw)
 		pw.Close()
 	}()
 	sc := bufio.NewScanner(pr)
@@ -365,10 +365,10 @@ func TestCmdSink(t *testing.T) {
 	select {
 	case err := <-done:
 		if err != nil {
-			t.Fatalf("cmdSink: %v", err)
+			t.Fatalf("sink: %v", err)
 		}
 	case <-time.After(10 * time.Second):
-		t.Fatal("cmdSink did not stop")
+		t.Fatal("sink did not stop")
 	}
 	out := stdout.String()
 	for _, mode := range []string{"batch", "binary", "structured"} {
@@ -392,13 +392,13 @@ func TestCmdSinkFlags(t *testing.T) {
 		{"--nope"},
 	} {
 		var stderr syncBuffer
-		if err := cmdSink(context.Background(), args, io.Discard, &stderr); err == nil {
-			t.Errorf("cmdSink(%q) = nil", args)
+		if err := runSub(context.Background(), "sink", args, io.Discard, &stderr); err == nil {
+			t.Errorf("sink %q = nil", args)
 		}
 	}
-	var stderr syncBuffer
-	if err := cmdSink(context.Background(), []string{"-h"}, io.Discard, &stderr); err != nil || !strings.Contains(stderr.String(), "--status") && !strings.Contains(stderr.String(), "-status") {
-		t.Errorf("-h: %v %q", err, stderr.String())
+	var stdout syncBuffer // help is output asked for: stdout
+	if err := runSub(context.Background(), "sink", []string{"-h"}, &stdout, io.Discard); err != nil || !strings.Contains(stdout.String(), "--status") {
+		t.Errorf("-h: %v %q", err, stdout.String())
 	}
 }
 

@@ -17,7 +17,7 @@ func TestValidateShippedConfigs(t *testing.T) {
 	for _, f := range files {
 		t.Run(filepath.Base(f), func(t *testing.T) {
 			var out, errOut bytes.Buffer
-			if code := run([]string{"validate", "--config", f}, &out, &errOut); code != 0 {
+			if code := runArgs([]string{"validate", "--config", f}, &out, &errOut); code != 0 {
 				t.Fatalf("exit %d:\n%s", code, errOut.String())
 			}
 			if want := f + ": ok\n"; out.String() != want {
@@ -43,7 +43,7 @@ uplinks:
 		t.Fatal(err)
 	}
 	var out, errOut bytes.Buffer
-	if code := run([]string{"validate", "--config", path}, &out, &errOut); code != 2 {
+	if code := runArgs([]string{"validate", "--config", path}, &out, &errOut); code != 2 {
 		t.Fatalf("exit %d, want 2:\n%s", code, errOut.String())
 	}
 	want := []string{

@@ -1,0 +1,58 @@
+package main
+
+import (
+	"context"
+	"io"
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// runCmd runs the command line args in this process, as main does but
+// returning the command's error instead of printing it.
+func runCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	return commandLine(&app{stdin: stdin, stdout: stdout, stderr: stderr}, args).ExecuteContext(ctx)
+}
+
+// runArgs runs the command line args as main does and returns the exit
+// code.
+func runArgs(args []string, stdout, stderr io.Writer) int {
+	return execute(context.Background(), args, app{stdout: stdout, stderr: stderr})
+}
+
+// runSub runs `edgegate sub args…` like runCmd.
+func runSub(ctx context.Context, sub string, args []string, stdout, stderr io.Writer) error {
+	return runCmd(ctx, append([]string{sub}, args...), nil, stdout, stderr)
+}
+
+// readmeBlock returns the first ```lang block of the README after the
+// heading, failing the test if there is none.
+func readmeBlock(t *testing.T, heading, lang string) string {
+	t.Helper()
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(readme), heading)
+	if !ok {
+		t.Fatalf("README has no %q", heading)
+	}
+	block := regexp.MustCompile("(?s)```" + lang + "\n(.*?)```").FindStringSubmatch(section)
+	if block == nil {
+		t.Fatalf("README %q has no %s block", heading, lang)
+	}
+	return block[1]
+}
+
+// readmeCommands returns the lines of block that start with prefix, each
+// without its # comment.
+func readmeCommands(block, prefix string) []string {
+	var lines []string
+	for _, l := range strings.Split(block, "\n") {
+		if cmd, _, _ := strings.Cut(l, "#"); strings.HasPrefix(cmd, prefix) {
+			lines = append(lines, strings.TrimSpace(cmd))
+		}
+	}
+	return lines
+}
