@@ -22,7 +22,9 @@
 //     Mapper.Map): topic templates for source, type and subject, a
 //     time-ordered id, the publisher's identity, JSON data or data_base64
 //     under a content type every uplink mode can carry; and the events of
-//     devices connecting and disconnecting (Mapper.Presence).
+//     devices connecting and disconnecting (Mapper.Presence);
+//   - the events of the gateway's own configuration (ConfigEvent:
+//     io.edgegate.config.applied|rejected|rolledback).
 //
 // cloudevent does no I/O and imports no other edgegate package but
 // internal/yamlconf (its config errors); every layer may import it (like

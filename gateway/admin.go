@@ -33,6 +33,7 @@ import (
 //	                ?removed_backlog=drop drops removed uplinks' backlogs
 //	/v1/buffer/...  the buffer tools (registerBufferRoutes)
 //	/debug/pprof/   Go's profiles, while admin.pprof is true (404 otherwise)
+//	/v1/config...   remote configuration (registerConfigRoutes)
 //
 // Every route but the open ones, and any path that matches no route, needs
 // a bearer token of admin.tokens when tokens are set (adminHandler).
@@ -97,6 +98,7 @@ func (g *Gateway) serveAdmin(ctx context.Context) error {
 	})
 	g.registerBufferRoutes(mux)
 	g.registerPprof(mux)
+	g.registerConfigRoutes(mux)
 	srv := &http.Server{
 		Handler:           g.adminHandler(mux),
 		ReadHeaderTimeout: 5 * time.Second,
@@ -108,6 +110,11 @@ func (g *Gateway) serveAdmin(ctx context.Context) error {
 	serve := func() error { return srv.Serve(g.adminLn) }
 	if g.adminCert != nil {
 		srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: g.adminCert.GetCertificate}
+		if g.adminClientCAs != nil {
+			// A certificate is optional (tokens still work); one that is
+			// given must verify.
+			srv.TLSConfig.ClientCAs, srv.TLSConfig.ClientAuth = g.adminClientCAs, tls.VerifyClientCertIfGiven
+		}
 		serve = func() error { return srv.ServeTLS(g.adminLn, "", "") }
 	}
 	errc := make(chan error, 1)
@@ -175,8 +182,14 @@ func (g *Gateway) adminHandler(mux *http.ServeMux) http.Handler {
 			return
 		}
 		name := ""
-		if auth := g.adminAuth.Load(); auth != nil {
+		if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 {
+			// A client certificate signed by admin.tls.client_ca_file.
+			name = "cert:" + r.TLS.VerifiedChains[0][0].Subject.CommonName
+		} else if auth := g.adminAuth.Load(); auth != nil || g.adminClientCAs != nil {
 			token, problem := parseBearer(r.Header.Values("Authorization"))
+			if problem == authOK && auth == nil {
+				problem = authInvalid // no tokens: only a client certificate will do
+			}
 			if problem == authOK {
 				var err error
 				name, err = auth.check(r.Context(), []byte(token))

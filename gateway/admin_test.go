@@ -298,6 +298,50 @@ func TestAdminTLS(t *testing.T) {
 	}
 }
 
+// admin.tls.client_ca_file: a client certificate signed by it opens the
+// authenticated routes without a token; without one, a token still works,
+// and with neither the answer is 401; a certificate from another CA fails
+// the handshake.
+func TestAdminClientCertificate(t *testing.T) {
+	ca := testpki.NewCA(t, "admin CA")
+	srv := ca.Server(t, "edgegate")
+	ops := ca.Client(t, "ops-laptop")
+	stranger := testpki.NewCA(t, "other CA").Client(t, "intruder")
+	for _, tokens := range []bool{false, true} {
+		cfg := testConfig(t, "http://127.0.0.1:1/")
+		cfg.Admin.TLS = AdminTLSConfig{CertFile: srv.CertFile, KeyFile: srv.KeyFile, ClientCAFile: ca.File}
+		if tokens {
+			cfg.Admin.Tokens = []AdminToken{{Name: "ops", Hash: "$plain$s3cret"}}
+		}
+		var calls atomic.Int32
+		gw := startWith(t, cfg, Options{verifyToken: plainVerifier(&calls)})
+		url := "https://" + gw.g.AdminAddr().String() + "/metrics"
+		client := func(l *testpki.Leaf) *http.Client {
+			c := &tls.Config{RootCAs: ca.Pool}
+			if l != nil { // presented whatever CAs the server names
+				c.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &l.TLS, nil }
+			}
+			return &http.Client{Transport: &http.Transport{TLSClientConfig: c}}
+		}
+		if got := call(t, client(ops), "GET", url); got.code != http.StatusOK {
+			t.Errorf("tokens %v: with a client certificate: %d %s", tokens, got.code, got.body)
+		}
+		if got := call(t, client(nil), "GET", url); got.code != http.StatusUnauthorized {
+			t.Errorf("tokens %v: with neither: %d", tokens, got.code)
+		}
+		want := http.StatusUnauthorized
+		if tokens {
+			want = http.StatusOK
+		}
+		if got := call(t, client(nil), "GET", url, "Bearer s3cret"); got.code != want {
+			t.Errorf("tokens %v: with a token and no certificate: %d, want %d", tokens, got.code, want)
+		}
+		if _, err := client(stranger).Get(url); err == nil {
+			t.Errorf("tokens %v: a certificate of another CA was accepted", tokens)
+		}
+	}
+}
+
 // Without a verifier (package access not wired in), tokens cannot start
 // an endpoint: never open by mistake.
 func TestAdminTokensNeedVerifier(t *testing.T) {
@@ -445,8 +489,10 @@ func TestAdminConfigValidate(t *testing.T) {
 		{"tls without key", AdminConfig{Listen: "127.0.0.1:0", TLS: AdminTLSConfig{CertFile: srv.CertFile}}, []string{"admin.tls.key_file: is required"}},
 		{"tls wrong key", AdminConfig{Listen: "127.0.0.1:0", TLS: AdminTLSConfig{CertFile: srv.CertFile, KeyFile: other.KeyFile}},
 			[]string{"admin.tls.key_file: not a key for tls.cert_file"}},
-		{"client ca reserved", AdminConfig{Listen: "127.0.0.1:0", TLS: AdminTLSConfig{CertFile: srv.CertFile, KeyFile: srv.KeyFile, ClientCAFile: ca.File}},
-			[]string{"admin.tls.client_ca_file: is reserved for client-certificate authentication"}},
+		{"client ca without tls", AdminConfig{Listen: "127.0.0.1:0", TLS: AdminTLSConfig{ClientCAFile: ca.File}},
+			[]string{"admin.tls.client_ca_file: needs admin.tls.cert_file and key_file"}},
+		{"client ca not a ca", AdminConfig{Listen: "127.0.0.1:0", TLS: AdminTLSConfig{CertFile: srv.CertFile, KeyFile: srv.KeyFile, ClientCAFile: srv.KeyFile}},
+			[]string{"admin.tls.client_ca_file: " + srv.KeyFile + ": no PEM certificates found"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -46,16 +46,18 @@ type AdminTLSConfig struct {
 	// CertFile and KeyFile are PEM files, re-read when they change.
 	CertFile string `yaml:"cert_file"`
 	KeyFile  string `yaml:"key_file"`
-	// ClientCAFile is reserved for client-certificate authentication of
-	// the admin API; it is refused until that exists.
+	// ClientCAFile, a PEM bundle of CAs, lets clients authenticate with a
+	// certificate one of them signed (mTLS) instead of a token: a request
+	// over a verified client certificate needs no token. Without tokens
+	// it is the only way in. Needs CertFile and KeyFile.
 	ClientCAFile string `yaml:"client_ca_file"`
 }
 
 func (t AdminTLSConfig) enabled() bool { return t.CertFile != "" || t.KeyFile != "" }
 
 // authRequired reports whether requests to the authenticated routes need a
-// token.
-func (a AdminConfig) authRequired() bool { return len(a.Tokens) > 0 }
+// token or a client certificate.
+func (a AdminConfig) authRequired() bool { return len(a.Tokens) > 0 || a.TLS.ClientCAFile != "" }
 
 // maxHashLen bounds a configured hash (an argon2id PHC string is ~100
 // bytes, bcrypt 60).
@@ -74,7 +76,7 @@ func (a AdminConfig) validate() error {
 		}
 	}
 	if a.AllowUnauthenticated && a.authRequired() {
-		errs.Add(yamlconf.Key("allow_unauthenticated"), "cannot be combined with admin.tokens: with tokens, every route but /healthz and /readyz needs one")
+		errs.Add(yamlconf.Key("allow_unauthenticated"), "cannot be combined with admin.tokens or admin.tls.client_ca_file: with them, every route but /healthz and /readyz needs a token or a client certificate")
 	}
 	names := map[string]int{}
 	for i, t := range a.Tokens {
@@ -114,7 +116,11 @@ func plausibleHash(h string) bool {
 func (t AdminTLSConfig) validate() error {
 	var errs yamlconf.List
 	if t.ClientCAFile != "" {
-		errs.Add(yamlconf.Key("client_ca_file"), "is reserved for client-certificate authentication of the admin API, which is not supported yet: use admin.tokens")
+		if !t.enabled() {
+			errs.Add(yamlconf.Key("client_ca_file"), "needs admin.tls.cert_file and key_file: client certificates are checked over HTTPS")
+		} else if _, err := certfile.LoadCAs(t.ClientCAFile); err != nil {
+			errs.Add(yamlconf.Key("client_ca_file"), "%v", err)
+		}
 	}
 	errs.Nest(yamlconf.Path{}, certfile.Check(t.CertFile, t.KeyFile))
 	return errs.Err()

@@ -29,6 +29,7 @@ type Config struct {
 	Events          cloudevent.Config `yaml:"events"`
 	Uplinks         []uplink.Config   `yaml:"uplinks"`
 	Rules           rules.Config      `yaml:"rules"`
+	RemoteConfig    RemoteConfig      `yaml:"remote_config"`
 	ShutdownTimeout time.Duration     `yaml:"shutdown_timeout"`
 	// MemoryLimit is the Go runtime's soft memory limit (GOMEMLIMIT); the
 	// GOMEMLIMIT environment variable wins. 0 disables it.
@@ -63,6 +64,7 @@ func DefaultConfig() Config {
 		Auth:            access.DefaultConfig(),
 		Buffer:          buf,
 		Events:          cloudevent.DefaultConfig(),
+		RemoteConfig:    DefaultRemoteConfig(),
 		ShutdownTimeout: 10 * time.Second,
 		MemoryLimit:     40 << 20,
 	}
@@ -85,6 +87,13 @@ type Compiled struct {
 	// hash is the SHA-256 (hex) of the file's bytes followed by those of
 	// the rules file it includes, if any; "" from Compile.
 	hash string
+	data []byte // the document; nil from Compile
+
+	// applied is the remotely applied configuration this is (LoadStartup),
+	// with localHash the hash of the local file then; nil for the local
+	// file itself.
+	applied   *appliedConfig
+	localHash string
 }
 
 // locate positions later problems of the configuration (a reload's
@@ -158,6 +167,7 @@ func (c Config) validate(errs *yamlconf.List) {
 		errs.Add(yamlconf.Key("log").Key("format"), "must be text or json, got %q", c.Log.Format)
 	}
 	errs.Nest(yamlconf.Key("admin"), c.Admin.validate())
+	errs.Nest(yamlconf.Key("remote_config"), c.RemoteConfig.validate())
 	if c.MemoryLimit < 0 {
 		errs.Add(yamlconf.Key("memory_limit"), "must be ≥ 0")
 	}

@@ -13,10 +13,16 @@
 //     takes over its queue after the old one finished or abandoned its
 //     batch in hand, a removed one's backlog stays on disk (or is dropped
 //     when the reload says so);
-//   - reloads (ReloadFile, from SIGHUP and the admin endpoint's POST
-//     /-/reload; applyConfig applies a compiled configuration): everything
-//     valid or nothing changes, and a field that needs a restart is an
-//     error naming it down to the leaf (restartOnlyFields);
+//   - the one apply path of every configuration change (Apply, apply.go:
+//     the local file on SIGHUP and POST /-/reload, PUT /v1/config, pull
+//     and MQTT channels, rollbacks): everything valid or nothing changes, a
+//     field that needs a restart is an error naming it down to the leaf
+//     (restartOnlyFields), applyConfig makes it current; applied
+//     configurations are kept in the state directory (internal/configstore)
+//     and used again at start while the local file is unchanged
+//     (LoadStartup); each outcome is logged, counted and reported as an
+//     io.edgegate.config.* event; a health window after a remote apply
+//     rolls back a configuration that makes things worse (health.go);
 //   - the admin HTTP endpoint: /healthz and /readyz open to probes, the
 //     status page's files (internal/statuspage) open too, and /metrics,
 //     /status, /v1/uplinks, the live tail /v1/events (internal/tail),
@@ -40,7 +46,7 @@
 // gateway is the only package that imports the other edgegate packages
 // (access, buffer, mqtt, rules, uplink, cloudevent, internal/yamlconf,
 // internal/metricname, internal/certfile, internal/ratelog, internal/tail,
-// internal/statuspage). Logic that grows here moves to a leaf package. It
+// internal/statuspage, internal/configstore). Logic that grows here moves to a leaf package. It
 // must not import mochi, paho, Badger or sdk-go (mqtt, uplink and buffer own
 // them), the tools' packages (internal/receiver, internal/devices) or test
 // support (internal/cetest, internal/mqtttest).
@@ -56,8 +62,10 @@
 //
 // Concurrency: the broker calls Handle concurrently, one call at a time per
 // client. Each message uses one snapshot of what a reload may change
-// (mapper, rules, routes), swapped atomically; ReloadFile is safe while Run
-// is active and reloads one at a time (reloadMu). Each forwarder is the one
+// (mapper, rules, routes), swapped atomically; Apply (and ReloadFile,
+// Rollback) is safe while Run is active, and applies run one at a time
+// (reloadMu); the health window's goroutine is Run's (it ends before Run
+// returns) and takes reloadMu to roll back. Each forwarder is the one
 // consumer of its uplink's queue: one delivery loop, with acks written
 // beside it; a change of the uplinks (upMu, taken inside reloadMu) starts a
 // changed uplink's new forwarder only once the old one has returned, so a

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -19,6 +20,7 @@ import (
 	"github.com/edgegate/edgegate/buffer"
 	"github.com/edgegate/edgegate/cloudevent"
 	"github.com/edgegate/edgegate/internal/certfile"
+	"github.com/edgegate/edgegate/internal/configstore"
 	"github.com/edgegate/edgegate/internal/ratelog"
 	"github.com/edgegate/edgegate/internal/tail"
 	"github.com/edgegate/edgegate/internal/yamlconf"
@@ -40,7 +42,16 @@ type Gateway struct {
 	live   atomic.Pointer[live]
 	cfgPtr atomic.Pointer[Config] // the configuration in effect
 
+	// Applies run one at a time under reloadMu (apply.go); running is the
+	// configuration in effect with its version and document, store keeps
+	// them on disk, localHash is the local file's hash when it was last
+	// applied (guarded by reloadMu).
 	reloadMu       sync.Mutex
+	running        atomic.Pointer[appliedConfig]
+	configs        *configstore.Store
+	localHash      string
+	configVerifier configVerifier
+	health         healthWatch
 	lastReloadOK   atomic.Bool
 	lastReloadTime atomic.Int64
 	reloadFailures *metrics.Counter
@@ -76,6 +87,7 @@ type Gateway struct {
 	adminAuth         atomic.Pointer[adminAuth]
 	verifyToken       tokenVerifier
 	adminCert         *certfile.Pair // admin.tls; nil: plain HTTP
+	adminClientCAs    *x509.CertPool // admin.tls.client_ca_file; nil: no client certificates
 	adminAuthFailures map[string]*metrics.Counter
 	adminThrottled    *metrics.Counter
 	adminFailLog      *ratelog.Limiter
@@ -154,6 +166,7 @@ func New(c *Compiled, opts Options) (*Gateway, error) {
 	}
 	g := newGateway(c.Config, opts)
 	g.apply(newLive(c))
+	g.startApplied(c)
 	if err := g.openAdmin(c.Config.Admin); err != nil {
 		return nil, err
 	}
@@ -254,6 +267,11 @@ func (g *Gateway) openAdmin(a AdminConfig) error {
 	if a.TLS.enabled() {
 		if g.adminCert, err = certfile.Open(a.TLS.CertFile, a.TLS.KeyFile, g.log.With("component", "admin")); err != nil {
 			return yamlconf.Nest(yamlconf.Key("admin").Key("tls"), err)
+		}
+		if a.TLS.ClientCAFile != "" {
+			if g.adminClientCAs, err = certfile.LoadCAs(a.TLS.ClientCAFile); err != nil {
+				return yamlconf.Nest(yamlconf.Key("admin").Key("tls").Key("client_ca_file"), err)
+			}
 		}
 	}
 	return nil
@@ -519,6 +537,7 @@ func (g *Gateway) Run(ctx context.Context) (err error) {
 	}
 	stopBuffer := g.startBuffer(ctx)
 	defer func() { err = stopBuffer(err) }()
+	defer g.startHealth(ctx)()
 
 	// Forwarders stop fetching when intake has stopped; their in-flight
 	// sends get ShutdownTimeout to finish.

@@ -37,6 +37,7 @@ func testConfig(t testing.TB, uplinkURL string) Config {
 	cfg.ShutdownTimeout = 5 * time.Second
 	// The tests count device events; presence_test.go turns presence on.
 	cfg.Events.Presence.Enabled = false
+	cfg.RemoteConfig.Events = false
 	return cfg
 }
 

@@ -50,8 +50,10 @@ func TestPackageLayering(t *testing.T) {
 		"internal/testpki":  nil,
 		"internal/sdnotify": nil,
 		// tail keeps the recent buffer appends and streams them.
-		"internal/tail":        {"cloudevent", "buffer"},
-		"internal/statuspage":  nil,
+		"internal/tail":       {"cloudevent", "buffer"},
+		"internal/statuspage": nil,
+		// configstore keeps applied configurations on disk for gateway.
+		"internal/configstore": nil,
 		"internal/browsertest": nil,
 	}
 	// testOnly packages are test support: only _test.go files import them.

@@ -43,6 +43,12 @@ func LoadFile(path string) (*Compiled, error) {
 // Relative paths of the mqtt listeners' tls files are relative to the
 // directory of name.
 func Parse(name string, data []byte) (*Compiled, error) {
+	return parse(name, filepath.Dir(name), data)
+}
+
+// parse is Parse with relative files read from dir: a pushed document is
+// named by its origin ("push") and reads them beside the local file.
+func parse(name, dir string, data []byte) (*Compiled, error) {
 	cfg := DefaultConfig()
 	doc, err := yamlconf.Decode(name, data, &cfg)
 	if doc == nil {
@@ -51,10 +57,10 @@ func Parse(name string, data []byte) (*Compiled, error) {
 	if doc.Empty() {
 		return nil, &ConfigError{File: name, Line: 1, Column: 1, Msg: "file is empty"}
 	}
-	inc, incProbs := includeRules(doc, &cfg)
+	inc, incProbs := includeRules(doc, dir, &cfg)
 	decoded := append(yamlconf.Problems(err), incProbs...)
 	probs := decoded
-	c, err := compile(cfg, filepath.Dir(name))
+	c, err := compile(cfg, dir)
 	for _, e := range yamlconf.Problems(err) {
 		if e = inc.locate(doc, e); !decodedBadly(e, decoded) {
 			probs = append(probs, e)
@@ -63,7 +69,7 @@ func Parse(name string, data []byte) (*Compiled, error) {
 	if len(probs) > 0 {
 		return nil, joinProblems(yamlconf.Sort(name, probs))
 	}
-	c.doc = doc
+	c.doc, c.data = doc, data
 	h := sha256.New()
 	h.Write(data)
 	if inc != nil {
@@ -128,7 +134,7 @@ func (inc *rulesInclude) locate(main *yamlconf.Document, e *yamlconf.Error) *yam
 // includeRules reads the file named by rules.file, if any, into cfg.Rules
 // (keeping File). It returns the included document for locating Compile's
 // problems (nil when there is no file) and the problems found so far.
-func includeRules(main *yamlconf.Document, cfg *Config) (*rulesInclude, []*yamlconf.Error) {
+func includeRules(main *yamlconf.Document, dir string, cfg *Config) (*rulesInclude, []*yamlconf.Error) {
 	at := yamlconf.Key("rules").Key("file")
 	if n := main.Node(at); n == nil || n.Kind != yaml.ScalarNode {
 		return nil, nil // absent, or a type error already reported
@@ -147,7 +153,7 @@ func includeRules(main *yamlconf.Document, cfg *Config) (*rulesInclude, []*yamlc
 	}
 	path := ref
 	if !filepath.IsAbs(path) {
-		path = filepath.Join(filepath.Dir(main.File()), path)
+		path = filepath.Join(dir, path)
 	}
 	data, err := yamlconf.ReadFile(path, maxRulesFileBytes)
 	if err != nil {

@@ -4,49 +4,9 @@ import (
 	"context"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/edgegate/edgegate/internal/yamlconf"
 )
-
-// ReloadFile loads path as a start does (LoadFile: decoded, checked and
-// compiled once) and applies what can change while running. Nothing
-// changes unless everything is valid; a field that needs a restart is an
-// error naming it (file:line:col: mqtt.listeners[1].address: change
-// requires restart), and the running configuration stays. SIGHUP and the
-// admin endpoint both come here. A removed uplink's backlog is kept (see
-// uplinkChange).
-func (g *Gateway) ReloadFile(path string) error {
-	return g.reload(context.Background(), path, uplinkChange{})
-}
-
-// reload is ReloadFile with the choices a reload may make about the
-// uplinks.
-func (g *Gateway) reload(ctx context.Context, path string, opts uplinkChange) error {
-	g.reloadMu.Lock()
-	defer g.reloadMu.Unlock()
-	err := g.reloadFile(ctx, path, opts)
-	g.lastReloadOK.Store(err == nil)
-	if err != nil {
-		g.reloadFailures.Inc()
-		g.log.Error("config reload failed: keeping the running configuration", "config", path, "err", err)
-		return err
-	}
-	g.lastReloadTime.Store(time.Now().Unix())
-	return nil
-}
-
-func (g *Gateway) reloadFile(ctx context.Context, path string, opts uplinkChange) error {
-	c, err := LoadFile(path)
-	if err != nil {
-		return err
-	}
-	if err := g.applyConfig(ctx, c, opts); err != nil {
-		return err
-	}
-	g.log.Info("config reloaded", "config", path)
-	return nil
-}
 
 // applyConfig makes a compiled configuration the running one, all of it or
 // nothing: a restart-only change is refused by name, and only then does

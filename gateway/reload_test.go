@@ -35,6 +35,7 @@ events:
   topics:
     - {match: "devices/{device}/{kind}", source: "/gw/{device}", type: %q, subject: "{device}"}
   presence: {enabled: false}   # the test counts device events
+remote_config: {events: false}
 uplinks:
   - {name: cloud, http: {url: %q}, retry: {initial: 20ms, max: 200ms}}
 rules:

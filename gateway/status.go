@@ -60,6 +60,11 @@ type configStatus struct {
 	Hash         string    `json:"hash"`
 	LoadedAt     time.Time `json:"loaded_at"`
 	LastReloadOK bool      `json:"last_reload_ok"`
+	// Version and Source identify the applied configuration (see
+	// GET /v1/config/history): its version and where it came from (file,
+	// sighup, admin, pull, mqtt, rollback).
+	Version int64  `json:"version"`
+	Source  string `json:"source"`
 }
 
 type clientStatus struct {
@@ -134,7 +139,7 @@ func (g *Gateway) status(maxClients int) status {
 		Now:       now.UTC(),
 		Ready:     len(why) == 0,
 		NotReady:  why,
-		Config:    configStatus{Hash: l.configHash, LoadedAt: l.loadedAt.UTC(), LastReloadOK: g.lastReloadOK.Load()},
+		Config:    g.configStatus(l),
 		Clients:   g.broker.Clients(),
 		Buffer:    g.bufferStats(),
 		Counters: counters{
@@ -214,4 +219,13 @@ func timeOrNil(t time.Time) *time.Time {
 	}
 	t = t.UTC()
 	return &t
+}
+
+// configStatus is the configuration part of /status.
+func (g *Gateway) configStatus(l *live) configStatus {
+	c := configStatus{Hash: l.configHash, LoadedAt: l.loadedAt.UTC(), LastReloadOK: g.lastReloadOK.Load()}
+	if a := g.running.Load(); a != nil {
+		c.Version, c.Source = a.entry.Version, a.entry.Source
+	}
+	return c
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/tls"
 	"crypto/x509"
 	"fmt"
 	"net"
@@ -13,10 +14,11 @@ import (
 )
 
 // adminFlags choose and authenticate the admin API of a running gateway:
-// the one owner of --admin, --token, --token-file, --cacert and
-// EDGEGATE_TOKEN for every command that calls it.
+// the one owner of --admin, --token, --token-file, --cacert, --cert,
+// --key and EDGEGATE_TOKEN for every command that calls it.
 type adminFlags struct {
 	admin, token, tokenFile, cacert string
+	cert, key                       string // a client certificate (admin.tls.client_ca_file)
 }
 
 const defaultAdmin = "http://127.0.0.1:8080"
@@ -29,6 +31,8 @@ func (f *adminFlags) flags(fs *pflag.FlagSet, adminHelp string) {
 	fs.StringVar(&f.token, "token", "", "bearer token for the admin API (default $"+tokenEnv+"; visible in ps: prefer --token-file)")
 	fs.StringVar(&f.tokenFile, "token-file", "", "read the bearer token from this `file` (its first line)")
 	fs.StringVar(&f.cacert, "cacert", "", "PEM `file` of the CA that signed an https admin API's certificate (default: the system's)")
+	fs.StringVar(&f.cert, "cert", "", "PEM `file` of a client certificate for an admin API with admin.tls.client_ca_file (with --key)")
+	fs.StringVar(&f.key, "key", "", "PEM `file` of the client certificate's key")
 }
 
 // client returns a client of the admin API at --admin, else at base.
@@ -61,6 +65,13 @@ func (f *adminFlags) client(base string) (*gateway.BufferClient, error) {
 		if !opts.RootCAs.AppendCertsFromPEM(pem) {
 			return nil, fmt.Errorf("--cacert %s: no PEM certificate in it", f.cacert)
 		}
+	}
+	if f.cert != "" || f.key != "" {
+		pair, err := tls.LoadX509KeyPair(f.cert, f.key)
+		if err != nil {
+			return nil, fmt.Errorf("--cert/--key: %w", err)
+		}
+		opts.Certificates = []tls.Certificate{pair}
 	}
 	return gateway.NewBufferClient(base, opts), nil
 }

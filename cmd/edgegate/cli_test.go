@@ -56,3 +56,29 @@ func readmeCommands(block, prefix string) []string {
 	}
 	return lines
 }
+
+// Every `edgegate config` line of the README's remote configuration
+// example names a command and flags that exist.
+func TestReadmeConfigCommands(t *testing.T) {
+	lines := readmeCommands(readmeBlock(t, "## Remote configuration", "sh"), "edgegate config")
+	if len(lines) < 5 {
+		t.Fatalf("README's remote configuration example has %d config commands", len(lines))
+	}
+	for _, l := range lines {
+		var args []string
+		for _, f := range strings.Fields(l)[1:] {
+			if f != "…" && !strings.HasPrefix(f, "[") {
+				args = append(args, f)
+			}
+		}
+		a := app{stdin: strings.NewReader(""), stdout: io.Discard, stderr: io.Discard}
+		cmd, rest, err := newRootCmd(&a).Find(args)
+		if err != nil || cmd.Name() == "config" {
+			t.Errorf("%s: no such command (%v)", l, err)
+			continue
+		}
+		if err := cmd.ParseFlags(rest); err != nil {
+			t.Errorf("%s: %v", l, err)
+		}
+	}
+}

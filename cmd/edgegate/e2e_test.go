@@ -135,6 +135,7 @@ admin: {listen: %q}
   min_free_bytes: 16MiB
 events:
   presence: {enabled: false}   # the tests count device events
+remote_config: {events: false}
 uplinks:
   - name: cloud
     http: {url: "http://%s/", mode: batch}

@@ -58,44 +58,8 @@ func TestReloadRulesUnderLoad(t *testing.T) {
 		}
 	}()
 
-	var lost atomic.Int32
-	c, err := mqtttest.Dial("tcp://"+e.mqtt, "steady", func(o *paho.ClientOptions) {
-		o.SetConnectionLostHandler(func(paho.Client, error) { lost.Add(1) })
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Disconnect(50)
-
-	var (
-		mu    sync.Mutex
-		acked []int
-		stop  = make(chan struct{})
-		wg    sync.WaitGroup
-	)
-	wg.Go(func() {
-		mqtttest.Steady(c, "devices/d1/telemetry", 2*time.Millisecond, stop, func(seq int) {
-			mu.Lock()
-			acked = append(acked, seq)
-			mu.Unlock()
-		})
-	})
-	stopPublishing := sync.OnceFunc(func() {
-		close(stop)
-		wg.Wait()
-	})
-	defer stopPublishing()
-	waitFor := func(what string, cond func() bool) {
-		t.Helper()
-		deadline := time.Now().Add(5 * time.Second)
-		for !cond() {
-			if time.Now().After(deadline) {
-				stopPublishing()
-				t.Fatalf("timed out waiting for %s", what)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	}
+	dev := startSteady(t, e.mqtt)
+	waitFor, stopPublishing := dev.waitFor, dev.stop
 
 	waitFor("version 1 events", func() bool { return rec.count(1) >= 50 })
 	writeRules("2")
@@ -113,9 +77,7 @@ func TestReloadRulesUnderLoad(t *testing.T) {
 	waitFor("events after the failed reload", func() bool { return rec.count(2) >= after+50 })
 	stopPublishing()
 
-	mu.Lock()
-	sent := append([]int(nil), acked...)
-	mu.Unlock()
+	sent := dev.sent()
 	waitFor("every acked event at the sink", func() bool { return rec.has(sent) })
 
 	m := adminMetrics(t, e.admin)
@@ -124,8 +86,8 @@ func TestReloadRulesUnderLoad(t *testing.T) {
 			t.Errorf("/metrics lacks %q", strings.TrimSpace(want))
 		}
 	}
-	lostConns := lost.Load() // before the gateway stops
-	c.Disconnect(50)
+	lostConns := dev.lost.Load() // before the gateway stops
+	dev.c.Disconnect(50)
 	p.cmd.Process.Signal(syscall.SIGTERM)
 	if err := p.cmd.Wait(); err != nil {
 		t.Errorf("exit after SIGTERM: %v", err)
@@ -176,6 +138,63 @@ func TestReloadRulesUnderLoad(t *testing.T) {
 		len(sent), len(seqs), rec.count(1), rec.count(2))
 }
 
+// steadyDevice publishes {"seq":N} at QoS 1 every 2 ms as client
+// "steady" to devices/d1/telemetry and records the acked seqs and the
+// connections it lost.
+type steadyDevice struct {
+	t     *testing.T
+	c     paho.Client
+	lost  atomic.Int32
+	mu    sync.Mutex
+	acked []int
+	stop  func()
+}
+
+func startSteady(t *testing.T, mqttAddr string) *steadyDevice {
+	t.Helper()
+	d := &steadyDevice{t: t}
+	c, err := mqtttest.Dial("tcp://"+mqttAddr, "steady", func(o *paho.ClientOptions) {
+		o.SetConnectionLostHandler(func(paho.Client, error) { d.lost.Add(1) })
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.c = c
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		mqtttest.Steady(c, "devices/d1/telemetry", 2*time.Millisecond, stop, func(seq int) {
+			d.mu.Lock()
+			d.acked = append(d.acked, seq)
+			d.mu.Unlock()
+		})
+	})
+	d.stop = sync.OnceFunc(func() { close(stop); wg.Wait() })
+	t.Cleanup(func() { d.stop(); c.Disconnect(50) })
+	return d
+}
+
+// sent returns the acked seqs so far.
+func (d *steadyDevice) sent() []int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return append([]int(nil), d.acked...)
+}
+
+// waitFor polls cond for up to 10 s; on a timeout it stops publishing and
+// fails the test.
+func (d *steadyDevice) waitFor(what string, cond func() bool) {
+	d.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			d.stop()
+			d.t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // versionSink records the data.seq and data.version of every CloudEvent an
 // uplink delivers.
 type versionSink struct {
@@ -188,7 +207,15 @@ type versionSink struct {
 func startVersionSink(t *testing.T, addr string) *versionSink {
 	t.Helper()
 	s := &versionSink{versions: map[int]int{}, byVer: map[int]int{}}
-	startSink(t, addr).Respond(func(w http.ResponseWriter, r *cetest.Request) int {
+	s.serve(t, addr)
+	return s
+}
+
+// serve records what a receiver on addr gets too (an uplink's URL changed
+// to it).
+func (s *versionSink) serve(t *testing.T, addr string) *cetest.Server {
+	srv := startSink(t, addr)
+	srv.Respond(func(w http.ResponseWriter, r *cetest.Request) int {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		for _, e := range r.Events {
@@ -211,7 +238,7 @@ func startVersionSink(t *testing.T, addr string) *versionSink {
 		}
 		return http.StatusOK
 	})
-	return s
+	return srv
 }
 
 // count is the number of distinct events received with version v.

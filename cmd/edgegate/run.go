@@ -102,12 +102,12 @@ func printConfigErrors(w io.Writer, err error) {
 
 // runGateway runs the gateway on the configuration at path until ctx ends.
 func runGateway(ctx context.Context, path string, stderr io.Writer) error {
-	compiled, err := gateway.LoadFile(path)
+	local, err := gateway.LoadFile(path)
 	if err != nil {
 		printConfigErrors(stderr, err)
 		return errUsage
 	}
-	cfg := compiled.Config
+	cfg := local.Config
 	level := new(slog.LevelVar)
 	level.Set(cfg.LogLevel())
 	hopts := &slog.HandlerOptions{Level: level}
@@ -117,6 +117,13 @@ func runGateway(ctx context.Context, path string, stderr io.Writer) error {
 	}
 	log := slog.New(h)
 	log.Info("starting edgegate", "version", version, "commit", commit, "config", path)
+	// A configuration applied remotely since (kept next to the buffer) is
+	// used while the local file is as it was then.
+	compiled, err := gateway.LoadStartup(path, log)
+	if err != nil {
+		printConfigErrors(stderr, err)
+		return errUsage
+	}
 	if _, set := os.LookupEnv("GOMEMLIMIT"); !set && cfg.MemoryLimit > 0 {
 		// A soft limit keeps a busy gateway near its live heap instead of
 		// twice it (GOGC=100): ~55 MB RSS instead of ~70 MB under load.
@@ -137,7 +144,7 @@ func runGateway(ctx context.Context, path string, stderr io.Writer) error {
 		for {
 			select {
 			case <-hup:
-				g.ReloadFile(path) // logs success or every error
+				g.ReloadSIGHUP(path) // logs success or every error
 			case <-ctx.Done():
 				return
 			}

@@ -1,0 +1,49 @@
+package gateway
+
+import (
+	"path/filepath"
+	"time"
+
+	"github.com/edgegate/edgegate/internal/yamlconf"
+)
+
+// RemoteConfig is the remote_config section: how configurations applied
+// while running (pushed to the admin API, pulled, received over MQTT) are
+// kept and watched.
+type RemoteConfig struct {
+	// History is how many applied configurations are kept on disk, in
+	// <dir of buffer.dir>/config/history (default 10, at least 2).
+	History int `yaml:"history"`
+	// HealthWindow is how long the gateway watches its health after a
+	// remote apply and rolls back a configuration that made it worse
+	// (health.go). 0 disables automatic rollback.
+	HealthWindow time.Duration `yaml:"health_window"`
+	// Events reports every apply, rejection and rollback as a CloudEvent
+	// (io.edgegate.config.applied|rejected|rolledback) through every
+	// uplink (default true).
+	Events bool `yaml:"events"`
+}
+
+// DefaultRemoteConfig is the remote_config section's defaults.
+func DefaultRemoteConfig() RemoteConfig {
+	return RemoteConfig{History: 10, HealthWindow: 60 * time.Second, Events: true}
+}
+
+// validate checks the section; paths are relative to it.
+func (r RemoteConfig) validate() error {
+	var errs yamlconf.List
+	if r.History < 2 || r.History > 1000 {
+		errs.Add(yamlconf.Key("history"), "must be 2 to 1000, got %d", r.History)
+	}
+	if r.HealthWindow < 0 {
+		errs.Add(yamlconf.Key("health_window"), "must be ≥ 0 (0 disables automatic rollback)")
+	}
+	return errs.Err()
+}
+
+// stateDir is where applied configurations are kept: config/ next to the
+// buffer's directory (restart-only, so it cannot move under a running
+// gateway).
+func (c Config) stateDir() string {
+	return filepath.Join(filepath.Dir(filepath.Clean(c.Buffer.Dir)), "config")
+}
