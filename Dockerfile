@@ -23,11 +23,12 @@ RUN ./scripts/patch-ristretto.sh && \
     GOWORK=/src/build/go.work CGO_ENABLED=0 GOOS=$TARGETOS GOARCH=$TARGETARCH \
     GOARM=$(echo "$TARGETVARIANT" | tr -d v) \
     go build -trimpath -ldflags "$(./scripts/ldflags.sh)" -o /out/edgegate ./cmd/edgegate && \
-    mkdir -p /out/data && sed -e 's#dir: ./data/buffer#dir: /var/lib/edgegate/buffer#' configs/edgegate.yaml >/out/edgegate.yaml
+    mkdir -p /out/data && sed -e 's#dir: ./data/buffer#dir: /var/lib/edgegate/buffer#' configs/edgegate.yaml >/out/edgegate.yaml && \
+    cp configs/edgegate.schema.json /out/
 
 FROM scratch
 COPY --from=build /out/edgegate /usr/local/bin/edgegate
-COPY --from=build /out/edgegate.yaml /etc/edgegate/edgegate.yaml
+COPY --from=build /out/edgegate.yaml /out/edgegate.schema.json /etc/edgegate/
 COPY --from=build --chown=65532:65532 /out/data /var/lib/edgegate
 USER 65532:65532
 VOLUME /var/lib/edgegate

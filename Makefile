@@ -15,7 +15,7 @@ CONFIG  ?= configs/edgegate.yaml
 export GOWORK := $(CURDIR)/$(WORK)
 export GOFLAGS := -buildvcs=false
 
-.PHONY: all build run test test-short test-arm test-arm-unpatched bench overload soak interop release cross lint fmt clean
+.PHONY: all build run test test-short test-arm test-arm-unpatched bench overload soak interop release cross lint fmt schema clean
 
 all: build
 
@@ -100,6 +100,13 @@ lint: $(WORK)
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')
+
+# The configuration's JSON Schema (configs/edgegate.schema.json, and
+# configs/rules.schema.json for included rules files) and reference
+# (docs/config.md), generated from the Go types and their doc comments.
+# Run it after changing a configuration field; a test fails until then.
+schema: $(WORK)
+	$(GO) test ./gateway -run '^TestConfigSchemaInSync$$' -count=1 -update
 
 clean:
 	rm -rf bin dist build

@@ -41,7 +41,9 @@ type Config struct {
 	// above), relative to the configuration file. It is read at start and
 	// at every reload.
 	UsersFile string `yaml:"users_file"`
-	// ClientID is ClientIDUsername (default) or ClientIDAny.
+	// ClientID is "username" (default: a client that authenticated, by
+	// password or certificate, must use its identity as its client id, so
+	// no device can take over another's session) or "any".
 	ClientID string `yaml:"client_id"`
 	// ACL grants topics. Absent (nil): every client may publish and
 	// subscribe to every topic that does not start with '$'. Present (even
@@ -55,6 +57,10 @@ type Config struct {
 
 // User is one password user.
 type User struct {
+	// Username is the name the device connects with (and its client id,
+	// with client_id: username); it stands for one topic level in ACL
+	// templates (%u), so it must not contain '/', '+' or '#' nor start
+	// with '$'.
 	Username string `yaml:"username"`
 	// PasswordHash is an argon2id PHC string (edgegate passwd) or a bcrypt
 	// hash.
@@ -64,10 +70,16 @@ type User struct {
 // Rule grants topics to some clients.
 type Rule struct {
 	// Users are user names (password users or certificate identities),
-	// Everyone ("*") and/or Anonymous ("anonymous").
+	// "*" (every authenticated client) and/or "anonymous" (every client
+	// that did not authenticate).
 	Users []string `yaml:"users"`
-	// Publish and Subscribe are topic filter templates (see template).
-	Publish   []string `yaml:"publish"`
+	// Publish are the topic filters these users may publish to. A filter's
+	// levels may hold %u (the authenticated identity) and %c (the client
+	// id), and the wildcards + and #; a '$' topic is granted only by a
+	// filter that names its first level literally.
+	Publish []string `yaml:"publish"`
+	// Subscribe are the topic filters these users may subscribe to (a
+	// subscription must lie within one of them); templates as in Publish.
 	Subscribe []string `yaml:"subscribe"`
 	// DenyPublish and DenySubscribe take back part of what the rules
 	// grant these users, whichever rule granted it: a topic a DenyPublish
@@ -75,7 +87,9 @@ type Rule struct {
 	// covers entirely, and the deliveries on topics it matches (a
 	// subscription it covers only in part stays, and does not receive
 	// those).
-	DenyPublish   []string `yaml:"deny_publish"`
+	DenyPublish []string `yaml:"deny_publish"`
+	// DenySubscribe takes back subscriptions, as DenyPublish does
+	// publishes.
 	DenySubscribe []string `yaml:"deny_subscribe"`
 }
 

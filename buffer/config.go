@@ -20,26 +20,30 @@ const (
 
 // Config configures a Buffer. It is the "buffer" section of edgegate.yaml.
 type Config struct {
-	// Dir is the directory of the Badger database. Required.
+	// Dir is the directory of the buffer's Badger database; mqtt uplinks
+	// with session_store: file keep their state beside it.
 	Dir string `yaml:"dir"`
 	// MaxBytes bounds the logical bytes (record payloads) stored across all
-	// queues. Default 512MiB.
+	// queues.
 	MaxBytes yamlconf.ByteSize `yaml:"max_bytes"`
 	// MaxAge is how long a record is kept; older records are removed and
-	// counted as expired. Default 168h.
+	// counted as expired.
 	MaxAge time.Duration `yaml:"max_age"`
-	// Overflow is what Append does when MaxBytes would be exceeded:
-	// drop_oldest (default) or reject.
+	// Overflow is what happens to a new event when MaxBytes would be
+	// exceeded: drop_oldest (the oldest events of any queue are deleted to
+	// make room, counted) or reject (the event is refused: MQTT 5 devices
+	// get PUBACK 0x97, MQTT 3.1.1 devices are disconnected and resend).
 	Overflow Policy `yaml:"overflow"`
 	// MinFreeBytes is the free space kept for the rest of the system on the
-	// file system of Dir. Append fails with ErrFull whatever the policy
-	// while free space is below it plus the room Badger needs for what the
-	// buffer holds (see doc.go, "Disk space"). Default 64MiB.
+	// file system of Dir. New events are refused, whatever the overflow
+	// policy, while free space is below it plus the room Badger needs to
+	// flush and compact what the buffer holds (see the package doc, "Disk
+	// space"). At least 16MiB.
 	MinFreeBytes yamlconf.ByteSize `yaml:"min_free_bytes"`
 	// Retain keeps delivered records for this long after they were
 	// appended, in a history per queue, so that they can be replayed on
 	// demand. Retained records count in MaxBytes, are removed first when
-	// room is needed, and never cause an Append to be refused. 0 (the
+	// room is needed, and never cause a new event to be refused. 0 (the
 	// default) keeps no history. At most MaxAge.
 	Retain time.Duration `yaml:"retain"`
 }

@@ -47,23 +47,42 @@ const (
 // state keyed on the subject is kept per device. An entry with only
 // match: devices/{device}/{kind} is DefaultTopic.
 type Topic struct {
-	Match   string `yaml:"match"`
-	Source  string `yaml:"source"`
-	Type    string `yaml:"type"`
+	// Match is the topic filter: literal levels, {name} (one level, named
+	// for the templates), + (one level) and, last, # (the rest).
+	Match string `yaml:"match"`
+	// Source is the template of the event's source; default
+	// /edgegate/{gateway_id}/devices/{device} when Match names {device},
+	// else /edgegate/{gateway_id}/clients/{client_id}.
+	Source string `yaml:"source"`
+	// Type is the template of the event's type; default
+	// io.edgegate.device.{kind} when Match names {kind}, else
+	// io.edgegate.mqtt.message.
+	Type string `yaml:"type"`
+	// Subject is the template of the event's subject, the device rule
+	// state is kept for; default {device} when Match names it, else
+	// {client_id}.
 	Subject string `yaml:"subject"`
 }
 
 // Config is the events section of the configuration.
 type Config struct {
-	Topics    []Topic        `yaml:"topics"`
-	Unmatched string         `yaml:"unmatched"` // generic (default) or drop
-	Presence  PresenceConfig `yaml:"presence"`
+	// Topics map topics to events, first match wins. Templates may use
+	// the variables of match plus {gateway_id}, {topic} and {client_id}.
+	Topics []Topic `yaml:"topics"`
+	// Unmatched is what happens to a message no entry matches: generic
+	// (an event of type io.edgegate.mqtt.message, source its client,
+	// subject its topic) or drop (counted).
+	Unmatched string `yaml:"unmatched"`
+	// Presence turns devices connecting and disconnecting into events.
+	Presence PresenceConfig `yaml:"presence"`
 }
 
 // PresenceConfig is events.presence: whether devices connecting and
 // disconnecting become events (see Mapper.Presence).
 type PresenceConfig struct {
-	Enabled bool `yaml:"enabled"` // default true
+	// Enabled makes an event of each connect and disconnect
+	// (io.edgegate.device.connected and io.edgegate.device.disconnected).
+	Enabled bool `yaml:"enabled"`
 }
 
 // DefaultConfig maps devices/{device}/{kind} as the README describes, and

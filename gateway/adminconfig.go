@@ -14,8 +14,8 @@ import (
 // POST /-/reload and every other route, which need a bearer token from
 // Tokens when Tokens is set.
 type AdminConfig struct {
-	// Listen is host:port, default "127.0.0.1:8080"; "" disables the
-	// endpoint. Beyond loopback it needs Tokens, or AllowUnauthenticated.
+	// Listen is the host:port the endpoint binds; "" disables it. An
+	// address beyond loopback needs tokens, or allow_unauthenticated.
 	Listen string `yaml:"listen"`
 	// Tokens are the bearer tokens that may use the authenticated routes,
 	// by their hash. They change with a reload.
@@ -43,9 +43,11 @@ type AdminToken struct {
 
 // AdminTLSConfig is the admin endpoint's server certificate.
 type AdminTLSConfig struct {
-	// CertFile and KeyFile are PEM files, re-read when they change.
+	// CertFile is the server certificate chain (PEM), leaf first; set it
+	// and KeyFile to serve HTTPS. Both are re-read when they change.
 	CertFile string `yaml:"cert_file"`
-	KeyFile  string `yaml:"key_file"`
+	// KeyFile is the certificate's private key (PEM).
+	KeyFile string `yaml:"key_file"`
 	// ClientCAFile, a PEM bundle of CAs, lets clients authenticate with a
 	// certificate one of them signed (mTLS) instead of a token: a request
 	// over a verified client certificate needs no token. Without tokens

@@ -20,17 +20,43 @@ import (
 // Config is the whole edgegate configuration file. Each section belongs to
 // the package that uses it; Config only composes them.
 type Config struct {
-	GatewayID       string            `yaml:"gateway_id"`
-	Log             LogConfig         `yaml:"log"`
-	Admin           AdminConfig       `yaml:"admin"`
-	MQTT            mqtt.Config       `yaml:"mqtt"`
-	Auth            access.Config     `yaml:"auth"`
-	Buffer          buffer.Config     `yaml:"buffer"`
-	Events          cloudevent.Config `yaml:"events"`
-	Uplinks         []uplink.Config   `yaml:"uplinks"`
-	Rules           rules.Config      `yaml:"rules"`
-	RemoteConfig    RemoteConfig      `yaml:"remote_config"`
-	ShutdownTimeout time.Duration     `yaml:"shutdown_timeout"`
+	// GatewayID names this gateway in its events ({gateway_id} in sources
+	// and topics), in the uplinks' MQTT client ids and in /status: 1-64
+	// letters, digits, '.', '_' or '-'. Default: the host name.
+	GatewayID string `yaml:"gateway_id"`
+	// Log sets the level and format of the log (standard error).
+	Log LogConfig `yaml:"log"`
+	// Admin is the HTTP endpoint for probes, metrics, the status page,
+	// reloads and the buffer tools.
+	Admin AdminConfig `yaml:"admin"`
+	// MQTT is the broker devices connect to: its listeners and limits.
+	MQTT mqtt.Config `yaml:"mqtt"`
+	// Auth decides which devices may connect and which topics each may
+	// publish and subscribe to.
+	Auth access.Config `yaml:"auth"`
+	// Buffer is the durable disk store every event is written to (and
+	// synced) before the device gets its PUBACK, and read from by the
+	// uplinks.
+	Buffer buffer.Config `yaml:"buffer"`
+	// Events maps MQTT topics to CloudEvents attributes (source, type,
+	// subject).
+	Events cloudevent.Config `yaml:"events"`
+	// Uplinks are the cloud endpoints events are sent to; at least one.
+	// Each has its own queue in the buffer.
+	Uplinks []uplink.Config `yaml:"uplinks"`
+	// Rules filter, transform, route and derive events, and answer devices
+	// locally; or name a file that holds them (rules: {file: rules.yaml}).
+	Rules rules.Config `yaml:"rules"`
+	// RemoteConfig keeps and watches the configurations applied while the
+	// gateway runs (pushed to the admin API, pulled, or received over
+	// MQTT): their history and the automatic rollback of one that makes
+	// the gateway less healthy.
+	RemoteConfig RemoteConfig `yaml:"remote_config"`
+	// ShutdownTimeout bounds a graceful stop (SIGTERM or SIGINT): intake
+	// stops, the uplinks get this long to deliver what is in flight, then
+	// the buffer is closed; what is not delivered stays in the buffer for
+	// the next start. A second signal stops at once.
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 	// MemoryLimit is the Go runtime's soft memory limit (GOMEMLIMIT); the
 	// GOMEMLIMIT environment variable wins. 0 disables it.
 	MemoryLimit yamlconf.ByteSize `yaml:"memory_limit"`
@@ -38,8 +64,11 @@ type Config struct {
 
 // LogConfig sets the log level and format.
 type LogConfig struct {
-	Level  string `yaml:"level"`  // debug, info (default), warn, error
-	Format string `yaml:"format"` // text (default) or json
+	// Level is the least severe level logged: debug, info, warn or
+	// error. Per-message logs are debug. A reload changes it.
+	Level string `yaml:"level"`
+	// Format is text (key=value lines) or json (one object per line).
+	Format string `yaml:"format"`
 }
 
 // ConfigError is one problem of a configuration: file, line, column, the

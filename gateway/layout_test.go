@@ -55,9 +55,14 @@ func TestPackageLayering(t *testing.T) {
 		// configstore keeps applied configurations on disk for gateway.
 		"internal/configstore": nil,
 		"internal/browsertest": nil,
+		// configschema generates the configuration's JSON Schema and
+		// reference from its Go types (make schema), in gateway's tests.
+		"internal/configschema": {"internal/yamlconf"},
+		// docs holds the generated configuration reference for the binary.
+		"docs": nil,
 	}
 	// testOnly packages are test support: only _test.go files import them.
-	testOnly := map[string]bool{"internal/cetest": true, "internal/mqtttest": true, "internal/testpki": true, "internal/browsertest": true}
+	testOnly := map[string]bool{"internal/cetest": true, "internal/mqtttest": true, "internal/testpki": true, "internal/browsertest": true, "internal/configschema": true}
 	pkgs := sourcePackages(t)
 	for rel, p := range pkgs {
 		for name, f := range p.Files {

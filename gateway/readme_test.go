@@ -31,6 +31,7 @@ func TestReadmeExamples(t *testing.T) {
 		t.Fatal("no yaml blocks in README.md")
 	}
 	files := readmeFiles(t)
+	schema := compileSchema(t, generated(t)[schemaFile])
 	for _, b := range blocks {
 		line := 1 + strings.Count(string(readme[:b[2]]), "\n")
 		src := readme[b[2]:b[3]]
@@ -39,6 +40,9 @@ func TestReadmeExamples(t *testing.T) {
 			c, err := Parse("README.md block", data)
 			if err != nil {
 				t.Fatalf("the example at README.md line %d:\n%s\n%v", line, src, err)
+			}
+			if err := validateYAML(schema, data); err != nil {
+				t.Errorf("the example at README.md line %d loads but does not match configs/edgegate.schema.json:\n%v", line, err)
 			}
 			var names []string
 			for _, u := range c.Config.Uplinks {
@@ -54,6 +58,38 @@ func TestReadmeExamples(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// No configuration example escapes TestReadmeExamples under another fence:
+// a fenced block that reads as a mapping with a configuration section is a
+// yaml block.
+func TestReadmeConfigBlocksAreYAML(t *testing.T) {
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sections := map[string]bool{}
+	for _, p := range schemaSections(t) {
+		sections[p] = true
+	}
+	fences := regexp.MustCompile("(?ms)^```([^\n]*)\n(.*?)^```").FindAllSubmatchIndex(readme, -1)
+	for _, f := range fences {
+		lang := strings.TrimSpace(string(readme[f[2]:f[3]]))
+		if lang == "yaml" {
+			continue
+		}
+		var m map[string]any
+		if yaml.Unmarshal(readme[f[4]:f[5]], &m) != nil {
+			continue
+		}
+		for k := range m {
+			if sections[k] {
+				line := 1 + strings.Count(string(readme[:f[0]]), "\n")
+				t.Errorf("README.md line %d: a block with the configuration section %q is fenced %q: fence it ```yaml so that it is tested", line, k, "```"+lang)
+				break
+			}
+		}
 	}
 }
 

@@ -12,15 +12,15 @@ import (
 // kept and watched.
 type RemoteConfig struct {
 	// History is how many applied configurations are kept on disk, in
-	// <dir of buffer.dir>/config/history (default 10, at least 2).
+	// config/history beside the buffer's directory (at least 2).
 	History int `yaml:"history"`
 	// HealthWindow is how long the gateway watches its health after a
-	// remote apply and rolls back a configuration that made it worse
-	// (health.go). 0 disables automatic rollback.
+	// remote apply and rolls back a configuration that made it worse. 0
+	// disables automatic rollback.
 	HealthWindow time.Duration `yaml:"health_window"`
 	// Events reports every apply, rejection and rollback as a CloudEvent
 	// (io.edgegate.config.applied|rejected|rolledback) through every
-	// uplink (default true).
+	// uplink.
 	Events bool `yaml:"events"`
 }
 

@@ -37,7 +37,7 @@ const maxPacketSize = 268_435_455
 
 // ListenerConfig is one network endpoint devices connect to.
 type ListenerConfig struct {
-	// ID names the listener in logs, errors and Broker.Addr; unique.
+	// ID names the listener in logs and errors; unique.
 	ID string `yaml:"id"`
 	// Type is "tcp", "tls", "websocket" or "wss".
 	Type string `yaml:"type"`
@@ -63,8 +63,8 @@ type Config struct {
 	// MaxPayloadBytes is the largest PUBLISH payload accepted. Packets larger
 	// than MaxPayloadBytes plus 64 KiB of header slack are refused while
 	// reading (the connection is closed); payloads over the limit that fit
-	// the slack are refused like ErrRejected. MQTT 5 clients are told the
-	// packet limit in CONNACK.
+	// the slack are refused (MQTT 5: PUBACK 0x99; MQTT 3.1.1: acknowledged
+	// and dropped). MQTT 5 clients are told the packet limit in CONNACK.
 	MaxPayloadBytes int `yaml:"max_payload_bytes"`
 	// MaxInflight is the receive maximum per client (unacknowledged QoS 1/2
 	// messages a client may have outstanding towards the broker) and the cap

@@ -22,17 +22,22 @@ import (
 // of the same shape: `rules: {file: rules.yaml}`.
 type Config struct {
 	// File is the path of a file holding this section (max_keys, schemas,
-	// rules, tests), relative to the configuration file's directory. The
-	// gateway's config loader reads it; package rules ignores the field.
+	// rules, tests), relative to the configuration file's directory; the
+	// section then holds nothing else.
 	File string `yaml:"file,omitempty"`
 
 	// MaxKeys caps the keys each stateful rule remembers (deadband, dedupe,
 	// sample, windows, stale); the least recently used key is forgotten
-	// beyond it. 0 means DefaultMaxKeys.
-	MaxKeys int      `yaml:"max_keys"`
+	// beyond it. 0 means 10000.
+	MaxKeys int `yaml:"max_keys"`
+	// Schemas validate the data of events of one type against a JSON
+	// Schema before the rules run.
 	Schemas []Schema `yaml:"schemas"`
-	Rules   []Rule   `yaml:"rules"`
-	Tests   []Test   `yaml:"tests"`
+	// Rules are evaluated in order for every event; a rule whose `when`
+	// holds runs its actions.
+	Rules []Rule `yaml:"rules"`
+	// Tests are run by `edgegate rules test`; the gateway ignores them.
+	Tests []Test `yaml:"tests"`
 }
 
 // DefaultMaxKeys is the per-rule key cap when max_keys is not set.
@@ -54,6 +59,9 @@ const (
 
 // Rule is one rule: when its condition holds, its actions run in order.
 type Rule struct {
+	// Name names the rule in metrics, logs and the events it derives
+	// (1-64 letters, digits, '_', '.' or '-', starting with a letter or
+	// digit); unique.
 	Name string `yaml:"name"`
 	// When is an expr boolean; empty means always.
 	When string `yaml:"when"`
@@ -62,7 +70,8 @@ type Rule struct {
 	Key string `yaml:"key"`
 	// OnError is what a runtime error in the rule does: skip (default),
 	// drop or dead_letter.
-	OnError string   `yaml:"on_error"`
+	OnError string `yaml:"on_error"`
+	// Actions run in order when the rule matches; at least one.
 	Actions []Action `yaml:"actions"`
 }
 
@@ -126,6 +135,18 @@ func (a *Assignments) UnmarshalYAML(n *yaml.Node) error {
 	return errs.Err()
 }
 
+// JSONSchema describes the YAML form of a set action for editors: a
+// mapping of targets to expressions (scalars).
+func (Assignments) JSONSchema() map[string]any {
+	return map[string]any{
+		"type":                 "object",
+		"additionalProperties": map[string]any{"type": []string{"string", "number", "boolean", "null"}},
+	}
+}
+
+// JSONSchemaKind names the type in the configuration reference.
+func (Assignments) JSONSchemaKind() string { return "mapping of targets to expressions" }
+
 // MarshalYAML writes the assignments as a mapping.
 func (a Assignments) MarshalYAML() (any, error) {
 	n := &yaml.Node{Kind: yaml.MappingNode}
@@ -142,20 +163,35 @@ func (a Assignments) MarshalYAML() (any, error) {
 // Subject to the triggering event's subject or the window/stale key, Data to
 // null for emit and to the aggregate/stale summary for those actions).
 type EmitSpec struct {
-	Type    string   `yaml:"type"`
-	Source  string   `yaml:"source"`
-	Subject string   `yaml:"subject"`
-	Data    string   `yaml:"data"`
-	Route   []string `yaml:"route"` // uplinks; empty: default route (all)
+	// Type is the new event's type: a plain name such as
+	// io.acme.alert.overheat, not an expression.
+	Type string `yaml:"type"`
+	// Source is an expression for the new event's source; default
+	// /edgegate/{gateway_id}/rules/{rule}.
+	Source string `yaml:"source"`
+	// Subject is an expression for the new event's subject; default the
+	// triggering event's subject, or the window's or stale key.
+	Subject string `yaml:"subject"`
+	// Data is an expression for the new event's data; default null for
+	// emit, the summary for aggregate and stale.
+	Data string `yaml:"data"`
+	// Route names the uplinks the new event goes to; empty: every uplink.
+	Route []string `yaml:"route"`
 }
 
 // PublishSpec describes a local MQTT message. Topic and Payload are
 // expressions; a string or bytes payload is sent as is, anything else as JSON.
 type PublishSpec struct {
-	Topic   string `yaml:"topic"`
+	// Topic is an expression for the topic, e.g.
+	// "'devices/' + subject + '/cmd/fan'".
+	Topic string `yaml:"topic"`
+	// Payload is an expression for the payload: a string or bytes is sent
+	// as is, any other value as JSON.
 	Payload string `yaml:"payload"`
-	QoS     int    `yaml:"qos"`
-	Retain  bool   `yaml:"retain"`
+	// QoS is the MQTT quality of service towards subscribers: 0, 1 or 2.
+	QoS int `yaml:"qos"`
+	// Retain makes the broker keep the message for later subscribers.
+	Retain bool `yaml:"retain"`
 }
 
 // AggregateSpec keeps count, sum, min, max and avg of Value per key in windows
@@ -165,10 +201,19 @@ type PublishSpec struct {
 // closes, Emit is emitted; its Data expression sees key, count, sum, min,
 // max, avg, start, end, rule, gateway_id.
 type AggregateSpec struct {
-	Value string        `yaml:"value"`
+	// Value is a number expression added to the key's window, e.g.
+	// data.temperature.
+	Value string `yaml:"value"`
+	// Every is how often a window closes (at least 1s), aligned on
+	// multiples of it.
 	Every time.Duration `yaml:"every"`
-	Size  time.Duration `yaml:"size"`
-	Emit  EmitSpec      `yaml:"emit"`
+	// Size is the length of a window: unset or equal to `every`, windows
+	// tumble; a multiple of `every` (at most 60 times), they slide.
+	Size time.Duration `yaml:"size"`
+	// Emit is the event emitted when a window that saw data closes; its
+	// data expression sees key, count, sum, min, max, avg, start, end,
+	// rule and gateway_id.
+	Emit EmitSpec `yaml:"emit"`
 }
 
 // StaleSpec watches keys: when a key that matched the rule has been silent for
@@ -176,15 +221,22 @@ type AggregateSpec struct {
 // Data expression sees key, last_seen, silent_for (seconds), data (the last
 // event's data), rule, gateway_id.
 type StaleSpec struct {
+	// After is how long a key may stay silent (at least 1s).
 	After time.Duration `yaml:"after"`
-	Emit  EmitSpec      `yaml:"emit"`
+	// Emit is the event emitted once a key has been silent for `after`; its
+	// data expression sees key, last_seen, silent_for (seconds), data,
+	// rule and gateway_id.
+	Emit EmitSpec `yaml:"emit"`
 }
 
 // Schema validates data of events of one type with a JSON Schema given
 // inline (as YAML or JSON).
 type Schema struct {
-	Type   string `yaml:"type"`
-	Schema any    `yaml:"schema"`
+	// Type is the event type whose data is checked.
+	Type string `yaml:"type"`
+	// Schema is what the data must match: a JSON schema document, written
+	// as YAML or JSON.
+	Schema any `yaml:"schema"`
 	// OnInvalid: drop, dead_letter (default) or tag (set ext.schemaerror
 	// to the validation error and continue).
 	OnInvalid string `yaml:"on_invalid"`

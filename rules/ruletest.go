@@ -23,22 +23,29 @@ import (
 //	    expect:
 //	      publishes: [{ topic: devices/t1/cmd/fan, payload: { on: true } }]
 type Test struct {
+	// Name names the test in the report.
 	Name string `yaml:"name"`
 	// At is the clock at the first step (default 2026-01-01T00:00:00Z).
-	At     time.Time  `yaml:"at"`
-	Event  *TestEvent `yaml:"event"`
-	Expect *Expect    `yaml:"expect"`
-	Steps  []Step     `yaml:"steps"`
+	At time.Time `yaml:"at"`
+	// Event is the input of a single-step test, with Expect.
+	Event *TestEvent `yaml:"event"`
+	// Expect is the outcome of Event.
+	Expect *Expect `yaml:"expect"`
+	// Steps are the events and clock ticks of a test in several steps
+	// (instead of Event and Expect).
+	Steps []Step `yaml:"steps"`
 }
 
 // Step is one event (or one tick of the clock) of a test.
 type Step struct {
 	// After advances the clock before the step.
 	After time.Duration `yaml:"after"`
-	Event *TestEvent    `yaml:"event"`
+	// Event is the step's input event.
+	Event *TestEvent `yaml:"event"`
 	// Tick runs the gateway's periodic check (closed windows, stale keys)
 	// instead of an event; Expect.Emits then lists what it emitted.
-	Tick   bool    `yaml:"tick"`
+	Tick bool `yaml:"tick"`
+	// Expect is the step's expected outcome.
 	Expect *Expect `yaml:"expect"`
 }
 
@@ -46,22 +53,33 @@ type Step struct {
 // "test-N", source "/edgegate/test", type "io.edgegate.mqtt.message", time
 // the test clock.
 type TestEvent struct {
-	ID              string         `yaml:"id"`
-	Source          string         `yaml:"source"`
-	Type            string         `yaml:"type"`
-	Subject         string         `yaml:"subject"`
-	Time            time.Time      `yaml:"time"`
-	DataContentType string         `yaml:"datacontenttype"`
-	Data            any            `yaml:"data"`
-	Ext             map[string]any `yaml:"ext"`
-	Topic           string         `yaml:"topic"`
-	ClientID        string         `yaml:"client_id"`
+	// ID is the event's id; default test-N.
+	ID string `yaml:"id"`
+	// Source is the event's source; default /edgegate/test.
+	Source string `yaml:"source"`
+	// Type is the event's type; default io.edgegate.mqtt.message.
+	Type string `yaml:"type"`
+	// Subject is the event's subject (the device).
+	Subject string `yaml:"subject"`
+	// Time is the event's time; default the test's clock.
+	Time time.Time `yaml:"time"`
+	// DataContentType is the event's datacontenttype.
+	DataContentType string `yaml:"datacontenttype"`
+	// Data is the event's data: any YAML value.
+	Data any `yaml:"data"`
+	// Ext are the event's extension attributes.
+	Ext map[string]any `yaml:"ext"`
+	// Topic is the MQTT topic the event came from.
+	Topic string `yaml:"topic"`
+	// ClientID is the MQTT client id of the publishing device.
+	ClientID string `yaml:"client_id"`
 }
 
 // Expect is the expected outcome of a step. Only what is written is
 // checked; objects match when the fields written match (extra fields are
 // fine), lists must have the same length.
 type Expect struct {
+	// Drop: whether the event is dropped.
 	Drop *bool `yaml:"drop"`
 	// Routes: [] means the default route (every uplink).
 	Routes *[]string `yaml:"routes"`
@@ -71,8 +89,9 @@ type Expect struct {
 	// Emits are emitted events: event fields plus routes.
 	Emits *[]map[string]any `yaml:"emits"`
 	// Publishes: topic, payload (JSON value or string), qos, retain.
-	Publishes  *[]map[string]any `yaml:"publishes"`
-	DeadLetter *string           `yaml:"dead_letter"`
+	Publishes *[]map[string]any `yaml:"publishes"`
+	// DeadLetter is the reason the event is dead-lettered with.
+	DeadLetter *string `yaml:"dead_letter"`
 	// Errors lists the names of the rules that failed, in order.
 	Errors *[]string `yaml:"errors"`
 }

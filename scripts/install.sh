@@ -26,6 +26,9 @@ if [ ! -f /etc/edgegate/edgegate.yaml ]; then
 else
 	echo "install: kept the existing /etc/edgegate/edgegate.yaml"
 fi
+# The JSON Schemas the configs name on their first line, for editors (over
+# SSH too): they belong to this binary, so they are replaced.
+install -m 0644 configs/edgegate.schema.json configs/rules.schema.json /etc/edgegate/
 # The config may hold uplink credentials and the users' hashes: readable by
 # root and the gateway only.
 chown root:edgegate /etc/edgegate/edgegate.yaml

@@ -7,8 +7,9 @@
 # date (scripts/ldflags.sh), and packs it with what an install needs:
 #
 #   dist/edgegate-linux-<arch>                      the binary alone
-#   dist/edgegate-<version>-linux-<arch>.tar.gz     edgegate, configs/,
-#       scripts/install.sh, scripts/uninstall.sh, README.md
+#   dist/edgegate-<version>-linux-<arch>.tar.gz     edgegate, configs/
+#       (with the JSON Schemas), scripts/install.sh, scripts/uninstall.sh,
+#       README.md, docs/config.md
 #   dist/SHA256SUMS                                 sha256sum -c checks them all
 #
 # The host's own binary is run to check that it prints the stamped version;
@@ -44,11 +45,12 @@ for t in $targets; do
 	fi
 	pkg="edgegate-$version-linux-$t"
 	rm -rf "${stage:?}/$pkg"
-	mkdir -p "$stage/$pkg/scripts"
+	mkdir -p "$stage/$pkg/scripts" "$stage/$pkg/docs"
 	cp "$bin" "$stage/$pkg/edgegate"
 	cp -r configs "$stage/$pkg/"
 	cp scripts/install.sh scripts/uninstall.sh "$stage/$pkg/scripts/"
 	cp README.md "$stage/$pkg/"
+	cp docs/config.md "$stage/$pkg/docs/"
 	tar -C "$stage" --owner=0 --group=0 --numeric-owner -czf "$out/$pkg.tar.gz" "$pkg"
 	sums+=("edgegate-linux-$t" "$pkg.tar.gz")
 done

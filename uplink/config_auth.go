@@ -21,8 +21,14 @@ type AuthConfig struct {
 
 // BasicAuth is a username with a password given inline or in a file.
 type BasicAuth struct {
-	Username     string `yaml:"username"`
-	Password     string `yaml:"password"`
+	// Username is the user name; required when basic is set. For http it
+	// must not contain ':'.
+	Username string `yaml:"username"`
+	// Password is the password, inline. Prefer PasswordFile: a file
+	// readable by the gateway only keeps it out of the configuration.
+	Password string `yaml:"password"`
+	// PasswordFile holds the password (surrounding white space is
+	// trimmed); re-read when it changes.
 	PasswordFile string `yaml:"password_file"`
 }
 
@@ -30,10 +36,11 @@ type BasicAuth struct {
 type TLSConfig struct {
 	// CAFile is a PEM bundle of CAs that replace the system roots.
 	CAFile string `yaml:"ca_file"`
-	// CertFile and KeyFile are the PEM client certificate and key (mTLS).
-	// They are reloaded when the files change.
+	// CertFile is the client certificate (PEM) presented to the server
+	// (mTLS), with KeyFile. Both are reloaded when the files change.
 	CertFile string `yaml:"cert_file"`
-	KeyFile  string `yaml:"key_file"`
+	// KeyFile is the client certificate's private key (PEM).
+	KeyFile string `yaml:"key_file"`
 	// InsecureSkipVerify disables server certificate checks (testing only).
 	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
 	// ServerName overrides the name checked in the server's certificate

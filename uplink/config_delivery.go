@@ -11,7 +11,7 @@ import (
 // where refused events go. It is apart from the sender's own settings, as
 // Telegraf keeps OutputConfig apart from the plugin's.
 type DeliveryConfig struct {
-	// Batch tells the caller how to cut batches for Send.
+	// Batch bounds the events sent at once.
 	Batch BatchConfig `yaml:"batch"`
 	// Retry configures the backoff between failed sends.
 	Retry RetryConfig `yaml:"retry"`
@@ -27,13 +27,14 @@ type DeliveryConfig struct {
 // BatchConfig bounds the record slices given to Send. The caller (the
 // forward loop) batches; Sender splits batch requests by MaxBytes again.
 type BatchConfig struct {
-	// MaxEvents is the largest number of records per Send call.
+	// MaxEvents is the largest number of events sent at once (in one
+	// request in batch mode).
 	MaxEvents int `yaml:"max_events"`
-	// MaxBytes is the largest request body in batch mode; larger slices are
-	// split into several requests. A single larger record is sent alone.
+	// MaxBytes is the largest request body in batch mode; larger batches
+	// are split into several requests. A single larger event is sent alone.
 	MaxBytes yamlconf.ByteSize `yaml:"max_bytes"`
-	// Linger is how long the caller may wait for a batch to fill; 0 sends
-	// whatever is available.
+	// Linger is how long to wait for a batch to fill; 0 sends whatever is
+	// available.
 	Linger time.Duration `yaml:"linger"`
 }
 

@@ -36,7 +36,7 @@ type MQTTConfig struct {
 	// or wss://, with a port (but for ws and wss).
 	URL string `yaml:"url"`
 	// Topic is the topic template. Variables: {gateway_id}, {type},
-	// {source}, {subject}, {id}. Default DefaultMQTTTopic.
+	// {source}, {subject}, {id}.
 	Topic string `yaml:"topic"`
 	// ClientID is the MQTT client identifier; "{gateway_id}" is replaced by
 	// the gateway id. Default "edgegate-{gateway_id}-<name>".
@@ -49,15 +49,14 @@ type MQTTConfig struct {
 	// PUBACK, and is sent again after a reconnect or restart. A file store
 	// costs two file operations per message (~10x slower, SD-card wear).
 	SessionStore string `yaml:"session_store"`
-	// StateDir holds the file session store. The gateway fills it in from
-	// its data directory when left empty; New requires it for
-	// session_store file.
+	// StateDir holds the file session store; default uplinks/<name> beside
+	// the buffer's directory.
 	StateDir string `yaml:"state_dir"`
 	// MaxInFlight bounds unacknowledged publishes.
 	MaxInFlight int `yaml:"max_in_flight"`
 	// Timeout bounds connecting, writing and waiting for a PUBACK.
 	Timeout time.Duration `yaml:"timeout"`
-	// Auth holds the username and password, in auth.basic.
+	// Auth holds the username and password, in basic.
 	Auth AuthConfig `yaml:"auth"`
 	// TLS configures custom CAs, client certificates (mTLS) and server
 	// name checks for tls://, ssl://, mqtts:// and wss:// URLs.

@@ -339,6 +339,22 @@ func TestBufferReplaySincePurgeOffline(t *testing.T) {
 // readmeExampleID is the event id the README's buffer examples show.
 const readmeExampleID = "01a233ce-a8ae-74f2-a6a6-f30fb5d75046"
 
+// readmeArgs are the arguments of a README example command line (after
+// "edgegate"), its example event id and configuration path replaced by a
+// test's.
+func readmeArgs(line, id, config string) []string {
+	args := strings.Fields(line)[1:]
+	for j, a := range args {
+		switch a {
+		case readmeExampleID:
+			args[j] = id
+		case "/etc/edgegate/edgegate.yaml":
+			args[j] = config
+		}
+	}
+	return args
+}
+
 // The README's `edgegate buffer` examples run, in order, against a real
 // gateway holding a dead letter and a retained history: each exits 0 and
 // does what its comment says. Lines with --config run after the gateway
@@ -357,15 +373,7 @@ func TestReadmeBufferExamples(t *testing.T) {
 
 	running := true
 	for _, line := range lines {
-		args := strings.Fields(line)[1:]
-		for j, a := range args {
-			switch a {
-			case readmeExampleID:
-				args[j] = dead.ID
-			case "/etc/edgegate/edgegate.yaml":
-				args[j] = e.config
-			}
-		}
+		args := readmeArgs(line, dead.ID, e.config)
 		if slices.Contains(args, "--config") {
 			if running {
 				p.cmd.Process.Signal(syscall.SIGTERM)

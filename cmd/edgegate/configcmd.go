@@ -37,19 +37,20 @@ func (o *configOptions) register(cmd *cobra.Command) {
 func newConfigCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "config",
-		Short: "change a running gateway's configuration through its admin API",
+		Short: "change a running gateway's configuration; the configuration reference",
 		Long: `Remote configuration of a running gateway through its admin API (--to URL,
 default ` + defaultAdmin + `; --token-file F, --token or $` + tokenEnv + ` when it
 has admin.tokens, --cert/--key when it takes client certificates, --cacert for
 its own certificate). A pushed file is validated, diffed, kept in the
 gateway's history and rolled back if the gateway gets worse within
-remote_config.health_window.`,
+remote_config.health_window. "config reference" prints every key of the
+configuration file, offline.`,
 		GroupID: groupGateway,
 		Args:    cobra.ArbitraryArgs,
 		RunE:    groupRun,
 	}
 	cmd.AddCommand(newConfigPushCmd(a, false), newConfigPushCmd(a, true), newConfigGetCmd(a),
-		newConfigHistoryCmd(a), newConfigRollbackCmd(a))
+		newConfigHistoryCmd(a), newConfigRollbackCmd(a), newConfigReferenceCmd(a))
 	return cmd
 }
 

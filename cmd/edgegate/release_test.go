@@ -128,7 +128,7 @@ func checkArchive(t *testing.T, path string) {
 		t.Fatal(err)
 	}
 	dir := strings.TrimSuffix(filepath.Base(path), ".tar.gz") + "/"
-	want := map[string]bool{"edgegate": true, "configs/edgegate.yaml": true, "scripts/install.sh": true, "scripts/uninstall.sh": true, "README.md": true}
+	want := map[string]bool{"edgegate": true, "configs/edgegate.yaml": true, "configs/edgegate.schema.json": true, "scripts/install.sh": true, "scripts/uninstall.sh": true, "README.md": true, "docs/config.md": true}
 	tr := tar.NewReader(zr)
 	for {
 		h, err := tr.Next()
@@ -139,7 +139,7 @@ func checkArchive(t *testing.T, path string) {
 			t.Fatal(err)
 		}
 		name := strings.TrimPrefix(h.Name, dir)
-		if want[name] && (name == "README.md" || strings.HasSuffix(name, ".yaml") || h.Mode&0o111 != 0) {
+		if want[name] && (strings.HasSuffix(name, ".md") || strings.HasSuffix(name, ".yaml") || strings.HasSuffix(name, ".json") || h.Mode&0o111 != 0) {
 			delete(want, name)
 		}
 	}

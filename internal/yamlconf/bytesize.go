@@ -98,3 +98,16 @@ func (s *ByteSize) UnmarshalYAML(n *yaml.Node) error {
 
 // MarshalYAML writes the size in the form String returns.
 func (s ByteSize) MarshalYAML() (any, error) { return s.String(), nil }
+
+// JSONSchema describes the YAML form of a size for editors: a
+// non-negative integer, or a string with a unit as ParseByteSize takes it
+// (no size setting may be negative).
+func (ByteSize) JSONSchema() map[string]any {
+	return map[string]any{"oneOf": []any{
+		map[string]any{"type": "integer", "minimum": 0},
+		map[string]any{"type": "string", "pattern": `^\s*\+?([0-9]+(\.[0-9]*)?|\.[0-9]+)\s*([kKmMgGtT][iI]?[bB]?|[bB])?\s*$`},
+	}}
+}
+
+// JSONSchemaKind names the type in the configuration reference.
+func (ByteSize) JSONSchemaKind() string { return "byte size" }

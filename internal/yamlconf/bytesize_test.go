@@ -1,6 +1,7 @@
 package yamlconf
 
 import (
+	"regexp"
 	"strings"
 	"testing"
 
@@ -46,5 +47,20 @@ func TestByteSizeYAML(t *testing.T) {
 	}
 	if s := ByteSize(512 << 20).String(); s != "512MiB" {
 		t.Errorf("String = %q", s)
+	}
+}
+
+// The schema editors get accepts the strings ParseByteSize does (but a
+// sign: no size setting may be negative) and refuses the others.
+func TestByteSizeSchema(t *testing.T) {
+	forms := ByteSize(0).JSONSchema()["oneOf"].([]any)
+	re := regexp.MustCompile(forms[1].(map[string]any)["pattern"].(string))
+	for _, s := range []string{"1024", "512MiB", "64KB", "64kb", "1GB", "1.5GiB", "10 B", " 7 ", "1k", "2Mi", "3tib", ".5G", "1.", "+5",
+		"12XB", "MiB", "", "1e3", "1.2.3", "-5", "5 MiB B", "0x10"} {
+		_, err := ParseByteSize(s)
+		ok := err == nil && !strings.Contains(s, "-")
+		if re.MatchString(s) != ok {
+			t.Errorf("%q: pattern %v, ParseByteSize %v", s, re.MatchString(s), err)
+		}
 	}
 }
