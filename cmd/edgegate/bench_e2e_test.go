@@ -40,6 +40,7 @@ func TestBenchQuick(t *testing.T) {
 		"offered_per_sec", "steady_devices", "steady_p50_ms", "steady_p99_ms", "dropped"}
 	num := func(r map[string]any, k string) float64 { f, _ := r[k].(float64); return f }
 	seen := map[string]bool{}
+	gatewayCPU := 0.0
 	for _, r := range rep.Runs {
 		name := r["mode"].(string) + "/" + r["name"].(string)
 		seen[name] = true
@@ -54,9 +55,11 @@ func TestBenchQuick(t *testing.T) {
 		if r["mode"] == "ceiling" {
 			continue
 		}
-		if num(r, "peak_rss_mb") <= 0 || num(r, "cpu_s_per_1k_events") <= 0 {
-			t.Errorf("%s: no RSS or CPU: %v", name, r)
+		if num(r, "peak_rss_mb") <= 0 {
+			t.Errorf("%s: no peak RSS: %v", name, r)
 		}
+		// CPU time comes in 10 ms ticks: a run of 60 events may not see one.
+		gatewayCPU += num(r, "cpu_s")
 		if r["qos"] == 1.0 && num(r, "disk_bytes_per_event") <= 0 {
 			t.Errorf("%s: durable events but no disk bytes: %v", name, r)
 		}
@@ -69,6 +72,9 @@ func TestBenchQuick(t *testing.T) {
 		if r["name"] == "outage-qos1-200/s" && (num(r, "backlog") <= 0 || num(r, "drain_events_per_sec") <= 0 || num(r, "drain_ratio") <= 0) {
 			t.Errorf("%s: no backlog or drain: %v", name, r)
 		}
+	}
+	if gatewayCPU <= 0 {
+		t.Error("the gateway runs took no CPU time together")
 	}
 	for _, want := range []string{"batch/overload-qos1-2x", "ceiling/throughput-qos0", "ceiling/throughput-qos1", "batch/throughput-qos0", "batch/throughput-qos1",
 		"batch/latency-qos1-200/s", "batch/outage-qos1-200/s"} {
