@@ -149,7 +149,22 @@ func Open(cfg Config, log *slog.Logger, m *metrics.Set, opts ...Option) (*Buffer
 		}
 	}
 	if _, err := verifyDir(cfg.Dir, false); err != nil {
+		// A gateway that has the buffer open changes its files while
+		// they are read: that is not damage.
+		if lerr := lockedBy(cfg.Dir); lerr != nil {
+			return nil, lerr
+		}
 		return nil, fmt.Errorf("open buffer %s: %w", cfg.Dir, err)
+	}
+	if !b.readOnly {
+		if err := dropEmptyLogs(cfg.Dir, log); errors.Is(err, ErrLocked) {
+			if lerr := lockedBy(cfg.Dir); lerr != nil {
+				return nil, lerr // names the holder
+			}
+			return nil, err
+		} else if err != nil {
+			return nil, fmt.Errorf("open buffer %s: %w", cfg.Dir, err)
+		}
 	}
 	db, err := openBadger(badgerOptions(cfg.Dir, log).WithReadOnly(b.readOnly))
 	if err != nil {

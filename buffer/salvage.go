@@ -19,6 +19,7 @@ import (
 	"github.com/dgraph-io/badger/v4/pb"
 	"github.com/dgraph-io/badger/v4/table"
 	"github.com/dgraph-io/ristretto/v2/z"
+	"golang.org/x/sys/unix"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -113,9 +114,38 @@ func dirFiles(dir string) (tables []string, manifest bool, err error) {
 	return tables, manifest, nil
 }
 
+// listedTables returns the table files of dir that make up the buffer: the
+// ones its MANIFEST lists, or every one when the MANIFEST is missing or
+// cannot be read (Badger's Open then fails on it, or would delete them all).
+//
+// A table file the MANIFEST does not list is the output of a flush or a
+// compaction that a kill -9 interrupted: Badger creates the file (empty
+// until it is truncated to size and written), syncs it, and only then adds
+// it to the MANIFEST; its records are still in the memtable log or in the
+// source tables the MANIFEST lists. Badger deletes such a file when it
+// opens, so it is not damage, even when it is empty or half written.
+func listedTables(dir string, tables []string) []string {
+	f, err := os.Open(filepath.Join(dir, badger.ManifestFilename))
+	if err != nil {
+		return tables
+	}
+	defer f.Close()
+	opts := badgerOptions(dir, nil)
+	mf, _, err := badger.ReplayManifestFile(f, opts.ExternalMagicVersion, opts)
+	if err != nil {
+		return tables
+	}
+	return slices.DeleteFunc(slices.Clone(tables), func(name string) bool {
+		id, ok := table.ParseFileID(name)
+		_, listed := mf.Tables[id]
+		return ok && !listed
+	})
+}
+
 // verifyDir reports, as a *DamageError, what in dir would make Badger crash
-// while opening it or throw data away: an unreadable table file, or table
-// files without a MANIFEST. thorough also checks every block's checksum.
+// while opening it or throw data away: an unreadable table file that the
+// MANIFEST lists (listedTables), or table files without a MANIFEST.
+// thorough also checks every block's checksum.
 func verifyDir(dir string, thorough bool) ([]string, error) {
 	tables, manifest, err := dirFiles(dir)
 	if err != nil {
@@ -125,7 +155,7 @@ func verifyDir(dir string, thorough bool) ([]string, error) {
 	if len(tables) > 0 && !manifest {
 		problems = append(problems, fmt.Sprintf("%d table files but no MANIFEST (Badger would delete them)", len(tables)))
 	}
-	for _, name := range tables {
+	for _, name := range listedTables(dir, tables) {
 		if err := verifyTable(filepath.Join(dir, name), thorough); err != nil {
 			problems = append(problems, err.Error())
 			bad = append(bad, name)
@@ -135,6 +165,50 @@ func verifyDir(dir string, thorough bool) ([]string, error) {
 		return bad, &DamageError{Dir: dir, Problems: problems}
 	}
 	return nil, nil
+}
+
+// dropEmptyLogs removes the memtable logs and value logs of dir that are
+// empty: kill -9 between Badger creating one and sizing it leaves it so,
+// and Badger then refuses to open the buffer ("while opening fid: 1 err:
+// Create a new file"). An empty log holds nothing. It holds the lock Badger
+// takes on dir while it looks, so that it never removes the log a running
+// Badger has just created, and returns ErrLocked when it cannot take it.
+func dropEmptyLogs(dir string, log *slog.Logger) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("read buffer dir: %w", err)
+	}
+	defer d.Close()
+	if err := unix.Flock(int(d.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return fmt.Errorf("%w: %s", ErrLocked, dir)
+		}
+		return fmt.Errorf("lock buffer dir: %w", err)
+	}
+	defer unix.Flock(int(d.Fd()), unix.LOCK_UN) //nolint:errcheck // closing d unlocks too
+	ents, err := d.ReadDir(-1)
+	if err != nil {
+		return fmt.Errorf("read buffer dir: %w", err)
+	}
+	for _, e := range ents {
+		if !emptyLog(e) {
+			continue
+		}
+		if err := os.Remove(filepath.Join(dir, e.Name())); err != nil {
+			return fmt.Errorf("remove empty log: %w", err)
+		}
+		log.Warn("removed an empty log file that a crash left behind (it held nothing)", "dir", dir, "file", e.Name())
+	}
+	return nil
+}
+
+// emptyLog reports whether e is a memtable log or value log of size 0.
+func emptyLog(e fs.DirEntry) bool {
+	if ext := filepath.Ext(e.Name()); ext != ".mem" && ext != ".vlog" {
+		return false
+	}
+	fi, err := e.Info()
+	return err == nil && fi.Mode().IsRegular() && fi.Size() == 0
 }
 
 // Report is what Check found in a buffer, or what Repair salvaged from it.
@@ -227,7 +301,7 @@ func Repair(dir string, log *slog.Logger) (Report, error) {
 	if err := os.MkdirAll(fresh, 0o750); err != nil {
 		return r, fmt.Errorf("create %s: %w", fresh, err)
 	}
-	good := slices.DeleteFunc(tables, func(n string) bool { return slices.Contains(bad, n) })
+	good := slices.DeleteFunc(listedTables(dir, tables), func(n string) bool { return slices.Contains(bad, n) })
 	r.Left = bad
 	// The logs are tried whole first, then without the memtable logs, then
 	// without the value logs: Badger cannot open past a damaged one.
@@ -342,7 +416,7 @@ func withScratch(dir string, tables []string, synth bool, log *slog.Logger, fn f
 		name, ext := e.Name(), filepath.Ext(e.Name())
 		src, dst := filepath.Join(dir, name), filepath.Join(scratch, name)
 		switch {
-		case slices.Contains(drop, ext):
+		case slices.Contains(drop, ext), emptyLog(e): // see dropEmptyLogs
 		case ext == ".sst":
 			if synth && !slices.Contains(tables, name) {
 				continue

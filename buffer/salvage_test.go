@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -41,18 +42,50 @@ func damagedBuffer(t *testing.T, n int, crashed bool) Config {
 	}
 	img := Config(cfg)
 	img.Dir = filepath.Join(t.TempDir(), "crashed")
-	if err := os.Mkdir(img.Dir, 0o750); err != nil {
-		t.Fatal(err)
-	}
-	ents, _ := os.ReadDir(cfg.Dir)
-	for _, e := range ents {
-		if e.Name() != "LOCK" {
-			if err := copyFile(filepath.Join(cfg.Dir, e.Name()), filepath.Join(img.Dir, e.Name())); err != nil {
-				t.Fatal(err)
-			}
+	for try := 0; ; try++ {
+		err := crashImage(cfg.Dir, img.Dir)
+		if err == nil {
+			return img
+		}
+		if try == 100 {
+			t.Fatal(err)
 		}
 	}
-	return img
+}
+
+// crashImage copies the files of the open buffer in dir to img, as kill -9
+// would leave them. Badger flushes memtables and compacts in goroutines of
+// its own after Append returns, creating tables and deleting memtable logs
+// and tables: a copy taken while one of those ran (a file vanished, or the
+// file names changed meanwhile) is no image of any moment, and crashImage
+// fails so that the caller takes another.
+func crashImage(dir, img string) error {
+	names := func() []string {
+		var out []string
+		ents, _ := os.ReadDir(dir)
+		for _, e := range ents {
+			if e.Name() != "LOCK" {
+				out = append(out, e.Name())
+			}
+		}
+		return out
+	}
+	if err := os.RemoveAll(img); err != nil {
+		return err
+	}
+	if err := os.Mkdir(img, 0o750); err != nil {
+		return err
+	}
+	before := names()
+	for _, name := range before {
+		if err := copyFile(filepath.Join(dir, name), filepath.Join(img, name)); err != nil {
+			return err
+		}
+	}
+	if after := names(); !slices.Equal(before, after) {
+		return fmt.Errorf("buffer files changed while copying: %v, then %v", before, after)
+	}
+	return nil
 }
 
 // files returns the names in dir with suffix.

@@ -97,11 +97,21 @@ func TestOutageLosesNothing(t *testing.T) {
 	}
 }
 
+// badInputWait bounds TestBadInput's sends and waits: generous, since
+// they only fail a test that would otherwise hang.
+const badInputWait = 2 * time.Minute
+
 // Bad input is either an event or a counted rejection, and the gateway
 // keeps serving.
 func TestBadInput(t *testing.T) {
 	rcv := newReceiver(t)
-	gw := start(t, testConfig(t, rcv.URL()))
+	cfg := testConfig(t, rcv.URL())
+	// Under load (and -race) the strict receiver took 6-10 s to validate
+	// the 1 MiB event; past the default 10 s request timeout the uplink
+	// sent it again, as slowly, and the events behind it missed the wait.
+	// This test is about bad input, not latency.
+	cfg.Uplinks[0].HTTP.Timeout = badInputWait
+	gw := start(t, cfg)
 	c := mqtttest.Connect(t, gw.mqtt, "bad-input")
 	cases := []struct {
 		topic   string
@@ -121,7 +131,7 @@ func TestBadInput(t *testing.T) {
 			t.Fatalf("publish %q: %v", tc.topic, tok.Error())
 		}
 	}
-	events := rcv.WaitFor(len(cases), 20*time.Second)
+	events := rcv.WaitFor(len(cases), badInputWait)
 	byTopic := map[string]bool{}
 	for _, e := range events {
 		byTopic[fmt.Sprint(e.Extensions()["mqtttopic"])] = true
@@ -138,7 +148,7 @@ func TestBadInput(t *testing.T) {
 	over := mqtttest.Connect(t, gw.mqtt, "too-big")
 	over.Publish("devices/a/huge", 1, false, bytes.Repeat([]byte("x"), 2<<20)).WaitTimeout(2 * time.Second)
 	publishSeq(t, mqtttest.Connect(t, gw.mqtt, "after"), "after", 0, 1)
-	rcv.WaitFor(len(cases)+1, 10*time.Second)
+	rcv.WaitFor(len(cases)+1, badInputWait)
 	resp, err := http.Get("http://" + gw.g.AdminAddr().String() + "/healthz")
 	if err != nil || resp.StatusCode != http.StatusOK {
 		t.Fatalf("healthz after bad input: %v %v", resp, err)

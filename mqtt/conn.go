@@ -46,6 +46,9 @@ type clientConn struct {
 
 	lim         *rate.Limiter // publish rate; nil when off
 	excessSince time.Time     // start of the current run over the rate; zero when under it
+	// waited is how long Read has waited for the client since its last
+	// message over the rate: the client's own pauses (see limitRate).
+	waited time.Duration
 
 	stage int   // 0: a fixed header's first byte comes next; 1-4: in its remaining length
 	rem   int   // remaining length decoded so far
@@ -70,7 +73,9 @@ func (c *clientConn) Read(p []byte) (int, error) {
 		c.done = false
 		c.release()
 	}
+	start := time.Now()
 	n, err := c.Conn.Read(p)
+	c.waited += time.Since(start)
 	if n > 0 && !c.lost {
 		if rerr := c.follow(p[:n]); rerr != nil {
 			return 0, rerr

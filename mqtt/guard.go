@@ -7,6 +7,7 @@ import (
 
 	mochi "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
+	"golang.org/x/time/rate"
 )
 
 // topicAliasMaximum is the number of topic aliases an MQTT 5 client may
@@ -161,15 +162,21 @@ const (
 // reading and discarding: the other devices' throughput fell by a quarter
 // in BenchmarkNeighboursUnderFlood.) A client over the rate for excessLimit
 // is disconnected (MQTT 5: DISCONNECT 0x96).
+//
+// A run over the rate ends when the client pauses: when, between two of
+// its messages over the rate, the broker waited for it to send (Read
+// blocked) as long as it takes to refill half the bucket. Time the broker
+// spent elsewhere (a slow handler, a starved CPU) refills the bucket as
+// well but is no pause of the client's: counted as one, it let a flooder
+// go on for ever on a loaded machine.
 func (b *Broker) limitRate(cl *mochi.Client, cc *clientConn) rateOutcome {
 	now := time.Now()
-	if cc.lim.TokensAt(now) >= float64(cc.lim.Burst())/2 {
-		cc.excessSince = time.Time{} // recovered
-	}
 	if cc.lim.AllowN(now, 1) {
 		return ratePass
 	}
-	if cc.excessSince.IsZero() {
+	paused := cc.waited >= refillHalf(cc.lim)
+	cc.waited = 0
+	if cc.excessSince.IsZero() || paused {
 		cc.excessSince = now
 	} else if now.Sub(cc.excessSince) >= b.excessLimit {
 		b.m.rateDisconnects.Inc()
@@ -190,6 +197,11 @@ func (b *Broker) limitRate(cl *mochi.Client, cc *clientConn) rateOutcome {
 	case <-cc.ctx.Done():
 	}
 	return ratePass
+}
+
+// refillHalf is how long lim takes to refill half its bucket.
+func refillHalf(lim *rate.Limiter) time.Duration {
+	return time.Duration(float64(lim.Burst()) / 2 / float64(lim.Limit()) * float64(time.Second))
 }
 
 // OnSubscribe makes filters over the topic limits invalid, so that mochi

@@ -2,11 +2,13 @@ package mqtt
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"net"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -301,4 +303,56 @@ func TestServerKeepAlive(t *testing.T) {
 			t.Errorf("%s: keepalive %d, want %d", id, cl.State.Keepalive, tc.got)
 		}
 	}
+}
+
+// A flooder stays over its rate while the broker is now and then slow (a
+// slow handler here; a starved CPU under load): the time the broker spends
+// elsewhere refills the bucket but is no pause of the client's, so the
+// flooder is still disconnected after excessLimit. (It was taken for
+// recovered at every slow message and flooded on.)
+func TestFlooderDisconnectedWhileBrokerSlow(t *testing.T) {
+	var n atomic.Int64
+	rec := &recorder{decide: func(context.Context, Message) error {
+		if n.Add(1)%10 == 0 {
+			time.Sleep(150 * time.Millisecond) // past refilling half the bucket (100 ms)
+		}
+		return nil
+	}}
+	cfg := testConfig()
+	cfg.Limits.PublishRate = 50
+	cfg.Limits.PublishBurst = 10
+	tb := startBroker(t, cfg, rec, func(b *Broker) { b.excessLimit = time.Second })
+	flood, _ := mqtttest.DialRaw(t, tb.addr("tcp"), 5, "flood", true)
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		msg := rawPublish("t", []byte("f"), 0, 5)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if _, err := flood.Conn.Write(msg); err != nil {
+				return
+			}
+		}
+	}()
+	start := time.Now()
+	for {
+		pk, err := flood.Read()
+		if err != nil {
+			t.Fatalf("flooder: %v after %v, want DISCONNECT 0x96", err, time.Since(start))
+		}
+		if pk.FixedHeader.Type == packets.Disconnect {
+			if pk.ReasonCode != 0x96 {
+				t.Fatalf("flooder: DISCONNECT %#x, want 0x96", pk.ReasonCode)
+			}
+			break
+		}
+	}
+	if n.Load() < 50 {
+		t.Fatalf("disconnected after %d messages: want a run over the rate first", n.Load())
+	}
+	tb.wantMetric(t, "edgegate_mqtt_rate_limit_disconnects_total", "1")
 }
