@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/edgegate/edgegate/configsign"
 	"github.com/edgegate/edgegate/internal/configstore"
 )
 
@@ -19,7 +20,7 @@ import (
 const maxConfigBytes = 4 << 20
 
 // SignatureHeader carries a detached signature of a pushed document.
-const SignatureHeader = "Edgegate-Signature"
+const SignatureHeader = configsign.Header
 
 // ConfigErrorBody answers a refused PUT /v1/config or rollback: why (an
 // ApplyError reason) and every problem, one per line, as

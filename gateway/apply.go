@@ -98,17 +98,13 @@ type Verified struct {
 
 // configVerifier checks the signature of a configuration document against
 // the running configuration's public keys (remote_config). An error means
-// the update must be refused (403). It is called with the apply lock held,
-// one call at a time.
+// the update must be refused: an *ApplyError with RefusedStale for a
+// signed version not newer than the running one (409), any other error is
+// RefusedSignature (403). It is called with the apply lock held, one call
+// at a time.
 type configVerifier interface {
 	Verify(running Config, u ConfigUpdate) (Verified, error)
 }
-
-// noKeys is the verifier while no public keys can be configured: every
-// document is accepted unsigned.
-type noKeys struct{}
-
-func (noKeys) Verify(Config, ConfigUpdate) (Verified, error) { return Verified{}, nil }
 
 // appliedConfig is the configuration in effect: its history entry and
 // document.
@@ -154,7 +150,10 @@ func (g *Gateway) prepare(u ConfigUpdate, prev *appliedConfig) (ApplyResult, *Co
 	res := ApplyResult{Source: u.Source, PreviousVersion: prev.entry.Version, PreviousHash: prev.entry.Hash, DryRun: u.DryRun, Diff: []string{}}
 	v, err := g.configVerifier.Verify(g.current(), u)
 	if err != nil {
-		return res, nil, refuse(RefusedSignature, err)
+		if ae := (*ApplyError)(nil); !errors.As(err, &ae) {
+			err = refuse(RefusedSignature, err)
+		}
+		return res, nil, err
 	}
 	res.Signed = v.Signed
 	name := u.Origin
@@ -171,10 +170,8 @@ func (g *Gateway) prepare(u ConfigUpdate, prev *appliedConfig) (ApplyResult, *Co
 		res.Version, res.Unchanged = prev.entry.Version, true
 		return res, c, nil
 	}
-	if v.Signed && prev.entry.Signed && v.Version <= prev.entry.Version && !u.Force {
-		return res, nil, refuse(RefusedStale, fmt.Errorf("signed version %d is not newer than the running version %d: "+
-			"refused (a local operator can force it with config push --force on the gateway)", v.Version, prev.entry.Version))
-	}
+	// A signed version not newer than the running one was refused by the
+	// verifier (RefusedStale).
 	if u.Source == SourcePull || u.Source == SourceMQTT {
 		if why, _ := g.configs.RolledBack(c.hash); why != "" {
 			return res, nil, refuse(RefusedRolledBack, fmt.Errorf("configuration %.12s was rolled back (%s): not applied again", c.hash, why))
@@ -383,7 +380,7 @@ func (g *Gateway) configDir() string {
 // startApplied sets what New knows of the configuration it starts with.
 func (g *Gateway) startApplied(c *Compiled) {
 	g.configs = configstore.New(c.Config.stateDir(), c.Config.RemoteConfig.History)
-	g.configVerifier = noKeys{}
+	g.configVerifier = &signatures{g: g}
 	if c.applied != nil { // a remotely applied configuration (LoadStartup)
 		g.running.Store(c.applied)
 		g.localHash = c.localHash

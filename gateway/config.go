@@ -11,6 +11,7 @@ import (
 	"github.com/edgegate/edgegate/access"
 	"github.com/edgegate/edgegate/buffer"
 	"github.com/edgegate/edgegate/cloudevent"
+	"github.com/edgegate/edgegate/configsign"
 	"github.com/edgegate/edgegate/internal/yamlconf"
 	"github.com/edgegate/edgegate/mqtt"
 	"github.com/edgegate/edgegate/rules"
@@ -123,6 +124,8 @@ type Compiled struct {
 	// file itself.
 	applied   *appliedConfig
 	localHash string
+
+	keys []configsign.PublicKey // remote_config's public keys
 }
 
 // locate positions later problems of the configuration (a reload's
@@ -166,10 +169,15 @@ func compile(cfg Config, dir string) (*Compiled, error) {
 	}
 	set, err := rules.Compile(cfg.Rules, names, rules.WithGatewayID(cfg.GatewayID))
 	errs.Nest(yamlconf.Key("rules"), err)
+	keys, err := cfg.RemoteConfig.publicKeys(dir)
+	errs.Nest(yamlconf.Key("remote_config"), err)
+	cfg.RemoteConfig.Pull.ResolveFiles(dir)
+	errs.Nest(yamlconf.Key("remote_config").Key("pull"), cfg.RemoteConfig.Pull.CheckFiles())
+	errs.Nest(yamlconf.Key("remote_config").Key("mqtt").Key("uplink"), cfg.checkConfigUplink())
 	if len(errs) > 0 {
 		return nil, errs.Err()
 	}
-	c := &Compiled{Config: cfg, mapper: mapper, rules: set, access: checker}
+	c := &Compiled{Config: cfg, mapper: mapper, rules: set, access: checker, keys: keys}
 	for _, u := range cfg.Uplinks {
 		u.GatewayID = cfg.GatewayID
 		if u.MQTT != nil && u.MQTT.StateDir == "" {

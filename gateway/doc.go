@@ -23,6 +23,13 @@
 //     (LoadStartup); each outcome is logged, counted and reported as an
 //     io.edgegate.config.* event; a health window after a remote apply
 //     rolls back a configuration that makes things worse (health.go);
+//   - signed configurations (signatures.go): the public keys of
+//     remote_config decide, through configsign, whether a document from a
+//     remote source is signed and newer; the local file and rollbacks are
+//     trusted; and the config channels that need no inbound connection
+//     (channels.go): remote_config.pull and the MQTT config topic on an MQTT
+//     uplink's own connection (configchannel), started by Run, following
+//     their uplink when it changes live;
 //   - the admin HTTP endpoint: /healthz and /readyz open to probes, the
 //     status page's files (internal/statuspage) open too, and /metrics,
 //     /status, /v1/uplinks, the live tail /v1/events (internal/tail),
@@ -46,7 +53,8 @@
 // gateway is the only package that imports the other edgegate packages
 // (access, buffer, mqtt, rules, uplink, cloudevent, internal/yamlconf,
 // internal/metricname, internal/certfile, internal/ratelog, internal/tail,
-// internal/statuspage, internal/configstore). Logic that grows here moves to a leaf package. It
+// internal/statuspage, internal/configstore, configsign, configchannel).
+// Logic that grows here moves to a leaf package. It
 // must not import mochi, paho, Badger or sdk-go (mqtt, uplink and buffer own
 // them), the tools' packages (internal/receiver, internal/devices) or test
 // support (internal/cetest, internal/mqtttest).
@@ -65,7 +73,8 @@
 // (mapper, rules, routes), swapped atomically; Apply (and ReloadFile,
 // Rollback) is safe while Run is active, and applies run one at a time
 // (reloadMu); the health window's goroutine is Run's (it ends before Run
-// returns) and takes reloadMu to roll back. Each forwarder is the one
+// returns) and takes reloadMu to roll back; so are the config channels'
+// goroutines, which call Apply. Each forwarder is the one
 // consumer of its uplink's queue: one delivery loop, with acks written
 // beside it; a change of the uplinks (upMu, taken inside reloadMu) starts a
 // changed uplink's new forwarder only once the old one has returned, so a

@@ -19,6 +19,7 @@ import (
 	"github.com/edgegate/edgegate/access"
 	"github.com/edgegate/edgegate/buffer"
 	"github.com/edgegate/edgegate/cloudevent"
+	"github.com/edgegate/edgegate/configsign"
 	"github.com/edgegate/edgegate/internal/certfile"
 	"github.com/edgegate/edgegate/internal/configstore"
 	"github.com/edgegate/edgegate/internal/ratelog"
@@ -75,6 +76,7 @@ type Gateway struct {
 	// removed uplinks' backlogs a reload dropped.
 	handoffsAbandoned *metrics.Counter
 	removedDropped    *metrics.Counter
+	chans             channels   // config channels (channels.go)
 	tail              *tail.Tail // the recent appends, for the status page's live tail
 
 	version string    // Options.Version
@@ -133,11 +135,13 @@ type live struct {
 
 	configHash string    // Compiled.hash
 	loadedAt   time.Time // when this configuration was applied
+
+	keys []configsign.PublicKey // remote_config's public keys (signatures.go)
 }
 
 // newLive takes the reloadable parts of a compiled configuration.
 func newLive(c *Compiled) *live {
-	l := &live{mapper: c.mapper, rules: c.rules, configHash: c.hash, loadedAt: time.Now()}
+	l := &live{mapper: c.mapper, rules: c.rules, configHash: c.hash, loadedAt: time.Now(), keys: c.keys}
 	for _, u := range c.Config.Uplinks {
 		l.routes = append(l.routes, queueName(u.Name))
 	}
@@ -538,6 +542,7 @@ func (g *Gateway) Run(ctx context.Context) (err error) {
 	stopBuffer := g.startBuffer(ctx)
 	defer func() { err = stopBuffer(err) }()
 	defer g.startHealth(ctx)()
+	defer g.startChannels(ctx)()
 
 	// Forwarders stop fetching when intake has stopped; their in-flight
 	// sends get ShutdownTimeout to finish.

@@ -55,6 +55,10 @@ func TestPackageLayering(t *testing.T) {
 		// configstore keeps applied configurations on disk for gateway.
 		"internal/configstore": nil,
 		"internal/browsertest": nil,
+		// configsign owns keys and signature lines: standard library only.
+		"configsign": nil,
+		// configchannel pulls and receives configs for the apply path.
+		"configchannel": {"configsign", "internal/yamlconf", "internal/metricname", "internal/ratelog", "internal/certfile"},
 		// configschema generates the configuration's JSON Schema and
 		// reference from its Go types (make schema), in gateway's tests.
 		"internal/configschema": {"internal/yamlconf"},

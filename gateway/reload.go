@@ -72,6 +72,9 @@ var restartOnlyFields = []struct {
 	{"mqtt", func(c Config) any { return c.MQTT }},
 	{"buffer", func(c Config) any { return c.Buffer }},
 	{"memory_limit", func(c Config) any { return c.MemoryLimit }},
+	// The config channels start with Run (channels.go).
+	{"remote_config.pull", func(c Config) any { return c.RemoteConfig.Pull }},
+	{"remote_config.mqtt", func(c Config) any { return c.RemoteConfig.MQTT }},
 }
 
 // restartOnly names every changed field that cannot be applied live, down

@@ -4,6 +4,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/edgegate/edgegate/configchannel"
 	"github.com/edgegate/edgegate/internal/yamlconf"
 )
 
@@ -22,11 +23,27 @@ type RemoteConfig struct {
 	// (io.edgegate.config.applied|rejected|rolledback) through every
 	// uplink.
 	Events bool `yaml:"events"`
+	// PublicKeys are ed25519 public keys, each the line of a NAME.pub file
+	// made by edgegate keygen. When any key is set (here or in
+	// public_key_files), every configuration but the local file must carry
+	// a valid signature by one of them and a newer version
+	// (configsign; signatures.go).
+	PublicKeys []string `yaml:"public_keys"`
+	// PublicKeyFiles are NAME.pub files (relative to the configuration
+	// file), read like public_keys.
+	PublicKeyFiles []string `yaml:"public_key_files"`
+	// Pull polls a URL for the configuration: no inbound connection needed
+	// (configchannel; channels.go). Changes need a restart.
+	Pull configchannel.PullConfig `yaml:"pull"`
+	// MQTT receives configurations on a topic of an MQTT uplink's own
+	// connection and answers on a status topic. Changes need a restart.
+	MQTT configchannel.MQTTConfig `yaml:"mqtt"`
 }
 
 // DefaultRemoteConfig is the remote_config section's defaults.
 func DefaultRemoteConfig() RemoteConfig {
-	return RemoteConfig{History: 10, HealthWindow: 60 * time.Second, Events: true}
+	return RemoteConfig{History: 10, HealthWindow: 60 * time.Second, Events: true,
+		Pull: configchannel.DefaultPullConfig(), MQTT: configchannel.DefaultMQTTConfig()}
 }
 
 // validate checks the section; paths are relative to it.
@@ -38,6 +55,8 @@ func (r RemoteConfig) validate() error {
 	if r.HealthWindow < 0 {
 		errs.Add(yamlconf.Key("health_window"), "must be ≥ 0 (0 disables automatic rollback)")
 	}
+	errs.Nest(yamlconf.Key("pull"), r.Pull.Validate())
+	errs.Nest(yamlconf.Key("mqtt"), r.MQTT.Validate())
 	return errs.Err()
 }
 

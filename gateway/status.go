@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/edgegate/edgegate/buffer"
+	"github.com/edgegate/edgegate/configchannel"
 	"github.com/edgegate/edgegate/uplink"
 )
 
@@ -65,6 +66,9 @@ type configStatus struct {
 	// sighup, admin, pull, mqtt, rollback).
 	Version int64  `json:"version"`
 	Source  string `json:"source"`
+	// Pull and MQTT are the config channels' state, when they are on.
+	Pull *configchannel.PullStatus `json:"pull,omitempty"`
+	MQTT *configchannel.MQTTStatus `json:"mqtt,omitempty"`
 }
 
 type clientStatus struct {
@@ -173,6 +177,7 @@ func (g *Gateway) status(maxClients int) status {
 	for _, r := range l.rules.Stats() {
 		st.Rules = append(st.Rules, ruleStatus{Name: r.Name, Evaluations: r.Evaluations, Matches: r.Matches, Errors: r.Errors})
 	}
+	st.Config.Pull, st.Config.MQTT = g.channelStatus()
 	return st
 }
 

@@ -171,6 +171,7 @@ func (p *uplinkPlan) commit(ctx context.Context, opts uplinkChange) {
 		}
 		g.fwd.launch(g, f)
 	}
+	g.followUplinks() // the MQTT config channel moves to a new connection
 }
 
 // retire stops the forwarders, waits up to handoff (or until ctx is done)

@@ -90,6 +90,13 @@
 // messages without a PUBACK. The client connects on the first Send and
 // runs paho's goroutines until Close: the owner must Close the Sender.
 //
+// The mqtt sender is also a Subscriber: the gateway's MQTT config channel
+// subscribes (QoS 1) over the uplink's own connection, which Subscribe
+// opens without waiting for a Send, and publishes its answers there. Each
+// topic is subscribed once per connection (a broker resends retained
+// messages on every SUBSCRIBE) and again after a connection loss, since a
+// broker may have lost the session.
+//
 // # Errors
 //
 // Failures are *Error values: Retryable (connection errors, timeouts, 408,

@@ -55,6 +55,10 @@ type mqttSender struct {
 	client paho.Client
 	closed bool
 
+	subMu  sync.Mutex // guards subs and subGen; held while subscribing
+	subs   map[string]*subscription
+	subGen int64 // counts connection losses (mqttsub.go)
+
 	events      *metrics.Counter
 	published   *metrics.Counter
 	failures    *metrics.Counter
@@ -112,6 +116,7 @@ func newMQTTSender(cfg Config, log *slog.Logger, m *metrics.Set) (*mqttSender, e
 		o.SetCredentialsProvider(creds)
 	}
 	s.watchConnection(o, clientID)
+	o.SetDefaultPublishHandler(s.dispatch)
 	s.opts = o
 	return s, nil
 }
@@ -190,11 +195,15 @@ func (s *mqttSender) watchConnection(o *paho.ClientOptions, clientID string) {
 	})
 	o.SetConnectionLostHandler(func(_ paho.Client, err error) {
 		s.bump()
+		s.lostSubscriptions()
 		s.connLost.Inc()
 		s.log.Warn("mqtt uplink connection lost: reconnecting", "url", s.safeURL, "err", err)
 	})
-	o.SetOnConnectHandler(func(paho.Client) {
+	o.SetOnConnectHandler(func(c paho.Client) {
 		s.log.Info("mqtt uplink connected", "url", s.safeURL, "client_id", clientID)
+		if err := s.subscribeAll(c); err != nil {
+			s.log.Warn("mqtt uplink: subscribing again after connecting failed", "err", err)
+		}
 	})
 }
 

@@ -7,6 +7,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
@@ -44,13 +45,14 @@ has admin.tokens, --cert/--key when it takes client certificates, --cacert for
 its own certificate). A pushed file is validated, diffed, kept in the
 gateway's history and rolled back if the gateway gets worse within
 remote_config.health_window. "config reference" prints every key of the
-configuration file, offline.`,
+configuration file, and "config sign" signs a file for gateways that hold
+public keys (remote_config.public_keys); both work offline.`,
 		GroupID: groupGateway,
 		Args:    cobra.ArbitraryArgs,
 		RunE:    groupRun,
 	}
 	cmd.AddCommand(newConfigPushCmd(a, false), newConfigPushCmd(a, true), newConfigGetCmd(a),
-		newConfigHistoryCmd(a), newConfigRollbackCmd(a), newConfigReferenceCmd(a))
+		newConfigHistoryCmd(a), newConfigRollbackCmd(a), newConfigReferenceCmd(a), newConfigSignCmd(a))
 	return cmd
 }
 
@@ -180,7 +182,9 @@ func configHistory(ctx context.Context, o *configOptions, stdout io.Writer) erro
 	}); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "%-8s %-7s %-12s %-9s %-20s %s\n", "VERSION", "ACTIVE", "HASH", "SOURCE", "APPLIED", "NOTE")
+	// Signed versions are Unix times (10 digits): columns take their width.
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "VERSION\tACTIVE\tHASH\tSOURCE\tAPPLIED\tNOTE")
 	for _, e := range h.Entries {
 		active := ""
 		if e.Version == h.Active {
@@ -190,9 +194,9 @@ func configHistory(ctx context.Context, o *configOptions, stdout io.Writer) erro
 		if e.RolledBack != "" {
 			note = "rolled back: " + e.RolledBack
 		}
-		fmt.Fprintf(stdout, "%-8d %-7s %-12.12s %-9s %-20s %s\n", e.Version, active, e.Hash, e.Source, e.AppliedAt.Format("2006-01-02T15:04:05Z"), note)
+		fmt.Fprintf(tw, "%d\t%s\t%.12s\t%s\t%s\t%s\n", e.Version, active, e.Hash, e.Source, e.AppliedAt.Format("2006-01-02T15:04:05Z"), note)
 	}
-	return nil
+	return tw.Flush()
 }
 
 func newConfigRollbackCmd(a *app) *cobra.Command {
