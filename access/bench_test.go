@@ -13,7 +13,7 @@ import (
 // after a gateway restart does: cold (an empty cache: one argon2id run per
 // user, GOMAXPROCS at a time) and warm (every success cached). It reports
 // the wall time of the whole storm. The gateway's own figure, with MQTT,
-// TLS-free TCP and its memory limit, comes from edgebench --auth.
+// TLS-free TCP and its memory limit, comes from edgegate bench --auth.
 func BenchmarkConnectStorm(b *testing.B) {
 	const devices = 5000
 	hash, err := HashSecret([]byte("bench-secret"))

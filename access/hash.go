@@ -15,7 +15,7 @@ import (
 
 // The argon2id parameters HashSecret writes, chosen by measurement against
 // "5,000 devices connecting with authentication within a minute" on a
-// 2-core x86 machine (edgebench --auth; README "Devices: authentication
+// 2-core x86 machine (edgegate bench --auth; README "Devices: authentication
 // and access control"). One run costs ~5 ms of one core alone and ~8 ms
 // inside the gateway, whose 40 MiB soft memory limit makes the garbage
 // collector pay for each run's fresh block: 4 MiB with 2 passes costs that

@@ -3,16 +3,9 @@ package configchannel
 import (
 	"context"
 	"errors"
-	"fmt"
-	"math"
 	"math/rand/v2"
-	"strconv"
 	"strings"
 	"time"
-
-	"go.yaml.in/yaml/v3"
-
-	"github.com/edgegate/edgegate/internal/yamlconf"
 )
 
 // The channels' sources, as the apply path names them.
@@ -64,42 +57,12 @@ func errorLines(err error) []string {
 	return strings.Split(err.Error(), "\n")
 }
 
-// Percent is a fraction written as a percentage ("10%") in YAML.
-type Percent float64
-
-// UnmarshalYAML accepts "N%" with 0 ≤ N ≤ 100.
-func (p *Percent) UnmarshalYAML(n *yaml.Node) error {
-	s, ok := strings.CutSuffix(strings.TrimSpace(n.Value), "%")
-	v, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
-	if n.Kind != yaml.ScalarNode || !ok || err != nil || v < 0 || v > 100 || math.IsNaN(v) {
-		return &yamlconf.Error{Msg: fmt.Sprintf("want a percentage from 0%% to 100%%, like \"10%%\", got %q", n.Value)}
-	}
-	*p = Percent(v / 100)
-	return nil
-}
-
-// MarshalYAML writes the percentage.
-func (p Percent) MarshalYAML() (any, error) { return p.String(), nil }
-
-// String is the percentage as YAML takes it: "10%".
-func (p Percent) String() string {
-	return strconv.FormatFloat(float64(p)*100, 'f', -1, 64) + "%"
-}
-
-// JSONSchema describes the YAML form for editors: a string "N%".
-func (Percent) JSONSchema() map[string]any {
-	return map[string]any{"type": "string", "pattern": `^\s*([0-9]+(\.[0-9]*)?|\.[0-9]+)\s*%\s*$`}
-}
-
-// JSONSchemaKind names the type in the configuration reference.
-func (Percent) JSONSchemaKind() string { return "percentage" }
-
 // jittered spreads d by ±j at random.
-func jittered(d time.Duration, j Percent) time.Duration {
+func jittered(d time.Duration, j float64) time.Duration {
 	if j <= 0 {
 		return d
 	}
-	return time.Duration(float64(d) * (1 + float64(j)*(2*rand.Float64()-1)))
+	return time.Duration(float64(d) * (1 + j*(2*rand.Float64()-1)))
 }
 
 // backoff is the wait after n consecutive failures (n ≥ 1): from first,

@@ -10,8 +10,6 @@ import (
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
-
-	"github.com/edgegate/edgegate/internal/yamlconf"
 )
 
 // fakeConn is a Conn that fails its first subscribes and records publishes.
@@ -158,22 +156,5 @@ func checkErr(t *testing.T, what any, err error, want string) {
 	t.Helper()
 	if (err == nil) != (want == "") || (err != nil && !strings.Contains(err.Error(), want)) {
 		t.Errorf("%+v: err = %v, want %q", what, err, want)
-	}
-}
-
-func TestPercent(t *testing.T) {
-	var v struct {
-		J Percent `yaml:"j"`
-	}
-	if _, err := yamlconf.Decode("t.yaml", []byte("j: 25%\n"), &v); err != nil || v.J != 0.25 {
-		t.Fatalf("25%%: %v, %v", v.J, err)
-	}
-	if out, _ := v.J.MarshalYAML(); out != "25%" {
-		t.Errorf("MarshalYAML = %v", out)
-	}
-	for _, bad := range []string{"j: 25\n", "j: 150%\n", "j: -1%\n", "j: [1]\n", "j: x%\n"} {
-		if _, err := yamlconf.Decode("t.yaml", []byte(bad), &v); err == nil || !strings.Contains(err.Error(), "t.yaml:1:4: j: want a percentage") {
-			t.Errorf("%q: err = %v", bad, err)
-		}
 	}
 }

@@ -36,9 +36,10 @@ type PullConfig struct {
 	URL string `yaml:"url"`
 	// Interval between polls (default 5m, at least 1s).
 	Interval time.Duration `yaml:"interval"`
-	// Jitter spreads each wait by ± this share of it (default 10%), so a
-	// fleet that restarts together does not poll together.
-	Jitter Percent `yaml:"jitter"`
+	// Jitter spreads each wait uniformly by ± this fraction of it (in
+	// [0, 1]; default 0.1), so a fleet that restarts together does not poll
+	// together. It is written as the uplinks' retry.jitter is.
+	Jitter float64 `yaml:"jitter"`
 	// TokenFile holds a bearer token sent as Authorization (read on every
 	// poll, so it can be rotated).
 	TokenFile string `yaml:"token_file"`
@@ -70,6 +71,9 @@ func (c PullConfig) Validate() error {
 	}
 	if c.Interval < time.Second {
 		errs.Add(yamlconf.Key("interval"), "must be at least 1s, got %s", c.Interval)
+	}
+	if !(c.Jitter >= 0 && c.Jitter <= 1) {
+		errs.Add(yamlconf.Key("jitter"), "must be a fraction from 0 to 1, got %v", c.Jitter)
 	}
 	if c.URL == "" && (c.TokenFile != "" || c.CAFile != "") {
 		errs.Add(yamlconf.Key("url"), "is required with token_file or ca_file")

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/http/pprof"
 	"strconv"
 	"strings"
 	"time"
@@ -29,6 +30,7 @@ import (
 //	POST /-/reload  reload the configuration file (as SIGHUP does);
 //	                ?removed_backlog=drop drops removed uplinks' backlogs
 //	/v1/buffer/...  the buffer tools (registerBufferRoutes)
+//	/debug/pprof/   Go's profiles, while admin.pprof is true (404 otherwise)
 //	/v1/config...   remote configuration (registerConfigRoutes)
 //
 // Every route but the open ones, and any path that matches no route, needs
@@ -89,6 +91,7 @@ func (g *Gateway) serveAdmin(ctx context.Context) error {
 		w.Write([]byte("reloaded\n"))
 	})
 	g.registerBufferRoutes(mux)
+	g.registerPprof(mux)
 	g.registerConfigRoutes(mux)
 	srv := &http.Server{
 		Handler:           g.adminHandler(mux),
@@ -124,6 +127,27 @@ func (g *Gateway) serveAdmin(ctx context.Context) error {
 		return err
 	}
 	return nil
+}
+
+// registerPprof serves net/http/pprof's handlers under /debug/pprof/ while
+// the current configuration's admin.pprof is true, so a reload turns them
+// on and off; when it is false they answer 404 like an unknown path.
+func (g *Gateway) registerPprof(mux *http.ServeMux) {
+	on := func(h http.HandlerFunc) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			if !g.current().Admin.PProf {
+				http.NotFound(w, r)
+				return
+			}
+			h(w, r)
+		}
+	}
+	mux.HandleFunc("GET /debug/pprof/", on(pprof.Index)) // and the named profiles: heap, allocs, goroutine, …
+	mux.HandleFunc("GET /debug/pprof/cmdline", on(pprof.Cmdline))
+	mux.HandleFunc("GET /debug/pprof/profile", on(pprof.Profile))
+	mux.HandleFunc("GET /debug/pprof/symbol", on(pprof.Symbol))
+	mux.HandleFunc("POST /debug/pprof/symbol", on(pprof.Symbol))
+	mux.HandleFunc("GET /debug/pprof/trace", on(pprof.Trace))
 }
 
 // openAdminRoute reports whether a route of the admin mux is open to

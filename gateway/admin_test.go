@@ -199,13 +199,7 @@ uplinks: [{name: cloud, http: {url: %q}}]
 		}
 	}
 	write("127.0.0.1:0", "first")
-	c, err := LoadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var calls atomic.Int32
-	gw := startWith(t, c.Config, Options{ConfigPath: path, verifyToken: plainVerifier(&calls)})
-	url := "http://" + gw.g.AdminAddr().String()
+	url := startFromFile(t, path)
 	write("127.0.0.1:0", "second")
 	if got := call(t, http.DefaultClient, "POST", url+"/-/reload", "Bearer first"); got.code != http.StatusOK {
 		t.Fatalf("reload: %d %s", got.code, got.body)
@@ -220,6 +214,64 @@ uplinks: [{name: cloud, http: {url: %q}}]
 	got := call(t, http.DefaultClient, "POST", url+"/-/reload", "Bearer second")
 	if want := path + ":3:11: admin.listen: change requires restart"; got.code != http.StatusUnprocessableEntity || !strings.Contains(got.body, want) {
 		t.Errorf("listen change: %d %q, want 422 %q", got.code, got.body, want)
+	}
+}
+
+// startFromFile runs a gateway from the config file at path (which POST
+// /-/reload reads again), its admin tokens "$plain$" hashes, and returns
+// the admin endpoint's base URL.
+func startFromFile(t *testing.T, path string) string {
+	t.Helper()
+	c, err := LoadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var calls atomic.Int32
+	gw := startWith(t, c.Config, Options{ConfigPath: path, verifyToken: plainVerifier(&calls)})
+	return "http://" + gw.g.AdminAddr().String()
+}
+
+// admin.pprof serves Go's profiles behind the admin token; off (the
+// default) they answer 404 like an unknown path, and a reload turns them on.
+func TestAdminPprof(t *testing.T) {
+	rcv := newReceiver(t)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "edgegate.yaml")
+	write := func(pprof bool) {
+		t.Helper()
+		data := fmt.Sprintf(`gateway_id: gw
+admin: {listen: "127.0.0.1:0", tokens: [{name: ops, hash: "$plain$ops"}], pprof: %v}
+mqtt: {listeners: [{id: tcp, type: tcp, address: "127.0.0.1:0"}]}
+buffer: {dir: %q, min_free_bytes: 16MiB}
+uplinks: [{name: cloud, http: {url: %q}}]
+`, pprof, filepath.Join(dir, "buf"), rcv.URL())
+		if err := os.WriteFile(path, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(false)
+	url := startFromFile(t, path)
+	cl := http.DefaultClient
+	paths := []string{"/debug/pprof/", "/debug/pprof/heap?debug=1", "/debug/pprof/goroutine?debug=1", "/debug/pprof/cmdline", "/debug/pprof/profile?seconds=1"}
+	for _, p := range paths {
+		if got := call(t, cl, "GET", url+p, "Bearer ops"); got.code != http.StatusNotFound {
+			t.Errorf("GET %s with pprof off: %d, want 404", p, got.code)
+		}
+	}
+	write(true)
+	if got := call(t, cl, "POST", url+"/-/reload", "Bearer ops"); got.code != http.StatusOK {
+		t.Fatalf("reload: %d %s", got.code, got.body)
+	}
+	for _, p := range paths {
+		if got := call(t, cl, "GET", url+p); got.code != http.StatusUnauthorized {
+			t.Errorf("GET %s without a token: %d, want 401", p, got.code)
+		}
+		if got := call(t, cl, "GET", url+p, "Bearer ops"); got.code != http.StatusOK || got.body == "" {
+			t.Errorf("GET %s with pprof on: %d, %d bytes", p, got.code, len(got.body))
+		}
+	}
+	if got := call(t, cl, "GET", url+"/debug/pprof/goroutine?debug=1", "Bearer ops"); !strings.Contains(got.body, "serveAdmin") {
+		t.Errorf("goroutine profile does not show the admin server:\n%.500s", got.body)
 	}
 }
 

@@ -26,6 +26,11 @@ type AdminConfig struct {
 	// TLS serves the endpoint over HTTPS, so a token never crosses a
 	// network in clear text.
 	TLS AdminTLSConfig `yaml:"tls"`
+	// PProf serves Go's profiles (net/http/pprof) under /debug/pprof/,
+	// behind the admin tokens like every other non-open route. Off by
+	// default: a CPU profile costs the gateway a few percent while it runs.
+	// It changes live.
+	PProf bool `yaml:"pprof"`
 }
 
 // AdminToken is one bearer token of the admin API.

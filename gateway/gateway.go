@@ -418,21 +418,10 @@ func (g *Gateway) ingest(ctx context.Context, m mqtt.Message, will bool, marks [
 // they decide to the buffer (with marks) and then makes their local
 // publishes.
 func (g *Gateway) store(ctx context.Context, l *live, e *cloudevent.Event, topic, clientID string, marks []buffer.Mark, now time.Time) error {
-	var recs []buffer.Record
-	var publishes []rules.Publish
-	if l.rules.Empty() {
-		recs = routeRecords(recs, cloudevent.Encode(e), nil, l.routes)
-	} else {
-		_, d := l.evaluate(e, topic, clientID, now)
-		for _, re := range d.Errors {
-			g.log.Debug("rule failed", "rule", re.Rule, "topic", topic, "client_id", clientID, "err", re.Err)
-		}
-		var err error
-		if recs, err = g.decisionRecords(e, d, l.routes); err != nil {
-			g.rejected.Inc()
-			return fmt.Errorf("%w: topic %q: %v", mqtt.ErrRejected, topic, err)
-		}
-		publishes = d.Publishes
+	recs, publishes, err := g.records(l, e, topic, clientID, now)
+	if err != nil {
+		g.rejected.Inc()
+		return fmt.Errorf("%w: topic %q: %v", mqtt.ErrRejected, topic, err)
 	}
 	if len(recs) > 0 {
 		buf := g.buffer()
@@ -456,6 +445,25 @@ func (g *Gateway) store(ctx context.Context, l *live, e *cloudevent.Event, topic
 		g.publishLocal(p)
 	}
 	return nil
+}
+
+// records runs the rules on an event from topic and clientID and returns
+// the buffer records they decide and their local publishes: the part of
+// store that touches no I/O (its allocations are budgeted by
+// TestPerEventAllocations).
+func (g *Gateway) records(l *live, e *cloudevent.Event, topic, clientID string, now time.Time) ([]buffer.Record, []rules.Publish, error) {
+	if l.rules.Empty() {
+		return routeRecords(nil, cloudevent.Encode(e), nil, l.routes), nil, nil
+	}
+	_, d := l.evaluate(e, topic, clientID, now)
+	for _, re := range d.Errors {
+		g.log.Debug("rule failed", "rule", re.Rule, "topic", topic, "client_id", clientID, "err", re.Err)
+	}
+	recs, err := g.decisionRecords(e, d, l.routes)
+	if err != nil {
+		return nil, nil, err
+	}
+	return recs, d.Publishes, nil
 }
 
 // propertyDropped counts a user property that did not become an

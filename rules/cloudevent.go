@@ -38,8 +38,7 @@ func FromRecord(e *cloudevent.Event) Event {
 		return out
 	}
 	if !e.DataBase64 && isJSON(out.DataContentType) {
-		var v any
-		if err := json.Unmarshal(e.Data, &v); err == nil {
+		if v, err := decodeJSON(e.Data); err == nil {
 			out.Data = v
 			return out
 		}

@@ -118,7 +118,7 @@ func TestSignedPull(t *testing.T) {
 		w.Write(served)
 	}))
 	defer srv.Close()
-	s := newSignedSetup(t, fmt.Sprintf("  pull: {url: %q, interval: 1s, jitter: 0%%}\n", srv.URL+"/gw.yaml"),
+	s := newSignedSetup(t, fmt.Sprintf("  pull: {url: %q, interval: 1s, jitter: 0}\n", srv.URL+"/gw.yaml"),
 		fmt.Sprintf("  - {name: cloud, http: {url: \"http://%s/\"}}\n", s0(t)))
 	serve := func(doc []byte, detached string) {
 		mu.Lock()

@@ -89,6 +89,7 @@ forwarded to cloud endpoints (CloudEvents over HTTP, MQTT).`,
 		newSinkCmd(a),
 		newSimulateCmd(a),
 		newRulesCmd(a),
+		newBenchCmd(a),
 		newVersionCmd(a),
 	)
 	return root

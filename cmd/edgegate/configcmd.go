@@ -7,6 +7,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
@@ -181,7 +182,9 @@ func configHistory(ctx context.Context, o *configOptions, stdout io.Writer) erro
 	}); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "%-8s %-7s %-12s %-9s %-20s %s\n", "VERSION", "ACTIVE", "HASH", "SOURCE", "APPLIED", "NOTE")
+	// Signed versions are Unix times (10 digits): columns take their width.
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "VERSION\tACTIVE\tHASH\tSOURCE\tAPPLIED\tNOTE")
 	for _, e := range h.Entries {
 		active := ""
 		if e.Version == h.Active {
@@ -191,9 +194,9 @@ func configHistory(ctx context.Context, o *configOptions, stdout io.Writer) erro
 		if e.RolledBack != "" {
 			note = "rolled back: " + e.RolledBack
 		}
-		fmt.Fprintf(stdout, "%-8d %-7s %-12.12s %-9s %-20s %s\n", e.Version, active, e.Hash, e.Source, e.AppliedAt.Format("2006-01-02T15:04:05Z"), note)
+		fmt.Fprintf(tw, "%d\t%s\t%.12s\t%s\t%s\t%s\n", e.Version, active, e.Hash, e.Source, e.AppliedAt.Format("2006-01-02T15:04:05Z"), note)
 	}
-	return nil
+	return tw.Flush()
 }
 
 func newConfigRollbackCmd(a *app) *cobra.Command {

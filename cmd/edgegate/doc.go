@@ -12,6 +12,7 @@
 //	edgegate sink                     print the CloudEvents an uplink would deliver
 //	edgegate simulate                 simulated devices publishing telemetry
 //	edgegate rules test --config FILE run the rules' own test cases
+//	edgegate bench                    benchmark this binary next to the raw broker
 //	edgegate config reference         print the configuration reference
 //	edgegate completion bash|zsh|fish shell completion
 //	edgegate version
@@ -28,12 +29,12 @@
 // `status` and `buffer` call on a running gateway, BufferTool, CheckBuffer
 // and RepairBuffer for a stopped one's buffer through
 // gateway.OpenBufferTool); sink and simulate are built on internal/receiver
-// and internal/devices; `config reference` prints the generated reference
-// package docs embeds. It must not import buffer or uplink (gateway wires
-// them) or the test support packages (internal/cetest, internal/mqtttest);
-// code that other programs or tests could use belongs in a package, not
-// here. It is the only place, with edgebench's main, where the process
-// exits (os.Exit).
+// and internal/devices, bench is internal/bench (which owns its flags);
+// `config reference` prints the generated reference package docs embeds.
+// It must not import buffer or uplink (gateway wires them) or the test
+// support packages (internal/cetest, internal/mqtttest); code that other
+// programs or tests could use belongs in a package, not here. It is the
+// only place where the process exits (os.Exit).
 //
 // Concurrency: each command runs on the main goroutine. A signal goroutine
 // cancels the command's context on the first SIGINT or SIGTERM and exits at

@@ -123,7 +123,11 @@ func printStatus(w io.Writer, st gateway.Status) error {
 		fmt.Fprint(w, wrap("  "+why, statusWidth, "    "))
 	}
 	fmt.Fprintf(w, "up       %s (since %s)\n", age(now.Sub(st.StartedAt)), st.StartedAt.UTC().Format(time.RFC3339))
-	config := "config   sha256 " + short(st.Config.Hash, 12)
+	config := "config   "
+	if st.Config.Version != 0 {
+		config += fmt.Sprintf("v%d (%s), ", st.Config.Version, st.Config.Source)
+	}
+	config += "sha256 " + short(st.Config.Hash, 12)
 	if !st.Config.LoadedAt.IsZero() {
 		config += ", loaded " + age(now.Sub(st.Config.LoadedAt)) + " ago"
 	}

@@ -4,7 +4,7 @@
 // specified by CloudEvents v1.0.2 (spec.md, bindings/http-protocol-binding.md,
 // formats/json-format.md).
 //
-// internal/receiver (behind `edgegate sink` and edgebench) and the test
+// internal/receiver (behind `edgegate sink` and `edgegate bench`) and the test
 // receivers use it to check that what edgegate sends is spec-conformant, and
 // to compare what arrived with what was sent (SameEvent). It parses requests
 // itself, byte for byte, with no dependency on sdk-go, whose decoding is

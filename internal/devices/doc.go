@@ -3,7 +3,7 @@
 // schedule (a total rate spread evenly over the devices, or as fast as the
 // acknowledgements allow, with a bounded number of publishes in flight per
 // device) and counts what was acknowledged. `edgegate simulate` and
-// edgebench drive it; they keep their flags and printing.
+// `edgegate bench` drive it; they keep their flags and printing.
 //
 // Every acknowledgement is awaited at most AckTimeout from its publish, so a
 // run ends at most AckTimeout after its context (or Duration) does, even

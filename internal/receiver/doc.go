@@ -3,7 +3,7 @@
 // (binary, structured, batch; gzip bodies too), checks it strictly against
 // CloudEvents 1.0 with internal/ceconform, reports the violations, refuses
 // an invalid request with 400 and the reasons (unless lenient), and hands
-// what it accepted to its caller. `edgegate sink`, edgebench's receiver and
+// what it accepted to its caller. `edgegate sink`, edgegate bench's receiver and
 // the shared test receiver (internal/cetest) are built on its Handler.
 //
 // It decodes with sdk-go only on request (Request.Decode), after

@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"strconv"
@@ -52,4 +52,32 @@ func devicePayload(dev string, seq int64, sentNS int64) []byte {
 	b = strconv.AppendInt(b, sentNS, 10)
 	b = append(b, '}')
 	return b
+}
+
+// steadyPrefix starts the ids of an overload run's steady devices.
+const steadyPrefix = "s-"
+
+// steadyConfig returns the steady devices of an overload run: spec.Steady
+// clients s-001, … publishing spec.SteadyRate msgs/s in all at spec's QoS
+// for spec's duration, beside the load of loadConfig.
+func steadyConfig(broker string, o benchOptions, spec runSpec) devices.Config {
+	o.Devices = spec.Steady
+	c := loadConfig(broker, o, runSpec{QoS: spec.QoS, Rate: spec.SteadyRate, Duration: spec.Duration})
+	c.IDPrefix = steadyPrefix
+	return c
+}
+
+// mergeResults adds the steady fleet's result to the load's.
+func mergeResults(a, b devices.Result) devices.Result {
+	if b.Start.Before(a.Start) && !b.Start.IsZero() {
+		a.Start = b.Start
+	}
+	if b.End.After(a.End) {
+		a.End = b.End
+	}
+	a.Sent += b.Sent
+	a.Acked += b.Acked
+	a.Failed += b.Failed
+	a.Devices = append(a.Devices, b.Devices...)
+	return a
 }

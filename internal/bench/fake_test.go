@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"bytes"
@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -26,10 +27,10 @@ import (
 	"github.com/edgegate/edgegate/internal/mqtttest"
 )
 
-// The test binary doubles as a stand-in edgegate: with EDGEBENCH_FAKE_EDGEGATE=1 it runs
+// The test binary doubles as a stand-in edgegate: with BENCH_FAKE_EDGEGATE=1 it runs
 // fakeEdgegate instead of the tests, so runOnce can be tested before bin/edgegate exists.
 func TestMain(m *testing.M) {
-	if os.Getenv("EDGEBENCH_FAKE_EDGEGATE") == "1" {
+	if os.Getenv("BENCH_FAKE_EDGEGATE") == "1" {
 		if err := fakeEdgegate(os.Args[1:]); err != nil {
 			fmt.Fprintln(os.Stderr, "fake edgegate:", err)
 			os.Exit(1)
@@ -40,7 +41,7 @@ func TestMain(m *testing.M) {
 }
 
 // fakeConfig is the part of the edgegate config the fake reads; it also pins the keys
-// edgebench writes (TestGatewayConfig decodes with KnownFields).
+// the bench writes (TestGatewayConfig decodes with KnownFields).
 type fakeConfig struct {
 	GatewayID string `yaml:"gateway_id"`
 	Log       struct {
@@ -48,6 +49,7 @@ type fakeConfig struct {
 	} `yaml:"log"`
 	Admin struct {
 		Listen string `yaml:"listen"`
+		PProf  bool   `yaml:"pprof"`
 	} `yaml:"admin"`
 	MQTT struct {
 		Listeners []struct {
@@ -83,6 +85,13 @@ type fakeConfig struct {
 			Mode string `yaml:"mode"`
 		} `yaml:"http"`
 	} `yaml:"uplinks"`
+	Rules struct {
+		Rules []struct {
+			Name    string           `yaml:"name"`
+			When    string           `yaml:"when"`
+			Actions []map[string]any `yaml:"actions"`
+		} `yaml:"rules"`
+	} `yaml:"rules"`
 }
 
 // fakeEdgegate implements `edgegate run --config FILE` just well enough for the bench:
@@ -153,6 +162,14 @@ func fakeEdgegate(args []string) error {
 	admin := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/readyz" {
 			w.WriteHeader(http.StatusOK)
+			return
+		}
+		if strings.HasPrefix(r.URL.Path, "/debug/pprof/") && cfg.Admin.PProf {
+			fmt.Fprintln(w, "a profile of", r.URL.Path)
+			return
+		}
+		if r.URL.Path == "/metrics" {
+			fmt.Fprintln(w, `edgegate_mqtt_messages_dropped_total{reason="overloaded"} 3`)
 			return
 		}
 		http.NotFound(w, r)
@@ -235,7 +252,7 @@ func fakeOptions(t *testing.T, mode string) benchOptions {
 		Inflight: 16,
 		Timeout:  20 * time.Second,
 		Drain:    3 * time.Second,
-		Env:      []string{"EDGEBENCH_FAKE_EDGEGATE=1"},
+		Env:      []string{"BENCH_FAKE_EDGEGATE=1"},
 		Log:      &testLog{t: t},
 	}
 }
@@ -257,6 +274,7 @@ func TestRunOnceFakeGateway(t *testing.T) {
 		{"binary", false, runSpec{Name: "throughput-qos0", QoS: 0, Messages: 50}},
 		{"batch", false, runSpec{Name: "latency-qos1", QoS: 1, Rate: 500, Duration: 500 * time.Millisecond}},
 		{"batch", true, runSpec{Name: "auth-qos1", QoS: 1, Messages: 50}},
+		{"batch", true, runSpec{Name: "overload", QoS: 1, Rate: 500, Duration: 500 * time.Millisecond, OverloadFactor: 2, Steady: 2, SteadyRate: 40}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.mode+"/"+tt.spec.Name, func(t *testing.T) {
@@ -282,13 +300,43 @@ func TestRunOnceFakeGateway(t *testing.T) {
 			if tt.spec.Rate > 0 && (r.Published < 100 || r.Published > 300) {
 				t.Errorf("published %d at 500 msg/s for 0.5 s", r.Published)
 			}
+			if tt.spec.Steady > 0 && (r.SteadyDevices != 2 || r.SteadyP99ms <= 0 || r.Dropped != 3 || r.OfferedPerSec != 500) {
+				t.Errorf("overload: steady %d p99 %v dropped %d offered %v", r.SteadyDevices, r.SteadyP99ms, r.Dropped, r.OfferedPerSec)
+			}
 		})
+	}
+}
+
+// The ceiling counts every message the same devices publish to the
+// in-process broker, at QoS 0 and 1, and keeps their latencies.
+func TestRunCeiling(t *testing.T) {
+	for _, q := range []byte{0, 1} {
+		o := fakeOptions(t, modeCeiling)
+		r := runCeiling(context.Background(), o, runSpec{Name: "throughput", Mode: modeCeiling, Devices: o.Devices, QoS: q, Messages: 40})
+		if r.Error != "" || r.Published != 200 || r.Received != 200 || r.Lost != 0 || r.EventsPerSec <= 0 || r.P50ms <= 0 || r.Mode != modeCeiling {
+			t.Errorf("qos %d: %+v", q, r)
+		}
+	}
+}
+
+// --profile saves each run's CPU and allocation profiles.
+func TestRunOnceProfiles(t *testing.T) {
+	o := fakeOptions(t, "batch")
+	o.ProfileDir, o.ProfileSeconds = t.TempDir(), 1
+	r := runOnce(context.Background(), o, runSpec{Name: "latency-qos1-100/s", QoS: 1, Rate: 100, Duration: time.Second})
+	if r.Error != "" {
+		t.Fatal(r.Error)
+	}
+	for _, name := range []string{"batch-latency-qos1-100_s-profile.pb.gz", "batch-latency-qos1-100_s-allocs.pb.gz"} {
+		if b, err := os.ReadFile(filepath.Join(o.ProfileDir, name)); err != nil || !strings.HasPrefix(string(b), "a profile of /debug/pprof/") {
+			t.Errorf("%s: %q, %v", name, b, err)
+		}
 	}
 }
 
 func TestRunOnceGatewayFails(t *testing.T) {
 	o := fakeOptions(t, "batch")
-	o.Env = []string{"EDGEBENCH_FAKE_EDGEGATE=1"}
+	o.Env = []string{"BENCH_FAKE_EDGEGATE=1"}
 	o.Edgegate = "/nonexistent/edgegate"
 	r := runOnce(context.Background(), o, runSpec{Name: "x", QoS: 1, Messages: 1})
 	if !strings.Contains(r.Error, "start /nonexistent/edgegate") {

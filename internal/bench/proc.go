@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"context"
@@ -134,8 +134,9 @@ func tailFile(path string, n int) string {
 
 // procStats is what /proc says about a process.
 type procStats struct {
-	PeakRSS int64         // VmHWM, bytes
-	CPU     time.Duration // utime + stime
+	PeakRSS    int64         // VmHWM, bytes
+	CPU        time.Duration // utime + stime
+	WriteBytes int64         // write_bytes of /proc/PID/io: caused to be written to storage
 }
 
 // readProcStats reads /proc/PID/status and /proc/PID/stat.
@@ -153,8 +154,31 @@ func readProcStats(pid int) (procStats, error) {
 	if err != nil {
 		return ps, fmt.Errorf("read process stat: %w", err)
 	}
-	ps.CPU, err = parseCPUTime(string(stat))
+	if ps.CPU, err = parseCPUTime(string(stat)); err != nil {
+		return ps, err
+	}
+	pio, err := os.ReadFile(filepath.Join(dir, "io"))
+	if err != nil {
+		return ps, fmt.Errorf("read process io: %w", err)
+	}
+	ps.WriteBytes, err = parseWriteBytes(string(pio))
 	return ps, err
+}
+
+// parseWriteBytes returns the write_bytes line of /proc/PID/io.
+func parseWriteBytes(pio string) (int64, error) {
+	for line := range strings.Lines(pio) {
+		rest, ok := strings.CutPrefix(line, "write_bytes:")
+		if !ok {
+			continue
+		}
+		n, err := strconv.ParseInt(strings.TrimSpace(rest), 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("parse write_bytes: %w", err)
+		}
+		return n, nil
+	}
+	return 0, errors.New("no write_bytes in process io")
 }
 
 // parseVmHWM returns the VmHWM line of /proc/PID/status in bytes.
@@ -198,4 +222,46 @@ func parseCPUTime(stat string) (time.Duration, error) {
 		ticks += n
 	}
 	return time.Duration(ticks) * time.Second / clockTicks, nil
+}
+
+// droppedMetrics are the counters of messages the gateway refused or
+// dropped by its declared policy.
+var droppedMetrics = []string{"edgegate_mqtt_messages_dropped_total", "edgegate_buffer_dropped_total"}
+
+// scrapeDropped sums droppedMetrics (every label set) from the gateway's
+// admin /metrics.
+func scrapeDropped(ctx context.Context, admin string) (int64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+admin+"/metrics", nil)
+	if err != nil {
+		return 0, fmt.Errorf("metrics request: %w", err)
+	}
+	resp, err := (&http.Client{Timeout: 5 * time.Second}).Do(req)
+	if err != nil {
+		return 0, fmt.Errorf("scrape metrics: %w", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("scrape metrics: %s %v", resp.Status, err)
+	}
+	return sumCounters(string(body), droppedMetrics), nil
+}
+
+// sumCounters adds up the samples of the named metrics in Prometheus text.
+func sumCounters(text string, names []string) int64 {
+	var n float64
+	for line := range strings.Lines(text) {
+		for _, name := range names {
+			rest, ok := strings.CutPrefix(line, name)
+			if !ok || rest == "" || (rest[0] != ' ' && rest[0] != '{') {
+				continue
+			}
+			f := strings.Fields(rest[strings.LastIndexByte(rest, '}')+1:])
+			if len(f) > 0 {
+				v, _ := strconv.ParseFloat(f[0], 64)
+				n += v
+			}
+		}
+	}
+	return int64(n)
 }

@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"bytes"
@@ -35,18 +35,24 @@ type recorder struct {
 	validateEvery int64 // 1: every request
 	http          *receiver.Handler
 	seen          atomic.Int64 // requests offered to Check
+	// down makes the recorder refuse every request with 503 (an outage).
+	down atomic.Bool
 
 	mu        sync.Mutex
 	counts    map[eventKey]uint32
 	latencies []time.Duration // of first receipts
-	first     time.Time
-	last      time.Time
-	requests  int64
-	events    int64  // every event, duplicates included
-	foreign   int64  // events whose data is not a device payload
-	bad       int64  // requests rejected
-	invalid   int64  // events that violate CloudEvents 1.0
-	sample    string // the first violation seen
+	// steadyPrefix: devices whose id starts with it (overload runs' steady
+	// devices) also have their latencies in steadyLat.
+	steadyPrefix string
+	steadyLat    []time.Duration
+	first        time.Time
+	last         time.Time
+	requests     int64
+	events       int64  // every event, duplicates included
+	foreign      int64  // events whose data is not a device payload
+	bad          int64  // requests rejected
+	invalid      int64  // events that violate CloudEvents 1.0
+	sample       string // the first violation seen
 }
 
 func newRecorder() *recorder {
@@ -69,7 +75,13 @@ type devicePayloadJSON struct {
 	SentNS int64  `json:"sent_ns"`
 }
 
-func (r *recorder) ServeHTTP(w http.ResponseWriter, req *http.Request) { r.http.ServeHTTP(w, req) }
+func (r *recorder) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	if r.down.Load() {
+		http.Error(w, "outage", http.StatusServiceUnavailable)
+		return
+	}
+	r.http.ServeHTTP(w, req)
+}
 
 // accept records a request the Handler accepted: checked, with the events
 // the validator read; unchecked, with the data decodePayloads finds.
@@ -158,8 +170,19 @@ func (r *recorder) record(now time.Time, payloads [][]byte, invalid int, sample 
 		r.counts[p.key] = c + 1
 		if c == 0 {
 			r.latencies = append(r.latencies, p.lat)
+			if r.steadyPrefix != "" && strings.HasPrefix(p.key.dev, r.steadyPrefix) {
+				r.steadyLat = append(r.steadyLat, p.lat)
+			}
 		}
 	}
+}
+
+// setSteady makes the recorder keep the latencies of devices whose id
+// starts with prefix apart as well.
+func (r *recorder) setSteady(prefix string) {
+	r.mu.Lock()
+	r.steadyPrefix = prefix
+	r.mu.Unlock()
 }
 
 // unique returns how many distinct device messages have arrived.
@@ -173,14 +196,16 @@ func (r *recorder) unique() int {
 type receiverStats struct {
 	Counts    map[eventKey]uint32
 	Latencies []time.Duration
-	First     time.Time
-	Last      time.Time
-	Requests  int64
-	Events    int64
-	Foreign   int64
-	Bad       int64
-	Invalid   int64  // events that violate CloudEvents 1.0
-	Sample    string // the first violation seen
+	// SteadyLatencies are those of the steady devices (setSteady).
+	SteadyLatencies []time.Duration
+	First           time.Time
+	Last            time.Time
+	Requests        int64
+	Events          int64
+	Foreign         int64
+	Bad             int64
+	Invalid         int64  // events that violate CloudEvents 1.0
+	Sample          string // the first violation seen
 }
 
 // snapshot copies the recorder's state; call it once the load is over.
@@ -192,16 +217,17 @@ func (r *recorder) snapshot() receiverStats {
 		counts[k] = v
 	}
 	return receiverStats{
-		Counts:    counts,
-		Latencies: append([]time.Duration(nil), r.latencies...),
-		First:     r.first,
-		Last:      r.last,
-		Requests:  r.requests,
-		Events:    r.events,
-		Foreign:   r.foreign,
-		Bad:       r.bad,
-		Invalid:   r.invalid,
-		Sample:    r.sample,
+		Counts:          counts,
+		Latencies:       append([]time.Duration(nil), r.latencies...),
+		SteadyLatencies: append([]time.Duration(nil), r.steadyLat...),
+		First:           r.first,
+		Last:            r.last,
+		Requests:        r.requests,
+		Events:          r.events,
+		Foreign:         r.foreign,
+		Bad:             r.bad,
+		Invalid:         r.invalid,
+		Sample:          r.sample,
 	}
 }
 

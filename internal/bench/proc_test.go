@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"os"
@@ -36,6 +36,31 @@ func TestParseCPUTime(t *testing.T) {
 	}
 }
 
+func TestParseWriteBytes(t *testing.T) {
+	pio := "rchar: 6976\nwchar: 10\nsyscr: 10\nsyscw: 1\nread_bytes: 0\nwrite_bytes: 8192\ncancelled_write_bytes: 0\n"
+	if got, err := parseWriteBytes(pio); err != nil || got != 8192 {
+		t.Errorf("parseWriteBytes = %d, %v", got, err)
+	}
+	for _, bad := range []string{"rchar: 1\n", "write_bytes: x\n"} {
+		if _, err := parseWriteBytes(bad); err == nil {
+			t.Errorf("parseWriteBytes(%q): no error", bad)
+		}
+	}
+}
+
+func TestSumCounters(t *testing.T) {
+	text := `# TYPE edgegate_mqtt_messages_dropped_total counter
+edgegate_mqtt_messages_dropped_total{reason="overloaded"} 7
+edgegate_mqtt_messages_dropped_total{reason="rejected"} 2
+edgegate_mqtt_messages_dropped_totalx 100
+edgegate_buffer_dropped_total{reason="overflow",queue="a b}"} 1e3
+edgegate_buffer_dropped 5
+`
+	if got := sumCounters(text, droppedMetrics); got != 1009 {
+		t.Errorf("sumCounters = %d, want 1009", got)
+	}
+}
+
 func TestReadProcStatsSelf(t *testing.T) {
 	ps, err := readProcStats(os.Getpid())
 	if err != nil {
@@ -62,19 +87,20 @@ func TestTailFile(t *testing.T) {
 	}
 }
 
-// The config edgebench writes must be the YAML the lead's loader reads, keys included.
+// The config the bench writes must be the YAML the lead's loader reads, keys included.
 func TestGatewayConfig(t *testing.T) {
-	s := gatewayConfig("127.0.0.1:1", "127.0.0.1:2", "/tmp/x y/data", "http://127.0.0.1:3/", "binary")
+	s := gatewayConfig("127.0.0.1:1", "127.0.0.1:2", "/tmp/x y/data", "http://127.0.0.1:3/", "binary", true)
 	var c fakeConfig
 	dec := yaml.NewDecoder(strings.NewReader(s))
 	dec.KnownFields(true)
 	if err := dec.Decode(&c); err != nil {
 		t.Fatalf("config does not parse: %v\n%s", err, s)
 	}
-	if c.GatewayID != "bench" || c.Admin.Listen != "127.0.0.1:1" || len(c.MQTT.Listeners) != 1 ||
+	if c.GatewayID != "bench" || c.Admin.Listen != "127.0.0.1:1" || !c.Admin.PProf || len(c.MQTT.Listeners) != 1 ||
 		c.MQTT.Listeners[0].Address != "127.0.0.1:2" || c.Buffer.Dir != "/tmp/x y/data" || c.Buffer.MaxBytes != "1GiB" ||
 		len(c.Uplinks) != 1 || c.Uplinks[0].HTTP.URL != "http://127.0.0.1:3/" || c.Uplinks[0].HTTP.Mode != "binary" ||
-		len(c.Events.Topics) != 1 || c.Events.Topics[0].Match != "devices/{device}/{kind}" {
+		len(c.Events.Topics) != 1 || c.Events.Topics[0].Match != "devices/{device}/{kind}" ||
+		len(c.Rules.Rules) != 10 || c.Rules.Rules[9].Name != "r9" {
 		t.Errorf("config = %+v", c)
 	}
 }

@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -20,10 +21,22 @@ import (
 // runSpec is one benchmark run.
 type runSpec struct {
 	Name     string
+	Mode     string // batch | binary | structured | ceiling
+	Devices  int
 	QoS      byte
 	Messages int64         // per device (throughput runs)
 	Rate     float64       // total msgs/s (fixed-rate runs)
 	Duration time.Duration // fixed-rate runs
+	// Outage makes the receiver refuse every request (503) for this long,
+	// starting a third into a fixed-rate run.
+	Outage time.Duration
+	// Overload runs: Rate is set, before the run, to OverloadFactor × the
+	// events/s of the same mode's QoS 1 throughput run; Steady devices
+	// publish SteadyRate msgs/s in all beside that load, and their latency
+	// is reported on its own.
+	OverloadFactor float64
+	Steady         int
+	SteadyRate     float64
 }
 
 // benchOptions are the settings shared by every run.
@@ -41,6 +54,11 @@ type benchOptions struct {
 	ValidateEvery int64
 	Env           []string  // extra environment for edgegate
 	Log           io.Writer // progress lines
+	// ProfileDir, when set, receives each gateway run's CPU profile of
+	// ProfileSeconds from half a second into its load, and its
+	// allocation profile at the end of the load (admin.pprof).
+	ProfileDir     string
+	ProfileSeconds int
 }
 
 // result is the outcome of one run; times are in milliseconds or seconds as named.
@@ -71,17 +89,48 @@ type result struct {
 	PeakRSSMB    float64 `json:"peak_rss_mb"`
 	CPUSeconds   float64 `json:"cpu_s"`
 	CPUPercent   float64 `json:"cpu_pct"`
-	WallSeconds  float64 `json:"wall_s"`
-	StopSeconds  float64 `json:"stop_s"`
-	Error        string  `json:"error,omitempty"`
-	Dir          string  `json:"dir,omitempty"`
+	// CPUPer1kEvents is the gateway's CPU seconds per 1,000 events received.
+	CPUPer1kEvents float64 `json:"cpu_s_per_1k_events"`
+	// DiskWriteBytes is what the gateway process caused to be written to
+	// storage during the load (/proc/PID/io write_bytes); DiskBytesPerEvent
+	// divides it by the events received.
+	DiskWriteBytes    int64   `json:"disk_write_bytes"`
+	DiskBytesPerEvent float64 `json:"disk_bytes_per_event"`
+	// CeilingRatio is EventsPerSec over the ceiling run's with the same QoS
+	// and devices (throughput runs).
+	CeilingRatio float64 `json:"ceiling_ratio"`
+	// Outage runs: Backlog is how many published events had not arrived when
+	// the receiver came back; DrainPerSec the rate at which events arrived
+	// from then until every event published before the outage's end had,
+	// live traffic included; DrainRatio that over the target rate; DrainSec
+	// how long it took.
+	OutageSec   float64 `json:"outage_s"`
+	Backlog     int64   `json:"backlog"`
+	DrainPerSec float64 `json:"drain_events_per_sec"`
+	DrainRatio  float64 `json:"drain_ratio"`
+	DrainSec    float64 `json:"drain_s"`
+	// Overload runs: the load offered (total msgs/s the load devices try),
+	// the steady devices' own latency, and what the gateway refused or
+	// dropped by its policy (edgegate_mqtt_messages_dropped_total and
+	// edgegate_buffer_dropped_total at the end of the run).
+	OfferedPerSec float64 `json:"offered_per_sec"`
+	SteadyDevices int     `json:"steady_devices"`
+	SteadyP50ms   float64 `json:"steady_p50_ms"`
+	SteadyP99ms   float64 `json:"steady_p99_ms"`
+	Dropped       int64   `json:"dropped"`
+	WallSeconds   float64 `json:"wall_s"`
+	StopSeconds   float64 `json:"stop_s"`
+	Error         string  `json:"error,omitempty"`
+	Dir           string  `json:"dir,omitempty"`
 }
 
-// gatewayConfig renders the edgegate config of one run.
-func gatewayConfig(admin, mqttAddr, dataDir, uplinkURL, mode string) string {
+// gatewayConfig renders the edgegate config of one run: the topic mapping
+// and benchRules, so events pay for rule evaluation as in production.
+// pprof turns on admin.pprof (--profile).
+func gatewayConfig(admin, mqttAddr, dataDir, uplinkURL, mode string, pprof bool) string {
 	return fmt.Sprintf(`gateway_id: bench
 log: {level: warn}
-admin: {listen: %q}
+admin: {listen: %q, pprof: %v}
 mqtt:
   listeners:
     - {id: tcp, type: tcp, address: %q}
@@ -93,7 +142,28 @@ events:
     - {match: "devices/{device}/{kind}", source: "/edgegate/{gateway_id}/devices/{device}", type: "io.edgegate.device.{kind}", subject: "{device}"}
 uplinks:
   - {name: cloud, http: {url: %q, mode: %s}}
-`, admin, mqttAddr, dataDir, uplinkURL, mode)
+%s`, admin, pprof, mqttAddr, dataDir, uplinkURL, mode, benchRules(10))
+}
+
+// benchRules returns n rules of the usual shapes (type test, threshold,
+// subject/topic test, extension test) that match no bench event, so every
+// event is evaluated against all of them and still reaches the uplink.
+func benchRules(n int) string {
+	var b strings.Builder
+	b.WriteString("rules:\n  rules:\n")
+	for i := range n {
+		switch i % 4 {
+		case 0:
+			fmt.Fprintf(&b, "    - {name: r%d, when: \"type == 'io.acme.kind%d' && data.seq > 30\", actions: [{route: [cloud]}]}\n", i, i)
+		case 1:
+			fmt.Fprintf(&b, "    - {name: r%d, when: \"data.seq < -%d\", actions: [{drop: true}]}\n", i, i)
+		case 2:
+			fmt.Fprintf(&b, "    - {name: r%d, when: \"subject == 'dev-%d' || topic startsWith 'alarms/'\", actions: [{set: {data.x: \"'1'\"}}]}\n", i, i)
+		case 3:
+			fmt.Fprintf(&b, "    - {name: r%d, when: \"ext.mqttqos == 2 && data.seq < %d\", actions: [{drop: true}]}\n", i, i)
+		}
+	}
+	return b.String()
 }
 
 // runOnce starts a fresh edgegate and receiver, runs spec's load through them and
@@ -124,11 +194,12 @@ type bench struct {
 	gw        *gatewayProc
 	gwStopped bool
 	fleet     *devices.Fleet
+	steady    *devices.Fleet // overload runs: the devices within their rate
 }
 
 func (b *bench) logf(format string, args ...any) {
 	if b.o.Log != nil {
-		fmt.Fprintf(b.o.Log, "edgebench: %s: "+format+"\n", append([]any{b.spec.Name}, args...)...)
+		fmt.Fprintf(b.o.Log, "bench: %s: "+format+"\n", append([]any{b.spec.Name}, args...)...)
 	}
 }
 
@@ -158,6 +229,14 @@ func (b *bench) run(ctx context.Context) error {
 		return err
 	}
 	b.fleet.Close()
+	if b.steady != nil {
+		b.steady.Close()
+	}
+	if b.spec.OverloadFactor > 0 {
+		if b.res.Dropped, err = scrapeDropped(ctx, b.admin); err != nil {
+			return err
+		}
+	}
 	b.stopGateway()
 	b.measure(lr, before, after)
 	if timedOut && b.res.Error == "" {
@@ -170,7 +249,7 @@ func (b *bench) run(ctx context.Context) error {
 // setUp makes the temp dir, starts the receiver (first, so its port is ours for
 // certain) and writes edgegate's config.
 func (b *bench) setUp() error {
-	dir, err := os.MkdirTemp("", "edgebench-*")
+	dir, err := os.MkdirTemp("", "edgegate-bench-*")
 	if err != nil {
 		return fmt.Errorf("temp dir: %w", err)
 	}
@@ -194,7 +273,7 @@ func (b *bench) setUp() error {
 	if err := errors.Join(err1, err2); err != nil {
 		return err
 	}
-	cfg := gatewayConfig(b.admin, b.mqttAddr, filepath.Join(dir, "data"), "http://"+ln.Addr().String()+"/", b.o.Mode)
+	cfg := gatewayConfig(b.admin, b.mqttAddr, filepath.Join(dir, "data"), "http://"+ln.Addr().String()+"/", b.o.Mode, b.o.ProfileDir != "")
 	if b.o.Auth {
 		section, err := b.writeUsers()
 		if err != nil {
@@ -210,7 +289,7 @@ func (b *bench) setUp() error {
 
 // benchSecret is every bench device's secret. Each device is its own user,
 // so the gateway verifies each once (its cache is keyed by user); sharing
-// the secret and its hash only spares edgebench hashing thousands.
+// the secret and its hash only spares the bench hashing thousands.
 const benchSecret = "bench-secret"
 
 // writeUsers writes a users file with one user per device, all with the
@@ -230,6 +309,10 @@ func (b *bench) writeUsers() (string, error) {
 	cfg := loadConfig("", b.o, b.spec)
 	for i := range b.o.Devices {
 		fmt.Fprintf(&users, "  - {username: %q, password_hash: %q}\n", cfg.ClientIDPrefix+cfg.DeviceID(i), hash)
+	}
+	steady := steadyConfig("", b.o, b.spec)
+	for i := range b.spec.Steady {
+		fmt.Fprintf(&users, "  - {username: %q, password_hash: %q}\n", steady.ClientIDPrefix+steady.DeviceID(i), hash)
 	}
 	path := filepath.Join(b.dir, "devices.yaml")
 	if err := os.WriteFile(path, []byte(users.String()), 0o600); err != nil {
@@ -268,18 +351,147 @@ func (b *bench) load(ctx context.Context) (lr devices.Result, before procStats, 
 	if err != nil {
 		return lr, before, false, err
 	}
+	if b.spec.Steady > 0 {
+		if b.steady, err = devices.Connect(ctx, steadyConfig("tcp://"+b.mqttAddr, b.o, b.spec)); err != nil {
+			return lr, before, false, err
+		}
+		b.rec.setSteady(steadyPrefix)
+	}
 	b.res.ConnectSec = time.Since(start).Seconds()
 	if before, err = readProcStats(b.gw.pid()); err != nil {
 		return lr, before, false, err
 	}
 	b.logf("%d devices connected in %.1fs, publishing", b.o.Devices, b.res.ConnectSec)
-	loadCtx, cancel := context.WithTimeout(ctx, b.o.Timeout)
+	loadCtx, cancel := context.WithTimeout(ctx, b.o.Timeout+b.spec.Duration)
+	outageDone := make(chan outageResult, 1)
+	if b.spec.Outage > 0 {
+		go func() { outageDone <- b.outage(loadCtx) }()
+	}
+	steadyDone := make(chan devices.Result, 1)
+	if b.steady != nil {
+		go func() { steadyDone <- b.steady.Run(loadCtx) }()
+	}
+	profiled := make(chan error, 1)
+	if b.o.ProfileDir != "" {
+		go func() { profiled <- b.profileCPU(loadCtx) }()
+	}
 	lr = b.fleet.Run(loadCtx)
+	if b.o.ProfileDir != "" {
+		if err := errors.Join(<-profiled, b.fetchProfile(ctx, "allocs", "")); err != nil {
+			b.logf("profile: %v", err)
+		}
+	}
+	if b.steady != nil {
+		lr = mergeResults(lr, <-steadyDone)
+	}
+	if b.spec.Outage > 0 {
+		b.setOutage(<-outageDone)
+	}
 	timedOut = loadCtx.Err() != nil && ctx.Err() == nil && b.spec.Duration == 0
 	cancel()
 	b.logf("published %d (%d failed) in %s; draining", lr.Sent, lr.Failed, lr.End.Sub(lr.Start).Round(time.Millisecond))
-	waitDrain(ctx, b.rec, lr.Sent, b.o.Drain)
+	waitCount(ctx, func() int64 { return int64(b.rec.unique()) }, lr.Sent, b.o.Drain)
 	return lr, before, timedOut, nil
+}
+
+// profileCPU waits half a second into the load and fetches a CPU profile
+// of ProfileSeconds.
+func (b *bench) profileCPU(ctx context.Context) error {
+	t := time.NewTimer(500 * time.Millisecond)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return nil
+	case <-t.C:
+	}
+	return b.fetchProfile(ctx, "profile", "seconds="+strconv.Itoa(b.o.ProfileSeconds))
+}
+
+// fetchProfile saves the gateway's /debug/pprof/NAME?QUERY as
+// ProfileDir/MODE-RUN-NAME.pb.gz.
+func (b *bench) fetchProfile(ctx context.Context, name, query string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+b.admin+"/debug/pprof/"+name+"?"+query, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("%s profile: %w", name, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s profile: %s %v", name, resp.Status, err)
+	}
+	file := strings.NewReplacer("/", "_", " ", "_").Replace(b.o.Mode+"-"+b.spec.Name+"-"+name) + ".pb.gz"
+	if err := os.WriteFile(filepath.Join(b.o.ProfileDir, file), body, 0o644); err != nil {
+		return fmt.Errorf("save %s profile: %w", name, err)
+	}
+	return nil
+}
+
+// outageResult is what outage saw.
+type outageResult struct {
+	backlog  int64
+	drained  int64         // events that arrived from the receiver's return until caught up
+	drainFor time.Duration // from the receiver's return until caught up (0: never)
+}
+
+// outage waits a third of the run, makes the receiver refuse every request
+// for spec.Outage, and then measures the drain: from the receiver's return
+// until as many distinct events have arrived as had been published when it
+// came back. It polls every 5 ms, well under the drain times measured.
+func (b *bench) outage(ctx context.Context) outageResult {
+	var r outageResult
+	sleep := func(d time.Duration) bool {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-ctx.Done():
+			return false
+		case <-t.C:
+			return true
+		}
+	}
+	if !sleep(b.spec.Duration / 3) {
+		return r
+	}
+	b.rec.down.Store(true)
+	b.logf("receiver down for %s", b.spec.Outage)
+	ok := sleep(b.spec.Outage)
+	b.rec.down.Store(false)
+	if !ok {
+		return r
+	}
+	back := time.Now()
+	sent, got := b.fleet.Progress().Sent, int64(b.rec.unique())
+	r.backlog = sent - got
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		n := int64(b.rec.unique())
+		if n >= sent {
+			r.drained, r.drainFor = n-got, time.Since(back)
+			return r
+		}
+		select {
+		case <-ctx.Done():
+			return r
+		case <-tick.C:
+		}
+	}
+}
+
+// setOutage records an outage run's figures.
+func (b *bench) setOutage(o outageResult) {
+	r := &b.res
+	r.OutageSec, r.Backlog, r.DrainSec = b.spec.Outage.Seconds(), o.backlog, o.drainFor.Seconds()
+	if o.drainFor > 0 {
+		r.DrainPerSec = float64(o.drained) / o.drainFor.Seconds()
+		r.DrainRatio = r.DrainPerSec / b.spec.Rate
+	} else if r.Error == "" {
+		r.Error = "the backlog of the outage did not drain before the load ended"
+	}
 }
 
 // measure fills the result from what the devices published, what the receiver got
@@ -291,11 +503,21 @@ func (b *bench) measure(lr devices.Result, before, after procStats) {
 	r := &b.res
 	r.Published, r.PubErrors, r.Received = lr.Sent, lr.Failed, acc.Received
 	r.P50ms, r.P99ms, r.Maxms = ms(lat.P50), ms(lat.P99), ms(lat.Max)
+	if b.spec.Steady > 0 {
+		sl := summarizeLatencies(snap.SteadyLatencies)
+		r.SteadyDevices, r.SteadyP50ms, r.SteadyP99ms = b.spec.Steady, ms(sl.P50), ms(sl.P99)
+		r.OfferedPerSec = b.spec.Rate
+	}
 	r.Lost, r.LostAcked, r.Duplicated, r.Unexpected = acc.Lost, acc.LostAcked, acc.Duplicated, acc.Unexpected
 	r.Foreign, r.BadRequests, r.Requests = snap.Foreign, snap.Bad, snap.Requests
 	r.Invalid, r.InvalidFirst = snap.Invalid, snap.Sample
 	r.PeakRSSMB = float64(after.PeakRSS) / (1 << 20)
 	r.CPUSeconds = (after.CPU - before.CPU).Seconds()
+	r.DiskWriteBytes = after.WriteBytes - before.WriteBytes
+	if acc.Received > 0 {
+		r.CPUPer1kEvents = 1000 * r.CPUSeconds / float64(acc.Received)
+		r.DiskBytesPerEvent = float64(r.DiskWriteBytes) / float64(acc.Received)
+	}
 	if !snap.Last.IsZero() && snap.Last.After(lr.Start) {
 		span := snap.Last.Sub(lr.Start).Seconds()
 		r.EventsPerSec = float64(acc.Received) / span
@@ -323,6 +545,9 @@ func (b *bench) close() {
 	if b.fleet != nil {
 		b.fleet.Close()
 	}
+	if b.steady != nil {
+		b.steady.Close()
+	}
 	b.stopGateway()
 	if b.srv != nil {
 		_ = b.srv.Close()
@@ -330,27 +555,6 @@ func (b *bench) close() {
 	}
 	if b.dir != "" && !b.o.Keep {
 		os.RemoveAll(b.dir)
-	}
-}
-
-// waitDrain waits until the receiver has want distinct events, or no new event has
-// arrived for idle, or ctx is done.
-func waitDrain(ctx context.Context, recv *recorder, want int64, idle time.Duration) {
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	last, lastChange := recv.unique(), time.Now()
-	for int64(last) < want {
-		select {
-		case <-ctx.Done():
-			return
-		case now := <-tick.C:
-			n := recv.unique()
-			if n != last {
-				last, lastChange = n, now
-			} else if now.Sub(lastChange) > idle {
-				return
-			}
-		}
 	}
 }
 
