@@ -36,7 +36,13 @@ type Option func(*Buffer)
 
 // WithClock replaces time.Now as the source of append times and of the clock
 // that expires records older than max_age.
-func WithClock(now func() time.Time) Option { return func(b *Buffer) { b.now = now } }
+func WithClock(now func() time.Time) Option {
+	return func(b *Buffer) { b.now, b.customClock = now, true }
+}
+
+// WithMonotonic replaces the monotonic clock (time since Open) that the
+// buffer compares the wall clock with to see it step (see clockWatch).
+func WithMonotonic(mono func() time.Duration) Option { return func(b *Buffer) { b.clock.mono = mono } }
 
 // WithDiskFree replaces the statfs-based probe of free bytes on the file
 // system holding dir (the disk guard's test seam).
@@ -52,7 +58,10 @@ type Buffer struct {
 	db       *badger.DB
 	now      func() time.Time
 	diskFree func(dir string) (int64, error)
-	m        *bufMetrics
+
+	customClock bool       // now is WithClock's
+	clock       clockWatch // steps of the wall clock
+	m           *bufMetrics
 
 	// Pending appends for the committer.
 	pmu      sync.Mutex
@@ -186,6 +195,7 @@ func Open(cfg Config, log *slog.Logger, m *metrics.Set, opts ...Option) (*Buffer
 		_ = db.Close()
 		return nil, fmt.Errorf("load buffer %s: %w", cfg.Dir, err)
 	}
+	b.initClock()
 	b.checkDisk(nil)
 	return b, nil
 }
@@ -235,6 +245,7 @@ func (b *Buffer) load() error {
 			return err
 		}
 		for _, q := range b.qlist {
+			q.openTail = q.tail // seqs from here on are this process's
 			q.updateGauges()
 		}
 		b.updateGaugesLocked()
@@ -340,6 +351,7 @@ func (b *Buffer) Run(ctx context.Context) error {
 	wg.Go(func() { every(ctx, gcEvery, func() { b.runGC(ctx) }) })
 	wg.Go(func() { every(ctx, diskEvery, func() { b.checkDisk(ctx) }) })
 	wg.Go(func() { every(ctx, markSaveEvery, b.saveMarks) })
+	wg.Go(func() { every(ctx, clockEvery, func() { b.watchClock() }) })
 	wg.Wait()
 	b.saveMarks()
 

@@ -22,6 +22,12 @@
 // drop_oldest deletes the oldest records across all queues and reject
 // refuses the Append with ErrFull.
 //
+// Ages (max_age, retain, the append times a Batch reports) follow the
+// monotonic clock across steps of the wall clock a running buffer sees
+// (watched every second, counted in edgegate_clock_jumps_total), and append
+// times from a clock that was never set count as stored at Open: see
+// clock.go. Order is by sequence, never by time.
+//
 // # Disk space
 //
 // Badger writes on its own after the appends that cause it (memtable

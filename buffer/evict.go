@@ -97,7 +97,7 @@ type headCursor struct {
 	it   *badger.Iterator
 	key  []byte
 	seq  uint64
-	t    int64 // append time, unix nanoseconds
+	t    int64 // append time, unix nanoseconds, as ages are judged (appendedAtLocked)
 	size int64
 }
 
@@ -151,7 +151,7 @@ func (h *headCursor) load() (bool, error) {
 		if err := item.Value(func(v []byte) error {
 			h.t, h.size = 0, 0
 			if t, _, _, ok := splitVal(v); ok {
-				h.t = t
+				h.t = h.q.b.appendedAtLocked(h.q, seq, t) // as ages are judged
 				h.size = int64(len(v) - valHeadSize)
 			}
 			return nil

@@ -29,6 +29,8 @@ type Queue struct {
 
 	// Guarded by b.mu.
 	tail      uint64              // next seq to assign
+	openTail  uint64              // first seq this process assigned
+	shifts    []clockShift        // steps forward of the wall clock (clock.go)
 	committed uint64              // every committed seq is below it
 	cursor    uint64              // Next reads the store from here
 	floor     uint64              // seqs below were dropped or expired
@@ -49,6 +51,7 @@ func newQueue(b *Buffer, name string, id uint16) *Queue {
 		gRecords: b.m.set.GetOrCreateGauge(metricname.With("edgegate_buffer_queue_records", "queue", name), nil),
 		gBytes:   b.m.set.GetOrCreateGauge(metricname.With("edgegate_buffer_queue_bytes", "queue", name), nil),
 		tail:     1,
+		openTail: 1,
 		leased:   make(map[uint64]int64),
 		deleting: make(map[uint64]struct{}),
 	}
@@ -250,7 +253,7 @@ func (c *collector) take(seq uint64, v []byte) {
 	}
 	bt := c.bt
 	bt.seqs = append(bt.seqs, seq)
-	bt.times = append(bt.times, t)
+	bt.times = append(bt.times, bt.q.b.appendedAtLocked(bt.q, seq, t))
 	bt.data = append(bt.data, data)
 	bt.sizes = append(bt.sizes, int64(len(v)-valHeadSize))
 	c.size += len(v) - valHeadSize

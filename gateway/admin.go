@@ -12,8 +12,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/VictoriaMetrics/metrics"
-
 	"github.com/edgegate/edgegate/internal/statuspage"
 )
 
@@ -58,11 +56,7 @@ func (g *Gateway) serveAdmin(ctx context.Context) error {
 		writeJSON(w, g.uplinkStatuses(g.bufferStats(), time.Now()), nil)
 	})
 	mux.Handle("GET /v1/events", g.tail.Handler(ctx.Done()))
-	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
-		g.metrics.WritePrometheus(w)
-		metrics.WriteProcessMetrics(w) // go_goroutines, process_resident_memory_bytes, process_open_fds, …
-	})
+	mux.HandleFunc("GET /metrics", g.serveMetrics)
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
 		maxClients := -1
 		if v := r.URL.Query().Get("clients"); v != "" {

@@ -52,7 +52,7 @@ type forwarder struct {
 
 func newForwarder(cfg uplink.Config, sender uplink.Sender, log *slog.Logger, set *metrics.Set) *forwarder {
 	log = log.With("component", "forwarder", "uplink", cfg.Name)
-	return &forwarder{
+	f := &forwarder{
 		cfg:      cfg,
 		sender:   sender,
 		delivery: uplink.NewDelivery(cfg, sender, log, set),
@@ -62,6 +62,20 @@ func newForwarder(cfg uplink.Config, sender uplink.Sender, log *slog.Logger, set
 		deadLetters: set.GetOrCreateCounter(metricname.With("edgegate_forward_events_dead_lettered_total", "uplink", cfg.Name)),
 		ackFailures: set.GetOrCreateCounter(metricname.With("edgegate_forward_ack_failures_total", "uplink", cfg.Name)),
 	}
+	oldest := metricname.With("edgegate_uplink_oldest_age_seconds", "uplink", cfg.Name)
+	set.UnregisterMetric(oldest) // the previous generation's, if any
+	set.NewGauge(oldest, func() float64 { return f.oldestAge(time.Now()) })
+	return f
+}
+
+// oldestAge is how long, at now, the oldest event not yet delivered has
+// waited: 0 when no batch is in hand.
+func (f *forwarder) oldestAge(now time.Time) float64 {
+	t := f.oldest.Load()
+	if t == 0 {
+		return 0
+	}
+	return max(0, now.Sub(time.Unix(0, t)).Seconds())
 }
 
 // attach opens the uplink's queue and dead-letter queue in buf: run reads

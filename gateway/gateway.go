@@ -79,8 +79,9 @@ type Gateway struct {
 	chans             channels   // config channels (channels.go)
 	tail              *tail.Tail // the recent appends, for the status page's live tail
 
-	version string    // Options.Version
-	started time.Time // when New was called
+	version string                     // Options.Version
+	help    func(family string) string // HELP texts of /metrics
+	started time.Time                  // when New was called
 
 	ready   atomic.Bool
 	adminLn net.Listener
@@ -223,6 +224,7 @@ func newGateway(cfg Config, opts Options) *Gateway {
 		configPath:     opts.ConfigPath,
 		tail:           tail.New(),
 		version:        opts.Version,
+		help:           helpOf(),
 		started:        time.Now(),
 		log:            log,
 		verifier:       access.NewVerifier(access.VerifierOptions{}),
@@ -295,6 +297,7 @@ func (g *Gateway) openSenders(uplinks []uplink.Config) error {
 
 // registerGauges exports the gateway's state and the rules' metrics.
 func (g *Gateway) registerGauges() {
+	g.registerBuildInfo()
 	g.metrics.NewGauge(`edgegate_config_last_reload_successful`, func() float64 {
 		if g.lastReloadOK.Load() {
 			return 1

@@ -197,9 +197,7 @@ func (g *Gateway) uplinkStatuses(bs buffer.Stats, now time.Time) []uplinkStatus 
 			Delivered: h.Delivered, DeadLettered: f.deadLetters.Get(),
 			Backlog: q.Records, BacklogBytes: q.Bytes, DeadLetterQueue: f.deadLetter,
 		}
-		if t := f.oldest.Load(); t != 0 {
-			u.OldestAge = max(0, now.Sub(time.Unix(0, t)).Seconds())
-		}
+		u.OldestAge = f.oldestAge(now)
 		out = append(out, u)
 	}
 	names := make([]string, 0, len(bs.Queues))

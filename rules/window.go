@@ -151,6 +151,13 @@ func newWindow(a *aggAction, now time.Time) *window {
 // for each window [end-size, end) that saw data. It reports whether the
 // window is now empty (the entry may be freed).
 func (w *window) advance(a *aggAction, now time.Time, closed func(start, end time.Time, b bucket)) (empty bool) {
+	// Windows are aligned to the wall clock (their start and end are in the
+	// events), so they follow its steps: a step forward closes the buckets
+	// it skipped (below); after a step back the bucket in hand moves to
+	// now's, so it closes one every later, not when the clock catches up.
+	if now.Before(w.cur) {
+		w.cur = now.Truncate(a.every)
+	}
 	for !now.Before(w.cur.Add(a.every)) {
 		end := w.cur.Add(a.every)
 		var total bucket

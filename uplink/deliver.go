@@ -57,15 +57,17 @@ type Delivery struct {
 	delivered *metrics.Counter
 	replayed  *metrics.Counter
 	failures  *metrics.Counter
+	latency   *metrics.PrometheusHistogram
 }
 
 // NewDelivery returns the delivery loop of the uplink cfg describes,
 // sending with sender. It registers edgegate_forward_events_delivered_total,
-// edgegate_forward_events_replayed_total, edgegate_forward_send_failures_total
-// and edgegate_uplink_up {uplink} on set. A Delivery built again for the
-// same uplink name (a changed uplink's next generation) continues the
-// counters and takes edgegate_uplink_up over. log may be nil (discard); set
-// may be nil (a private set). It starts no goroutines.
+// edgegate_forward_events_replayed_total, edgegate_forward_send_failures_total,
+// edgegate_event_delivery_latency_seconds and edgegate_uplink_up {uplink} on
+// set. A Delivery built again for the same uplink name (a changed uplink's
+// next generation) continues the counters and the histogram and takes
+// edgegate_uplink_up over. log may be nil (discard); set may be nil (a
+// private set). It starts no goroutines.
 func NewDelivery(cfg Config, sender Sender, log *slog.Logger, set *metrics.Set) *Delivery {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -83,6 +85,7 @@ func NewDelivery(cfg Config, sender Sender, log *slog.Logger, set *metrics.Set) 
 		delivered:    set.GetOrCreateCounter(metricname.With("edgegate_forward_events_delivered_total", "uplink", cfg.Name)),
 		replayed:     set.GetOrCreateCounter(metricname.With("edgegate_forward_events_replayed_total", "uplink", cfg.Name)),
 		failures:     set.GetOrCreateCounter(metricname.With("edgegate_forward_send_failures_total", "uplink", cfg.Name)),
+		latency:      set.GetOrCreatePrometheusHistogramExt(metricname.With("edgegate_event_delivery_latency_seconds", "uplink", cfg.Name), latencyBuckets()),
 	}
 	if r := cfg.Replay.MaxRate; r > 0 {
 		d.limiter = rate.NewLimiter(rate.Limit(r), max(cfg.Batch.MaxEvents, int(r), 1))
@@ -138,7 +141,9 @@ func (d *Delivery) Deliver(ctx, waitCtx context.Context, batch Batch) (dead []*c
 		accepted, retry, retryAfter := b.result(err)
 		d.delivered.Add(accepted)
 		if err == nil {
-			d.health.succeeded(time.Now())
+			now := time.Now()
+			d.observeLatency(out.batch, idx, now)
+			d.health.succeeded(now)
 			if !d.up.Swap(true) {
 				d.log.Info("uplink recovered: delivering buffered events", "attempts", attempts)
 			}
@@ -163,6 +168,15 @@ func (d *Delivery) Deliver(ctx, waitCtx context.Context, batch Batch) (dead []*c
 		}
 	}
 	return d.poisoned(out.events, b.poisoned()), nil
+}
+
+// observeLatency records, for each event at idx the uplink just
+// acknowledged, how long it took from its append to the buffer to now. An
+// append time in the future (the wall clock was set back) counts as 0.
+func (d *Delivery) observeLatency(batch Batch, idx []int, now time.Time) {
+	for _, i := range idx {
+		d.latency.Update(max(now.Sub(batch.AppendedAt(i)).Seconds(), 0))
+	}
 }
 
 // waitRetry waits before sending a range again after err, the attempts-th

@@ -106,14 +106,16 @@
 // may have delivered some events: the caller sends them again
 // (at-least-once, duplicates keep their id).
 //
-// Metrics (on the *metrics.Set passed to New):
+// Metrics (on the *metrics.Set passed to New; HELP texts in MetricsHelp,
+// beside the histograms' buckets in metrics.go):
 // edgegate_uplink_requests_total{uplink,code} (http; code "error" when no
 // response arrived), edgegate_uplink_events_sent_total{uplink},
-// edgegate_uplink_request_duration_seconds{uplink};
-// mqtt: edgegate_uplink_mqtt_publishes_total, _send_failures_total,
+// edgegate_uplink_request_duration_seconds{uplink} (a histogram with le
+// buckets); mqtt: edgegate_uplink_mqtt_publishes_total, _send_failures_total,
 // _connection_lost_total, _store_errors_total {uplink}; Delivery:
 // edgegate_forward_events_delivered_total, _events_replayed_total,
-// _send_failures_total and edgegate_uplink_up {uplink}.
+// _send_failures_total, edgegate_uplink_up and the histogram
+// edgegate_event_delivery_latency_seconds {uplink}.
 //
 // uplink must not import buffer, mqtt, rules or gateway: it never touches the
 // disk buffer (Deliver reads a batch through the small Batch interface). Of

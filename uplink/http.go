@@ -50,7 +50,7 @@ type httpSender struct {
 
 	set      *metrics.Set
 	events   *metrics.Counter
-	duration *metrics.Histogram
+	duration *metrics.PrometheusHistogram
 }
 
 var (
@@ -121,7 +121,7 @@ func newHTTPSender(cfg Config, log *slog.Logger, m *metrics.Set) (*httpSender, e
 		log:      log,
 		set:      m,
 		events:   m.GetOrCreateCounter(metricname.With("edgegate_uplink_events_sent_total", "uplink", name)),
-		duration: m.GetOrCreateHistogram(metricname.With("edgegate_uplink_request_duration_seconds", "uplink", name)),
+		duration: m.GetOrCreatePrometheusHistogramExt(metricname.With("edgegate_uplink_request_duration_seconds", "uplink", name), requestBuckets()),
 	}, nil
 }
 

@@ -64,7 +64,7 @@ type mqttSender struct {
 	failures    *metrics.Counter
 	connLost    *metrics.Counter
 	storeErrors *metrics.Counter
-	duration    *metrics.Histogram
+	duration    *metrics.PrometheusHistogram
 }
 
 var _ Sender = (*mqttSender)(nil)
@@ -104,7 +104,7 @@ func newMQTTSender(cfg Config, log *slog.Logger, m *metrics.Set) (*mqttSender, e
 		failures:    m.GetOrCreateCounter(metricname.With("edgegate_uplink_mqtt_send_failures_total", "uplink", name)),
 		connLost:    m.GetOrCreateCounter(metricname.With("edgegate_uplink_mqtt_connection_lost_total", "uplink", name)),
 		storeErrors: m.GetOrCreateCounter(metricname.With("edgegate_uplink_mqtt_store_errors_total", "uplink", name)),
-		duration:    m.GetOrCreateHistogram(metricname.With("edgegate_uplink_request_duration_seconds", "uplink", name)),
+		duration:    m.GetOrCreatePrometheusHistogramExt(metricname.With("edgegate_uplink_request_duration_seconds", "uplink", name), requestBuckets()),
 	}
 	clientID := mqttClientID(cfg)
 	o := mqttClientOptions(cfg, clientID)

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"runtime"
 	"runtime/debug"
 	"syscall"
 
@@ -15,7 +14,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/edgegate/edgegate/gateway"
-	"github.com/edgegate/edgegate/internal/metricname"
 	"github.com/edgegate/edgegate/internal/sdnotify"
 )
 
@@ -130,9 +128,10 @@ func runGateway(ctx context.Context, path string, stderr io.Writer) error {
 		debug.SetMemoryLimit(int64(cfg.MemoryLimit))
 	}
 
-	set := metrics.NewSet()
-	set.NewGauge(metricname.With("edgegate_build_info", "version", version, "goversion", runtime.Version()), func() float64 { return 1 })
-	g, err := gateway.New(compiled, gateway.Options{Log: log, Metrics: set, LogLevel: level, ConfigPath: path, Version: version})
+	// /metrics carries # HELP and # TYPE lines: VictoriaMetrics/metrics
+	// writes them only with this process-wide switch, so main sets it, once.
+	metrics.ExposeMetadata(true)
+	g, err := gateway.New(compiled, gateway.Options{Log: log, Metrics: metrics.NewSet(), LogLevel: level, ConfigPath: path, Version: version})
 	if err != nil {
 		return err
 	}

@@ -14,10 +14,16 @@
 // `edgegate_events_dropped_total{reason="rule"}`, is already in its final
 // form and stays a literal, greppable as dashboards spell it.
 //
+// FillHelp gives the bare "# HELP family" lines VictoriaMetrics/metrics
+// writes (with metrics.ExposeMetadata on) their text, escaped as the format
+// wants. The texts are not kept here: each package that creates metrics
+// owns its families' texts (its MetricsHelp), and the gateway passes them
+// in when it serves /metrics.
+//
 // metricname imports only the standard library: it must not import any
 // edgegate package, so every package that names metrics may import it. It is a tiny package of
 // its own, and not a helper beside its caller, because its callers are
 // buffer, mqtt, rules, uplink, gateway and cmd/edgegate, leaf packages that
-// must not import each other. It holds no state: With is safe for
-// concurrent use.
+// must not import each other. It holds no state: With and FillHelp are
+// safe for concurrent use.
 package metricname

@@ -69,3 +69,51 @@ func ExampleWith() {
 	// edgegate_uplink_requests_total{uplink="cloud",code="200"}
 	// edgegate_buffer_queue_records{queue="say \"hi\""}
 }
+
+func TestFillHelp(t *testing.T) {
+	help := map[string]string{
+		"a_total": "Things counted.",
+		"b":       `Back\slash and` + "\nnewline.",
+	}
+	src := "# HELP a_total\n# TYPE a_total counter\na_total 1\n" +
+		"# HELP b\n# TYPE b gauge\nb 2\n" +
+		"# HELP c\n# TYPE c gauge\nc 3\n" +
+		"# HELP d Has its own text.\nd 4"
+	want := "# HELP a_total Things counted.\n# TYPE a_total counter\na_total 1\n" +
+		"# HELP b Back\\\\slash and\\nnewline.\n# TYPE b gauge\nb 2\n" +
+		"# HELP c\n# TYPE c gauge\nc 3\n" +
+		"# HELP d Has its own text.\nd 4"
+	var out bytes.Buffer
+	if err := FillHelp(&out, []byte(src), func(f string) string { return help[f] }); err != nil {
+		t.Fatal(err)
+	}
+	if out.String() != want {
+		t.Errorf("FillHelp:\n%s\nwant:\n%s", out.String(), want)
+	}
+}
+
+// With metadata exposed, VictoriaMetrics/metrics writes a bare HELP line
+// per family, and FillHelp gives it its text.
+func TestFillHelpVictoriaMetrics(t *testing.T) {
+	metrics.ExposeMetadata(true)
+	defer metrics.ExposeMetadata(false)
+	set := metrics.NewSet()
+	set.NewCounter(With("edgegate_x_total", "uplink", "a")).Inc()
+	set.NewCounter(With("edgegate_x_total", "uplink", "b"))
+	set.NewPrometheusHistogramExt("edgegate_y_seconds", []float64{1})
+	var raw, out bytes.Buffer
+	set.WritePrometheus(&raw)
+	FillHelp(&out, raw.Bytes(), func(f string) string { return "Help of " + f + "." })
+	for _, want := range []string{
+		"# HELP edgegate_x_total Help of edgegate_x_total.\n# TYPE edgegate_x_total counter\n",
+		"# HELP edgegate_y_seconds Help of edgegate_y_seconds.\n# TYPE edgegate_y_seconds histogram\n",
+		`edgegate_y_seconds_bucket{le="+Inf"} 0` + "\n",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("exposition lacks %q:\n%s", want, out.String())
+		}
+	}
+	if n := strings.Count(out.String(), "# HELP edgegate_x_total"); n != 1 {
+		t.Errorf("%d HELP lines for edgegate_x_total, want 1:\n%s", n, out.String())
+	}
+}
