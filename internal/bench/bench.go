@@ -16,6 +16,7 @@ import (
 
 	"github.com/edgegate/edgegate/internal/devices"
 	"github.com/edgegate/edgegate/internal/freeport"
+	"github.com/edgegate/edgegate/mqtt"
 )
 
 // runSpec is one benchmark run.
@@ -304,7 +305,12 @@ func (b *bench) setUp() error {
 // embedded broker (a cloud MQTT broker). It returns the uplink's URL.
 func (b *bench) startReceiver() (string, error) {
 	if b.o.Mode == modeMQTT {
-		addr, stop, err := startBroker(context.Background(), b.rec)
+		// The gateway's uplink is one connection carrying every event: a
+		// per-connection publish rate (1,000/s by default, which devices
+		// face) would measure the cloud broker, not the gateway.
+		limits := mqtt.DefaultLimits()
+		limits.PublishRate, limits.PublishBurst = 0, 0
+		addr, stop, err := startBroker(context.Background(), b.rec, limits)
 		if err != nil {
 			return "", fmt.Errorf("receiver broker: %w", err)
 		}

@@ -72,7 +72,7 @@ func runCeiling(ctx context.Context, o benchOptions, spec runSpec) result {
 
 func ceiling(ctx context.Context, o benchOptions, spec runSpec, res *result) error {
 	cnt := &counter{}
-	addr, stop, err := startBroker(ctx, cnt)
+	addr, stop, err := startBroker(ctx, cnt, mqtt.DefaultLimits())
 	if err != nil {
 		return fmt.Errorf("ceiling broker: %w", err)
 	}
@@ -103,10 +103,11 @@ func ceiling(ctx context.Context, o benchOptions, spec runSpec, res *result) err
 }
 
 // startBroker runs edgegate's embedded broker (package mqtt: mochi with
-// edgegate's hooks and default limits) on 127.0.0.1 with h as its Handler,
+// edgegate's hooks and these limits) on 127.0.0.1 with h as its Handler,
 // until stop, which returns once it has stopped. addr is its TCP listener.
-func startBroker(ctx context.Context, h mqtt.Handler) (addr string, stop func(), err error) {
+func startBroker(ctx context.Context, h mqtt.Handler, limits mqtt.LimitsConfig) (addr string, stop func(), err error) {
 	cfg := mqtt.DefaultConfig()
+	cfg.Limits = limits
 	cfg.Listeners = []mqtt.ListenerConfig{{ID: "tcp", Type: mqtt.TypeTCP, Address: "127.0.0.1:0"}}
 	broker, err := mqtt.New(cfg, h, slog.New(slog.NewTextHandler(io.Discard, nil)), metrics.NewSet())
 	if err != nil {
