@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"testing"
 )
@@ -105,39 +104,5 @@ func TestPrintTable(t *testing.T) {
 	}
 	if len(lines[0]) != len(lines[1]) || len(lines[1]) != len(lines[2]) {
 		t.Errorf("columns not aligned:\n%s", b.String())
-	}
-}
-
-// Every `edgegate bench` line of the README's Performance section is a
-// command the bench accepts (--mode mqtt included).
-func TestReadmeBenchCommands(t *testing.T) {
-	readme, err := os.ReadFile("../../README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, section, ok := strings.Cut(string(readme), "\n## Performance\n")
-	if !ok {
-		t.Fatal("README has no Performance section")
-	}
-	_, block, ok := strings.Cut(section, "```sh\n")
-	block, _, ok2 := strings.Cut(block, "```")
-	if !ok || !ok2 {
-		t.Fatal("README Performance has no sh block")
-	}
-	t.Chdir(t.TempDir()) // --profile DIR makes DIR
-	n := 0
-	for _, line := range strings.Split(block, "\n") {
-		line, _, _ = strings.Cut(line, "#")
-		args, ok := strings.CutPrefix(strings.TrimSpace(line), "edgegate bench")
-		if !ok {
-			continue
-		}
-		n++
-		if _, err := parseFlags(strings.Fields(args), "edgegate", io.Discard); err != nil {
-			t.Errorf("README: edgegate bench%s: %v", args, err)
-		}
-	}
-	if n < 5 || !strings.Contains(block, "--mode mqtt") {
-		t.Errorf("README Performance block: %d bench commands, want the usual ones and --mode mqtt:\n%s", n, block)
 	}
 }
