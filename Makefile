@@ -59,7 +59,7 @@ test-arm-unpatched: $(WORK)
 OVERLOAD_DURATION ?= 5m
 OVERLOAD_REPORT   ?= overload-report.json
 overload: build
-	./$(BIN) bench --qos 1 --rate 0 --messages 300 --ceiling=false --mode batch,binary,structured \
+	./$(BIN) bench --qos 1 --rate 0 --messages 300 --ceiling=false --mode batch,binary,structured,mqtt \
 		--overload $(OVERLOAD_DURATION) --json $(OVERLOAD_REPORT)
 
 # BENCH_FLAGS: e.g. --mode batch,binary,structured --devices 100,1000 --outage 60s --json bench.json

@@ -13,11 +13,28 @@ import (
 // performance table is made of, each plausible.
 func TestBenchQuick(t *testing.T) {
 	if testing.Short() {
-		t.Skip("starts the gateway four times")
+		t.Skip("starts the gateway five times")
 	}
+	checkBenchQuick(t, "batch")
+}
+
+// The same through an MQTT uplink (issue 11: overload in every uplink
+// mode): the bench's receiver is then a cloud broker counting what the
+// gateway publishes, and every figure is there too.
+func TestBenchQuickMQTT(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the gateway five times")
+	}
+	checkBenchQuick(t, "mqtt")
+}
+
+// checkBenchQuick runs `edgegate bench --quick --mode MODE --json -` and
+// checks its report.
+func checkBenchQuick(t *testing.T, mode string) {
+	t.Helper()
 	bin := edgegateBinary(t)
 	var stdout, stderr bytes.Buffer
-	cmd := exec.Command(bin, "bench", "--quick", "--json", "-")
+	cmd := exec.Command(bin, "bench", "--quick", "--mode", mode, "--json", "-")
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("edgegate bench: %v\n%s", err, stderr.String())
@@ -76,8 +93,8 @@ func TestBenchQuick(t *testing.T) {
 	if gatewayCPU <= 0 {
 		t.Error("the gateway runs took no CPU time together")
 	}
-	for _, want := range []string{"batch/overload-qos1-2x", "ceiling/throughput-qos0", "ceiling/throughput-qos1", "batch/throughput-qos0", "batch/throughput-qos1",
-		"batch/latency-qos1-200/s", "batch/outage-qos1-200/s"} {
+	for _, want := range []string{mode + "/overload-qos1-2x", "ceiling/throughput-qos0", "ceiling/throughput-qos1", mode + "/throughput-qos0", mode + "/throughput-qos1",
+		mode + "/latency-qos1-200/s", mode + "/outage-qos1-200/s"} {
 		if !seen[want] {
 			t.Errorf("no run %s in %v", want, seen)
 		}

@@ -16,12 +16,13 @@ import (
 
 	"github.com/edgegate/edgegate/internal/devices"
 	"github.com/edgegate/edgegate/internal/freeport"
+	"github.com/edgegate/edgegate/mqtt"
 )
 
 // runSpec is one benchmark run.
 type runSpec struct {
 	Name     string
-	Mode     string // batch | binary | structured | ceiling
+	Mode     string // batch | binary | structured | mqtt | ceiling
 	Devices  int
 	QoS      byte
 	Messages int64         // per device (throughput runs)
@@ -43,7 +44,7 @@ type runSpec struct {
 type benchOptions struct {
 	Edgegate string
 	Devices  int
-	Mode     string // batch | binary | structured
+	Mode     string // batch | binary | structured | mqtt
 	Auth     bool   // one user per device and a per-device ACL
 	Inflight int
 	Timeout  time.Duration // bound on the load phase of a run
@@ -124,6 +125,20 @@ type result struct {
 	Dir           string  `json:"dir,omitempty"`
 }
 
+// modeMQTT is the uplink mode whose receiver is a cloud MQTT broker in the
+// bench (an uplink of type mqtt) instead of an HTTP endpoint.
+const modeMQTT = "mqtt"
+
+// uplinkSection is the uplink entry of a run's config: an http uplink in
+// mode to the receiver at url, or in modeMQTT an mqtt uplink to the broker
+// at url.
+func uplinkSection(url, mode string) string {
+	if mode == modeMQTT {
+		return fmt.Sprintf("{name: cloud, mqtt: {url: %q}}", url)
+	}
+	return fmt.Sprintf("{name: cloud, http: {url: %q, mode: %s}}", url, mode)
+}
+
 // gatewayConfig renders the edgegate config of one run: the topic mapping
 // and benchRules, so events pay for rule evaluation as in production.
 // pprof turns on admin.pprof (--profile).
@@ -141,8 +156,8 @@ events:
   topics:
     - {match: "devices/{device}/{kind}", source: "/edgegate/{gateway_id}/devices/{device}", type: "io.edgegate.device.{kind}", subject: "{device}"}
 uplinks:
-  - {name: cloud, http: {url: %q, mode: %s}}
-%s`, admin, pprof, mqttAddr, dataDir, uplinkURL, mode, benchRules(10))
+  - %s
+%s`, admin, pprof, mqttAddr, dataDir, uplinkSection(uplinkURL, mode), benchRules(10))
 }
 
 // benchRules returns n rules of the usual shapes (type test, threshold,
@@ -187,8 +202,9 @@ type bench struct {
 
 	dir       string        // temp dir: config, data, edgegate.log
 	rec       *recorder     // the uplink's endpoint
-	srv       *http.Server  // serving rec
+	srv       *http.Server  // serving rec (http modes)
 	srvDone   chan struct{} // closed when srv has stopped
+	stopCloud func()        // stops the broker rec handles (mqtt mode)
 	admin     string        // edgegate's admin address
 	mqttAddr  string        // edgegate's MQTT listener
 	gw        *gatewayProc
@@ -259,13 +275,10 @@ func (b *bench) setUp() error {
 	}
 	b.rec = newRecorder()
 	b.rec.validateEvery = max(b.o.ValidateEvery, 1)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	uplinkURL, err := b.startReceiver()
 	if err != nil {
-		return fmt.Errorf("receiver listen: %w", err)
+		return err
 	}
-	b.srv = &http.Server{Handler: b.rec, ReadHeaderTimeout: 10 * time.Second}
-	b.srvDone = make(chan struct{})
-	go func() { defer close(b.srvDone); _ = b.srv.Serve(ln) }()
 
 	var err1, err2 error
 	b.admin, err1 = freeport.Addr()
@@ -273,7 +286,7 @@ func (b *bench) setUp() error {
 	if err := errors.Join(err1, err2); err != nil {
 		return err
 	}
-	cfg := gatewayConfig(b.admin, b.mqttAddr, filepath.Join(dir, "data"), "http://"+ln.Addr().String()+"/", b.o.Mode, b.o.ProfileDir != "")
+	cfg := gatewayConfig(b.admin, b.mqttAddr, filepath.Join(dir, "data"), uplinkURL, b.o.Mode, b.o.ProfileDir != "")
 	if b.o.Auth {
 		section, err := b.writeUsers()
 		if err != nil {
@@ -285,6 +298,33 @@ func (b *bench) setUp() error {
 		return fmt.Errorf("write config: %w", err)
 	}
 	return nil
+}
+
+// startReceiver starts what the gateway's uplink sends to, on 127.0.0.1,
+// with the recorder behind it: an HTTP server, or in mqtt mode the
+// embedded broker (a cloud MQTT broker). It returns the uplink's URL.
+func (b *bench) startReceiver() (string, error) {
+	if b.o.Mode == modeMQTT {
+		// The gateway's uplink is one connection carrying every event: a
+		// per-connection publish rate (1,000/s by default, which devices
+		// face) would measure the cloud broker, not the gateway.
+		limits := mqtt.DefaultLimits()
+		limits.PublishRate, limits.PublishBurst = 0, 0
+		addr, stop, err := startBroker(context.Background(), b.rec, limits)
+		if err != nil {
+			return "", fmt.Errorf("receiver broker: %w", err)
+		}
+		b.stopCloud = stop
+		return "tcp://" + addr, nil
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", fmt.Errorf("receiver listen: %w", err)
+	}
+	b.srv = &http.Server{Handler: b.rec, ReadHeaderTimeout: 10 * time.Second}
+	b.srvDone = make(chan struct{})
+	go func() { defer close(b.srvDone); _ = b.srv.Serve(ln) }()
+	return "http://" + ln.Addr().String() + "/", nil
 }
 
 // benchSecret is every bench device's secret. Each device is its own user,
@@ -552,6 +592,9 @@ func (b *bench) close() {
 	if b.srv != nil {
 		_ = b.srv.Close()
 		<-b.srvDone
+	}
+	if b.stopCloud != nil {
+		b.stopCloud()
 	}
 	if b.dir != "" && !b.o.Keep {
 		os.RemoveAll(b.dir)

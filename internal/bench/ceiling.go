@@ -71,24 +71,13 @@ func runCeiling(ctx context.Context, o benchOptions, spec runSpec) result {
 }
 
 func ceiling(ctx context.Context, o benchOptions, spec runSpec, res *result) error {
-	cfg := mqtt.DefaultConfig()
-	cfg.Listeners = []mqtt.ListenerConfig{{ID: "tcp", Type: mqtt.TypeTCP, Address: "127.0.0.1:0"}}
 	cnt := &counter{}
-	broker, err := mqtt.New(cfg, cnt, slog.New(slog.NewTextHandler(io.Discard, nil)), metrics.NewSet())
+	addr, stop, err := startBroker(ctx, cnt, mqtt.DefaultLimits())
 	if err != nil {
 		return fmt.Errorf("ceiling broker: %w", err)
 	}
-	bctx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- broker.Run(bctx) }()
-	defer func() { stop(); <-done }()
-	select {
-	case <-broker.Ready():
-	case err := <-done:
-		done <- err
-		return fmt.Errorf("ceiling broker: %w", errors.Join(err, errors.New("stopped before ready")))
-	}
-	fleet, err := devices.Connect(ctx, loadConfig("tcp://"+broker.Addr("tcp").String(), o, spec))
+	defer stop()
+	fleet, err := devices.Connect(ctx, loadConfig("tcp://"+addr, o, spec))
 	if err != nil {
 		return err
 	}
@@ -111,6 +100,29 @@ func ceiling(ctx context.Context, o benchOptions, spec runSpec, res *result) err
 		fmt.Fprintf(o.Log, "bench: ceiling %s: received %d/%d, %.0f events/s\n", spec.Name, res.Received, lr.Sent, res.EventsPerSec)
 	}
 	return nil
+}
+
+// startBroker runs edgegate's embedded broker (package mqtt: mochi with
+// edgegate's hooks and these limits) on 127.0.0.1 with h as its Handler,
+// until stop, which returns once it has stopped. addr is its TCP listener.
+func startBroker(ctx context.Context, h mqtt.Handler, limits mqtt.LimitsConfig) (addr string, stop func(), err error) {
+	cfg := mqtt.DefaultConfig()
+	cfg.Limits = limits
+	cfg.Listeners = []mqtt.ListenerConfig{{ID: "tcp", Type: mqtt.TypeTCP, Address: "127.0.0.1:0"}}
+	broker, err := mqtt.New(cfg, h, slog.New(slog.NewTextHandler(io.Discard, nil)), metrics.NewSet())
+	if err != nil {
+		return "", nil, err
+	}
+	bctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- broker.Run(bctx) }()
+	select {
+	case <-broker.Ready():
+	case err := <-done:
+		cancel()
+		return "", nil, errors.Join(err, errors.New("stopped before ready"))
+	}
+	return broker.Addr("tcp").String(), func() { cancel(); <-done }, nil
 }
 
 // waitCount waits until n() reaches want, or has not moved for idle, or

@@ -154,7 +154,7 @@ func parseFlags(args []string, edgegate string, stderr io.Writer) (cliConfig, er
 	fs.DurationVar(&c.duration, "duration", 10*time.Second, "length of the fixed-rate run")
 	fs.DurationVar(&c.outage, "outage", 0, "also run an outage: the receiver refuses (503) for this long in the middle of a fixed-rate run of 3x its length; reports backlog and drain rate (0 = skip)")
 	fs.DurationVar(&c.overload, "overload", 0, "also run an overload: QoS 1 load at 2x the mode's measured QoS 1 throughput (2x --rate without one) for this long, beside 10 steady devices at 100 msgs/s in all whose latency is reported apart; reports what was refused or dropped (0 = skip)")
-	fs.StringVar(&modes, "mode", "batch,binary", "uplink modes, a comma list of batch, binary, structured")
+	fs.StringVar(&modes, "mode", "batch,binary", "uplink modes, a comma list of batch, binary, structured (HTTP uplinks in that mode) and mqtt (an MQTT uplink to a broker in the bench)")
 	fs.BoolVar(&c.ceiling, "ceiling", true, "also measure the raw ceiling (in-process broker, counting Handler) and each throughput run's ratio to it")
 	fs.BoolVar(&c.opts.Auth, "auth", false, "devices authenticate (one user per device, argon2id as edgegate passwd hashes it) and a per-device ACL grants each its own topics")
 	fs.IntVar(&c.opts.Inflight, "inflight", 64, "QoS 1 publishes outstanding per device")
@@ -201,8 +201,8 @@ func parseFlags(args []string, edgegate string, stderr io.Writer) (cliConfig, er
 	}
 	for _, m := range strings.Split(modes, ",") {
 		m = strings.TrimSpace(m)
-		if m != "batch" && m != "binary" && m != "structured" {
-			errs = append(errs, fmt.Errorf("--mode: must be batch, binary or structured, got %q", m))
+		if m != "batch" && m != "binary" && m != "structured" && m != modeMQTT {
+			errs = append(errs, fmt.Errorf("--mode: must be batch, binary, structured or mqtt, got %q", m))
 			continue
 		}
 		c.modes = append(c.modes, m)

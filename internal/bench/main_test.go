@@ -82,7 +82,7 @@ func TestSetRatios(t *testing.T) {
 
 func TestParseFlagsErrors(t *testing.T) {
 	_, err := parseFlags([]string{"--qos", "2", "--mode", "batch,x", "--devices", "0", "--duration", "0", "--outage", "-1s", "--overload", "-1s"}, "edgegate", io.Discard)
-	for _, want := range []string{"--overload: must be >= 0", "--qos: must be 0 or 1", "--mode: must be batch, binary or structured", "--devices: must be >= 1", "--duration: must be > 0", "--outage: must be >= 0"} {
+	for _, want := range []string{"--overload: must be >= 0", "--qos: must be 0 or 1", "--mode: must be batch, binary, structured or mqtt", "--devices: must be >= 1", "--duration: must be > 0", "--outage: must be >= 0"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("err = %v, want %q", err, want)
 		}

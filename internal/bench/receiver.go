@@ -2,7 +2,9 @@ package bench
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -10,7 +12,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/edgegate/edgegate/internal/ceconform"
 	"github.com/edgegate/edgegate/internal/receiver"
+	"github.com/edgegate/edgegate/mqtt"
 )
 
 // maxBody bounds one request body read by the recorder.
@@ -23,7 +27,8 @@ type eventKey struct {
 }
 
 // recorder is the CloudEvents HTTP endpoint the gateway's uplink sends to
-// (an internal/receiver Handler, lenient): it records for each event whose
+// (an internal/receiver Handler, lenient), or in mqtt mode the cloud
+// broker's mqtt.Handler (Handle): it records for each event whose
 // data is a device payload when it arrived and how often. One request in
 // validateEvery is checked strictly against CloudEvents 1.0 (the others are
 // only decoded, so the receiver does not become the bottleneck on the shared
@@ -114,6 +119,42 @@ func (r *recorder) accept(w http.ResponseWriter, req *receiver.Request) {
 	}
 	r.record(req.Received, payloads, invalid, sample)
 	w.WriteHeader(http.StatusOK)
+}
+
+// structuredHeader is what an MQTT uplink message is: the CloudEvents MQTT
+// binding's structured mode, the event in the JSON format (MQTT 3.1.1 has
+// no content type to say so).
+var structuredHeader = http.Header{"Content-Type": {"application/cloudevents+json"}}
+
+// Handle is the recorder as the cloud broker's mqtt.Handler (mqtt mode):
+// each PUBLISH from the gateway's MQTT uplink is one event, checked against
+// CloudEvents 1.0 as one in validateEvery HTTP requests would be, and
+// recorded like one. During an outage (down) it answers mqtt.ErrOverloaded:
+// the broker withholds the PUBACK and closes the uplink's 3.1.1
+// connection, so the gateway keeps the event and sends it again.
+func (r *recorder) Handle(_ context.Context, m mqtt.Message) error {
+	if r.down.Load() {
+		return mqtt.ErrOverloaded
+	}
+	now := r.now()
+	if !r.http.Check() {
+		payloads, err := decodePayloads(structuredHeader, m.Payload)
+		if err != nil {
+			r.rejected()
+			return mqtt.ErrRejected
+		}
+		r.record(now, payloads, 0, "")
+		return nil
+	}
+	e, _, err := ceconform.ValidateStructured(m.Payload)
+	invalid, sample := 0, ""
+	if v := (*ceconform.Violations)(nil); errors.As(err, &v) && len(v.Problems) > 0 {
+		invalid, sample = 1, v.Problems[0]
+	} else if err != nil {
+		invalid, sample = 1, err.Error()
+	}
+	r.record(now, [][]byte{e.Data}, invalid, sample)
+	return nil
 }
 
 func (r *recorder) rejected() {

@@ -1,12 +1,16 @@
 package bench
 
 import (
+	"context"
 	"encoding/base64"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/edgegate/edgegate/mqtt"
 )
 
 func post(t *testing.T, h http.Handler, header map[string]string, body string) int {
@@ -116,4 +120,56 @@ func FuzzEventPayloads(f *testing.F) {
 		post(t, r, map[string]string{"Content-Type": ct}, body)
 		_ = r.snapshot()
 	})
+}
+
+// In mqtt mode the recorder is the cloud broker's Handler: each PUBLISH is
+// one structured event, checked (validateEvery 1) or only decoded, and
+// counted as the HTTP requests are; during an outage the broker withholds
+// the PUBACK.
+func TestReceiverMQTT(t *testing.T) {
+	base := time.Unix(1000, 0)
+	sent := base.Add(-7 * time.Millisecond).UnixNano()
+	event := func(id string, seq int) []byte {
+		return []byte(`{"specversion":"1.0","id":"` + id + `","source":"/s","type":"t","datacontenttype":"application/json","data":` +
+			string(devicePayload("d-001", int64(seq), sent)) + `}`)
+	}
+	for _, every := range []int64{1, 1000} {
+		r := newRecorder()
+		r.now = func() time.Time { return base }
+		r.validateEvery = every
+		ctx := context.Background()
+		for _, p := range [][]byte{event("1", 1), event("2", 2), event("2", 2)} {
+			if err := r.Handle(ctx, mqtt.Message{Payload: p, QoS: 1}); err != nil {
+				t.Fatalf("validate every %d: Handle: %v", every, err)
+			}
+		}
+		// Broken JSON: checked, it is an invalid event (which fails the
+		// run); only decoded, the broker rejects it.
+		err := r.Handle(ctx, mqtt.Message{Payload: []byte(`{"specversion":`)})
+		if every == 1 && err != nil || every > 1 && !errors.Is(err, mqtt.ErrRejected) {
+			t.Errorf("validate every %d: broken JSON: %v", every, err)
+		}
+		r.down.Store(true)
+		if err := r.Handle(ctx, mqtt.Message{Payload: event("3", 3)}); !errors.Is(err, mqtt.ErrOverloaded) {
+			t.Errorf("validate every %d: outage: %v, want ErrOverloaded", every, err)
+		}
+		s := r.snapshot()
+		if len(s.Counts) != 2 || s.Counts[eventKey{"d-001", 2}] != 2 || s.Requests != 4 ||
+			every == 1 && (s.Events != 4 || s.Invalid != 1 || s.Foreign != 1 || s.Bad != 0) ||
+			every > 1 && (s.Events != 3 || s.Invalid != 0 || s.Bad != 1) {
+			t.Errorf("validate every %d: %+v", every, s)
+		}
+		if len(s.Latencies) != 2 || s.Latencies[0] != 7*time.Millisecond {
+			t.Errorf("validate every %d: latencies %v", every, s.Latencies)
+		}
+	}
+	// A checked message that violates CloudEvents 1.0 is recorded and counted.
+	r := newRecorder()
+	if err := r.Handle(context.Background(), mqtt.Message{Payload: []byte(`{"id":"1","source":"/s","type":"t","data":` +
+		string(devicePayload("d-002", 1, sent)) + `}`)}); err != nil {
+		t.Fatal(err)
+	}
+	if s := r.snapshot(); s.Invalid != 1 || s.Sample == "" || len(s.Counts) != 1 {
+		t.Errorf("event without specversion: %+v", s)
+	}
 }
