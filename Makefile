@@ -76,8 +76,8 @@ bench: build
 # The fault soak (not part of make test; CI may skip it): the real binary
 # for SOAK_DURATION with devices publishing, the uplink flapping (down, slow,
 # 5xx, 429 with Retry-After, connection resets), kill -9 every few minutes
-# and its buffer on a 96 MiB tmpfs brought near full (needs root to mount
-# it). It fails if an acknowledged event never arrives, the gateway dies by
+# and its buffer on a 96 MiB tmpfs (EDGEGATE_TEST_FS=ext4: an ext4 image on
+# a loop device) brought near full (needs root to mount it). It fails if an acknowledged event never arrives, the gateway dies by
 # itself, or RSS, goroutines or open files grow; figures in SOAK_REPORT.
 SOAK_DURATION ?= 30m
 SOAK_REPORT   ?= soak-report.json
