@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -547,5 +548,24 @@ func TestBinaryHeadersPercentEncoded(t *testing.T) {
 	checkSameSet(t, got, []*cloudevent.Event{rec})
 	if len(got) == 1 && (got[0].Attrs["subject"] != "salle à manger/temp 100%" || got[0].Attrs[ExtError] != `post x: 400 "Bad" 100% café 😀`) {
 		t.Errorf("attributes %v", got[0].Attrs)
+	}
+}
+
+// TestBinaryHeadersAllocations holds the binary-mode header budget: one
+// request per event makes this the per-event cost of building the
+// headers (the map, one array of values, the time, an integer extension's text), whatever the number of
+// attributes and of the extensions the gateway sets.
+func TestBinaryHeadersAllocations(t *testing.T) {
+	e := testRecords(t, 1, 1)[0]
+	e.SetExtension(cloudevent.ExtQoS, cloudevent.Integer(1))
+	e.SetExtension(cloudevent.ExtClientID, cloudevent.String("dev0"))
+	e.Extensions = slices.DeleteFunc(e.Extensions, func(x cloudevent.Extension) bool { return x.Name == "seq" })
+	allocs := testing.AllocsPerRun(100, func() {
+		if _, err := binaryHeaders(e); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs > 6 {
+		t.Errorf("binaryHeaders: %.0f allocations per event, budget 6", allocs)
 	}
 }
