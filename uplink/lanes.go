@@ -77,15 +77,25 @@ func (l *lanes) take() (lane, record int, ok bool) {
 	}
 }
 
-// done hands lane j back after its request; its next event may go.
+// done hands lane j back after its request; its next event may go. It
+// wakes one waiting worker for the lane, or all of them when nothing is
+// left to wait for (waking all on every request had every idle worker
+// run for nothing).
 func (l *lanes) done(j int) {
 	l.mu.Lock()
 	l.busy--
-	if len(l.all[j].idx) > 0 {
+	requeued := len(l.all[j].idx) > 0
+	if requeued {
 		heap.Push(&l.idle, j)
 	}
+	last := l.busy == 0
 	l.mu.Unlock()
-	l.cond.Broadcast()
+	switch {
+	case requeued:
+		l.cond.Signal()
+	case last:
+		l.cond.Broadcast()
+	}
 }
 
 // stop makes take return false from now on (after a failure, or when the
