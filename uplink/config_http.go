@@ -33,7 +33,7 @@ const (
 // HTTP sender defaults.
 const (
 	DefaultTimeout     = 10 * time.Second
-	DefaultMaxInFlight = 64
+	DefaultMaxInFlight = 32
 )
 
 // maxInFlightLimit bounds max_in_flight of both senders.
