@@ -569,3 +569,40 @@ func TestBinaryHeadersAllocations(t *testing.T) {
 		t.Errorf("binaryHeaders: %.0f allocations per event, budget 6", allocs)
 	}
 }
+
+// TestURLCredentialsAndRedirectPerEvent: user info in the URL travels as
+// HTTP basic auth, and a 307 is followed with the body, in every mode
+// (requests go on the transport itself; these are what http.Client did
+// for them).
+func TestURLCredentialsAndRedirectPerEvent(t *testing.T) {
+	var mu sync.Mutex
+	var bad []string
+	rc := newReceiver(t, func(w http.ResponseWriter, r *http.Request, evs []ceconform.Event) int {
+		if u, p, ok := r.BasicAuth(); !ok || u != "user" || p != "pa ss" {
+			mu.Lock()
+			bad = append(bad, r.Header.Get("Authorization"))
+			mu.Unlock()
+			return http.StatusUnauthorized
+		}
+		return http.StatusOK
+	})
+	front := newReceiverHandler(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, strings.Replace(rc.URL(), "://", "://user:pa%20ss@", 1)+"final", http.StatusTemporaryRedirect)
+	}))
+	for _, mode := range []string{ModeBatch, ModeBinary, ModeStructured} {
+		t.Run(mode, func(t *testing.T) {
+			records := testRecords(t, 6, 2)
+			for _, url := range []string{strings.Replace(rc.URL(), "://", "://user:pa%20ss@", 1), front + "/temp"} {
+				before := len(rc.Views())
+				s := newTestSender(t, url, mode, nil)
+				if err := s.Send(context.Background(), records); err != nil {
+					t.Fatalf("%s: %v", url, err)
+				}
+				checkSameSet(t, rc.Views()[before:], records)
+			}
+		})
+	}
+	if len(bad) > 0 {
+		t.Errorf("requests without the URL's credentials: %q", bad)
+	}
+}
