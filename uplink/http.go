@@ -242,6 +242,7 @@ func (s *httpSender) sendEach(ctx context.Context, events []*cloudevent.Event) e
 				}
 				if ctx.Err() != nil {
 					l.stop()
+					l.done(j)
 					return
 				}
 				if err := s.sendOne(ctx, events[i]); err != nil {
