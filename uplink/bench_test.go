@@ -3,10 +3,12 @@ package uplink
 import (
 	"compress/gzip"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"testing"
+	"time"
 )
 
 // benchSend sends 100 events (10 sources) per op to a local receiver that
@@ -28,6 +30,31 @@ func BenchmarkSendBinary(b *testing.B) { benchSend(b, ModeBinary) }
 
 // BenchmarkSendStructured: 100 requests, 8 in flight, per-source order.
 func BenchmarkSendStructured(b *testing.B) { benchSend(b, ModeStructured) }
+
+// BenchmarkSendBinaryRTT: 500 events of 100 sources per op in binary mode
+// to a receiver 20 ms away (it sleeps before answering), by max_in_flight:
+// the uplink's rate is max_in_flight over the round trip, less what the
+// end of each Send (its busiest source) leaves idle.
+func BenchmarkSendBinaryRTT(b *testing.B) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		time.Sleep(20 * time.Millisecond)
+	}))
+	defer srv.Close()
+	records := testRecords(b, 500, 100)
+	for _, n := range []int{8, 32, 64} {
+		b.Run(fmt.Sprintf("max_in_flight=%d", n), func(b *testing.B) {
+			s := newTestSender(b, srv.URL, ModeBinary, func(c *Config) { c.HTTP.MaxInFlight = n })
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := s.Send(context.Background(), records); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.N*len(records))/b.Elapsed().Seconds(), "events/s")
+		})
+	}
+}
 
 // BenchmarkSendBatchGzip: BenchmarkSendBatch with gzip request bodies.
 func BenchmarkSendBatchGzip(b *testing.B) {

@@ -33,7 +33,7 @@ const (
 // HTTP sender defaults.
 const (
 	DefaultTimeout     = 10 * time.Second
-	DefaultMaxInFlight = 8
+	DefaultMaxInFlight = 32
 )
 
 // maxInFlightLimit bounds max_in_flight of both senders.
@@ -47,7 +47,8 @@ type HTTPConfig struct {
 	Mode string `yaml:"mode"`
 	// Timeout bounds one HTTP request, from dial to the end of the response.
 	Timeout time.Duration `yaml:"timeout"`
-	// MaxInFlight bounds concurrent requests in binary and structured mode.
+	// MaxInFlight bounds concurrent requests (and connections) in binary and
+	// structured mode; one device's events still go one at a time, in order.
 	MaxInFlight int `yaml:"max_in_flight"`
 	// Compression is "none" (default) or "gzip" (request bodies).
 	Compression string `yaml:"compression"`

@@ -22,7 +22,7 @@ func TestDefaultConfig(t *testing.T) {
 		t.Fatalf("DefaultConfig() = %+v, want %+v", c, want)
 	}
 	h := DefaultHTTPConfig()
-	if !reflect.DeepEqual(h, HTTPConfig{Mode: "batch", Timeout: 10 * time.Second, MaxInFlight: 8, Compression: "none"}) {
+	if !reflect.DeepEqual(h, HTTPConfig{Mode: "batch", Timeout: 10 * time.Second, MaxInFlight: 32, Compression: "none"}) {
 		t.Fatalf("DefaultHTTPConfig() = %+v", h)
 	}
 	m := DefaultMQTTConfig()

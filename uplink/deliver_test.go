@@ -2,10 +2,14 @@ package uplink
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"net/http"
+	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -196,5 +200,100 @@ func TestDeliverPoisonAndRetryMidBatch(t *testing.T) {
 			}
 			t.Logf("%s: %d events received", mode, len(got))
 		})
+	}
+}
+
+// TestDeliverPerEventOrderUnderRetries: in binary and structured mode, with
+// many requests in flight and 503s scattered through the batch (each
+// refused event succeeds when sent again), every event arrives exactly
+// once and each source's events arrive in order: a retry never lets a
+// later event of its source overtake it.
+func TestDeliverPerEventOrderUnderRetries(t *testing.T) {
+	const sources, events = 20, 400
+	for _, mode := range []string{ModeBinary, ModeStructured} {
+		t.Run(mode, func(t *testing.T) {
+			var mu sync.Mutex
+			last := map[string]int{}
+			refused := map[string]bool{}
+			rc := newReceiver(t, func(w http.ResponseWriter, r *http.Request, evs []ceconform.Event) int {
+				e := evs[0]
+				seq, _ := strconv.Atoi(e.Attrs["seq"])
+				mu.Lock()
+				defer mu.Unlock()
+				if n, _ := strconv.Atoi(strings.TrimPrefix(e.Attrs["id"], "evt-")); n%37 == 5 && !refused[e.Attrs["id"]] {
+					refused[e.Attrs["id"]] = true
+					return http.StatusServiceUnavailable
+				}
+				prev, seen := last[e.Attrs["source"]]
+				if seen && seq != prev+1 || !seen && seq != 0 {
+					t.Errorf("source %s: seq %d after %d", e.Attrs["source"], seq, prev)
+				}
+				last[e.Attrs["source"]] = seq
+				return http.StatusOK
+			})
+			s := newTestSender(t, rc.URL(), mode, func(c *Config) { c.HTTP.MaxInFlight = 16 })
+			d, _ := newTestDelivery(t, s, nil)
+			records := testRecords(t, events, sources)
+			dead, err := d.Deliver(context.Background(), context.Background(), testBatch{records, time.Now()})
+			if err != nil || len(dead) != 0 {
+				t.Fatalf("Deliver: %v, %d dead", err, len(dead))
+			}
+			if len(refused) == 0 {
+				t.Fatal("no request was refused")
+			}
+			checkIDs(t, rc.Views(), records, nil) // the receiver keeps the 2xx ones
+			if maxIn := rc.Stats().MaxInflight; maxIn > 16 {
+				t.Errorf("%d requests at once, max_in_flight 16", maxIn)
+			}
+		})
+	}
+}
+
+// TestSendEachCancelledInFlight: when the context ends with requests in
+// flight (shutdown), Send returns a retryable error wrapping the cause at
+// once, and Accepted names exactly the events whose 2xx arrived: per
+// source a prefix, so what the caller sends again keeps each source's
+// order and nothing accepted goes twice.
+func TestSendEachCancelledInFlight(t *testing.T) {
+	const sources, perSource, held = 4, 6, 3 // seq >= held waits until cancelled
+	release := make(chan struct{})
+	var waiting atomic.Int32
+	rc := newReceiver(t, func(w http.ResponseWriter, r *http.Request, evs []ceconform.Event) int {
+		if seq, _ := strconv.Atoi(evs[0].Attrs["seq"]); seq >= held {
+			waiting.Add(1)
+			select {
+			case <-release:
+			case <-r.Context().Done():
+			}
+		}
+		return http.StatusOK
+	})
+	defer close(release)
+	s := newTestSender(t, rc.URL(), ModeBinary, func(c *Config) { c.HTTP.MaxInFlight = 8 })
+	records := testRecords(t, sources*perSource, sources)
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		for waiting.Load() < sources {
+			time.Sleep(time.Millisecond)
+		}
+		cancel()
+	}()
+	err := s.Send(ctx, records)
+	retry, _ := classify(err)
+	if err == nil || !retry || !errors.Is(err, context.Canceled) {
+		t.Fatalf("Send: %v (retryable %v)", err, retry)
+	}
+	var e *Error
+	if !errors.As(err, &e) {
+		t.Fatalf("not an *Error: %v", err)
+	}
+	want := []int{}
+	for i := range records {
+		if i/sources < held { // testRecords interleaves: record i has seq i/sources
+			want = append(want, i)
+		}
+	}
+	if !slices.Equal(e.Accepted, want) {
+		t.Errorf("accepted %v, want %v", e.Accepted, want)
 	}
 }

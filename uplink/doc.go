@@ -37,6 +37,12 @@
 // on keep-alive connections, but events with the same source are sent one
 // after another in slice order, and after a failure no new request starts:
 // a later event of a source is never delivered after an earlier one failed.
+// lanes schedules them: a free worker takes the next event of the idle
+// source with the most events left, so sources drain evenly and a Send
+// ends after about max(events/MaxInFlight, busiest source) round trips.
+// The binary-mode headers are written by hand (binaryHeaders), not by
+// sdk-go: they are the per-event cost there, and the strict validator
+// tests (internal/ceconform) hold them to the HTTP binding.
 //
 // Auth and transport: custom headers, a bearer token (inline or from a file),
 // HTTP basic (password inline or from a file), TLS with a custom CA bundle,

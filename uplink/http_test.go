@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -547,5 +548,61 @@ func TestBinaryHeadersPercentEncoded(t *testing.T) {
 	checkSameSet(t, got, []*cloudevent.Event{rec})
 	if len(got) == 1 && (got[0].Attrs["subject"] != "salle à manger/temp 100%" || got[0].Attrs[ExtError] != `post x: 400 "Bad" 100% café 😀`) {
 		t.Errorf("attributes %v", got[0].Attrs)
+	}
+}
+
+// TestBinaryHeadersAllocations holds the binary-mode header budget: one
+// request per event makes this the per-event cost of building the
+// headers (the map, one array of values, the time, an integer extension's text), whatever the number of
+// attributes and of the extensions the gateway sets.
+func TestBinaryHeadersAllocations(t *testing.T) {
+	e := testRecords(t, 1, 1)[0]
+	e.SetExtension(cloudevent.ExtQoS, cloudevent.Integer(1))
+	e.SetExtension(cloudevent.ExtClientID, cloudevent.String("dev0"))
+	e.Extensions = slices.DeleteFunc(e.Extensions, func(x cloudevent.Extension) bool { return x.Name == "seq" })
+	allocs := testing.AllocsPerRun(100, func() {
+		if _, err := binaryHeaders(e); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs > 6 {
+		t.Errorf("binaryHeaders: %.0f allocations per event, budget 6", allocs)
+	}
+}
+
+// TestURLCredentialsAndRedirectPerEvent: user info in the URL travels as
+// HTTP basic auth, and a 307 is followed with the body, in every mode
+// (requests go on the transport itself; these are what http.Client did
+// for them).
+func TestURLCredentialsAndRedirectPerEvent(t *testing.T) {
+	var mu sync.Mutex
+	var bad []string
+	rc := newReceiver(t, func(w http.ResponseWriter, r *http.Request, evs []ceconform.Event) int {
+		if u, p, ok := r.BasicAuth(); !ok || u != "user" || p != "pa ss" {
+			mu.Lock()
+			bad = append(bad, r.Header.Get("Authorization"))
+			mu.Unlock()
+			return http.StatusUnauthorized
+		}
+		return http.StatusOK
+	})
+	front := newReceiverHandler(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, strings.Replace(rc.URL(), "://", "://user:pa%20ss@", 1)+"final", http.StatusTemporaryRedirect)
+	}))
+	for _, mode := range []string{ModeBatch, ModeBinary, ModeStructured} {
+		t.Run(mode, func(t *testing.T) {
+			records := testRecords(t, 6, 2)
+			for _, url := range []string{strings.Replace(rc.URL(), "://", "://user:pa%20ss@", 1), front + "/temp"} {
+				before := len(rc.Views())
+				s := newTestSender(t, url, mode, nil)
+				if err := s.Send(context.Background(), records); err != nil {
+					t.Fatalf("%s: %v", url, err)
+				}
+				checkSameSet(t, rc.Views()[before:], records)
+			}
+		})
+	}
+	if len(bad) > 0 {
+		t.Errorf("requests without the URL's credentials: %q", bad)
 	}
 }
