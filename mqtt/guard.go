@@ -76,14 +76,17 @@ func (h *guardHook) OnPacketRead(cl *mochi.Client, pk packets.Packet) (packets.P
 }
 
 // vetPublish counts a device PUBLISH, holds it to the client's publish
-// rate, and answers it itself if it is to a topic no device may publish to
+// rate and to its fair share of a limited intake (LimitIntake), and answers it itself if it is to a topic no device may publish to
 // or a QoS 2 resend whose PUBREL is awaited. Otherwise mochi processes it
 // (and OnPublish hands it to the Handler).
 func (b *Broker) vetPublish(cl *mochi.Client, pk packets.Packet) (packets.Packet, error) {
 	qos := min(pk.FixedHeader.Qos, 2)
 	b.m.received[qos].Inc()
-	if cc, ok := cl.Net.Conn.(*clientConn); ok && cc.lim != nil && b.limitRate(cl, cc) == rateDisconnect {
-		return pk, packets.ErrRejectPacket // ends the read loop: the will is sent
+	if cc, ok := cl.Net.Conn.(*clientConn); ok {
+		if cc.lim != nil && b.limitRate(cl, cc) == rateDisconnect {
+			return pk, packets.ErrRejectPacket // ends the read loop: the will is sent
+		}
+		b.holdToShare(cl, cc)
 	}
 	if reason := b.topicRefusal(pk.TopicName); reason != "" {
 		if reason == "reserved_topic" {
