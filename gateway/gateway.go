@@ -103,6 +103,7 @@ type Gateway struct {
 	noBuffer  *metrics.Counter
 	resends   *metrics.Counter
 
+	overloadEvery time.Duration // how often limitIntake recomputes the limit
 	// intakeLimit is math.Float64bits of the intake limit limitIntake
 	// set last (device publishes/s; 0: none).
 	intakeLimit atomic.Uint64

@@ -9,7 +9,8 @@ import (
 	"github.com/edgegate/edgegate/uplink"
 )
 
-// overloadEvery is how often the intake limit is recomputed.
+// overloadEvery is how often the intake limit is recomputed
+// (Gateway.overloadEvery; tests shorten it).
 const overloadEvery = time.Second
 
 // limitIntake samples the broker's intake and every uplink's backlog and
@@ -19,7 +20,7 @@ const overloadEvery = time.Second
 // exported as edgegate_overload_intake_limit_per_second.
 func (g *Gateway) limitIntake(ctx context.Context) error {
 	var c overload.Controller
-	t := time.NewTicker(overloadEvery)
+	t := time.NewTicker(g.overloadEvery)
 	defer t.Stop()
 	defer g.broker.LimitIntake(0)
 	for {

@@ -43,7 +43,7 @@ const (
 	// horizon is how fast the backlog built by an overload is brought
 	// back to its goal: the limit gives up (excess - goal)/horizon
 	// events per second of the drain rate.
-	horizon = 4.0 // seconds
+	horizon = 2.0 // seconds
 	// smoothing is the weight of the newest measurement in the moving
 	// averages of drain rate and events per publish.
 	smoothing = 0.5
@@ -77,8 +77,8 @@ type uplinkState struct {
 // the uplink is left out). Once the excess exceeds cfg.TargetDelay at
 // the uplink's measured delivery rate, the limit is the publish rate at
 // which that uplink's queue receives what it delivers, less what brings
-// the excess back to half the target within a few seconds; with several
-// uplinks, the lowest. It is lifted when an excess stays near zero (the
+// the excess back to half the target within a few seconds (never less
+// than half of what it delivers); with several uplinks, the lowest. It is lifted when an excess stays near zero (the
 // devices slowed down) or the uplink fails (an outage).
 func (c *Controller) Step(cfg Config, s Sample) Decision {
 	if !c.started || !cfg.FairShare {
@@ -150,7 +150,9 @@ func (st *uplinkState) step(cfg Config, u, p Uplink, prevAt time.Time, publishes
 		return 0, false
 	}
 	events := st.drain - (st.excess-goal/2)/horizon
-	events = min(max(events, st.drain/4), 2*st.drain)
+	// Never below half the drain: devices within their share at that
+	// rate are not slowed while the excess is worked off.
+	events = min(max(events, st.drain/2), 2*st.drain)
 	return events / st.perPub, true
 }
 
