@@ -232,6 +232,7 @@ func newGateway(cfg Config, opts Options) *Gateway {
 		version:        opts.Version,
 		help:           helpOf(),
 		started:        time.Now(),
+		overloadEvery:  overloadEvery,
 		log:            log,
 		verifier:       access.NewVerifier(access.VerifierOptions{}),
 		level:          level,

@@ -45,6 +45,7 @@ type clientConn struct {
 	identity string            // the listener's tls.identity
 
 	lim         *rate.Limiter // publish rate; nil when off
+	limChecked  bool          // lim was checked against the exempt identities
 	excessSince time.Time     // start of the current run over the rate; zero when under it
 	// waited is how long Read has waited for the client since its last
 	// message over the rate: the client's own pauses (see limitRate).

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mochi-mqtt/server/v2/packets"
+
 	"github.com/edgegate/edgegate/internal/mqtttest"
 )
 
@@ -135,4 +137,33 @@ func TestLimitIntakeSlowsOnlyTheFlooder(t *testing.T) {
 		t.Errorf("LimitIntake(0) = %v, want 0", s)
 	}
 	tb.wantMetric(t, "edgegate_mqtt_fair_share_per_second", "0")
+}
+
+// An identity listed in publish_rate_exempt (another gateway's MQTT
+// uplink) is not held to the publish rate; other devices still are, and
+// anonymous clients never match.
+func TestPublishRateExempt(t *testing.T) {
+	cfg := testConfig()
+	cfg.Limits.PublishRate, cfg.Limits.PublishBurst = 20, 5
+	cfg.Limits.PublishRateExempt = []string{"bridge"}
+	tb := startBroker(t, cfg, &recorder{})
+	tb.SetAccess(&fakeAccess{users: map[string]string{"bridge": "pw", "dev": "pw"}})
+	send := func(user string) {
+		rc, ack, err := mqtttest.DialRawConnect(t, tb.addr("tcp"), 5, connectParams(user, user, "pw"))
+		if err != nil || ack.ReasonCode != 0 {
+			t.Fatalf("%s: CONNACK %+v %v", user, ack, err)
+		}
+		for i := range 30 {
+			rc.Publish(user+"/t", []byte("x"), 1, uint16(i+1), packets.Properties{})
+		}
+		for i := range 30 {
+			readAck(t, rc, user, packets.Puback, uint16(i+1), 0)
+		}
+	}
+	send("bridge")
+	tb.wantMetric(t, "edgegate_mqtt_publish_delayed_total", "0")
+	send("dev")
+	if tb.metric(t, "edgegate_mqtt_publish_delayed_total") == "0" {
+		t.Error("30 messages at once from a device not exempt: none delayed by a rate of 20/s")
+	}
 }

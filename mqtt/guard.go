@@ -1,6 +1,7 @@
 package mqtt
 
 import (
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -83,6 +84,12 @@ func (b *Broker) vetPublish(cl *mochi.Client, pk packets.Packet) (packets.Packet
 	qos := min(pk.FixedHeader.Qos, 2)
 	b.m.received[qos].Inc()
 	if cc, ok := cl.Net.Conn.(*clientConn); ok {
+		if cc.lim != nil && !cc.limChecked {
+			cc.limChecked = true // the identity is settled once the client publishes
+			if b.rateExempt(cl) {
+				cc.lim = nil
+			}
+		}
 		if cc.lim != nil && b.limitRate(cl, cc) == rateDisconnect {
 			return pk, packets.ErrRejectPacket // ends the read loop: the will is sent
 		}
@@ -200,6 +207,13 @@ func (b *Broker) limitRate(cl *mochi.Client, cc *clientConn) rateOutcome {
 	case <-cc.ctx.Done():
 	}
 	return ratePass
+}
+
+// rateExempt reports whether cl authenticated as one of the identities
+// exempt from the publish rate (limits.publish_rate_exempt).
+func (b *Broker) rateExempt(cl *mochi.Client) bool {
+	id := b.identity(cl)
+	return id.Method != AuthAnonymous && id.Username != "" && slices.Contains(b.cfg.Limits.PublishRateExempt, id.Username)
 }
 
 // refillHalf is how long lim takes to refill half its bucket.
