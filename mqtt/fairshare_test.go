@@ -65,20 +65,7 @@ func TestLimitIntakeSlowsOnlyTheFlooder(t *testing.T) {
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		msg := rawPublish("t/flood", []byte("f"), 0, 5)
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			if _, err := flood.Conn.Write(msg); err != nil {
-				return
-			}
-		}
-	}()
+	go func() { defer wg.Done(); floodQoS0(flood, "t/flood", stop) }()
 	ctx, cancel := context.WithCancel(context.Background())
 	steady := &mqtttest.Publisher{
 		Addr: tb.addr("tcp"), ClientID: "steady", Topic: "t/steady", Interval: 50 * time.Millisecond,
