@@ -50,6 +50,9 @@ const (
 	// calmSteps is how many steps in a row the overload's backlog must
 	// stay under an eighth of the target before the limit is lifted.
 	calmSteps = 5
+	// stallSteps is how many steps in a row an uplink with a backlog may
+	// deliver nothing (one slow request) before that counts as an outage.
+	stallSteps = 3
 )
 
 // Controller turns samples into intake limits. Feed it a Sample about
@@ -68,6 +71,8 @@ type uplinkState struct {
 	excess  float64 // backlog built up while it delivered without failing
 	engaged bool
 	calm    int // steps in a row with excess under goal/8
+	stalled int // steps in a row it delivered nothing while holding a backlog
+	limit   float64
 }
 
 // Step takes the next sample and returns the intake limit.
@@ -78,8 +83,10 @@ type uplinkState struct {
 // the uplink's measured delivery rate, the limit is the publish rate at
 // which that uplink's queue receives what it delivers, less what brings
 // the excess back to half the target within a few seconds (never less
-// than half of what it delivers); with several uplinks, the lowest. It is lifted when an excess stays near zero (the
-// devices slowed down) or the uplink fails (an outage).
+// than half of what it delivers); with several uplinks, the lowest. It is
+// lifted when an excess stays near zero (the devices slowed down) or the
+// uplink fails (an outage): a send fails, or it delivers nothing for
+// stallSteps steps in a row while holding a backlog.
 func (c *Controller) Step(cfg Config, s Sample) Decision {
 	if !c.started || !cfg.FairShare {
 		c.reset(s)
@@ -124,10 +131,17 @@ func (c *Controller) Step(cfg Config, s Sample) Decision {
 // needs none.
 func (st *uplinkState) step(cfg Config, u, p Uplink, prevAt time.Time, publishes, dt float64) (limit float64, ok bool) {
 	delivered := rate(u.Delivered, p.Delivered, dt)
-	outage := u.Failing || u.LastFailure.After(prevAt) || (delivered == 0 && u.Backlog > 0 && p.Backlog > 0)
-	if outage {
-		*st = uplinkState{drain: st.drain, perPub: st.perPub}
+	st.stalled++
+	if delivered > 0 || u.Backlog == 0 || p.Backlog == 0 {
+		st.stalled = 0
+	}
+	if u.Failing || u.LastFailure.After(prevAt) || st.stalled >= stallSteps {
+		*st = uplinkState{drain: st.drain, perPub: st.perPub, stalled: st.stalled}
 		return 0, false
+	}
+	if st.stalled > 0 { // a request in flight longer than a step: keep the last limit
+		st.excess = min(max(0, st.excess+float64(u.Backlog-p.Backlog)), float64(u.Backlog))
+		return st.limit, st.engaged && st.limit > 0
 	}
 	grown := float64(u.Backlog - p.Backlog)
 	st.drain = smooth(st.drain, delivered)
@@ -147,13 +161,15 @@ func (st *uplinkState) step(cfg Config, u, p Uplink, prevAt time.Time, publishes
 		st.calm = 0
 	}
 	if !st.engaged || st.perPub <= 0 {
+		st.limit = 0
 		return 0, false
 	}
 	events := st.drain - (st.excess-goal/2)/horizon
 	// Never below half the drain: devices within their share at that
 	// rate are not slowed while the excess is worked off.
 	events = min(max(events, st.drain/2), 2*st.drain)
-	return events / st.perPub, true
+	st.limit = events / st.perPub
+	return st.limit, true
 }
 
 // decide records whether the gateway is limited and marks a change.

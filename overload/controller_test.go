@@ -34,7 +34,8 @@ func (s *sim) sample(failing bool) Sample {
 }
 
 // second runs one second: offered publishes/s, perPub events each,
-// capacity events/s delivered (0: the uplink is down). It returns the
+// capacity events/s delivered (0: the uplink is down; -1: its request is
+// still in flight, nothing delivered and nothing failed). It returns the
 // decision taken at its end.
 func (s *sim) second(offered, perPub, capacity float64) Decision {
 	taken := offered
@@ -43,7 +44,7 @@ func (s *sim) second(offered, perPub, capacity float64) Decision {
 	}
 	s.pubs += uint64(taken)
 	s.backlog += int64(taken * perPub)
-	out := int64(min(capacity, float64(s.backlog)))
+	out := int64(min(max(capacity, 0), float64(s.backlog)))
 	s.backlog -= out
 	s.sent += uint64(out)
 	s.now = s.now.Add(time.Second)
@@ -127,6 +128,31 @@ func TestLimitLiftedAtOutageAndWhenDevicesSlowDown(t *testing.T) {
 	}
 	if lifted == 0 || lifted > calmSteps+3 {
 		t.Errorf("devices slowed down: limit lifted after %d s, want within %d", lifted, calmSteps+3)
+	}
+}
+
+// A request slower than a step keeps the limit; an uplink that delivers
+// nothing for stallSteps steps (hanging, not yet failing) is an outage.
+func TestSlowRequestKeepsLimitHangingUplinkLiftsIt(t *testing.T) {
+	s := newSim()
+	for range 10 {
+		s.second(4000, 1, 2000)
+	}
+	for i := range 10 { // one request every other second
+		capacity := 4000.0
+		if i%2 == 0 {
+			capacity = -1
+		}
+		if d := s.second(4000, 1, capacity); d.Limit == 0 {
+			t.Fatalf("second %d of slow requests: limit lifted", i)
+		}
+	}
+	var d Decision
+	for range stallSteps {
+		d = s.second(4000, 1, -1)
+	}
+	if d.Limit != 0 || !d.Changed {
+		t.Errorf("after %d steps without a delivery: %+v, want the limit lifted", stallSteps, d)
 	}
 }
 
