@@ -8,8 +8,8 @@
 // held back and the backlog stops growing.
 //
 // It tells an overload from an outage by the uplink's own sends: while an
-// uplink's sends fail, or it holds a backlog and delivers nothing, the
-// backlog is what the buffer is for, and the limit is lifted at once. Only
+// uplink's sends fail, or it holds a backlog and delivers nothing for
+// three steps, the backlog is what the buffer is for, and the limit is lifted at once. Only
 // backlog that builds up while the uplink delivers without failing counts
 // as overload.
 //
