@@ -58,10 +58,11 @@ test-arm: $(WORK)
 test-arm-unpatched: $(WORK)
 	-./scripts/test-arm.sh --unpatched
 
-# Overload (issue 11): in each HTTP uplink mode, measure the QoS 1
-# capacity, then offer twice that for OVERLOAD_DURATION beside 10 steady
-# devices; reports peak RSS, the steady devices' latency and what was
-# refused or dropped, in OVERLOAD_REPORT. Not part of make test.
+# Overload (issue 11): in each uplink mode (batch, binary, structured,
+# mqtt), measure the QoS 1 capacity, then offer twice that for
+# OVERLOAD_DURATION beside 10 steady devices; reports peak RSS, the steady
+# devices' latency and what was dropped, refused or slowed to its fair
+# share, in OVERLOAD_REPORT. Not part of make test.
 OVERLOAD_DURATION ?= 5m
 OVERLOAD_REPORT   ?= overload-report.json
 overload: build

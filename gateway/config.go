@@ -14,6 +14,7 @@ import (
 	"github.com/edgegate/edgegate/configsign"
 	"github.com/edgegate/edgegate/internal/yamlconf"
 	"github.com/edgegate/edgegate/mqtt"
+	"github.com/edgegate/edgegate/overload"
 	"github.com/edgegate/edgegate/rules"
 	"github.com/edgegate/edgegate/uplink"
 )
@@ -45,6 +46,10 @@ type Config struct {
 	// Uplinks are the cloud endpoints events are sent to; at least one.
 	// Each has its own queue in the buffer.
 	Uplinks []uplink.Config `yaml:"uplinks"`
+	// Overload decides what happens when devices publish faster than the
+	// uplinks deliver while the uplinks work: publishers above their fair
+	// share are slowed so that the backlog stops growing.
+	Overload overload.Config `yaml:"overload"`
 	// Rules filter, transform, route and derive events, and answer devices
 	// locally; or name a file that holds them (rules: {file: rules.yaml}).
 	Rules rules.Config `yaml:"rules"`
@@ -94,6 +99,7 @@ func DefaultConfig() Config {
 		Auth:            access.DefaultConfig(),
 		Buffer:          buf,
 		Events:          cloudevent.DefaultConfig(),
+		Overload:        overload.DefaultConfig(),
 		RemoteConfig:    DefaultRemoteConfig(),
 		ShutdownTimeout: 10 * time.Second,
 		MemoryLimit:     40 << 20,
@@ -160,6 +166,7 @@ func compile(cfg Config, dir string) (*Compiled, error) {
 		}
 	}
 	errs.Nest(yamlconf.Key("buffer"), cfg.Buffer.Validate())
+	errs.Nest(yamlconf.Key("overload"), cfg.Overload.Validate())
 	mapper, err := cloudevent.Compile(cfg.Events, cfg.GatewayID)
 	errs.Nest(yamlconf.Key("events"), err)
 	errs.Nest(yamlconf.Key("uplinks"), uplink.ValidateList(cfg.Uplinks))

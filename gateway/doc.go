@@ -53,7 +53,7 @@
 // gateway is the only package that imports the other edgegate packages
 // (access, buffer, mqtt, rules, uplink, cloudevent, internal/yamlconf,
 // internal/metricname, internal/certfile, internal/ratelog, internal/tail,
-// internal/statuspage, internal/configstore, configsign, configchannel).
+// internal/statuspage, internal/configstore, configsign, configchannel, overload).
 // Logic that grows here moves to a leaf package. It
 // must not import mochi, paho, Badger or sdk-go (mqtt, uplink and buffer own
 // them), the tools' packages (internal/receiver, internal/devices) or test
@@ -79,7 +79,10 @@
 // beside it; a change of the uplinks (upMu, taken inside reloadMu) starts a
 // changed uplink's new forwarder only once the old one has returned, so a
 // queue never has two. The set is read lock-free (an atomic pointer to a
-// set that is never modified). A
+// set that is never modified). One of Run's intake goroutines samples the
+// broker's intake and the uplinks' backlogs and deliveries each second and
+// hands the broker the intake limit package overload derives (overload.go);
+// it lifts the limit when it returns. A
 // DryRun is safe for concurrent use. Admin requests are served
 // concurrently; the token checker is swapped atomically by a reload, and
 // slow hash verifications run one at a time. A BufferTool is safe for

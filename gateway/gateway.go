@@ -8,6 +8,7 @@ import (
 	"hash/fnv"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -101,6 +102,11 @@ type Gateway struct {
 	overload  *metrics.Counter
 	noBuffer  *metrics.Counter
 	resends   *metrics.Counter
+
+	overloadEvery time.Duration // how often limitIntake recomputes the limit
+	// intakeLimit is math.Float64bits of the intake limit limitIntake
+	// set last (device publishes/s; 0: none).
+	intakeLimit atomic.Uint64
 
 	propsDropped map[string]*metrics.Counter // by cloudevent.Drop… reason
 
@@ -226,6 +232,7 @@ func newGateway(cfg Config, opts Options) *Gateway {
 		version:        opts.Version,
 		help:           helpOf(),
 		started:        time.Now(),
+		overloadEvery:  overloadEvery,
 		log:            log,
 		verifier:       access.NewVerifier(access.VerifierOptions{}),
 		level:          level,
@@ -305,6 +312,9 @@ func (g *Gateway) registerGauges() {
 		return 0
 	})
 	g.metrics.RegisterMetricsWriter(func(w io.Writer) { g.live.Load().rules.WritePrometheus(w) })
+	g.metrics.NewGauge(`edgegate_overload_intake_limit_per_second`, func() float64 {
+		return math.Float64frombits(g.intakeLimit.Load())
+	})
 	g.metrics.NewGauge(`edgegate_ready`, func() float64 {
 		if len(g.notReady()) == 0 {
 			return 1
@@ -624,6 +634,7 @@ func (g *Gateway) startIntake(ctx context.Context) <-chan error {
 		return nil
 	})
 	intake.Go(func() error { return g.tickRules(intakeCtx) })
+	intake.Go(func() error { return g.limitIntake(intakeCtx) })
 	done := make(chan error, 1)
 	go func() { done <- intake.Wait() }()
 	return done

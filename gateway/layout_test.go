@@ -58,6 +58,9 @@ func TestPackageLayering(t *testing.T) {
 		"internal/faults":      nil,
 		// configsign owns keys and signature lines: standard library only.
 		"configsign": nil,
+		// overload turns samples of intake, backlog and deliveries into an
+		// intake limit; gateway samples and applies it.
+		"overload": {"internal/yamlconf"},
 		// configchannel pulls and receives configs for the apply path.
 		"configchannel": {"configsign", "internal/yamlconf", "internal/metricname", "internal/ratelog", "internal/certfile"},
 		// configschema generates the configuration's JSON Schema and

@@ -47,6 +47,7 @@ func gatewayHelp() map[string]string {
 		"edgegate_config_last_reload_successful":      "1 if the last configuration reload succeeded (or none was tried), else 0.",
 		"edgegate_ready":                              "1 while device intake is open (/readyz answers 200), else 0.",
 		"edgegate_events_ingested_total":              "Device messages turned into events and stored.",
+		"edgegate_overload_intake_limit_per_second":   "Device publishes per second the gateway reads while an uplink delivers less than devices publish (fair share, see overload); 0: no limit.",
 		"edgegate_events_dropped_total":               "Events dropped on purpose, by reason: unmatched_topic, invalid, rule.",
 		"edgegate_events_refused_total":               "Device messages refused (not acknowledged) by reason: buffer_full, buffer_unavailable.",
 		"edgegate_events_properties_dropped_total":    "MQTT 5 user properties not copied into events, by reason.",

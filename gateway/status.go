@@ -79,6 +79,9 @@ type clientStatus struct {
 	RemoteAddr      string    `json:"remote_addr"`
 	ProtocolVersion byte      `json:"protocol_version"`
 	ConnectedSince  time.Time `json:"connected_since"`
+	// FairShareDelayed: publishes held back to the device's fair share
+	// while the intake is limited (overload.fair_share).
+	FairShareDelayed int64 `json:"fair_share_delayed,omitempty"`
 }
 
 // counters are totals since start; the page shows rates from their
@@ -162,6 +165,7 @@ func (g *Gateway) status(maxClients int) status {
 		st.ClientList = append(st.ClientList, clientStatus{
 			ClientID: c.ClientID, Username: c.Username, Auth: c.AuthMethod, Listener: c.Listener,
 			RemoteAddr: c.RemoteAddr, ProtocolVersion: c.ProtocolVersion, ConnectedSince: c.ConnectedSince.UTC(),
+			FairShareDelayed: c.FairShareDelayed,
 		})
 	}
 	for name, q := range st.Buffer.Queues {

@@ -51,6 +51,7 @@ type Broker struct {
 	stop    chan struct{} // closed when shutdown begins
 	conns   connSet
 	clients clientTable // ClientList (clients.go)
+	fair    fairShare   // LimitIntake (fairshare.go)
 
 	// handlerCtx is passed to Handle; cancelled when shutdown begins. Set
 	// by Run before the first connection is accepted.
@@ -69,7 +70,7 @@ type brokerMetrics struct {
 	droppedTopicLimit                                   *metrics.Counter
 	tooLarge, overloadDisconnects                       *metrics.Counter
 	refusedMaxConns, refusedOrigin, refusedHandshake    *metrics.Counter
-	rateDelayed, rateDisconnects                        *metrics.Counter
+	rateDelayed, rateDisconnects, fairDelayed           *metrics.Counter
 	refusedSubscriptions, qos2Resends, budgetTimeouts   *metrics.Counter
 	retainRefusedCount, retainRefusedBytes              *metrics.Counter
 }
@@ -89,6 +90,8 @@ type brokerMetrics struct {
 //	edgegate_mqtt_connections_refused_total{reason="max_connections|origin|tls_handshake"}
 //	edgegate_mqtt_publish_delayed_total  publishes held back to the publish rate
 //	edgegate_mqtt_rate_limit_disconnects_total  clients over the rate for too long
+//	edgegate_mqtt_fair_share_delayed_total  publishes held back to the fair share (LimitIntake)
+//	edgegate_mqtt_fair_share_per_second  gauge: the fair share per connection; 0: none held back
 //	edgegate_mqtt_subscriptions_refused_total{reason="topic_limit"}
 //	edgegate_mqtt_qos2_resends_total  QoS 2 resends answered while PUBREL was awaited
 //	edgegate_mqtt_packet_budget_timeouts_total  connections closed waiting for
@@ -198,6 +201,8 @@ func (b *Broker) registerMetrics(set *metrics.Set) {
 	b.m.refusedHandshake = c(`edgegate_mqtt_connections_refused_total{reason="tls_handshake"}`)
 	b.m.rateDelayed = c(`edgegate_mqtt_publish_delayed_total`)
 	b.m.rateDisconnects = c(`edgegate_mqtt_rate_limit_disconnects_total`)
+	b.m.fairDelayed = c(`edgegate_mqtt_fair_share_delayed_total`)
+	set.GetOrCreateGauge(`edgegate_mqtt_fair_share_per_second`, b.fair.current)
 	b.m.refusedSubscriptions = c(`edgegate_mqtt_subscriptions_refused_total{reason="topic_limit"}`)
 	b.m.qos2Resends = c(`edgegate_mqtt_qos2_resends_total`)
 	b.m.budgetTimeouts = c(`edgegate_mqtt_packet_budget_timeouts_total`)
@@ -212,7 +217,7 @@ func (b *Broker) registerMetrics(set *metrics.Set) {
 // once per logEvery with the count of the ones in between (ratelog): a
 // misbehaving device cannot flood the log. Every event is also counted.
 type deviceLogs struct {
-	maxConns, origin, handshake, topic, subscribe, rate, budget, retain *ratelog.Limiter
+	maxConns, origin, handshake, topic, subscribe, rate, budget, retain, fair *ratelog.Limiter
 }
 
 // logEvery is the least time between two lines of one kind of deviceLogs.
@@ -229,12 +234,13 @@ func newDeviceLogs(log *slog.Logger) deviceLogs {
 		rate:      l("client disconnected: publish rate exceeded for too long"),
 		budget:    l("connection closed: no memory to read its packet in time"),
 		retain:    l("message not retained: retained limit reached (delivered, not kept)"),
+		fair:      l("publisher slowed to its fair share: the uplink delivers less than devices publish"),
 	}
 }
 
 // stop writes what the limiters hold back and stops their timers.
 func (d deviceLogs) stop() {
-	for _, l := range []*ratelog.Limiter{d.maxConns, d.origin, d.handshake, d.topic, d.subscribe, d.rate, d.budget, d.retain} {
+	for _, l := range []*ratelog.Limiter{d.maxConns, d.origin, d.handshake, d.topic, d.subscribe, d.rate, d.budget, d.retain, d.fair} {
 		l.Stop()
 	}
 }

@@ -19,6 +19,9 @@ type ClientInfo struct {
 	RemoteAddr                     string
 	ProtocolVersion                byte // 3, 4 (3.1.1) or 5
 	ConnectedSince                 time.Time
+	// FairShareDelayed counts the device's publishes held back to its
+	// fair share (Broker.LimitIntake) on this connection.
+	FairShareDelayed int64
 }
 
 // clientInfo describes cl, connected since since; its identity comes from
@@ -52,6 +55,9 @@ func (b *Broker) ClientList() []ClientInfo {
 	out := make([]ClientInfo, 0, len(b.clients.m))
 	for cl, info := range b.clients.m {
 		if !cl.Closed() {
+			if cc, ok := cl.Net.Conn.(*clientConn); ok {
+				info.FairShareDelayed = cc.slowed.Load()
+			}
 			out = append(out, info)
 		}
 	}

@@ -94,6 +94,12 @@ type LimitsConfig struct {
 	// PublishBurst is the token bucket's size: how many messages a client
 	// may publish at once after being quiet.
 	PublishBurst int `yaml:"publish_burst"`
+	// PublishRateExempt are authenticated identities (auth user names or
+	// certificate identities) whose connections have no publish rate: the
+	// MQTT uplink of another edgegate (or a bridge) that uses this one as
+	// its cloud broker carries all its devices' messages on one
+	// connection. Anonymous clients are never exempt.
+	PublishRateExempt []string `yaml:"publish_rate_exempt"`
 	// MaxTopicLength bounds a topic name or filter, in bytes.
 	MaxTopicLength int `yaml:"max_topic_length"`
 	// MaxTopicLevels bounds the '/'-separated levels of a topic name or
@@ -247,6 +253,16 @@ func (l LimitsConfig) Validate() error {
 	}
 	if l.PublishRate > 0 {
 		between("publish_burst", l.PublishBurst, 1, 1_000_000)
+	}
+	seen := make(map[string]bool, len(l.PublishRateExempt))
+	for i, u := range l.PublishRateExempt {
+		switch {
+		case u == "":
+			errs.Add(yamlconf.Key("publish_rate_exempt").Index(i), "must not be empty")
+		case seen[u]:
+			errs.Add(yamlconf.Key("publish_rate_exempt").Index(i), "%q is listed twice", u)
+		}
+		seen[u] = true
 	}
 	between("max_topic_length", l.MaxTopicLength, 1, math.MaxUint16)
 	between("max_topic_levels", l.MaxTopicLevels, 1, math.MaxUint16)

@@ -57,6 +57,7 @@ func TestConfigValidate(t *testing.T) {
 			"limits.server_keep_alive: must be 0s (clients' own) or whole seconds",
 		}},
 		{"burst", func(c *Config) { c.Limits.PublishBurst = 0 }, []string{"limits.publish_burst: must be between 1"}},
+		{"exempt", func(c *Config) { c.Limits.PublishRateExempt = []string{"a", "", "a"} }, []string{"limits.publish_rate_exempt[1]: must not be empty", "limits.publish_rate_exempt[2]: \"a\" is listed twice"}},
 		{"origins", func(c *Config) {
 			c.Listeners = []ListenerConfig{
 				{ID: "ws", Type: TypeWebsocket, Address: ":8083", AllowedOrigins: []string{"*", "https://a.example", "a.example", "https://a.example/app", "ftp://a"}},

@@ -45,10 +45,18 @@ type clientConn struct {
 	identity string            // the listener's tls.identity
 
 	lim         *rate.Limiter // publish rate; nil when off
+	limChecked  bool          // lim was checked against the exempt identities
 	excessSince time.Time     // start of the current run over the rate; zero when under it
 	// waited is how long Read has waited for the client since its last
 	// message over the rate: the client's own pauses (see limitRate).
 	waited time.Duration
+
+	// The fair share (fairshare.go): pubs counts the device publishes
+	// read, slowed those held back to the share (read by LimitIntake from
+	// any goroutine); fair is the share's token bucket, nil until the
+	// broker first limits its intake.
+	pubs, slowed atomic.Int64
+	fair         *rate.Limiter
 
 	stage int   // 0: a fixed header's first byte comes next; 1-4: in its remaining length
 	rem   int   // remaining length decoded so far

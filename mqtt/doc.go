@@ -23,6 +23,12 @@
 // retained limits. clientConn (conn.go) bounds the memory of large packets
 // being read at once.
 //
+// Fair share (fairshare.go): Broker.LimitIntake caps the publishes read
+// from all connections together, divided max-min fairly: a connection
+// under its share is never held back, one over it is read at its share on
+// its own goroutine (counted, logged). The gateway sets the cap while an
+// uplink delivers less than devices publish (package overload).
+//
 // Presence (presence.go): a Handler that also implements PresenceHandler
 // learns when devices connect and disconnect, and gets each will after the
 // broker published it. A will to a '$' topic, over the topic or payload

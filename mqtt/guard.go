@@ -1,6 +1,7 @@
 package mqtt
 
 import (
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -76,14 +77,23 @@ func (h *guardHook) OnPacketRead(cl *mochi.Client, pk packets.Packet) (packets.P
 }
 
 // vetPublish counts a device PUBLISH, holds it to the client's publish
-// rate, and answers it itself if it is to a topic no device may publish to
+// rate and to its fair share of a limited intake (LimitIntake), and answers it itself if it is to a topic no device may publish to
 // or a QoS 2 resend whose PUBREL is awaited. Otherwise mochi processes it
 // (and OnPublish hands it to the Handler).
 func (b *Broker) vetPublish(cl *mochi.Client, pk packets.Packet) (packets.Packet, error) {
 	qos := min(pk.FixedHeader.Qos, 2)
 	b.m.received[qos].Inc()
-	if cc, ok := cl.Net.Conn.(*clientConn); ok && cc.lim != nil && b.limitRate(cl, cc) == rateDisconnect {
-		return pk, packets.ErrRejectPacket // ends the read loop: the will is sent
+	if cc, ok := cl.Net.Conn.(*clientConn); ok {
+		if cc.lim != nil && !cc.limChecked {
+			cc.limChecked = true // the identity is settled once the client publishes
+			if b.rateExempt(cl) {
+				cc.lim = nil
+			}
+		}
+		if cc.lim != nil && b.limitRate(cl, cc) == rateDisconnect {
+			return pk, packets.ErrRejectPacket // ends the read loop: the will is sent
+		}
+		b.holdToShare(cl, cc)
 	}
 	if reason := b.topicRefusal(pk.TopicName); reason != "" {
 		if reason == "reserved_topic" {
@@ -197,6 +207,13 @@ func (b *Broker) limitRate(cl *mochi.Client, cc *clientConn) rateOutcome {
 	case <-cc.ctx.Done():
 	}
 	return ratePass
+}
+
+// rateExempt reports whether cl authenticated as one of the identities
+// exempt from the publish rate (limits.publish_rate_exempt).
+func (b *Broker) rateExempt(cl *mochi.Client) bool {
+	id := b.identity(cl)
+	return id.Method != AuthAnonymous && id.Username != "" && slices.Contains(b.cfg.Limits.PublishRateExempt, id.Username)
 }
 
 // refillHalf is how long lim takes to refill half its bucket.

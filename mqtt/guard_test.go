@@ -325,19 +325,7 @@ func TestFlooderDisconnectedWhileBrokerSlow(t *testing.T) {
 	flood, _ := mqtttest.DialRaw(t, tb.addr("tcp"), 5, "flood", true)
 	stop := make(chan struct{})
 	defer close(stop)
-	go func() {
-		msg := rawPublish("t", []byte("f"), 0, 5)
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			if _, err := flood.Conn.Write(msg); err != nil {
-				return
-			}
-		}
-	}()
+	go floodQoS0(flood, "t", stop)
 	start := time.Now()
 	for {
 		pk, err := flood.Read()

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
+
+	"github.com/edgegate/edgegate/internal/mqtttest"
 )
 
 const waitLong = 10 * time.Second // upper bound for things that should happen at once
@@ -134,5 +136,21 @@ func eventually(t testing.TB, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// floodQoS0 writes MQTT 5 QoS 0 publishes to topic on rc as fast as the
+// connection takes them, until stop is closed or a write fails.
+func floodQoS0(rc *mqtttest.Raw, topic string, stop <-chan struct{}) {
+	msg := rawPublish(topic, []byte("f"), 0, 5)
+	for {
+		select {
+		case <-stop:
+			return
+		default:
+		}
+		if _, err := rc.Conn.Write(msg); err != nil {
+			return
+		}
 	}
 }

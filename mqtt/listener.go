@@ -269,7 +269,9 @@ func (b *Broker) establish(l *boundListener, conn net.Conn, state *tls.Connectio
 	if r := b.cfg.Limits.PublishRate; r > 0 {
 		cc.lim = rate.NewLimiter(rate.Limit(r), b.cfg.Limits.PublishBurst)
 	}
+	b.fair.add(cc)
 	err := b.srv.EstablishConnection(l.cfg.ID, cc)
+	b.fair.remove(cc)
 	cancel()
 	cc.release()
 	cc.linger()

@@ -15,6 +15,8 @@ func MetricsHelp() map[string]string {
 		"edgegate_mqtt_revoked_disconnects_total":         "Connected devices disconnected because their credentials were revoked by a reload.",
 		"edgegate_mqtt_publish_delayed_total":             "Times a connection over publish_rate was slowed down.",
 		"edgegate_mqtt_rate_limit_disconnects_total":      "Connections closed for staying over publish_rate.",
+		"edgegate_mqtt_fair_share_delayed_total":          "Publishes held back to the publisher's fair share while the gateway limits its intake to what the uplinks deliver.",
+		"edgegate_mqtt_fair_share_per_second":             "The publish rate each connection may use while intake is limited (its fair share); 0 when none is held back.",
 		"edgegate_mqtt_subscriptions_refused_total":       "Subscriptions refused by reason.",
 		"edgegate_mqtt_qos2_resends_total":                "QoS 2 resends answered with a normal PUBREC (stored once).",
 		"edgegate_mqtt_packet_budget_timeouts_total":      "Large packets that waited too long for the shared read budget.",

@@ -111,18 +111,23 @@ type result struct {
 	DrainRatio  float64 `json:"drain_ratio"`
 	DrainSec    float64 `json:"drain_s"`
 	// Overload runs: the load offered (total msgs/s the load devices try),
-	// the steady devices' own latency, and what the gateway refused or
-	// dropped by its policy (edgegate_mqtt_messages_dropped_total and
-	// edgegate_buffer_dropped_total at the end of the run).
+	// the steady devices' own latency, and what the gateway dropped by its
+	// policy (edgegate_mqtt_messages_dropped_total and
+	// edgegate_buffer_dropped_total at the end of the run), refused
+	// (edgegate_events_refused_total) and held back to the publishers'
+	// fair share (edgegate_mqtt_fair_share_delayed_total).
 	OfferedPerSec float64 `json:"offered_per_sec"`
 	SteadyDevices int     `json:"steady_devices"`
 	SteadyP50ms   float64 `json:"steady_p50_ms"`
 	SteadyP99ms   float64 `json:"steady_p99_ms"`
 	Dropped       int64   `json:"dropped"`
-	WallSeconds   float64 `json:"wall_s"`
-	StopSeconds   float64 `json:"stop_s"`
-	Error         string  `json:"error,omitempty"`
-	Dir           string  `json:"dir,omitempty"`
+	Refused       int64   `json:"refused"`
+	// FairShareDelayed counts publishes held back to their fair share.
+	FairShareDelayed int64   `json:"fair_share_delayed"`
+	WallSeconds      float64 `json:"wall_s"`
+	StopSeconds      float64 `json:"stop_s"`
+	Error            string  `json:"error,omitempty"`
+	Dir              string  `json:"dir,omitempty"`
 }
 
 // modeMQTT is the uplink mode whose receiver is a cloud MQTT broker in the
@@ -249,9 +254,11 @@ func (b *bench) run(ctx context.Context) error {
 		b.steady.Close()
 	}
 	if b.spec.OverloadFactor > 0 {
-		if b.res.Dropped, err = scrapeDropped(ctx, b.admin); err != nil {
+		c, err := scrapeOverload(ctx, b.admin)
+		if err != nil {
 			return err
 		}
+		b.res.Dropped, b.res.Refused, b.res.FairShareDelayed = c.dropped, c.refused, c.slowed
 	}
 	b.stopGateway()
 	b.measure(lr, before, after)

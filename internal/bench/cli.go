@@ -344,17 +344,17 @@ func printTable(w io.Writer, rep Report) {
 	fmt.Fprintf(w, "%s %s/%s, %d CPUs, load average %.2f at start, %.2f at end\n",
 		m.Time.Format(time.RFC3339), m.GOOS, m.GOARCH, m.CPUs, m.LoadAvgStart[0], m.LoadAvgEnd[0])
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "run\tmode\tqos\tdevices\tpublished\treceived\tevents/s\tof ceiling\tp50 ms\tp99 ms\tmax ms\tlost\tdup\tinvalid\tpeak RSS MB\tCPU s/1k ev\tdisk B/ev\tbacklog\tdrain ev/s\toffered/s\tsteady p99\tdropped\t")
+	fmt.Fprintln(tw, "run\tmode\tqos\tdevices\tpublished\treceived\tevents/s\tof ceiling\tp50 ms\tp99 ms\tmax ms\tlost\tdup\tinvalid\tpeak RSS MB\tCPU s/1k ev\tdisk B/ev\tbacklog\tdrain ev/s\toffered/s\tsteady p99\tdropped\trefused\tslowed\t")
 	for _, r := range rep.Runs {
 		ratio := ""
 		if r.CeilingRatio > 0 {
 			ratio = fmt.Sprintf("%.0f%%", 100*r.CeilingRatio)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%.0f\t%s\t%.1f\t%.1f\t%.1f\t%d\t%d\t%d\t%.1f\t%.3f\t%.0f\t%d\t%.0f\t%.0f\t%.1f\t%d\t\n",
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%.0f\t%s\t%.1f\t%.1f\t%.1f\t%d\t%d\t%d\t%.1f\t%.3f\t%.0f\t%d\t%.0f\t%.0f\t%.1f\t%d\t%d\t%d\t\n",
 			r.Name, r.Mode, r.QoS, r.Devices, r.Published, r.Received, r.EventsPerSec, ratio,
 			r.P50ms, r.P99ms, r.Maxms, r.Lost, r.Duplicated, r.Invalid,
 			r.PeakRSSMB, r.CPUPer1kEvents, r.DiskBytesPerEvent, r.Backlog, r.DrainPerSec,
-			r.OfferedPerSec, r.SteadyP99ms, r.Dropped)
+			r.OfferedPerSec, r.SteadyP99ms, r.Dropped, r.Refused, r.FairShareDelayed)
 	}
 	tw.Flush()
 	for _, r := range rep.Runs {

@@ -224,27 +224,39 @@ func parseCPUTime(stat string) (time.Duration, error) {
 	return time.Duration(ticks) * time.Second / clockTicks, nil
 }
 
-// droppedMetrics are the counters of messages the gateway refused or
-// dropped by its declared policy.
-var droppedMetrics = []string{"edgegate_mqtt_messages_dropped_total", "edgegate_buffer_dropped_total"}
+// droppedMetrics are the counters of messages the gateway dropped by its
+// declared policy, refusedMetrics of those it refused (not acknowledged:
+// the device keeps them), slowedMetrics of publishes it held back to the
+// publisher's fair share.
+var (
+	droppedMetrics = []string{"edgegate_mqtt_messages_dropped_total", "edgegate_buffer_dropped_total"}
+	refusedMetrics = []string{"edgegate_events_refused_total"}
+	slowedMetrics  = []string{"edgegate_mqtt_fair_share_delayed_total"}
+)
 
-// scrapeDropped sums droppedMetrics (every label set) from the gateway's
-// admin /metrics.
-func scrapeDropped(ctx context.Context, admin string) (int64, error) {
+// overloadCounts are an overload run's counters at its end.
+type overloadCounts struct{ dropped, refused, slowed int64 }
+
+// scrapeOverload sums droppedMetrics, refusedMetrics and slowedMetrics
+// (every label set) from the gateway's admin /metrics.
+func scrapeOverload(ctx context.Context, admin string) (overloadCounts, error) {
+	var c overloadCounts
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+admin+"/metrics", nil)
 	if err != nil {
-		return 0, fmt.Errorf("metrics request: %w", err)
+		return c, fmt.Errorf("metrics request: %w", err)
 	}
 	resp, err := (&http.Client{Timeout: 5 * time.Second}).Do(req)
 	if err != nil {
-		return 0, fmt.Errorf("scrape metrics: %w", err)
+		return c, fmt.Errorf("scrape metrics: %w", err)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
 	if err != nil || resp.StatusCode != http.StatusOK {
-		return 0, fmt.Errorf("scrape metrics: %s %v", resp.Status, err)
+		return c, fmt.Errorf("scrape metrics: %s %v", resp.Status, err)
 	}
-	return sumCounters(string(body), droppedMetrics), nil
+	text := string(body)
+	c.dropped, c.refused, c.slowed = sumCounters(text, droppedMetrics), sumCounters(text, refusedMetrics), sumCounters(text, slowedMetrics)
+	return c, nil
 }
 
 // sumCounters adds up the samples of the named metrics in Prometheus text.
