@@ -24,7 +24,8 @@ type overloadRun struct {
 	flooderAcked     int64
 	flooderSlowed    int64
 	inRateSlowed     int64
-	backlog          int64
+	midBacklog       int64 // half way through
+	backlog          int64 // at the end
 	limit, delivered float64
 }
 
@@ -69,9 +70,16 @@ func runOverload(t *testing.T, fairShare bool, receiverDown bool, d time.Duratio
 		wg.Add(1)
 		go func() { defer wg.Done(); p.Run(ctx) }()
 	}
+	backlog := func() int64 { return gw.g.buffer().Stats().Queues[queueName("cloud")].Records }
+	var mid int64
+	select {
+	case <-time.After(d / 2):
+		mid = backlog()
+	case <-ctx.Done():
+	}
 	<-ctx.Done()
 	// Read while the devices are still connected and the overload lasts.
-	r := overloadRun{gw: gw, limit: metricValue(t, gw, "edgegate_overload_intake_limit_per_second")}
+	r := overloadRun{gw: gw, midBacklog: mid, limit: metricValue(t, gw, "edgegate_overload_intake_limit_per_second")}
 	for _, c := range gw.g.Broker().ClientList() {
 		if strings.HasPrefix(c.ClientID, "flooder-") {
 			r.flooderSlowed += c.FairShareDelayed
@@ -79,7 +87,7 @@ func runOverload(t *testing.T, fairShare bool, receiverDown bool, d time.Duratio
 			r.inRateSlowed += c.FairShareDelayed
 		}
 	}
-	r.backlog = gw.g.buffer().Stats().Queues[queueName("cloud")].Records
+	r.backlog = backlog()
 	r.delivered = metricValue(t, gw, `edgegate_forward_events_delivered_total{uplink="cloud"}`)
 	wg.Wait()
 	for i, p := range devices {
@@ -108,28 +116,31 @@ func TestOverloadSlowsOnlyTheFlooder(t *testing.T) {
 	t.Run("fair share", func(t *testing.T) {
 		r := runOverload(t, true, false, 8*time.Second)
 		accepted := r.flooderAcked
-		t.Logf("flooders: %d accepted, slowed %d times; backlog %d, delivered %.0f, intake limit %.0f/s", accepted, r.flooderSlowed, r.backlog, r.delivered, r.limit)
+		t.Logf("flooders: %d accepted, slowed %d times; backlog %d half way, %d at the end, delivered %.0f, intake limit %.0f/s", accepted, r.flooderSlowed, r.midBacklog, r.backlog, r.delivered, r.limit)
 		if r.flooderSlowed == 0 || metricValue(t, r.gw, "edgegate_mqtt_fair_share_delayed_total") == 0 {
 			t.Error("the flooder was never slowed (FairShareDelayed, edgegate_mqtt_fair_share_delayed_total)")
 		}
 		if r.limit == 0 {
 			t.Error("no intake limit while the flooder outpaces the uplink")
 		}
-		// The backlog stopped growing: it holds a fraction of what the
-		// flooder got in, not nearly all of it (see the run without).
-		if r.backlog*2 > accepted {
-			t.Errorf("backlog %d of the %d flooder messages accepted: it kept growing", r.backlog, accepted)
+		// The backlog stopped growing: the flooders get a burst in before
+		// the first limit (a few steps; how much depends on the machine),
+		// and from then on the limit lets in less than the uplink
+		// delivers, so the backlog shrinks in the second half (see the
+		// run without, where it keeps growing).
+		if r.backlog >= r.midBacklog {
+			t.Errorf("backlog %d half way, %d at the end: it kept growing", r.midBacklog, r.backlog)
 		}
 		checkInRate(t, r)
 	})
 	t.Run("no fair share", func(t *testing.T) {
 		r := runOverload(t, false, false, 4*time.Second)
-		t.Logf("flooders: %d accepted; backlog %d, delivered %.0f", r.flooderAcked, r.backlog, r.delivered)
+		t.Logf("flooders: %d accepted; backlog %d half way, %d at the end, delivered %.0f", r.flooderAcked, r.midBacklog, r.backlog, r.delivered)
 		if r.flooderSlowed != 0 || r.limit != 0 {
 			t.Errorf("fair_share off: flooder slowed %d times, intake limit %v", r.flooderSlowed, r.limit)
 		}
-		if accepted := r.flooderAcked; r.backlog*2 < accepted {
-			t.Errorf("backlog %d of the %d flooder messages accepted: the test's uplink is not slower than the flooder", r.backlog, accepted)
+		if r.backlog <= r.midBacklog {
+			t.Errorf("backlog %d half way, %d at the end: the test's uplink is not slower than the flooder", r.midBacklog, r.backlog)
 		}
 	})
 	t.Run("outage", func(t *testing.T) {
