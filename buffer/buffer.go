@@ -296,6 +296,7 @@ func (b *Buffer) Run(ctx context.Context) error {
 	wg.Go(func() { every(ctx, diskEvery, func() { b.checkDisk(ctx) }) })
 	wg.Go(func() { every(ctx, markSaveEvery, b.saveMarks) })
 	wg.Go(func() { every(ctx, clockEvery, func() { b.watchClock() }) })
+	wg.Go(func() { b.trimLoop(ctx.Done()) })
 	if b.counting.Load() {
 		wg.Go(func() {
 			if err := b.countRecords(ctx); err != nil {

@@ -97,8 +97,8 @@
 // # Lifecycle
 //
 // Open opens Badger and starts no goroutines. Run runs the committer, the
-// expiry sweeper, value-log GC, the disk guard, the mark saver and a lazy
-// count until its context ends; Append needs Run to be active and fails with ErrClosed once
+// expiry sweeper, value-log GC, the disk guard, the mark saver, the trim
+// of mapped table pages (trim.go) and a lazy count until its context ends; Append needs Run to be active and fails with ErrClosed once
 // it has returned. Next, Ack, Nack, Queues, List, Get and Delete work from
 // Open until Close. Close is called after Run has returned.
 //
