@@ -33,7 +33,7 @@ import (
 // trimEvery is how often trim checks RssFile; trimGrowth is how much it
 // may grow before trim reclaims the table pages.
 const (
-	trimEvery  = 2 * time.Second
+	trimEvery  = 500 * time.Millisecond
 	trimGrowth = 8 << 20
 )
 
