@@ -123,6 +123,8 @@ type Buffer struct {
 	count       *recordCount
 	counting    atomic.Bool
 	writeFailed atomic.Bool // a commit failed: the accounting may be off
+
+	trimmer *trimmer // of the mapped table pages (trim.go)
 }
 
 // Open opens (or creates) the buffer in cfg.Dir. It starts no goroutines of
@@ -182,6 +184,7 @@ func Open(cfg Config, log *slog.Logger, m *metrics.Set, opts ...Option) (*Buffer
 			return nil, fmt.Errorf("open buffer %s: %w", cfg.Dir, err)
 		}
 	}
+	b.trimmer = b.newTrimmer()
 	db, err := openBadger(badgerOptions(cfg.Dir, log).WithReadOnly(b.readOnly))
 	if err != nil {
 		if lerr := lockedBy(cfg.Dir); lerr != nil {
@@ -296,7 +299,7 @@ func (b *Buffer) Run(ctx context.Context) error {
 	wg.Go(func() { every(ctx, diskEvery, func() { b.checkDisk(ctx) }) })
 	wg.Go(func() { every(ctx, markSaveEvery, b.saveMarks) })
 	wg.Go(func() { every(ctx, clockEvery, func() { b.watchClock() }) })
-	wg.Go(func() { b.trimLoop(ctx.Done()) })
+	wg.Go(func() { b.trimLoop(ctx.Done(), trimEvery) })
 	if b.counting.Load() {
 		wg.Go(func() {
 			if err := b.countRecords(ctx); err != nil {

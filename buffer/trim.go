@@ -29,35 +29,48 @@ import (
 // between reading /proc/self/maps and the call, unlike MADV_DONTNEED,
 // which would zero anonymous memory mapped there meanwhile. Kernels older
 // than 5.4 refuse it (EINVAL): trimming then stops, said once in the log.
+//
+// Trimming while Badger opens its tables was tried and dropped: madvise
+// over thousands of mappings contends with Badger's own mmap calls for the
+// address-space lock, and opening 10 million events took 4-5 s instead of
+// 1.6. So RSS peaks briefly at open, with the number of tables (verifyDir
+// keeps that to the pages Badger needs: see verifyTable).
 
-// trimEvery is how often trim checks RssFile; trimGrowth is how much it
-// may grow before trim reclaims the table pages.
+// trimEvery is how often trim checks RssFile while the buffer runs;
+// trimGrowth is how much RssFile may grow before trim reclaims the table
+// pages.
 const (
 	trimEvery  = 500 * time.Millisecond
 	trimGrowth = 8 << 20
 )
 
-// trimmer is the state of trim, touched by Run's trim goroutine only.
+// trimmer is the state of trim, made by Open and used by Run's trim
+// goroutine.
 type trimmer struct {
 	dir  string // the buffer dir as /proc/self/maps names it
 	base int64  // RssFile after the last trim
-	off  bool   // the kernel refused MADV_PAGEOUT
+	off  bool   // the kernel refused MADV_PAGEOUT, or dir could not be resolved
 }
 
-// trimLoop trims at once (opening touched every table) and then every
-// trimEvery until done is closed.
-func (b *Buffer) trimLoop(done <-chan struct{}) {
+// newTrimmer returns the trimmer of the buffer's table mappings.
+func (b *Buffer) newTrimmer() *trimmer {
 	dir, err := filepath.Abs(b.cfg.Dir)
 	if err == nil {
 		dir, err = filepath.EvalSymlinks(dir)
 	}
 	if err != nil {
 		b.log.Warn("cannot resolve the buffer dir: its mapped pages are not trimmed", "dir", b.cfg.Dir, "err", err)
-		return
+		return &trimmer{off: true}
 	}
-	t := &trimmer{dir: dir + string(filepath.Separator)}
+	return &trimmer{dir: dir + string(filepath.Separator)}
+}
+
+// trimLoop trims at once (opening touched every table) and then every
+// interval until done is closed.
+func (b *Buffer) trimLoop(done <-chan struct{}, every time.Duration) {
+	t := b.trimmer
 	b.trim(t)
-	tick := time.NewTicker(trimEvery)
+	tick := time.NewTicker(every)
 	defer tick.Stop()
 	for !t.off {
 		select {
@@ -72,6 +85,9 @@ func (b *Buffer) trimLoop(done <-chan struct{}) {
 // trim reclaims the resident pages of the buffer's table mappings if
 // RssFile grew by trimGrowth since the last trim.
 func (b *Buffer) trim(t *trimmer) {
+	if t.off {
+		return
+	}
 	before, err := rssFile()
 	if err != nil || (t.base > 0 && before < t.base+trimGrowth) {
 		return

@@ -247,7 +247,6 @@ func (b *bench) drainStartup(ctx context.Context, ready time.Time, peak memStats
 	}
 	r.Received = int64(b.rec.unique())
 	r.DrainSec = time.Since(ready).Seconds()
-	r.Lost = r.Published - r.Received
 	r.DrainPerSec = float64(r.Received) / r.DrainSec
 	r.EventsPerSec = r.DrainPerSec
 	return peak, nil
