@@ -15,7 +15,7 @@ CONFIG  ?= configs/edgegate.yaml
 export GOWORK := $(CURDIR)/$(WORK)
 export GOFLAGS := -buildvcs=false
 
-.PHONY: all build run test test-short test-arm test-arm-unpatched bench bench-arm overload soak interop release cross lint fmt schema clean
+.PHONY: all build run test test-short test-ext4 test-arm test-arm-unpatched bench bench-arm overload soak interop release cross lint fmt schema clean
 
 all: build
 
@@ -44,6 +44,12 @@ test: $(WORK)
 
 test-short: $(WORK)
 	$(GO) test -short ./...
+
+# The full-disk tests of the real binary (make test runs them on a tmpfs)
+# on a 64 MiB ext4 image on a loop device, as on an SD card (needs root).
+test-ext4: $(WORK)
+	EDGEGATE_TEST_FS=ext4 $(GO) test -count=1 -timeout 15m -v \
+		-run 'TestRestartsNearAFullDisk|TestStartsOnAFullDisk|TestDiskFullOnARealFilesystem' ./cmd/edgegate
 
 test-arm: $(WORK)
 	./scripts/test-arm.sh
@@ -75,8 +81,8 @@ bench: build
 # The fault soak (not part of make test; CI may skip it): the real binary
 # for SOAK_DURATION with devices publishing, the uplink flapping (down, slow,
 # 5xx, 429 with Retry-After, connection resets), kill -9 every few minutes
-# and its buffer on a 96 MiB tmpfs brought near full (needs root to mount
-# it). It fails if an acknowledged event never arrives, the gateway dies by
+# and its buffer on a 96 MiB tmpfs (EDGEGATE_TEST_FS=ext4: an ext4 image on
+# a loop device) brought near full (needs root to mount it). It fails if an acknowledged event never arrives, the gateway dies by
 # itself, or RSS, goroutines or open files grow; figures in SOAK_REPORT.
 SOAK_DURATION ?= 30m
 SOAK_REPORT   ?= soak-report.json
