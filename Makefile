@@ -15,7 +15,7 @@ CONFIG  ?= configs/edgegate.yaml
 export GOWORK := $(CURDIR)/$(WORK)
 export GOFLAGS := -buildvcs=false
 
-.PHONY: all build run test test-short test-ext4 test-arm test-arm-unpatched bench overload soak interop release cross lint fmt schema clean
+.PHONY: all build run test test-short test-ext4 test-arm test-arm-unpatched bench bench-arm overload soak interop release cross lint fmt schema clean
 
 all: build
 
@@ -68,6 +68,11 @@ OVERLOAD_REPORT   ?= overload-report.json
 overload: build
 	./$(BIN) bench --qos 1 --rate 0 --messages 300 --ceiling=false --mode batch,binary,structured,mqtt \
 		--overload $(OVERLOAD_DURATION) --json $(OVERLOAD_REPORT)
+
+# The armv7 build under qemu-user, relative to the native build in the same
+# run of edgegate bench (issue 13); BENCH_ARM_FLAGS overrides the flags.
+bench-arm: $(WORK)
+	./scripts/bench-arm.sh
 
 # BENCH_FLAGS: e.g. --mode batch,binary,structured --devices 100,1000 --outage 60s --json bench.json
 bench: build

@@ -120,6 +120,15 @@ type Buffer struct {
 	marks        *markIndex
 	marksMu      sync.Mutex // serialises saving marks
 	marksPersist markPersist
+
+	// The count of the records stored at Open after an unclean stop
+	// (load.go): counting is set until it is done.
+	lazyCount   bool // WithLazyCount: Run counts, not Open
+	count       *recordCount
+	counting    atomic.Bool
+	writeFailed atomic.Bool // a commit failed: the accounting may be off
+
+	trimmer *trimmer // of the mapped table pages (trim.go)
 }
 
 // Open opens (or creates) the buffer in cfg.Dir. It starts no goroutines of
@@ -192,6 +201,7 @@ func Open(cfg Config, log *slog.Logger, m *metrics.Set, opts ...Option) (*Buffer
 			return nil, fmt.Errorf("open buffer %s: %w", cfg.Dir, err)
 		}
 	}
+	b.trimmer = b.newTrimmer()
 	bopts := badgerOptions(cfg.Dir, log).WithReadOnly(b.readOnly)
 	if b.tune != nil {
 		bopts = b.tune(bopts)
@@ -255,26 +265,6 @@ func (b *Buffer) preflight() error {
 	return nil
 }
 
-// load reads the queue names and accounts for the stored records.
-func (b *Buffer) load() error {
-	return b.db.View(func(txn *badger.Txn) error {
-		if err := b.loadQueues(txn); err != nil {
-			return err
-		}
-		marks, err := b.loadRecords(txn)
-		if err != nil {
-			return err
-		}
-		for _, q := range b.qlist {
-			q.openTail = q.tail // seqs from here on are this process's
-			q.updateGauges()
-		}
-		b.updateGaugesLocked()
-		b.marks.load(marks)
-		return nil
-	})
-}
-
 // loadQueues reads the queue names and their ids.
 func (b *Buffer) loadQueues(txn *badger.Txn) error {
 	it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixMeta, metaQueue}})
@@ -300,49 +290,6 @@ func (b *Buffer) loadQueues(txn *badger.Txn) error {
 		}
 	}
 	return nil
-}
-
-// loadRecords accounts for the stored records of every queue and returns
-// the marks they carry.
-func (b *Buffer) loadRecords(txn *badger.Txn) ([]loadedMark, error) {
-	byID := make(map[uint16]*Queue, len(b.qlist))
-	for _, q := range b.qlist {
-		byID[q.id] = q
-	}
-	var marks []loadedMark
-	it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixRecord}})
-	defer it.Close()
-	for it.Rewind(); it.Valid(); it.Next() {
-		item := it.Item()
-		id, seq, ok := parseRecKey(item.Key())
-		q := byID[id]
-		if !ok || q == nil {
-			b.log.Warn("ignoring stray key in buffer", "key", fmt.Sprintf("%x", item.Key()))
-			continue
-		}
-		var n int64
-		if err := item.Value(func(v []byte) error {
-			n = int64(len(v)) - valHeadSize
-			if t, mark, _, ok := splitVal(v); ok && mark != nil {
-				marks = append(marks, loadedMark{t: t, storedMark: *mark})
-			}
-			return nil
-		}); err != nil {
-			return nil, fmt.Errorf("read record %d of queue %q: %w", seq, q.name, err)
-		}
-		if n < 0 {
-			n = 0
-		}
-		if q.records == 0 {
-			q.cursor, q.floor = seq, seq
-		}
-		q.tail, q.committed = seq+1, seq+1
-		q.records++
-		q.bytes += n
-		b.records++
-		b.bytes += n
-	}
-	return marks, nil
 }
 
 // Run runs the group committer, the expiry sweeper, value-log GC and the disk
@@ -373,6 +320,14 @@ func (b *Buffer) Run(ctx context.Context) error {
 	wg.Go(func() { every(ctx, diskEvery, func() { b.checkDisk(ctx) }) })
 	wg.Go(func() { every(ctx, markSaveEvery, b.saveMarks) })
 	wg.Go(func() { every(ctx, clockEvery, func() { b.watchClock() }) })
+	wg.Go(func() { b.trimLoop(ctx.Done(), trimEvery) })
+	if b.counting.Load() {
+		wg.Go(func() {
+			if err := b.catchDamage("counting records", func() error { return b.countRecords(ctx) }); err != nil {
+				b.log.Error("count stored records", "err", err)
+			}
+		})
+	}
 	wg.Go(func() {
 		select {
 		case <-time.After(stableAfter):
@@ -413,6 +368,12 @@ func (b *Buffer) Close() error {
 	}
 	b.closed = true
 	close(b.closedCh)
+	if b.count != nil {
+		b.count.discard()
+	}
+	if err := b.saveCounts(); err != nil {
+		b.log.Warn("save buffer counts: the next start counts the records", "err", err)
+	}
 	if err := b.db.Close(); err != nil {
 		return fmt.Errorf("close buffer %s: %w", b.cfg.Dir, err)
 	}
@@ -446,6 +407,10 @@ type Stats struct {
 	// under 90% of max_bytes); DiskFull while the disk guard is tripped.
 	Full     bool `json:"full"`
 	DiskFull bool `json:"disk_full"`
+	// Counting is true after an unclean stop (kill -9, power loss) until
+	// the records stored then have all been counted: Bytes, Records and
+	// Queues count what has been counted so far (see WithLazyCount).
+	Counting bool `json:"counting,omitempty"`
 }
 
 // Stats returns the current accounting.
@@ -460,6 +425,7 @@ func (b *Buffer) Stats() Stats {
 		DiskFloor: b.floorSeen.Load(),
 		Full:      b.diskLow.Load() || b.dropping || b.rejecting,
 		DiskFull:  b.diskLow.Load(),
+		Counting:  b.counting.Load(),
 	}
 	for _, q := range b.qlist {
 		s.Queues[q.name] = QueueStats{Records: q.records, Bytes: q.bytes}

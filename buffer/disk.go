@@ -92,7 +92,8 @@ func (b *Buffer) checkDisk(ctx context.Context) {
 		b.lastReclaim = time.Now()
 		b.reclaim(d)
 	}
-	if b.shrinkDue.Swap(false) {
+	// Shrinking to 90% of what is stored needs to know what that is.
+	if !b.counting.Load() && b.shrinkDue.Swap(false) {
 		b.shrink(ctx, d)
 	}
 }
@@ -188,7 +189,7 @@ func (b *Buffer) reclaim(d diskState) {
 	live := b.bytes
 	b.mu.Unlock()
 	flattened := false
-	if err == nil && live*writeAmplification < d.free/2 {
+	if err == nil && !b.counting.Load() && live*writeAmplification < d.free/2 {
 		err = b.db.Flatten(1)
 		flattened = true
 	}

@@ -82,13 +82,23 @@
 // gateway marks each QoS 1/2 device message with its client and packet id
 // to recognise the resend of a message that was stored but whose
 // acknowledgement was lost. The index is saved periodically and when Run
-// returns, and rebuilt at Open.
+// returns, and rebuilt at Open from that and each queue's newest records.
+//
+// # Opening with a backlog
+//
+// Open does not read the backlog: it seeks each queue's oldest and newest
+// record, reads the resend marks of the newest, and takes the records and
+// bytes of each queue from the counts Close saved at the last clean stop
+// (valid only if nothing was written after them). After an unclean stop
+// the records are counted, exactly, from a snapshot taken at Open: in Open,
+// or with WithLazyCount in Run while the buffer is in use, Stats.Counting
+// saying so (load.go).
 //
 // # Lifecycle
 //
 // Open opens Badger and starts no goroutines. Run runs the committer, the
-// expiry sweeper, value-log GC, the disk guard and the mark saver until its
-// context ends; Append needs Run to be active and fails with ErrClosed once
+// expiry sweeper, value-log GC, the disk guard, the mark saver, the trim
+// of mapped table pages (trim.go) and a lazy count until its context ends; Append needs Run to be active and fails with ErrClosed once
 // it has returned. Next, Ack, Nack, Queues, List, Get and Delete work from
 // Open until Close. Close is called after Run has returned.
 //

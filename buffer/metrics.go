@@ -32,6 +32,7 @@ func MetricsHelp() map[string]string {
 		"edgegate_buffer_queue_records":               "Records waiting in a queue (an uplink's backlog, dead letters, retained history).",
 		"edgegate_buffer_queue_bytes":                 "Bytes of the records waiting in a queue.",
 		"edgegate_clock_jumps_total":                  "Steps of the wall clock beyond 2s (against the monotonic clock), by direction.",
+		"edgegate_buffer_mapped_released_bytes_total": "Resident bytes of Badger's mapped table files given back to the kernel (MADV_PAGEOUT, trim.go).",
 	}
 }
 
@@ -68,6 +69,7 @@ type bufMetrics struct {
 	diskFloor *metrics.Gauge
 
 	reserveReleases *metrics.Counter
+	mappedReleased  *metrics.Counter
 	damaged         *metrics.Gauge
 
 	clockForward, clockBack *metrics.Counter
@@ -91,6 +93,7 @@ func newMetrics(s *metrics.Set) *bufMetrics {
 		diskFree:        s.GetOrCreateGauge(`edgegate_buffer_disk_free_bytes`, nil),
 		diskFloor:       s.GetOrCreateGauge(`edgegate_buffer_disk_floor_bytes`, nil),
 		reserveReleases: s.GetOrCreateCounter(`edgegate_buffer_disk_reserve_released_total`),
+		mappedReleased:  s.GetOrCreateCounter(`edgegate_buffer_mapped_released_bytes_total`),
 		damaged:         s.GetOrCreateGauge(`edgegate_buffer_damaged`, nil),
 		clockForward:    s.GetOrCreateCounter(`edgegate_clock_jumps_total{direction="forward"}`),
 		clockBack:       s.GetOrCreateCounter(`edgegate_clock_jumps_total{direction="backward"}`),

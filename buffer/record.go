@@ -6,6 +6,8 @@ import "encoding/binary"
 //
 //	metaQueue: queue name -> 2-byte big-endian queue id
 //	metaMarks: (no suffix) -> the saved mark index (see saveMarks)
+//	metaCounts: (no suffix) -> every queue's counts at the last clean stop
+//	           (see saveCounts)
 //	record:    queue id (2 bytes) + seq (8 bytes), both big-endian ->
 //	           append time (8 bytes, unix nanoseconds) + data, or with the
 //	           time's markFlag set, time + mark (16 bytes) + data (appendVal)
@@ -16,6 +18,7 @@ const (
 	metaQueue     byte = 'q'
 	metaMarks     byte = 'm'
 	metaMarkDelta byte = 'd'
+	metaCounts    byte = 'c'
 
 	recKeyLen   = 1 + 2 + 8
 	valHeadSize = 8

@@ -12,6 +12,8 @@ import (
 	"runtime/debug"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -62,6 +64,12 @@ func verifyTable(path string, thorough bool) (err error) {
 		return fmt.Errorf("%s: %w", filepath.Base(path), err)
 	}
 	defer mf.Close(-1)
+	// No read-around: the kernel would read ~128 KiB around each fault,
+	// where opening a table needs its index and last block. Those pages
+	// stay cached, so Badger's own open, right after, finds them there and
+	// reads around nothing either (issue 13: 470 MB read at the start of a
+	// buffer of 3,700 tables).
+	_ = z.Madvise(mf.Data, false)
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if r := recover(); r != nil {
@@ -142,6 +150,9 @@ func listedTables(dir string, tables []string) []string {
 	})
 }
 
+// verifyWorkers read tables at once in verifyDir.
+const verifyWorkers = 8
+
 // verifyDir reports, as a *DamageError, what in dir would make Badger crash
 // while opening it or throw data away: an unreadable table file that the
 // MANIFEST lists (listedTables), or table files without a MANIFEST.
@@ -155,10 +166,24 @@ func verifyDir(dir string, thorough bool) ([]string, error) {
 	if len(tables) > 0 && !manifest {
 		problems = append(problems, fmt.Sprintf("%d table files but no MANIFEST (Badger would delete them)", len(tables)))
 	}
-	for _, name := range listedTables(dir, tables) {
-		if err := verifyTable(filepath.Join(dir, name), thorough); err != nil {
+	listed := listedTables(dir, tables)
+	errs := make([]error, len(listed))
+	// In parallel: on a cold page cache each table costs a few small
+	// random reads, and a large buffer has thousands of tables.
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(verifyWorkers, len(listed)) {
+		wg.Go(func() {
+			for i := next.Add(1) - 1; i < int64(len(listed)); i = next.Add(1) - 1 {
+				errs[i] = verifyTable(filepath.Join(dir, listed[i]), thorough)
+			}
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
 			problems = append(problems, err.Error())
-			bad = append(bad, name)
+			bad = append(bad, listed[i])
 		}
 	}
 	if len(problems) > 0 {

@@ -47,6 +47,7 @@ func (w *txnWriter) do(op func(*badger.Txn) error) error {
 		w.txn.Discard()
 		w.txn = nil
 		w.err = err
+		w.b.writeFailed.Store(true)
 	}
 	return err
 }
@@ -79,6 +80,11 @@ func (w *txnWriter) commit() {
 	w.txn = nil
 	if err != nil {
 		w.err = err
+		// Blocked writes are retried (deleteKeysAfter); anything else
+		// may leave the accounting apart from the store.
+		if !errors.Is(err, badger.ErrBlockedWrites) {
+			w.b.writeFailed.Store(true)
+		}
 		return
 	}
 	b := w.b

@@ -42,7 +42,9 @@ func (g *Gateway) buffer() *buffer.Buffer { return g.buf.Load() }
 // openBuffer opens the buffer and the queues of every uplink and makes
 // them current.
 func (g *Gateway) openBuffer() error {
-	buf, err := buffer.Open(g.cfg.Buffer, g.log.With("component", "buffer"), g.metrics)
+	// Records left by an unclean stop are counted once Run runs: devices
+	// connect meanwhile (Stats.Counting).
+	buf, err := buffer.Open(g.cfg.Buffer, g.log.With("component", "buffer"), g.metrics, buffer.WithLazyCount())
 	if err != nil {
 		return err
 	}

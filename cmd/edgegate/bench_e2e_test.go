@@ -8,12 +8,13 @@ import (
 )
 
 // `edgegate bench --quick --json -` runs the ceiling and the real binary
-// end to end (throughput at QoS 0 and 1, a fixed-rate run, an outage and
-// an overload) with tiny numbers, and its JSON holds every figure the README's
-// performance table is made of, each plausible.
+// end to end (throughput at QoS 0 and 1, a fixed-rate run, an outage, an
+// overload and a startup on a buffer of 2,000 events) with tiny numbers,
+// and its JSON holds every figure the README's performance table is made
+// of, each plausible.
 func TestBenchQuick(t *testing.T) {
 	if testing.Short() {
-		t.Skip("starts the gateway five times")
+		t.Skip("starts the gateway six times")
 	}
 	checkBenchQuick(t, "batch")
 }
@@ -89,12 +90,17 @@ func checkBenchQuick(t *testing.T, mode string) {
 		if r["name"] == "outage-qos1-200/s" && (num(r, "backlog") <= 0 || num(r, "drain_events_per_sec") <= 0 || num(r, "drain_ratio") <= 0) {
 			t.Errorf("%s: no backlog or drain: %v", name, r)
 		}
+		if r["name"] == "startup-2000" && (num(r, "startup_events") != 2000 || num(r, "startup_listen_ms") <= 0 ||
+			num(r, "startup_ready_ms") < num(r, "startup_listen_ms") || num(r, "ready_rss_mb") <= 0 ||
+			num(r, "drain_events_per_sec") <= 0 || num(r, "buffer_disk_mb") <= 0) {
+			t.Errorf("%s: no startup figures: %v", name, r)
+		}
 	}
 	if gatewayCPU <= 0 {
 		t.Error("the gateway runs took no CPU time together")
 	}
 	for _, want := range []string{mode + "/overload-qos1-2x", "ceiling/throughput-qos0", "ceiling/throughput-qos1", mode + "/throughput-qos0", mode + "/throughput-qos1",
-		mode + "/latency-qos1-200/s", mode + "/outage-qos1-200/s"} {
+		mode + "/latency-qos1-200/s", mode + "/outage-qos1-200/s", mode + "/startup-2000"} {
 		if !seen[want] {
 			t.Errorf("no run %s in %v", want, seen)
 		}

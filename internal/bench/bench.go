@@ -38,6 +38,9 @@ type runSpec struct {
 	OverloadFactor float64
 	Steady         int
 	SteadyRate     float64
+	// Startup runs: this many events are written into the buffer before
+	// the gateway starts (runStartup).
+	Startup int64
 }
 
 // benchOptions are the settings shared by every run.
@@ -60,6 +63,8 @@ type benchOptions struct {
 	// allocation profile at the end of the load (admin.pprof).
 	ProfileDir     string
 	ProfileSeconds int
+	// StartupDrain bounds the drain of a startup run.
+	StartupDrain time.Duration
 }
 
 // result is the outcome of one run; times are in milliseconds or seconds as named.
@@ -123,11 +128,27 @@ type result struct {
 	Dropped       int64   `json:"dropped"`
 	Refused       int64   `json:"refused"`
 	// FairShareDelayed counts publishes held back to their fair share.
-	FairShareDelayed int64   `json:"fair_share_delayed"`
-	WallSeconds      float64 `json:"wall_s"`
-	StopSeconds      float64 `json:"stop_s"`
-	Error            string  `json:"error,omitempty"`
-	Dir              string  `json:"dir,omitempty"`
+	FairShareDelayed int64 `json:"fair_share_delayed"`
+	// Startup runs (runStartup): the events stored before the gateway
+	// started, how long writing them took and what they occupy on disk;
+	// from exec to the MQTT listener accepting a connection and to /readyz
+	// answering 200; the resident memory once ready (and its file-backed
+	// part: Badger's mapped files); the peaks while draining, anonymous
+	// and file-backed. Received, DrainPerSec and DrainSec are the drain's,
+	// cut at --startup-drain.
+	StartupEvents int64   `json:"startup_events,omitempty"`
+	FillSec       float64 `json:"fill_s,omitempty"`
+	BufferDiskMB  float64 `json:"buffer_disk_mb,omitempty"`
+	ListenMs      float64 `json:"startup_listen_ms,omitempty"`
+	ReadyMs       float64 `json:"startup_ready_ms,omitempty"`
+	ReadyRSSMB    float64 `json:"ready_rss_mb,omitempty"`
+	ReadyFileMB   float64 `json:"ready_rss_file_mb,omitempty"`
+	DrainAnonMB   float64 `json:"drain_peak_anon_mb,omitempty"`
+	DrainFileMB   float64 `json:"drain_peak_file_mb,omitempty"`
+	WallSeconds   float64 `json:"wall_s"`
+	StopSeconds   float64 `json:"stop_s"`
+	Error         string  `json:"error,omitempty"`
+	Dir           string  `json:"dir,omitempty"`
 }
 
 // modeMQTT is the uplink mode whose receiver is a cloud MQTT broker in the
@@ -146,8 +167,8 @@ func uplinkSection(url, mode string) string {
 
 // gatewayConfig renders the edgegate config of one run: the topic mapping
 // and benchRules, so events pay for rule evaluation as in production.
-// pprof turns on admin.pprof (--profile).
-func gatewayConfig(admin, mqttAddr, dataDir, uplinkURL, mode string, pprof bool) string {
+// pprof turns on admin.pprof (--profile); maxBytes is buffer.max_bytes.
+func gatewayConfig(admin, mqttAddr, dataDir, uplinkURL, mode string, pprof bool, maxBytes string) string {
 	return fmt.Sprintf(`gateway_id: bench
 log: {level: warn}
 admin: {listen: %q, pprof: %v}
@@ -156,13 +177,13 @@ mqtt:
     - {id: tcp, type: tcp, address: %q}
 buffer:
   dir: %q
-  max_bytes: 1GiB
+  max_bytes: %s
 events:
   topics:
     - {match: "devices/{device}/{kind}", source: "/edgegate/{gateway_id}/devices/{device}", type: "io.edgegate.device.{kind}", subject: "{device}"}
 uplinks:
   - %s
-%s`, admin, pprof, mqttAddr, dataDir, uplinkSection(uplinkURL, mode), benchRules(10))
+%s`, admin, pprof, mqttAddr, dataDir, maxBytes, uplinkSection(uplinkURL, mode), benchRules(10))
 }
 
 // benchRules returns n rules of the usual shapes (type test, threshold,
@@ -293,7 +314,11 @@ func (b *bench) setUp() error {
 	if err := errors.Join(err1, err2); err != nil {
 		return err
 	}
-	cfg := gatewayConfig(b.admin, b.mqttAddr, filepath.Join(dir, "data"), uplinkURL, b.o.Mode, b.o.ProfileDir != "")
+	maxBytes := "1GiB"
+	if b.spec.Startup > 0 {
+		maxBytes = startupMaxBytes(b.spec.Startup)
+	}
+	cfg := gatewayConfig(b.admin, b.mqttAddr, b.dataDir(), uplinkURL, b.o.Mode, b.o.ProfileDir != "", maxBytes)
 	if b.o.Auth {
 		section, err := b.writeUsers()
 		if err != nil {
@@ -375,6 +400,8 @@ func (b *bench) writeUsers() (string, error) {
 }
 
 func (b *bench) configPath() string { return filepath.Join(b.dir, "edgegate.yaml") }
+
+func (b *bench) dataDir() string { return filepath.Join(b.dir, "data") }
 
 // startGateway starts edgegate and waits until it is ready.
 func (b *bench) startGateway(ctx context.Context) error {

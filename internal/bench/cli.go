@@ -39,9 +39,12 @@ func Main(ctx context.Context, edgegate string, args []string, stdout, stderr io
 		if spec.OverloadFactor > 0 {
 			spec.Rate = overloadRate(rep.Runs, spec, c.rate)
 		}
-		if spec.Mode == modeCeiling {
+		switch {
+		case spec.Mode == modeCeiling:
 			rep.Runs = append(rep.Runs, runCeiling(ctx, o, spec))
-		} else {
+		case spec.Startup > 0:
+			rep.Runs = append(rep.Runs, runStartup(ctx, o, spec))
+		default:
 			rep.Runs = append(rep.Runs, runOnce(ctx, o, spec))
 		}
 	}
@@ -123,6 +126,7 @@ type cliConfig struct {
 	outage   time.Duration
 	overload time.Duration
 	ceiling  bool
+	startup  []int64
 	json     string
 }
 
@@ -144,7 +148,7 @@ func parseFlags(args []string, edgegate string, stderr io.Writer) (cliConfig, er
 		fmt.Fprint(stderr, usageHead)
 		fs.PrintDefaults()
 	}
-	var modes, devs string
+	var modes, devs, startup string
 	var quick bool
 	fs.StringVar(&c.opts.Edgegate, "edgegate", edgegate, "path of the edgegate binary to measure")
 	fs.StringVar(&devs, "devices", "100", "devices, one MQTT connection each; a comma list runs each count (e.g. 100,1000)")
@@ -164,6 +168,8 @@ func parseFlags(args []string, edgegate string, stderr io.Writer) (cliConfig, er
 	fs.StringVar(&c.opts.ProfileDir, "profile", "", "save each gateway run's CPU profile (--profile-seconds from just after the load starts) and allocation profile (at the end of the load) in this directory, for go tool pprof")
 	fs.IntVar(&c.opts.ProfileSeconds, "profile-seconds", 5, "length of the CPU profiles of --profile")
 	fs.BoolVar(&c.opts.Keep, "keep", false, "keep each run's temp dir (config, data, edgegate.log)")
+	fs.StringVar(&startup, "startup", "", "also run startup runs: write this many events into a fresh buffer, start edgegate on it and measure the time to listening and to ready, resident memory, and the drain; a comma list runs each (e.g. 1000000,10000000)")
+	fs.DurationVar(&c.opts.StartupDrain, "startup-drain", 20*time.Second, "how long a startup run measures the drain after ready (it stops sooner once every event arrived)")
 	fs.StringVar(&c.json, "json", "", "also write the results as JSON to this file (- = stdout, instead of the table)")
 	fs.BoolVar(&quick, "quick", false, "tiny numbers (3 devices, 20 messages each, 200 msgs/s for 1 s, a 1 s outage, a 2 s overload, batch mode) unless set explicitly: checks the bench itself")
 	if err := fs.Parse(args); err != nil {
@@ -189,6 +195,7 @@ func parseFlags(args []string, edgegate string, stderr io.Writer) (cliConfig, er
 		quickDefault("mode", func() { modes = "batch" })
 		quickDefault("validate-every", func() { c.opts.ValidateEvery = 1 })
 		quickDefault("drain", func() { c.opts.Drain = 5 * time.Second })
+		quickDefault("startup", func() { startup = "2000" })
 	}
 	var errs []error
 	for _, s := range strings.Split(devs, ",") {
@@ -206,6 +213,19 @@ func parseFlags(args []string, edgegate string, stderr io.Writer) (cliConfig, er
 			continue
 		}
 		c.modes = append(c.modes, m)
+	}
+	if startup != "" {
+		for _, s := range strings.Split(startup, ",") {
+			n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
+			if err != nil || n < 1 {
+				errs = append(errs, fmt.Errorf("--startup: must be >= 1, got %q", s))
+				continue
+			}
+			c.startup = append(c.startup, n)
+		}
+	}
+	if c.opts.StartupDrain <= 0 {
+		errs = append(errs, fmt.Errorf("--startup-drain: must be > 0, got %s", c.opts.StartupDrain))
 	}
 	if c.qos != "" && c.qos != "0" && c.qos != "1" {
 		errs = append(errs, fmt.Errorf("--qos: must be 0 or 1, got %q", c.qos))
@@ -288,6 +308,11 @@ func (c cliConfig) plan() []runSpec {
 			}
 		}
 	}
+	// Startup runs last, in the first mode with the first device count:
+	// what they measure is the buffer on disk, not the uplink.
+	for _, n := range c.startup {
+		specs = append(specs, runSpec{Name: fmt.Sprintf("startup-%d", n), Mode: c.modes[0], Devices: c.devices[0], QoS: 1, Startup: n})
+	}
 	return specs
 }
 
@@ -357,6 +382,13 @@ func printTable(w io.Writer, rep Report) {
 			r.OfferedPerSec, r.SteadyP99ms, r.Dropped, r.Refused, r.FairShareDelayed)
 	}
 	tw.Flush()
+	for _, r := range rep.Runs {
+		if r.StartupEvents > 0 {
+			fmt.Fprintf(w, "%s: %d events buffered (%.0f MiB on disk, written in %.1fs): listening after %.0f ms, ready after %.0f ms; RSS at ready %.1f MB (%.1f MB file-backed); draining %.0f events/s for %.1fs, peak RSS %.1f MB (anon %.1f, file %.1f)\n",
+				r.Name, r.StartupEvents, r.BufferDiskMB, r.FillSec, r.ListenMs, r.ReadyMs, r.ReadyRSSMB, r.ReadyFileMB,
+				r.DrainPerSec, r.DrainSec, r.PeakRSSMB, r.DrainAnonMB, r.DrainFileMB)
+		}
+	}
 	for _, r := range rep.Runs {
 		if r.Error != "" {
 			fmt.Fprintf(w, "%s %s: ERROR: %s\n", r.Mode, r.Name, r.Error)

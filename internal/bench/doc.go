@@ -12,7 +12,8 @@
 //
 //	edgegate bench [--devices 100[,1000]] [--qos 0|1] [--messages 500]
 //	               [--rate 5000] [--duration 10s] [--outage 0] [--mode batch,binary,structured,mqtt]
-//	               [--ceiling=true] [--overload 0] [--auth] [--quick] [--profile DIR] [--json FILE|-]
+//	               [--ceiling=true] [--overload 0] [--auth] [--startup N[,N]] [--startup-drain 20s]
+//	               [--quick] [--profile DIR] [--json FILE|-]
 //
 // By default it runs, per device count, the ceiling's QoS 0 and QoS 1
 // throughput runs, then per uplink mode a QoS 0 and a QoS 1 throughput run
@@ -38,7 +39,12 @@
 // imports internal/devices (the paho devices), internal/receiver (the
 // CloudEvents HTTP endpoint) and internal/ceconform (both check events
 // against CloudEvents 1.0; an MQTT message is one structured event), and
-// internal/freeport, and no test support.
+// internal/freeport, and no test support. Startup runs (--startup N, issue
+// 13) write N events into a fresh buffer directory before the binary
+// starts, through buffer and cloudevent, as the gateway would have stored
+// them during an outage: that is setup, written in seconds instead of the
+// minutes devices would take; the binary then opens, serves and drains it,
+// and that is what is measured (startup.go).
 //
 // Concurrency: runs happen one after another, each gateway run with a fresh
 // edgegate process. During a run the devices publish from their own

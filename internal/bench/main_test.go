@@ -2,12 +2,17 @@ package bench
 
 import (
 	"bytes"
+	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"strings"
 	"testing"
+
+	"github.com/edgegate/edgegate/buffer"
+	"github.com/edgegate/edgegate/cloudevent"
 )
 
 func TestPlan(t *testing.T) {
@@ -28,7 +33,10 @@ func TestPlan(t *testing.T) {
 		{[]string{"--quick"}, []string{
 			"ceiling/3/throughput-qos0", "ceiling/3/throughput-qos1",
 			"batch/3/throughput-qos0", "batch/3/throughput-qos1", "batch/3/latency-qos1-200/s", "batch/3/outage-qos1-200/s",
-			"batch/3/overload-qos1-2x",
+			"batch/3/overload-qos1-2x", "batch/3/startup-2000",
+		}},
+		{[]string{"--messages", "0", "--rate", "0", "--mode", "binary,batch", "--devices", "10,20", "--startup", "1000,5000"}, []string{
+			"binary/10/startup-1000", "binary/10/startup-5000",
 		}},
 		{[]string{"--rate", "0", "--messages", "0", "--overload", "1m", "--mode", "binary"}, []string{"binary/100/overload-qos1-2x"}},
 	}
@@ -81,8 +89,8 @@ func TestSetRatios(t *testing.T) {
 }
 
 func TestParseFlagsErrors(t *testing.T) {
-	_, err := parseFlags([]string{"--qos", "2", "--mode", "batch,x", "--devices", "0", "--duration", "0", "--outage", "-1s", "--overload", "-1s"}, "edgegate", io.Discard)
-	for _, want := range []string{"--overload: must be >= 0", "--qos: must be 0 or 1", "--mode: must be batch, binary, structured or mqtt", "--devices: must be >= 1", "--duration: must be > 0", "--outage: must be >= 0"} {
+	_, err := parseFlags([]string{"--qos", "2", "--mode", "batch,x", "--devices", "0", "--duration", "0", "--outage", "-1s", "--overload", "-1s", "--startup", "x", "--startup-drain", "0s"}, "edgegate", io.Discard)
+	for _, want := range []string{"--startup: must be >= 1", "--startup-drain: must be > 0", "--overload: must be >= 0", "--qos: must be 0 or 1", "--mode: must be batch, binary, structured or mqtt", "--devices: must be >= 1", "--duration: must be > 0", "--outage: must be >= 0"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("err = %v, want %q", err, want)
 		}
@@ -104,5 +112,48 @@ func TestPrintTable(t *testing.T) {
 	}
 	if len(lines[0]) != len(lines[1]) || len(lines[1]) != len(lines[2]) {
 		t.Errorf("columns not aligned:\n%s", b.String())
+	}
+}
+
+// The startup run's backlog is what the gateway stores: CloudEvents in
+// the buffer's record format, in the uplink's queue, each with the
+// device payload the recorder counts.
+func TestFillBuffer(t *testing.T) {
+	dir := t.TempDir()
+	if err := fillBuffer(context.Background(), dir, 2500, 7); err != nil {
+		t.Fatal(err)
+	}
+	cfg := buffer.DefaultConfig()
+	cfg.Dir = dir
+	b, err := buffer.Open(cfg, nil, nil, buffer.ReadOnly())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if s := b.Stats(); s.Records != 2500 || s.Queues[startupQueue].Records != 2500 || s.Counting {
+		t.Fatalf("stats %+v", s)
+	}
+	q, err := b.Queue(startupQueue)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bt, err := q.Next(context.Background(), 3000, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[eventKey]bool{}
+	for _, r := range bt.Records() {
+		var e cloudevent.Event
+		if err := cloudevent.Decode(r, &e); err != nil {
+			t.Fatal(err)
+		}
+		var p devicePayloadJSON
+		if err := json.Unmarshal(e.Data, &p); err != nil || e.Type != "io.edgegate.device.telemetry" || e.Subject != p.Dev {
+			t.Fatalf("event %+v: %v", e, err)
+		}
+		seen[eventKey{p.Dev, p.Seq}] = true
+	}
+	if len(seen) != 2500 {
+		t.Fatalf("%d distinct device messages, want 2500", len(seen))
 	}
 }

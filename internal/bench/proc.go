@@ -182,23 +182,49 @@ func parseWriteBytes(pio string) (int64, error) {
 }
 
 // parseVmHWM returns the VmHWM line of /proc/PID/status in bytes.
-func parseVmHWM(status string) (int64, error) {
+func parseVmHWM(status string) (int64, error) { return parseStatusKB(status, "VmHWM") }
+
+// parseStatusKB returns the line "field: N kB" of /proc/PID/status in bytes.
+func parseStatusKB(status, field string) (int64, error) {
 	for line := range strings.Lines(status) {
-		rest, ok := strings.CutPrefix(line, "VmHWM:")
+		rest, ok := strings.CutPrefix(line, field+":")
 		if !ok {
 			continue
 		}
 		f := strings.Fields(rest)
 		if len(f) != 2 || f[1] != "kB" {
-			return 0, fmt.Errorf("parse VmHWM %q: want \"N kB\"", strings.TrimSpace(rest))
+			return 0, fmt.Errorf("parse %s %q: want \"N kB\"", field, strings.TrimSpace(rest))
 		}
 		kb, err := strconv.ParseInt(f[0], 10, 64)
 		if err != nil {
-			return 0, fmt.Errorf("parse VmHWM: %w", err)
+			return 0, fmt.Errorf("parse %s: %w", field, err)
 		}
 		return kb * 1024, nil
 	}
-	return 0, errors.New("no VmHWM in process status")
+	return 0, fmt.Errorf("no %s in process status", field)
+}
+
+// memStats is a process's resident memory now (/proc/PID/status): all of
+// it, its anonymous part (heap, stacks) and its file-backed part (mapped
+// files: Badger's tables and logs).
+type memStats struct{ RSS, Anon, File int64 }
+
+func readMem(pid int) (memStats, error) {
+	status, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "status"))
+	if err != nil {
+		return memStats{}, fmt.Errorf("read process status: %w", err)
+	}
+	var m memStats
+	var errs [3]error
+	m.RSS, errs[0] = parseStatusKB(string(status), "VmRSS")
+	m.Anon, errs[1] = parseStatusKB(string(status), "RssAnon")
+	m.File, errs[2] = parseStatusKB(string(status), "RssFile")
+	return m, errors.Join(errs[:]...)
+}
+
+// max keeps the larger of each figure.
+func (m memStats) max(o memStats) memStats {
+	return memStats{RSS: max(m.RSS, o.RSS), Anon: max(m.Anon, o.Anon), File: max(m.File, o.File)}
 }
 
 // parseCPUTime returns utime+stime from /proc/PID/stat. The command name (field 2) is in

@@ -89,7 +89,7 @@ func TestTailFile(t *testing.T) {
 
 // The config the bench writes must be the YAML the lead's loader reads, keys included.
 func TestGatewayConfig(t *testing.T) {
-	s := gatewayConfig("127.0.0.1:1", "127.0.0.1:2", "/tmp/x y/data", "http://127.0.0.1:3/", "binary", true)
+	s := gatewayConfig("127.0.0.1:1", "127.0.0.1:2", "/tmp/x y/data", "http://127.0.0.1:3/", "binary", true, "1GiB")
 	var c fakeConfig
 	dec := yaml.NewDecoder(strings.NewReader(s))
 	dec.KnownFields(true)

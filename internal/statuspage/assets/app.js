@@ -104,7 +104,9 @@ function render(st) {
   $('rate-out').textContent = r ? rate(r.out) : '–';
   let backlog = 0, oldest = 0;
   for (const u of st.uplinks) { backlog += u.backlog; oldest = Math.max(oldest, u.oldest_age_seconds); }
-  $('backlog').textContent = num(backlog);
+  // After an unclean stop the stored records are counted after startup:
+  // until then the backlog is what has been counted so far.
+  $('backlog').textContent = num(backlog) + (st.buffer && st.buffer.counting ? '+ (counting…)' : '');
   $('oldest').textContent = backlog ? age(oldest) : '–';
   $('dead-letters').textContent = num(st.dead_letters);
 
