@@ -66,8 +66,9 @@ type Buffer struct {
 	// Pending appends for the committer.
 	pmu      sync.Mutex
 	pending  []*appendReq
-	stopping bool // Append refuses new requests
-	runState int  // 0 not run, 1 running, 2 returned, 3 closed
+	acks     []*ackReq // Acks waiting for a round (ackcommit.go)
+	stopping bool      // Append refuses new requests
+	runState int       // 0 not run, 1 running, 2 returned, 3 closed
 	kick     chan struct{}
 	peak     int           // appends in recent rounds, decaying
 	want     int           // gather waits for this many pending appends
