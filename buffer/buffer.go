@@ -73,6 +73,9 @@ type Buffer struct {
 	peak     int           // appends in recent rounds, decaying
 	want     int           // gather waits for this many pending appends
 	gathered chan struct{} // want was reached
+	// lastRound is when the last commit round started (commit_interval);
+	// touched by the committer only.
+	lastRound time.Time
 
 	// closeMu is held for reading around database use outside Run's
 	// goroutines and for writing by Close.

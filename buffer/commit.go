@@ -106,6 +106,7 @@ func (b *Buffer) commitLoop(ctx context.Context) {
 			return
 		}
 		for b.gather(ctx); b.commitPending(); b.gather(ctx) {
+			b.pace(ctx)
 		}
 	}
 }
@@ -181,6 +182,7 @@ func (b *Buffer) commitPending() bool {
 // room for them, with the acks' deletes.
 func (b *Buffer) commitRound(reqs []*appendReq, count int64, acks []*ackReq) {
 	start := time.Now()
+	b.lastRound = start
 	var adding int64
 	for _, r := range reqs {
 		adding += r.bytes
@@ -268,4 +270,19 @@ func (r *appendReq) write(w *txnWriter, now int64, slab []byte) []byte {
 		}
 	}
 	return slab
+}
+
+// pace waits, after a commit round, until commit_interval has passed since
+// it started, so that the appends arriving meanwhile share the next commit.
+func (b *Buffer) pace(ctx context.Context) {
+	d := b.cfg.CommitInterval - time.Since(b.lastRound)
+	if d <= 0 {
+		return
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
 }
