@@ -30,7 +30,8 @@ func (r *appendReq) finish(err error) {
 // Append is safe for many concurrent callers; concurrent calls are committed
 // together (group commit).
 //
-// It returns ErrFull when the records cannot be stored (see ErrFull),
+// It returns ErrFull when the records cannot be stored (see ErrFull), a
+// *DamageError (ErrDamaged) once the buffer met a damaged table,
 // ErrClosed after Run has returned, or ctx's error if ctx ends first; in that
 // last case the records may still be committed. Append blocks until Run is
 // started.
@@ -48,6 +49,9 @@ func (b *Buffer) Append(ctx context.Context, recs []Record, durable bool, marks 
 	if b.diskLow.Load() {
 		b.m.rejectedDisk.Add(len(recs))
 		return ErrFull
+	}
+	if err := b.Damaged(); err != nil {
+		return err
 	}
 	req := &appendReq{recs: recs, marks: marks, qs: make([]*Queue, len(recs)), done: make(chan struct{})}
 	for i, r := range recs {

@@ -430,6 +430,10 @@ func (g *Gateway) store(ctx context.Context, l *live, e *cloudevent.Event, topic
 			return fmt.Errorf("%w: buffer unavailable", mqtt.ErrOverloaded)
 		}
 		if err := buf.Append(ctx, recs, true, marks...); err != nil {
+			if errors.Is(err, buffer.ErrDamaged) {
+				g.noBuffer.Inc()
+				return fmt.Errorf("%w: %v", mqtt.ErrOverloaded, err)
+			}
 			if errors.Is(err, buffer.ErrFull) || errors.Is(err, buffer.ErrClosed) {
 				g.overload.Inc()
 				return fmt.Errorf("%w: %v", mqtt.ErrOverloaded, err)
