@@ -22,21 +22,33 @@ type recentRec struct {
 // addRecentLocked adds committed records, in seq order, to q.recent.
 // recent holds consecutive seqs up to q.committed: a gap (a failed commit)
 // starts it again, and once it holds recentMax bytes it takes no more
-// until Next has caught up. The caller holds b.mu.
+// until Next has caught up. The values are copied, together, so that the
+// cache holds no more than its own bytes: recs' values share the commit
+// round's slab with the other queues' records, and a queue nobody reads
+// (a dead-letter queue) would keep every round's slab it had a record in.
+// The caller holds b.mu.
 func (q *Queue) addRecentLocked(recs []recentRec) {
-	for _, r := range recs {
-		if n := len(q.recent); n > 0 && q.recent[n-1].seq+1 != r.seq {
-			q.clearRecentLocked()
-		}
-		if q.recentBytes+len(r.val) > recentMax {
-			q.recentFull = true
-		}
-		if q.recentFull {
-			return
-		}
-		q.recent = append(q.recent, r)
-		q.recentBytes += len(r.val)
+	if len(recs) > 0 && len(q.recent) > 0 && q.recent[len(q.recent)-1].seq+1 != recs[0].seq {
+		q.clearRecentLocked()
 	}
+	n, size := 0, 0
+	for ; n < len(recs) && !q.recentFull; n++ {
+		if q.recentBytes+size+len(recs[n].val) > recentMax {
+			q.recentFull = true
+			break
+		}
+		size += len(recs[n].val)
+	}
+	if n == 0 {
+		return
+	}
+	buf := make([]byte, 0, size)
+	for _, r := range recs[:n] {
+		off := len(buf)
+		buf = append(buf, r.val...)
+		q.recent = append(q.recent, recentRec{seq: r.seq, val: buf[off:len(buf):len(buf)]})
+	}
+	q.recentBytes += size
 }
 
 // clearRecentLocked empties q.recent: Next reads Badger instead. The
