@@ -82,7 +82,7 @@ func (bt *Batch) Ack() error {
 	b.mu.Unlock()
 	b.m.acked.Add(len(keys))
 
-	err = b.ackDelete(keys, hist)
+	err = b.commitAck(keys, hist)
 
 	b.mu.Lock()
 	for _, seq := range seqs {

@@ -66,12 +66,16 @@ type Buffer struct {
 	// Pending appends for the committer.
 	pmu      sync.Mutex
 	pending  []*appendReq
-	stopping bool // Append refuses new requests
-	runState int  // 0 not run, 1 running, 2 returned, 3 closed
+	acks     []*ackReq // Acks waiting for a round (ackcommit.go)
+	stopping bool      // Append refuses new requests
+	runState int       // 0 not run, 1 running, 2 returned, 3 closed
 	kick     chan struct{}
 	peak     int           // appends in recent rounds, decaying
 	want     int           // gather waits for this many pending appends
 	gathered chan struct{} // want was reached
+	// lastRound is when the last commit round started (commit_interval);
+	// touched by the committer only.
+	lastRound time.Time
 
 	// closeMu is held for reading around database use outside Run's
 	// goroutines and for writing by Close.

@@ -657,3 +657,22 @@ func TestLargeAppendsAndRecords(t *testing.T) {
 		}
 	}
 }
+
+// TestCommitInterval: with commit_interval, appends arriving within the
+// interval after a commit share the next one.
+func TestCommitInterval(t *testing.T) {
+	m := metrics.NewSet()
+	cfg := testConfig(t)
+	cfg.CommitInterval = maxCommitInterval
+	b := open(t, cfg, m)
+	run(t, b)
+	appendT(t, b, rec("q", "first")) // the round the interval counts from
+	var wg sync.WaitGroup
+	for i := range 10 {
+		wg.Go(func() { appendT(t, b, rec("q", fmt.Sprint(i))) })
+	}
+	wg.Wait()
+	if got := metricValue(t, m, `edgegate_buffer_commit_records_count`); got != "2" {
+		t.Errorf("commit rounds = %s, want 2 (the first append, then the other ten together)", got)
+	}
+}

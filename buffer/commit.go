@@ -110,6 +110,7 @@ func (b *Buffer) commitLoop(ctx context.Context) {
 			return
 		}
 		for b.gather(ctx); b.commitPending(); b.gather(ctx) {
+			b.pace(ctx)
 		}
 	}
 }
@@ -164,6 +165,7 @@ func (b *Buffer) commitPending() bool {
 		n++
 	}
 	b.peak = max(n, b.peak-b.peak/8)
+	acks := b.takeAcksLocked()
 	round := b.pending[:n:n]
 	if n == len(b.pending) {
 		b.pending = nil
@@ -171,18 +173,20 @@ func (b *Buffer) commitPending() bool {
 		b.pending = append([]*appendReq(nil), b.pending[n:]...)
 	}
 	b.pmu.Unlock()
-	if n == 0 {
+	if n == 0 && len(acks) == 0 {
 		return false
 	}
-	b.commitRound(round, count)
+	b.commitRound(round, count, acks)
 	return true
 }
 
-// commitRound commits one round of appends: it refuses them all while the
-// disk is nearly full, else admits them under the overflow policy and
-// writes the admitted records and the drops that make room for them.
-func (b *Buffer) commitRound(reqs []*appendReq, count int64) {
+// commitRound commits one round of appends and acks: it refuses the
+// appends while the disk is nearly full, else admits them under the
+// overflow policy and writes the admitted records and the drops that make
+// room for them, with the acks' deletes.
+func (b *Buffer) commitRound(reqs []*appendReq, count int64, acks []*ackReq) {
 	start := time.Now()
+	b.lastRound = start
 	var adding int64
 	for _, r := range reqs {
 		adding += r.bytes
@@ -192,6 +196,9 @@ func (b *Buffer) commitRound(reqs []*appendReq, count int64) {
 			b.m.rejectedDisk.Add(len(r.recs))
 			r.finish(ErrFull)
 		}
+		if len(acks) > 0 {
+			b.writeRound(admission{}, 0, 0, acks)
+		}
 		return
 	}
 	now := b.now().UnixNano()
@@ -200,20 +207,21 @@ func (b *Buffer) commitRound(reqs []*appendReq, count int64) {
 		b.m.rejectedFull.Add(len(r.recs))
 		r.finish(ErrFull)
 	}
-	if len(adm.accepted) == 0 && len(adm.drops) == 0 {
+	if len(adm.accepted) == 0 && len(adm.drops) == 0 && len(acks) == 0 {
 		return
 	}
-	b.writeRound(adm, count, now)
+	b.writeRound(adm, count, now, acks)
 	b.sinceCheck.Add(adding)
 	b.m.commitRecords.Update(float64(count))
 	b.m.commitSeconds.UpdateDuration(start)
 }
 
-// writeRound deletes the round's drops and writes its accepted records,
-// stamped now, in as few transactions as Badger allows. Each accepted append
-// is released by the commit that holds its last record; if a commit fails,
-// every append not yet released fails.
-func (b *Buffer) writeRound(adm admission, count, now int64) {
+// writeRound deletes the round's drops, writes its acks (ackcommit.go) and
+// its accepted records, stamped now, in as few transactions as Badger
+// allows. Each accepted append is released by the commit that holds its
+// last record, the acks by the last commit; if a commit fails, every append
+// not yet released fails.
+func (b *Buffer) writeRound(adm admission, count, now int64, acks []*ackReq) {
 	// One slab for every key and value of the round.
 	slab := make([]byte, 0, int(count)*(recKeyLen+valHeadSize)+int(adm.add))
 	w := b.newTxnWriter()
@@ -222,6 +230,7 @@ func (b *Buffer) writeRound(adm admission, count, now int64) {
 			break
 		}
 	}
+	finishAcks := b.writeAcks(w, acks)
 	for _, r := range adm.accepted {
 		if w.err != nil {
 			break
@@ -230,6 +239,7 @@ func (b *Buffer) writeRound(adm admission, count, now int64) {
 		w.done = append(w.done, r)
 	}
 	w.commit()
+	finishAcks(w.err)
 	if w.err == nil {
 		return
 	}
@@ -264,4 +274,19 @@ func (r *appendReq) write(w *txnWriter, now int64, slab []byte) []byte {
 		}
 	}
 	return slab
+}
+
+// pace waits, after a commit round, until commit_interval has passed since
+// it started, so that the appends arriving meanwhile share the next commit.
+func (b *Buffer) pace(ctx context.Context) {
+	d := b.cfg.CommitInterval - time.Since(b.lastRound)
+	if d <= 0 {
+		return
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
 }

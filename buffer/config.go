@@ -46,7 +46,20 @@ type Config struct {
 	// room is needed, and never cause a new event to be refused. 0 (the
 	// default) keeps no history. At most MaxAge.
 	Retain time.Duration `yaml:"retain"`
+	// CommitInterval is the least time between two commits (fsyncs) of
+	// new events. Each commit writes at least one whole page of Badger's
+	// log, so on flash storage (an SD card) fewer, larger commits mean
+	// less wear: 2ms cut the log bytes written per event at 1,000
+	// events/s by a third to a half (BenchmarkSteady). Every event then
+	// waits up to this long more for its acknowledgement and its
+	// delivery. 0 (the default) commits as soon as the previous commit is
+	// done. At most 100ms.
+	CommitInterval time.Duration `yaml:"commit_interval"`
 }
+
+// maxCommitInterval bounds commit_interval: longer waits hold every
+// device's acknowledgement for no further gain.
+const maxCommitInterval = 100 * time.Millisecond
 
 // MinFreeFloor is the smallest min_free_bytes accepted: the size of the
 // disk reserve, so that the disk guard refuses appends before the reserve
@@ -83,6 +96,9 @@ func (c Config) Validate() error {
 	}
 	if c.Retain < 0 || c.Retain > c.MaxAge && c.MaxAge > 0 {
 		errs.Add(yamlconf.Key("retain"), "must be between 0 (no history) and max_age (%s)", c.MaxAge)
+	}
+	if c.CommitInterval < 0 || c.CommitInterval > maxCommitInterval {
+		errs.Add(yamlconf.Key("commit_interval"), "must be between 0 and %s", maxCommitInterval)
 	}
 	if c.MinFreeBytes < MinFreeFloor {
 		errs.Add(yamlconf.Key("min_free_bytes"), "must be at least %s: Badger needs room to flush and compact after appends stop (a full disk kills it with SIGBUS)", MinFreeFloor)

@@ -14,6 +14,12 @@
 // memtable between our commit and our Sync leaves our records in an unsynced
 // WAL.)
 //
+// Acks' deletes go through the same committer: they share the round's
+// transaction and fsync with the appends pending, or are committed alone
+// when there are none (ackcommit.go), because every Badger commit syncs
+// two logs whatever it holds. commit_interval spaces the rounds for
+// flash storage: each commit writes whole pages of the log.
+//
 // # Bounds
 //
 // Stored records are bounded by max_bytes (logical bytes: the sum of record
@@ -57,7 +63,9 @@
 // Queue.Next leases the oldest records not yet leased; Batch.Ack deletes
 // them and Batch.Nack hands them back, to be returned again before newer
 // ones. Delivery is at-least-once: a crash may redeliver acked records, and
-// leases do not survive a restart.
+// leases do not survive a restart. A queue keeps its newest committed
+// records in memory (at most 256 KiB, recent.go), so a consumer that keeps
+// up never reads Badger: a Badger read waits for the commit in flight.
 //
 // # Inspection and retained history
 //

@@ -267,6 +267,7 @@ func (q *Queue) takeLocked(seqs []uint64) (keys [][]byte, taken []uint64, err er
 		delete(q.leased, seq)
 		q.deleting[seq] = struct{}{}
 		q.subtractLocked(max(n, 0))
+		q.clearRecentLocked() // Next must not hand it out from memory
 		keys = append(keys, key)
 		taken = append(taken, seq)
 	}

@@ -37,9 +37,13 @@ type Queue struct {
 	leased    map[uint64]int64    // seq -> data size, handed out by Next
 	deleting  map[uint64]struct{} // acked, delete not yet committed
 	nacked    []uint64            // sorted, below cursor, to hand out again first
-	records   int64
-	bytes     int64
-	wake      chan struct{} // closed when records may have become available
+	// recent holds the newest committed records for Next (recent.go).
+	recent      []recentRec
+	recentBytes int
+	recentFull  bool // recentMax reached: no more until Next catches up
+	records     int64
+	bytes       int64
+	wake        chan struct{} // closed when records may have become available
 }
 
 func newQueue(b *Buffer, name string, id uint16) *Queue {
@@ -52,6 +56,7 @@ func newQueue(b *Buffer, name string, id uint16) *Queue {
 		gBytes:   b.m.set.GetOrCreateGauge(metricname.With("edgegate_buffer_queue_bytes", "queue", name), nil),
 		tail:     1,
 		openTail: 1,
+		cursor:   1, // seqs start at 1: Next serves the first records from memory
 		leased:   make(map[uint64]int64),
 		deleting: make(map[uint64]struct{}),
 	}
@@ -219,15 +224,21 @@ func (q *Queue) collectLocked(maxRecords, maxBytes int) (*Batch, error) {
 		return nil, nil
 	}
 
-	txn := q.b.db.NewTransaction(false)
-	defer txn.Discard()
 	c := &collector{bt: &Batch{q: q}, maxRecords: maxRecords, maxBytes: maxBytes}
-	if err := q.collectNackedLocked(txn, c); err != nil {
-		return nil, err
+	if len(q.nacked) == 0 {
+		q.collectRecentLocked(c)
 	}
-	if len(q.nacked) == 0 && q.cursor < q.committed && !c.full(0) {
-		if err := q.collectNewLocked(txn, c); err != nil {
+	if len(q.nacked) > 0 || (q.cursor < q.committed && !c.full(0)) {
+		txn := q.b.db.NewTransaction(false)
+		defer txn.Discard()
+		if err := q.collectNackedLocked(txn, c); err != nil {
 			return nil, err
+		}
+		if len(q.nacked) == 0 && q.cursor < q.committed && !c.full(0) {
+			if err := q.collectNewLocked(txn, c); err != nil {
+				return nil, err
+			}
+			q.collectRecentLocked(c)
 		}
 	}
 	bt := c.bt

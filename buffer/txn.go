@@ -20,6 +20,7 @@ type txnWriter struct {
 type delta struct {
 	records, bytes int64
 	maxSeq         uint64
+	recent         []recentRec // the records, for Next (recent.go)
 }
 
 func (b *Buffer) newTxnWriter() *txnWriter {
@@ -68,6 +69,7 @@ func (w *txnWriter) set(q *Queue, seq uint64, key, val []byte) error {
 	d.records++
 	d.bytes += int64(len(val) - valHeadSize)
 	d.maxSeq = seq
+	d.recent = append(d.recent, recentRec{seq: seq, val: val})
 	return nil
 }
 
@@ -105,6 +107,7 @@ func (w *txnWriter) commit() {
 			if d.maxSeq >= q.committed {
 				q.committed = d.maxSeq + 1
 			}
+			q.addRecentLocked(d.recent)
 			q.updateGauges()
 			q.wakeLocked()
 		}
