@@ -58,6 +58,10 @@ type clientConn struct {
 	held  int64 // packet budget held for the current or last large packet
 	done  bool  // the last packet was passed whole: its budget goes at the next Read
 
+	// pipe queues the connection's publishes being stored (nil without an
+	// AsyncHandler); its worker runs on its own goroutine.
+	pipe *pipeline
+
 	// raw is the TCP connection under Conn (Conn itself, or under its TLS)
 	// for a half-close and the drain after it; nil for websockets.
 	raw     net.Conn
@@ -76,6 +80,11 @@ func (c *clientConn) Read(p []byte) (int, error) {
 	start := time.Now()
 	n, err := c.Conn.Read(p)
 	c.waited += time.Since(start)
+	if n == 0 && err != nil && c.pipe != nil {
+		// The read loop ends: the publishes being stored are answered
+		// before mochi sends the will.
+		c.pipe.settle()
+	}
 	if n > 0 && !c.lost {
 		if rerr := c.follow(p[:n]); rerr != nil {
 			return 0, rerr

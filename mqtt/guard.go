@@ -66,7 +66,19 @@ func (h *guardHook) OnConnect(cl *mochi.Client, pk packets.Packet) error {
 
 // OnPacketRead vets every device PUBLISH before mochi processes it.
 func (h *guardHook) OnPacketRead(cl *mochi.Client, pk packets.Packet) (packets.Packet, error) {
-	if pk.FixedHeader.Type != packets.Publish || cl.Net.Inline {
+	if cl.Net.Inline {
+		return pk, nil
+	}
+	switch pk.FixedHeader.Type {
+	case packets.Publish:
+	case packets.Subscribe, packets.Unsubscribe, packets.Pingreq, packets.Disconnect, packets.Auth:
+		// Processed after the publishes before them are answered: a
+		// retained message is in place for a SUBSCRIBE, a PINGRESP says
+		// every earlier publish is answered (as without pipelining), and
+		// nothing is left unacknowledged at a DISCONNECT (pipeline.go).
+		h.b.settle(cl)
+		return pk, nil
+	default:
 		return pk, nil
 	}
 	if pk.PublishValidate(topicAliasMaximum) != packets.CodeSuccess {
@@ -92,6 +104,7 @@ func (b *Broker) vetPublish(cl *mochi.Client, pk packets.Packet) (packets.Packet
 			b.m.droppedTopicLimit.Inc()
 		}
 		b.logs.topic.Log("client", cl.ID, "reason", reason, "topic", clip(pk.TopicName), "qos", qos)
+		b.settle(cl) // answers go out in order
 		b.answerRefused(cl, pk, packets.ErrTopicNameInvalid)
 		return neutral(pk), nil
 	}
@@ -100,6 +113,7 @@ func (b *Broker) vetPublish(cl *mochi.Client, pk packets.Packet) (packets.Packet
 		// client reads as failure although the message was stored.
 		if in, ok := cl.State.Inflight.Get(pk.PacketID); ok && in.FixedHeader.Type == packets.Pubrec {
 			b.m.qos2Resends.Inc()
+			b.settle(cl)
 			b.writeAck(cl, pk, packets.CodeSuccess)
 			return neutral(pk), nil
 		}

@@ -136,3 +136,16 @@ func eventually(t testing.TB, what string, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// Begin makes the recorder an AsyncHandler, as the gateway is: decide and
+// the record happen in Wait, on the connection's pipeline.
+func (r *recorder) Begin(ctx context.Context, m Message) (Pending, error) {
+	return recorded{r, m}, nil
+}
+
+type recorded struct {
+	r *recorder
+	m Message
+}
+
+func (p recorded) Wait(ctx context.Context) error { return p.r.Handle(ctx, p.m) }

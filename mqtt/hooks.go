@@ -34,7 +34,9 @@ func (h *brokerHook) Provides(b byte) bool {
 //
 // A plain error would be acked with 0x00 and delivered, so none is returned.
 func (h *brokerHook) OnPublish(cl *mochi.Client, pk packets.Packet) (packets.Packet, error) {
-	if !cl.Net.Inline { // Broker.Publish is never fed back to the Handler.
+	if pk.Mods.MaxSize == injectedMark { // fed back by the pipeline: stored already
+		pk.Mods.MaxSize = 0
+	} else if !cl.Net.Inline { // Broker.Publish is never fed back to the Handler.
 		if err := h.b.onPublish(cl, pk); err != nil {
 			return pk, err
 		}
@@ -46,8 +48,10 @@ func (h *brokerHook) OnPublish(cl *mochi.Client, pk packets.Packet) (packets.Pac
 }
 
 // OnDisconnect counts connections mochi closed because a packet exceeded
-// the maximum packet size.
+// the maximum packet size. It runs on the read goroutine once its loop has
+// ended.
 func (h *brokerHook) OnDisconnect(cl *mochi.Client, err error, expire bool) {
+	h.b.settle(cl) // the connection's stored publishes are answered before presence hears of its end
 	if errors.Is(err, packets.ErrPacketTooLarge) {
 		h.b.m.tooLarge.Inc()
 		h.b.log.Debug("packet too large, connection closed", "client", cl.ID, "max_packet_bytes", h.b.maxPacket)
@@ -71,24 +75,62 @@ func (b *Broker) onPublish(cl *mochi.Client, pk packets.Packet) error {
 	if strings.HasPrefix(pk.TopicName, "$") { // a safety net: guardHook answers these
 		b.m.droppedReserved.Inc()
 		b.log.Debug("publish to reserved topic refused", "client", cl.ID, "topic", pk.TopicName)
+		b.settle(cl)
 		return b.refuse(cl, pk, packets.ErrTopicNameInvalid)
 	}
 	if !b.allowPublish(cl, pk.TopicName) {
+		b.settle(cl)
 		return b.refuse(cl, pk, b.deniedCode())
 	}
 	if len(pk.Payload) > b.cfg.MaxPayloadBytes {
 		b.m.tooLarge.Inc()
 		b.log.Debug("payload too large, refused", "client", cl.ID, "topic", pk.TopicName,
 			"payload_bytes", len(pk.Payload), "max_payload_bytes", b.cfg.MaxPayloadBytes)
+		b.settle(cl)
 		return b.refuse(cl, pk, packets.ErrPacketTooLarge)
 	}
 
 	ctx := b.handlerCtx
 	if ctx.Err() != nil { // shutting down: do not start storing.
+		b.settle(cl)
 		b.m.errOverloaded.Inc()
 		return b.overloaded(cl, pk)
 	}
-	err := b.handle(ctx, b.message(cl, pk))
+	m := b.message(cl, pk)
+	if ah, ok := b.h.(AsyncHandler); ok && qos < 2 {
+		if cc, ok := cl.Net.Conn.(*clientConn); ok && cc.pipe != nil && cc.held == 0 {
+			return b.beginPublish(ctx, ah, cc.pipe, cl, pk, m)
+		}
+	}
+	b.settle(cl) // QoS 2, or a large packet (whose memory the pipeline must not keep)
+	return b.outcome(cl, pk, b.handle(ctx, m))
+}
+
+// beginPublish begins a QoS 0/1 publish with the AsyncHandler and queues
+// it on the connection's pipeline, which answers it once it is stored
+// (packets.ErrRejectPacket: mochi does nothing now). It answers at once,
+// after the publishes before it, what needs no waiting or cannot be
+// queued (the queues hold maxPipedBytes already).
+func (b *Broker) beginPublish(ctx context.Context, h AsyncHandler, pipe *pipeline, cl *mochi.Client, pk packets.Packet, m Message) error {
+	pipe.room()
+	p, err := b.begin(ctx, h, m)
+	if err == nil {
+		if b.pipedBytes.Load() < maxPipedBytes && b.pipelined(pipe, cl, pk, p) {
+			return packets.ErrRejectPacket
+		}
+		pipe.settle()
+		err = b.waitPending(cl, pk, p)
+	} else {
+		pipe.settle()
+	}
+	return b.outcome(cl, pk, err)
+}
+
+// outcome counts and logs what the Handler said of a publish and returns
+// what mochi should do (see brokerHook.OnPublish), answering refusals
+// itself where mochi would not.
+func (b *Broker) outcome(cl *mochi.Client, pk packets.Packet, err error) error {
+	qos := pk.FixedHeader.Qos
 	switch {
 	case err == nil:
 		return nil
