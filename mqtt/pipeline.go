@@ -44,7 +44,11 @@ const pipedCost = 1 << 10
 
 // maxPipedBytes bounds the memory of all queued publishes together; past
 // it, publishes are handled one at a time, as without an AsyncHandler.
-const maxPipedBytes = 32 << 20
+const maxPipedBytes = 16 << 20
+
+// keptRing is the largest ring an idle pipeline keeps (a queue slot holds
+// a whole packets.Packet, ~800 bytes).
+const keptRing = 8
 
 // piped is one queued publish.
 type piped struct {
@@ -148,6 +152,9 @@ func (p *pipeline) work() {
 		if p.n == 0 {
 			p.running = false
 			p.cl = nil
+			if len(p.ring) > keptRing {
+				p.ring, p.head = nil, 0
+			}
 			if p.waiters > 0 {
 				p.changed.Broadcast()
 			}
