@@ -497,6 +497,19 @@ func (s *storing) Wait(ctx context.Context) error {
 	return nil
 }
 
+// Ready reports whether Wait would return at once.
+func (s *storing) Ready() bool {
+	if s.p == nil {
+		return true
+	}
+	select {
+	case <-s.p.Done():
+		return true
+	default:
+		return false
+	}
+}
+
 // storeErr is what the device learns of a buffer error.
 func (g *Gateway) storeErr(err error) error {
 	if errors.Is(err, buffer.ErrFull) || errors.Is(err, buffer.ErrClosed) {

@@ -119,6 +119,11 @@ type Pending interface {
 	// if the broker gives up waiting at shutdown; Wait should then return
 	// promptly (an error, unless the message was stored).
 	Wait(ctx context.Context) error
+	// Ready reports, without blocking, whether Wait would return at once
+	// (the message is stored or has failed). The broker writes the acks
+	// of consecutive ready messages together. It may be called from any
+	// goroutine, any number of times.
+	Ready() bool
 }
 
 // HandlerFunc adapts a function to Handler.

@@ -149,3 +149,6 @@ type recorded struct {
 }
 
 func (p recorded) Wait(ctx context.Context) error { return p.r.Handle(ctx, p.m) }
+
+// Ready is false: decide may block.
+func (p recorded) Ready() bool { return false }

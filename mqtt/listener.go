@@ -270,7 +270,7 @@ func (b *Broker) establish(l *boundListener, conn net.Conn, state *tls.Connectio
 		cc.lim = rate.NewLimiter(rate.Limit(r), b.cfg.Limits.PublishBurst)
 	}
 	if _, ok := b.h.(AsyncHandler); ok {
-		cc.pipe = newPipeline(b)
+		cc.pipe = newPipeline(b, cc)
 	}
 	err := b.srv.EstablishConnection(l.cfg.ID, cc)
 	if cc.pipe != nil {

@@ -61,6 +61,7 @@ type piped struct {
 // settle run on the connection's read goroutine, the worker on its own.
 type pipeline struct {
 	b      *Broker
+	cc     *clientConn // the connection's writes, corked around a run of ready acks
 	window int
 
 	mu      sync.Mutex
@@ -72,8 +73,8 @@ type pipeline struct {
 	cl      *mochi.Client
 }
 
-func newPipeline(b *Broker) *pipeline {
-	p := &pipeline{b: b, window: min(b.cfg.Limits.PublishWindow, b.cfg.MaxInflight)}
+func newPipeline(b *Broker, cc *clientConn) *pipeline {
+	p := &pipeline{b: b, cc: cc, window: min(b.cfg.Limits.PublishWindow, b.cfg.MaxInflight)}
 	p.changed.L = &p.mu
 	return p
 }
@@ -146,7 +147,10 @@ func (p *pipeline) settle() {
 }
 
 // work finishes the queued publishes in order until the queue is empty.
+// While the next publish is stored already, the connection's writes are
+// corked: the acks of a commit round go out in one write, not one each.
 func (p *pipeline) work() {
+	corked := false
 	for {
 		p.mu.Lock()
 		if p.n == 0 {
@@ -164,7 +168,22 @@ func (p *pipeline) work() {
 		e, cl := p.ring[p.head], p.cl
 		p.mu.Unlock()
 
-		p.b.finish(cl, e)
+		err := p.b.waitPending(cl, e.pk, e.p)
+		p.b.pipedBytes.Add(-e.cost)
+		p.mu.Lock()
+		next := p.n > 1 && ready(p.ring[(p.head+1)%len(p.ring)].p)
+		p.mu.Unlock()
+		if next && !corked {
+			corked = true
+			p.cc.cork()
+		}
+		p.b.answer(cl, e.pk, err)
+		if corked && !next {
+			corked = false
+			if err := p.cc.uncork(); err != nil {
+				cl.Stop(err)
+			}
+		}
 
 		p.mu.Lock()
 		p.ring[p.head] = piped{}
@@ -177,6 +196,9 @@ func (p *pipeline) work() {
 		p.mu.Unlock()
 	}
 }
+
+// ready reports whether Wait on p would return at once.
+func ready(p Pending) bool { return p == nil || p.Ready() }
 
 // pipelineOf returns cl's pipeline, nil when its publishes are handled
 // synchronously (no AsyncHandler, or not one of our connections).
@@ -222,19 +244,17 @@ func (b *Broker) waitPending(cl *mochi.Client, pk packets.Packet, p Pending) (er
 	return p.Wait(b.pipeCtx)
 }
 
-// finish waits for a queued publish and answers it: stored, it goes back
-// into mochi (ack, retain, delivery); not stored, it gets the answer
+// answer answers a queued publish once Wait returned err: stored, it goes
+// back into mochi (ack, retain, delivery); not stored, it gets the answer
 // onPublish gives a failed Handle.
-func (b *Broker) finish(cl *mochi.Client, e piped) {
-	err := b.waitPending(cl, e.pk, e.p)
-	b.pipedBytes.Add(-e.cost)
+func (b *Broker) answer(cl *mochi.Client, pk packets.Packet, err error) {
 	if err != nil {
-		if b.outcome(cl, e.pk, err) == packets.CodeSuccessIgnore {
-			b.writeAck(cl, e.pk, packets.CodeSuccess) // mochi's answer to CodeSuccessIgnore
+		if b.outcome(cl, pk, err) == packets.CodeSuccessIgnore {
+			b.writeAck(cl, pk, packets.CodeSuccess) // mochi's answer to CodeSuccessIgnore
 		}
 		return
 	}
-	b.inject(cl, e.pk)
+	b.inject(cl, pk)
 }
 
 // inject feeds a stored publish back into mochi, which acknowledges it,

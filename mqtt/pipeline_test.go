@@ -92,6 +92,15 @@ type heldPending struct {
 	ch  chan struct{}
 }
 
+func (p *heldPending) Ready() bool {
+	select {
+	case <-p.ch:
+		return true
+	default:
+		return false
+	}
+}
+
 func (p *heldPending) Wait(ctx context.Context) error {
 	select {
 	case <-p.ch:
