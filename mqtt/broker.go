@@ -60,6 +60,7 @@ type Broker struct {
 	pipeCtx    context.Context
 	stopPipes  context.CancelFunc
 	pipedBytes atomic.Int64 // memory of every queued publish (pipeline.go)
+	rings      rings        // the pipelines' spare queue rings
 
 	mu    sync.Mutex
 	addrs map[string]net.Addr

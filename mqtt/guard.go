@@ -89,8 +89,9 @@ func (h *guardHook) OnPacketRead(cl *mochi.Client, pk packets.Packet) (packets.P
 
 // vetPublish counts a device PUBLISH, holds it to the client's publish
 // rate, and answers it itself if it is to a topic no device may publish to
-// or a QoS 2 resend whose PUBREL is awaited. Otherwise mochi processes it
-// (and OnPublish hands it to the Handler).
+// or a QoS 2 resend whose PUBREL is awaited. An AsyncHandler's QoS 0/1
+// message goes to the connection's pipeline (pipeline.go). Otherwise mochi
+// processes it (and OnPublish hands it to the Handler).
 func (b *Broker) vetPublish(cl *mochi.Client, pk packets.Packet) (packets.Packet, error) {
 	qos := min(pk.FixedHeader.Qos, 2)
 	b.m.received[qos].Inc()
@@ -117,6 +118,9 @@ func (b *Broker) vetPublish(cl *mochi.Client, pk packets.Packet) (packets.Packet
 			b.writeAck(cl, pk, packets.CodeSuccess)
 			return neutral(pk), nil
 		}
+	}
+	if pipe := b.pipeFor(cl, pk); pipe != nil {
+		return b.pipePublish(cl, pipe, pk), nil
 	}
 	return pk, nil
 }

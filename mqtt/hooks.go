@@ -37,7 +37,7 @@ func (h *brokerHook) OnPublish(cl *mochi.Client, pk packets.Packet) (packets.Pac
 	if pk.Mods.MaxSize == injectedMark { // fed back by the pipeline: stored already
 		pk.Mods.MaxSize = 0
 	} else if !cl.Net.Inline { // Broker.Publish is never fed back to the Handler.
-		if err := h.b.onPublish(cl, pk); err != nil {
+		if err := h.b.onPublish(cl, pk, nil); err != nil {
 			return pk, err
 		}
 	}
@@ -69,9 +69,10 @@ func (h *brokerHook) OnPacketEncode(cl *mochi.Client, pk packets.Packet) packets
 
 // onPublish hands one device PUBLISH to the Handler and maps the outcome to
 // what mochi should do (see brokerHook.OnPublish). guardHook counted it and
-// refused '$' topics already.
-func (b *Broker) onPublish(cl *mochi.Client, pk packets.Packet) error {
-	qos := pk.FixedHeader.Qos
+// refused '$' topics already. With pipe (an AsyncHandler's QoS 0/1
+// message, from guardHook.OnPacketRead) the message is queued on the
+// pipeline (packets.ErrRejectPacket) unless it can be answered at once.
+func (b *Broker) onPublish(cl *mochi.Client, pk packets.Packet, pipe *pipeline) error {
 	if strings.HasPrefix(pk.TopicName, "$") { // a safety net: guardHook answers these
 		b.m.droppedReserved.Inc()
 		b.log.Debug("publish to reserved topic refused", "client", cl.ID, "topic", pk.TopicName)
@@ -97,10 +98,8 @@ func (b *Broker) onPublish(cl *mochi.Client, pk packets.Packet) error {
 		return b.overloaded(cl, pk)
 	}
 	m := b.message(cl, pk)
-	if ah, ok := b.h.(AsyncHandler); ok && qos < 2 {
-		if cc, ok := cl.Net.Conn.(*clientConn); ok && cc.pipe != nil && cc.held == 0 {
-			return b.beginPublish(ctx, ah, cc.pipe, cl, pk, m)
-		}
+	if pipe != nil {
+		return b.beginPublish(ctx, b.h.(AsyncHandler), pipe, cl, pk, m)
 	}
 	b.settle(cl) // QoS 2, or a large packet (whose memory the pipeline must not keep)
 	return b.outcome(cl, pk, b.handle(ctx, m))

@@ -2,7 +2,9 @@ package mqtt
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"math/bits"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -14,9 +16,13 @@ import (
 // Pipelining (AsyncHandler). mochi calls OnPublish on the client's read
 // goroutine and writes the PUBACK when it returns, so a Handler that waits
 // for the disk there lets each device have one message per commit round,
-// whatever its in-flight window. With an AsyncHandler, OnPublish instead
-// Begins the message, queues it on the connection's pipeline and tells
-// mochi to do nothing more for now (ErrRejectPacket). The pipeline's
+// whatever its in-flight window. With an AsyncHandler, guardHook's
+// OnPacketRead (on the same goroutine, before mochi processes the packet)
+// instead resolves the topic alias, Begins the message, queues it on the
+// connection's pipeline and hands mochi a neutral packet in its place (a
+// PUBACK for packet id 0, which mochi ignores; returning ErrRejectPacket
+// from OnPublish instead makes mochi box the whole packet for a Debug
+// line, ~900 bytes of garbage per message). The pipeline's
 // worker goroutine (alive while the queue is not empty) Waits for each
 // queued message in arrival order and then either feeds the packet back
 // into mochi (Server.InjectPacket, marked so that OnPublish lets it
@@ -46,9 +52,22 @@ const pipedCost = 1 << 10
 // it, publishes are handled one at a time, as without an AsyncHandler.
 const maxPipedBytes = 16 << 20
 
-// keptRing is the largest ring an idle pipeline keeps (a queue slot holds
-// a whole packets.Packet, ~800 bytes).
-const keptRing = 8
+// rings recycles the pipelines' queue rings (a slot holds a whole
+// packets.Packet, ~800 bytes): an idle pipeline gives its ring back, so
+// idle connections hold none, and a busy one gets a ring again without
+// allocating it. Ring sizes are powers of two capped at the window; pool i
+// holds rings of bits.Len(size) == i.
+type rings [18]sync.Pool
+
+func (r *rings) get(size int) []piped {
+	if v, _ := r[bits.Len(uint(size))].Get().(*[]piped); v != nil && len(*v) == size {
+		return *v
+	}
+	return make([]piped, size)
+}
+
+// put keeps ring, whose slots are all zero.
+func (r *rings) put(ring []piped) { r[bits.Len(uint(len(ring)))].Put(&ring) }
 
 // piped is one queued publish.
 type piped struct {
@@ -122,9 +141,13 @@ func (p *pipeline) push(cl *mochi.Client, e piped) {
 // grow enlarges the ring (doubling, up to the window), keeping the order.
 func (p *pipeline) grow() {
 	size := min(max(4, 2*len(p.ring)), p.window)
-	ring := make([]piped, size)
+	ring := p.b.rings.get(size)
 	for i := range p.n {
 		ring[i] = p.ring[(p.head+i)%len(p.ring)]
+	}
+	if p.ring != nil {
+		clear(p.ring)
+		p.b.rings.put(p.ring)
 	}
 	p.ring, p.head = ring, 0
 }
@@ -156,7 +179,8 @@ func (p *pipeline) work() {
 		if p.n == 0 {
 			p.running = false
 			p.cl = nil
-			if len(p.ring) > keptRing {
+			if p.ring != nil {
+				p.b.rings.put(p.ring)
 				p.ring, p.head = nil, 0
 			}
 			if p.waiters > 0 {
@@ -199,6 +223,44 @@ func (p *pipeline) work() {
 
 // ready reports whether Wait on p would return at once.
 func ready(p Pending) bool { return p == nil || p.Ready() }
+
+// pipeFor returns the pipeline that takes pk, nil when pk is handled
+// synchronously (in OnPublish): no AsyncHandler, not one of our
+// connections, QoS 2, or a large packet, whose memory the packet budget
+// accounts only until the next read.
+func (b *Broker) pipeFor(cl *mochi.Client, pk packets.Packet) *pipeline {
+	if pk.FixedHeader.Qos >= 2 {
+		return nil
+	}
+	if cc, ok := cl.Net.Conn.(*clientConn); ok && cc.pipe != nil && cc.held == 0 {
+		return cc.pipe
+	}
+	return nil
+}
+
+// pipePublish handles a device QoS 0/1 PUBLISH for an AsyncHandler from
+// OnPacketRead (guardHook vetted it): it returns the packet mochi should
+// process in its place: neutral (answered, or queued on the pipeline), or
+// pk marked as stored (answered at once: mochi acks and delivers it).
+func (b *Broker) pipePublish(cl *mochi.Client, pipe *pipeline, pk packets.Packet) packets.Packet {
+	if pk.Properties.TopicAliasFlag && pk.Properties.TopicAlias > 0 { // as mochi's processPublish
+		pk.TopicName = cl.State.TopicAliases.Inbound.Set(pk.Properties.TopicAlias, pk.TopicName)
+		pk.Properties.TopicAliasFlag = false
+		pk.Properties.TopicAlias = 0
+	}
+	if !mochi.IsValidFilter(pk.TopicName, true) {
+		return pk // mochi drops it, as before
+	}
+	err := b.onPublish(cl, pk, pipe)
+	switch {
+	case err == nil:
+		pk.Mods.MaxSize = injectedMark
+		return pk
+	case errors.Is(err, packets.CodeSuccessIgnore):
+		b.writeAck(cl, pk, packets.CodeSuccess) // what mochi writes for it
+	}
+	return neutral(pk)
+}
 
 // pipelineOf returns cl's pipeline, nil when its publishes are handled
 // synchronously (no AsyncHandler, or not one of our connections).
