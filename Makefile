@@ -15,7 +15,7 @@ CONFIG  ?= configs/edgegate.yaml
 export GOWORK := $(CURDIR)/$(WORK)
 export GOFLAGS := -buildvcs=false
 
-.PHONY: all build run test test-short test-arm test-arm-unpatched bench overload soak interop release cross lint fmt schema clean
+.PHONY: all build run test test-short test-ext4 test-arm test-arm-unpatched bench overload soak interop release cross lint fmt schema clean
 
 all: build
 
@@ -44,6 +44,12 @@ test: $(WORK)
 
 test-short: $(WORK)
 	$(GO) test -short ./...
+
+# The full-disk tests of the real binary (make test runs them on a tmpfs)
+# on a 64 MiB ext4 image on a loop device, as on an SD card (needs root).
+test-ext4: $(WORK)
+	EDGEGATE_TEST_FS=ext4 $(GO) test -count=1 -timeout 15m -v \
+		-run 'TestRestartsNearAFullDisk|TestStartsOnAFullDisk|TestDiskFullOnARealFilesystem' ./cmd/edgegate
 
 test-arm: $(WORK)
 	./scripts/test-arm.sh

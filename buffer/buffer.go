@@ -95,6 +95,10 @@ type Buffer struct {
 
 	readOnly bool // ReadOnly: nothing may write
 
+	damaged atomic.Pointer[DamageError] // see damage.go
+
+	tune func(badger.Options) badger.Options // tests: Badger's options changed
+
 	diskLow atomic.Bool
 	// shrunk is the capacity the disk guard lowered max_bytes to under
 	// drop_oldest (0: max_bytes).
@@ -157,7 +161,20 @@ func Open(cfg Config, log *slog.Logger, m *metrics.Set, opts ...Option) (*Buffer
 			return nil, fmt.Errorf("open buffer %s: %w", cfg.Dir, err)
 		}
 	}
-	if _, err := verifyDir(cfg.Dir, false); err != nil {
+	thorough := false
+	if !b.readOnly {
+		loop, err := countStart(cfg.Dir)
+		if err != nil {
+			return nil, fmt.Errorf("open buffer %s: %w", cfg.Dir, err)
+		}
+		if loop {
+			// Not the first start in a row without a clean run: perhaps
+			// Badger died on a damaged block (damage.go). Read them all.
+			log.Warn("buffer opened again after an unclean stop: checking every block of its tables", "dir", cfg.Dir)
+			thorough = true
+		}
+	}
+	if _, err := verifyDir(cfg.Dir, thorough); err != nil {
 		// A gateway that has the buffer open changes its files while
 		// they are read: that is not damage.
 		if lerr := lockedBy(cfg.Dir); lerr != nil {
@@ -175,7 +192,11 @@ func Open(cfg Config, log *slog.Logger, m *metrics.Set, opts ...Option) (*Buffer
 			return nil, fmt.Errorf("open buffer %s: %w", cfg.Dir, err)
 		}
 	}
-	db, err := openBadger(badgerOptions(cfg.Dir, log).WithReadOnly(b.readOnly))
+	bopts := badgerOptions(cfg.Dir, log).WithReadOnly(b.readOnly)
+	if b.tune != nil {
+		bopts = b.tune(bopts)
+	}
+	db, err := openBadger(bopts)
 	if err != nil {
 		if lerr := lockedBy(cfg.Dir); lerr != nil {
 			return nil, lerr
@@ -187,11 +208,11 @@ func Open(cfg Config, log *slog.Logger, m *metrics.Set, opts ...Option) (*Buffer
 	}
 	b.db = db
 	b.marks = newMarkIndex(maxMarks)
-	if err := b.loadMarks(); err != nil {
+	if err := b.catchDamage("reading resend marks", b.loadMarks); err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("load buffer %s: %w", cfg.Dir, err)
 	}
-	if err := b.load(); err != nil {
+	if err := b.catchDamage("reading records", b.load); err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("load buffer %s: %w", cfg.Dir, err)
 	}
@@ -352,6 +373,13 @@ func (b *Buffer) Run(ctx context.Context) error {
 	wg.Go(func() { every(ctx, diskEvery, func() { b.checkDisk(ctx) }) })
 	wg.Go(func() { every(ctx, markSaveEvery, b.saveMarks) })
 	wg.Go(func() { every(ctx, clockEvery, func() { b.watchClock() }) })
+	wg.Go(func() {
+		select {
+		case <-time.After(stableAfter):
+			b.ranClean()
+		case <-ctx.Done():
+		}
+	})
 	wg.Wait()
 	b.saveMarks()
 
@@ -387,6 +415,9 @@ func (b *Buffer) Close() error {
 	close(b.closedCh)
 	if err := b.db.Close(); err != nil {
 		return fmt.Errorf("close buffer %s: %w", b.cfg.Dir, err)
+	}
+	if !b.readOnly {
+		b.ranClean()
 	}
 	return nil
 }

@@ -59,7 +59,8 @@ func (r *Pending) Wait(ctx context.Context) error {
 // Append is safe for many concurrent callers; concurrent calls are committed
 // together (group commit). It is Submit followed by Wait.
 //
-// It returns ErrFull when the records cannot be stored (see ErrFull),
+// It returns ErrFull when the records cannot be stored (see ErrFull), a
+// *DamageError (ErrDamaged) once the buffer met a damaged table,
 // ErrClosed after Run has returned, or ctx's error if ctx ends first; in that
 // last case the records may still be committed. Append blocks until Run is
 // started.
@@ -83,7 +84,7 @@ func (b *Buffer) Append(ctx context.Context, recs []Record, durable bool, marks 
 // committed. It is nil, with a nil error, when recs is empty. Errors known
 // at once (ErrFull for a disk below its floor or an append larger than
 // max_bytes, ErrClosed once Run has returned, a bad queue name) are
-// returned directly. Submissions from one goroutine are committed in the
+// returned directly (a *DamageError too). Submissions from one goroutine are committed in the
 // order they were made. Submit is safe for concurrent use and never
 // blocks for I/O.
 func (b *Buffer) Submit(recs []Record, marks ...Mark) (*Pending, error) {
@@ -93,6 +94,9 @@ func (b *Buffer) Submit(recs []Record, marks ...Mark) (*Pending, error) {
 	if b.diskLow.Load() {
 		b.m.rejectedDisk.Add(len(recs))
 		return nil, ErrFull
+	}
+	if err := b.Damaged(); err != nil {
+		return nil, err
 	}
 	req := &Pending{recs: recs, marks: marks, qs: make([]*Queue, len(recs)), done: make(chan struct{})}
 	for i, r := range recs {

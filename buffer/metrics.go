@@ -26,6 +26,7 @@ func MetricsHelp() map[string]string {
 		"edgegate_buffer_disk_free_bytes":             "Free bytes on the buffer's file system at the last check.",
 		"edgegate_buffer_disk_floor_bytes":            "Free bytes below which the buffer stops accepting (min_free_bytes).",
 		"edgegate_buffer_disk_reserve_released_total": "Times the disk reserve file was released because free space fell below the floor.",
+		"edgegate_buffer_damaged":                     "1 once the running buffer met a damaged table (new events are refused until `edgegate buffer repair`), else 0.",
 		"edgegate_buffer_commit_records":              "Records per group commit (one fsync).",
 		"edgegate_buffer_commit_duration_seconds":     "Time of one group commit, fsync included.",
 		"edgegate_buffer_queue_records":               "Records waiting in a queue (an uplink's backlog, dead letters, retained history).",
@@ -67,6 +68,7 @@ type bufMetrics struct {
 	diskFloor *metrics.Gauge
 
 	reserveReleases *metrics.Counter
+	damaged         *metrics.Gauge
 
 	clockForward, clockBack *metrics.Counter
 
@@ -89,6 +91,7 @@ func newMetrics(s *metrics.Set) *bufMetrics {
 		diskFree:        s.GetOrCreateGauge(`edgegate_buffer_disk_free_bytes`, nil),
 		diskFloor:       s.GetOrCreateGauge(`edgegate_buffer_disk_floor_bytes`, nil),
 		reserveReleases: s.GetOrCreateCounter(`edgegate_buffer_disk_reserve_released_total`),
+		damaged:         s.GetOrCreateGauge(`edgegate_buffer_damaged`, nil),
 		clockForward:    s.GetOrCreateCounter(`edgegate_clock_jumps_total{direction="forward"}`),
 		clockBack:       s.GetOrCreateCounter(`edgegate_clock_jumps_total{direction="backward"}`),
 		commitRecords:   s.GetOrCreatePrometheusHistogramExt(`edgegate_buffer_commit_records`, commitRecordsBuckets()),

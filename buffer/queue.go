@@ -173,8 +173,16 @@ func (q *Queue) Next(ctx context.Context, maxRecords, maxBytes int) (*Batch, err
 			b.closeMu.RUnlock()
 			return nil, ErrClosed
 		}
+		if err := b.Damaged(); err != nil {
+			b.closeMu.RUnlock()
+			return nil, err
+		}
 		b.mu.Lock()
-		batch, err := q.collectLocked(maxRecords, maxBytes)
+		var batch *Batch
+		err := b.catchDamage("reading queue "+q.name, func() (err error) {
+			batch, err = q.collectLocked(maxRecords, maxBytes)
+			return err
+		})
 		var wake chan struct{}
 		if batch == nil && err == nil {
 			if q.wake == nil {

@@ -226,6 +226,9 @@ type Report struct {
 	Bytes   int64                 `json:"bytes"`
 	// Unreadable counts keys whose value could not be read.
 	Unreadable int64 `json:"unreadable"`
+	// BlocksLost counts the blocks of damaged tables Repair could not
+	// read (the rest of those tables is salvaged).
+	BlocksLost int `json:"blocks_lost,omitempty"`
 	// Damaged is where Repair moved the damaged buffer.
 	Damaged string `json:"damaged,omitempty"`
 }
@@ -262,7 +265,7 @@ func Check(dir string, log *slog.Logger) (Report, error) {
 	// Open it as the gateway would, on a copy: Badger replays and
 	// truncates its logs when it opens.
 	err = withScratch(dir, nil, false, log, func(db *badger.DB) error {
-		return scan(db, &r, nil)
+		return scan(db, &r, nil, nil, nil)
 	})
 	if err != nil {
 		r.Problems = append(r.Problems, err.Error())
@@ -315,10 +318,36 @@ func Repair(dir string, log *slog.Logger) (Report, error) {
 		last = withScratch(dir, good, true, log, func(db *badger.DB) error {
 			wb := out.NewWriteBatch()
 			defer wb.Cancel()
-			if err := scan(db, &r, wb.Set); err != nil {
+			// What the damaged tables still hold goes first, so that a
+			// sound table's newer version of a key wins.
+			names := map[uint16]string{}
+			r.BlocksLost = 0
+			for _, name := range bad {
+				_, lost, err := salvageTable(filepath.Join(dir, name), names, wb.Set)
+				if err != nil {
+					return err
+				}
+				if lost < 0 {
+					r.Problems = append(r.Problems, name+": index unreadable, nothing salvaged from it")
+					continue
+				}
+				r.BlocksLost += lost
+			}
+			if err := scan(db, &r, names, wb.Set, wb.Set); err != nil {
 				return err
 			}
-			return wb.Flush()
+			if err := wb.Flush(); err != nil {
+				return err
+			}
+			// Count what the fresh buffer holds (a key may be in a
+			// damaged table and a sound one), naming the queues of
+			// salvaged records whose name was in a lost block.
+			r.Queues, r.Records, r.Bytes = map[string]QueueStats{}, 0, 0
+			names = map[uint16]string{}
+			if err := scan(out, &r, names, nil, func(k, v []byte) error { return out.Update(func(txn *badger.Txn) error { return txn.Set(k, v) }) }); err != nil {
+				return err
+			}
+			return nil
 		}, drop...)
 		if cerr := out.Close(); last == nil {
 			last = cerr
@@ -493,24 +522,28 @@ func writeManifest(dir string, tables []string) error {
 const manifestVersion = 8
 
 // scan reads every record, queue and mark key of db into r, and hands each
-// key and value to put when it is not nil. A value that cannot be read is
+// key and value to put when it is not nil, and the name it gives a queue
+// whose name was lost to putName. names maps the queue ids known
+// beforehand (salvaged from damaged tables) to their names; it may be nil. A value that cannot be read is
 // counted, not fatal; a panic while reading (a damaged block) is.
-func scan(db *badger.DB, r *Report, put func(k, v []byte) error) (err error) {
+func scan(db *badger.DB, r *Report, names map[uint16]string, put, putName func(k, v []byte) error) (err error) {
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("reading the buffer failed: %s", panicText(p))
 		}
 	}()
-	names := map[uint16]string{}
+	if names == nil {
+		names = map[uint16]string{}
+	}
 	var orphans []uint16 // queues whose name was lost with a table
 	defer func() {
 		for _, id := range orphans {
 			name := names[id]
 			r.Problems = append(r.Problems, fmt.Sprintf("queue #%d lost its name: its %d records are in queue %s (edgegate buffer replay --queue %s --to UPLINK sends them)",
 				id, r.Queues[name].Records, name, name))
-			if put != nil && err == nil {
-				err = put(metaQueueKey(name), binary.BigEndian.AppendUint16(nil, id))
+			if putName != nil && err == nil {
+				err = putName(metaQueueKey(name), binary.BigEndian.AppendUint16(nil, id))
 			}
 		}
 	}()

@@ -131,6 +131,13 @@ func (f *forwarder) run(ctx context.Context) error {
 			if fetchCtx.Err() != nil {
 				return nil
 			}
+			if errors.Is(err, buffer.ErrDamaged) {
+				// The buffer said so (log, metric, readiness) and refuses
+				// new events; exiting would only restart into the same
+				// damage. Wait for the operator's repair.
+				<-fetchCtx.Done()
+				return nil
+			}
 			return fmt.Errorf("uplink %s: read buffer: %w", f.cfg.Name, err)
 		}
 		n := len(batch.Records())

@@ -512,6 +512,10 @@ func (s *storing) Ready() bool {
 
 // storeErr is what the device learns of a buffer error.
 func (g *Gateway) storeErr(err error) error {
+	if errors.Is(err, buffer.ErrDamaged) {
+		g.noBuffer.Inc()
+		return fmt.Errorf("%w: %v", mqtt.ErrOverloaded, err)
+	}
 	if errors.Is(err, buffer.ErrFull) || errors.Is(err, buffer.ErrClosed) {
 		g.overload.Inc()
 		return fmt.Errorf("%w: %v", mqtt.ErrOverloaded, err)

@@ -55,6 +55,7 @@ func TestPackageLayering(t *testing.T) {
 		// configstore keeps applied configurations on disk for gateway.
 		"internal/configstore": nil,
 		"internal/browsertest": nil,
+		"internal/faults":      nil,
 		// configsign owns keys and signature lines: standard library only.
 		"configsign": nil,
 		// configchannel pulls and receives configs for the apply path.
@@ -66,7 +67,7 @@ func TestPackageLayering(t *testing.T) {
 		"docs": nil,
 	}
 	// testOnly packages are test support: only _test.go files import them.
-	testOnly := map[string]bool{"internal/cetest": true, "internal/mqtttest": true, "internal/testpki": true, "internal/browsertest": true, "internal/configschema": true}
+	testOnly := map[string]bool{"internal/cetest": true, "internal/mqtttest": true, "internal/testpki": true, "internal/browsertest": true, "internal/configschema": true, "internal/faults": true}
 	pkgs := sourcePackages(t)
 	for rel, p := range pkgs {
 		for name, f := range p.Files {
@@ -95,7 +96,7 @@ func TestPackageLayering(t *testing.T) {
 	}
 	// A leaf's tests may also use the package itself (external tests) and
 	// the shared test support.
-	support := []string{"internal/cetest", "internal/mqtttest", "internal/pahoclient", "internal/ceconform", "internal/testpki", "internal/freeport"}
+	support := []string{"internal/cetest", "internal/mqtttest", "internal/pahoclient", "internal/ceconform", "internal/testpki", "internal/freeport", "internal/faults"}
 	for rel, allow := range allowed {
 		for _, imp := range testImports(t, rel) {
 			name, path := imp[0], imp[1]

@@ -143,6 +143,9 @@ func printReport(w io.Writer, r gateway.BufferReport, what string) {
 	if r.Unreadable > 0 {
 		fmt.Fprintf(w, "%d values unreadable\n", r.Unreadable)
 	}
+	if r.BlocksLost > 0 {
+		fmt.Fprintf(w, "%d blocks of damaged tables unreadable (the rest of those tables was salvaged)\n", r.BlocksLost)
+	}
 	if len(r.Left) > 0 {
 		fmt.Fprintf(w, "left behind: %s\n", strings.Join(r.Left, ", "))
 	}

@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/edgegate/edgegate/internal/faults"
 )
 
 // A damaged buffer through the real binary: the gateway starts anyway (no
@@ -41,6 +43,17 @@ func TestDamagedBuffer(t *testing.T) {
 			}
 			fi, _ := os.Stat(ssts[0])
 			os.Truncate(ssts[0], fi.Size()/2)
+		}, false},
+		// A bad sector inside a table: the index is sound, a block panics
+		// Badger where it is read.
+		{"damaged block", func(t *testing.T, dir string) {
+			ssts, _ := filepath.Glob(filepath.Join(dir, "*.sst"))
+			if len(ssts) == 0 {
+				t.Fatal("no table file")
+			}
+			if _, err := faults.GarbleBlocks(ssts[0], 2); err != nil {
+				t.Fatal(err)
+			}
 		}, false},
 	} {
 		t.Run(c.name, func(t *testing.T) {

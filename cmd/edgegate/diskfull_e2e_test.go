@@ -16,20 +16,37 @@ import (
 	"time"
 )
 
-// mountSmallDisk mounts a 64 MiB tmpfs for the test, or skips it where
-// mounting is not allowed (not root, no privileges).
+// mountSmallDisk mounts a 64 MiB file system for the test (see mountDisk),
+// or skips it where mounting is not allowed (not root, no privileges).
 func mountSmallDisk(t *testing.T) string { return mountDisk(t, 64) }
 
-// mountDisk mounts a tmpfs of mib MiB for the test, or skips it.
+// mountDisk mounts a file system of mib MiB for the test, or skips it: a
+// tmpfs, or with EDGEGATE_TEST_FS=ext4 (`make test-ext4`) an ext4 image
+// made with mkfs.ext4's defaults (journal, 5% reserved for root) on a loop
+// device, as on a Raspberry Pi's SD card.
 func mountDisk(t *testing.T, mib int) string {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "disk")
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", fmt.Sprintf("size=%dm", mib), "tmpfs", dir).CombinedOutput(); err != nil {
+	var mount *exec.Cmd
+	switch fs := os.Getenv("EDGEGATE_TEST_FS"); fs {
+	case "", "tmpfs":
+		mount = exec.Command("mount", "-t", "tmpfs", "-o", fmt.Sprintf("size=%dm", mib), "tmpfs", dir)
+	case "ext4":
+		img := filepath.Join(t.TempDir(), "disk.ext4")
+		if out, err := exec.Command("mkfs.ext4", "-q", "-F", img, fmt.Sprintf("%dM", mib)).CombinedOutput(); err != nil {
+			t.Fatalf("mkfs.ext4: %v: %s", err, out)
+		}
+		mount = exec.Command("mount", "-t", "ext4", "-o", "loop", img, dir)
+	default:
+		t.Fatalf("EDGEGATE_TEST_FS=%q: want tmpfs or ext4", fs)
+	}
+	if out, err := mount.CombinedOutput(); err != nil {
 		t.Skipf("cannot mount a small file system here (%v: %s)", err, strings.TrimSpace(string(out)))
 	}
+	// Lazy: a killed gateway's files may still be open for a moment.
 	t.Cleanup(func() { exec.Command("umount", "-l", dir).Run() })
 	return dir
 }
