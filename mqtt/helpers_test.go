@@ -100,6 +100,36 @@ func startBroker(t testing.TB, cfg Config, h Handler, adjust ...func(*Broker)) *
 	return tb
 }
 
+// runBroker runs New(cfg, h) until the returned cancel, for tests of the
+// shutdown itself; done receives Run's error.
+func runBroker(t testing.TB, cfg Config, h Handler) (*Broker, context.CancelFunc, <-chan error) {
+	t.Helper()
+	b, err := New(cfg, h, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- b.Run(ctx) }()
+	<-b.Ready()
+	return b, cancel, done
+}
+
+// stopBroker cancels a runBroker broker and fails the test unless Run
+// returns nil within d.
+func stopBroker(t testing.TB, cancel context.CancelFunc, done <-chan error, d time.Duration) {
+	t.Helper()
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+	case <-time.After(d):
+		t.Fatal("Run did not return")
+	}
+}
+
 func (tb *testBroker) addr(id string) string { return tb.Addr(id).String() }
 
 // metric returns the current value of one metric line, e.g.

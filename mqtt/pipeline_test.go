@@ -330,28 +330,13 @@ func TestPipelineDisconnectWithPendingWork(t *testing.T) {
 // (the waits are cancelled after the grace), the device got no ack.
 func TestPipelineShutdownWithStuckStorage(t *testing.T) {
 	h := newHeld()
-	b, err := New(testConfig(), h, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- b.Run(ctx) }()
-	<-b.Ready()
+	b, cancel, done := runBroker(t, testConfig(), h)
 	dev, _ := mqtttest.DialRaw(t, b.Addr("tcp").String(), 5, "dev", true)
 	for i := range 3 {
 		dev.Publish("t", []byte(strconv.Itoa(i)), 1, uint16(i+1), packets.Properties{})
 	}
 	eventually(t, "pipelined begun", func() bool { return h.begins() == 3 })
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("Run: %v", err)
-		}
-	case <-time.After(shutdownGrace + waitLong):
-		t.Fatal("Run did not return with storage stuck")
-	}
+	stopBroker(t, cancel, done, shutdownGrace+waitLong) // storage stuck
 	if pk, err := dev.Read(); err == nil && pk.FixedHeader.Type == packets.Puback {
 		t.Errorf("got PUBACK %d for a message never stored", pk.PacketID)
 	}
