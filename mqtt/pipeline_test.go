@@ -191,26 +191,44 @@ func TestPipelinePahoOutstanding(t *testing.T) {
 
 // A full publish window stops the reads of the connection (backpressure):
 // at most publish_window messages are begun before the oldest is stored.
+// The window is at most the receive maximum (max_inflight) the broker
+// advertises; an MQTT 5 device that sends more than that unacknowledged is
+// slowed down the same way, not disconnected.
 func TestPipelineWindowBackpressure(t *testing.T) {
-	h := newHeld()
-	cfg := testConfig()
-	cfg.Limits.PublishWindow = 4
-	tb := startBroker(t, cfg, h)
-	dev, _ := mqtttest.DialRaw(t, tb.addr("tcp"), 5, "dev", true)
-	for i := range 10 {
-		dev.Publish("t", []byte(strconv.Itoa(i)), 1, uint16(i+1), packets.Properties{})
-	}
-	eventually(t, "the window full", func() bool { return h.begins() == 4 })
-	time.Sleep(50 * time.Millisecond)
-	if n := h.begins(); n != 4 {
-		t.Fatalf("%d messages begun with a window of 4", n)
-	}
-	if got := tb.metric(t, "edgegate_mqtt_publish_window_full_total"); got == "0" {
-		t.Error("the full window was not counted")
-	}
-	for i := range 10 {
-		h.store(strconv.Itoa(i))
-		readAck(t, dev, "windowed", packets.Puback, uint16(i+1), 0)
+	for _, tc := range []struct {
+		name                  string
+		window, inflight, max int
+	}{
+		{"publish_window", 4, 1024, 4},
+		{"receive maximum", 64, 4, 4},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHeld()
+			cfg := testConfig()
+			cfg.Limits.PublishWindow = tc.window
+			cfg.MaxInflight = tc.inflight
+			tb := startBroker(t, cfg, h)
+			dev, connack := mqtttest.DialRaw(t, tb.addr("tcp"), 5, "dev", true)
+			if got := connack.Properties.ReceiveMaximum; int(got) != tc.inflight {
+				t.Fatalf("CONNACK receive maximum %d, want %d", got, tc.inflight)
+			}
+			for i := range 10 {
+				dev.Publish("t", []byte(strconv.Itoa(i)), 1, uint16(i+1), packets.Properties{})
+			}
+			eventually(t, "the window full", func() bool { return h.begins() == tc.max })
+			time.Sleep(50 * time.Millisecond)
+			if n := h.begins(); n != tc.max {
+				t.Fatalf("%d messages begun with a window of %d", n, tc.max)
+			}
+			if got := tb.metric(t, "edgegate_mqtt_publish_window_full_total"); got == "0" {
+				t.Error("the full window was not counted")
+			}
+			for i := range 10 {
+				h.store(strconv.Itoa(i))
+				readAck(t, dev, "windowed", packets.Puback, uint16(i+1), 0)
+			}
+			dev.Ping() // still connected
+		})
 	}
 }
 
