@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -159,6 +160,10 @@ func TestPipelineAcksAfterStorageInOrder(t *testing.T) {
 			}
 			dev.Ping()
 			tb.wantMetric(t, "edgegate_mqtt_publishes_pending", "0")
+			// Fed back into mochi, a message is still counted once ($SYS).
+			if got := atomic.LoadInt64(&tb.srv.Info.MessagesReceived); got != n {
+				t.Errorf("mochi counted %d messages received, want %d", got, n)
+			}
 			if got := h.storedPayloads(); len(got) != n || got[0] != "0" || got[n-1] != strconv.Itoa(n-1) {
 				t.Errorf("stored %v, want 0..63 in order", got)
 			}
