@@ -62,6 +62,7 @@ type clientConn struct {
 	// pipe queues the connection's publishes being stored (nil without an
 	// AsyncHandler); its worker runs on its own goroutine.
 	pipe *pipeline
+	prev *pipeline // of the connection this one takes the session over from, until it is settled
 	// Writes while corked (the pipeline's worker writing a run of acks)
 	// collect in wbuf; uncork writes them at once. mochi serialises
 	// writes (client lock); wmu orders them with uncork.

@@ -21,7 +21,31 @@ type brokerHook struct {
 func (h *brokerHook) ID() string { return "edgegate-broker" }
 
 func (h *brokerHook) Provides(b byte) bool {
-	return b == mochi.OnPublish || b == mochi.OnDisconnect || b == mochi.OnPacketEncode
+	switch b {
+	case mochi.OnPublish, mochi.OnDisconnect, mochi.OnPacketEncode, mochi.OnSessionEstablish, mochi.OnSessionEstablished:
+		return true
+	}
+	return false
+}
+
+// OnSessionEstablish notes the connection this one takes the session
+// over from (same client id), before mochi disconnects it.
+func (h *brokerHook) OnSessionEstablish(cl *mochi.Client, _ packets.Packet) {
+	old, ok := h.b.srv.Clients.Get(cl.ID)
+	cc, _ := cl.Net.Conn.(*clientConn)
+	if ok && old != cl && cc != nil {
+		cc.prev = h.b.pipelineOf(old)
+	}
+}
+
+// OnSessionEstablished runs before mochi reads the new connection's first
+// packet: the publishes of the connection it took over are answered
+// first, so the device's resends of them are recognised as stored.
+func (h *brokerHook) OnSessionEstablished(cl *mochi.Client, _ packets.Packet) {
+	if cc, _ := cl.Net.Conn.(*clientConn); cc != nil && cc.prev != nil {
+		cc.prev.settle()
+		cc.prev = nil
+	}
 }
 
 // OnPublish runs on the publishing client's read goroutine before mochi
@@ -111,6 +135,12 @@ func (b *Broker) onPublish(cl *mochi.Client, pk packets.Packet, pipe *pipeline) 
 // after the publishes before it, what needs no waiting or cannot be
 // queued (the queues hold maxPipedBytes already).
 func (b *Broker) beginPublish(ctx context.Context, h AsyncHandler, pipe *pipeline, cl *mochi.Client, pk packets.Packet, m Message) error {
+	if pk.FixedHeader.Dup {
+		// A resend: the Handler recognises a stored message only once
+		// its storage is complete, and the original may still be queued
+		// (paho sends a message and then its resend after a reconnect).
+		pipe.settle()
+	}
 	pipe.room()
 	p, err := b.begin(ctx, h, m)
 	if err == nil {

@@ -14,6 +14,8 @@ func MetricsHelp() map[string]string {
 		"edgegate_mqtt_acl_denied_total":                  "Publishes and subscriptions the ACLs denied, by action.",
 		"edgegate_mqtt_revoked_disconnects_total":         "Connected devices disconnected because their credentials were revoked by a reload.",
 		"edgegate_mqtt_publish_delayed_total":             "Times a connection over publish_rate was slowed down.",
+		"edgegate_mqtt_publish_window_full_total":         "Times a connection was not read because publish_window of its publishes were being stored.",
+		"edgegate_mqtt_publishes_pending":                 "Device publishes being stored, not yet answered (pipelined).",
 		"edgegate_mqtt_rate_limit_disconnects_total":      "Connections closed for staying over publish_rate.",
 		"edgegate_mqtt_subscriptions_refused_total":       "Subscriptions refused by reason.",
 		"edgegate_mqtt_qos2_resends_total":                "QoS 2 resends answered with a normal PUBREC (stored once).",

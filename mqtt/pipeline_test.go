@@ -407,3 +407,49 @@ func TestPipelineOverloadClosesV311(t *testing.T) {
 		t.Errorf("stored %v, want each once: [0 1 2 3 5 6 7 8 9 4]", got)
 	}
 }
+
+// A resend (DUP) is begun only once the message it resends is stored, on
+// the same connection (paho sends a message and then, after a reconnect
+// race, its resend) and across a session takeover: the handler recognises
+// it and it is stored once.
+func TestPipelineResendWaitsForOriginal(t *testing.T) {
+	dup := packets.Packet{
+		FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1, Dup: true},
+		TopicName:   "t", Payload: []byte("a"), PacketID: 1,
+	}
+	t.Run("same connection", func(t *testing.T) {
+		h := newHeld()
+		tb := startBroker(t, testConfig(), h)
+		dev, _ := mqtttest.DialRaw(t, tb.addr("tcp"), 4, "dev", true)
+		dev.Publish("t", []byte("a"), 1, 1, packets.Properties{})
+		dev.Send(dup)
+		eventually(t, "the original begun", func() bool { return h.begins() == 1 })
+		time.Sleep(50 * time.Millisecond)
+		if n := h.begins(); n != 1 {
+			t.Fatalf("the resend was begun before the original was stored (%d begun)", n)
+		}
+		h.store("a")
+		readAck(t, dev, "original", packets.Puback, 1, 0)
+		readAck(t, dev, "resend", packets.Puback, 1, 0)
+		if got := h.storedPayloads(); len(got) != 1 {
+			t.Errorf("stored %v, want the message once", got)
+		}
+	})
+	t.Run("takeover", func(t *testing.T) {
+		h := newHeld()
+		tb := startBroker(t, testConfig(), h)
+		old, _ := mqtttest.DialRaw(t, tb.addr("tcp"), 4, "dev", false)
+		old.Publish("t", []byte("a"), 1, 1, packets.Properties{})
+		eventually(t, "the original begun", func() bool { return h.begins() == 1 })
+		go func() {
+			time.Sleep(50 * time.Millisecond)
+			h.store("a")
+		}()
+		dev, _ := mqtttest.DialRaw(t, tb.addr("tcp"), 4, "dev", false)
+		dev.Send(dup)
+		readAck(t, dev, "resend", packets.Puback, 1, 0)
+		if got := h.storedPayloads(); len(got) != 1 || h.begins() != 1 {
+			t.Errorf("stored %v (%d begun), want the message once", got, h.begins())
+		}
+	})
+}
