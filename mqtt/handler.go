@@ -102,9 +102,10 @@ type Handler interface {
 // of handling that needs no waiting (checks, mapping, rules, handing the
 // message to storage). It returns the error Handle would return, or a
 // Pending to wait for (nil when the message is handled already: nothing to
-// store). Begin must not block on storage; it is never called for QoS 2
-// messages, which go through Handle after every earlier message of the
-// connection is finished.
+// store). Begin must not block on storage. QoS 2 messages and packets over
+// 32 KiB go through Handle instead, after every earlier message of the
+// connection is finished. While all queued messages together hold 16 MiB,
+// Wait is called at once after Begin, on the read goroutine.
 type AsyncHandler interface {
 	Handler
 	Begin(ctx context.Context, m Message) (Pending, error)
