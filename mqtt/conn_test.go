@@ -167,3 +167,44 @@ func TestDisconnectedClientReadsEverything(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// countingConn counts the writes that reach the connection.
+type countingConn struct {
+	net.Conn
+	writes int
+	data   bytes.Buffer
+}
+
+func (c *countingConn) Write(p []byte) (int, error) {
+	c.writes++
+	return c.data.Write(p)
+}
+
+// While corked, writes collect and go out as one at uncork, in order;
+// uncorked, each write passes straight on.
+func TestCorkedWritesGoOutAsOne(t *testing.T) {
+	under := &countingConn{}
+	c := &clientConn{Conn: under}
+	c.cork()
+	for _, s := range []string{"ab", "cd", "ef"} {
+		if n, err := c.Write([]byte(s)); n != 2 || err != nil {
+			t.Fatalf("corked write: %d %v", n, err)
+		}
+	}
+	if under.writes != 0 {
+		t.Fatalf("%d writes reached the connection while corked", under.writes)
+	}
+	if err := c.uncork(); err != nil {
+		t.Fatal(err)
+	}
+	if under.writes != 1 || under.data.String() != "abcdef" {
+		t.Fatalf("uncork: %d writes of %q, want one of \"abcdef\"", under.writes, under.data.String())
+	}
+	_, _ = c.Write([]byte("g"))
+	if under.writes != 2 || under.data.String() != "abcdefg" {
+		t.Fatalf("uncorked write: %d writes, %q", under.writes, under.data.String())
+	}
+	if err := c.uncork(); err != nil || under.writes != 2 {
+		t.Fatalf("an empty uncork wrote: %d writes, %v", under.writes, err)
+	}
+}
