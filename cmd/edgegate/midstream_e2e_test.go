@@ -69,33 +69,33 @@ func TestKill9MidStreamWithResends(t *testing.T) {
 // publishPipelined connects a paho client as mid-d (mqtttest options,
 // changed by adjust) and publishes perDevice QoS 1 messages
 // {"dev":d,"seq":i} to devices/mid-d/telemetry with up to 32 in flight, as
-// real devices pipeline, recording each acknowledged payload. pad is added
-// inside the JSON object (e.g. `,"pad":"xxx"`).
+// real devices pipeline, recording each payload whose PUBACK arrived
+// (mqtttest.PubackStore: a completed token is no PUBACK on a persistent
+// session). pad is added inside the JSON object (e.g. `,"pad":"xxx"`).
 func publishPipelined(t *testing.T, broker string, d, perDevice int, pad string, acked *sync.Map, nAcked *atomic.Int32, adjust ...func(*paho.ClientOptions)) {
+	store := mqtttest.NewPubackStore(func(payload []byte) {
+		if _, dup := acked.LoadOrStore(string(payload), true); !dup {
+			nAcked.Add(1)
+		}
+	})
+	adjust = append(adjust, func(o *paho.ClientOptions) { o.SetStore(store) })
 	c, err := mqtttest.Dial(broker, fmt.Sprintf("mid-%d", d), adjust...)
 	if err != nil {
 		t.Error(err)
 		return
 	}
 	defer c.Disconnect(100)
-	type pending struct {
-		tok paho.Token
-		msg string
-	}
-	window := make(chan pending, 32)
+	window := make(chan paho.Token, 32)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		for p := range window {
-			if mqtttest.Acked(p.tok, 15*time.Second) {
-				acked.Store(p.msg, true)
-				nAcked.Add(1)
-			}
+		for tok := range window {
+			tok.WaitTimeout(15 * time.Second) // the window only: the store counts the acks
 		}
 	}()
 	for i := range perDevice {
 		msg := fmt.Sprintf(`{"dev":%d,"seq":%d%s}`, d, i, pad)
-		window <- pending{c.Publish(fmt.Sprintf("devices/mid-%d/telemetry", d), 1, false, msg), msg}
+		window <- c.Publish(fmt.Sprintf("devices/mid-%d/telemetry", d), 1, false, msg)
 		if i%10 == 0 {
 			time.Sleep(time.Millisecond)
 		}

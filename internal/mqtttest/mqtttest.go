@@ -36,7 +36,9 @@ func Options(broker, id string) *paho.ClientOptions {
 
 // Persistent adjusts options for a device that keeps its session and
 // resends at once after a lost connection: no clean session, automatic
-// reconnect and connect retry every 50 ms, at most 200 ms apart.
+// reconnect and connect retry every 50 ms, at most 200 ms apart. Its
+// publish tokens complete when paho resends after a reconnect, not on the
+// PUBACK: see PubackStore.
 func Persistent(o *paho.ClientOptions) {
 	o.SetCleanSession(false).SetAutoReconnect(true).SetConnectRetry(true).
 		SetConnectRetryInterval(50 * time.Millisecond).SetMaxReconnectInterval(200 * time.Millisecond)
@@ -76,7 +78,10 @@ func Connect(tb testing.TB, broker, id string, adjust ...func(*paho.ClientOption
 	return c
 }
 
-// Acked reports whether tok completed without error within d.
+// Acked reports whether tok completed without error within d. On a
+// persistent session (Persistent) that is not a PUBACK: paho completes a
+// publish's token without error when it resends the message after a
+// reconnect. Count acknowledgements with PubackStore there.
 func Acked(tok paho.Token, d time.Duration) bool {
 	return tok.WaitTimeout(d) && tok.Error() == nil
 }

@@ -247,6 +247,8 @@ func readPacket(r *bufio.Reader, v byte) (packets.Packet, error) {
 		return pk, err
 	}
 	switch pk.FixedHeader.Type {
+	case packets.Connect:
+		err = pk.ConnectDecode(body)
 	case packets.Connack:
 		err = pk.ConnackDecode(body)
 	case packets.Puback, packets.Pubrec, packets.Pubcomp, packets.Pubrel:
