@@ -50,6 +50,7 @@ type benchOptions struct {
 	Mode     string // batch | binary | structured | mqtt
 	Auth     bool   // one user per device and a per-device ACL
 	Inflight int
+	Payload  int           // bytes per device message (0: about 60, unpadded)
 	Timeout  time.Duration // bound on the load phase of a run
 	Drain    time.Duration // how long to wait for events after the load, with no progress
 	Keep     bool          // keep the temp dirs

@@ -162,6 +162,7 @@ func parseFlags(args []string, edgegate string, stderr io.Writer) (cliConfig, er
 	fs.BoolVar(&c.ceiling, "ceiling", true, "also measure the raw ceiling (in-process broker, counting Handler) and each throughput run's ratio to it")
 	fs.BoolVar(&c.opts.Auth, "auth", false, "devices authenticate (one user per device, argon2id as edgegate passwd hashes it) and a per-device ACL grants each its own topics")
 	fs.IntVar(&c.opts.Inflight, "inflight", 64, "QoS 1 publishes outstanding per device")
+	fs.IntVar(&c.opts.Payload, "payload", 0, "bytes per device message, padded with a \"pad\" field (0: about 60 bytes, unpadded)")
 	fs.Int64Var(&c.opts.ValidateEvery, "validate-every", 10, "check one request in N strictly against CloudEvents 1.0 (1 = all; strict checks cost the receiver CPU it shares with the gateway)")
 	fs.DurationVar(&c.opts.Timeout, "timeout", 30*time.Second, "longest load phase of a throughput run")
 	fs.DurationVar(&c.opts.Drain, "drain", 10*time.Second, "after the load, stop waiting for events once none arrived for this long")

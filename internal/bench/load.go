@@ -31,7 +31,7 @@ func loadConfig(broker string, o benchOptions, spec runSpec) devices.Config {
 		Messages:       spec.Messages,
 		Duration:       spec.Duration,
 		Payload: func(_ int, id string) devices.Payload {
-			return func(seq int64, now time.Time) []byte { return devicePayload(id, seq, now.UnixNano()) }
+			return func(seq int64, now time.Time) []byte { return devicePayload(id, seq, now.UnixNano(), o.Payload) }
 		},
 	}
 	if o.Auth {
@@ -41,15 +41,23 @@ func loadConfig(broker string, o benchOptions, spec runSpec) devices.Config {
 }
 
 // devicePayload is the JSON the devices publish and the recorder expects back as the
-// CloudEvent's data.
-func devicePayload(dev string, seq int64, sentNS int64) []byte {
-	b := make([]byte, 0, 64)
+// CloudEvent's data; size > its natural length (about 60 bytes) pads it to
+// size bytes with a "pad" field.
+func devicePayload(dev string, seq int64, sentNS int64, size int) []byte {
+	b := make([]byte, 0, max(64, size))
 	b = append(b, `{"dev":"`...)
 	b = append(b, dev...)
 	b = append(b, `","seq":`...)
 	b = strconv.AppendInt(b, seq, 10)
 	b = append(b, `,"sent_ns":`...)
 	b = strconv.AppendInt(b, sentNS, 10)
+	if pad := size - len(b) - len(`,"pad":""}`); pad > 0 {
+		b = append(b, `,"pad":"`...)
+		for range pad {
+			b = append(b, 'x')
+		}
+		b = append(b, '"')
+	}
 	b = append(b, '}')
 	return b
 }

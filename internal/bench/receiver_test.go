@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -28,7 +29,7 @@ func TestReceiverRequests(t *testing.T) {
 	base := time.Unix(1000, 0)
 	sent := base.Add(-7 * time.Millisecond).UnixNano() // every payload was sent 7 ms before receipt
 	payload := func(dev string, seq int) string {
-		return string(devicePayload(dev, int64(seq), sent))
+		return string(devicePayload(dev, int64(seq), sent, 0))
 	}
 	batch := "[" +
 		`{"specversion":"1.0","id":"1","source":"/s","type":"t","datacontenttype":"application/json","data":` + payload("d-001", 1) + `},` +
@@ -131,7 +132,7 @@ func TestReceiverMQTT(t *testing.T) {
 	sent := base.Add(-7 * time.Millisecond).UnixNano()
 	event := func(id string, seq int) []byte {
 		return []byte(`{"specversion":"1.0","id":"` + id + `","source":"/s","type":"t","datacontenttype":"application/json","data":` +
-			string(devicePayload("d-001", int64(seq), sent)) + `}`)
+			string(devicePayload("d-001", int64(seq), sent, 0)) + `}`)
 	}
 	for _, every := range []int64{1, 1000} {
 		r := newRecorder()
@@ -166,10 +167,29 @@ func TestReceiverMQTT(t *testing.T) {
 	// A checked message that violates CloudEvents 1.0 is recorded and counted.
 	r := newRecorder()
 	if err := r.Handle(context.Background(), mqtt.Message{Payload: []byte(`{"id":"1","source":"/s","type":"t","data":` +
-		string(devicePayload("d-002", 1, sent)) + `}`)}); err != nil {
+		string(devicePayload("d-002", 1, sent, 0)) + `}`)}); err != nil {
 		t.Fatal(err)
 	}
 	if s := r.snapshot(); s.Invalid != 1 || s.Sample == "" || len(s.Counts) != 1 {
 		t.Errorf("event without specversion: %+v", s)
+	}
+}
+
+// --payload pads a device message to the size asked for, and the
+// recorder still reads it back.
+func TestDevicePayloadPadded(t *testing.T) {
+	for _, size := range []int{0, 10, 200, 1000} {
+		p := devicePayload("d-001", 42, 1234567890, size)
+		if size > 70 && len(p) != size {
+			t.Errorf("size %d: payload of %d bytes: %s", size, len(p), p)
+		}
+		var m struct {
+			Dev    string `json:"dev"`
+			Seq    int64  `json:"seq"`
+			SentNS int64  `json:"sent_ns"`
+		}
+		if err := json.Unmarshal(p, &m); err != nil || m.Dev != "d-001" || m.Seq != 42 || m.SentNS != 1234567890 {
+			t.Errorf("size %d: %s decodes to %+v, %v", size, p, m, err)
+		}
 	}
 }

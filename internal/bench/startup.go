@@ -109,7 +109,7 @@ func fillRecords(mapper *cloudevent.Mapper, from, to int64, devs int) ([]buffer.
 	for i := from; i < to; i++ {
 		id := cfg.DeviceID(int(i % int64(devs)))
 		seq := i/int64(devs) + 1
-		topic, payload := cfg.TopicFor(id), devicePayload(id, seq, now.UnixNano())
+		topic, payload := cfg.TopicFor(id), devicePayload(id, seq, now.UnixNano(), 0)
 		clientID := cfg.ClientIDPrefix + id
 		e, err := mapper.Map(cloudevent.Message{
 			Topic: topic, Payload: payload, QoS: 1, ClientID: clientID, AuthMethod: "anonymous", Received: now,
