@@ -65,7 +65,7 @@ type Buffer struct {
 
 	// Pending appends for the committer.
 	pmu      sync.Mutex
-	pending  []*Pending
+	pending  []*appendReq
 	acks     []*ackReq // Acks waiting for a round (ackcommit.go)
 	stopping bool      // Append refuses new requests
 	runState int       // 0 not run, 1 running, 2 returned, 3 closed

@@ -9,9 +9,7 @@ import (
 // maxRoundRecords caps the records of one group commit.
 const maxRoundRecords = 20000
 
-// Pending is an append on its way to disk (Submit): Wait, or Done and
-// Err, tell when it is committed.
-type Pending struct {
+type appendReq struct {
 	recs  []Record
 	marks []Mark
 	qs    []*Queue
@@ -21,43 +19,16 @@ type Pending struct {
 	done  chan struct{}
 }
 
-func (r *Pending) finish(err error) {
+func (r *appendReq) finish(err error) {
 	r.err = err
 	close(r.done)
-}
-
-// Done is closed once the append is committed or has failed (Err).
-func (r *Pending) Done() <-chan struct{} { return r.done }
-
-// Err is the append's outcome once Done is closed: nil when its records
-// are committed, else what Append would have returned.
-func (r *Pending) Err() error { return r.err }
-
-// Wait blocks until the append is committed or has failed and returns Err;
-// if ctx ends first it returns ctx's error (the records may still be
-// committed). A nil Pending (Submit had nothing to store) returns nil.
-func (r *Pending) Wait(ctx context.Context) error {
-	if r == nil {
-		return nil
-	}
-	select {
-	case <-r.done:
-		return r.err
-	case <-ctx.Done():
-		select {
-		case <-r.done: // both ready: the outcome wins
-			return r.err
-		default:
-		}
-		return ctx.Err()
-	}
 }
 
 // Append stores recs and returns once they are committed to disk. Every
 // commit is fsync'd (Badger SyncWrites), so durable is accepted for API
 // symmetry and a nil error always means the records survive power loss.
 // Append is safe for many concurrent callers; concurrent calls are committed
-// together (group commit). It is Submit followed by Wait.
+// together (group commit).
 //
 // It returns ErrFull when the records cannot be stored (see ErrFull), a
 // *DamageError (ErrDamaged) once the buffer met a damaged table,
@@ -69,40 +40,24 @@ func (r *Pending) Wait(ctx context.Context) error {
 // ignored.
 func (b *Buffer) Append(ctx context.Context, recs []Record, durable bool, marks ...Mark) error {
 	_ = durable
-	if err := ctx.Err(); err != nil && len(recs) > 0 {
-		return err
-	}
-	p, err := b.Submit(recs, marks...)
-	if err != nil {
-		return err
-	}
-	return p.Wait(ctx)
-}
-
-// Submit hands recs (with marks, as in Append) to the group committer and
-// returns without waiting: the returned Pending tells when they are
-// committed. It is nil, with a nil error, when recs is empty. Errors known
-// at once (ErrFull for a disk below its floor or an append larger than
-// max_bytes, ErrClosed once Run has returned, a bad queue name) are
-// returned directly (a *DamageError too). Submissions from one goroutine are committed in the
-// order they were made. Submit is safe for concurrent use and never
-// blocks for I/O.
-func (b *Buffer) Submit(recs []Record, marks ...Mark) (*Pending, error) {
 	if len(recs) == 0 {
-		return nil, nil
+		return nil
+	}
+	if err := ctx.Err(); err != nil {
+		return err
 	}
 	if b.diskLow.Load() {
 		b.m.rejectedDisk.Add(len(recs))
-		return nil, ErrFull
+		return ErrFull
 	}
 	if err := b.Damaged(); err != nil {
-		return nil, err
+		return err
 	}
-	req := &Pending{recs: recs, marks: marks, qs: make([]*Queue, len(recs)), done: make(chan struct{})}
+	req := &appendReq{recs: recs, marks: marks, qs: make([]*Queue, len(recs)), done: make(chan struct{})}
 	for i, r := range recs {
 		q, err := b.Queue(r.Queue)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		req.qs[i] = q
 		req.bytes += int64(len(r.Data))
@@ -112,12 +67,12 @@ func (b *Buffer) Submit(recs []Record, marks ...Mark) (*Pending, error) {
 	}
 	if req.bytes > int64(b.cfg.MaxBytes) {
 		b.m.rejectedFull.Add(len(recs))
-		return nil, ErrFull
+		return ErrFull
 	}
 	b.pmu.Lock()
 	if b.stopping {
 		b.pmu.Unlock()
-		return nil, ErrClosed
+		return ErrClosed
 	}
 	b.pending = append(b.pending, req)
 	if b.want > 0 && len(b.pending) >= b.want {
@@ -132,7 +87,12 @@ func (b *Buffer) Submit(recs []Record, marks ...Mark) (*Pending, error) {
 	case b.kick <- struct{}{}:
 	default:
 	}
-	return req, nil
+	select {
+	case <-req.done:
+		return req.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // commitLoop is the group committer: it commits every pending Append in as
@@ -210,7 +170,7 @@ func (b *Buffer) commitPending() bool {
 	if n == len(b.pending) {
 		b.pending = nil
 	} else {
-		b.pending = append([]*Pending(nil), b.pending[n:]...)
+		b.pending = append([]*appendReq(nil), b.pending[n:]...)
 	}
 	b.pmu.Unlock()
 	if n == 0 && len(acks) == 0 {
@@ -224,7 +184,7 @@ func (b *Buffer) commitPending() bool {
 // appends while the disk is nearly full, else admits them under the
 // overflow policy and writes the admitted records and the drops that make
 // room for them, with the acks' deletes.
-func (b *Buffer) commitRound(reqs []*Pending, count int64, acks []*ackReq) {
+func (b *Buffer) commitRound(reqs []*appendReq, count int64, acks []*ackReq) {
 	start := time.Now()
 	b.lastRound = start
 	var adding int64
@@ -296,7 +256,7 @@ func (b *Buffer) writeRound(adm admission, count, now int64, acks []*ackReq) {
 
 // write adds r's records to w, encoding their keys and values into slab,
 // and returns the slab. It stops at w's first error.
-func (r *Pending) write(w *txnWriter, now int64, slab []byte) []byte {
+func (r *appendReq) write(w *txnWriter, now int64, slab []byte) []byte {
 	for i, rec := range r.recs {
 		q := r.qs[i]
 		off := len(slab)

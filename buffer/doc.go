@@ -8,11 +8,7 @@
 // Appends are group-committed: one committer goroutine (run by Run) gathers
 // every pending Append into one transaction and one fsync, then releases all
 // waiting callers, so a nil error from Append means the records survive
-// kill -9 and power loss. Submit is the same without the wait: it queues
-// the records for the committer and returns a *Pending that tells when they
-// are committed (Append is Submit then Wait), so one caller can have many
-// appends in one commit; one caller's submissions are committed in order.
-// The committer only closes Pending channels; it never runs callers' code. Badger runs with SyncWrites, so every commit is an
+// kill -9 and power loss. Badger runs with SyncWrites, so every commit is an
 // fsync. (SyncWrites off plus db.Sync after each round was rejected: Sync only
 // syncs the current memtable's WAL, and a concurrent write that rotates the
 // memtable between our commit and our Sync leaves our records in an unsynced
@@ -124,7 +120,7 @@
 //
 // # Concurrency
 //
-// Append, Submit, Mark, Queue, Next, Stats, Refusing, Ack, Nack, Queues, List, Get
+// Append, Mark, Queue, Next, Stats, Refusing, Ack, Nack, Queues, List, Get
 // and Delete are safe for concurrent use. One consumer per queue is expected,
 // but it may hold several batches at once and ack them in any order;
 // Forget is called before Ack, by the batch's holder. A record Delete

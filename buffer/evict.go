@@ -11,21 +11,21 @@ import (
 // records dropped to make room for them (drop_oldest), and the appends
 // refused (reject).
 type admission struct {
-	accepted []*Pending
+	accepted []*appendReq
 	add      int64
 	drops    [][]byte
-	rejected []*Pending
+	rejected []*appendReq
 }
 
 // admit applies the overflow policy to a round under the capacity:
 // drop_oldest accepts everything and selects the oldest records to drop,
 // reject refuses the appends that do not fit. The dropped records leave the
 // accounting here; the caller deletes their keys.
-func (b *Buffer) admit(reqs []*Pending) admission {
+func (b *Buffer) admit(reqs []*appendReq) admission {
 	limit := b.capacity()
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	adm := admission{accepted: make([]*Pending, 0, len(reqs))}
+	adm := admission{accepted: make([]*appendReq, 0, len(reqs))}
 	if b.cfg.Overflow == Reject {
 		// Retained history makes room before anything is refused.
 		var total int64

@@ -13,7 +13,7 @@ type txnWriter struct {
 	b      *Buffer
 	txn    *badger.Txn
 	deltas map[*Queue]*delta
-	done   []*Pending // requests whose last record is in txn
+	done   []*appendReq // requests whose last record is in txn
 	err    error
 }
 

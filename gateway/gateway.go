@@ -353,24 +353,12 @@ func (g *Gateway) AdminAddr() net.Addr {
 
 // Handle is the pipeline for one device message. It runs on the publishing
 // client's goroutine before its acknowledgement: nil means the event is in
-// the buffer (fsync'd for QoS ≥ 1). It is Begin followed by Wait.
+// the buffer (fsync'd for QoS ≥ 1).
 func (g *Gateway) Handle(ctx context.Context, m mqtt.Message) error {
-	p, err := g.Begin(ctx, m)
-	if err != nil || p == nil {
-		return err
-	}
-	return p.Wait(ctx)
-}
-
-// Begin is the part of Handle that runs on the publishing client's
-// goroutine: the resend-mark check, the topic mapping, the rules and the
-// hand-over to the buffer's group committer. The returned Pending (nil
-// when there is nothing to wait for) finishes the message (mqtt.AsyncHandler).
-func (g *Gateway) Begin(ctx context.Context, m mqtt.Message) (mqtt.Pending, error) {
 	buf := g.buffer()
 	if buf == nil {
 		g.noBuffer.Inc()
-		return nil, fmt.Errorf("%w: buffer unavailable", mqtt.ErrOverloaded)
+		return fmt.Errorf("%w: buffer unavailable", mqtt.ErrOverloaded)
 	}
 	var marks []buffer.Mark
 	if m.QoS > 0 && len(m.ClientID) <= maxMarkedClientID {
@@ -381,19 +369,13 @@ func (g *Gateway) Begin(ctx context.Context, m mqtt.Message) (mqtt.Pending, erro
 			// again without storing a second event with a new id.
 			if v, ok := buf.Mark(mark.Key); ok && v == mark.Value {
 				g.resends.Inc()
-				return nil, nil
+				return nil
 			}
 		}
 		marks = []buffer.Mark{mark}
 	}
-	s, err := g.beginIngest(m, false, marks)
-	if s == nil { // not a typed nil in the interface
-		return nil, err
-	}
-	return s, nil
+	return g.ingest(ctx, m, false, marks)
 }
-
-var _ mqtt.AsyncHandler = (*Gateway)(nil)
 
 // Will is the pipeline for a device's will, which the broker published
 // because the device's connection ended abnormally: the device's own
@@ -401,8 +383,7 @@ var _ mqtt.AsyncHandler = (*Gateway)(nil)
 // the rules into the buffer. Nothing acknowledges it (mqtt counts an
 // error).
 func (g *Gateway) Will(ctx context.Context, m mqtt.Message) error {
-	p, err := g.beginIngest(m, true, nil)
-	return waitStored(ctx, p, err)
+	return g.ingest(ctx, m, true, nil)
 }
 
 // Presence stores the event of a device connecting or disconnecting, when
@@ -420,117 +401,64 @@ func (g *Gateway) Presence(ctx context.Context, p mqtt.Presence) error {
 	if err != nil {
 		return err
 	}
-	s, err := g.beginStore(l, &e, "", p.ClientID, nil, p.Time)
-	return waitStored(ctx, s, err)
-}
-
-// waitStored waits for p unless beginning it failed.
-func waitStored(ctx context.Context, p *storing, err error) error {
-	if err != nil || p == nil {
-		return err
-	}
-	return p.Wait(ctx)
+	return g.store(ctx, l, &e, "", p.ClientID, nil, p.Time)
 }
 
 var _ mqtt.PresenceHandler = (*Gateway)(nil)
 
-// beginIngest maps a device's message (will: its will) and begins
-// storing the event, with marks; see Begin.
-func (g *Gateway) beginIngest(m mqtt.Message, will bool, marks []buffer.Mark) (*storing, error) {
+// ingest maps a device's message (will: its will) and stores the event,
+// with marks; see Handle.
+func (g *Gateway) ingest(ctx context.Context, m mqtt.Message, will bool, marks []buffer.Mark) error {
 	l := g.live.Load()
 	now := time.Now()
 	e, err := l.mapMessage(m, now, will, g.propertyDropped)
 	if errors.Is(err, cloudevent.ErrUnmatched) {
 		g.unmatched.Inc()
 		g.log.Debug("dropped message on unmatched topic", "topic", m.Topic, "client_id", m.ClientID)
-		return nil, nil
+		return nil
 	}
 	if err != nil {
 		g.rejected.Inc()
-		return nil, fmt.Errorf("%w: map topic %q: %v", mqtt.ErrRejected, m.Topic, err)
+		return fmt.Errorf("%w: map topic %q: %v", mqtt.ErrRejected, m.Topic, err)
 	}
-	return g.beginStore(l, &e, m.Topic, m.ClientID, marks, now)
+	return g.store(ctx, l, &e, m.Topic, m.ClientID, marks, now)
 }
 
-// storing is an event on its way into the buffer (beginStore): Wait
-// waits for the commit and then does what follows it.
-type storing struct {
-	g         *Gateway
-	p         *buffer.Pending // nil: no records
-	recs      []buffer.Record
-	publishes []rules.Publish
-	now       time.Time
-}
-
-// beginStore runs the rules on an event from topic and clientID and hands
-// what they decide to the buffer (with marks); the returned storing's Wait
-// finishes the job. It is nil when there is nothing to wait for.
-func (g *Gateway) beginStore(l *live, e *cloudevent.Event, topic, clientID string, marks []buffer.Mark, now time.Time) (*storing, error) {
+// store runs the rules on an event from topic and clientID, appends what
+// they decide to the buffer (with marks) and then makes their local
+// publishes.
+func (g *Gateway) store(ctx context.Context, l *live, e *cloudevent.Event, topic, clientID string, marks []buffer.Mark, now time.Time) error {
 	recs, publishes, err := g.records(l, e, topic, clientID, now)
 	if err != nil {
 		g.rejected.Inc()
-		return nil, fmt.Errorf("%w: topic %q: %v", mqtt.ErrRejected, topic, err)
+		return fmt.Errorf("%w: topic %q: %v", mqtt.ErrRejected, topic, err)
 	}
-	if len(recs) == 0 && len(publishes) == 0 {
-		return nil, nil
-	}
-	s := &storing{g: g, recs: recs, publishes: publishes, now: now}
 	if len(recs) > 0 {
 		buf := g.buffer()
 		if buf == nil {
 			g.noBuffer.Inc()
-			return nil, fmt.Errorf("%w: buffer unavailable", mqtt.ErrOverloaded)
+			return fmt.Errorf("%w: buffer unavailable", mqtt.ErrOverloaded)
 		}
-		if s.p, err = buf.Submit(recs, marks...); err != nil {
-			return nil, g.storeErr(err)
-		}
-	}
-	return s, nil
-}
-
-// Wait waits until the event's records are committed (nil: durable), then
-// counts them, shows them in the live tail and makes the rules' local
-// publishes: local actuation happens once the device's event is safe,
-// with or without a cloud link.
-func (s *storing) Wait(ctx context.Context) error {
-	g := s.g
-	if len(s.recs) > 0 {
-		if err := s.p.Wait(ctx); err != nil {
-			return g.storeErr(err)
+		if err := buf.Append(ctx, recs, true, marks...); err != nil {
+			if errors.Is(err, buffer.ErrDamaged) {
+				g.noBuffer.Inc()
+				return fmt.Errorf("%w: %v", mqtt.ErrOverloaded, err)
+			}
+			if errors.Is(err, buffer.ErrFull) || errors.Is(err, buffer.ErrClosed) {
+				g.overload.Inc()
+				return fmt.Errorf("%w: %v", mqtt.ErrOverloaded, err)
+			}
+			return fmt.Errorf("buffer event: %w", err)
 		}
 		g.ingested.Inc()
-		g.tail.Add(s.recs, s.now)
+		g.tail.Add(recs, now)
 	}
-	for _, p := range s.publishes {
+	// Local actuation happens once the device's event is safe, with or
+	// without a cloud link.
+	for _, p := range publishes {
 		g.publishLocal(p)
 	}
 	return nil
-}
-
-// Ready reports whether Wait would return at once.
-func (s *storing) Ready() bool {
-	if s.p == nil {
-		return true
-	}
-	select {
-	case <-s.p.Done():
-		return true
-	default:
-		return false
-	}
-}
-
-// storeErr is what the device learns of a buffer error.
-func (g *Gateway) storeErr(err error) error {
-	if errors.Is(err, buffer.ErrDamaged) {
-		g.noBuffer.Inc()
-		return fmt.Errorf("%w: %v", mqtt.ErrOverloaded, err)
-	}
-	if errors.Is(err, buffer.ErrFull) || errors.Is(err, buffer.ErrClosed) {
-		g.overload.Inc()
-		return fmt.Errorf("%w: %v", mqtt.ErrOverloaded, err)
-	}
-	return fmt.Errorf("buffer event: %w", err)
 }
 
 // records runs the rules on an event from topic and clientID and returns

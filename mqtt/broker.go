@@ -56,12 +56,6 @@ type Broker struct {
 	// handlerCtx is passed to Handle; cancelled when shutdown begins. Set
 	// by Run before the first connection is accepted.
 	handlerCtx context.Context
-	// pipeCtx is passed to Pending.Wait (pipeline.go); cancelled when
-	// shutdown has waited shutdownGrace for the pipelines to empty.
-	pipeCtx    context.Context
-	stopPipes  context.CancelFunc
-	pipedBytes atomic.Int64 // memory of every queued publish (pipeline.go)
-	rings      rings        // the pipelines' spare queue rings
 
 	mu    sync.Mutex
 	addrs map[string]net.Addr
@@ -79,8 +73,6 @@ type brokerMetrics struct {
 	rateDelayed, rateDisconnects, fairDelayed           *metrics.Counter
 	refusedSubscriptions, qos2Resends, budgetTimeouts   *metrics.Counter
 	retainRefusedCount, retainRefusedBytes              *metrics.Counter
-	windowFull                                          *metrics.Counter
-	piped                                               atomic.Int64
 }
 
 // New validates cfg and builds the broker. It starts no goroutine and binds
@@ -109,10 +101,6 @@ type brokerMetrics struct {
 //	edgegate_mqtt_retained_messages, edgegate_mqtt_retained_bytes  gauges
 //	edgegate_mqtt_tls_cert_expiry_timestamp_seconds{listener="…"}  gauge
 //	edgegate_mqtt_clients_connected  gauge
-//	edgegate_mqtt_publishes_pending  gauge: publishes being stored, not yet
-//	    answered (AsyncHandler pipelines)
-//	edgegate_mqtt_publish_window_full_total  times a connection's reads
-//	    waited because limits.publish_window publishes were being stored
 func New(cfg Config, h Handler, log *slog.Logger, set *metrics.Set) (*Broker, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -142,7 +130,6 @@ func New(cfg Config, h Handler, log *slog.Logger, set *metrics.Set) (*Broker, er
 		handlerCtx:  context.Background(),
 		addrs:       make(map[string]net.Addr),
 	}
-	b.pipeCtx, b.stopPipes = context.WithCancel(context.Background())
 	b.registerMetrics(set)
 	for _, l := range cfg.Listeners {
 		if l.TLS == nil {
@@ -221,8 +208,6 @@ func (b *Broker) registerMetrics(set *metrics.Set) {
 	b.m.budgetTimeouts = c(`edgegate_mqtt_packet_budget_timeouts_total`)
 	b.m.retainRefusedCount = c(`edgegate_mqtt_retained_refused_total{reason="count"}`)
 	b.m.retainRefusedBytes = c(`edgegate_mqtt_retained_refused_total{reason="bytes"}`)
-	b.m.windowFull = c(`edgegate_mqtt_publish_window_full_total`)
-	set.GetOrCreateGauge(`edgegate_mqtt_publishes_pending`, func() float64 { return float64(b.m.piped.Load()) })
 	set.GetOrCreateGauge(`edgegate_mqtt_clients_connected`, func() float64 { return float64(b.Clients()) })
 	set.GetOrCreateGauge(`edgegate_mqtt_retained_messages`, func() float64 { n, _ := b.retained.stats(); return float64(n) })
 	set.GetOrCreateGauge(`edgegate_mqtt_retained_bytes`, func() float64 { _, n := b.retained.stats(); return float64(n) })
@@ -262,9 +247,8 @@ func (d deviceLogs) stop() {
 
 // Run binds every listener, serves until ctx is done, then disconnects all
 // clients (MQTT 5 clients get DISCONNECT 0x8B server shutting down), closes
-// the listeners and returns once every goroutine it started has exited, no
-// Handle call is running and every publish being stored (AsyncHandler) is
-// answered. The ctx given to Handle is cancelled as soon as
+// the listeners and returns once every goroutine it started has exited and
+// no Handle call is running. The ctx given to Handle is cancelled as soon as
 // ctx is done.
 //
 // If a listener cannot be bound, Run returns an error naming it and Ready
@@ -313,7 +297,7 @@ func (b *Broker) Run(ctx context.Context) error {
 	b.disconnectAll()
 	b.conns.closeAll()
 	loops.Wait()
-	b.waitConns()     // and their pipelines
+	b.conns.wait()
 	_ = b.srv.Close() // stops mochi's $SYS loop; its client wait group is at zero by now
 	b.logs.stop()
 	b.stopAudit()
@@ -371,29 +355,6 @@ func (b *Broker) disconnectAll() {
 		b.conns.closeAll() // unblocks writes stuck on slow clients
 		<-done
 	}
-}
-
-// waitConns waits for every connection goroutine, which waits for its
-// pipeline (establish): the publishes being stored are answered (their
-// acks fail on the closed connections; a stored one is recognised when
-// the device resends it). If that takes longer than shutdownGrace, the
-// Pending waits are cancelled.
-func (b *Broker) waitConns() {
-	done := make(chan struct{})
-	go func() {
-		b.conns.wait()
-		close(done)
-	}()
-	t := time.NewTimer(shutdownGrace)
-	defer t.Stop()
-	select {
-	case <-done:
-	case <-t.C:
-		b.log.Warn("shutdown: publishes still being stored; giving up on them", "pending", b.m.piped.Load())
-		b.stopPipes()
-		<-done
-	}
-	b.stopPipes()
 }
 
 // Ready is closed once every listener is bound and accepting.

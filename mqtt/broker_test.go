@@ -312,7 +312,14 @@ func TestRunStopsEverything(t *testing.T) {
 		ListenerConfig{ID: "tcp", Type: TypeTCP, Address: "127.0.0.1:0"},
 		ListenerConfig{ID: "ws", Type: TypeWebsocket, Address: "127.0.0.1:0"},
 	)
-	b, cancel, done := runBroker(t, cfg, rec)
+	b, err := New(cfg, rec, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- b.Run(ctx) }()
+	<-b.Ready()
 
 	silent, err := net.Dial("tcp", b.Addr("tcp").String())
 	if err != nil {
@@ -327,7 +334,15 @@ func TestRunStopsEverything(t *testing.T) {
 	<-entered
 	eventually(t, "3 clients", func() bool { return b.Clients() == 3 })
 
-	stopBroker(t, cancel, done, waitLong)
+	cancel()
+	select {
+	case err := <-errc:
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+	case <-time.After(waitLong):
+		t.Fatal("Run did not return")
+	}
 	if pk, err := v5.Read(); err != nil || pk.FixedHeader.Type != packets.Disconnect || pk.ReasonCode != packets.ErrServerShuttingDown.Code {
 		t.Errorf("v5 client got %+v %v, want DISCONNECT 0x8B", pk.FixedHeader, err)
 	}

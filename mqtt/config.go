@@ -110,16 +110,6 @@ type LimitsConfig struct {
 	// MaxRetainedBytes bounds the size of all retained messages (topic,
 	// payload and properties).
 	MaxRetainedBytes yamlconf.ByteSize `yaml:"max_retained_bytes"`
-	// PublishWindow is how many QoS 0/1 publishes of one connection may be
-	// on their way to disk at once: a device with many publishes
-	// outstanding has them stored by one group commit instead of one
-	// commit each, and still gets every acknowledgement after its message
-	// is stored, in the order it published. When the window is full the
-	// broker stops reading the connection until the oldest is stored
-	// (TCP pushes back). At most max_inflight is used; 1 stores one
-	// message at a time. Each publish waiting costs its packet (payloads
-	// over 32 KiB are stored one at a time).
-	PublishWindow int `yaml:"publish_window"`
 	// ServerKeepAlive, when not 0, is the longest keep-alive an MQTT 5
 	// client gets: one that asks for more, or for none (0), gets this one
 	// and is told so in CONNACK; whole seconds. MQTT 3.1.1 has no way to
@@ -184,8 +174,7 @@ func DefaultConfig() Config {
 // DefaultLimits returns limits for a 1 GB board: 5,000 connections (an
 // idle connection costs about 36 KiB of heap and stacks: 180 MiB in all),
 // 1,000 messages/s per client with bursts of 2,000, topics of 1 KiB and 32
-// levels, 10,000 retained messages in 16 MiB, a publish window of 64,
-// clients' own keep-alive.
+// levels, 10,000 retained messages in 16 MiB, clients' own keep-alive.
 func DefaultLimits() LimitsConfig {
 	return LimitsConfig{
 		MaxConnections:      5000,
@@ -195,7 +184,6 @@ func DefaultLimits() LimitsConfig {
 		MaxTopicLevels:      32,
 		MaxRetainedMessages: 10000,
 		MaxRetainedBytes:    16 << 20,
-		PublishWindow:       64,
 	}
 }
 
@@ -282,7 +270,6 @@ func (l LimitsConfig) Validate() error {
 	if l.MaxRetainedBytes < 0 {
 		errs.Add(yamlconf.Key("max_retained_bytes"), "must not be negative, got %d", l.MaxRetainedBytes)
 	}
-	between("publish_window", l.PublishWindow, 1, math.MaxUint16)
 	if k := l.ServerKeepAlive; k < 0 || k > math.MaxUint16*time.Second || k%time.Second != 0 {
 		errs.Add(yamlconf.Key("server_keep_alive"), "must be 0s (clients' own) or whole seconds up to %ds, got %s", math.MaxUint16, k)
 	}

@@ -55,7 +55,6 @@ func TestConfigValidate(t *testing.T) {
 			"limits.max_topic_length: must be between 1 and 65535, got 70000", "limits.max_topic_levels: must be between 1",
 			"limits.max_retained_messages: must be between 0", "limits.max_retained_bytes: must not be negative",
 			"limits.server_keep_alive: must be 0s (clients' own) or whole seconds",
-			"limits.publish_window: must be between 1 and 65535, got 0",
 		}},
 		{"burst", func(c *Config) { c.Limits.PublishBurst = 0 }, []string{"limits.publish_burst: must be between 1"}},
 		{"exempt", func(c *Config) { c.Limits.PublishRateExempt = []string{"a", "", "a"} }, []string{"limits.publish_rate_exempt[1]: must not be empty", "limits.publish_rate_exempt[2]: \"a\" is listed twice"}},

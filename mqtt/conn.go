@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -67,17 +66,6 @@ type clientConn struct {
 	held  int64 // packet budget held for the current or last large packet
 	done  bool  // the last packet was passed whole: its budget goes at the next Read
 
-	// pipe queues the connection's publishes being stored (nil without an
-	// AsyncHandler); its worker runs on its own goroutine.
-	pipe *pipeline
-	prev *pipeline // of the connection this one takes the session over from, until it is settled
-	// Writes while corked (the pipeline's worker writing a run of acks)
-	// collect in wbuf; uncork writes them at once. mochi serialises
-	// writes (client lock); wmu orders them with uncork.
-	wmu    sync.Mutex
-	corked bool
-	wbuf   []byte
-
 	// raw is the TCP connection under Conn (Conn itself, or under its TLS)
 	// for a half-close and the drain after it; nil for websockets.
 	raw     net.Conn
@@ -96,55 +84,12 @@ func (c *clientConn) Read(p []byte) (int, error) {
 	start := time.Now()
 	n, err := c.Conn.Read(p)
 	c.waited += time.Since(start)
-	if n == 0 && err != nil && c.pipe != nil {
-		// The read loop ends: the publishes being stored are answered
-		// before mochi sends the will.
-		c.pipe.settle()
-	}
 	if n > 0 && !c.lost {
 		if rerr := c.follow(p[:n]); rerr != nil {
 			return 0, rerr
 		}
 	}
 	return n, err
-}
-
-// Write passes p on, or keeps it while the connection is corked.
-func (c *clientConn) Write(p []byte) (int, error) {
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	if c.corked {
-		c.wbuf = append(c.wbuf, p...)
-		return len(p), nil
-	}
-	return c.Conn.Write(p)
-}
-
-// cork keeps what is written until uncork.
-func (c *clientConn) cork() {
-	c.wmu.Lock()
-	c.corked = true
-	c.wmu.Unlock()
-}
-
-// maxKeptWbuf is the largest write buffer an uncorked connection keeps.
-const maxKeptWbuf = 4 << 10
-
-// uncork writes what was kept since cork, in one write.
-func (c *clientConn) uncork() error {
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	c.corked = false
-	if len(c.wbuf) == 0 {
-		return nil
-	}
-	_, err := c.Conn.Write(c.wbuf)
-	if cap(c.wbuf) > maxKeptWbuf {
-		c.wbuf = nil
-	} else {
-		c.wbuf = c.wbuf[:0]
-	}
-	return err
 }
 
 // follow advances the framing over p, reserving budget where a large

@@ -2,14 +2,9 @@
 // only package that imports mochi (and gorilla/websocket, for its websocket
 // listener).
 //
-// Every PUBLISH from a device is handed to a Handler on the publishing
-// client's goroutine, before the broker acknowledges it, so the
-// acknowledgement can mean "durably stored". A Handler that is also an
-// AsyncHandler (the gateway) only begins storing a QoS 0/1 message there;
-// the connection's pipeline (pipeline.go) waits for each in arrival order,
-// up to limits.publish_window at once, and then lets mochi acknowledge,
-// retain and deliver it, so one device's messages share a commit while
-// acknowledgements and deliveries keep its publish order. The Handler's error decides what
+// Every PUBLISH from a device is handed synchronously to a Handler on the
+// publishing client's goroutine, before the broker acknowledges it, so the
+// acknowledgement can mean "durably stored". The Handler's error decides what
 // the device sees (nil: ack; ErrOverloaded or any other error: MQTT 5 gets
 // reason 0x97, MQTT 3.1.1 gets no ack and is disconnected so it resends;
 // ErrRejected: MQTT 5 gets 0x99, MQTT 3.1.1 is acked and the message dropped);
@@ -45,8 +40,7 @@
 //
 // Lifecycle: New validates and allocates (no goroutine, nothing bound); Run
 // binds every listener, serves until its context is done, and returns after
-// all connections are closed, no Handle call is running and every pipeline
-// is empty (Pending waits are cancelled after a grace). The Handler's
+// all connections are closed and no Handle call is running. The Handler's
 // context is cancelled when shutdown begins.
 //
 // Who may connect, publish and subscribe is decided by an Access
@@ -60,14 +54,8 @@
 // a message on a topic the Access denies it. Broker.Publish is never
 // checked.
 //
-// Concurrency: Handle and Begin run concurrently for different clients,
-// serially for one client, on its read goroutine. Pending.Wait runs on the
-// connection's pipeline worker, a goroutine that lives while the
-// connection has publishes being stored; it writes the connection's acks
-// and deliveries (the Handler's storage never writes to a socket). The
-// read goroutine waits for the worker (settle) before it answers anything
-// itself, and when the connection ends. Broker methods are safe for
-// concurrent use.
+// Concurrency: Handle runs concurrently for different clients, serially for
+// one client. Broker methods are safe for concurrent use.
 //
 // mqtt must not import buffer, uplink, rules, access or gateway; of
 // edgegate's packages it imports only internal/yamlconf, for its config

@@ -67,19 +67,7 @@ func (h *guardHook) OnConnect(cl *mochi.Client, pk packets.Packet) error {
 
 // OnPacketRead vets every device PUBLISH before mochi processes it.
 func (h *guardHook) OnPacketRead(cl *mochi.Client, pk packets.Packet) (packets.Packet, error) {
-	if cl.Net.Inline {
-		return pk, nil
-	}
-	switch pk.FixedHeader.Type {
-	case packets.Publish:
-	case packets.Subscribe, packets.Unsubscribe, packets.Pingreq, packets.Disconnect, packets.Auth:
-		// Processed after the publishes before them are answered: a
-		// retained message is in place for a SUBSCRIBE, a PINGRESP says
-		// every earlier publish is answered (as without pipelining), and
-		// nothing is left unacknowledged at a DISCONNECT (pipeline.go).
-		h.b.settle(cl)
-		return pk, nil
-	default:
+	if pk.FixedHeader.Type != packets.Publish || cl.Net.Inline {
 		return pk, nil
 	}
 	if pk.PublishValidate(topicAliasMaximum) != packets.CodeSuccess {
@@ -89,10 +77,8 @@ func (h *guardHook) OnPacketRead(cl *mochi.Client, pk packets.Packet) (packets.P
 }
 
 // vetPublish counts a device PUBLISH, holds it to the client's publish
-// rate and to its fair share of a limited intake (LimitIntake), and
-// answers it itself if it is to a topic no device may publish to or a QoS
-// 2 resend whose PUBREL is awaited. An AsyncHandler's QoS 0/1 message goes
-// to the connection's pipeline (pipeline.go). Otherwise mochi processes it
+// rate and to its fair share of a limited intake (LimitIntake), and answers it itself if it is to a topic no device may publish to
+// or a QoS 2 resend whose PUBREL is awaited. Otherwise mochi processes it
 // (and OnPublish hands it to the Handler).
 func (b *Broker) vetPublish(cl *mochi.Client, pk packets.Packet) (packets.Packet, error) {
 	qos := min(pk.FixedHeader.Qos, 2)
@@ -116,7 +102,6 @@ func (b *Broker) vetPublish(cl *mochi.Client, pk packets.Packet) (packets.Packet
 			b.m.droppedTopicLimit.Inc()
 		}
 		b.logs.topic.Log("client", cl.ID, "reason", reason, "topic", clip(pk.TopicName), "qos", qos)
-		b.settle(cl) // answers go out in order
 		b.answerRefused(cl, pk, packets.ErrTopicNameInvalid)
 		return neutral(pk), nil
 	}
@@ -125,13 +110,9 @@ func (b *Broker) vetPublish(cl *mochi.Client, pk packets.Packet) (packets.Packet
 		// client reads as failure although the message was stored.
 		if in, ok := cl.State.Inflight.Get(pk.PacketID); ok && in.FixedHeader.Type == packets.Pubrec {
 			b.m.qos2Resends.Inc()
-			b.settle(cl)
 			b.writeAck(cl, pk, packets.CodeSuccess)
 			return neutral(pk), nil
 		}
-	}
-	if pipe := b.pipeFor(cl, pk); pipe != nil {
-		return b.pipePublish(cl, pipe, pk), nil
 	}
 	return pk, nil
 }

@@ -15,9 +15,8 @@ type Message struct {
 	// Topic is the topic name, with any MQTT 5 topic alias resolved. It
 	// never starts with '$'.
 	Topic string
-	// Payload is valid only during Handle (AsyncHandler: until Wait
-	// returns) and must not be modified (it is also what subscribers
-	// receive); copy it to keep it.
+	// Payload is valid only during Handle and must not be modified (it is
+	// also what subscribers receive); copy it to keep it.
 	Payload []byte
 	// QoS is the quality of service the message was received with (0, 1, 2).
 	QoS byte
@@ -88,43 +87,6 @@ const (
 // promptly (an error, unless the message was already stored).
 type Handler interface {
 	Handle(ctx context.Context, m Message) error
-}
-
-// AsyncHandler is a Handler that can take a message and finish storing it
-// later, so that one device's QoS 0/1 publishes are stored while it sends
-// more (pipelining) instead of one commit round each. The broker uses it
-// when the Handler implements it; the device sees exactly what it would
-// with Handle: every acknowledgement waits for Wait, acknowledgements and
-// deliveries to local subscribers go out in the order the PUBLISHes
-// arrived, and Wait's error means what Handle's does.
-//
-// Begin runs on the publishing client's goroutine, in order, for the part
-// of handling that needs no waiting (checks, mapping, rules, handing the
-// message to storage). It returns the error Handle would return, or a
-// Pending to wait for (nil when the message is handled already: nothing to
-// store). Begin must not block on storage. QoS 2 messages and packets over
-// 32 KiB go through Handle instead, after every earlier message of the
-// connection is finished. While all queued messages together hold 16 MiB,
-// Wait is called at once after Begin, on the read goroutine.
-type AsyncHandler interface {
-	Handler
-	Begin(ctx context.Context, m Message) (Pending, error)
-}
-
-// Pending is a message being stored (AsyncHandler.Begin).
-type Pending interface {
-	// Wait blocks until the message is stored or has failed, returns what
-	// Handle would have returned, and then does the handler's work that
-	// follows storage. The broker calls it exactly once per Pending, on
-	// one goroutine per connection, in the order of Begin. ctx is cancelled
-	// if the broker gives up waiting at shutdown; Wait should then return
-	// promptly (an error, unless the message was stored).
-	Wait(ctx context.Context) error
-	// Ready reports, without blocking, whether Wait would return at once
-	// (the message is stored or has failed). The broker writes the acks
-	// of consecutive ready messages together. It may be called from any
-	// goroutine, any number of times.
-	Ready() bool
 }
 
 // HandlerFunc adapts a function to Handler.

@@ -102,36 +102,6 @@ func startBroker(t testing.TB, cfg Config, h Handler, adjust ...func(*Broker)) *
 	return tb
 }
 
-// runBroker runs New(cfg, h) until the returned cancel, for tests of the
-// shutdown itself; done receives Run's error.
-func runBroker(t testing.TB, cfg Config, h Handler) (*Broker, context.CancelFunc, <-chan error) {
-	t.Helper()
-	b, err := New(cfg, h, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- b.Run(ctx) }()
-	<-b.Ready()
-	return b, cancel, done
-}
-
-// stopBroker cancels a runBroker broker and fails the test unless Run
-// returns nil within d.
-func stopBroker(t testing.TB, cancel context.CancelFunc, done <-chan error, d time.Duration) {
-	t.Helper()
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("Run: %v", err)
-		}
-	case <-time.After(d):
-		t.Fatal("Run did not return")
-	}
-}
-
 func (tb *testBroker) addr(id string) string { return tb.Addr(id).String() }
 
 // metric returns the current value of one metric line, e.g.
@@ -184,19 +154,3 @@ func floodQoS0(rc *mqtttest.Raw, topic string, stop <-chan struct{}) {
 		}
 	}
 }
-
-// Begin makes the recorder an AsyncHandler, as the gateway is: decide and
-// the record happen in Wait, on the connection's pipeline.
-func (r *recorder) Begin(ctx context.Context, m Message) (Pending, error) {
-	return recorded{r, m}, nil
-}
-
-type recorded struct {
-	r *recorder
-	m Message
-}
-
-func (p recorded) Wait(ctx context.Context) error { return p.r.Handle(ctx, p.m) }
-
-// Ready is false: decide may block.
-func (p recorded) Ready() bool { return false }

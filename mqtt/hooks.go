@@ -21,31 +21,7 @@ type brokerHook struct {
 func (h *brokerHook) ID() string { return "edgegate-broker" }
 
 func (h *brokerHook) Provides(b byte) bool {
-	switch b {
-	case mochi.OnPublish, mochi.OnDisconnect, mochi.OnPacketEncode, mochi.OnSessionEstablish, mochi.OnSessionEstablished:
-		return true
-	}
-	return false
-}
-
-// OnSessionEstablish notes the connection this one takes the session
-// over from (same client id), before mochi disconnects it.
-func (h *brokerHook) OnSessionEstablish(cl *mochi.Client, _ packets.Packet) {
-	old, ok := h.b.srv.Clients.Get(cl.ID)
-	cc, _ := cl.Net.Conn.(*clientConn)
-	if ok && old != cl && cc != nil {
-		cc.prev = h.b.pipelineOf(old)
-	}
-}
-
-// OnSessionEstablished runs before mochi reads the new connection's first
-// packet: the publishes of the connection it took over are answered
-// first, so the device's resends of them are recognised as stored.
-func (h *brokerHook) OnSessionEstablished(cl *mochi.Client, _ packets.Packet) {
-	if cc, _ := cl.Net.Conn.(*clientConn); cc != nil && cc.prev != nil {
-		cc.prev.settle()
-		cc.prev = nil
-	}
+	return b == mochi.OnPublish || b == mochi.OnDisconnect || b == mochi.OnPacketEncode
 }
 
 // OnPublish runs on the publishing client's read goroutine before mochi
@@ -58,10 +34,8 @@ func (h *brokerHook) OnSessionEstablished(cl *mochi.Client, _ packets.Packet) {
 //
 // A plain error would be acked with 0x00 and delivered, so none is returned.
 func (h *brokerHook) OnPublish(cl *mochi.Client, pk packets.Packet) (packets.Packet, error) {
-	if pk.Mods.MaxSize == injectedMark { // fed back by the pipeline: stored already
-		pk.Mods.MaxSize = 0
-	} else if !cl.Net.Inline { // Broker.Publish is never fed back to the Handler.
-		if err := h.b.onPublish(cl, pk, nil); err != nil {
+	if !cl.Net.Inline { // Broker.Publish is never fed back to the Handler.
+		if err := h.b.onPublish(cl, pk); err != nil {
 			return pk, err
 		}
 	}
@@ -72,10 +46,8 @@ func (h *brokerHook) OnPublish(cl *mochi.Client, pk packets.Packet) (packets.Pac
 }
 
 // OnDisconnect counts connections mochi closed because a packet exceeded
-// the maximum packet size. It runs on the read goroutine once its loop has
-// ended.
+// the maximum packet size.
 func (h *brokerHook) OnDisconnect(cl *mochi.Client, err error, expire bool) {
-	h.b.settle(cl) // the connection's stored publishes are answered before presence hears of its end
 	if errors.Is(err, packets.ErrPacketTooLarge) {
 		h.b.m.tooLarge.Inc()
 		h.b.log.Debug("packet too large, connection closed", "client", cl.ID, "max_packet_bytes", h.b.maxPacket)
@@ -93,73 +65,30 @@ func (h *brokerHook) OnPacketEncode(cl *mochi.Client, pk packets.Packet) packets
 
 // onPublish hands one device PUBLISH to the Handler and maps the outcome to
 // what mochi should do (see brokerHook.OnPublish). guardHook counted it and
-// refused '$' topics already. With pipe (an AsyncHandler's QoS 0/1
-// message, from guardHook.OnPacketRead) the message is queued on the
-// pipeline (packets.ErrRejectPacket) unless it can be answered at once.
-func (b *Broker) onPublish(cl *mochi.Client, pk packets.Packet, pipe *pipeline) error {
+// refused '$' topics already.
+func (b *Broker) onPublish(cl *mochi.Client, pk packets.Packet) error {
+	qos := pk.FixedHeader.Qos
 	if strings.HasPrefix(pk.TopicName, "$") { // a safety net: guardHook answers these
 		b.m.droppedReserved.Inc()
 		b.log.Debug("publish to reserved topic refused", "client", cl.ID, "topic", pk.TopicName)
-		b.settle(cl)
 		return b.refuse(cl, pk, packets.ErrTopicNameInvalid)
 	}
 	if !b.allowPublish(cl, pk.TopicName) {
-		b.settle(cl)
 		return b.refuse(cl, pk, b.deniedCode())
 	}
 	if len(pk.Payload) > b.cfg.MaxPayloadBytes {
 		b.m.tooLarge.Inc()
 		b.log.Debug("payload too large, refused", "client", cl.ID, "topic", pk.TopicName,
 			"payload_bytes", len(pk.Payload), "max_payload_bytes", b.cfg.MaxPayloadBytes)
-		b.settle(cl)
 		return b.refuse(cl, pk, packets.ErrPacketTooLarge)
 	}
 
 	ctx := b.handlerCtx
 	if ctx.Err() != nil { // shutting down: do not start storing.
-		b.settle(cl)
 		b.m.errOverloaded.Inc()
 		return b.overloaded(cl, pk)
 	}
-	m := b.message(cl, pk)
-	if pipe != nil {
-		return b.beginPublish(ctx, b.h.(AsyncHandler), pipe, cl, pk, m)
-	}
-	b.settle(cl) // QoS 2, or a large packet (whose memory the pipeline must not keep)
-	return b.outcome(cl, pk, b.handle(ctx, m))
-}
-
-// beginPublish begins a QoS 0/1 publish with the AsyncHandler and queues
-// it on the connection's pipeline, which answers it once it is stored
-// (packets.ErrRejectPacket: mochi does nothing now). It answers at once,
-// after the publishes before it, what needs no waiting or cannot be
-// queued (the queues hold maxPipedBytes already).
-func (b *Broker) beginPublish(ctx context.Context, h AsyncHandler, pipe *pipeline, cl *mochi.Client, pk packets.Packet, m Message) error {
-	if pk.FixedHeader.Dup {
-		// A resend: the Handler recognises a stored message only once
-		// its storage is complete, and the original may still be queued
-		// (paho sends a message and then its resend after a reconnect).
-		pipe.settle()
-	}
-	pipe.room()
-	p, err := b.begin(ctx, h, m)
-	if err == nil {
-		if b.pipedBytes.Load() < maxPipedBytes && b.pipelined(pipe, cl, pk, p) {
-			return packets.ErrRejectPacket
-		}
-		pipe.settle()
-		err = b.waitPending(cl, pk, p)
-	} else {
-		pipe.settle()
-	}
-	return b.outcome(cl, pk, err)
-}
-
-// outcome counts and logs what the Handler said of a publish and returns
-// what mochi should do (see brokerHook.OnPublish), answering refusals
-// itself where mochi would not.
-func (b *Broker) outcome(cl *mochi.Client, pk packets.Packet, err error) error {
-	qos := pk.FixedHeader.Qos
+	err := b.handle(ctx, b.message(cl, pk))
 	switch {
 	case err == nil:
 		return nil

@@ -269,15 +269,9 @@ func (b *Broker) establish(l *boundListener, conn net.Conn, state *tls.Connectio
 	if r := b.cfg.Limits.PublishRate; r > 0 {
 		cc.lim = rate.NewLimiter(rate.Limit(r), b.cfg.Limits.PublishBurst)
 	}
-	if _, ok := b.h.(AsyncHandler); ok {
-		cc.pipe = newPipeline(b, cc)
-	}
 	b.fair.add(cc)
 	err := b.srv.EstablishConnection(l.cfg.ID, cc)
 	b.fair.remove(cc)
-	if cc.pipe != nil {
-		cc.pipe.settle() // its worker has stopped
-	}
 	cancel()
 	cc.release()
 	cc.linger()

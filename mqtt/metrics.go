@@ -14,8 +14,6 @@ func MetricsHelp() map[string]string {
 		"edgegate_mqtt_acl_denied_total":                  "Publishes and subscriptions the ACLs denied, by action.",
 		"edgegate_mqtt_revoked_disconnects_total":         "Connected devices disconnected because their credentials were revoked by a reload.",
 		"edgegate_mqtt_publish_delayed_total":             "Times a connection over publish_rate was slowed down.",
-		"edgegate_mqtt_publish_window_full_total":         "Times a connection was not read because publish_window of its publishes were being stored.",
-		"edgegate_mqtt_publishes_pending":                 "Device publishes being stored, not yet answered (pipelined).",
 		"edgegate_mqtt_rate_limit_disconnects_total":      "Connections closed for staying over publish_rate.",
 		"edgegate_mqtt_fair_share_delayed_total":          "Publishes held back to the publisher's fair share while the gateway limits its intake to what the uplinks deliver.",
 		"edgegate_mqtt_fair_share_per_second":             "The publish rate each connection may use while intake is limited (its fair share); 0 when none is held back.",

@@ -202,7 +202,14 @@ func TestWillRemoved(t *testing.T) {
 // a context that is still alive, so the gateway can store them.
 func TestPresenceAtShutdown(t *testing.T) {
 	rec := &presenceRecorder{}
-	b, cancel, done := runBroker(t, testConfig(), rec)
+	b, err := New(testConfig(), rec, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- b.Run(ctx) }()
+	<-b.Ready()
 	_, _ = droppingDial(t, b.Addr("tcp").String(), "dev-s", "devices/dev-s/status", "gone")
 	rec.waitFor(t, "dev-s", "connected")
 	cancel()
