@@ -94,8 +94,13 @@ type result struct {
 	InvalidFirst string  `json:"invalid_sample,omitempty"` // the first violation seen
 	Requests     int64   `json:"requests"`
 	PeakRSSMB    float64 `json:"peak_rss_mb"`
-	CPUSeconds   float64 `json:"cpu_s"`
-	CPUPercent   float64 `json:"cpu_pct"`
+	// PeakAnonMB and PeakFileMB are the peaks of the gateway's anonymous
+	// (Go heap and off-heap allocations) and file-backed (Badger's mapped
+	// files) resident memory during the load, sampled every 100 ms.
+	PeakAnonMB float64 `json:"peak_anon_mb,omitempty"`
+	PeakFileMB float64 `json:"peak_file_mb,omitempty"`
+	CPUSeconds float64 `json:"cpu_s"`
+	CPUPercent float64 `json:"cpu_pct"`
 	// CPUPer1kEvents is the gateway's CPU seconds per 1,000 events received.
 	CPUPer1kEvents float64 `json:"cpu_s_per_1k_events"`
 	// DiskWriteBytes is what the gateway process caused to be written to
@@ -263,7 +268,9 @@ func (b *bench) run(ctx context.Context) error {
 	if err := b.startGateway(ctx); err != nil {
 		return err
 	}
+	stopSampling := b.sampleMem()
 	lr, before, timedOut, err := b.load(ctx)
+	peak := stopSampling()
 	if err != nil {
 		return err
 	}
@@ -271,6 +278,7 @@ func (b *bench) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	b.res.PeakAnonMB, b.res.PeakFileMB = mb(peak.Anon), mb(peak.File)
 	b.fleet.Close()
 	if b.steady != nil {
 		b.steady.Close()
@@ -287,7 +295,7 @@ func (b *bench) run(ctx context.Context) error {
 	if timedOut && b.res.Error == "" {
 		b.res.Error = fmt.Sprintf("load did not finish within --timeout %s", b.o.Timeout)
 	}
-	b.logf("received %d/%d, %.0f events/s", b.res.Received, lr.Sent, b.res.EventsPerSec)
+	b.logf("received %d/%d, %.0f events/s; peak RSS %.1f MB (anonymous %.1f, file-backed %.1f)", b.res.Received, lr.Sent, b.res.EventsPerSec, b.res.PeakRSSMB, b.res.PeakAnonMB, b.res.PeakFileMB)
 	return nil
 }
 
@@ -637,3 +645,28 @@ func (b *bench) close() {
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// sampleMem samples the gateway's resident memory every 100 ms until the
+// returned function is called, which returns the peaks.
+func (b *bench) sampleMem() (stop func() memStats) {
+	done := make(chan struct{})
+	out := make(chan memStats, 1)
+	pid := b.gw.pid()
+	go func() {
+		var peak memStats
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			if m, err := readMem(pid); err == nil {
+				peak = peak.max(m)
+			}
+			select {
+			case <-done:
+				out <- peak
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return func() memStats { close(done); return <-out }
+}
