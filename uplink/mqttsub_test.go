@@ -41,6 +41,11 @@ func TestMQTTSubscribe(t *testing.T) {
 
 	cloud := mqtttest.Connect(t, "tcp://"+addr, "cloud")
 	mqtttest.Wait(t, cloud.Publish(topic, 1, true, "v1"), "retained publish")
+	// mochi sends the PUBACK before it hands a message to subscribers: a
+	// SUBSCRIBE in between gets v1 twice, retained and then live. It
+	// reads one connection's packets in order, so the PUBACK of a second
+	// publish means v1's fan-out is over.
+	mqtttest.Wait(t, cloud.Publish("gateways/gw-1/other", 1, false, "x"), "publish after the retained one")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := sub.Subscribe(ctx, topic, handler); err != nil {
