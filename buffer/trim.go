@@ -24,7 +24,8 @@ import (
 // So while the buffer runs, trim hands the resident pages of the table
 // mappings back with MADV_PAGEOUT once RssFile has grown by trimGrowth
 // since the last trim. MADV_PAGEOUT only reclaims: contents are kept, a
-// later read faults the page in again from the page cache or the disk, so
+// later read faults the page in again from the disk (a clean page that
+// only this process maps leaves the page cache too), so
 // it is harmless even if a table was unmapped (and its addresses reused)
 // between reading /proc/self/maps and the call, unlike MADV_DONTNEED,
 // which would zero anonymous memory mapped there meanwhile. Kernels older
