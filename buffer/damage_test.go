@@ -16,6 +16,17 @@ import (
 	"github.com/edgegate/edgegate/internal/faults"
 )
 
+// noCompactions keeps Badger from compacting: a compaction that reads a
+// damaged block panics in Badger's goroutine, killing the test binary, or
+// carries the damage into a new table with good checksums, hiding it from
+// the test. The gateway meets the first case through its crash-loop
+// check (TestCrashLoopChecksEveryBlock); these tests must not.
+func noCompactions(b *Buffer) {
+	b.tune = func(o badger.Options) badger.Options {
+		return o.WithNumCompactors(0).WithNumLevelZeroTables(1 << 20).WithNumLevelZeroTablesStall(1<<20 + 1)
+	}
+}
+
 // garbleBlockEnds damages n blocks of the table at path (faults.GarbleBlocks).
 func garbleBlockEnds(t *testing.T, path string, n int) {
 	t.Helper()
@@ -32,7 +43,7 @@ func TestDamagedBlockAtOpen(t *testing.T) {
 	cfg := damagedBuffer(t, 30000, false)
 	tables := files(t, cfg.Dir, ".sst")
 	garbleBlockEnds(t, tables[1], 3)
-	if _, err := Open(cfg, nil, nil); !errors.Is(err, ErrDamaged) || !strings.Contains(err.Error(), "reading records") {
+	if _, err := Open(cfg, nil, nil, noCompactions); !errors.Is(err, ErrDamaged) || !strings.Contains(err.Error(), "reading records") {
 		t.Fatalf("Open = %v, want ErrDamaged while reading records", err)
 	}
 	r, err := Check(cfg.Dir, nil)
@@ -57,12 +68,7 @@ func TestDamagedBlockAtOpen(t *testing.T) {
 func TestDamagedBlockWhileRunning(t *testing.T) {
 	cfg := testConfig(t)
 	m := metrics.NewSet()
-	// No compactions: one reading a damaged block would kill the test.
-	b := open(t, cfg, m, func(b *Buffer) {
-		b.tune = func(o badger.Options) badger.Options {
-			return o.WithNumCompactors(0).WithNumLevelZeroTables(1 << 20).WithNumLevelZeroTablesStall(1<<20 + 1)
-		}
-	})
+	b := open(t, cfg, m, noCompactions)
 	stop := run(t, b)
 	defer func() {
 		stop()
@@ -135,13 +141,13 @@ func TestCrashLoopChecksEveryBlock(t *testing.T) {
 	}
 	f.Close()
 	for start := 1; start <= crashLoopStarts; start++ {
-		b, err := Open(cfg, nil, nil)
+		b, err := Open(cfg, nil, nil, noCompactions)
 		if err != nil {
 			t.Fatalf("start %d: Open = %v; the damage is invisible without checksums", start, err)
 		}
 		b.db.Close() // as kill -9 leaves it: no clean Close
 	}
-	_, err = Open(cfg, nil, nil)
+	_, err = Open(cfg, nil, nil, noCompactions)
 	if !errors.Is(err, ErrDamaged) || !strings.Contains(err.Error(), filepath.Base(tables[1])) {
 		t.Fatalf("start %d: Open = %v, want ErrDamaged naming %s", crashLoopStarts+1, err, filepath.Base(tables[1]))
 	}
