@@ -11,7 +11,8 @@ import (
 
 // These tests guard against the ristretto bugs that lose data on 32-bit ARM
 // (see scripts/patch-ristretto.sh). They pass on 64-bit either way; run them
-// on armv7/armv6 with scripts/test-arm.sh.
+// on armv7/armv6 with scripts/test-arm.sh. TestAllocatorPoolKeepsNothing
+// guards the memory fix, on every platform.
 
 // TestAllocatorPastFirstBuffer fails on an unpatched 32-bit build: once the
 // first buffer is full, allocations wrap onto it and overwrite earlier ones.
@@ -30,6 +31,21 @@ func TestAllocatorPastFirstBuffer(t *testing.T) {
 		if !bytes.Equal(c, bytes.Repeat([]byte{byte(i + 1)}, 64)) {
 			t.Fatalf("chunk %d was overwritten: allocator wrapped (unpatched ristretto on 32-bit?)", i)
 		}
+	}
+}
+
+// TestAllocatorPoolKeepsNothing fails on an unpatched build on every
+// platform: the pool hands a returned allocator out again with every buffer
+// it grew, so Badger's idle table builders stay live heap (tens of MB while
+// it builds tables for a backlog; scripts/patch-ristretto.sh, fix 3).
+func TestAllocatorPoolKeepsNothing(t *testing.T) {
+	p := z.NewAllocatorPool(8)
+	defer p.Release()
+	a := p.Get(1024, "edgegate-test")
+	a.Allocate(64 << 10) // grows past its first buffer
+	p.Return(a)
+	if b := p.Get(1024, "edgegate-test"); b == a || b.Allocated() > 1024 {
+		t.Fatalf("the pool handed back a returned allocator (%d bytes allocated): unpatched ristretto keeps builders' buffers alive", b.Allocated())
 	}
 }
 
