@@ -47,13 +47,16 @@ type Config struct {
 	// default) keeps no history. At most MaxAge.
 	Retain time.Duration `yaml:"retain"`
 	// CommitInterval is the least time between two commits (fsyncs) of
-	// new events. Each commit writes at least one whole page of Badger's
-	// log, so on flash storage (an SD card) fewer, larger commits mean
-	// less wear: 2ms cut the log bytes written per event at 1,000
-	// events/s by a third to a half (BenchmarkSteady). Every event then
-	// waits up to this long more for its acknowledgement and its
-	// delivery. 0 (the default) commits as soon as the previous commit is
-	// done. At most 100ms.
+	// new events: events arriving within it of the last commit wait and
+	// share the next one. Each commit writes at least one whole page of
+	// Badger's log, so on flash storage (an SD card) fewer, larger commits
+	// mean less wear: the default, 2ms, halved the bytes written per
+	// 200-byte event at a steady 1,000 events/s (4,488 -> 2,106) and cut
+	// them by a third at 5,000 (2,000 -> 1,267), with less CPU and the
+	// same p99 latency (edgegate bench --commit-interval). An event
+	// arriving after a quiet spell is committed at once. 0 commits as soon
+	// as the previous commit is done (lowest latency, most writes). At
+	// most 100ms.
 	CommitInterval time.Duration `yaml:"commit_interval"`
 }
 
@@ -69,10 +72,11 @@ const MinFreeFloor yamlconf.ByteSize = 16 << 20
 // DefaultConfig returns the defaults, with Dir unset.
 func DefaultConfig() Config {
 	return Config{
-		MaxBytes:     512 << 20,
-		MaxAge:       168 * time.Hour,
-		Overflow:     DropOldest,
-		MinFreeBytes: 64 << 20,
+		MaxBytes:       512 << 20,
+		MaxAge:         168 * time.Hour,
+		Overflow:       DropOldest,
+		MinFreeBytes:   64 << 20,
+		CommitInterval: 2 * time.Millisecond,
 	}
 }
 

@@ -54,6 +54,8 @@ type benchOptions struct {
 	Timeout  time.Duration // bound on the load phase of a run
 	Drain    time.Duration // how long to wait for events after the load, with no progress
 	Keep     bool          // keep the temp dirs
+	// CommitInterval is the gateway's buffer.commit_interval.
+	CommitInterval time.Duration
 	// ValidateEvery checks one request in this many strictly against
 	// CloudEvents 1.0 (1: all of them).
 	ValidateEvery int64
@@ -111,12 +113,14 @@ type result struct {
 	// CeilingRatio is EventsPerSec over the ceiling run's with the same QoS
 	// and devices (throughput runs).
 	CeilingRatio float64 `json:"ceiling_ratio"`
-	// Outage runs: Backlog is how many published events had not arrived when
-	// the receiver came back; DrainPerSec the rate at which events arrived
-	// from then until every event published before the outage's end had,
-	// live traffic included; DrainRatio that over the target rate; DrainSec
-	// how long it took.
+	// Outage runs: ResumeSec is how long after the receiver came back its
+	// first event arrived (the gateway's retry backoff: up to retry.max);
+	// Backlog is how many published events had not arrived then;
+	// DrainPerSec the rate at which events arrived from then until every
+	// event published by then had, live traffic included; DrainRatio that
+	// over the target rate; DrainSec how long that took.
 	OutageSec   float64 `json:"outage_s"`
+	ResumeSec   float64 `json:"resume_s"`
 	Backlog     int64   `json:"backlog"`
 	DrainPerSec float64 `json:"drain_events_per_sec"`
 	DrainRatio  float64 `json:"drain_ratio"`
@@ -173,8 +177,14 @@ func uplinkSection(url, mode string) string {
 
 // gatewayConfig renders the edgegate config of one run: the topic mapping
 // and benchRules, so events pay for rule evaluation as in production.
-// pprof turns on admin.pprof (--profile); maxBytes is buffer.max_bytes.
-func gatewayConfig(admin, mqttAddr, dataDir, uplinkURL, mode string, pprof bool, maxBytes string) string {
+// pprof turns on admin.pprof (--profile); maxBytes is buffer.max_bytes;
+// commitInterval is buffer.commit_interval (0: left out, so that builds
+// older than the key run too).
+func gatewayConfig(admin, mqttAddr, dataDir, uplinkURL, mode string, pprof bool, maxBytes string, commitInterval time.Duration) string {
+	var commit string
+	if commitInterval > 0 {
+		commit = fmt.Sprintf("\n  commit_interval: %s", commitInterval)
+	}
 	return fmt.Sprintf(`gateway_id: bench
 log: {level: warn}
 admin: {listen: %q, pprof: %v}
@@ -183,13 +193,13 @@ mqtt:
     - {id: tcp, type: tcp, address: %q}
 buffer:
   dir: %q
-  max_bytes: %s
+  max_bytes: %s%s
 events:
   topics:
     - {match: "devices/{device}/{kind}", source: "/edgegate/{gateway_id}/devices/{device}", type: "io.edgegate.device.{kind}", subject: "{device}"}
 uplinks:
   - %s
-%s`, admin, pprof, mqttAddr, dataDir, maxBytes, uplinkSection(uplinkURL, mode), benchRules(10))
+%s`, admin, pprof, mqttAddr, dataDir, maxBytes, commit, uplinkSection(uplinkURL, mode), benchRules(10))
 }
 
 // benchRules returns n rules of the usual shapes (type test, threshold,
@@ -327,7 +337,7 @@ func (b *bench) setUp() error {
 	if b.spec.Startup > 0 {
 		maxBytes = startupMaxBytes(b.spec.Startup)
 	}
-	cfg := gatewayConfig(b.admin, b.mqttAddr, b.dataDir(), uplinkURL, b.o.Mode, b.o.ProfileDir != "", maxBytes)
+	cfg := gatewayConfig(b.admin, b.mqttAddr, b.dataDir(), uplinkURL, b.o.Mode, b.o.ProfileDir != "", maxBytes, b.o.CommitInterval)
 	if b.o.Auth {
 		section, err := b.writeUsers()
 		if err != nil {
@@ -515,15 +525,18 @@ func (b *bench) fetchProfile(ctx context.Context, name, query string) error {
 
 // outageResult is what outage saw.
 type outageResult struct {
-	backlog  int64
-	drained  int64         // events that arrived from the receiver's return until caught up
-	drainFor time.Duration // from the receiver's return until caught up (0: never)
+	resume   time.Duration // from the receiver's return until its first event
+	backlog  int64         // events published but not arrived at resume
+	drained  int64         // events that arrived from resume until caught up
+	drainFor time.Duration // from resume until caught up (0: never)
 }
 
 // outage waits a third of the run, makes the receiver refuse every request
-// for spec.Outage, and then measures the drain: from the receiver's return
-// until as many distinct events have arrived as had been published when it
-// came back. It polls every 5 ms, well under the drain times measured.
+// for spec.Outage, and then measures how long the gateway takes to resume
+// (the first event arriving after the receiver's return: the retry backoff
+// decides it, not the drain) and the drain: from then until as many
+// distinct events have arrived as had been published when it resumed. It
+// polls every 5 ms, well under the times measured.
 func (b *bench) outage(ctx context.Context) outageResult {
 	var r outageResult
 	sleep := func(d time.Duration) bool {
@@ -547,14 +560,19 @@ func (b *bench) outage(ctx context.Context) outageResult {
 		return r
 	}
 	back := time.Now()
-	sent, got := b.fleet.Progress().Sent, int64(b.rec.unique())
-	r.backlog = sent - got
+	got := int64(b.rec.unique())
+	var resumed time.Time
+	var sent int64
 	tick := time.NewTicker(5 * time.Millisecond)
 	defer tick.Stop()
 	for {
 		n := int64(b.rec.unique())
-		if n >= sent {
-			r.drained, r.drainFor = n-got, time.Since(back)
+		if resumed.IsZero() && n > got {
+			resumed, sent = time.Now(), b.fleet.Progress().Sent
+			r.resume, r.backlog = resumed.Sub(back), sent-got
+		}
+		if !resumed.IsZero() && n >= sent {
+			r.drained, r.drainFor = n-got, time.Since(resumed)
 			return r
 		}
 		select {
@@ -568,7 +586,7 @@ func (b *bench) outage(ctx context.Context) outageResult {
 // setOutage records an outage run's figures.
 func (b *bench) setOutage(o outageResult) {
 	r := &b.res
-	r.OutageSec, r.Backlog, r.DrainSec = b.spec.Outage.Seconds(), o.backlog, o.drainFor.Seconds()
+	r.OutageSec, r.ResumeSec, r.Backlog, r.DrainSec = b.spec.Outage.Seconds(), o.resume.Seconds(), o.backlog, o.drainFor.Seconds()
 	if o.drainFor > 0 {
 		r.DrainPerSec = float64(o.drained) / o.drainFor.Seconds()
 		r.DrainRatio = r.DrainPerSec / b.spec.Rate

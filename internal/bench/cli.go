@@ -163,6 +163,7 @@ func parseFlags(args []string, edgegate string, stderr io.Writer) (cliConfig, er
 	fs.BoolVar(&c.opts.Auth, "auth", false, "devices authenticate (one user per device, argon2id as edgegate passwd hashes it) and a per-device ACL grants each its own topics")
 	fs.IntVar(&c.opts.Inflight, "inflight", 64, "QoS 1 publishes outstanding per device")
 	fs.IntVar(&c.opts.Payload, "payload", 0, "bytes per device message, padded with a \"pad\" field (0: about 60 bytes, unpadded)")
+	fs.DurationVar(&c.opts.CommitInterval, "commit-interval", 0, "the gateway's buffer.commit_interval: the least time between two commits (fewer disk writes per event, for up to that much latency)")
 	fs.Int64Var(&c.opts.ValidateEvery, "validate-every", 10, "check one request in N strictly against CloudEvents 1.0 (1 = all; strict checks cost the receiver CPU it shares with the gateway)")
 	fs.DurationVar(&c.opts.Timeout, "timeout", 30*time.Second, "longest load phase of a throughput run")
 	fs.DurationVar(&c.opts.Drain, "drain", 10*time.Second, "after the load, stop waiting for events once none arrived for this long")
@@ -370,16 +371,16 @@ func printTable(w io.Writer, rep Report) {
 	fmt.Fprintf(w, "%s %s/%s, %d CPUs, load average %.2f at start, %.2f at end\n",
 		m.Time.Format(time.RFC3339), m.GOOS, m.GOARCH, m.CPUs, m.LoadAvgStart[0], m.LoadAvgEnd[0])
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "run\tmode\tqos\tdevices\tpublished\treceived\tevents/s\tof ceiling\tp50 ms\tp99 ms\tmax ms\tlost\tdup\tinvalid\tpeak RSS MB\tCPU s/1k ev\tdisk B/ev\tbacklog\tdrain ev/s\toffered/s\tsteady p99\tdropped\trefused\tslowed\t")
+	fmt.Fprintln(tw, "run\tmode\tqos\tdevices\tpublished\treceived\tevents/s\tof ceiling\tp50 ms\tp99 ms\tmax ms\tlost\tdup\tinvalid\tpeak RSS MB\tCPU s/1k ev\tdisk B/ev\tresume s\tbacklog\tdrain ev/s\toffered/s\tsteady p99\tdropped\trefused\tslowed\t")
 	for _, r := range rep.Runs {
 		ratio := ""
 		if r.CeilingRatio > 0 {
 			ratio = fmt.Sprintf("%.0f%%", 100*r.CeilingRatio)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%.0f\t%s\t%.1f\t%.1f\t%.1f\t%d\t%d\t%d\t%.1f\t%.3f\t%.0f\t%d\t%.0f\t%.0f\t%.1f\t%d\t%d\t%d\t\n",
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%.0f\t%s\t%.1f\t%.1f\t%.1f\t%d\t%d\t%d\t%.1f\t%.3f\t%.0f\t%.1f\t%d\t%.0f\t%.0f\t%.1f\t%d\t%d\t%d\t\n",
 			r.Name, r.Mode, r.QoS, r.Devices, r.Published, r.Received, r.EventsPerSec, ratio,
 			r.P50ms, r.P99ms, r.Maxms, r.Lost, r.Duplicated, r.Invalid,
-			r.PeakRSSMB, r.CPUPer1kEvents, r.DiskBytesPerEvent, r.Backlog, r.DrainPerSec,
+			r.PeakRSSMB, r.CPUPer1kEvents, r.DiskBytesPerEvent, r.ResumeSec, r.Backlog, r.DrainPerSec,
 			r.OfferedPerSec, r.SteadyP99ms, r.Dropped, r.Refused, r.FairShareDelayed)
 	}
 	tw.Flush()

@@ -59,8 +59,9 @@ type fakeConfig struct {
 		} `yaml:"listeners"`
 	} `yaml:"mqtt"`
 	Buffer struct {
-		Dir      string `yaml:"dir"`
-		MaxBytes string `yaml:"max_bytes"`
+		Dir            string `yaml:"dir"`
+		MaxBytes       string `yaml:"max_bytes"`
+		CommitInterval string `yaml:"commit_interval"`
 	} `yaml:"buffer"`
 	Events struct {
 		Topics []struct {

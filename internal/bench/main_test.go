@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"testing"
 
@@ -155,5 +156,34 @@ func TestFillBuffer(t *testing.T) {
 	}
 	if len(seen) != 2500 {
 		t.Fatalf("%d distinct device messages, want 2500", len(seen))
+	}
+}
+
+// Every `edgegate bench` command the README shows parses and plans runs:
+// a renamed or mistyped flag in the README fails here.
+func TestREADMEBenchCommands(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for line := range strings.Lines(string(readme)) {
+		if !strings.HasPrefix(line, "edgegate bench") {
+			continue
+		}
+		cmd, _, _ := strings.Cut(line, "#")
+		args := strings.Fields(cmd)[2:]
+		c, err := parseFlags(args, "edgegate", io.Discard)
+		if err != nil {
+			t.Errorf("README: %s: %v", strings.TrimSpace(cmd), err)
+			continue
+		}
+		if len(c.plan()) == 0 {
+			t.Errorf("README: %s: plans no run", strings.TrimSpace(cmd))
+		}
+		n++
+	}
+	if n < 10 {
+		t.Fatalf("found %d edgegate bench commands in the README, want the Performance section's", n)
 	}
 }

@@ -89,7 +89,7 @@ func TestTailFile(t *testing.T) {
 
 // The config the bench writes must be the YAML the lead's loader reads, keys included.
 func TestGatewayConfig(t *testing.T) {
-	s := gatewayConfig("127.0.0.1:1", "127.0.0.1:2", "/tmp/x y/data", "http://127.0.0.1:3/", "binary", true, "1GiB")
+	s := gatewayConfig("127.0.0.1:1", "127.0.0.1:2", "/tmp/x y/data", "http://127.0.0.1:3/", "binary", true, "1GiB", 2*time.Millisecond)
 	var c fakeConfig
 	dec := yaml.NewDecoder(strings.NewReader(s))
 	dec.KnownFields(true)
@@ -97,7 +97,7 @@ func TestGatewayConfig(t *testing.T) {
 		t.Fatalf("config does not parse: %v\n%s", err, s)
 	}
 	if c.GatewayID != "bench" || c.Admin.Listen != "127.0.0.1:1" || !c.Admin.PProf || len(c.MQTT.Listeners) != 1 ||
-		c.MQTT.Listeners[0].Address != "127.0.0.1:2" || c.Buffer.Dir != "/tmp/x y/data" || c.Buffer.MaxBytes != "1GiB" ||
+		c.MQTT.Listeners[0].Address != "127.0.0.1:2" || c.Buffer.Dir != "/tmp/x y/data" || c.Buffer.MaxBytes != "1GiB" || c.Buffer.CommitInterval != "2ms" ||
 		len(c.Uplinks) != 1 || c.Uplinks[0].HTTP.URL != "http://127.0.0.1:3/" || c.Uplinks[0].HTTP.Mode != "binary" ||
 		len(c.Events.Topics) != 1 || c.Events.Topics[0].Match != "devices/{device}/{kind}" ||
 		len(c.Rules.Rules) != 10 || c.Rules.Rules[9].Name != "r9" {
