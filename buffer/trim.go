@@ -38,11 +38,11 @@ import (
 // keeps that to the pages Badger needs: see verifyTable).
 
 // trimEvery is how often trim checks RssFile while the buffer runs;
-// trimGrowth is how much RssFile may grow before trim reclaims the table
-// pages.
+// trimGrowth is how much RssFile may grow from its low since the last
+// trim before trim reclaims the table pages.
 const (
 	trimEvery  = 500 * time.Millisecond
-	trimGrowth = 8 << 20
+	trimGrowth = 4 << 20
 )
 
 // trimmer is the state of trim, made by Open and used by Run's trim
@@ -90,7 +90,15 @@ func (b *Buffer) trim(t *trimmer) {
 		return
 	}
 	before, err := rssFile()
-	if err != nil || (t.base > 0 && before < t.base+trimGrowth) {
+	if err != nil {
+		return
+	}
+	if before < t.base {
+		// RssFile fell since (tables deleted, the executable's pages
+		// handed back): growth counts from the low.
+		t.base = before
+	}
+	if t.base > 0 && before < t.base+trimGrowth {
 		return
 	}
 	maps, err := os.ReadFile("/proc/self/maps")

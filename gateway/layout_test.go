@@ -51,6 +51,7 @@ func TestPackageLayering(t *testing.T) {
 		"internal/ratelog":  nil,
 		"internal/testpki":  nil,
 		"internal/sdnotify": nil,
+		"internal/exetrim":  nil,
 		// tail keeps the recent buffer appends and streams them.
 		"internal/tail":       {"cloudevent", "buffer"},
 		"internal/statuspage": nil,

@@ -9,11 +9,13 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"syscall"
+	"time"
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/spf13/cobra"
 
 	"github.com/edgegate/edgegate/gateway"
+	"github.com/edgegate/edgegate/internal/exetrim"
 	"github.com/edgegate/edgegate/internal/sdnotify"
 )
 
@@ -150,11 +152,39 @@ func runGateway(ctx context.Context, path string, stderr io.Writer) error {
 		}
 	}()
 	notifySystemd(ctx, g, log)
+	go trimExecutable(ctx, g, log)
 	if err := g.Run(ctx); err != nil {
 		log.Error("edgegate stopped with an error", "err", err)
 		return err
 	}
 	return nil
+}
+
+// exeTrimDelay is how long after ready the executable's pages are handed
+// back: the code that only starting runs is done by then.
+const exeTrimDelay = time.Second
+
+// trimExecutable hands back the executable's resident pages once, a while
+// after g is ready (package exetrim).
+func trimExecutable(ctx context.Context, g *gateway.Gateway, log *slog.Logger) {
+	select {
+	case <-g.Ready():
+	case <-ctx.Done():
+		return
+	}
+	t := time.NewTimer(exeTrimDelay)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+		return
+	}
+	before, after, err := exetrim.Trim()
+	if err != nil {
+		log.Info("the executable's pages stay resident", "err", err)
+		return
+	}
+	log.Info("handed the executable's pages back to the kernel", "resident_before_bytes", before, "resident_after_bytes", after)
 }
 
 // notifySystemd tells systemd (Type=notify, WatchdogSec) when g is ready

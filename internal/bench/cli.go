@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -28,6 +29,16 @@ func Main(ctx context.Context, edgegate string, args []string, stdout, stderr io
 	if _, err := os.Stat(c.opts.Edgegate); err != nil {
 		return fmt.Errorf("edgegate binary: %w (build it with make build)", err)
 	}
+	// The gateway runs from a copy of its own: the kernel hands back a
+	// mapped page only if no other process maps it, and the bench itself
+	// is usually the same binary; deployed, the gateway maps its
+	// executable alone.
+	private, cleanup, err := privateCopy(c.opts.Edgegate)
+	if err != nil {
+		return err
+	}
+	defer cleanup()
+	c.opts.Edgegate = private
 	c.opts.Log = stderr
 	rep := Report{Machine: machineNow()}
 	for _, spec := range c.plan() {
@@ -402,4 +413,36 @@ func printTable(w io.Writer, rep Report) {
 			fmt.Fprintf(w, "%s %s: kept %s\n", r.Mode, r.Name, r.Dir)
 		}
 	}
+}
+
+// privateCopy copies the executable at path into a new temp dir and
+// returns the copy's path and a func that removes it.
+func privateCopy(path string) (string, func(), error) {
+	dir, err := os.MkdirTemp("", "edgegate-bench-bin-")
+	if err != nil {
+		return "", nil, err
+	}
+	cleanup := func() { os.RemoveAll(dir) }
+	copyPath := filepath.Join(dir, "edgegate")
+	err = func() error {
+		src, err := os.Open(path)
+		if err != nil {
+			return err
+		}
+		defer src.Close()
+		dst, err := os.OpenFile(copyPath, os.O_CREATE|os.O_WRONLY|os.O_EXCL, 0o755)
+		if err != nil {
+			return err
+		}
+		if _, err := io.Copy(dst, src); err != nil {
+			dst.Close()
+			return err
+		}
+		return dst.Close()
+	}()
+	if err != nil {
+		cleanup()
+		return "", nil, fmt.Errorf("copy the edgegate binary: %w", err)
+	}
+	return copyPath, cleanup, nil
 }

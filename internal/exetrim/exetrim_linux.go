@@ -1,0 +1,96 @@
+package exetrim
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// ErrUnsupported is Trim's error where the kernel has no MADV_PAGEOUT.
+var ErrUnsupported = errors.New("the kernel has no MADV_PAGEOUT (Linux < 5.4)")
+
+// Trim pages out the executable's read-only mappings and returns how many
+// bytes of them were resident before and after.
+func Trim() (before, after int64, err error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return 0, 0, err
+	}
+	if p, err := filepath.EvalSymlinks(exe); err == nil {
+		exe = p
+	}
+	ranges, before, err := mappings(exe)
+	if err != nil {
+		return 0, 0, err
+	}
+	if len(ranges) == 0 {
+		return 0, 0, fmt.Errorf("no mapping of %s in /proc/self/smaps", exe)
+	}
+	for _, r := range ranges {
+		_, _, errno := unix.Syscall(unix.SYS_MADVISE, r[0], r[1]-r[0], unix.MADV_PAGEOUT)
+		if errno == unix.EINVAL {
+			return before, before, ErrUnsupported
+		}
+	}
+	_, after, err = mappings(exe)
+	return before, after, err
+}
+
+// Resident returns how many bytes of the executable's read-only mappings
+// are resident.
+func Resident() (int64, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return 0, err
+	}
+	if p, err := filepath.EvalSymlinks(exe); err == nil {
+		exe = p
+	}
+	_, rss, err := mappings(exe)
+	return rss, err
+}
+
+// mappings returns the address ranges of exe's read-only mappings in
+// /proc/self/smaps and the sum of their Rss. Writable mappings (the data
+// segment, copied on write) are left alone.
+func mappings(exe string) (ranges [][2]uintptr, rss int64, err error) {
+	smaps, err := os.ReadFile("/proc/self/smaps")
+	if err != nil {
+		return nil, 0, err
+	}
+	in := false
+	sc := bufio.NewScanner(bytes.NewReader(smaps))
+	for sc.Scan() {
+		line := sc.Text()
+		if f := strings.Fields(line); len(f) >= 5 && strings.Contains(f[0], "-") && len(f[1]) == 4 {
+			// A mapping's header: range perms offset dev inode [path].
+			path := strings.TrimSuffix(strings.Join(f[5:], " "), " (deleted)")
+			in = path == exe && f[1][1] != 'w'
+			if in {
+				lo, hi, ok := strings.Cut(f[0], "-")
+				start, err1 := strconv.ParseUint(lo, 16, 64)
+				end, err2 := strconv.ParseUint(hi, 16, 64)
+				if !ok || err1 != nil || err2 != nil {
+					return nil, 0, fmt.Errorf("/proc/self/smaps: bad range %q", f[0])
+				}
+				ranges = append(ranges, [2]uintptr{uintptr(start), uintptr(end)})
+			}
+			continue
+		}
+		if kb, ok := strings.CutPrefix(line, "Rss:"); ok && in {
+			n, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(kb), "kB")), 10, 64)
+			if err != nil {
+				return nil, 0, fmt.Errorf("/proc/self/smaps: bad Rss line %q", line)
+			}
+			rss += n << 10
+		}
+	}
+	return ranges, rss, sc.Err()
+}
