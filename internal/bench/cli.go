@@ -438,7 +438,9 @@ func privateCopy(path string) (string, func(), error) {
 			dst.Close()
 			return err
 		}
-		return dst.Close()
+		// Synced, as an installed binary is: the kernel pages out only
+		// clean pages, and a fresh copy's stay dirty for up to 30 s.
+		return errors.Join(dst.Sync(), dst.Close())
 	}()
 	if err != nil {
 		cleanup()
