@@ -19,12 +19,9 @@ var ErrUnsupported = errors.New("the kernel has no MADV_PAGEOUT (Linux < 5.4)")
 // Trim pages out the executable's read-only mappings and returns how many
 // bytes of them were resident before and after.
 func Trim() (before, after int64, err error) {
-	exe, err := os.Executable()
+	exe, err := executable()
 	if err != nil {
 		return 0, 0, err
-	}
-	if p, err := filepath.EvalSymlinks(exe); err == nil {
-		exe = p
 	}
 	ranges, before, err := mappings(exe)
 	if err != nil {
@@ -46,15 +43,24 @@ func Trim() (before, after int64, err error) {
 // Resident returns how many bytes of the executable's read-only mappings
 // are resident.
 func Resident() (int64, error) {
-	exe, err := os.Executable()
+	exe, err := executable()
 	if err != nil {
 		return 0, err
+	}
+	_, rss, err := mappings(exe)
+	return rss, err
+}
+
+// executable is the executable's path as /proc/self/smaps names it.
+func executable() (string, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return "", err
 	}
 	if p, err := filepath.EvalSymlinks(exe); err == nil {
 		exe = p
 	}
-	_, rss, err := mappings(exe)
-	return rss, err
+	return exe, nil
 }
 
 // mappings returns the address ranges of exe's read-only mappings in
