@@ -2,6 +2,8 @@ package exetrim
 
 import (
 	"errors"
+	"os"
+	"strings"
 	"testing"
 )
 
@@ -26,4 +28,34 @@ func TestTrim(t *testing.T) {
 		t.Fatalf("Resident = %d, %v", now, err)
 	}
 	t.Logf("resident: %d KiB before, %d KiB after, %d KiB now", before>>10, after>>10, now>>10)
+
+	// Readahead is off on every read-only mapping of the executable
+	// (VmFlags "rr": MADV_RANDOM), so the code that faults back comes
+	// page by page.
+	exe, err := executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	smaps, err := os.ReadFile("/proc/self/smaps")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mapped, random := 0, 0
+	in := false
+	for line := range strings.Lines(string(smaps)) {
+		f := strings.Fields(line)
+		if len(f) >= 5 && strings.Contains(f[0], "-") && len(f[1]) == 4 {
+			in = strings.Join(f[5:], " ") == exe && f[1][1] != 'w'
+			if in {
+				mapped++
+			}
+			continue
+		}
+		if flags, ok := strings.CutPrefix(line, "VmFlags:"); ok && in && strings.Contains(" "+flags+" ", " rr ") {
+			random++
+		}
+	}
+	if mapped == 0 || random != mapped {
+		t.Fatalf("%d of the executable's %d read-only mappings have readahead off (VmFlags rr), want all", random, mapped)
+	}
 }
