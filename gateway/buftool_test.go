@@ -138,15 +138,24 @@ func TestBufferToolsOnRunningGateway(t *testing.T) {
 		}
 	}
 
-	var st BufferStats
-	api.do("GET", "/v1/buffer/stats", nil, &st)
-	kinds := map[string]string{}
-	for _, q := range st.Queues {
-		kinds[q.Name] = q.Kind + "/" + q.Uplink + fmt.Sprintf("/%d", q.Records)
-	}
-	if kinds["uplink.cloud"] != "uplink/cloud/0" || kinds["deadletter.cloud"] != "deadletter/cloud/1" ||
-		kinds["retained.uplink.cloud"] != "retained/cloud/4" || st.Retain != "1h0m0s" {
-		t.Fatalf("stats: %+v", st)
+	// A queue's counts follow its records: an ack's history is listed
+	// once Badger has committed it and counted a moment later, so stats
+	// may lag a listing briefly (it did under -race on a slow machine).
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		var st BufferStats
+		api.do("GET", "/v1/buffer/stats", nil, &st)
+		kinds := map[string]string{}
+		for _, q := range st.Queues {
+			kinds[q.Name] = q.Kind + "/" + q.Uplink + fmt.Sprintf("/%d", q.Records)
+		}
+		if kinds["uplink.cloud"] == "uplink/cloud/0" && kinds["deadletter.cloud"] == "deadletter/cloud/1" &&
+			kinds["retained.uplink.cloud"] == "retained/cloud/4" && st.Retain == "1h0m0s" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("stats: %+v", st)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 
 	// show: the event as an uplink would send it, with its failure.
