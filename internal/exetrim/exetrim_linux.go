@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -23,25 +24,26 @@ func Trim() (before, after int64, err error) {
 	if err != nil {
 		return 0, 0, err
 	}
-	ranges, before, err := mappings(exe)
+	maps, err := mappings(exe)
 	if err != nil {
 		return 0, 0, err
 	}
-	if len(ranges) == 0 {
+	if len(maps) == 0 {
 		return 0, 0, fmt.Errorf("no mapping of %s in /proc/self/smaps", exe)
 	}
-	for _, r := range ranges {
+	before = resident(maps)
+	for _, m := range maps {
 		// Random access first: a page faulted back in later is read
 		// alone, not with the readahead window around it (128 KiB), so
 		// what comes back is the code that runs, not its neighbours.
 		// Advice only: an error changes nothing.
-		unix.Syscall(unix.SYS_MADVISE, r[0], r[1]-r[0], unix.MADV_RANDOM)
-		_, _, errno := unix.Syscall(unix.SYS_MADVISE, r[0], r[1]-r[0], unix.MADV_PAGEOUT)
+		unix.Syscall(unix.SYS_MADVISE, m.start, m.end-m.start, unix.MADV_RANDOM)
+		_, _, errno := unix.Syscall(unix.SYS_MADVISE, m.start, m.end-m.start, unix.MADV_PAGEOUT)
 		if errno == unix.EINVAL {
 			return before, before, ErrUnsupported
 		}
 	}
-	_, after, err = mappings(exe)
+	after, err = Resident()
 	return before, after, err
 }
 
@@ -52,8 +54,24 @@ func Resident() (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	_, rss, err := mappings(exe)
-	return rss, err
+	maps, err := mappings(exe)
+	return resident(maps), err
+}
+
+// mapping is one read-only mapping of the executable in /proc/self/smaps.
+type mapping struct {
+	start, end uintptr
+	rss        int64 // resident bytes
+	random     bool  // readahead off (VmFlags rr: MADV_RANDOM)
+}
+
+// resident is the sum of the mappings' Rss.
+func resident(maps []mapping) int64 {
+	var n int64
+	for _, m := range maps {
+		n += m.rss
+	}
+	return n
 }
 
 // executable is the executable's path as /proc/self/smaps names it.
@@ -68,14 +86,14 @@ func executable() (string, error) {
 	return exe, nil
 }
 
-// mappings returns the address ranges of exe's read-only mappings in
-// /proc/self/smaps and the sum of their Rss. Writable mappings (the data
-// segment, copied on write) are left alone.
-func mappings(exe string) (ranges [][2]uintptr, rss int64, err error) {
+// mappings returns exe's read-only mappings in /proc/self/smaps. Writable
+// mappings (the data segment, copied on write) are left alone.
+func mappings(exe string) ([]mapping, error) {
 	smaps, err := os.ReadFile("/proc/self/smaps")
 	if err != nil {
-		return nil, 0, err
+		return nil, err
 	}
+	var maps []mapping
 	in := false
 	sc := bufio.NewScanner(bytes.NewReader(smaps))
 	for sc.Scan() {
@@ -89,19 +107,26 @@ func mappings(exe string) (ranges [][2]uintptr, rss int64, err error) {
 				start, err1 := strconv.ParseUint(lo, 16, 64)
 				end, err2 := strconv.ParseUint(hi, 16, 64)
 				if !ok || err1 != nil || err2 != nil {
-					return nil, 0, fmt.Errorf("/proc/self/smaps: bad range %q", f[0])
+					return nil, fmt.Errorf("/proc/self/smaps: bad range %q", f[0])
 				}
-				ranges = append(ranges, [2]uintptr{uintptr(start), uintptr(end)})
+				maps = append(maps, mapping{start: uintptr(start), end: uintptr(end)})
 			}
 			continue
 		}
-		if kb, ok := strings.CutPrefix(line, "Rss:"); ok && in {
+		if !in {
+			continue
+		}
+		m := &maps[len(maps)-1]
+		if kb, ok := strings.CutPrefix(line, "Rss:"); ok {
 			n, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(kb), "kB")), 10, 64)
 			if err != nil {
-				return nil, 0, fmt.Errorf("/proc/self/smaps: bad Rss line %q", line)
+				return nil, fmt.Errorf("/proc/self/smaps: bad Rss line %q", line)
 			}
-			rss += n << 10
+			m.rss = n << 10
+		}
+		if flags, ok := strings.CutPrefix(line, "VmFlags:"); ok {
+			m.random = slices.Contains(strings.Fields(flags), "rr")
 		}
 	}
-	return ranges, rss, sc.Err()
+	return maps, sc.Err()
 }

@@ -2,8 +2,6 @@ package exetrim
 
 import (
 	"errors"
-	"os"
-	"strings"
 	"testing"
 )
 
@@ -36,22 +34,13 @@ func TestTrim(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	smaps, err := os.ReadFile("/proc/self/smaps")
+	maps, err := mappings(exe)
 	if err != nil {
 		t.Fatal(err)
 	}
-	mapped, random := 0, 0
-	in := false
-	for line := range strings.Lines(string(smaps)) {
-		f := strings.Fields(line)
-		if len(f) >= 5 && strings.Contains(f[0], "-") && len(f[1]) == 4 {
-			in = strings.Join(f[5:], " ") == exe && f[1][1] != 'w'
-			if in {
-				mapped++
-			}
-			continue
-		}
-		if flags, ok := strings.CutPrefix(line, "VmFlags:"); ok && in && strings.Contains(" "+flags+" ", " rr ") {
+	mapped, random := len(maps), 0
+	for _, m := range maps {
+		if m.random {
 			random++
 		}
 	}
